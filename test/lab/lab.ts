@@ -475,6 +475,28 @@ export class Lab {
     }
   }
 
+  /** Stops a process started with spawn (SIGTERM, then SIGKILL after the grace period). */
+  async stopProcess(where: string, name: string, graceMs = 5000): Promise<void> {
+    const file = join(this.processDir(where), `${name}.pid`)
+    if (!existsSync(file)) return
+    const pid = Number((await readFile(file, "utf8")).trim())
+    const alive = () => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    if (alive()) process.kill(pid, "SIGTERM")
+    try {
+      await waitFor(`${name} on ${where} to stop`, () => !alive(), graceMs)
+    } catch {
+      if (alive()) process.kill(pid, "SIGKILL")
+    }
+    await rm(file, { force: true })
+  }
+
   processLog(where: string, name: string): string {
     return join(this.processDir(where), `${name}.log`)
   }
