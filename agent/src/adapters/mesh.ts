@@ -1,0 +1,1065 @@
+/**
+ * The peer mesh (architecture.md, protocol.md sections 1 and 3, operations.md
+ * Security): WebSockets over TLS 1.3 with mutual authentication against the
+ * cluster CA.
+ *
+ * - Every agent listens on its agent port with a server that demands a client
+ *   certificate from the cluster CA; it dials its peers with its own
+ *   certificate, and pins the name: the server must present exactly the
+ *   member it dialled.
+ * - The sender of a message is the member named by the certificate of the
+ *   connection it came on; nothing inside a message is trusted for that.
+ * - One connection per pair: the member whose name sorts first dials
+ *   ({@link dials}); an inbound connection from a member we dial ourselves is
+ *   refused, and a newer inbound connection from a member replaces an older
+ *   one (the peer restarted while the old socket still looked open).
+ * - Lost or failed connections are redialled with capped exponential backoff
+ *   and jitter; silent connections are detected by WebSocket pings and cut.
+ * - Every message is a JSON text frame decoded with the Schema given at
+ *   construction. A frame over `maxMessageBytes` is dropped; one over
+ *   `maxFrameBytes` (the `ws` maxPayload) closes the connection. Binary
+ *   frames, bad JSON, schema mismatches and (optionally) a sender claimed
+ *   inside the message that differs from the certificate are dropped. Each
+ *   drop is counted and logged once per peer and reason; none crashes
+ *   anything.
+ * - Sending never blocks: each peer has a bounded outbound queue that drops
+ *   its oldest message when full, and messages that waited longer than
+ *   `queueMaxAgeMs` (the peer was away) are dropped instead of sent late.
+ *
+ * The mesh is generic over the message type: `Mesh.layer({ schema, ... })`
+ * with the daemon's `PeerMessage` Schema, and `Mesh.tag<PeerMessage>()` to
+ * use it. There is one mesh per agent, so every `tag<A>()` is the same key.
+ */
+import { readFile } from "node:fs/promises"
+import type { IncomingMessage } from "node:http"
+import { createServer, type Server } from "node:https"
+import { isIPv6 } from "node:net"
+import type { Duplex } from "node:stream"
+import type { ConnectionOptions, PeerCertificate, TLSSocket } from "node:tls"
+import {
+  Context,
+  Effect,
+  Layer,
+  PubSub,
+  Queue,
+  Result,
+  Schema,
+  SchemaIssue,
+  type Scope,
+  Stream,
+} from "effect"
+import WebSocket, { WebSocketServer } from "ws"
+import type { Config } from "../../../shared/config.ts"
+import { meshListen } from "../../../shared/config.ts"
+import {
+  classifyTlsError,
+  dials,
+  identifyInbound,
+  identifyOutbound,
+  REFUSAL_REASONS,
+  type RefusalReason,
+} from "./mesh-identity.ts"
+
+export type { RefusalReason } from "./mesh-identity.ts"
+export { dials } from "./mesh-identity.ts"
+
+/** The URL path of the mesh endpoint. */
+export const MESH_PATH = "/mha-agent/mesh/v1"
+
+// ---------------------------------------------------------------------------
+// Options, values, errors
+
+export interface MeshPeer {
+  readonly name: string
+  readonly address: string
+  readonly port: number
+}
+
+export interface MeshTls {
+  /** PEM of the cluster CA (the only CA trusted). */
+  readonly ca: string | Buffer
+  /** PEM of this member's certificate (CN / SAN = the member name). */
+  readonly cert: string | Buffer
+  readonly key: string | Buffer
+}
+
+export interface MeshBackoff {
+  /** First redial delay (before jitter). Default 100 ms. */
+  readonly initialMs?: number
+  /** Cap of the delay. Default 5000 ms. */
+  readonly maxMs?: number
+}
+
+export interface MeshOptions<A, I> {
+  /** This member's name. */
+  readonly self: string
+  /** Every member of the cluster (this one may be included; it is skipped). */
+  readonly members: ReadonlyArray<MeshPeer>
+  readonly listen: { readonly host: string; readonly port: number }
+  readonly tls: MeshTls
+  /** The message Schema: frames are JSON of its encoded form. */
+  readonly schema: Schema.Codec<A, I>
+  /** A frame above this is dropped (and counted). Default 1 MiB. */
+  readonly maxMessageBytes?: number
+  /** A frame above this closes the connection (ws maxPayload). Default 4 x maxMessageBytes. */
+  readonly maxFrameBytes?: number
+  /** Outbound messages kept per peer; the oldest is dropped when full. Default 256. */
+  readonly queueLimit?: number
+  /** A queued message older than this is dropped instead of sent. Default 10 s. */
+  readonly queueMaxAgeMs?: number
+  /** Received messages not yet taken; the oldest is dropped when full. Default 4096. */
+  readonly inboundCapacity?: number
+  /** WebSocket ping period. Default 1000 ms. */
+  readonly pingIntervalMs?: number
+  /** A connection with nothing received (message, ping or pong) for this long is cut. Default 3000 ms. */
+  readonly deadAfterMs?: number
+  /** Dial timeout (TCP, TLS and WebSocket upgrade). Default 2000 ms. */
+  readonly connectTimeoutMs?: number
+  readonly backoff?: MeshBackoff
+  /**
+   * The sender a message claims for itself (e.g. its `from` field). When given,
+   * a message whose claim differs from the certificate's name is dropped.
+   */
+  readonly claimedSender?: (message: A) => string | undefined
+}
+
+export interface Inbound<A> {
+  /** The member named by the certificate of the connection it arrived on. */
+  readonly from: string
+  readonly message: A
+  /** Wall clock, epoch milliseconds. */
+  readonly receivedAt: number
+  /** `performance.now()` at receipt (monotonic, for lease arithmetic). */
+  readonly receivedAtMonotonic: number
+}
+
+export type PeerStatus = "connected" | "connecting" | "disconnected"
+
+export interface PeerState {
+  readonly name: string
+  readonly status: PeerStatus
+  /** Which side opened the current (or next) connection. */
+  readonly direction: "outbound" | "inbound"
+  /** Epoch ms when the current connection opened. */
+  readonly connectedSince: number | null
+  /** Epoch ms of the last frame, ping or pong received from the peer. */
+  readonly lastSeenAt: number | null
+  /** Negotiated TLS version of the current connection ("TLSv1.3"). */
+  readonly tlsProtocol: string | null
+  /** Messages waiting in the outbound queue. */
+  readonly queued: number
+  /** Connections to this peer established after the first one. */
+  readonly reconnects: number
+  readonly lastError: string | null
+}
+
+export interface PeerChange {
+  readonly peer: string
+  readonly status: "connected" | "disconnected"
+  readonly direction: "outbound" | "inbound"
+  /** Epoch ms. */
+  readonly at: number
+}
+
+export type DropReason =
+  | "oversize"
+  | "frame-too-large"
+  | "binary"
+  | "malformed-json"
+  | "schema"
+  | "sender-mismatch"
+
+export const DROP_REASONS: ReadonlyArray<DropReason> = [
+  "oversize",
+  "frame-too-large",
+  "binary",
+  "malformed-json",
+  "schema",
+  "sender-mismatch",
+]
+
+export interface MeshMetrics {
+  readonly messagesIn: number
+  readonly messagesOut: number
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** Bad messages dropped, all reasons. */
+  readonly droppedBad: number
+  readonly droppedBadByReason: Readonly<Record<DropReason, number>>
+  /** Outbound messages dropped because the peer's queue was full. */
+  readonly droppedQueueFull: number
+  /** Outbound messages dropped because they waited too long for the peer. */
+  readonly droppedExpired: number
+  /** Connections refused (either direction), all reasons. */
+  readonly refusedPeers: number
+  readonly refusedByReason: Readonly<Record<RefusalReason, number>>
+  /** Connections established, both directions. */
+  readonly connects: number
+  /** Connections established to a peer that had been connected before. */
+  readonly reconnects: number
+  readonly disconnects: number
+  readonly dialAttempts: number
+  readonly dialFailures: number
+  /** Inbound connections replaced by a newer one from the same peer. */
+  readonly replaced: number
+}
+
+/** The mesh could not start: bad TLS material or the port could not be bound. */
+export class MeshStartError extends Schema.TaggedError<MeshStartError>()("MeshStartError", {
+  reason: Schema.Literals(["tls", "listen", "config"]),
+  detail: Schema.String,
+}) {
+  override get message(): string {
+    return `mesh could not start (${this.reason}): ${this.detail}`
+  }
+}
+
+/** A message could not be queued. */
+export class MeshSendError extends Schema.TaggedError<MeshSendError>()("MeshSendError", {
+  peer: Schema.NullOr(Schema.String),
+  reason: Schema.Literals(["unknown-peer", "encode", "too-large", "stopped"]),
+  detail: Schema.String,
+}) {
+  override get message(): string {
+    return `mesh send${this.peer === null ? "" : ` to ${this.peer}`} failed (${this.reason}): ${this.detail}`
+  }
+}
+
+export interface MeshService<A> {
+  readonly self: string
+  /** The other members, sorted. */
+  readonly peers: ReadonlyArray<string>
+  /** Queues a message for one peer (never waits for the network). */
+  readonly send: (peer: string, message: A) => Effect.Effect<void, MeshSendError>
+  /** Queues a message for every peer (encoded once). */
+  readonly broadcast: (message: A) => Effect.Effect<void, MeshSendError>
+  /** Received messages, oldest first (a single consumer). */
+  readonly inbound: Stream.Stream<Inbound<A>>
+  readonly inboundQueue: Queue.Dequeue<Inbound<A>>
+  /** Connections opening and closing, as they happen (each subscriber sees those after it subscribed). */
+  readonly peerChanges: Stream.Stream<PeerChange>
+  readonly peerStates: Effect.Effect<ReadonlyArray<PeerState>>
+  readonly metrics: Effect.Effect<MeshMetrics>
+}
+
+// ---------------------------------------------------------------------------
+// The transport (Node callbacks; the Effect service below wraps it)
+
+interface Queued {
+  readonly data: string
+  readonly bytes: number
+  readonly at: number
+}
+
+interface Conn {
+  readonly ws: WebSocket
+  readonly direction: "outbound" | "inbound"
+  readonly tlsProtocol: string | null
+  readonly openedAt: number
+}
+
+interface PeerRuntime {
+  readonly name: string
+  readonly address: string
+  readonly port: number
+  readonly dialer: boolean
+  conn: Conn | undefined
+  dialing: WebSocket | undefined
+  timer: NodeJS.Timeout | undefined
+  failures: number
+  everConnected: boolean
+  lastSeenAt: number | null
+  lastError: string | null
+  reconnects: number
+  queue: Array<Queued>
+}
+
+type LogLevel = "debug" | "info" | "warn" | "error"
+type Log = (level: LogLevel, message: string, annotations: Record<string, unknown>) => void
+
+const zeroes = <K extends string>(keys: ReadonlyArray<K>): Record<K, number> =>
+  Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>
+
+const errorText = (e: unknown): string => {
+  const err = e as { code?: unknown; message?: unknown } | null
+  const code = typeof err?.code === "string" ? `${err.code}: ` : ""
+  return `${code}${String(err?.message ?? e)}`
+}
+
+/** Marker on the Error our checkServerIdentity returns. */
+const PEER_IDENTITY_CODE = "ERR_MHA_PEER_IDENTITY"
+
+const formatIssue = SchemaIssue.makeFormatterDefault()
+
+class Transport<A, I> {
+  readonly self: string
+  private readonly memberNames: ReadonlySet<string>
+  readonly peers: Map<string, PeerRuntime>
+  private readonly maxMessageBytes: number
+  private readonly maxFrameBytes: number
+  private readonly queueLimit: number
+  private readonly queueMaxAgeMs: number
+  private readonly pingIntervalMs: number
+  private readonly deadAfterMs: number
+  private readonly connectTimeoutMs: number
+  private readonly backoffInitialMs: number
+  private readonly backoffMaxMs: number
+  private readonly highWater: number
+  private readonly decode: (input: unknown) => Result.Result<A, Schema.SchemaError>
+  private readonly encode: (input: A) => Result.Result<I, Schema.SchemaError>
+  private readonly loggedOnce = new Set<string>()
+  private server: Server | undefined
+  private wss: WebSocketServer | undefined
+  private sweep: NodeJS.Timeout | undefined
+  private readonly inboundIdentity = new WeakMap<object, { name: string; tls: string | null }>()
+  private stopping = false
+
+  readonly counters = {
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    droppedQueueFull: 0,
+    droppedExpired: 0,
+    connects: 0,
+    reconnects: 0,
+    disconnects: 0,
+    dialAttempts: 0,
+    dialFailures: 0,
+    replaced: 0,
+  }
+  readonly dropped = zeroes(DROP_REASONS)
+  readonly refused = zeroes(REFUSAL_REASONS)
+
+  private readonly options: MeshOptions<A, I>
+  private readonly deliver: (inbound: Inbound<A>) => void
+  private readonly changed: (change: PeerChange) => void
+  private readonly log: Log
+
+  constructor(
+    options: MeshOptions<A, I>,
+    deliver: (inbound: Inbound<A>) => void,
+    changed: (change: PeerChange) => void,
+    log: Log,
+  ) {
+    this.options = options
+    this.deliver = deliver
+    this.changed = changed
+    this.log = log
+    this.self = options.self
+    this.memberNames = new Set(options.members.map((m) => m.name))
+    this.maxMessageBytes = options.maxMessageBytes ?? 1_048_576
+    this.maxFrameBytes = Math.max(
+      options.maxFrameBytes ?? this.maxMessageBytes * 4,
+      this.maxMessageBytes,
+    )
+    this.queueLimit = Math.max(1, options.queueLimit ?? 256)
+    this.queueMaxAgeMs = options.queueMaxAgeMs ?? 10_000
+    this.pingIntervalMs = options.pingIntervalMs ?? 1_000
+    this.deadAfterMs = options.deadAfterMs ?? 3_000
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 2_000
+    this.backoffInitialMs = options.backoff?.initialMs ?? 100
+    this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoff?.maxMs ?? 5_000)
+    this.highWater = Math.max(this.maxMessageBytes * 2, 256 * 1024)
+    this.decode = Schema.decodeUnknownResult(options.schema) as (
+      input: unknown,
+    ) => Result.Result<A, Schema.SchemaError>
+    this.encode = Schema.encodeResult(options.schema) as (
+      input: A,
+    ) => Result.Result<I, Schema.SchemaError>
+    this.peers = new Map()
+    for (const m of [...options.members].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (m.name === options.self || this.peers.has(m.name)) continue
+      this.peers.set(m.name, {
+        name: m.name,
+        address: m.address,
+        port: m.port,
+        dialer: dials(options.self, m.name),
+        conn: undefined,
+        dialing: undefined,
+        timer: undefined,
+        failures: 0,
+        everConnected: false,
+        lastSeenAt: null,
+        lastError: null,
+        reconnects: 0,
+        queue: [],
+      })
+    }
+  }
+
+  // ---- lifecycle ------------------------------------------------------------
+
+  start(): Promise<void> {
+    const { tls, listen } = this.options
+    const server = createServer(
+      {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.3",
+        maxVersion: "TLSv1.3",
+        handshakeTimeout: this.connectTimeoutMs * 2,
+      },
+      (_req, res) => {
+        res.writeHead(426, { connection: "close" })
+        res.end()
+      },
+    )
+    server.headersTimeout = this.connectTimeoutMs * 2
+    server.requestTimeout = this.connectTimeoutMs * 2
+    this.server = server
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+    })
+    server.on("secureConnection", (socket: TLSSocket) => this.onSecureConnection(socket))
+    server.on("tlsClientError", (error: Error, socket: TLSSocket) => {
+      // A client certificate that fails verification (another CA, expired) is
+      // reported by Node as authorizationError, and the error is a reset.
+      const authError = (socket as TLSSocket & { authorizationError?: unknown }).authorizationError
+      const reason = authError ? "bad-certificate" : classifyTlsError(error)
+      const detail = authError
+        ? `client certificate rejected: ${String(authError)}`
+        : errorText(error)
+      this.refuse(reason, `${socket.remoteAddress ?? "?"}`, detail)
+      socket.destroy()
+    })
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    )
+    return new Promise<void>((resolve, reject) => {
+      const onError = (e: Error) => reject(e)
+      server.once("error", onError)
+      server.listen(listen.port, listen.host, () => {
+        server.off("error", onError)
+        server.on("error", (e) => this.log("error", `mesh listener error: ${errorText(e)}`, {}))
+        this.sweep = setInterval(() => this.liveness(), this.pingIntervalMs)
+        this.sweep.unref()
+        for (const p of this.peers.values()) if (p.dialer) this.dial(p)
+        resolve()
+      })
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    if (this.sweep) clearInterval(this.sweep)
+    const sockets: Array<WebSocket> = []
+    for (const p of this.peers.values()) {
+      if (p.timer) clearTimeout(p.timer)
+      p.timer = undefined
+      if (p.dialing) sockets.push(p.dialing)
+      if (p.conn) sockets.push(p.conn.ws)
+      p.queue = []
+    }
+    const closed = sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve()
+          const t = setTimeout(() => {
+            ws.terminate()
+            resolve()
+          }, 500)
+          ws.once("close", () => {
+            clearTimeout(t)
+            resolve()
+          })
+          if (ws.readyState === WebSocket.CONNECTING) ws.terminate()
+          else ws.close(1001, "agent shutting down")
+        }),
+    )
+    await Promise.all(closed)
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve()
+      this.server.close(() => resolve())
+      this.server.closeAllConnections()
+    })
+    this.wss?.close()
+  }
+
+  // ---- logging and counting ---------------------------------------------------
+
+  private once(
+    key: string,
+    level: LogLevel,
+    message: string,
+    annotations: Record<string, unknown>,
+  ) {
+    if (this.loggedOnce.has(key)) return
+    // Bounded: a flood of distinct keys (addresses) starts the set afresh.
+    if (this.loggedOnce.size >= 10_000) this.loggedOnce.clear()
+    this.loggedOnce.add(key)
+    this.log(level, message, annotations)
+  }
+
+  private refuse(reason: RefusalReason, who: string, detail: string) {
+    this.refused[reason] += 1
+    this.once(
+      `refused:${who}:${reason}`,
+      "warn",
+      `mesh refused a connection (${reason}) with ${who}: ${detail}`,
+      {
+        event: "mesh_peer_refused",
+        peer: who,
+        reason,
+      },
+    )
+  }
+
+  private drop(peer: string, reason: DropReason, detail: string) {
+    this.dropped[reason] += 1
+    this.once(
+      `drop:${peer}:${reason}`,
+      "warn",
+      `mesh dropped a message from ${peer} (${reason}): ${detail}`,
+      {
+        event: "mesh_message_dropped",
+        peer,
+        reason,
+      },
+    )
+  }
+
+  // ---- inbound --------------------------------------------------------------------
+
+  private onSecureConnection(socket: TLSSocket) {
+    const cert = socket.getPeerCertificate() as PeerCertificate | null
+    const id = identifyInbound(cert, this.self, this.memberNames)
+    if (id._tag === "Refused") {
+      const who = id.names.length > 0 ? id.names.join("|") : (socket.remoteAddress ?? "?")
+      this.refuse(
+        id.reason,
+        who,
+        `certificate names ${JSON.stringify(id.names)} from ${socket.remoteAddress}`,
+      )
+      socket.destroy()
+      return
+    }
+    this.inboundIdentity.set(socket, { name: id.name, tls: socket.getProtocol() ?? null })
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    const id = this.inboundIdentity.get(socket)
+    const peer = id === undefined ? undefined : this.peers.get(id.name)
+    if (this.stopping || id === undefined || peer === undefined || req.url !== MESH_PATH) {
+      socket.write("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n")
+      socket.destroy()
+      return
+    }
+    this.wss?.handleUpgrade(req, socket, head, (ws) => {
+      if (this.stopping) {
+        ws.terminate()
+        return
+      }
+      const old = peer.conn
+      if (old !== undefined) {
+        this.counters.replaced += 1
+        this.log("info", `mesh: a newer connection from ${peer.name} replaces the old one`, {
+          event: "mesh_connection_replaced",
+          peer: peer.name,
+        })
+        peer.conn = undefined
+        old.ws.close(4000, "replaced by a newer connection")
+        setTimeout(() => old.ws.terminate(), 1_000).unref()
+      }
+      this.attach(peer, ws, "inbound", id?.tls ?? null)
+    })
+  }
+
+  // ---- outbound -------------------------------------------------------------------
+
+  private backoffDelay(failures: number): number {
+    const base = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.max(0, failures - 1))
+    return Math.round(base / 2 + (Math.random() * base) / 2)
+  }
+
+  private scheduleDial(peer: PeerRuntime) {
+    if (this.stopping || peer.timer || peer.dialing || peer.conn) return
+    peer.failures += 1
+    const delay = this.backoffDelay(peer.failures)
+    peer.timer = setTimeout(() => {
+      peer.timer = undefined
+      this.dial(peer)
+    }, delay)
+  }
+
+  private dial(peer: PeerRuntime) {
+    if (this.stopping || peer.dialing || peer.conn) return
+    this.counters.dialAttempts += 1
+    const host = isIPv6(peer.address) ? `[${peer.address}]` : peer.address
+    let identityFailure: RefusalReason | undefined
+    const tlsOptions: ConnectionOptions = {
+      ca: this.options.tls.ca,
+      cert: this.options.tls.cert,
+      key: this.options.tls.key,
+      servername: peer.name,
+      minVersion: "TLSv1.3",
+      maxVersion: "TLSv1.3",
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => {
+        const id = identifyOutbound(cert, peer.name, this.memberNames)
+        if (id._tag === "Member") return undefined
+        identityFailure = id.reason
+        const e = new Error(
+          `dialled ${peer.name} at ${peer.address}:${peer.port} but its certificate names ${JSON.stringify(id.names)}`,
+        ) as Error & { code: string }
+        e.code = PEER_IDENTITY_CODE
+        return e
+      },
+    }
+    // ws hands these options to tls.connect (its typings narrow checkServerIdentity).
+    const ws = new WebSocket(`wss://${host}:${peer.port}${MESH_PATH}`, {
+      ...tlsOptions,
+      handshakeTimeout: this.connectTimeoutMs,
+      maxPayload: this.maxFrameBytes,
+      perMessageDeflate: false,
+      followRedirects: false,
+    } as unknown as WebSocket.ClientOptions)
+    peer.dialing = ws
+    let tlsProtocol: string | null = null
+    let opened = false
+    ws.on("upgrade", (res: IncomingMessage) => {
+      tlsProtocol = (res.socket as TLSSocket).getProtocol?.() ?? null
+    })
+    ws.once("open", () => {
+      opened = true
+      peer.dialing = undefined
+      if (this.stopping) {
+        ws.terminate()
+        return
+      }
+      this.attach(peer, ws, "outbound", tlsProtocol)
+    })
+    ws.on("error", (e: Error) => {
+      if (opened) return // attach() handles errors of open connections
+      peer.lastError = errorText(e)
+      if (identityFailure !== undefined) {
+        this.refuse(identityFailure, peer.name, errorText(e))
+      } else if (
+        (e as { code?: string }).code !== undefined &&
+        /CERT|SIGNATURE|ISSUER|SELF_SIGNED|VERIFY/.test(String((e as { code?: string }).code))
+      ) {
+        this.refuse("bad-certificate", peer.name, errorText(e))
+      } else {
+        this.once(
+          `dial:${peer.name}:${(e as { code?: string }).code ?? e.message}`,
+          "info",
+          `mesh: cannot connect to ${peer.name} at ${peer.address}:${peer.port}: ${errorText(e)}`,
+          {
+            event: "mesh_dial_failed",
+            peer: peer.name,
+          },
+        )
+      }
+    })
+    ws.once("close", () => {
+      if (opened) return
+      peer.dialing = undefined
+      this.counters.dialFailures += 1
+      this.scheduleDial(peer)
+    })
+  }
+
+  // ---- open connections ----------------------------------------------------------
+
+  private attach(
+    peer: PeerRuntime,
+    ws: WebSocket,
+    direction: Conn["direction"],
+    tlsProtocol: string | null,
+  ) {
+    const now = Date.now()
+    const conn: Conn = { ws, direction, tlsProtocol, openedAt: now }
+    peer.conn = conn
+    peer.lastSeenAt = now
+    peer.lastError = null
+    this.counters.connects += 1
+    if (peer.everConnected) {
+      peer.reconnects += 1
+      this.counters.reconnects += 1
+    }
+    peer.everConnected = true
+    this.changed({ peer: peer.name, status: "connected", direction, at: now })
+    this.log("info", `mesh: connected with ${peer.name} (${direction}, ${tlsProtocol ?? "?"})`, {
+      event: "mesh_peer_connected",
+      peer: peer.name,
+      direction,
+    })
+    const seen = () => {
+      peer.lastSeenAt = Date.now()
+    }
+    ws.on("pong", seen)
+    ws.on("ping", seen)
+    ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+      seen()
+      this.onFrame(peer.name, data, isBinary)
+    })
+    ws.on("error", (e: Error & { code?: string }) => {
+      peer.lastError = errorText(e)
+      if (e.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        this.drop(peer.name, "frame-too-large", `${errorText(e)}; connection closed`)
+      } else {
+        this.once(
+          `conn-error:${peer.name}:${e.code ?? e.message}`,
+          "warn",
+          `mesh: connection with ${peer.name} failed: ${errorText(e)}`,
+          {
+            event: "mesh_connection_error",
+            peer: peer.name,
+          },
+        )
+      }
+    })
+    ws.once("close", (code: number, reason: Buffer) => {
+      if (peer.conn?.ws !== ws) return // replaced
+      peer.conn = undefined
+      this.counters.disconnects += 1
+      const lived = Date.now() - conn.openedAt
+      this.changed({ peer: peer.name, status: "disconnected", direction, at: Date.now() })
+      this.log(
+        "info",
+        `mesh: disconnected from ${peer.name} (code ${code} ${reason.toString("utf8")}) after ${lived} ms`,
+        {
+          event: "mesh_peer_disconnected",
+          peer: peer.name,
+        },
+      )
+      if (peer.dialer) {
+        // A connection that lived a while resets the backoff; one that dies at
+        // once (a peer that drops us after the handshake) keeps backing off.
+        if (lived >= Math.max(this.deadAfterMs, 2_000)) peer.failures = 0
+        this.scheduleDial(peer)
+      }
+    })
+    this.pump(peer)
+  }
+
+  private onFrame(from: string, data: WebSocket.RawData, isBinary: boolean) {
+    const bytes = Array.isArray(data)
+      ? data.reduce((n, b) => n + b.length, 0)
+      : data instanceof ArrayBuffer
+        ? data.byteLength
+        : data.length
+    this.counters.bytesIn += bytes
+    if (isBinary) return this.drop(from, "binary", `${bytes} bytes`)
+    if (bytes > this.maxMessageBytes) {
+      return this.drop(from, "oversize", `${bytes} bytes > limit ${this.maxMessageBytes}`)
+    }
+    const text = Array.isArray(data)
+      ? Buffer.concat(data).toString("utf8")
+      : Buffer.from(data as Buffer).toString("utf8")
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (e) {
+      return this.drop(from, "malformed-json", errorText(e))
+    }
+    let decoded: Result.Result<A, Schema.SchemaError>
+    try {
+      decoded = this.decode(json)
+    } catch (e) {
+      // A Schema whose transformation throws: still only this message is lost.
+      return this.drop(from, "schema", `decoding threw: ${errorText(e)}`)
+    }
+    if (Result.isFailure(decoded)) {
+      return this.drop(from, "schema", formatIssue(decoded.failure.issue).replaceAll("\n", " "))
+    }
+    const message = decoded.success
+    let claimed: string | undefined
+    try {
+      claimed = this.options.claimedSender?.(message)
+    } catch (e) {
+      return this.drop(from, "sender-mismatch", `claimedSender threw: ${errorText(e)}`)
+    }
+    if (claimed !== undefined && claimed !== from) {
+      return this.drop(from, "sender-mismatch", `message claims to be from ${claimed}`)
+    }
+    this.counters.messagesIn += 1
+    this.deliver({ from, message, receivedAt: Date.now(), receivedAtMonotonic: performance.now() })
+  }
+
+  private liveness() {
+    const now = Date.now()
+    for (const p of this.peers.values()) {
+      const c = p.conn
+      if (c === undefined || c.ws.readyState !== WebSocket.OPEN) continue
+      if (now - (p.lastSeenAt ?? c.openedAt) > this.deadAfterMs) {
+        p.lastError = `nothing received for ${now - (p.lastSeenAt ?? c.openedAt)} ms`
+        this.log(
+          "warn",
+          `mesh: ${p.name} silent for ${now - (p.lastSeenAt ?? c.openedAt)} ms; cutting the connection`,
+          {
+            event: "mesh_peer_silent",
+            peer: p.name,
+          },
+        )
+        c.ws.terminate()
+        continue
+      }
+      c.ws.ping()
+    }
+  }
+
+  // ---- sending ---------------------------------------------------------------------
+
+  encodeFrame(message: A, peer: string | null): Queued | MeshSendError {
+    let data: string
+    try {
+      const encoded = this.encode(message)
+      if (Result.isFailure(encoded)) {
+        return new MeshSendError({
+          peer,
+          reason: "encode",
+          detail: formatIssue(encoded.failure.issue).replaceAll("\n", " "),
+        })
+      }
+      data = JSON.stringify(encoded.success)
+    } catch (e) {
+      return new MeshSendError({ peer, reason: "encode", detail: errorText(e) })
+    }
+    const bytes = Buffer.byteLength(data, "utf8")
+    if (bytes > this.maxMessageBytes) {
+      return new MeshSendError({
+        peer,
+        reason: "too-large",
+        detail: `${bytes} bytes > limit ${this.maxMessageBytes}`,
+      })
+    }
+    return { data, bytes, at: Date.now() }
+  }
+
+  enqueue(peer: PeerRuntime, frame: Queued) {
+    if (peer.queue.length >= this.queueLimit) {
+      peer.queue.shift()
+      this.counters.droppedQueueFull += 1
+      this.once(
+        `queue-full:${peer.name}`,
+        "warn",
+        `mesh: outbound queue to ${peer.name} is full; dropping its oldest messages`,
+        {
+          event: "mesh_queue_full",
+          peer: peer.name,
+        },
+      )
+    }
+    peer.queue.push(frame)
+    this.pump(peer)
+  }
+
+  private pump(peer: PeerRuntime) {
+    const c = peer.conn
+    if (c === undefined || c.ws.readyState !== WebSocket.OPEN) return
+    const now = Date.now()
+    while (peer.queue.length > 0 && c.ws.bufferedAmount < this.highWater) {
+      const frame = peer.queue.shift() as Queued
+      if (now - frame.at > this.queueMaxAgeMs) {
+        this.counters.droppedExpired += 1
+        continue
+      }
+      this.counters.messagesOut += 1
+      this.counters.bytesOut += frame.bytes
+      c.ws.send(frame.data, () => {
+        if (peer.queue.length > 0) this.pump(peer)
+      })
+    }
+  }
+
+  isStopping(): boolean {
+    return this.stopping
+  }
+
+  // ---- views --------------------------------------------------------------------------
+
+  peerStates(): ReadonlyArray<PeerState> {
+    return [...this.peers.values()].map((p) => ({
+      name: p.name,
+      status:
+        p.conn !== undefined
+          ? "connected"
+          : p.dialing !== undefined
+            ? "connecting"
+            : "disconnected",
+      direction: p.conn?.direction ?? (p.dialer ? "outbound" : "inbound"),
+      connectedSince: p.conn?.openedAt ?? null,
+      lastSeenAt: p.lastSeenAt,
+      tlsProtocol: p.conn?.tlsProtocol ?? null,
+      queued: p.queue.length,
+      reconnects: p.reconnects,
+      lastError: p.lastError,
+    }))
+  }
+
+  metrics(): MeshMetrics {
+    const droppedBad = Object.values(this.dropped).reduce((a, b) => a + b, 0)
+    const refusedPeers = Object.values(this.refused).reduce((a, b) => a + b, 0)
+    return {
+      ...this.counters,
+      droppedBad,
+      droppedBadByReason: { ...this.dropped },
+      refusedPeers,
+      refusedByReason: { ...this.refused },
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The Effect service
+
+/** Starts the mesh in the current scope; closing the scope closes every socket. */
+export const makeMesh = <A, I>(
+  options: MeshOptions<A, I>,
+): Effect.Effect<MeshService<A>, MeshStartError, Scope.Scope> =>
+  Effect.gen(function* () {
+    if (!options.members.some((m) => m.name === options.self)) {
+      return yield* new MeshStartError({
+        reason: "config",
+        detail: `${options.self} is not one of the members (${options.members.map((m) => m.name).join(", ")})`,
+      })
+    }
+    const context = yield* Effect.context<never>()
+    const run = Effect.runForkWith(context)
+    const log: Log = (level, message, annotations) => {
+      const effect =
+        level === "debug"
+          ? Effect.logDebug(message)
+          : level === "info"
+            ? Effect.logInfo(message)
+            : level === "warn"
+              ? Effect.logWarning(message)
+              : Effect.logError(message)
+      run(
+        effect.pipe(Effect.annotateLogs({ component: "mesh", node: options.self, ...annotations })),
+      )
+    }
+    const inbound = yield* Queue.sliding<Inbound<A>>(Math.max(1, options.inboundCapacity ?? 4_096))
+    const changes = yield* PubSub.sliding<PeerChange>(1_024)
+    const transport = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const t = new Transport(
+            options,
+            (m) => void Queue.offerUnsafe(inbound, m),
+            (c) => void PubSub.publishUnsafe(changes, c),
+            log,
+          )
+          await t.start()
+          return t
+        },
+        catch: (e) => {
+          const code = (e as { code?: unknown } | null)?.code
+          const reason =
+            typeof code === "string" && /^E(ADDR|ACCES|PERM)/.test(code) ? "listen" : "tls"
+          return new MeshStartError({ reason, detail: errorText(e) })
+        },
+      }),
+      (t) =>
+        Effect.andThen(
+          Effect.promise(() => t.stop()),
+          Effect.andThen(Queue.shutdown(inbound), PubSub.shutdown(changes)),
+        ),
+    )
+    yield* Effect.logInfo(
+      `mesh listening on ${options.listen.host}:${options.listen.port} as ${options.self}`,
+    ).pipe(Effect.annotateLogs({ component: "mesh", event: "mesh_started" }))
+
+    const send = (peer: string, message: A): Effect.Effect<void, MeshSendError> =>
+      Effect.suspend(() => {
+        if (transport.isStopping()) {
+          return Effect.fail(
+            new MeshSendError({ peer, reason: "stopped", detail: "the mesh is shut down" }),
+          )
+        }
+        const p = transport.peers.get(peer)
+        if (p === undefined) {
+          return Effect.fail(
+            new MeshSendError({
+              peer,
+              reason: "unknown-peer",
+              detail: `${peer} is not a peer of ${options.self}`,
+            }),
+          )
+        }
+        const frame = transport.encodeFrame(message, peer)
+        if (frame instanceof MeshSendError) return Effect.fail(frame)
+        transport.enqueue(p, frame)
+        return Effect.void
+      })
+
+    const broadcast = (message: A): Effect.Effect<void, MeshSendError> =>
+      Effect.suspend(() => {
+        if (transport.isStopping()) {
+          return Effect.fail(
+            new MeshSendError({ peer: null, reason: "stopped", detail: "the mesh is shut down" }),
+          )
+        }
+        const frame = transport.encodeFrame(message, null)
+        if (frame instanceof MeshSendError) return Effect.fail(frame)
+        for (const p of transport.peers.values()) transport.enqueue(p, frame)
+        return Effect.void
+      })
+
+    return {
+      self: options.self,
+      peers: [...transport.peers.keys()],
+      send,
+      broadcast,
+      inbound: Stream.fromQueue(inbound),
+      inboundQueue: inbound,
+      peerChanges: Stream.fromPubSub(changes),
+      peerStates: Effect.sync(() => transport.peerStates()),
+      metrics: Effect.sync(() => transport.metrics()),
+    } satisfies MeshService<A>
+  })
+
+const MESH_KEY = "mha-agent/adapters/Mesh"
+
+/**
+ * The mesh service. One per agent: `Mesh.tag<A>()` always returns the same
+ * key, typed with the message type the daemon uses.
+ */
+export const Mesh = {
+  tag: <A>(): Context.Service<MeshService<A>, MeshService<A>> =>
+    Context.Service<MeshService<A>>(MESH_KEY),
+  make: makeMesh,
+  layer: <A, I>(options: MeshOptions<A, I>): Layer.Layer<MeshService<A>, MeshStartError> =>
+    Layer.effect(Mesh.tag<A>(), makeMesh(options)),
+}
+
+/** Mesh options from a loaded config: reads the CA, certificate and key files. */
+export const meshOptionsFromConfig = <A, I>(
+  config: Config,
+  schema: Schema.Codec<A, I>,
+  extra: Partial<Omit<MeshOptions<A, I>, "self" | "members" | "listen" | "tls" | "schema">> = {},
+): Effect.Effect<MeshOptions<A, I>, MeshStartError> =>
+  Effect.gen(function* () {
+    const read = (what: string, path: string) =>
+      Effect.tryPromise({
+        try: () => readFile(path),
+        catch: (e) =>
+          new MeshStartError({
+            reason: "tls",
+            detail: `cannot read mesh ${what} ${path}: ${errorText(e)}`,
+          }),
+      })
+    const ca = yield* read("ca", config.mesh.ca)
+    const cert = yield* read("cert", config.mesh.cert)
+    const key = yield* read("key", config.mesh.key)
+    return {
+      maxMessageBytes: config.mesh.max_message_bytes,
+      ...extra,
+      self: config.node,
+      members: config.cluster.members.map((m) => ({
+        name: m.name,
+        address: m.address,
+        port: m.agent_port,
+      })),
+      listen: meshListen(config),
+      tls: { ca, cert, key },
+      schema,
+    }
+  })
