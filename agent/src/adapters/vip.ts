@@ -40,6 +40,13 @@ export interface VipOptions {
   /** Probes of the duplicate detection (`arping -D -c N -w W`). Defaults 2 and 2 s. */
   readonly duplicateProbes?: number
   readonly duplicateWaitSeconds?: number
+  /**
+   * "before": acquire waits for the duplicate check (default). "background":
+   * the address is added at once and the check runs beside the announcements,
+   * so that a failover does not wait the check's seconds; a holder it finds is
+   * logged all the same (protocol.md section 11 only asks to log it).
+   */
+  readonly duplicateCheck?: "before" | "background"
   /** Executables (looked up in PATH). */
   readonly ipCommand?: string
   readonly arpingCommand?: string
@@ -316,7 +323,11 @@ export const makeVip = (
       let duplicate: DuplicateCheck | null = null
       let added = false
       if (present === undefined) {
-        duplicate = yield* detectDuplicate
+        if (options.duplicateCheck === "background") {
+          yield* Effect.forkIn(Effect.ignore(detectDuplicate), scope)
+        } else {
+          duplicate = yield* detectDuplicate
+        }
         added = yield* add
       }
       yield* Effect.logInfo(
@@ -351,7 +362,7 @@ export const makeVip = (
       if (exitCode(r) !== 0) {
         if (
           r.result._tag === "Exited" &&
-          /Cannot assign requested address/i.test(r.result.stderrTail)
+          /Cannot assign requested address|Address not found/i.test(r.result.stderrTail)
         )
           return false
         return yield* Effect.fail(toError(r))

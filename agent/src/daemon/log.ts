@@ -5,7 +5,7 @@
 import { Logger, type LogLevel, References } from "effect"
 import pino from "pino"
 
-export type AgentLogLevel = "debug" | "info" | "warn" | "error"
+export type AgentLogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal"
 
 export interface LogSettings {
   readonly level: AgentLogLevel

@@ -1,0 +1,449 @@
+/**
+ * Probes of mysqld (protocol.md section 2).
+ *
+ * - `probeLocal`: the local mysqld, every `probe_interval`. One connection is
+ *   kept open between probes (a probe then costs four short queries, with
+ *   no TCP handshake and no login); after any failure, timeout or
+ *   interruption it is destroyed and the next probe connects afresh. Probes
+ *   are serialized. Connect and login are bounded by `connectTimeoutMs`, the
+ *   queries of one probe together by `queryTimeoutMs`, and the whole probe is
+ *   raced against the sum: a mysqld that accepted the connection and then
+ *   hangs (SIGSTOP) is a failed probe within that time, never a hung agent.
+ * - `probeRemote`: another member's mysqld (the current primary): a fresh
+ *   connection each time (so a server that cannot take new connections
+ *   counts as unreachable) and one `SELECT`, which also tells whether it is
+ *   fenced (`super_read_only = ON`). It never fails: the outcome is a value.
+ *
+ * Privileges: REPLICATION CLIENT (for SHOW REPLICA STATUS); nothing else.
+ */
+import { Context, Duration, Effect, Layer, Semaphore } from "effect"
+import { type GtidSet, parseGtidSet } from "../core/gtid.ts"
+import type { MysqlProbe, ReplicaStatus } from "../core/types.ts"
+import {
+  bool,
+  describeEndpoint,
+  type MysqlClientSettings,
+  type MysqlEndpoint,
+  MysqlError,
+  type MysqlSession,
+  nameValueMap,
+  num,
+  openSession,
+  type Row,
+  str,
+  withSession,
+} from "./mysql-connection.ts"
+
+// ---------------------------------------------------------------------------
+// What a probe returns
+
+/** An error of a replication thread as SHOW REPLICA STATUS reports it. */
+export interface ReplicationThreadError {
+  readonly errno: number
+  readonly message: string
+  /** As MySQL prints it ("251122 03:41:07"), empty when unknown. */
+  readonly timestamp: string
+}
+
+/** The default replication channel, from SHOW REPLICA STATUS. */
+export interface ReplicaObservation {
+  readonly sourceHost: string
+  readonly sourcePort: number
+  /** Empty before the IO thread first connected. */
+  readonly sourceUuid: string
+  /** Replica_IO_Running: "Connecting" means configured and retrying, not running. */
+  readonly ioState: "Yes" | "No" | "Connecting"
+  readonly ioRunning: boolean
+  readonly sqlRunning: boolean
+  /** Received into the relay log (Retrieved_Gtid_Set). */
+  readonly retrieved: GtidSet
+  /** Executed_Gtid_Set (the same as @@gtid_executed). */
+  readonly executed: GtidSet
+  /** Seconds_Behind_Source; null when the SQL or IO thread is not running. */
+  readonly secondsBehindSource: number | null
+  readonly autoPosition: boolean
+  readonly lastIoError: ReplicationThreadError | null
+  readonly lastSqlError: ReplicationThreadError | null
+}
+
+/** Semi-synchronous replication, both sides (MySQL 8.4+ names, older ones accepted). */
+export interface SemiSyncObservation {
+  /** The plugins are loaded (their variables exist). */
+  readonly sourcePluginLoaded: boolean
+  readonly replicaPluginLoaded: boolean
+  /** rpl_semi_sync_source_enabled */
+  readonly sourceEnabled: boolean
+  /** Rpl_semi_sync_source_status: ON while commits wait for acknowledgements. */
+  readonly sourceActive: boolean
+  /** Rpl_semi_sync_source_clients: semi-sync replicas connected now. */
+  readonly sourceClients: number
+  readonly sourceTimeoutMs: number | null
+  readonly waitForReplicaCount: number | null
+  /** rpl_semi_sync_replica_enabled */
+  readonly replicaEnabled: boolean
+  /** Rpl_semi_sync_replica_status: the IO thread acknowledges. */
+  readonly replicaActive: boolean
+}
+
+/** One successful probe of the local mysqld. */
+export interface LocalObservation {
+  readonly serverUuid: string
+  readonly serverId: number
+  readonly version: string
+  readonly readOnly: boolean
+  readonly superReadOnly: boolean
+  readonly executed: GtidSet
+  /** Null when no replication source is configured (SHOW REPLICA STATUS is empty). */
+  readonly replica: ReplicaObservation | null
+  readonly semiSync: SemiSyncObservation
+  /** How long this probe took, including a reconnect if one was needed. */
+  readonly durationMs: number
+  /** True when this probe had to open a new connection. */
+  readonly reconnected: boolean
+}
+
+/** The outcome of a probe of another member's mysqld. */
+export type RemoteProbe =
+  | {
+      readonly _tag: "Reachable"
+      readonly target: string
+      readonly serverUuid: string
+      readonly readOnly: boolean
+      /** True: the server is fenced (no writes, not even by SUPER users). */
+      readonly superReadOnly: boolean
+      readonly latencyMs: number
+    }
+  | {
+      readonly _tag: "Unreachable"
+      readonly target: string
+      readonly error: MysqlError
+      readonly latencyMs: number
+    }
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+const unexpected = (action: string, target: string, reason: string) =>
+  new MysqlError({
+    action,
+    target,
+    kind: "unexpected",
+    code: null,
+    errno: null,
+    sqlState: null,
+    reason,
+  })
+
+const gtids = (
+  action: string,
+  target: string,
+  what: string,
+  text: string,
+): Effect.Effect<GtidSet, MysqlError> => {
+  const r = parseGtidSet(text)
+  return r._tag === "Ok"
+    ? Effect.succeed(r.set)
+    : Effect.fail(
+        unexpected(action, target, `cannot parse ${what} ${JSON.stringify(text)}: ${r.message}`),
+      )
+}
+
+const threadError = (row: Row, prefix: "Last_IO" | "Last_SQL"): ReplicationThreadError | null => {
+  const errno = num(row, `${prefix}_Errno`) ?? 0
+  if (errno === 0) return null
+  return {
+    errno,
+    message: str(row, `${prefix}_Error`),
+    timestamp: str(row, `${prefix}_Error_Timestamp`),
+  }
+}
+
+const parseReplica = Effect.fnUntraced(function* (
+  target: string,
+  rows: ReadonlyArray<Row>,
+): Effect.fn.Return<ReplicaObservation | null, MysqlError> {
+  // The default channel; a multi-source replica has other rows too.
+  const row = rows.find((r) => str(r, "Channel_Name") === "") ?? rows[0]
+  if (row === undefined) return null
+  const io = str(row, "Replica_IO_Running")
+  const ioState = io === "Yes" ? "Yes" : io === "Connecting" ? "Connecting" : "No"
+  return {
+    sourceHost: str(row, "Source_Host"),
+    sourcePort: num(row, "Source_Port") ?? 0,
+    sourceUuid: str(row, "Source_UUID"),
+    ioState,
+    ioRunning: ioState === "Yes",
+    sqlRunning: str(row, "Replica_SQL_Running") === "Yes",
+    retrieved: yield* gtids("probe", target, "Retrieved_Gtid_Set", str(row, "Retrieved_Gtid_Set")),
+    executed: yield* gtids("probe", target, "Executed_Gtid_Set", str(row, "Executed_Gtid_Set")),
+    secondsBehindSource: num(row, "Seconds_Behind_Source"),
+    autoPosition: bool(row, "Auto_Position"),
+    lastIoError: threadError(row, "Last_IO"),
+    lastSqlError: threadError(row, "Last_SQL"),
+  }
+})
+
+const parseSemiSync = (
+  variables: ReadonlyArray<Row>,
+  status: ReadonlyArray<Row>,
+): SemiSyncObservation => {
+  const v = nameValueMap(variables)
+  const s = nameValueMap(status)
+  const get = (m: Map<string, string>, modern: string, legacy: string) =>
+    m.get(modern) ?? m.get(legacy)
+  const on = (x: string | undefined) => x !== undefined && (x.toUpperCase() === "ON" || x === "1")
+  const n = (x: string | undefined) => (x === undefined || x === "" ? null : Number(x))
+  const sourceEnabled = get(v, "rpl_semi_sync_source_enabled", "rpl_semi_sync_master_enabled")
+  const replicaEnabled = get(v, "rpl_semi_sync_replica_enabled", "rpl_semi_sync_slave_enabled")
+  return {
+    sourcePluginLoaded: sourceEnabled !== undefined,
+    replicaPluginLoaded: replicaEnabled !== undefined,
+    sourceEnabled: on(sourceEnabled),
+    sourceActive: on(get(s, "rpl_semi_sync_source_status", "rpl_semi_sync_master_status")),
+    sourceClients: n(get(s, "rpl_semi_sync_source_clients", "rpl_semi_sync_master_clients")) ?? 0,
+    sourceTimeoutMs: n(get(v, "rpl_semi_sync_source_timeout", "rpl_semi_sync_master_timeout")),
+    waitForReplicaCount: n(
+      get(
+        v,
+        "rpl_semi_sync_source_wait_for_replica_count",
+        "rpl_semi_sync_master_wait_for_slave_count",
+      ),
+    ),
+    replicaEnabled: on(replicaEnabled),
+    replicaActive: on(get(s, "rpl_semi_sync_replica_status", "rpl_semi_sync_slave_status")),
+  }
+}
+
+const LOCAL_SQL = `SELECT @@server_uuid AS server_uuid, @@server_id AS server_id, @@version AS version,
+  @@read_only AS read_only, @@super_read_only AS super_read_only, @@gtid_executed AS gtid_executed`
+
+/** The queries of one local probe on an open session (each bounded by the query timeout). */
+const observe = Effect.fnUntraced(function* (session: MysqlSession) {
+  const target = session.target
+  const [vars] = yield* session.query("probe", LOCAL_SQL)
+  if (vars === undefined)
+    return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
+  const replicaRows = yield* session.query("probe", "SHOW REPLICA STATUS")
+  const semiVars = yield* session.query("probe", "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'")
+  const semiStatus = yield* session.query("probe", "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")
+  return {
+    serverUuid: str(vars, "server_uuid").toLowerCase(),
+    serverId: num(vars, "server_id") ?? 0,
+    version: str(vars, "version"),
+    readOnly: bool(vars, "read_only"),
+    superReadOnly: bool(vars, "super_read_only"),
+    executed: yield* gtids("probe", target, "@@gtid_executed", str(vars, "gtid_executed")),
+    replica: yield* parseReplica(target, replicaRows),
+    semiSync: parseSemiSync(semiVars, semiStatus),
+  }
+})
+
+// ---------------------------------------------------------------------------
+// The service
+
+export interface MysqlProberOptions {
+  /** The local mysqld: `127.0.0.1:mysql_port` (or this member's address), or its socket. */
+  readonly local: MysqlEndpoint
+  readonly settings: MysqlClientSettings
+}
+
+export interface MysqlProberService {
+  /** Probes the local mysqld; fails with a MysqlError (connect, timeout, server, ...). */
+  readonly probeLocal: Effect.Effect<LocalObservation, MysqlError>
+  /** Connect + SELECT on another mysqld, bounded by connect + query timeouts; never fails. */
+  readonly probeRemote: (endpoint: MysqlEndpoint) => Effect.Effect<RemoteProbe>
+  /** Drops the kept connection (the next probe reconnects). */
+  readonly reset: Effect.Effect<void>
+}
+
+const elapsed = (start: number) => Math.round((performance.now() - start) * 1000) / 1000
+
+/** Builds a prober; the kept connection is closed when `scope` closes. */
+export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProberOptions) {
+  const { local, settings } = options
+  const target = describeEndpoint(local)
+  const lock = Semaphore.makeUnsafe(1)
+  let kept: MysqlSession | undefined
+  const drop = Effect.sync(() => {
+    kept?.destroy()
+    kept = undefined
+  })
+  yield* Effect.addFinalizer(() =>
+    Effect.suspend(() => {
+      const s = kept
+      kept = undefined
+      return s === undefined ? Effect.void : s.close
+    }),
+  )
+
+  const deadline = settings.connectTimeoutMs + settings.queryTimeoutMs
+  const probeLocal: Effect.Effect<LocalObservation, MysqlError> = Effect.gen(function* () {
+    const start = performance.now()
+    let reconnected = false
+    if (kept === undefined || kept.isBroken()) {
+      kept?.destroy()
+      kept = undefined
+      kept = yield* openSession("probe", local, settings)
+      reconnected = true
+    }
+    const session = kept
+    const seen = yield* observe(session).pipe(
+      Effect.timeoutOrElse({
+        duration: Duration.millis(settings.queryTimeoutMs),
+        orElse: () =>
+          Effect.fail(
+            new MysqlError({
+              action: "probe",
+              target,
+              kind: "timeout",
+              code: "ETIMEDOUT",
+              errno: null,
+              sqlState: null,
+              reason: `the probe queries did not finish within ${settings.queryTimeoutMs} ms`,
+            }),
+          ),
+      }),
+    )
+    return { ...seen, durationMs: elapsed(start), reconnected }
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: Duration.millis(deadline),
+      orElse: () =>
+        Effect.fail(
+          new MysqlError({
+            action: "probe",
+            target,
+            kind: "timeout",
+            code: "ETIMEDOUT",
+            errno: null,
+            sqlState: null,
+            reason: `the probe did not finish within ${deadline} ms`,
+          }),
+        ),
+    }),
+    Effect.onExit((exit) => (exit._tag === "Failure" ? drop : Effect.void)),
+    Semaphore.withPermit(lock),
+    Effect.withSpan("MysqlProber.probeLocal", { attributes: { target } }),
+  )
+
+  const probeRemote = (endpoint: MysqlEndpoint): Effect.Effect<RemoteProbe> => {
+    const remote = describeEndpoint(endpoint)
+    const start = performance.now()
+    return withSession("probe-remote", endpoint, settings, (session) =>
+      session.query(
+        "probe-remote",
+        "SELECT 1 AS ok, @@server_uuid AS server_uuid, @@read_only AS read_only, @@super_read_only AS super_read_only",
+      ),
+    ).pipe(
+      Effect.timeoutOrElse({
+        duration: Duration.millis(deadline),
+        orElse: () =>
+          Effect.fail(
+            new MysqlError({
+              action: "probe-remote",
+              target: remote,
+              kind: "timeout",
+              code: "ETIMEDOUT",
+              errno: null,
+              sqlState: null,
+              reason: `the probe did not finish within ${deadline} ms`,
+            }),
+          ),
+      }),
+      Effect.flatMap(([row]) =>
+        row === undefined || num(row, "ok") !== 1
+          ? Effect.fail(unexpected("probe-remote", remote, "SELECT 1 returned no row"))
+          : Effect.succeed<RemoteProbe>({
+              _tag: "Reachable",
+              target: remote,
+              serverUuid: str(row, "server_uuid").toLowerCase(),
+              readOnly: bool(row, "read_only"),
+              superReadOnly: bool(row, "super_read_only"),
+              latencyMs: elapsed(start),
+            }),
+      ),
+      Effect.catch((error: MysqlError) =>
+        Effect.succeed<RemoteProbe>({
+          _tag: "Unreachable",
+          target: remote,
+          error,
+          latencyMs: elapsed(start),
+        }),
+      ),
+      Effect.withSpan("MysqlProber.probeRemote", { attributes: { target: remote } }),
+    )
+  }
+
+  const service: MysqlProberService = {
+    probeLocal,
+    probeRemote,
+    reset: Semaphore.withPermit(lock)(drop),
+  }
+  return service
+})
+
+/** Probes of the local mysqld (kept connection) and of other members' mysqld. */
+export class MysqlProber extends Context.Service<MysqlProber, MysqlProberService>()(
+  "mha-agent/adapters/MysqlProber",
+) {
+  static readonly layer = (options: MysqlProberOptions): Layer.Layer<MysqlProber> =>
+    Layer.effect(
+      MysqlProber,
+      Effect.map(makeMysqlProber(options), (s) => MysqlProber.of(s)),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// For the decision core
+
+/** A one-line description of a replication error, for the core and the operator. */
+/**
+ * IO-thread errors that only say the source cannot be reached right now
+ * (connect refused or timed out, connection lost): expected while a primary
+ * is down, and no sign that this replica's data is broken.
+ */
+const SOURCE_UNREACHABLE_ERRNOS = new Set([2003, 2005, 2006, 2013])
+
+/**
+ * What breaks replication (protocol.md section 7: a replica "not broken by an
+ * error"): any SQL-thread error, and IO-thread errors other than the source
+ * being unreachable. Null when replication is sound.
+ */
+export const describeReplicationError = (r: ReplicaObservation): string | null => {
+  const parts: Array<string> = []
+  if (r.lastIoError && !SOURCE_UNREACHABLE_ERRNOS.has(r.lastIoError.errno)) {
+    parts.push(`IO error ${r.lastIoError.errno}: ${r.lastIoError.message}`)
+  }
+  if (r.lastSqlError) parts.push(`SQL error ${r.lastSqlError.errno}: ${r.lastSqlError.message}`)
+  return parts.length === 0 ? null : parts.join("; ")
+}
+
+/**
+ * The core's view of a probe. `sourceName` maps the replica's source
+ * (host, port) to a member name (the address it was repointed to), or
+ * returns the `host:port` itself when it is not a member.
+ */
+export const toMysqlProbe = (
+  o: LocalObservation,
+  sourceName: (host: string, port: number) => string,
+): MysqlProbe => {
+  const replica: ReplicaStatus | null =
+    o.replica === null
+      ? null
+      : {
+          source: sourceName(o.replica.sourceHost, o.replica.sourcePort),
+          ioRunning: o.replica.ioRunning,
+          sqlRunning: o.replica.sqlRunning,
+          retrieved: o.replica.retrieved,
+          lagSeconds: o.replica.secondsBehindSource,
+          lastError: describeReplicationError(o.replica),
+        }
+  return {
+    serverUuid: o.serverUuid,
+    readOnly: o.readOnly,
+    superReadOnly: o.superReadOnly,
+    executed: o.executed,
+    replica,
+    semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
+  }
+}

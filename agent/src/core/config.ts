@@ -1,0 +1,99 @@
+/**
+ * What the decision core needs to know about the cluster. The daemon's YAML
+ * loader produces this; the simulator builds it directly.
+ * All durations are milliseconds on the agent's monotonic clock.
+ */
+import type { HealthThresholds } from "./health.ts"
+
+export type MemberKind = "data" | "witness"
+
+export interface MemberConfig {
+  readonly name: string
+  readonly priority: number
+  readonly promotable: boolean
+  readonly kind: MemberKind
+}
+
+export interface Timings {
+  readonly probeIntervalMs: number
+  readonly heartbeatIntervalMs: number
+  readonly rpcTimeoutMs: number
+  readonly leaseDurationMs: number
+  /** Fraction of the lease given up to clock drift (0.1 = 10 %). */
+  readonly driftMargin: number
+  /** Election timeouts are drawn from [min, max) with the input's random value. */
+  readonly electionTimeoutMinMs: number
+  readonly electionTimeoutMaxMs: number
+  readonly restartTimeoutMs: number
+  readonly restartAttempts: number
+  readonly applyTimeoutMs: number
+  readonly switchoverTimeoutMs: number
+  readonly recoveryBlockPeriodMs: number
+  readonly failbackDelayMs: number
+}
+
+export type SemiSyncMode = "off" | "on" | "strict"
+
+export interface ClusterConfig {
+  readonly members: ReadonlyArray<MemberConfig>
+  readonly timings: Timings
+  readonly health: HealthThresholds
+  readonly semiSync: SemiSyncMode
+  readonly autoRejoin: boolean
+  readonly failback: boolean
+  /** Names the first primary of a cluster where nobody replicates yet (section 16). */
+  readonly initialPrimary: string | null
+  /** Section 16: fail over a cluster never seen healthy only when this is set. */
+  readonly failoverBeforeHealthy: boolean
+  readonly allowErrantPromotion: boolean
+  /** When a fence_command hook is configured and required, its failure aborts a promotion. */
+  readonly fenceCommand: { readonly required: boolean } | null
+}
+
+export const defaultTimings: Timings = {
+  probeIntervalMs: 500,
+  heartbeatIntervalMs: 500,
+  rpcTimeoutMs: 1000,
+  leaseDurationMs: 4000,
+  driftMargin: 0.1,
+  electionTimeoutMinMs: 300,
+  electionTimeoutMaxMs: 1200,
+  restartTimeoutMs: 3000,
+  restartAttempts: 2,
+  applyTimeoutMs: 5000,
+  switchoverTimeoutMs: 3000,
+  recoveryBlockPeriodMs: 600_000,
+  failbackDelayMs: 30_000,
+}
+
+export const quorumOf = (memberCount: number): number => Math.floor(memberCount / 2) + 1
+
+export const quorum = (config: ClusterConfig): number => quorumOf(config.members.length)
+
+export const memberOf = (config: ClusterConfig, name: string): MemberConfig | undefined =>
+  config.members.find((m) => m.name === name)
+
+export const isDataNode = (config: ClusterConfig, name: string): boolean =>
+  memberOf(config, name)?.kind === "data"
+
+/**
+ * Semi-sync "strict": how many replica acknowledgements a commit waits for so
+ * that every possible vote quorum (which excludes the lost primary) holds at
+ * least one replica that received it: N - quorum, at least 1.
+ * protocol.md leaves the count open; with 5 members one ack is not enough.
+ */
+export const strictAckCount = (config: ClusterConfig): number =>
+  Math.max(1, config.members.length - quorum(config))
+
+/** Section 5: `heartbeat_interval * 2 + rpc_timeout < lease_duration`. */
+export const checkTimings = (t: Timings): ReadonlyArray<string> => {
+  const problems: Array<string> = []
+  if (t.heartbeatIntervalMs * 2 + t.rpcTimeoutMs >= t.leaseDurationMs) {
+    problems.push("heartbeat_interval * 2 + rpc_timeout must be less than lease_duration")
+  }
+  if (t.driftMargin < 0 || t.driftMargin >= 0.5) problems.push("drift margin must be in [0, 0.5)")
+  if (t.electionTimeoutMinMs >= t.electionTimeoutMaxMs) {
+    problems.push("election timeout min must be below max")
+  }
+  return problems
+}

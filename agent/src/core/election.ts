@@ -1,0 +1,550 @@
+/**
+ * Elections (sections 6, 7 and 16): when a replica may stand, PreVote, the
+ * vote rules, and counting. Winning hands over to the promotion plan.
+ */
+import type {
+  CandidateData,
+  ClusterRecord,
+  PreVoteRequestMessage,
+  VoteKind,
+  VoteRequestMessage,
+  VoteResponseMessage,
+} from "../../../shared/peer-messages.ts"
+import { isExcluded, recoveryBlockApplies } from "./cluster-record.ts"
+import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
+import { type ClusterConfig, isDataNode, memberOf, quorum } from "./config.ts"
+import { emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet } from "./gtid.ts"
+import { inLease } from "./lease.ts"
+import { broadcast, event, issueMysql, type Outputs, persist, send } from "./outputs.ts"
+import { beginPromotion } from "./promotion.ts"
+import {
+  atLeastAsComplete,
+  type Contender,
+  eligibility,
+  lineageOf,
+  ranksBetter,
+} from "./ranking.ts"
+import { adoptTerm } from "./term.ts"
+import type { AgentState, Election } from "./types.ts"
+
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly why: string }
+
+/** What this node says about its own data when it stands. */
+export const candidateData = (s: AgentState): CandidateData => ({
+  serverUuid: s.local.probe?.serverUuid ?? "",
+  received: formatGtidSet(s.local.received),
+  backlog: backlogOf(s),
+  errant: formatGtidSet(s.local.errant),
+  replicationError: s.local.probe?.replica?.lastError ?? null,
+})
+
+export const backlogOf = (s: AgentState): number => {
+  const p = s.local.probe
+  if (p === null || p.replica === null) return 0
+  let n = 0
+  for (const [sid, ivs] of p.replica.retrieved.sids) {
+    const done = p.executed.sids.get(sid) ?? []
+    let have = 0
+    for (const iv of ivs) have += iv.end - iv.start + 1
+    for (const iv of done) have -= iv.end - iv.start + 1
+    n += Math.max(0, have)
+  }
+  return n
+}
+
+/** The uuid of the current (or last) primary, for the lineage. */
+const primaryUuid = (s: AgentState): string | null => {
+  const p = knownPrimary(s)
+  if (p === null) return null
+  if (p === s.self) return s.local.probe?.serverUuid ?? null
+  return s.peers.get(p)?.serverUuid ?? null
+}
+
+export const currentLineage = (s: AgentState): ReadonlySet<string> =>
+  lineageOf(s.hard.record, primaryUuid(s))
+
+/** Section 16: has any primary ever been committed in this cluster? */
+export const seenHealthy = (record: ClusterRecord): boolean => record.term > 0
+
+/**
+ * Section 16: in a cluster never bootstrapped, the natural first primary is
+ * the configured initial_primary, or the node every other live data node
+ * replicates from.
+ */
+export const bootstrapChoice = (s: AgentState): string | null => {
+  if (s.config.initialPrimary !== null) return s.config.initialPrimary
+  const window = aliveWindow(s.config)
+  const sources = new Set<string>()
+  let seen = 0
+  for (const m of s.config.members) {
+    if (m.kind !== "data") continue
+    if (m.name === s.self) {
+      const src = s.local.probe?.replica?.source ?? null
+      if (src !== null) sources.add(src)
+      else sources.add(`self:${m.name}`)
+      seen++
+      continue
+    }
+    const v = s.peers.get(m.name)
+    if (v === undefined || s.now - v.lastHeardAt >= window || !v.mysqlUp) continue
+    seen++
+    sources.add(v.source ?? `self:${m.name}`)
+  }
+  // Exactly one node replicates from nobody, and everyone else replicates from it.
+  const roots = [...sources].filter((x) => x.startsWith("self:"))
+  const replicatedFrom = [...sources].filter((x) => !x.startsWith("self:"))
+  if (seen < quorum(s.config) || roots.length !== 1) return null
+  const root = roots[0]!.slice("self:".length)
+  return replicatedFrom.every((x) => x === root) && replicatedFrom.length > 0 ? root : null
+}
+
+/** Contenders other than the candidate, as this node knows them, for ranking. */
+const rivals = (s: AgentState, candidate: string, lost: string | null): Array<Contender> => {
+  const result: Array<Contender> = []
+  const within = s.config.timings.leaseDurationMs
+  for (const m of s.config.members) {
+    if (m.name === candidate || m.name === lost || m.kind !== "data") continue
+    if (m.name === s.self) {
+      if (selfEligible(s).ok) {
+        result.push({
+          name: m.name,
+          received: s.local.received,
+          backlog: backlogOf(s),
+          priority: m.priority,
+        })
+      }
+      continue
+    }
+    const v = s.peers.get(m.name)
+    if (v === undefined || s.now - v.lastHeardAt >= within) continue
+    if (!v.healthy || !v.eligible || v.replicationError !== null || v.role === "DIVERGED") continue
+    if (v.errant && !s.config.allowErrantPromotion) continue
+    if (!m.promotable || isExcluded(s.hard.record, m.name)) continue
+    result.push({ name: m.name, received: v.received, backlog: v.backlog, priority: m.priority })
+  }
+  return result
+}
+
+const resyncWhy =
+  "mysqld went down since the primary last fed it: relay logs (relay_log_recovery) may have held acknowledged transactions"
+
+export const selfEligible = (s: AgentState): Verdict => {
+  const verdict = eligibility(s.config, s.hard.record, s.self, {
+    errant: isEmpty(s.local.errant) ? "" : formatGtidSet(s.local.errant),
+    replicationError: s.local.probe?.replica?.lastError ?? null,
+  })
+  if (!verdict.ok) return verdict
+  if (!s.local.up || s.local.probe === null) return { ok: false, why: "local mysqld is not up" }
+  if (s.local.diverged) return { ok: false, why: "this node is DIVERGED" }
+  // The recorded primary's data is its own binlog, not relay logs.
+  if (s.local.resyncNeeded && s.hard.record.primary !== s.self) return { ok: false, why: resyncWhy }
+  return { ok: true }
+}
+
+/** Is some other live node better placed to stand? */
+const betterRival = (s: AgentState, lost: string | null): string | null => {
+  const me: Contender = {
+    name: s.self,
+    received: s.local.received,
+    backlog: backlogOf(s),
+    priority: memberOf(s.config, s.self)?.priority ?? 0,
+  }
+  const lineage = currentLineage(s)
+  const window = aliveWindow(s.config)
+  for (const r of rivals(s, s.self, lost)) {
+    const v = s.peers.get(r.name)
+    if (v === undefined || s.now - v.lastHeardAt >= window) continue
+    if (ranksBetter(r, me, lineage)) return r.name
+  }
+  return null
+}
+
+/**
+ * Section 6: may this node start an election now, and of which kind?
+ * Returns why not, for the status line, when it may not.
+ */
+export const electionTrigger = (
+  s: AgentState,
+):
+  | { readonly ok: true; readonly kind: VoteKind }
+  | { readonly ok: false; readonly why: string } => {
+  if (s.role !== "follower") return { ok: false, why: `already ${s.role}` }
+  const self = selfEligible(s)
+  if (!self.ok) return self
+  const record = s.hard.record
+  const probe = s.local.probe
+  if (
+    record.primary === s.self &&
+    s.leader === null &&
+    !s.reclaimTried &&
+    probe !== null &&
+    !probe.superReadOnly
+  ) {
+    return { ok: true, kind: "reclaim" }
+  }
+  if (record.paused) return { ok: false, why: "cluster paused" }
+  if (!seenHealthy(record)) {
+    if (s.leader !== null) return { ok: false, why: `${s.leader} leads term ${s.hard.term}` }
+    const choice = bootstrapChoice(s)
+    if (choice === s.self) return { ok: true, kind: "bootstrap" }
+    if (!s.config.failoverBeforeHealthy) {
+      return {
+        ok: false,
+        why:
+          choice === null
+            ? "cluster never seen healthy and no natural first primary (set initial_primary)"
+            : `cluster never seen healthy: waiting for ${choice} to bootstrap`,
+      }
+    }
+  }
+  const primary = knownPrimary(s)
+  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && s.leader === null
+  if (!resigned) {
+    if (inLease(s)) return { ok: false, why: `lease promised to ${s.promise?.leader}` }
+    // The last primary itself (its agent restarted) knows its own mysqld: it is read-only here.
+    if (primary !== null && primary !== s.self) {
+      const lost = primaryLostByQuorum(s, primary)
+      if (!lost.lost) return { ok: false, why: lost.why }
+    }
+  }
+  if (recoveryBlockApplies(record) && s.recoveryBlock !== null && s.now < s.recoveryBlock.until) {
+    return {
+      ok: false,
+      why: `anti-flap block after the failover of term ${record.lastFailoverTerm}: run ack-recovery`,
+    }
+  }
+  const better = betterRival(s, primary)
+  if (better !== null) return { ok: false, why: `${better} ranks better` }
+  return { ok: true, kind: "election" }
+}
+
+// ---------------------------------------------------------------------------
+// Standing
+
+const electionDeadline = (s: AgentState): number => s.now + 2 * s.config.timings.rpcTimeoutMs
+
+export const startPreVote = (s: AgentState, out: Outputs, kind: VoteKind): AgentState => {
+  const term = s.hard.term + 1
+  const election: Election = {
+    kind,
+    phase: "pre",
+    term,
+    granted: new Set([s.self]),
+    records: [],
+    deadline: electionDeadline(s),
+    resentAt: null,
+  }
+  event(
+    out,
+    "info",
+    "pre-vote",
+    `asking whether peers would elect ${s.self} for term ${term} (${kind})`,
+  )
+  broadcast(s, out, { _tag: "PreVoteRequest", from: s.self, term, kind, data: candidateData(s) })
+  return maybeWinPreVote({ ...s, role: "pre-candidate", election, electionDueAt: null }, out)
+}
+
+export const startVote = (s: AgentState, out: Outputs, kind: VoteKind): AgentState => {
+  const term = s.hard.term + 1
+  let next: AgentState = {
+    ...s,
+    role: "candidate",
+    leader: null,
+    leaderActive: false,
+    hard: { ...s.hard, term, votedFor: s.self },
+    election: {
+      kind,
+      phase: "vote",
+      term,
+      granted: new Set([s.self]),
+      records: [s.hard.record],
+      deadline: electionDeadline(s),
+      resentAt: null,
+    },
+    electionDueAt: null,
+    local: { ...s.local, revokedTerm: term },
+  }
+  persist(next, out)
+  if (isDataNode(s.config, s.self) && s.local.probe?.replica?.ioRunning) {
+    ;[next] = issueMysql(next, out, { _tag: "StopReplicaIo" }, "revoke")
+  }
+  event(out, "info", "election", `standing for term ${term} (${kind})`)
+  broadcast(next, out, { _tag: "VoteRequest", from: s.self, term, kind, data: candidateData(next) })
+  return maybeWin(next, out)
+}
+
+const maybeWinPreVote = (s: AgentState, out: Outputs): AgentState => {
+  const e = s.election
+  if (e === null || e.phase !== "pre" || e.granted.size < quorum(s.config)) return s
+  return startVote(s, out, e.kind)
+}
+
+const maybeWin = (s: AgentState, out: Outputs): AgentState => {
+  const e = s.election
+  if (e === null || e.phase !== "vote" || e.granted.size < quorum(s.config)) return s
+  event(out, "info", "elected", `won term ${e.term} with votes from ${[...e.granted].join(", ")}`)
+  return beginPromotion({ ...s, election: null, role: "leader", leader: s.self }, out, e)
+}
+
+/** Election timeouts: give up a stalled round; re-send requests once to the silent. */
+export const electionTimers = (s: AgentState, out: Outputs): AgentState => {
+  const e = s.election
+  if (e === null) return s
+  if (s.now >= e.deadline) {
+    event(out, "info", "election-timeout", `no quorum for term ${e.term} (${e.phase})`)
+    return { ...s, role: "follower", election: null, electionDueAt: null }
+  }
+  const half = e.deadline - s.config.timings.rpcTimeoutMs
+  if (e.resentAt === null && s.now >= half) {
+    for (const m of s.config.members) {
+      if (m.name === s.self || e.granted.has(m.name)) continue
+      const data = candidateData(s)
+      send(
+        out,
+        m.name,
+        e.phase === "pre"
+          ? { _tag: "PreVoteRequest", from: s.self, term: e.term, kind: e.kind, data }
+          : { _tag: "VoteRequest", from: s.self, term: e.term, kind: e.kind, data },
+      )
+    }
+    return { ...s, election: { ...e, resentAt: s.now } }
+  }
+  return s
+}
+
+// ---------------------------------------------------------------------------
+// Voting
+
+/** Section 7: would this node vote for `from` in `term`? (Term rules are checked by the caller.) */
+export const decideVote = (
+  s: AgentState,
+  from: string,
+  kind: VoteKind,
+  data: CandidateData,
+  frozen = false,
+): Verdict => {
+  const record = s.hard.record
+  if (frozen && isDataNode(s.config, s.self)) {
+    // A voter vouches for its data: it must see it, frozen (section 7).
+    const p = s.local.probe
+    if (!s.local.up || p === null)
+      return { ok: false, why: "my mysqld is down: I cannot vouch for my data" }
+    if (!p.superReadOnly) return { ok: false, why: "my mysqld is still writable" }
+    // Whatever relay logs it lost, the recorded primary has in its binlog: vote only for it.
+    if (s.local.resyncNeeded && from !== record.primary) return { ok: false, why: resyncWhy }
+  }
+  if (kind === "bootstrap") {
+    if (seenHealthy(record)) return { ok: false, why: "cluster already bootstrapped" }
+    const choice = bootstrapChoice(s)
+    if (choice !== from && s.local.probe?.replica?.source !== from) {
+      return { ok: false, why: `bootstrap belongs to ${choice ?? "nobody known yet"}` }
+    }
+  }
+  const transferConsented =
+    kind === "transfer" &&
+    s.transferConsent !== null &&
+    s.transferConsent.to === from &&
+    s.transferConsent.term + 1 >= s.hard.term
+  if (inLease(s) && s.promise?.leader !== from && !transferConsented) {
+    return { ok: false, why: `in lease of ${s.promise?.leader} until ${s.promise?.until}` }
+  }
+  if (kind === "election" && record.paused) return { ok: false, why: "cluster paused" }
+  const verdict = eligibility(s.config, record, from, data)
+  if (!verdict.ok) return verdict
+  if (
+    kind === "election" &&
+    recoveryBlockApplies(record) &&
+    s.recoveryBlock !== null &&
+    s.now < s.recoveryBlock.until
+  ) {
+    return {
+      ok: false,
+      why: `anti-flap block after the failover of term ${record.lastFailoverTerm}`,
+    }
+  }
+  const parsed = parseGtidSet(data.received)
+  const received = parsed._tag === "Ok" ? parsed.set : emptyGtidSet
+  const lineage = currentLineage(s)
+  if (!atLeastAsComplete(received, s.local.received, lineage)) {
+    return { ok: false, why: `${from} lacks transactions this node has` }
+  }
+  if (kind === "election" || kind === "forced") {
+    const candidate: Contender = {
+      name: from,
+      received,
+      backlog: data.backlog,
+      priority: memberOf(s.config, from)?.priority ?? 0,
+    }
+    for (const r of rivals(s, from, knownPrimary(s))) {
+      if (ranksBetter(r, candidate, lineage)) return { ok: false, why: `${r.name} ranks better` }
+    }
+  }
+  return { ok: true }
+}
+
+export const onPreVoteRequest = (
+  s: AgentState,
+  out: Outputs,
+  req: PreVoteRequestMessage,
+): AgentState => {
+  const verdict: Verdict =
+    req.term <= s.hard.term
+      ? { ok: false, why: `term ${req.term} is not above ${s.hard.term}` }
+      : decideVote(s, req.from, req.kind, req.data)
+  send(out, req.from, {
+    _tag: "PreVoteResponse",
+    from: s.self,
+    term: verdict.ok ? req.term : Math.max(s.hard.term, req.term - 1),
+    granted: verdict.ok,
+    reason: verdict.ok ? "ok" : verdict.why,
+  })
+  return s
+}
+
+/**
+ * A vote request. The voter's own data must be frozen before it is compared
+ * with the candidate's: a replica whose IO thread still runs could receive
+ * (and acknowledge) a transaction from the old primary right after judging
+ * the candidate complete. So a replica first stops its IO thread (the revoke
+ * of section 9 step 3), probes, and only then decides (`onVoteProbe`).
+ */
+export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessage): AgentState => {
+  let next = s
+  if (req.term > next.hard.term)
+    next = adoptTerm(next, out, req.term, `vote request from ${req.from}`)
+  let verdict: Verdict
+  if (req.term < next.hard.term) verdict = { ok: false, why: `stale term ${req.term}` }
+  else if (next.hard.votedFor !== null && next.hard.votedFor !== req.from) {
+    verdict = { ok: false, why: `already voted for ${next.hard.votedFor} in term ${req.term}` }
+  } else if (next.pendingVote !== null && next.pendingVote.request.from !== req.from) {
+    verdict = { ok: false, why: `deciding on ${next.pendingVote.request.from}'s request first` }
+  } else verdict = decideVote(next, req.from, req.kind, req.data)
+  if (verdict.ok && next.hard.votedFor === null && mustFreeze(next)) {
+    if (next.pendingVote !== null) return next // the freeze is under way
+    let frozen: AgentState = {
+      ...next,
+      pendingVote: { request: req, stopped: false, since: next.now },
+      local: { ...next.local, revokedTerm: req.term },
+    }
+    ;[frozen] = issueMysql(frozen, out, { _tag: "StopReplicaIo" }, "vote-freeze")
+    return frozen
+  }
+  return answerVote(next, out, req, verdict)
+}
+
+/** A data node always votes on a fresh probe taken after its IO thread stopped. */
+const mustFreeze = (s: AgentState): boolean => isDataNode(s.config, s.self)
+
+const answerVote = (
+  s: AgentState,
+  out: Outputs,
+  req: VoteRequestMessage,
+  verdict: Verdict,
+): AgentState => {
+  let next: AgentState = { ...s, pendingVote: null }
+  if (verdict.ok) {
+    const firstGrant = next.hard.votedFor === null
+    next = {
+      ...next,
+      hard: { ...next.hard, votedFor: req.from },
+      local: { ...next.local, revokedTerm: req.term },
+      electionDueAt: null,
+    }
+    if (firstGrant) persist(next, out)
+  }
+  const response: VoteResponseMessage = {
+    _tag: "VoteResponse",
+    from: next.self,
+    term: next.hard.term,
+    granted: verdict.ok,
+    reason: verdict.ok ? "ok" : verdict.why,
+    record: next.hard.record,
+  }
+  send(out, req.from, response)
+  if (!verdict.ok)
+    event(out, "info", "vote-refused", `${req.from} for term ${req.term}: ${verdict.why}`)
+  return next
+}
+
+/** The IO thread is stopped: probe, so the decision sees the frozen data. */
+export const onVoteFrozen = (s: AgentState, out: Outputs): AgentState => {
+  if (s.pendingVote === null) return s
+  out.push({ _tag: "ProbeLocal" })
+  return { ...s, pendingVote: { ...s.pendingVote, stopped: true } }
+}
+
+/** A probe after the freeze (or a timeout): decide the pending vote on fresh data. */
+export const onVoteProbe = (s: AgentState, out: Outputs): AgentState => {
+  const p = s.pendingVote
+  if (p === null) return s
+  const req = p.request
+  if (req.term !== s.hard.term) return { ...s, pendingVote: null }
+  const timedOut = s.now - p.since > s.config.timings.rpcTimeoutMs
+  if (!p.stopped && !timedOut) return s
+  if (timedOut && !p.stopped) {
+    return answerVote(s, out, req, { ok: false, why: "could not stop replication in time" })
+  }
+  const fresh = s.local.probe?.replica?.ioRunning !== true || !s.local.up
+  if (!fresh) return s
+  return answerVote(s, out, req, decideVote(s, req.from, req.kind, req.data, true))
+}
+
+export const onPreVoteResponse = (
+  s: AgentState,
+  out: Outputs,
+  from: string,
+  term: number,
+  granted: boolean,
+): AgentState => {
+  const e = s.election
+  if (!granted && term > s.hard.term) return adoptTerm(s, out, term, `pre-vote reply from ${from}`)
+  if (e === null || e.phase !== "pre" || term !== e.term || !granted) return s
+  const votes = new Set(e.granted)
+  votes.add(from)
+  return maybeWinPreVote({ ...s, election: { ...e, granted: votes } }, out)
+}
+
+export const onVoteResponse = (
+  s: AgentState,
+  out: Outputs,
+  res: VoteResponseMessage,
+): AgentState => {
+  if (res.term > s.hard.term) return adoptTerm(s, out, res.term, `vote reply from ${res.from}`)
+  const e = s.election
+  if (e === null || e.phase !== "vote" || res.term !== e.term || !res.granted) return s
+  const votes = new Set(e.granted)
+  votes.add(res.from)
+  return maybeWin(
+    { ...s, election: { ...e, granted: votes, records: [...e.records, res.record] } },
+    out,
+  )
+}
+
+/** Keeps `electionDueAt` armed while an election is allowed; fires it when due. */
+export const electionClock = (
+  s: AgentState,
+  out: Outputs,
+  random: number,
+  configTimings: ClusterConfig["timings"] = s.config.timings,
+): AgentState => {
+  if (s.election !== null) return s
+  const trigger = electionTrigger(s)
+  if (!trigger.ok) return s.electionDueAt === null ? s : { ...s, electionDueAt: null }
+  if (trigger.kind === "reclaim") {
+    // No timeout: every moment without a lease is a moment the guard would fence.
+    return startPreVote({ ...s, reclaimTried: true }, out, "reclaim")
+  }
+  if (s.electionDueAt === null) {
+    const span = configTimings.electionTimeoutMaxMs - configTimings.electionTimeoutMinMs
+    return { ...s, electionDueAt: s.now + configTimings.electionTimeoutMinMs + random * span }
+  }
+  if (s.now < s.electionDueAt) return s
+  // Bootstrap and resignation skip nothing here: PreVote always runs first.
+  return startPreVote(s, out, trigger.kind)
+}
+
+/** The reason an election is not running, for status. */
+export const whyNoElection = (s: AgentState): string => {
+  const t = electionTrigger(s)
+  return t.ok ? `election due (${t.kind})` : t.why
+}

@@ -1,0 +1,100 @@
+/**
+ * Self-fencing (section 5) and the guard that keeps "writable and holding the
+ * VIP" equal to "ACTIVE" (sections 9, 10, 11): a node that is writable
+ * without the lease of the highest term is fenced at once, whoever made it so.
+ */
+import { isDataNode } from "./config.ts"
+import { leaseValid } from "./lease.ts"
+import { event, isInFlight, issueMysql, type Outputs, runHook } from "./outputs.ts"
+import type { AgentState, VipOp } from "./types.ts"
+
+/** This node may accept writes: the promoted leader of its term, inside its lease. */
+export const mayBeWritable = (s: AgentState): boolean =>
+  s.role === "leader" &&
+  s.promotion !== null &&
+  s.promotion.step === "done" &&
+  s.lease.fencedAt === null &&
+  s.switchover === null &&
+  (leaseValid(s) || s.hard.record.paused)
+
+/** A restarted recorded primary is asking to lead again: leave its mysqld alone meanwhile. */
+const reclaiming = (s: AgentState): boolean =>
+  s.election?.kind === "reclaim" ||
+  (s.role === "leader" && s.promotion?.kind === "reclaim" && s.promotion.step !== "done")
+
+/**
+ * Remove the VIP, super_read_only=ON, kill client sessions: in this order,
+ * so clients lose the address before they lose the ability to write.
+ */
+export const selfFence = (s: AgentState, out: Outputs, reason: string): AgentState => {
+  out.push({ _tag: "Vip", op: "remove" })
+  let next: AgentState = {
+    ...s,
+    local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } },
+  }
+  if (isDataNode(s.config, s.self)) {
+    ;[next] = issueMysql(next, out, { _tag: "Fence" }, "fence")
+    ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
+  }
+  event(out, "warn", "self-fenced", reason)
+  ;[next] = runHook(next, out, "on_fence", { MHA_REASON: reason }, "hook")
+  return next
+}
+
+/** Keeps the local mysqld's writability and the VIP equal to what the role allows. */
+export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
+  // Section 14: while paused, no fencing and no VIP moves.
+  if (!isDataNode(s.config, s.self) || (s.hard.record.paused && s.role !== "leader")) return s
+  let next = s
+  const allowed = mayBeWritable(s)
+  const probe = s.local.up ? s.local.probe : null
+  // During a switchover the switchover routine fences (and may roll back) itself.
+  const writable = probe !== null && (!probe.superReadOnly || !probe.readOnly)
+  if (writable && !allowed && s.switchover === null && !reclaiming(s)) {
+    if (!isInFlight(next, "fence")) {
+      event(
+        out,
+        "error",
+        "split-brain-guard",
+        "mysqld is writable but this node does not hold the lease of the highest term",
+      )
+      ;[next] = issueMysql(next, out, { _tag: "Fence" }, "fence")
+      ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
+      ;[next] = runHook(
+        next,
+        out,
+        "on_split_brain",
+        { MHA_REASON: "writable without lease" },
+        "hook",
+      )
+    }
+  }
+  if (probe?.superReadOnly && allowed && !isInFlight(next, "make-writable")) {
+    // A lease regained in the same term, or mysqld restarted under a live lease.
+    ;[next] = issueMysql(next, out, { _tag: "MakeWritable" }, "make-writable")
+  }
+  // Section 11: a reconcile loop keeps "VIP present" equal to "I am ACTIVE".
+  const vip = next.local.vip
+  if (vip.pending === null) {
+    const want = allowed && probe !== null && !probe.superReadOnly
+    if (want && vip.held !== true) {
+      out.push({ _tag: "Vip", op: "add" })
+      next = { ...next, local: { ...next.local, vip: { held: vip.held, pending: "add" } } }
+    } else if (!allowed && vip.held !== false) {
+      out.push({ _tag: "Vip", op: "remove" })
+      next = { ...next, local: { ...next.local, vip: { held: vip.held, pending: "remove" } } }
+    }
+  }
+  return next
+}
+
+/** A VIP operation finished: remember what is really there. */
+export const onVipDone = (s: AgentState, op: VipOp, ok: boolean): AgentState => {
+  const held = ok
+    ? op !== "remove"
+    : s.local.vip.held === true && op === "remove"
+      ? true
+      : "unknown"
+  const pending = s.local.vip.pending === op ? null : s.local.vip.pending
+  return { ...s, local: { ...s.local, vip: { held, pending } } }
+}

@@ -1,0 +1,191 @@
+/**
+ * Operator requests (operations.md CLI). Cluster-wide settings (pause,
+ * exclude, ack-recovery) are record changes made by the primary and answered
+ * once committed; other nodes refuse and name the primary, which the daemon
+ * forwards to.
+ */
+import { nextRecord } from "./cluster-record.ts"
+import { isDataNode, memberOf } from "./config.ts"
+import { startVote } from "./election.ts"
+import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
+import { event, issueMysql, type Outputs } from "./outputs.ts"
+import { propose } from "./record-replication.ts"
+import { resign } from "./resignation.ts"
+import { readyCandidate, requestSwitchover } from "./switchover.ts"
+import type { AgentState, OperatorRequest } from "./types.ts"
+
+const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
+  out.push({ _tag: "OperatorReply", requestId, ok, message })
+}
+
+const isActivePrimary = (s: AgentState): boolean =>
+  s.role === "leader" && s.promotion?.step === "done"
+
+const changeRecord = (
+  s: AgentState,
+  out: Outputs,
+  requestId: number,
+  change: Parameters<typeof nextRecord>[2],
+  what: string,
+): AgentState => {
+  if (!isActivePrimary(s)) {
+    reply(out, requestId, false, `not the primary; ask ${s.leader ?? "the primary (none known)"}`)
+    return s
+  }
+  if (s.proposal !== null) {
+    reply(out, requestId, false, "a cluster record change is in progress; retry")
+    return s
+  }
+  const record = nextRecord(s.hard.record, s.hard.term, change)
+  event(out, "info", "operator", what)
+  const next = propose(s, out, record)
+  if (next.proposal === null) {
+    reply(out, requestId, true, what)
+    return next
+  }
+  return {
+    ...next,
+    pendingOperator: [...next.pendingOperator, { requestId, seq: record.seq }],
+  }
+}
+
+/** Answers operator requests whose record change has committed. */
+export const answerCommitted = (s: AgentState, out: Outputs): AgentState => {
+  if (s.pendingOperator.length === 0) return s
+  const done = s.pendingOperator.filter(
+    (p) => s.committed.term === s.hard.term && s.committed.seq >= p.seq,
+  )
+  for (const p of done) reply(out, p.requestId, true, `committed as record ${s.hard.term}.${p.seq}`)
+  const lost = s.role !== "leader"
+  if (lost)
+    for (const p of s.pendingOperator) reply(out, p.requestId, false, "lost leadership; retry")
+  return {
+    ...s,
+    pendingOperator: lost ? [] : s.pendingOperator.filter((p) => !done.includes(p)),
+  }
+}
+
+export const onOperator = (
+  s: AgentState,
+  out: Outputs,
+  requestId: number,
+  request: OperatorRequest,
+): AgentState => {
+  const r = s.hard.record
+  switch (request._tag) {
+    case "Pause":
+      return changeRecord(s, out, requestId, { paused: true }, "paused: no automatic actions")
+    case "Resume":
+      return changeRecord(s, out, requestId, { paused: false }, "resumed")
+    case "Exclude":
+      if (memberOf(s.config, request.node) === undefined) {
+        reply(out, requestId, false, `unknown node ${request.node}`)
+        return s
+      }
+      return changeRecord(
+        s,
+        out,
+        requestId,
+        {
+          excluded: r.excluded.includes(request.node) ? r.excluded : [...r.excluded, request.node],
+        },
+        `${request.node} excluded from candidacy`,
+      )
+    case "Include":
+      return changeRecord(
+        s,
+        out,
+        requestId,
+        { excluded: r.excluded.filter((n) => n !== request.node) },
+        `${request.node} included in candidacy`,
+      )
+    case "AckRecovery":
+      if (!isActivePrimary(s)) {
+        // No primary to record it: the block itself may be why. Lift it here; the
+        // operator runs this on a quorum so that a candidate can collect votes.
+        reply(
+          out,
+          requestId,
+          true,
+          "anti-flap block lifted on this node only (no primary to record it)",
+        )
+        return {
+          ...s,
+          recoveryBlock: s.recoveryBlock === null ? null : { ...s.recoveryBlock, until: s.now },
+        }
+      }
+      return changeRecord(s, out, requestId, { recoveryAcked: true }, "anti-flap block lifted")
+    case "Switchover":
+      return requestSwitchover(s, out, requestId, request.to, request.dryRun)
+    case "Failover": {
+      // Run on the node to promote (the daemon forwards `--to`).
+      const to = request.to ?? s.self
+      if (to !== s.self) {
+        reply(out, requestId, false, `run on ${to}`)
+        return s
+      }
+      if (s.role !== "follower" || !isDataNode(s.config, s.self)) {
+        reply(out, requestId, false, `cannot stand: this node is ${s.role}`)
+        return s
+      }
+      event(
+        out,
+        "warn",
+        "forced-failover",
+        "operator forced an election; voters still check leases and data",
+      )
+      reply(out, requestId, true, "standing for election")
+      return startVote(s, out, "forced")
+    }
+    case "Rejoin": {
+      if (!s.local.diverged && !request.force) {
+        reply(out, requestId, true, "not diverged; replication follows the primary")
+        return s
+      }
+      if (s.local.diverged && !request.force) {
+        reply(
+          out,
+          requestId,
+          false,
+          `diverged (${formatGtidSet(s.local.errant)}): use --force or clone`,
+        )
+        return s
+      }
+      reply(out, requestId, true, "rejoining as a replica despite divergence")
+      return { ...s, local: { ...s.local, diverged: false, rejoinForced: true } }
+    }
+    case "FixErrant": {
+      if (!isActivePrimary(s)) {
+        reply(out, requestId, false, `not the primary; ask ${s.leader ?? "the primary"}`)
+        return s
+      }
+      const mine = s.local.probe?.executed ?? emptyGtidSet
+      let errant = emptyGtidSet
+      for (const [, v] of s.peers) if (v.errant) errant = union(errant, subtract(v.executed, mine))
+      if (isEmpty(errant)) {
+        reply(out, requestId, true, "no errant transactions")
+        return s
+      }
+      const [next] = issueMysql(s, out, { _tag: "InjectEmpty", gtids: errant }, "fix-errant")
+      reply(out, requestId, true, `injecting empty transactions ${formatGtidSet(errant)}`)
+      return next
+    }
+    case "Shutdown": {
+      if (s.role !== "leader") {
+        reply(out, requestId, true, "not the primary: nothing to hand over")
+        return s
+      }
+      // Section 14: hand over by switchover if a candidate is ready, else fence and resign.
+      const to = s.hard.record.paused ? null : readyCandidate(s)
+      if (to !== null) return requestSwitchover(s, out, requestId, to, false)
+      reply(out, requestId, true, "no candidate ready: fencing and resigning before shutdown")
+      return resign(s, out, "agent shutting down")
+    }
+    default:
+      return absurd(request)
+  }
+}
+
+function absurd(value: never): never {
+  throw new Error(`unexpected ${JSON.stringify(value)}`)
+}

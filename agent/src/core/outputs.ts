@@ -1,0 +1,79 @@
+/**
+ * Emitting outputs from a step. Actions whose completion matters get an id
+ * and a purpose, so that the completion (MysqlDone, HookDone) reaches the
+ * routine that asked for it.
+ */
+import type { PeerMessage } from "../../../shared/peer-messages.ts"
+import type { AgentState, HookName, LogLevel, MysqlAction, Output } from "./types.ts"
+
+/** The outputs of one step, in the order the driver must execute them. */
+export type Outputs = Array<Output>
+
+export const issueMysql = (
+  s: AgentState,
+  out: Outputs,
+  action: MysqlAction,
+  purpose: string,
+): [AgentState, number] => {
+  const id = s.nextId
+  out.push({ _tag: "Mysql", id, action })
+  const inFlight = new Map(s.inFlight)
+  inFlight.set(id, purpose)
+  return [{ ...s, nextId: id + 1, inFlight }, id]
+}
+
+export const runHook = (
+  s: AgentState,
+  out: Outputs,
+  hook: HookName,
+  env: Readonly<Record<string, string>>,
+  purpose: string,
+): [AgentState, number] => {
+  const id = s.nextId
+  out.push({
+    _tag: "RunHook",
+    id,
+    hook,
+    env: { MHA_EVENT: hook, MHA_TERM: `${s.hard.term}`, ...env },
+  })
+  const inFlight = new Map(s.inFlight)
+  inFlight.set(id, purpose)
+  return [{ ...s, nextId: id + 1, inFlight }, id]
+}
+
+/** The purpose of a finished action, and the state without it. */
+export const completeAction = (s: AgentState, id: number): [AgentState, string | undefined] => {
+  const purpose = s.inFlight.get(id)
+  if (purpose === undefined) return [s, undefined]
+  const inFlight = new Map(s.inFlight)
+  inFlight.delete(id)
+  const awaitingProbe = new Set(s.awaitingProbe)
+  awaitingProbe.add(purpose)
+  return [{ ...s, inFlight, awaitingProbe }, purpose]
+}
+
+/** An action for this purpose is running, or finished but not yet visible in a probe. */
+export const isInFlight = (s: AgentState, purpose: string): boolean => {
+  if (s.awaitingProbe.has(purpose)) return true
+  for (const p of s.inFlight.values()) if (p === purpose) return true
+  return false
+}
+
+export const peersOf = (s: AgentState): ReadonlyArray<string> =>
+  s.config.members.filter((m) => m.name !== s.self).map((m) => m.name)
+
+export const broadcast = (s: AgentState, out: Outputs, message: PeerMessage): void => {
+  for (const to of peersOf(s)) out.push({ _tag: "Send", to, message })
+}
+
+export const send = (out: Outputs, to: string, message: PeerMessage): void => {
+  out.push({ _tag: "Send", to, message })
+}
+
+export const event = (out: Outputs, level: LogLevel, name: string, reason: string): void => {
+  out.push({ _tag: "Event", level, event: name, reason })
+}
+
+export const persist = (s: AgentState, out: Outputs): void => {
+  out.push({ _tag: "PersistHardState", hard: s.hard })
+}

@@ -1,0 +1,245 @@
+/**
+ * The promotion plan of the winner of term T (section 9). Each step waits for
+ * the completion of its action; any failure that could lose data aborts and
+ * resigns rather than promote.
+ *
+ * One deliberate reordering against protocol.md: the record naming this node
+ * primary (with its server_uuid appended to the lineage) is committed by a
+ * quorum BEFORE the node becomes writable, not after. Otherwise a write taken
+ * by this primary could be invisible to the completeness check of the next
+ * election (which only looks at lineage uuids).
+ */
+import { highestRecord, nextRecord } from "./cluster-record.ts"
+import { strictAckCount } from "./config.ts"
+import { formatGtidSet } from "./gtid.ts"
+import { leaseValid } from "./lease.ts"
+import { broadcast, event, issueMysql, type Outputs, persist, runHook } from "./outputs.ts"
+import { propose } from "./record-replication.ts"
+import { resign } from "./resignation.ts"
+import type { AgentState, Election, MysqlAction, Promotion, PromotionStep } from "./types.ts"
+
+const order: ReadonlyArray<PromotionStep> = [
+  "fence-old-primary",
+  "fence-command",
+  "apply-relay-log",
+  "commit-record",
+  "await-lease",
+  "reset-replica",
+  "semi-sync",
+  "make-writable",
+  "done",
+]
+
+const stepTimeout = (s: AgentState, step: PromotionStep): number => {
+  const t = s.config.timings
+  switch (step) {
+    case "apply-relay-log":
+      return t.applyTimeoutMs + t.rpcTimeoutMs
+    case "commit-record":
+    case "await-lease":
+      return t.leaseDurationMs
+    default:
+      return t.rpcTimeoutMs * 3
+  }
+}
+
+export const beginPromotion = (s: AgentState, out: Outputs, e: Election): AgentState => {
+  // Step 1: adopt the highest record of the quorum, so no committed change is lost.
+  const record = highestRecord(e.records, s.hard.record)
+  const oldPrimary = record.primary !== s.self ? record.primary : null
+  let next: AgentState = {
+    ...s,
+    hard: { ...s.hard, record },
+    nextHeartbeatAt: s.now, // start the lease rounds at once
+    promise: null,
+    resignedTerm: 0,
+  }
+  persist(next, out)
+  const promotion: Promotion = {
+    term: e.term,
+    kind: e.kind,
+    step: "fence-old-primary",
+    oldPrimary,
+    waitingFor: null,
+    stepDeadline: s.now,
+    startedAt: s.now,
+  }
+  next = { ...next, promotion }
+  if (e.kind === "election" || e.kind === "forced") {
+    ;[next] = runHook(
+      next,
+      out,
+      "on_failure_detected",
+      { MHA_OLD_PRIMARY: oldPrimary ?? "" },
+      "hook",
+    )
+  }
+  return enterStep(next, out, "fence-old-primary")
+}
+
+const withPromotion = (s: AgentState, change: Partial<Promotion>): AgentState =>
+  s.promotion === null ? s : { ...s, promotion: { ...s.promotion, ...change } }
+
+const act = (s: AgentState, out: Outputs, action: MysqlAction): AgentState => {
+  const [next, id] = issueMysql(s, out, action, "promotion")
+  return withPromotion(next, { waitingFor: id })
+}
+
+const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState => {
+  let next = withPromotion(s, {
+    step,
+    waitingFor: null,
+    stepDeadline: s.now + stepTimeout(s, step),
+  })
+  const p = next.promotion
+  if (p === null) return next
+  const probe = next.local.probe
+  switch (step) {
+    case "fence-old-primary":
+      if (p.oldPrimary === null) return enterStep(next, out, "fence-command")
+      return act(next, out, { _tag: "FenceRemote", target: p.oldPrimary })
+    case "fence-command": {
+      // Step 3, revoke: everyone stops replicating from the old primary.
+      broadcast(next, out, { _tag: "Revoke", from: next.self, term: p.term })
+      if (next.config.fenceCommand === null || p.oldPrimary === null) {
+        return enterStep(next, out, "apply-relay-log")
+      }
+      const [withHook, id] = runHook(
+        next,
+        out,
+        "fence_command",
+        { MHA_OLD_PRIMARY: p.oldPrimary },
+        "promotion",
+      )
+      return withPromotion(withHook, { waitingFor: id })
+    }
+    case "apply-relay-log":
+      if (probe === null || probe.replica === null) return enterStep(next, out, "commit-record")
+      return act(next, out, {
+        _tag: "WaitForRelayLog",
+        timeoutMs: next.config.timings.applyTimeoutMs,
+      })
+    case "commit-record": {
+      const uuid = probe?.serverUuid
+      const r = next.hard.record
+      const failover = p.kind === "election" || p.kind === "forced"
+      next = propose(
+        next,
+        out,
+        nextRecord(r, p.term, {
+          primary: next.self,
+          primaryUuid: uuid ?? null,
+          // The relay log is applied: what this node received is what it executed.
+          base: formatGtidSet(next.local.received),
+          lineage:
+            uuid === undefined || r.lineage.includes(uuid) ? r.lineage : [...r.lineage, uuid],
+          lastFailoverTerm: failover ? p.term : r.lastFailoverTerm,
+          recoveryAcked: failover ? false : r.recoveryAcked,
+        }),
+      )
+      return next.proposal === null ? enterStep(next, out, "await-lease") : next
+    }
+    case "await-lease":
+      return leaseValid(next) ? enterStep(next, out, "reset-replica") : next
+    case "reset-replica":
+      if (probe === null || probe.replica === null) return enterStep(next, out, "semi-sync")
+      return act(next, out, { _tag: "ResetReplicaAll" })
+    case "semi-sync":
+      return act(next, out, {
+        _tag: "SetSemiSync",
+        source: next.config.semiSync !== "off",
+        replica: false,
+        waitForReplicaCount: next.config.semiSync === "strict" ? strictAckCount(next.config) : 1,
+      })
+    case "make-writable":
+      return act(next, out, { _tag: "MakeWritable" })
+    case "done":
+      return finish(next, out, p)
+    default:
+      return absurd(step)
+  }
+}
+
+const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
+  out.push({ _tag: "Vip", op: "add" })
+  const vip = { held: s.local.vip.held, pending: "add" as const }
+  const executed = s.local.executedText
+  broadcast(s, out, { _tag: "LeaderAnnounce", from: s.self, term: p.term, executed })
+  event(out, "info", "promoted", `${s.self} is ACTIVE for term ${p.term} (${p.kind})`)
+  const hook =
+    p.kind === "transfer"
+      ? "post_switchover"
+      : p.kind === "election" || p.kind === "forced"
+        ? "post_failover"
+        : "on_role_change"
+  const [next] = runHook(
+    s,
+    out,
+    hook,
+    { MHA_NEW_PRIMARY: s.self, MHA_OLD_PRIMARY: p.oldPrimary ?? "" },
+    "hook",
+  )
+  return {
+    ...next,
+    leaderActive: true,
+    local: { ...next.local, vip, revokedTerm: 0 },
+  }
+}
+
+const next = (s: AgentState, out: Outputs): AgentState => {
+  const p = s.promotion
+  if (p === null) return s
+  const i = order.indexOf(p.step)
+  const following = order[i + 1]
+  return following === undefined ? s : enterStep(s, out, following)
+}
+
+export const abortPromotion = (s: AgentState, out: Outputs, why: string): AgentState => {
+  event(out, "error", "promotion-aborted", why)
+  const [withHook] = runHook(s, out, "post_unsuccessful_failover", { MHA_REASON: why }, "hook")
+  return resign(withHook, out, `promotion aborted: ${why}`)
+}
+
+/** A completion of the current step's action or hook. */
+export const onPromotionResult = (
+  s: AgentState,
+  out: Outputs,
+  id: number,
+  ok: boolean,
+  error: string | null,
+): AgentState => {
+  const p = s.promotion
+  if (p === null || p.waitingFor !== id) return s
+  switch (p.step) {
+    case "fence-old-primary":
+      // If it does not answer, the lease wait already passed (or it resigned): go on.
+      if (!ok)
+        event(out, "warn", "old-primary-unreachable", `${p.oldPrimary}: ${error ?? "no answer"}`)
+      return next(s, out)
+    case "fence-command":
+      if (!ok && s.config.fenceCommand?.required) {
+        return abortPromotion(s, out, `fence_command failed for ${p.oldPrimary}`)
+      }
+      return next(s, out)
+    case "apply-relay-log":
+      if (!ok) return abortPromotion(s, out, `relay log not applied in time: ${error ?? "timeout"}`)
+      return next(s, out)
+    default:
+      if (!ok) return abortPromotion(s, out, `${p.step} failed: ${error ?? "error"}`)
+      return next(s, out)
+  }
+}
+
+/** Steps that wait on state rather than on an action, and step deadlines. */
+export const promotionTimers = (s: AgentState, out: Outputs): AgentState => {
+  const p = s.promotion
+  if (p === null || p.step === "done" || s.role !== "leader") return s
+  if (p.step === "commit-record" && s.proposal === null) return next(s, out)
+  if (p.step === "await-lease" && leaseValid(s)) return next(s, out)
+  if (s.now >= p.stepDeadline) return abortPromotion(s, out, `step ${p.step} timed out`)
+  return s
+}
+
+function absurd(value: never): never {
+  throw new Error(`unexpected ${String(value)}`)
+}

@@ -1,0 +1,323 @@
+/**
+ * The decision core: `step(state, input) -> { state, outputs }`, pure, in the
+ * manner of etcd-io/raft. Every input is matched exhaustively, so a new kind
+ * of input does not compile until it is handled here.
+ *
+ * After each input the same guards run, so the outputs always converge the
+ * world toward what the state allows: timers (probes, heartbeats, lease,
+ * elections, promotion, switchover, restarts), then "writable and VIP only
+ * if ACTIVE", then "replicas follow the active primary".
+ */
+import type { PeerMessage } from "../../../shared/peer-messages.ts"
+import { initialRecord } from "./cluster-record.ts"
+import { knownPrimary } from "./cluster-view.ts"
+import { type ClusterConfig, isDataNode } from "./config.ts"
+import {
+  electionClock,
+  electionTimers,
+  onPreVoteRequest,
+  onPreVoteResponse,
+  onVoteFrozen,
+  onVoteProbe,
+  onVoteRequest,
+  onVoteResponse,
+  startVote,
+} from "./election.ts"
+import { guardWritability, onVipDone, selfFence } from "./fencing.ts"
+import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
+import { leaseValid, noLease, promiseTo } from "./lease.ts"
+import { initialLocal, onLocalProbed } from "./local-node.ts"
+import { answerCommitted, onOperator } from "./operator.ts"
+import { completeAction, event, type Outputs } from "./outputs.ts"
+import { onPromotionResult, promotionTimers } from "./promotion.ts"
+import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
+import { guardReplication } from "./replication.ts"
+import { onResign, resign } from "./resignation.ts"
+import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
+import {
+  failbackTimer,
+  onSwitchoverProbe,
+  onSwitchoverResult,
+  switchoverTimers,
+} from "./switchover.ts"
+import { adoptTerm } from "./term.ts"
+import type { AgentState, HardState, Input, Output } from "./types.ts"
+
+export interface StepResult {
+  readonly state: AgentState
+  readonly outputs: ReadonlyArray<Output>
+}
+
+export const freshHardState: HardState = { term: 0, votedFor: null, record: initialRecord }
+
+/** The state before `Start`: nothing is known, nothing is done. */
+export const initialState = (config: ClusterConfig, self: string): AgentState => ({
+  self,
+  config,
+  started: false,
+  bootId: "",
+  now: 0,
+  hard: freshHardState,
+  role: "follower",
+  leader: null,
+  leaderActive: false,
+  local: initialLocal,
+  primaryProbe: null,
+  peers: new Map(),
+  round: 0,
+  nextHeartbeatAt: 0,
+  nextProbeAt: 0,
+  lease: noLease,
+  promise: null,
+  electionDueAt: null,
+  election: null,
+  promotion: null,
+  proposal: null,
+  committed: { term: 0, seq: 0 },
+  restart: idleRestart,
+  switchover: null,
+  transferConsent: null,
+  resignedTerm: 0,
+  recoveryBlock: null,
+  inFlight: new Map(),
+  awaitingProbe: new Set(),
+  nextId: 1,
+  reclaimTried: false,
+  failbackSince: null,
+  pendingVote: null,
+  pendingOperator: [],
+})
+
+export const step = (state: AgentState, input: Input): StepResult => {
+  const out: Outputs = []
+  if (!state.started && input._tag !== "Start") return { state, outputs: out }
+  let s: AgentState = { ...state, now: Math.max(state.now, input.now) }
+  let random = 0.5
+  switch (input._tag) {
+    case "Start":
+      s = onStart(initialState(state.config, state.self), out, input.now, input.hard, input.bootId)
+      random = input.random
+      break
+    case "Tick":
+      random = input.random
+      break
+    case "LocalProbed":
+      s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
+      s = onVoteProbe(s, out)
+      break
+    case "PrimaryProbed":
+      s = {
+        ...s,
+        primaryProbe: {
+          target: input.target,
+          reachable: input.reachable,
+          fenced: input.superReadOnly === true,
+          at: s.now,
+        },
+      }
+      break
+    case "PeerReceived":
+      if (input.message.from !== input.from) {
+        event(
+          out,
+          "warn",
+          "peer-message-dropped",
+          `${input.from} sent a message signed as ${input.message.from}`,
+        )
+        return { state, outputs: out }
+      }
+      s = onPeerMessage(s, out, input.message)
+      break
+    case "MysqlDone": {
+      let purpose: string | undefined
+      ;[s, purpose] = completeAction(s, input.id)
+      if (purpose === "promotion") s = onPromotionResult(s, out, input.id, input.ok, input.error)
+      else if (purpose === "switchover") s = onSwitchoverResult(s, out, input.id, input.ok)
+      else if (purpose === "vote-freeze") s = onVoteFrozen(s, out)
+      else if (!input.ok && purpose !== undefined) {
+        event(out, "warn", "mysql-action-failed", `${purpose}: ${input.error ?? "error"}`)
+      }
+      break
+    }
+    case "VipDone":
+      if (!input.ok) event(out, "error", "vip-failed", `ip addr ${input.op} failed`)
+      s = onVipDone(s, input.op, input.ok)
+      break
+    case "RestartDone":
+      s = onRestartDone(s, out, input.ok)
+      break
+    case "HookDone": {
+      let purpose: string | undefined
+      ;[s, purpose] = completeAction(s, input.id)
+      const ok = input.exitCode === 0
+      if (purpose === "promotion")
+        s = onPromotionResult(s, out, input.id, ok, `exit ${input.exitCode}`)
+      else if (purpose === "switchover") s = onSwitchoverResult(s, out, input.id, ok)
+      break
+    }
+    case "Operator":
+      s = onOperator(s, out, input.requestId, input.request)
+      break
+    default:
+      return absurd(input)
+  }
+  s = afterInput(s, out, random)
+  return { state: s, outputs: out }
+}
+
+const onStart = (
+  s: AgentState,
+  out: Outputs,
+  now: number,
+  hard: HardState | null,
+  bootId: string,
+): AgentState => {
+  const record = hard?.record ?? initialRecord
+  event(out, "info", "agent-start", `term ${hard?.term ?? 0}, record ${record.term}.${record.seq}`)
+  return {
+    ...s,
+    started: true,
+    bootId,
+    now,
+    hard: hard ?? freshHardState,
+    nextHeartbeatAt: now,
+    nextProbeAt: now,
+    // While the agent was down its mysqld may have restarted and dropped relay logs.
+    local: {
+      ...s.local,
+      resyncNeeded: isDataNode(s.config, s.self) && record.primary !== s.self && record.term > 0,
+    },
+    // After a crash we cannot know whom we acknowledged: promise a full lease to nobody in particular.
+    promise: hard !== null && hard.term > 0 ? promiseTo(s.config, "", hard.term, now) : null,
+    recoveryBlock:
+      record.lastFailoverTerm > 0 && !record.recoveryAcked
+        ? { term: record.lastFailoverTerm, until: now + s.config.timings.recoveryBlockPeriodMs }
+        : null,
+  }
+}
+
+const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState => {
+  switch (m._tag) {
+    case "Heartbeat":
+      return onHeartbeat(s, out, m)
+    case "HeartbeatAck":
+      return onHeartbeatAck(s, out, m.from, m.term, m.round)
+    case "PreVoteRequest":
+      return onPreVoteRequest(s, out, m)
+    case "PreVoteResponse":
+      return onPreVoteResponse(s, out, m.from, m.term, m.granted)
+    case "VoteRequest":
+      return onVoteRequest(s, out, m)
+    case "VoteResponse":
+      return onVoteResponse(s, out, m)
+    case "Revoke": {
+      const next = m.term > s.hard.term ? adoptTerm(s, out, m.term, `revoke from ${m.from}`) : s
+      if (m.term < next.hard.term) return next
+      return {
+        ...next,
+        local: { ...next.local, revokedTerm: Math.max(next.local.revokedTerm, m.term) },
+      }
+    }
+    case "LeaderAnnounce": {
+      const next = m.term > s.hard.term ? adoptTerm(s, out, m.term, `announce from ${m.from}`) : s
+      if (m.term < next.hard.term || next.role === "leader") return next
+      event(out, "info", "new-primary", `${m.from} is ACTIVE for term ${m.term}`)
+      return {
+        ...next,
+        role: "follower",
+        election: null,
+        leader: m.from,
+        leaderActive: true,
+        resignedTerm: 0,
+      }
+    }
+    case "Resign": {
+      const next = m.term > s.hard.term ? adoptTerm(s, out, m.term, `resignation of ${m.from}`) : s
+      return onResign(next, out, m.from, m.term, m.reason)
+    }
+    case "TransferLeadership": {
+      if (m.term !== s.hard.term || s.leader !== m.from) return s
+      const next: AgentState = { ...s, transferConsent: { to: m.to, term: m.term } }
+      if (m.to !== s.self || !isDataNode(s.config, s.self) || s.role !== "follower") return next
+      return startVote(next, out, "transfer")
+    }
+    case "RecordAppend":
+      return onRecordAppend(s, out, m.from, m.term, m.record)
+    case "RecordAck":
+      return onRecordAck(s, out, m.from, m.term, m.seq)
+    default:
+      return absurd(m)
+  }
+}
+
+/** Timers and guards, run after every input. */
+const afterInput = (state: AgentState, out: Outputs, random: number): AgentState => {
+  let s = probesDue(state, out)
+  s = heartbeatTimer(s, out)
+  s = leaseCheck(s, out)
+  s = electionTimers(s, out)
+  s = onVoteProbe(s, out) // a pending vote times out
+  s = electionClock(s, out, random)
+  s = promotionTimers(s, out)
+  s = switchoverTimers(s, out)
+  s = failbackTimer(s, out)
+  s = restartTimers(s, out)
+  s = resendProposal(s, out)
+  s = answerCommitted(s, out)
+  s = trackRecoveryBlock(s)
+  s = guardWritability(s, out)
+  s = guardReplication(s, out)
+  return s
+}
+
+const probesDue = (s: AgentState, out: Outputs): AgentState => {
+  if (s.now < s.nextProbeAt) return s
+  if (isDataNode(s.config, s.self)) out.push({ _tag: "ProbeLocal" })
+  const primary = knownPrimary(s)
+  if (primary !== null && primary !== s.self && isDataNode(s.config, primary)) {
+    out.push({ _tag: "ProbePrimary", target: primary })
+  }
+  return { ...s, nextProbeAt: s.now + s.config.timings.probeIntervalMs }
+}
+
+/**
+ * Section 5: without a valid lease the primary fences itself at once. If no
+ * quorum answers for a whole further lease, it resigns so that the replicas
+ * need not wait (for example behind a one-way partition).
+ */
+const leaseCheck = (s: AgentState, out: Outputs): AgentState => {
+  if (s.role !== "leader" || s.hard.record.paused) return s
+  const promoted = s.promotion?.step === "done"
+  if (leaseValid(s)) {
+    if (s.lease.fencedAt !== null) {
+      event(out, "info", "lease-regained", `a quorum acknowledged term ${s.hard.term} again`)
+      return { ...s, lease: { ...s.lease, fencedAt: null } }
+    }
+    return s
+  }
+  if (!promoted) return s
+  if (s.lease.fencedAt === null) {
+    const fenced = selfFence(s, out, `lease expired: no quorum acknowledged term ${s.hard.term}`)
+    return { ...fenced, lease: { ...fenced.lease, fencedAt: s.now } }
+  }
+  if (s.now >= s.lease.fencedAt + s.config.timings.leaseDurationMs) {
+    return resign(s, out, "no quorum for a whole lease")
+  }
+  return s
+}
+
+const trackRecoveryBlock = (s: AgentState): AgentState => {
+  const r = s.hard.record
+  if (r.lastFailoverTerm === 0 || (s.recoveryBlock?.term ?? 0) >= r.lastFailoverTerm) return s
+  return {
+    ...s,
+    recoveryBlock: {
+      term: r.lastFailoverTerm,
+      until: s.now + s.config.timings.recoveryBlockPeriodMs,
+    },
+  }
+}
+
+function absurd(value: never): never {
+  throw new Error(`unexpected input ${JSON.stringify(value)}`)
+}

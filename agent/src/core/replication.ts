@@ -1,0 +1,57 @@
+/**
+ * Keeping a replica pointed at the active primary (section 9 step 7) and
+ * returning nodes (section 10): a node rejoins only if it holds nothing the
+ * primary lacks; otherwise it is DIVERGED and waits for an operator.
+ */
+import { isDataNode, strictAckCount } from "./config.ts"
+import { formatGtidSet, isEmpty } from "./gtid.ts"
+import { errantOf } from "./local-node.ts"
+import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
+import type { AgentState } from "./types.ts"
+
+export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
+  if (!isDataNode(s.config, s.self) || s.role !== "follower") return s
+  const leader = s.leader
+  const probe = s.local.up ? s.local.probe : null
+  if (leader === null || !s.leaderActive || probe === null || s.local.diverged) return s
+  if (!isDataNode(s.config, leader) || isInFlight(s, "replication")) return s
+  const replica = probe.replica
+  if (replica === null || replica.source !== leader) {
+    const view = s.peers.get(leader)
+    if (view === undefined || view.serverUuid === null) return s
+    const errant = errantOf(s, probe.executed)
+    if (!isEmpty(errant) && !s.local.rejoinForced) {
+      event(
+        out,
+        "error",
+        "diverged",
+        `holds ${formatGtidSet(errant)} that ${leader} lacks: run rejoin --force or clone`,
+      )
+      return { ...s, local: { ...s.local, diverged: true, errant } }
+    }
+    const wasPrimary = s.hard.record.lineage.includes(probe.serverUuid)
+    if (!s.config.autoRejoin && wasPrimary && replica === null) {
+      return s // auto_rejoin off: an old primary waits for `rejoin`
+    }
+    let next = s
+    ;[next] = issueMysql(next, out, { _tag: "ReplicateFrom", source: leader }, "replication")
+    ;[next] = issueMysql(
+      next,
+      out,
+      {
+        _tag: "SetSemiSync",
+        source: false,
+        replica: s.config.semiSync !== "off",
+        waitForReplicaCount: s.config.semiSync === "strict" ? strictAckCount(s.config) : 1,
+      },
+      "semi-sync",
+    )
+    event(out, "info", "repoint", `replicating from ${leader} with auto-position`)
+    return { ...next, local: { ...next.local, rejoinForced: false } }
+  }
+  if ((!replica.ioRunning || !replica.sqlRunning) && replica.lastError === null) {
+    const [next] = issueMysql(s, out, { _tag: "StartReplica" }, "replication")
+    return next
+  }
+  return s
+}

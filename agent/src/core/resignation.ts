@@ -1,0 +1,48 @@
+/**
+ * Resigning (sections 6 and 12): a primary that cannot go on fences itself
+ * and then tells everyone, so that replicas elect at once without waiting for
+ * its lease to run out. The Resign message is emitted after the fence
+ * outputs, and the driver executes outputs in order.
+ */
+import { selfFence } from "./fencing.ts"
+import { noLease } from "./lease.ts"
+import { broadcast, event, type Outputs } from "./outputs.ts"
+import type { AgentState } from "./types.ts"
+
+export const resign = (s: AgentState, out: Outputs, reason: string): AgentState => {
+  const fenced = selfFence(s, out, `resigning: ${reason}`)
+  broadcast(fenced, out, { _tag: "Resign", from: s.self, term: s.hard.term, reason })
+  event(out, "warn", "resigned", `term ${s.hard.term}: ${reason}`)
+  return {
+    ...fenced,
+    role: "follower",
+    leader: null,
+    leaderActive: false,
+    promotion: null,
+    switchover: null,
+    election: null,
+    lease: noLease,
+    promise: null,
+    resignedTerm: s.hard.term,
+  }
+}
+
+/** A peer's resignation: the leader of this term is gone, no lease to wait for. */
+export const onResign = (
+  s: AgentState,
+  out: Outputs,
+  from: string,
+  term: number,
+  reason: string,
+) => {
+  if (term !== s.hard.term) return s
+  if (s.leader !== null && s.leader !== from) return s
+  event(out, "warn", "primary-resigned", `${from} resigned term ${term}: ${reason}`)
+  return {
+    ...s,
+    leader: null,
+    leaderActive: false,
+    promise: s.promise?.leader === from ? null : s.promise,
+    resignedTerm: term,
+  }
+}

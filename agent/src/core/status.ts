@@ -1,0 +1,52 @@
+/**
+ * How this node describes itself: the role state of section 2, and the
+ * observation summary its heartbeats carry (section 3).
+ */
+import type { NodeRole, Observation } from "../../../shared/peer-messages.ts"
+import { isDataNode } from "./config.ts"
+import { backlogOf, selfEligible } from "./election.ts"
+import { mayBeWritable } from "./fencing.ts"
+import { formatGtidSet } from "./gtid.ts"
+import type { AgentState } from "./types.ts"
+
+export const nodeRole = (s: AgentState): NodeRole => {
+  if (!isDataNode(s.config, s.self)) return "UNKNOWN"
+  if (s.local.lastProbeAt === null) return "UNKNOWN"
+  if (s.local.diverged) return "DIVERGED"
+  const p = s.local.probe
+  if (!s.local.up || p === null || s.local.health.level === "FAIL") return "FAIL"
+  if (mayBeWritable(s) && !p.superReadOnly) return "ACTIVE"
+  if (
+    p.replica !== null &&
+    s.leaderActive &&
+    p.replica.source === s.leader &&
+    p.replica.ioRunning &&
+    p.replica.sqlRunning
+  ) {
+    return "STANDBY"
+  }
+  if (p.superReadOnly) return "FENCED"
+  return "UNKNOWN"
+}
+
+export const observation = (s: AgentState): Observation | null => {
+  if (!isDataNode(s.config, s.self) || s.local.lastProbeAt === null) return null
+  const p = s.local.up ? s.local.probe : null
+  return {
+    role: nodeRole(s),
+    health: s.local.health.level,
+    mysqlUp: p !== null,
+    serverUuid: s.local.probe?.serverUuid ?? null,
+    writable: p !== null && !p.superReadOnly && !p.readOnly,
+    superReadOnly: p?.superReadOnly ?? true,
+    executed: s.local.executedText,
+    retrieved: s.local.retrievedText,
+    source: p?.replica?.source ?? null,
+    ioRunning: p?.replica?.ioRunning ?? false,
+    sqlRunning: p?.replica?.sqlRunning ?? false,
+    replicationError: p?.replica?.lastError ?? null,
+    backlog: backlogOf(s),
+    errant: formatGtidSet(s.local.errant),
+    eligible: selfEligible(s).ok,
+  }
+}

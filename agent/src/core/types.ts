@@ -1,0 +1,411 @@
+/**
+ * The decision core's vocabulary: what comes in (Input), what goes out
+ * (Output) and what an agent remembers between steps (AgentState).
+ *
+ * Contract with the driver (the daemon, or the simulator):
+ * - Feed every event as an Input; time (monotonic ms) and randomness enter
+ *   only through inputs.
+ * - Execute the outputs of one step IN ORDER. `PersistHardState`, `Vip` and
+ *   `Mysql` outputs must finish before the next output of the same step
+ *   starts (a vote or an acknowledgement comes after the persist it depends
+ *   on; "remove VIP, super_read_only=ON, kill sessions" is an order; a
+ *   resignation leaves only after the fence). Sends, probes, restarts and
+ *   hooks only need to be started; their results come back as inputs.
+ * - Each PersistHardState carries the whole hard state. Writes happen in
+ *   emission order and an older one never overwrites a newer one (steps
+ *   may run their outputs concurrently).
+ * - Report completions back as inputs (MysqlDone, VipDone, RestartDone, ...).
+ */
+import type {
+  ClusterRecord,
+  NodeRole,
+  PeerMessage,
+  VoteKind,
+  VoteRequestMessage,
+} from "../../../shared/peer-messages.ts"
+import type { ClusterConfig } from "./config.ts"
+import type { GtidSet } from "./gtid.ts"
+import type { HealthState } from "./health.ts"
+
+// ---------------------------------------------------------------------------
+// Durable state (section 4)
+
+export interface HardState {
+  readonly term: number
+  readonly votedFor: string | null
+  readonly record: ClusterRecord
+}
+
+// ---------------------------------------------------------------------------
+// Observations of MySQL
+
+/** One successful probe of the local mysqld (section 2). */
+export interface MysqlProbe {
+  readonly serverUuid: string
+  readonly readOnly: boolean
+  readonly superReadOnly: boolean
+  readonly executed: GtidSet
+  /** Null when the server is not configured as a replica. */
+  readonly replica: ReplicaStatus | null
+  readonly semiSyncSourceOn: boolean
+}
+
+export interface ReplicaStatus {
+  /** The member it replicates from. */
+  readonly source: string
+  readonly ioRunning: boolean
+  readonly sqlRunning: boolean
+  readonly retrieved: GtidSet
+  readonly lagSeconds: number | null
+  readonly lastError: string | null
+}
+
+export type LocalProbeResult =
+  | { readonly _tag: "Up"; readonly mysql: MysqlProbe }
+  | { readonly _tag: "Down"; readonly reason: string }
+
+// ---------------------------------------------------------------------------
+// Actions on MySQL, executed by the driver on the local mysqld unless noted.
+
+export type MysqlAction =
+  /** `SET GLOBAL super_read_only = ON` (implies read_only). */
+  | { readonly _tag: "Fence" }
+  /** Kill every client session (not replication or system threads). */
+  | { readonly _tag: "KillSessions" }
+  /** `super_read_only = OFF, read_only = OFF`: only the lease holder does this. */
+  | { readonly _tag: "MakeWritable" }
+  | { readonly _tag: "StopReplicaIo" }
+  /** `STOP REPLICA; RESET REPLICA ALL`. */
+  | { readonly _tag: "ResetReplicaAll" }
+  /** `CHANGE REPLICATION SOURCE TO ... SOURCE_AUTO_POSITION=1 ...; START REPLICA`. */
+  | { readonly _tag: "ReplicateFrom"; readonly source: string }
+  | { readonly _tag: "StartReplica" }
+  /** `WAIT_FOR_EXECUTED_GTID_SET(gtids, timeout)`: fails on timeout. */
+  | { readonly _tag: "WaitForExecuted"; readonly gtids: GtidSet; readonly timeoutMs: number }
+  /**
+   * Reads Retrieved_Gtid_Set now (the IO thread is stopped) and waits until it
+   * is executed: `WAIT_FOR_EXECUTED_GTID_SET(retrieved, timeout)`. Fails on timeout.
+   */
+  | { readonly _tag: "WaitForRelayLog"; readonly timeoutMs: number }
+  | {
+      readonly _tag: "SetSemiSync"
+      readonly source: boolean
+      readonly replica: boolean
+      readonly waitForReplicaCount: number
+    }
+  /** Commit one empty transaction per GTID (errant-gtid --fix, on the primary). */
+  | { readonly _tag: "InjectEmpty"; readonly gtids: GtidSet }
+  /** Over the network, on another member's mysqld: super_read_only=ON, kill sessions. */
+  | { readonly _tag: "FenceRemote"; readonly target: string }
+
+export type HookName =
+  | "on_failure_detected"
+  | "pre_failover"
+  | "post_failover"
+  | "post_unsuccessful_failover"
+  | "pre_switchover"
+  | "post_switchover"
+  | "on_fence"
+  | "on_role_change"
+  | "on_split_brain"
+  | "fence_command"
+
+export type VipOp = "add" | "remove" | "refresh"
+
+// ---------------------------------------------------------------------------
+// Operator requests (the CLI, through the daemon's control socket)
+
+export type OperatorRequest =
+  | { readonly _tag: "Switchover"; readonly to: string; readonly dryRun: boolean }
+  | { readonly _tag: "Failover"; readonly to: string | null }
+  | { readonly _tag: "Pause" }
+  | { readonly _tag: "Resume" }
+  | { readonly _tag: "Exclude"; readonly node: string }
+  | { readonly _tag: "Include"; readonly node: string }
+  | { readonly _tag: "AckRecovery" }
+  /** On the node itself: rejoin as a replica of the primary, `force` even if diverged. */
+  | { readonly _tag: "Rejoin"; readonly force: boolean }
+  /** On the primary: inject empty transactions for every replica's errant GTIDs. */
+  | { readonly _tag: "FixErrant" }
+  /** Graceful stop of the agent (section 14). */
+  | { readonly _tag: "Shutdown" }
+
+// ---------------------------------------------------------------------------
+// Inputs
+
+export type Input =
+  /** The agent (re)started: the hard state read from disk, null on a fresh node. */
+  | {
+      readonly _tag: "Start"
+      readonly now: number
+      readonly hard: HardState | null
+      readonly bootId: string
+      readonly random: number
+    }
+  /** Timer tick; `random` in [0, 1) drives election timeout jitter. */
+  | { readonly _tag: "Tick"; readonly now: number; readonly random: number }
+  | { readonly _tag: "LocalProbed"; readonly now: number; readonly result: LocalProbeResult }
+  /** Probe of the current primary's mysqld from this host (connect + SELECT 1). */
+  | {
+      readonly _tag: "PrimaryProbed"
+      readonly now: number
+      readonly target: string
+      readonly reachable: boolean
+      readonly superReadOnly: boolean | null
+    }
+  | {
+      readonly _tag: "PeerReceived"
+      readonly now: number
+      /** From the TLS certificate, not from the message. */
+      readonly from: string
+      readonly message: PeerMessage
+    }
+  | {
+      readonly _tag: "MysqlDone"
+      readonly now: number
+      readonly id: number
+      readonly ok: boolean
+      readonly error: string | null
+    }
+  | { readonly _tag: "VipDone"; readonly now: number; readonly op: VipOp; readonly ok: boolean }
+  | { readonly _tag: "RestartDone"; readonly now: number; readonly ok: boolean }
+  | {
+      readonly _tag: "HookDone"
+      readonly now: number
+      readonly id: number
+      readonly exitCode: number
+    }
+  | {
+      readonly _tag: "Operator"
+      readonly now: number
+      readonly requestId: number
+      readonly request: OperatorRequest
+    }
+
+// ---------------------------------------------------------------------------
+// Outputs
+
+export type LogLevel = "info" | "warn" | "error"
+
+export type Output =
+  | { readonly _tag: "PersistHardState"; readonly hard: HardState }
+  | { readonly _tag: "Send"; readonly to: string; readonly message: PeerMessage }
+  | { readonly _tag: "Mysql"; readonly id: number; readonly action: MysqlAction }
+  | { readonly _tag: "Vip"; readonly op: VipOp }
+  | { readonly _tag: "RestartMysqld"; readonly attempt: number }
+  | {
+      readonly _tag: "RunHook"
+      readonly id: number
+      readonly hook: HookName
+      readonly env: Readonly<Record<string, string>>
+    }
+  | { readonly _tag: "ProbeLocal" }
+  | { readonly _tag: "ProbePrimary"; readonly target: string }
+  /** Something worth a log line and a place in `status`; always says why. */
+  | {
+      readonly _tag: "Event"
+      readonly level: LogLevel
+      readonly event: string
+      readonly reason: string
+    }
+  | {
+      readonly _tag: "OperatorReply"
+      readonly requestId: number
+      readonly ok: boolean
+      readonly message: string
+    }
+
+// ---------------------------------------------------------------------------
+// State
+
+export type Role = "follower" | "pre-candidate" | "candidate" | "leader"
+
+/** What this agent knows about a peer, from its heartbeats. */
+export interface PeerView {
+  readonly lastHeardAt: number
+  readonly term: number
+  readonly leader: string | null
+  readonly active: boolean
+  readonly role: NodeRole | null
+  readonly mysqlUp: boolean
+  readonly serverUuid: string | null
+  readonly writable: boolean
+  readonly executed: GtidSet
+  /** retrieved ∪ executed */
+  readonly received: GtidSet
+  readonly source: string | null
+  readonly replicating: boolean
+  readonly replicationError: string | null
+  readonly backlog: number
+  readonly errant: boolean
+  readonly healthy: boolean
+  readonly eligible: boolean
+  readonly probedPrimary: string | null
+  readonly primaryReachable: boolean | null
+  readonly primaryFenced: boolean | null
+  /** Local time at which the peer last heard each other member (indirect evidence). */
+  readonly heardOthersAt: ReadonlyMap<string, number>
+  /** Raw GTID texts, kept to skip parsing when they did not change. */
+  readonly executedText: string
+  readonly retrievedText: string
+}
+
+/** The local mysqld as the agent last saw it. */
+export interface LocalNode {
+  readonly probe: MysqlProbe | null
+  readonly up: boolean
+  readonly health: HealthState
+  readonly lastProbeAt: number | null
+  /** Last known retrieved ∪ executed, kept while mysqld is down (for votes). */
+  readonly received: GtidSet
+  readonly executedText: string
+  readonly retrievedText: string
+  readonly errant: GtidSet
+  /**
+   * The replica's mysqld went down: a restart with relay_log_recovery drops
+   * relay logs that may hold the only copy of acknowledged transactions.
+   * Until it has caught up with the active primary again it neither stands
+   * nor vouches for its data in a vote.
+   */
+  readonly resyncNeeded: boolean
+  readonly diverged: boolean
+  /** The operator ran `rejoin --force`: replicate from the primary despite errant transactions. */
+  readonly rejoinForced: boolean
+  /** The node has been told to stay out of replication until a leader of this term announces. */
+  readonly revokedTerm: number
+  /** The VIP as the last VipDone reported it, and the operation in flight. */
+  readonly vip: { readonly held: boolean | "unknown"; readonly pending: VipOp | null }
+}
+
+export interface LeaderLease {
+  readonly rounds: ReadonlyMap<
+    number,
+    { readonly sentAt: number; readonly acks: ReadonlySet<string> }
+  >
+  readonly validUntil: number
+  /** Set when this leader fenced itself for lack of a lease. */
+  readonly fencedAt: number | null
+}
+
+export interface LeasePromise {
+  readonly leader: string
+  readonly term: number
+  readonly until: number
+}
+
+export interface Election {
+  readonly kind: VoteKind
+  readonly phase: "pre" | "vote"
+  readonly term: number
+  readonly granted: ReadonlySet<string>
+  readonly records: ReadonlyArray<ClusterRecord>
+  readonly deadline: number
+  readonly resentAt: number | null
+}
+
+export type PromotionStep =
+  | "fence-old-primary"
+  | "fence-command"
+  | "apply-relay-log"
+  | "commit-record"
+  | "await-lease"
+  | "reset-replica"
+  | "semi-sync"
+  | "make-writable"
+  | "done"
+
+export interface Promotion {
+  readonly term: number
+  readonly kind: Election["kind"]
+  readonly step: PromotionStep
+  readonly oldPrimary: string | null
+  /** The outstanding action or hook of the current step. */
+  readonly waitingFor: number | null
+  readonly stepDeadline: number
+  readonly startedAt: number
+}
+
+export interface RecordProposal {
+  readonly record: ClusterRecord
+  readonly acks: ReadonlySet<string>
+  readonly lastSentAt: number
+}
+
+export interface RestartRoutine {
+  readonly attempts: number
+  readonly inFlight: boolean
+  /** When the current run of restarts must have brought mysqld back. */
+  readonly deadline: number | null
+  readonly gaveUp: boolean
+}
+
+export interface Switchover {
+  readonly requestId: number
+  readonly to: string
+  readonly phase: "pre-hook" | "fencing" | "catch-up" | "transferring"
+  readonly target: GtidSet
+  /** The target was read from a probe taken after the fence. */
+  readonly targetFixed: boolean
+  readonly deadline: number
+  readonly waitingFor: number | null
+}
+
+export interface AgentState {
+  readonly self: string
+  readonly config: ClusterConfig
+  readonly started: boolean
+  readonly bootId: string
+  readonly now: number
+  readonly hard: HardState
+  readonly role: Role
+  /** The leader of `hard.term` this agent believes in. */
+  readonly leader: string | null
+  /** The leader announced that its promotion finished. */
+  readonly leaderActive: boolean
+  readonly local: LocalNode
+  /** Last probe of the primary's mysqld from here. */
+  readonly primaryProbe: {
+    readonly target: string
+    readonly reachable: boolean
+    readonly fenced: boolean
+    readonly at: number
+  } | null
+  readonly peers: ReadonlyMap<string, PeerView>
+  readonly round: number
+  readonly nextHeartbeatAt: number
+  readonly nextProbeAt: number
+  readonly lease: LeaderLease
+  readonly promise: LeasePromise | null
+  /** When the election timeout fires, null while no election is allowed. */
+  readonly electionDueAt: number | null
+  readonly election: Election | null
+  readonly promotion: Promotion | null
+  readonly proposal: RecordProposal | null
+  /** The highest record this agent knows to be committed by a quorum. */
+  readonly committed: { readonly term: number; readonly seq: number }
+  readonly restart: RestartRoutine
+  readonly switchover: Switchover | null
+  /** A consented leadership transfer: who may collect votes while we are in lease. */
+  readonly transferConsent: { readonly to: string; readonly term: number } | null
+  /** The leader of this term resigned: replicas may elect without a lease wait. */
+  readonly resignedTerm: number
+  /** Local time until which the anti-flap block holds for `hard.record.lastFailoverTerm`. */
+  readonly recoveryBlock: { readonly term: number; readonly until: number } | null
+  /** Actions in flight: id -> purpose, so completions reach the right routine. */
+  readonly inFlight: ReadonlyMap<number, string>
+  /** Purposes of finished actions whose effect the next local probe has yet to show. */
+  readonly awaitingProbe: ReadonlySet<string>
+  readonly nextId: number
+  /** Operator requests answered once their record change commits. */
+  /** A vote waiting for this replica's IO thread to stop and a fresh probe (section 9 step 3). */
+  readonly pendingVote: {
+    readonly request: VoteRequestMessage
+    readonly stopped: boolean
+    readonly since: number
+  } | null
+  /** Since when the failback target has been ready (section 13). */
+  readonly failbackSince: number | null
+  /** A restarted recorded primary tries once to reclaim leadership before it fences. */
+  readonly reclaimTried: boolean
+  readonly pendingOperator: ReadonlyArray<{ readonly requestId: number; readonly seq: number }>
+}

@@ -1,0 +1,125 @@
+// The control socket: NDJSON over a Unix socket (mode 0660), one request per
+// line, one reply per line. Status is answered from the published state;
+// everything else becomes an operator request to the core, answered when the
+// core replies. A malformed line gets an error reply naming the problem.
+import { chmod, mkdir, rm } from "node:fs/promises"
+import { createServer, type Server, type Socket } from "node:net"
+import { dirname } from "node:path"
+import { Effect, Schema } from "effect"
+import type pino from "pino"
+import { ControlReply, ControlRequest, MAX_CONTROL_LINE } from "../../../shared/control.ts"
+import type { AgentState, OperatorRequest } from "../core/types.ts"
+import { statusView } from "./status-view.ts"
+
+export interface ControlSocketOptions {
+  readonly path: string
+  readonly cluster: () => string
+  readonly state: () => AgentState | undefined
+  /** Hands a request to the core; resolves with its reply. */
+  readonly ask: (request: OperatorRequest) => Promise<{ ok: boolean; message: string }>
+  readonly log: pino.Logger
+}
+
+const decodeRequest = Schema.decodeUnknownExit(ControlRequest)
+const encodeReply = Schema.encodeSync(ControlReply)
+
+const toOperator = (r: ControlRequest): OperatorRequest | undefined => {
+  switch (r._tag) {
+    case "Status":
+      return undefined
+    case "Switchover":
+      return { _tag: "Switchover", to: r.to, dryRun: r.dryRun }
+    case "Failover":
+      return { _tag: "Failover", to: r.to }
+    case "Pause":
+    case "Resume":
+    case "AckRecovery":
+    case "FixErrant":
+      return { _tag: r._tag }
+    case "Exclude":
+    case "Include":
+      return { _tag: r._tag, node: r.node }
+    case "Rejoin":
+      return { _tag: "Rejoin", force: r.force }
+    default: {
+      const unhandled: never = r
+      return unhandled
+    }
+  }
+}
+
+export const answer = async (
+  options: ControlSocketOptions,
+  line: string,
+): Promise<ControlReply> => {
+  let json: unknown
+  try {
+    json = JSON.parse(line)
+  } catch (e) {
+    return {
+      ok: false,
+      message: `malformed request: not JSON (${e instanceof Error ? e.message : e})`,
+    }
+  }
+  const decoded = decodeRequest(json)
+  if (decoded._tag === "Failure") {
+    return {
+      ok: false,
+      message: `malformed request: ${String(decoded.cause).split("\n").slice(0, 4).join(" ")}`,
+    }
+  }
+  const request = decoded.value
+  const state = options.state()
+  if (state === undefined) return { ok: false, message: "the agent is starting; retry" }
+  const operator = toOperator(request)
+  if (operator === undefined) {
+    return { ok: true, message: "status", status: statusView(state, options.cluster()) }
+  }
+  return options.ask(operator)
+}
+
+/** Serves the socket until the scope closes. */
+export const serveControlSocket = (options: ControlSocketOptions) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      await mkdir(dirname(options.path), { recursive: true })
+      await rm(options.path, { force: true })
+      const server: Server = createServer((socket: Socket) => {
+        let buffer = ""
+        socket.setEncoding("utf8")
+        socket.on("error", () => socket.destroy())
+        socket.on("data", (chunk: string) => {
+          buffer += chunk
+          if (buffer.length > MAX_CONTROL_LINE) {
+            socket.end(`${JSON.stringify({ ok: false, message: "request too long" })}\n`)
+            return
+          }
+          for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
+            const line = buffer.slice(0, nl)
+            buffer = buffer.slice(nl + 1)
+            if (line.trim() === "") continue
+            answer(options, line)
+              .catch((e: unknown) => ({ ok: false, message: `internal error: ${String(e)}` }))
+              .then((reply) => {
+                if (!socket.destroyed) socket.write(`${JSON.stringify(encodeReply(reply))}\n`)
+              })
+          }
+        })
+      })
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject)
+        server.listen(options.path, () => resolve())
+      })
+      await chmod(options.path, 0o660)
+      options.log.info({ event: "control-socket" }, `control socket at ${options.path}`)
+      return server
+    }),
+    (server) =>
+      Effect.promise(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve())
+            rm(options.path, { force: true }).catch(() => {})
+          }),
+      ),
+  )

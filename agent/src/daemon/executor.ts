@@ -1,0 +1,338 @@
+// Executes the core's outputs with the adapters and turns their results back
+// into inputs. One step's outputs run in order (a vote leaves only after the
+// persist it depends on; "remove VIP, fence, kill sessions" is an order);
+// steps may run concurrently, so hard-state writes carry a sequence number
+// and an older one never overwrites a newer one.
+import { Cause, Effect, Exit, Semaphore } from "effect"
+import type pino from "pino"
+import type { Config } from "../../../shared/config.ts"
+import type { PeerMessage } from "../../../shared/peer-messages.ts"
+import type { HardStateStore } from "../adapters/hard-state-file.ts"
+import { describeHookRun, type HookRunnerService, hookAllows } from "../adapters/hook-runner.ts"
+import type { MeshService } from "../adapters/mesh.ts"
+import type { MysqlActions } from "../adapters/mysql-actuator.ts"
+import type { MysqlClientSettings, MysqlEndpoint } from "../adapters/mysql-connection.ts"
+import { memberEndpoint } from "../adapters/mysql-connection.ts"
+import { type MysqlProberService, toMysqlProbe } from "../adapters/mysql-prober.ts"
+import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
+import { type RestartResult, restartOptionsFromConfig } from "../adapters/service-manager.ts"
+import type { VipService } from "../adapters/vip.ts"
+import type { HardState, Input, MysqlAction, Output } from "../core/types.ts"
+
+/** An input waiting for its `now`, which the decision loop stamps when it takes it. */
+export type PendingInput = (now: number) => Input
+
+export interface ExecutorServices {
+  readonly config: () => Config
+  readonly log: pino.Logger
+  readonly enqueue: (input: PendingInput) => void
+  readonly hardState: HardStateStore<HardState>
+  readonly mesh: MeshService<PeerMessage>
+  readonly prober: MysqlProberService
+  readonly mysql: { readonly local: MysqlActions; readonly at: (e: MysqlEndpoint) => MysqlActions }
+  readonly replication: MysqlClientSettings
+  readonly vip: VipService | undefined
+  readonly restart: (
+    options: ReturnType<typeof restartOptionsFromConfig>,
+  ) => Effect.Effect<RestartResult>
+  readonly hooks: HookRunnerService
+  readonly operatorReply: (requestId: number, ok: boolean, message: string) => void
+}
+
+/** A member name for the (host, port) a replica reports as its source. */
+export const sourceNameOf =
+  (config: Config) =>
+  (host: string, port: number): string =>
+    config.cluster.members.find((m) => m.address === host && m.mysql_port === port)?.name ??
+    `${host}:${port}`
+
+const errorText = (e: unknown): string =>
+  e !== null && typeof e === "object" && "message" in e
+    ? String((e as { message: unknown }).message)
+    : String(e)
+
+export const makeExecutor = (services: ExecutorServices) => {
+  const { log, enqueue } = services
+  const persistLock = Semaphore.makeUnsafe(1)
+  let emitted = 0
+  let written = 0
+
+  const persist = (hard: HardState, seq: number) =>
+    persistLock.withPermits(1)(
+      Effect.gen(function* () {
+        if (seq <= written) return
+        yield* services.hardState.save(hard)
+        written = seq
+      }),
+    )
+
+  const mysqlAction = (action: MysqlAction): Effect.Effect<void, unknown> => {
+    const { local } = services.mysql
+    const config = services.config()
+    const monitorUser = config.mysql.monitor.user
+    switch (action._tag) {
+      case "Fence":
+        // super_read_only=ON waits behind LOCK TABLES or a long commit: if it
+        // times out, kill the sessions that hold it up and fence again.
+        return local.fence.pipe(
+          Effect.catch(() =>
+            local
+              .killClientSessions({ skipUsers: [monitorUser] })
+              .pipe(Effect.andThen(local.fence)),
+          ),
+        )
+      case "KillSessions":
+        return local.killClientSessions({ skipUsers: [monitorUser] })
+      case "MakeWritable":
+        return local.unfence
+      case "StopReplicaIo":
+        return local.stopReplicaIoThread
+      case "ResetReplicaAll":
+        return local.resetReplicaAll
+      case "ReplicateFrom": {
+        const source = memberEndpoint(config, action.source)
+        if (source === undefined || "socketPath" in source) {
+          return Effect.fail(new Error(`${action.source} is not a data member`))
+        }
+        const tls = config.mysql.tls
+        return local.repoint({
+          host: source.host,
+          port: source.port,
+          user: services.replication.user,
+          password: services.replication.password,
+          auth:
+            tls === undefined
+              ? { _tag: "GetSourcePublicKey" }
+              : {
+                  _tag: "Ssl",
+                  ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+                  ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+                  ...(tls.key === undefined ? {} : { key: tls.key }),
+                },
+          semiSyncReplica: config.semi_sync.mode !== "off",
+        })
+      }
+      case "StartReplica":
+        return local.startReplica
+      case "WaitForExecuted":
+        return local
+          .waitForExecutedGtidSet(action.gtids, action.timeoutMs / 1000)
+          .pipe(
+            Effect.flatMap((r) =>
+              r._tag === "Applied"
+                ? Effect.void
+                : Effect.fail(new Error(`not applied within ${action.timeoutMs} ms`)),
+            ),
+          )
+      case "WaitForRelayLog":
+        return local
+          .waitForRelayLog(action.timeoutMs / 1000)
+          .pipe(
+            Effect.flatMap(({ result }) =>
+              result._tag === "Applied"
+                ? Effect.void
+                : Effect.fail(new Error(`relay log not applied within ${action.timeoutMs} ms`)),
+            ),
+          )
+      case "SetSemiSync":
+        return Effect.all([
+          local.setSemiSyncSource({
+            enabled: action.source,
+            // Strict: a commit never falls back to async (a year is "never" here).
+            timeoutMs:
+              config.semi_sync.mode === "strict" ? 31_536_000_000 : config.semi_sync.timeout,
+            waitForReplicaCount: Math.max(1, action.waitForReplicaCount),
+          }),
+          local.setSemiSyncReplica(action.replica),
+        ])
+      case "InjectEmpty":
+        return local.injectEmptyTransactions(action.gtids)
+      case "FenceRemote": {
+        const target = memberEndpoint(config, action.target)
+        if (target === undefined)
+          return Effect.fail(new Error(`${action.target} is not a data member`))
+        const remote = services.mysql.at(target)
+        return remote.fence.pipe(
+          Effect.andThen(remote.killClientSessions({ skipUsers: [monitorUser] })),
+        )
+      }
+      default: {
+        const unhandled: never = action
+        return Effect.die(new Error(`unhandled mysql action ${JSON.stringify(unhandled)}`))
+      }
+    }
+  }
+
+  /** Runs a fence_command or a hook; resolves to its exit code (0 when not configured). */
+  const runHook = (hook: string, env: Readonly<Record<string, string>>): Effect.Effect<number> => {
+    const config = services.config()
+    if (hook === "fence_command") {
+      if (config.fence_command === undefined) return Effect.succeed(0)
+      return runInProcessGroup({
+        file: "/bin/sh",
+        args: ["-c", config.fence_command],
+        timeoutMs: config.timings.fence_timeout,
+        env: { ...process.env, ...env, MHA_CLUSTER: config.cluster.name, MHA_NODE: config.node },
+      }).pipe(
+        Effect.map((r) => {
+          if (!(r._tag === "Exited" && r.code === 0))
+            log.warn({ event: "fence-command" }, describeRun(r))
+          return r._tag === "Exited" ? r.code : 1
+        }),
+      )
+    }
+    const event = {
+      oldPrimary: env.MHA_OLD_PRIMARY,
+      newPrimary: env.MHA_NEW_PRIMARY,
+      term: env.MHA_TERM === undefined ? undefined : Number(env.MHA_TERM),
+      reason: env.MHA_REASON,
+    }
+    if (hook === "pre_failover" || hook === "pre_switchover") {
+      return services.hooks.runBlocking({ hook, ...event }).pipe(
+        Effect.map((r) => {
+          if (!hookAllows(r)) log.warn({ event: "hook-blocked", hook }, describeHookRun(r))
+          return hookAllows(r) ? 0 : 1
+        }),
+      )
+    }
+    return services.hooks
+      .enqueue({ hook: hook as Parameters<HookRunnerService["enqueue"]>[0]["hook"], ...event })
+      .pipe(Effect.as(0))
+  }
+
+  const one = (output: Output, persistSeq: number | undefined): Effect.Effect<void> => {
+    switch (output._tag) {
+      case "PersistHardState":
+        // A failed persist must not let a dependent vote or ack leave: it dies,
+        // the batch stops here, and the supervisor restarts from the file.
+        return persist(output.hard, persistSeq ?? 0).pipe(Effect.orDie)
+      case "Send":
+        return services.mesh
+          .send(output.to, output.message)
+          .pipe(
+            Effect.catch((e) =>
+              Effect.sync(() => log.debug({ event: "send-dropped", to: output.to }, errorText(e))),
+            ),
+          )
+      case "Mysql":
+        return Effect.exit(mysqlAction(output.action)).pipe(
+          Effect.map((exit) => {
+            const error = Exit.isFailure(exit) ? errorText(Cause.squash(exit.cause)) : null
+            if (error !== null)
+              log.warn({ event: "mysql-action-failed", action: output.action._tag }, error)
+            enqueue((now) => ({ _tag: "MysqlDone", now, id: output.id, ok: error === null, error }))
+          }),
+        )
+      case "Vip": {
+        const vip = services.vip
+        if (vip === undefined) {
+          return Effect.sync(() =>
+            enqueue((now) => ({ _tag: "VipDone", now, op: output.op, ok: true })),
+          )
+        }
+        const op =
+          output.op === "add"
+            ? vip.acquire.pipe(
+                Effect.tap((r) =>
+                  Effect.sync(() =>
+                    log.info({ event: "vip-acquired", vip: vip.address }, JSON.stringify(r)),
+                  ),
+                ),
+              )
+            : output.op === "remove"
+              ? vip.release
+              : vip.refresh
+        return Effect.exit(op).pipe(
+          Effect.map((exit) => {
+            if (Exit.isFailure(exit))
+              log.error({ event: "vip-failed", op: output.op }, Cause.pretty(exit.cause))
+            enqueue((now) => ({ _tag: "VipDone", now, op: output.op, ok: Exit.isSuccess(exit) }))
+          }),
+        )
+      }
+      case "RestartMysqld":
+        // One attempt per output: the core counts attempts and decides what follows.
+        return Effect.forkDetach(
+          services.restart({ ...restartOptionsFromConfig(services.config()), attempts: 1 }).pipe(
+            Effect.map((r) => {
+              log.warn(
+                { event: "mysqld-restart", attempt: output.attempt },
+                r._tag === "Succeeded"
+                  ? "mysqld restarted"
+                  : `restart failed: ${JSON.stringify(r.history)}`,
+              )
+              enqueue((now) => ({ _tag: "RestartDone", now, ok: r._tag === "Succeeded" }))
+            }),
+          ),
+        ).pipe(Effect.asVoid)
+      case "RunHook":
+        return Effect.forkDetach(
+          runHook(output.hook, output.env).pipe(
+            Effect.map((exitCode) =>
+              enqueue((now) => ({ _tag: "HookDone", now, id: output.id, exitCode })),
+            ),
+          ),
+        ).pipe(Effect.asVoid)
+      case "ProbeLocal":
+        return services.prober.probeLocal.pipe(
+          Effect.map((o) => toMysqlProbe(o, sourceNameOf(services.config()))),
+          Effect.exit,
+          Effect.map((exit) =>
+            enqueue((now) => ({
+              _tag: "LocalProbed",
+              now,
+              result: Exit.isSuccess(exit)
+                ? { _tag: "Up", mysql: exit.value }
+                : { _tag: "Down", reason: errorText(Cause.squash(exit.cause)) },
+            })),
+          ),
+        )
+      case "ProbePrimary": {
+        const target = memberEndpoint(services.config(), output.target)
+        if (target === undefined) return Effect.void
+        return services.prober.probeRemote(target).pipe(
+          Effect.map((r) =>
+            enqueue((now) => ({
+              _tag: "PrimaryProbed",
+              now,
+              target: output.target,
+              reachable: r._tag === "Reachable",
+              superReadOnly: r._tag === "Reachable" ? r.superReadOnly : null,
+            })),
+          ),
+        )
+      }
+      case "Event": {
+        const fields = { event: output.event }
+        return Effect.sync(() => log[output.level](fields, output.reason))
+      }
+      case "OperatorReply":
+        return Effect.sync(() =>
+          services.operatorReply(output.requestId, output.ok, output.message),
+        )
+      default: {
+        const unhandled: never = output
+        return Effect.die(new Error(`unhandled output ${JSON.stringify(unhandled)}`))
+      }
+    }
+  }
+
+  /**
+   * Runs one step's outputs in order. Probes are started in the background:
+   * their results come back as inputs and nothing in the step waits for them.
+   */
+  const execute = (outputs: ReadonlyArray<Output>): Effect.Effect<void> => {
+    // Sequence numbers are taken now, in step order, before anything runs.
+    const seqs = outputs.map((o) => (o._tag === "PersistHardState" ? ++emitted : undefined))
+    return Effect.forEach(
+      outputs,
+      (o, i) =>
+        o._tag === "ProbeLocal" || o._tag === "ProbePrimary"
+          ? Effect.forkDetach(one(o, undefined))
+          : one(o, seqs[i]),
+      { discard: true },
+    )
+  }
+
+  return { execute }
+}

@@ -1,0 +1,310 @@
+// `mha-agent run`: the daemon. It only wires: config, log, adapters, and the
+// supervised fibers (decision loop, ticker, mesh inbound pump, VIP refresher)
+// that connect the pure core to the world. SIGHUP reloads the config (a bad
+// one keeps the running one); SIGTERM hands over or resigns (protocol.md
+// section 14) and exits 0; a fiber restarted too often exits 1 so that
+// systemd restarts the whole agent.
+import { join } from "node:path"
+import { Context, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
+import type pino from "pino"
+import type { Config } from "../../../shared/config.ts"
+import { ClusterRecord, PeerMessage } from "../../../shared/peer-messages.ts"
+import { HardStateFile } from "../adapters/hard-state-file.ts"
+import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
+import { makeMesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
+import { mysqlActions } from "../adapters/mysql-actuator.ts"
+import { memberEndpoint, readMysqlSettings } from "../adapters/mysql-connection.ts"
+import { makeMysqlProber } from "../adapters/mysql-prober.ts"
+import { restartService } from "../adapters/service-manager.ts"
+import { makeVip, vipOptionsFromConfig } from "../adapters/vip.ts"
+import { whyNoElection } from "../core/election.ts"
+import type { AgentState, OperatorRequest } from "../core/types.ts"
+import { ConfigError, diffForReload, formatReloadPlan, loadConfig } from "./config-load.ts"
+import { serveControlSocket } from "./control-socket.ts"
+import { toClusterConfig } from "./core-config.ts"
+import { runDecisionLoop, runTicker } from "./decision-loop.ts"
+import { makeExecutor, type PendingInput } from "./executor.ts"
+import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
+import { supervise } from "./supervision.ts"
+
+const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
+/** How often the core hears that time passed; well under every timing it keeps. */
+const TICK_MS = 50
+
+export const HardStateSchema = Schema.Struct({
+  term: Schema.Int,
+  votedFor: Schema.NullOr(Schema.String),
+  record: ClusterRecord,
+})
+
+/** MHA_AGENT_INJECT_DEFECT=child:n makes that fiber die once (tests of supervision). */
+const injectedDefect = (child: string): number | undefined => {
+  const spec = process.env.MHA_AGENT_INJECT_DEFECT
+  if (!spec) return undefined
+  const [name, n] = spec.split(":")
+  return name === child ? Number(n ?? "1") : undefined
+}
+
+/** A child whose work is a loop; with an injected defect it dies once after `n` rounds. */
+const withInjectedDefect = <E, R>(child: string, loop: Effect.Effect<unknown, E, R>) => {
+  const at = injectedDefect(child)
+  if (at === undefined) return loop
+  let fired = false
+  return Effect.suspend(() => {
+    if (fired) return loop
+    fired = true
+    return Effect.andThen(Effect.sleep(at), Effect.die(new Error(`injected defect in ${child}`)))
+  })
+}
+
+export interface RunningAgent {
+  /** The latest core state (status, HTTP, metrics). */
+  readonly state: () => AgentState | undefined
+  readonly config: () => Config
+}
+
+const agent = (
+  configPath: string,
+  config0: Config,
+  log: pino.Logger,
+  stopping: Deferred.Deferred<number>,
+) =>
+  Effect.gen(function* () {
+    let config = config0
+    const currentConfig = () => config
+    const clusterConfig = () => toClusterConfig(config)
+    const self = config.node
+    const member = config.cluster.members.find((m) => m.name === self)
+    const isData = member?.kind !== "witness"
+
+    const monitor = yield* readMysqlSettings(config, "monitor")
+    const replication = yield* readMysqlSettings(config, "replication")
+    const local = memberEndpoint(config, self) ?? { host: "127.0.0.1", port: 3306 }
+    const prober = yield* makeMysqlProber({ local, settings: monitor })
+    const mysql = {
+      local: mysqlActions(local, monitor, config.timings.fence_timeout),
+      at: (e: typeof local) => mysqlActions(e, monitor, config.timings.fence_timeout),
+    }
+    const vipOptions = vipOptionsFromConfig(config)
+    const vip =
+      isData && vipOptions !== undefined
+        ? yield* makeVip({ ...vipOptions, duplicateCheck: "background" })
+        : undefined
+    const mesh = yield* makeMesh(
+      yield* meshOptionsFromConfig(config, PeerMessage, {
+        claimedSender: (m) => m.from,
+        // A vote request or heartbeat older than the rpc timeout is useless.
+        queueMaxAgeMs: config.timings.rpc_timeout,
+      }),
+    )
+    // Built in the agent's scope: the hook worker lives as long as the agent.
+    const hooks = Context.get(
+      yield* Layer.build(HookRunner.layer(Effect.sync(() => hookSettingsFromConfig(config)))),
+      HookRunner,
+    )
+    const store = Context.get(yield* Layer.build(HardStateFile.layer), HardStateFile).store({
+      path: join(config.state_dir, "hard-state.json"),
+      schema: HardStateSchema,
+    })
+
+    const inbox = yield* Queue.unbounded<PendingInput>()
+    const enqueue = (input: PendingInput) => {
+      Queue.offerUnsafe(inbox, input)
+    }
+    const replies = new Map<number, (ok: boolean, message: string) => void>()
+    const executor = makeExecutor({
+      config: currentConfig,
+      log,
+      enqueue,
+      hardState: store,
+      mesh,
+      prober,
+      mysql,
+      replication,
+      vip,
+      restart: restartService,
+      hooks,
+      operatorReply: (id, ok, message) => {
+        replies.get(id)?.(ok, message)
+        replies.delete(id)
+      },
+    })
+    let latest: AgentState | undefined
+    let requestIds = 0
+    let lastWhy = ""
+
+    const children = {
+      "decision-loop": runDecisionLoop({
+        self,
+        clusterConfig,
+        inbox,
+        hardState: store,
+        execute: executor.execute,
+        publish: (s) => {
+          latest = s
+          // Safety over speed, said out loud: why no election runs, whenever that changes.
+          const why = s.role === "leader" ? "" : whyNoElection(s)
+          if (why !== lastWhy) {
+            lastWhy = why
+            if (why !== "") log.info({ event: "election-status", term: s.hard.term }, why)
+          }
+        },
+        log,
+        ...(injectedDefect("decision-loop") === undefined
+          ? {}
+          : { injectDefectAt: injectedDefect("decision-loop") as number }),
+      }),
+      ticker: withInjectedDefect("ticker", runTicker(inbox, TICK_MS)),
+      "mesh-inbound": withInjectedDefect(
+        "mesh-inbound",
+        Stream.runForEach(mesh.inbound, (m) =>
+          Effect.sync(() =>
+            enqueue((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
+          ),
+        ),
+      ),
+      // Section 11: gratuitous ARP again every garp_refresh while holding the VIP.
+      "vip-refresher": withInjectedDefect(
+        "vip-refresher",
+        Effect.forever(
+          Effect.andThen(
+            Effect.sleep(config.vip?.garp_refresh ?? 10_000),
+            vip !== undefined && latest?.local.vip.held === true
+              ? Effect.ignore(vip.refresh)
+              : Effect.void,
+          ),
+        ),
+      ),
+    }
+    for (const [name, child] of Object.entries(children)) {
+      yield* Effect.forkScoped(
+        supervise(name, child).pipe(
+          Effect.catch((e) =>
+            Effect.andThen(
+              Effect.sync(() => log.fatal({ event: "agent-exit", child: name }, e.message)),
+              Deferred.succeed(stopping, 1),
+            ),
+          ),
+        ),
+      )
+    }
+
+    /** Hands an operator request to the core; resolves with its reply (or a timeout). */
+    const ask = (request: OperatorRequest) =>
+      new Promise<{ ok: boolean; message: string }>((resolve) => {
+        const requestId = ++requestIds
+        const timer = setTimeout(
+          () => {
+            replies.delete(requestId)
+            resolve({ ok: false, message: "no answer from the decision loop in time" })
+          },
+          config.timings.switchover_timeout * 3 + config.timings.apply_timeout + 5_000,
+        )
+        replies.set(requestId, (ok, message) => {
+          clearTimeout(timer)
+          resolve({ ok, message })
+        })
+        enqueue((now) => ({ _tag: "Operator", now, requestId, request }))
+      })
+    yield* serveControlSocket({
+      path: config.control.socket,
+      cluster: () => config.cluster.name,
+      state: () => latest,
+      ask,
+      log,
+    })
+
+    // SIGHUP: re-read the config; a bad or refused one keeps the running one.
+    const onHup = () => {
+      Effect.runFork(
+        loadConfig(configPath).pipe(
+          Effect.match({
+            onFailure: (e) => log.error({ event: "reload-refused" }, `reload: ${e.message}`),
+            onSuccess: (next) => {
+              const plan = diffForReload(config, next)
+              const lines = formatReloadPlan(plan).join("; ")
+              if (plan.ok) {
+                config = next
+                log.info({ event: "reloaded" }, lines)
+              } else log.error({ event: "reload-refused" }, lines)
+            },
+          }),
+        ),
+      )
+    }
+    // SIGTERM: section 14, hand over or resign, then exit 0.
+    const onTerm = () => {
+      const requestId = ++requestIds
+      log.info({ event: "stopping" }, "SIGTERM: handing over or resigning before exit")
+      replies.set(requestId, (ok, message) => {
+        log.info({ event: "stopped", ok }, message)
+        Effect.runFork(Deferred.succeed(stopping, 0))
+      })
+      enqueue((now) => ({ _tag: "Operator", now, requestId, request: { _tag: "Shutdown" } }))
+      // Never hang on the way out: whatever happened by then, stop.
+      setTimeout(
+        () => Effect.runFork(Deferred.succeed(stopping, 0)),
+        config.timings.switchover_timeout + 2_000,
+      ).unref()
+    }
+    process.on("SIGHUP", onHup)
+    process.on("SIGTERM", onTerm)
+    process.on("SIGINT", onTerm)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        process.off("SIGHUP", onHup)
+        process.off("SIGTERM", onTerm)
+        process.off("SIGINT", onTerm)
+      }),
+    )
+    log.info(
+      { event: "agent-running", members: config.cluster.members.length },
+      `agent ${self} running`,
+    )
+    return { state: () => latest, config: currentConfig } satisfies RunningAgent
+  })
+
+export const main = async (args: ReadonlyArray<string>): Promise<number> => {
+  let configPath = DEFAULT_CONFIG
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (a === "--config") configPath = args[++i] ?? ""
+    else if (a?.startsWith("--config=")) configPath = a.slice("--config=".length)
+    else {
+      process.stderr.write(
+        `mha-agent run: unknown argument '${a}' (usage: mha-agent run [--config FILE])\n`,
+      )
+      return 2
+    }
+  }
+  const loaded = await Effect.runPromiseExit(loadConfig(configPath))
+  if (Exit.isFailure(loaded)) {
+    const e = loaded.cause.reasons.find((r) => r._tag === "Fail")
+    const lines =
+      e && e._tag === "Fail" && e.error instanceof ConfigError
+        ? e.error.lines
+        : [String(loaded.cause)]
+    process.stderr.write(
+      `mha-agent run: the config is invalid; not starting\n${lines.join("\n")}\n`,
+    )
+    return 1
+  }
+  const config = loaded.value
+  const log = makeLogger({
+    level: config.log.level,
+    journald: underJournald(),
+    cluster: config.cluster.name,
+    node: config.node,
+  })
+  const program = Effect.scoped(
+    Effect.gen(function* () {
+      const stopping = yield* Deferred.make<number>()
+      yield* agent(configPath, config, log, stopping)
+      return yield* Deferred.await(stopping)
+    }),
+  ).pipe(Effect.provide(effectLoggerLayer(log)))
+  const exit = await Effect.runPromiseExit(program)
+  if (Exit.isSuccess(exit)) return exit.value
+  log.fatal({ event: "agent-exit" }, `the agent could not run: ${String(exit.cause)}`)
+  return 1
+}

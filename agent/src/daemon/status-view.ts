@@ -1,0 +1,47 @@
+// What `mha-agent status` and the HTTP endpoints show: the core's state put
+// into the words of the control protocol (shared/control.ts).
+import type { StatusView } from "../../../shared/control.ts"
+import { whyNoElection } from "../core/election.ts"
+import { formatGtidSet } from "../core/gtid.ts"
+import { nodeRole, observation } from "../core/status.ts"
+import type { AgentState } from "../core/types.ts"
+
+export const statusView = (s: AgentState, cluster: string): StatusView => {
+  const self = observation(s)
+  return {
+    cluster,
+    node: s.self,
+    term: s.hard.term,
+    role: nodeRole(s),
+    leader: s.leader,
+    leaderActive: s.leaderActive,
+    paused: s.hard.record.paused,
+    excluded: [...s.hard.record.excluded],
+    electionStatus: s.role === "leader" ? `leading term ${s.hard.term}` : whyNoElection(s),
+    members: s.config.members.map((m) => {
+      if (m.name === s.self) {
+        return {
+          name: m.name,
+          kind: m.kind,
+          role: nodeRole(s),
+          health: s.local.health.level,
+          lastHeardMs: null,
+          source: self?.source ?? null,
+          executed: s.local.executedText,
+          errant: formatGtidSet(s.local.errant),
+        }
+      }
+      const v = s.peers.get(m.name)
+      return {
+        name: m.name,
+        kind: m.kind,
+        role: v?.role ?? "UNKNOWN",
+        health: v === undefined ? "UNKNOWN" : v.healthy ? "OK" : "FAIL",
+        lastHeardMs: v === undefined ? null : Math.round(s.now - v.lastHeardAt),
+        source: v?.source ?? null,
+        executed: v?.executedText ?? "",
+        errant: v?.errant ? "yes" : "",
+      }
+    }),
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Messages agents exchange over the authenticated mesh (protocol.md sections
+ * 3 to 13). The sender's identity comes from its TLS certificate; `from` is
+ * repeated inside so a message can be logged and checked on its own.
+ *
+ * GTID sets travel in MySQL's own text form ("uuid:1-5,uuid2:1-3"), so what
+ * an agent logs is what an operator can paste into mysql.
+ */
+import { Schema } from "effect"
+
+const Name = Schema.String
+const Term = Schema.Int
+const GtidText = Schema.String
+
+/** Role a node reports for itself in heartbeats and status. */
+export const NodeRole = Schema.Literals([
+  "ACTIVE",
+  "STANDBY",
+  "FENCED",
+  "DIVERGED",
+  "FAIL",
+  "UNKNOWN",
+])
+export type NodeRole = typeof NodeRole.Type
+
+export const Health = Schema.Literals(["OK", "INFO", "WARN", "CRITICAL", "FAIL"])
+
+/**
+ * The cluster-wide settings record of section 8, versioned by (term, seq).
+ * `lineage` lists the server_uuids of the current and earlier primaries: the
+ * GTID completeness check of section 7 is restricted to them.
+ */
+export const ClusterRecord = Schema.Struct({
+  term: Term,
+  seq: Schema.Int,
+  paused: Schema.Boolean,
+  excluded: Schema.Array(Name),
+  lineage: Schema.Array(Schema.String),
+  /** Term of the last automatic failover, 0 when none happened. */
+  lastFailoverTerm: Term,
+  /** True once an operator ran ack-recovery for `lastFailoverTerm`. */
+  recoveryAcked: Schema.Boolean,
+  /** The member that was primary when the record was written, and its server_uuid. */
+  primary: Schema.NullOr(Name),
+  primaryUuid: Schema.NullOr(Schema.String),
+  /**
+   * gtid_executed of that primary when it was promoted. Transactions a node
+   * holds beyond it (other than the primary's own) are errant: for example
+   * what an old primary committed but never got acknowledged.
+   */
+  base: GtidText,
+})
+export type ClusterRecord = typeof ClusterRecord.Type
+
+/** What a data node's agent saw of its own mysqld at its last probe. */
+export const Observation = Schema.Struct({
+  role: NodeRole,
+  health: Health,
+  mysqlUp: Schema.Boolean,
+  serverUuid: Schema.NullOr(Schema.String),
+  writable: Schema.Boolean,
+  superReadOnly: Schema.Boolean,
+  executed: GtidText,
+  retrieved: GtidText,
+  /** Member it replicates from, null when it is not a replica. */
+  source: Schema.NullOr(Name),
+  ioRunning: Schema.Boolean,
+  sqlRunning: Schema.Boolean,
+  replicationError: Schema.NullOr(Schema.String),
+  /** Transactions received but not yet applied (size of retrieved minus executed). */
+  backlog: Schema.Int,
+  errant: GtidText,
+  /** The sender could stand for election now (eligible, healthy, data it can vouch for). */
+  eligible: Schema.Boolean,
+})
+export type Observation = typeof Observation.Type
+
+export const HeardFrom = Schema.Struct({ name: Name, agoMs: Schema.Finite })
+
+export const Heartbeat = Schema.TaggedStruct("Heartbeat", {
+  from: Name,
+  bootId: Schema.String,
+  term: Term,
+  leader: Schema.NullOr(Name),
+  /** Round number, echoed by the acknowledgement: the lease counts rounds. */
+  round: Schema.Int,
+  /** True when the sender is the leader of `term` and its promotion finished. */
+  active: Schema.Boolean,
+  observation: Schema.NullOr(Observation),
+  /** The member whose mysqld the sender probes as the primary. */
+  probedPrimary: Schema.NullOr(Name),
+  /** Can the sender reach that mysqld? null: not probed. */
+  primaryReachable: Schema.NullOr(Schema.Boolean),
+  /** Did the sender see the primary's mysqld with super_read_only=ON? */
+  primaryFenced: Schema.NullOr(Schema.Boolean),
+  heardFrom: Schema.Array(HeardFrom),
+  record: ClusterRecord,
+})
+
+export const HeartbeatAck = Schema.TaggedStruct("HeartbeatAck", {
+  from: Name,
+  term: Term,
+  round: Schema.Int,
+})
+
+/** What a candidate says about its data when asking for a (pre-)vote. */
+export const CandidateData = Schema.Struct({
+  serverUuid: Schema.String,
+  /** retrieved ∪ executed */
+  received: GtidText,
+  backlog: Schema.Int,
+  errant: GtidText,
+  replicationError: Schema.NullOr(Schema.String),
+})
+
+/**
+ * - election: the primary is lost (section 6);
+ * - transfer: a planned switchover the primary consented to (section 13);
+ * - bootstrap: the first primary of a new cluster (section 16);
+ * - forced: `failover --force` by an operator;
+ * - reclaim: the recorded primary's agent restarted while its mysqld kept
+ *   serving: it asks to lead again so that a short agent outage causes no
+ *   failover (lab scenario 5).
+ */
+export const VoteKind = Schema.Literals(["election", "transfer", "bootstrap", "forced", "reclaim"])
+
+export const PreVoteRequest = Schema.TaggedStruct("PreVoteRequest", {
+  from: Name,
+  /** The term the candidate would stand for; nobody adopts it. */
+  term: Term,
+  kind: VoteKind,
+  data: CandidateData,
+})
+
+export const PreVoteResponse = Schema.TaggedStruct("PreVoteResponse", {
+  from: Name,
+  term: Term,
+  granted: Schema.Boolean,
+  reason: Schema.String,
+})
+
+export const VoteRequest = Schema.TaggedStruct("VoteRequest", {
+  from: Name,
+  term: Term,
+  kind: VoteKind,
+  data: CandidateData,
+})
+
+export const VoteResponse = Schema.TaggedStruct("VoteResponse", {
+  from: Name,
+  term: Term,
+  granted: Schema.Boolean,
+  reason: Schema.String,
+  /** The voter's highest accepted cluster record (section 7, last line). */
+  record: ClusterRecord,
+})
+
+/** Step 3 of section 9: stop replicating from the old primary. */
+export const Revoke = Schema.TaggedStruct("Revoke", {
+  from: Name,
+  term: Term,
+})
+
+export const LeaderAnnounce = Schema.TaggedStruct("LeaderAnnounce", {
+  from: Name,
+  term: Term,
+  executed: GtidText,
+})
+
+/** The primary fenced itself and steps down: replicas may elect at once. */
+export const Resign = Schema.TaggedStruct("Resign", {
+  from: Name,
+  term: Term,
+  reason: Schema.String,
+})
+
+/** Planned switchover: the primary consents to `to` standing for term+1. */
+export const TransferLeadership = Schema.TaggedStruct("TransferLeadership", {
+  from: Name,
+  term: Term,
+  to: Name,
+})
+
+export const RecordAppend = Schema.TaggedStruct("RecordAppend", {
+  from: Name,
+  term: Term,
+  record: ClusterRecord,
+})
+
+export const RecordAck = Schema.TaggedStruct("RecordAck", {
+  from: Name,
+  term: Term,
+  seq: Schema.Int,
+})
+
+export const PeerMessage = Schema.Union([
+  Heartbeat,
+  HeartbeatAck,
+  PreVoteRequest,
+  PreVoteResponse,
+  VoteRequest,
+  VoteResponse,
+  Revoke,
+  LeaderAnnounce,
+  Resign,
+  TransferLeadership,
+  RecordAppend,
+  RecordAck,
+])
+export type PeerMessage = typeof PeerMessage.Type
+export type HeartbeatMessage = typeof Heartbeat.Type
+export type VoteRequestMessage = typeof VoteRequest.Type
+export type PreVoteRequestMessage = typeof PreVoteRequest.Type
+export type VoteResponseMessage = typeof VoteResponse.Type
+export type CandidateData = typeof CandidateData.Type
+export type VoteKind = typeof VoteKind.Type

@@ -1,0 +1,163 @@
+// Real agents on the lab: one `mha-agent run` per host, inside the host's
+// namespace, with mTLS certificates, password files and a config of its own,
+// exactly as an operator would install them (the packaged binary instead of
+// the source tree when MHA_AGENT_BIN is set).
+import { chmod, mkdir, writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import { stringify } from "yaml"
+import { type LabCerts, makeCerts } from "./certs.ts"
+import { LAB_USERS, type Lab } from "./lab.ts"
+import { AGENT_PORT, HTTP_PORT, MYSQL_PORT, PREFIX_LEN, VIP } from "./network.ts"
+
+const repo = join(import.meta.dirname, "../..")
+
+export interface AgentTimings {
+  readonly probe_interval?: string
+  readonly heartbeat_interval?: string
+  readonly rpc_timeout?: string
+  readonly lease_duration?: string
+  readonly restart_timeout?: string
+  readonly restart_attempts?: number
+  readonly apply_timeout?: string
+  readonly recovery_block_period?: string
+  readonly [key: string]: string | number | undefined
+}
+
+export interface AgentsOptions {
+  /** Witness members: these lab hosts run an agent but their mysqld is not a member. */
+  readonly witnesses?: ReadonlyArray<string>
+  readonly timings?: AgentTimings
+  readonly semiSync?: "off" | "on" | "strict"
+  readonly extra?: Readonly<Record<string, unknown>>
+  /** Environment for every agent (e.g. fault injection). */
+  readonly env?: Readonly<Record<string, string>>
+}
+
+/** The command that runs the agent: the packaged binary, or the source tree on Node 24. */
+export const agentCommand = (): string[] =>
+  process.env.MHA_AGENT_BIN
+    ? [process.env.MHA_AGENT_BIN]
+    : [process.execPath, "--disable-warning=ExperimentalWarning", join(repo, "agent/src/main.ts")]
+
+export class LabAgents {
+  readonly lab: Lab
+  readonly certs: LabCerts
+  readonly options: AgentsOptions
+
+  private constructor(lab: Lab, certs: LabCerts, options: AgentsOptions) {
+    this.lab = lab
+    this.certs = certs
+    this.options = options
+  }
+
+  /** Writes every host's files; start() then runs the agents. */
+  static async prepare(lab: Lab, options: AgentsOptions = {}): Promise<LabAgents> {
+    const names = lab.hosts.map((h) => h.name)
+    await mkdir(join(lab.runDir(), "tls"), { recursive: true })
+    const certs = await makeCerts({ members: names, dir: join(lab.runDir(), "tls") })
+    const agents = new LabAgents(lab, certs, options)
+    for (const h of lab.hosts) await agents.writeFiles(h.name)
+    return agents
+  }
+
+  configDir(host: string): string {
+    return join(this.lab.runDir(), host, "etc")
+  }
+  configPath(host: string): string {
+    return join(this.configDir(host), "config.yaml")
+  }
+  socketPath(host: string): string {
+    return join(this.lab.runDir(), host, "run", "agent.sock")
+  }
+
+  /** The config file of one host, as an operator would write it. */
+  config(host: string): Record<string, unknown> {
+    const dir = this.configDir(host)
+    const witnesses = new Set(this.options.witnesses ?? [])
+    return {
+      cluster: {
+        name: `lab-${this.lab.id}`,
+        members: this.lab.hosts.map((h) => ({
+          name: h.name,
+          address: h.address,
+          mysql_port: MYSQL_PORT,
+          agent_port: AGENT_PORT,
+          priority: 100 - h.index,
+          ...(witnesses.has(h.name) ? { kind: "witness" } : {}),
+        })),
+      },
+      node: host,
+      mysql: {
+        monitor: { user: LAB_USERS.agent.user, password_file: join(dir, "monitor.password") },
+        replication: {
+          user: LAB_USERS.replication.user,
+          password_file: join(dir, "replication.password"),
+        },
+        get_source_public_key: true,
+        connect_timeout: "1s",
+        query_timeout: "1s",
+      },
+      timings: { ...this.options.timings },
+      semi_sync: { mode: this.options.semiSync ?? "strict" },
+      vip: { address: `${VIP}/${PREFIX_LEN}`, interface: "eth0" },
+      service: { restart_command: this.lab.restartCommand(host) },
+      mesh: {
+        listen: `0.0.0.0:${AGENT_PORT}`,
+        ca: this.certs.ca,
+        cert: this.certs.members[host]?.cert,
+        key: this.certs.members[host]?.key,
+      },
+      http: { listen: `0.0.0.0:${HTTP_PORT}` },
+      control: { socket: this.socketPath(host) },
+      state_dir: join(this.lab.runDir(), host, "state"),
+      log: { level: "info" },
+      ...this.options.extra,
+    }
+  }
+
+  private async writeFiles(host: string): Promise<void> {
+    const dir = this.configDir(host)
+    await mkdir(dir, { recursive: true })
+    await mkdir(join(this.lab.runDir(), host, "run"), { recursive: true })
+    await mkdir(join(this.lab.runDir(), host, "state"), { recursive: true, mode: 0o750 })
+    await writeFile(join(dir, "monitor.password"), `${LAB_USERS.agent.password}\n`, { mode: 0o600 })
+    await writeFile(join(dir, "replication.password"), `${LAB_USERS.replication.password}\n`, {
+      mode: 0o600,
+    })
+    await writeFile(this.configPath(host), stringify(this.config(host)), { mode: 0o640 })
+    await chmod(dir, 0o750)
+  }
+
+  async start(host: string): Promise<void> {
+    await this.lab.spawn(
+      host,
+      "agent",
+      [...agentCommand(), "run", "--config", this.configPath(host)],
+      {
+        ...process.env,
+        ...this.options.env,
+      },
+    )
+  }
+
+  async startAll(): Promise<void> {
+    for (const h of this.lab.hosts) await this.start(h.name)
+  }
+
+  async stop(host: string): Promise<void> {
+    await this.lab.stopProcess(host, "agent", 15_000)
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.lab.hosts.map((h) => this.stop(h.name)))
+  }
+
+  logPath(host: string): string {
+    return this.lab.processLog(host, "agent")
+  }
+
+  /** Runs the CLI against one host's agent (inside the host's namespace). */
+  cli(host: string, args: ReadonlyArray<string>) {
+    return this.lab.exec(host, [...agentCommand(), ...args, "--socket", this.socketPath(host)])
+  }
+}

@@ -1,0 +1,192 @@
+// A whole cluster on the lab for scenario tests: real MySQL with semi-sync
+// replication, an agent per host, a client writing through the VIP, and a
+// sampler of every node's writability. `check()` asserts the three invariants
+// of lab.md; on failure the logs stay in a folder named in the message.
+import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { type AgentsOptions, LabAgents } from "./agents.ts"
+import { run, waitFor } from "./exec.ts"
+import {
+  convergenceProblems,
+  missingAckedWrites,
+  readSamplerLog,
+  readWriterLog,
+  splitBrainRounds,
+  type WriterLog,
+  writeDowntimeMs,
+} from "./invariants.ts"
+import { Lab } from "./lab.ts"
+import { VIP } from "./network.ts"
+
+const here = import.meta.dirname
+
+export interface ClusterOptions extends AgentsOptions {
+  readonly hosts?: number
+}
+
+export class LabCluster {
+  readonly lab: Lab
+  readonly agents: LabAgents
+  readonly writerLog: string
+  readonly samplerLog: string
+
+  private constructor(lab: Lab, agents: LabAgents) {
+    this.lab = lab
+    this.agents = agents
+    this.writerLog = join(lab.runDir(), "writer.ndjson")
+    this.samplerLog = join(lab.runDir(), "sampler.ndjson")
+  }
+
+  /** Lab, replication from db1, agents, then the writer and the sampler once a primary is ACTIVE. */
+  static async up(options: ClusterOptions = {}): Promise<LabCluster> {
+    const lab = await Lab.up({ hosts: options.hosts ?? 3, replication: true, semiSync: true })
+    try {
+      await lab.query("db1", "CREATE DATABASE app")
+      await lab.query(
+        "db1",
+        "CREATE TABLE app.writes (id BIGINT PRIMARY KEY, client_ms BIGINT, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",
+      )
+      await lab.waitReplicasCaughtUp("db1")
+      const agents = await LabAgents.prepare(lab, options)
+      const cluster = new LabCluster(lab, agents)
+      await agents.startAll()
+      await cluster.waitForPrimary(30_000)
+      await lab.spawn("client", "sampler", [
+        process.execPath,
+        join(here, "client/sampler.ts"),
+        "--hosts",
+        lab.hosts.map((h) => `${h.name}=${h.address}`).join(","),
+        "--out",
+        cluster.samplerLog,
+      ])
+      await lab.spawn("client", "writer", [
+        process.execPath,
+        join(here, "client/writer.ts"),
+        "--host",
+        VIP,
+        "--out",
+        cluster.writerLog,
+      ])
+      await waitFor(
+        "the first acknowledged writes through the VIP",
+        () => cluster.writes().acked.length > 10,
+        30_000,
+      )
+      return cluster
+    } catch (e) {
+      await lab.down()
+      throw e
+    }
+  }
+
+  writes(): WriterLog {
+    return readWriterLog(this.writerLog)
+  }
+
+  /** The node that is writable and holds the VIP, if exactly one does. */
+  async primary(): Promise<string | undefined> {
+    const views = await this.lab.topology()
+    const writable = views.filter((v) => v.up && v.superReadOnly === false)
+    if (writable.length !== 1) return undefined
+    const name = writable[0]!.host
+    return (await this.holdsVip(name)) ? name : undefined
+  }
+
+  async holdsVip(host: string): Promise<boolean> {
+    const { stdout } = await run("ip", [
+      "-n",
+      this.lab.host(host).ns,
+      "-4",
+      "addr",
+      "show",
+      "dev",
+      "eth0",
+    ])
+    return stdout.includes(`${VIP}/`)
+  }
+
+  async waitForPrimary(timeoutMs: number, not?: string): Promise<string> {
+    let found: string | undefined
+    await waitFor(
+      not ? `a primary other than ${not}` : "a primary (writable, holding the VIP)",
+      async () => {
+        found = await this.primary()
+        return found !== undefined && found !== not
+      },
+      timeoutMs,
+      100,
+    )
+    return found!
+  }
+
+  /** The term in a node's hard-state file (what it has persisted). */
+  term(host: string): number {
+    const file = join(this.lab.runDir(), host, "state", "hard-state.json")
+    if (!existsSync(file)) return 0
+    return (JSON.parse(readFileSync(file, "utf8")) as { term: number }).term
+  }
+
+  /** Acknowledged writes after `t` (epoch ms). */
+  writesAfter(t: number): number {
+    return this.writes().acked.filter((a) => a.t > t).length
+  }
+
+  async waitForWritesAfter(t: number, timeoutMs: number): Promise<void> {
+    await waitFor("acknowledged writes after the fault", () => this.writesAfter(t) > 5, timeoutMs)
+  }
+
+  /** Stops the writer and checks the invariants; returns the client-observed downtime after `faultAt`. */
+  async check(faultAt: number): Promise<{ downtimeMs: number; acked: number; problems: string[] }> {
+    await this.lab.stopProcess("client", "writer")
+    const problems: string[] = []
+    const log = this.writes()
+    const primary = await this.waitForPrimary(30_000).catch(() => undefined)
+    if (primary === undefined) problems.push("no single primary holding the VIP at the end")
+    else {
+      const missing = await missingAckedWrites(this.lab, primary, log)
+      if (missing.length > 0)
+        problems.push(
+          `${missing.length} acknowledged writes missing on ${primary}: ${missing.slice(0, 5).join(", ")}`,
+        )
+    }
+    const splits = splitBrainRounds(readSamplerLog(this.samplerLog))
+    if (splits.length > 0)
+      problems.push(
+        `two writable nodes at once in ${splits.length} samples, first ${JSON.stringify(splits[0])}`,
+      )
+    try {
+      await waitFor(
+        "convergence",
+        async () => (await convergenceProblems(this.lab)).length === 0,
+        30_000,
+      )
+    } catch {
+      problems.push(...(await convergenceProblems(this.lab)))
+    }
+    return { downtimeMs: writeDowntimeMs(log, faultAt), acked: log.acked.length, problems }
+  }
+
+  /** Copies every log (agents, mysqld error logs, writer, sampler) to a folder that survives `down`. */
+  keepLogs(name: string): string {
+    const dir = join(
+      process.env.MHA_TEST_ARTIFACTS ?? "/tmp/mha-test-logs",
+      `${name}-${this.lab.id}`,
+    )
+    mkdirSync(dir, { recursive: true })
+    cpSync(this.lab.runDir(), join(dir, "run"), {
+      recursive: true,
+      filter: (src) => !src.includes("/tls"),
+    })
+    for (const h of this.lab.hosts) {
+      for (const f of ["error.log", "supervisor.log"]) {
+        const src = this.lab.hostPath(h.name, f)
+        if (existsSync(src)) cpSync(src, join(dir, `${h.name}-${f}`))
+      }
+    }
+    return dir
+  }
+
+  async down(): Promise<void> {
+    await this.lab.down()
+  }
+}

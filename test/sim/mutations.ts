@@ -1,0 +1,155 @@
+/**
+ * Deliberate bugs, made by wrapping the real reducer (production code is
+ * untouched), to show the simulator catches them.
+ */
+
+import { initialRecord } from "../../agent/src/core/cluster-record.ts"
+import { count, emptyGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
+import { step } from "../../agent/src/core/reducer.ts"
+import type { AgentState, Input, Output, PeerView } from "../../agent/src/core/types.ts"
+import type { Reducer } from "./world.ts"
+
+export interface Mutant {
+  readonly name: string
+  readonly description: string
+  /** The invariants this bug should break. */
+  readonly expect: ReadonlyArray<string>
+  readonly reducer: Reducer
+}
+
+const isSelfFenceStep = (outputs: ReadonlyArray<Output>): boolean =>
+  outputs.some(
+    (o) => o._tag === "Event" && (o.event === "self-fenced" || o.event === "split-brain-guard"),
+  )
+
+const grantsVote = (outputs: ReadonlyArray<Output>): boolean =>
+  outputs.some((o) => o._tag === "Send" && o.message._tag === "VoteResponse" && o.message.granted)
+
+/** A voter that does not persist its vote: after a restart it forgets it. */
+const unpersistedVote: Reducer = (s, i) => {
+  const r = step(s, i)
+  if (!grantsVote(r.outputs)) return r
+  return { state: r.state, outputs: r.outputs.filter((o) => o._tag !== "PersistHardState") }
+}
+
+/**
+ * The same, and after a restart it also forgets that it may have promised a
+ * lease (so it votes at once): the second line of defence removed too.
+ */
+const forgetfulVoter: Reducer = (s, i) => {
+  const r = unpersistedVote(s, i)
+  if (i._tag !== "Start") return r
+  return { state: { ...r.state, promise: null }, outputs: r.outputs }
+}
+
+/** A primary that does not fence itself when its lease runs out. */
+const noSelfFence: Reducer = (s, i) => {
+  const r = step(s, i)
+  if (!isSelfFenceStep(r.outputs)) return r
+  return {
+    state: r.state,
+    outputs: r.outputs.filter(
+      (o) =>
+        !(
+          o._tag === "Vip" ||
+          (o._tag === "Mysql" && (o.action._tag === "Fence" || o.action._tag === "KillSessions"))
+        ),
+    ),
+  }
+}
+
+/** Voters that ignore their lease promise. */
+const votesInLease: Reducer = (s, i) => {
+  if (
+    i._tag === "PeerReceived" &&
+    (i.message._tag === "VoteRequest" || i.message._tag === "PreVoteRequest")
+  ) {
+    const r = step({ ...s, promise: null }, i)
+    return { state: { ...r.state, promise: s.promise }, outputs: r.outputs }
+  }
+  return step(s, i)
+}
+
+/** Completeness judged by GTID count instead of set inclusion. */
+const rankByCount: Reducer = (s, i) => {
+  if (
+    i._tag === "PeerReceived" &&
+    (i.message._tag === "VoteRequest" || i.message._tag === "PreVoteRequest")
+  ) {
+    const theirs = count(unsafeParseGtidSet(i.message.data.received))
+    if (theirs >= count(s.local.received)) {
+      const peers = new Map<string, PeerView>()
+      for (const [k, v] of s.peers) peers.set(k, { ...v, received: emptyGtidSet })
+      const patched: AgentState = { ...s, peers, local: { ...s.local, received: emptyGtidSet } }
+      const r = step(patched, i)
+      return {
+        state: {
+          ...r.state,
+          peers: mergeBack(r.state.peers, s.peers),
+          local: { ...r.state.local, received: s.local.received },
+        },
+        outputs: r.outputs,
+      }
+    }
+  }
+  return step(s, i)
+}
+
+const mergeBack = (after: ReadonlyMap<string, PeerView>, before: ReadonlyMap<string, PeerView>) => {
+  const m = new Map(after)
+  for (const [k, v] of after) {
+    const b = before.get(k)
+    if (b !== undefined && v.received === emptyGtidSet) m.set(k, { ...v, received: b.received })
+  }
+  return m
+}
+
+/** A new primary that ignores the cluster records its voters sent. */
+const ignoreVoterRecords: Reducer = (s: AgentState, i: Input) => {
+  if (i._tag === "PeerReceived" && i.message._tag === "VoteResponse") {
+    return step(s, { ...i, message: { ...i.message, record: initialRecord } })
+  }
+  return step(s, i)
+}
+
+export const mutants: ReadonlyArray<Mutant> = [
+  {
+    name: "forgetful-voter",
+    description:
+      "a vote is sent without persisting it, and a restarted voter votes at once (no post-restart lease abstention)",
+    expect: ["I4"],
+    reducer: forgetfulVoter,
+  },
+  {
+    name: "unpersisted-vote",
+    description:
+      "a vote is sent without persisting it (the post-restart lease abstention still hides most of it)",
+    expect: ["I4", "I1", "I2", "I3", "I5", "L1"],
+    reducer: unpersistedVote,
+  },
+  {
+    name: "no-self-fence",
+    description:
+      "a node without the lease never fences its own mysqld (no VIP removal, no super_read_only, no kill)",
+    expect: ["I1", "I2", "I3"],
+    reducer: noSelfFence,
+  },
+  {
+    name: "votes-in-lease",
+    description: "voters grant votes while they promised a lease to a live leader",
+    expect: ["I1", "I2"],
+    reducer: votesInLease,
+  },
+  {
+    name: "rank-by-count",
+    description: "completeness judged by GTID count instead of set inclusion",
+    expect: ["I3"],
+    reducer: rankByCount,
+  },
+  {
+    name: "ignore-voter-records",
+    description: "the winner does not adopt the highest cluster record of its votes",
+    expect: ["I5"],
+    reducer: ignoreVoterRecords,
+  },
+]

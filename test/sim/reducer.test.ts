@@ -1,0 +1,169 @@
+/**
+ * Protocol rules checked on the real reducer, one input at a time, from
+ * states taken out of a running simulation.
+ */
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
+import { leaseValid } from "../../agent/src/core/lease.ts"
+import { initialState, step } from "../../agent/src/core/reducer.ts"
+import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
+import { dataMembers, makeConfig, World } from "./world.ts"
+
+/** A healthy 3-node cluster, 6 s in: db1 primary, db2 and db3 replicas. */
+const running = (): World => {
+  const w = new World({ seed: 4, members: dataMembers(3) })
+  w.runUntil(6000)
+  assert.equal(w.primary(), "db1")
+  return w
+}
+
+const voteResponses = (outputs: ReadonlyArray<Output>) =>
+  outputs.flatMap((o) =>
+    o._tag === "Send" && o.message._tag === "VoteResponse" ? [o.message] : [],
+  )
+
+const at = (s: AgentState, dt: number): number => s.now + dt
+
+const voteRequest = (s: AgentState, from: string, term: number, received: string): Input => ({
+  _tag: "PeerReceived",
+  now: at(s, 1),
+  from,
+  message: {
+    _tag: "VoteRequest",
+    from,
+    term,
+    kind: "election",
+    data: { serverUuid: "", received, backlog: 0, errant: "", replicationError: null },
+  },
+})
+
+/** Feeds a vote request and whatever the freeze needs (IO stop done, fresh probe). */
+const vote = (s: AgentState, input: Input): { state: AgentState; outputs: Array<Output> } => {
+  let r = step(s, input)
+  const outputs = [...r.outputs]
+  const freeze = r.outputs.find((o) => o._tag === "Mysql" && o.action._tag === "StopReplicaIo")
+  if (freeze !== undefined && freeze._tag === "Mysql") {
+    r = step(r.state, {
+      _tag: "MysqlDone",
+      now: at(r.state, 2),
+      id: freeze.id,
+      ok: true,
+      error: null,
+    })
+    outputs.push(...r.outputs)
+    const probe = r.state.local.probe!
+    r = step(r.state, {
+      _tag: "LocalProbed",
+      now: at(r.state, 3),
+      result: {
+        _tag: "Up",
+        mysql: { ...probe, replica: probe.replica && { ...probe.replica, ioRunning: false } },
+      },
+    })
+    outputs.push(...r.outputs)
+  }
+  return { state: r.state, outputs }
+}
+
+test("nothing happens before Start", () => {
+  const s = initialState(makeConfig(dataMembers(3)), "db1")
+  const r = step(s, { _tag: "Tick", now: 100, random: 0.5 })
+  assert.equal(r.outputs.length, 0)
+  assert.equal(r.state, s)
+})
+
+test("a follower in lease refuses to vote for anyone but its leader (section 5)", () => {
+  const w = running()
+  const s = w.node("db2").state
+  assert.equal(s.leader, "db1")
+  const received = formatGtidSet(s.local.received)
+  const r = vote(s, voteRequest(s, "db3", s.hard.term + 1, received))
+  const [response] = voteResponses(r.outputs)
+  assert.equal(response?.granted, false)
+  assert.match(response?.reason ?? "", /in lease of db1/)
+})
+
+test("a vote is persisted before it is sent, and never given twice in a term (section 4)", () => {
+  const w = running()
+  // Let db2's lease promise run out: no heartbeats reach it any more.
+  let s = w.node("db2").state
+  s = { ...s, promise: null }
+  const term = s.hard.term + 1
+  const received = formatGtidSet(s.local.received)
+  const first = vote(s, voteRequest(s, "db3", term, received))
+  const persistAt = first.outputs.findIndex(
+    (o) => o._tag === "PersistHardState" && o.hard.votedFor === "db3",
+  )
+  const sendAt = first.outputs.findIndex(
+    (o) => o._tag === "Send" && o.message._tag === "VoteResponse",
+  )
+  assert.ok(
+    persistAt >= 0 && sendAt > persistAt,
+    "PersistHardState(votedFor=db3) comes before the vote",
+  )
+  assert.equal(voteResponses(first.outputs)[0]?.granted, true)
+  const second = vote(first.state, voteRequest(first.state, "db1", term, received))
+  const [again] = voteResponses(second.outputs)
+  assert.equal(again?.granted, false)
+  assert.match(again?.reason ?? "", /already voted for db3/)
+})
+
+test("a voter refuses a candidate that lacks transactions it has (section 7)", () => {
+  const w = running()
+  let s = w.node("db2").state
+  s = { ...s, promise: null }
+  const uuid = w.node("db1").mysqld!.uuid
+  const mine = s.local.received
+  // The candidate claims one transaction less of the primary's than this voter has.
+  const last = mine.sids.get(uuid)!.at(-1)!.end
+  const lacking = formatGtidSet(
+    union(singleton(uuid, 1, last - 1), singleton("00000000-0000-4000-8000-00000000dead", 1, 500)),
+  )
+  const r = vote(s, voteRequest(s, "db3", s.hard.term + 1, lacking))
+  const [response] = voteResponses(r.outputs)
+  assert.equal(response?.granted, false)
+  assert.match(response?.reason ?? "", /lacks transactions/)
+})
+
+test("a primary whose lease expires fences itself: VIP, super_read_only, kill, in that order (section 5)", () => {
+  const w = running()
+  const s = w.node("db1").state
+  assert.ok(leaseValid(s))
+  const r = step(s, { _tag: "Tick", now: s.lease.validUntil + 1, random: 0.5 })
+  const order = r.outputs.flatMap((o) =>
+    o._tag === "Vip" ? [`vip-${o.op}`] : o._tag === "Mysql" ? [o.action._tag] : [],
+  )
+  const vip = order.indexOf("vip-remove")
+  const fence = order.indexOf("Fence")
+  const kill = order.indexOf("KillSessions")
+  assert.ok(vip >= 0 && fence > vip && kill > fence, order.join(","))
+  assert.ok(!leaseValid(r.state))
+})
+
+test("a primary that cannot restart its mysqld fences, then resigns (sections 6, 12)", () => {
+  const w = running()
+  w.killMysqld("db1", true)
+  w.runUntil(w.now + 9000)
+  assert.ok(w.node("db1").trace.some((l) => l.includes("resigned")))
+  assert.ok(w.primary() === "db2" || w.primary() === "db3")
+})
+
+test("a witness never stands and holds no VIP (section 1)", () => {
+  const w = new World({ seed: 5, members: dataMembers(2, 1) })
+  w.runUntil(5000)
+  w.fault("isolate db1")
+  w.net.isolate("db1", w.names, ["agent", "mysql"])
+  w.runUntil(25_000)
+  assert.equal(w.primary(), "db2")
+  const witness = w.node("w1").state
+  assert.equal(witness.role, "follower")
+  assert.equal(witness.hard.term, w.node("db2").state.hard.term)
+})
+
+test("a cluster that never had a primary is not failed over (section 16)", () => {
+  const w = new World({ seed: 6, members: dataMembers(3), initialSource: null })
+  w.runUntil(10_000)
+  assert.equal(w.primary(), null)
+  for (const name of ["db1", "db2", "db3"]) assert.equal(w.node(name).state.hard.term, 0)
+})

@@ -1,0 +1,1030 @@
+/**
+ * The deterministic simulator: N agents running the real reducer, a
+ * simulated mysqld per data node, a client that writes and records what was
+ * acknowledged, a network, per-node clocks, all driven by one seed.
+ *
+ * The adapters here interpret the reducer's outputs the way the daemon will:
+ * outputs of one step run in order; PersistHardState, Vip and Mysql outputs
+ * finish before the next one starts; probes, restarts and hooks only start,
+ * and their results come back as inputs.
+ */
+
+import { compareVersions } from "../../agent/src/core/cluster-record.ts"
+import {
+  type ClusterConfig,
+  defaultTimings,
+  type MemberConfig,
+  quorum,
+  strictAckCount,
+} from "../../agent/src/core/config.ts"
+import { whyNoElection } from "../../agent/src/core/election.ts"
+import {
+  contains,
+  emptyGtidSet,
+  formatGtidSet,
+  type GtidSet,
+  isSubset,
+  subtract,
+  union,
+} from "../../agent/src/core/gtid.ts"
+import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
+import { leaseValid } from "../../agent/src/core/lease.ts"
+import { initialState, type StepResult, step } from "../../agent/src/core/reducer.ts"
+import type {
+  AgentState,
+  HardState,
+  HookName,
+  Input,
+  MysqlAction,
+  OperatorRequest,
+  Output,
+} from "../../agent/src/core/types.ts"
+import type { ClusterRecord, PeerMessage } from "../../shared/peer-messages.ts"
+import { Network } from "./network.ts"
+import { Prng } from "./prng.ts"
+import { type PendingWrite, SimMysqld } from "./sim-mysqld.ts"
+
+export type Reducer = (state: AgentState, input: Input) => StepResult
+
+export interface Violation {
+  readonly invariant: "I1" | "I2" | "I3" | "I4" | "I5" | "L1"
+  readonly at: number
+  readonly detail: string
+}
+
+export interface WorldOptions {
+  readonly seed: number
+  readonly members: ReadonlyArray<MemberConfig>
+  readonly config?: Partial<Omit<ClusterConfig, "members">>
+  readonly reducer?: Reducer | undefined
+  /** Max clock rate error of each node, as a fraction (must stay under the drift margin / 2). */
+  readonly maxDrift?: number
+  readonly traceSize?: number
+  /** Client write interval in ms (0: no client). */
+  readonly writeIntervalMs?: number
+  /** Initial topology: who replicates from whom at time 0 (default: first data node is the source). */
+  readonly initialSource?: string | null
+}
+
+interface Node {
+  readonly name: string
+  readonly member: MemberConfig
+  readonly mysqld: SimMysqld | null
+  state: AgentState
+  disk: HardState | null
+  agentUp: boolean
+  /** Bumped on every agent crash: outputs of a dead process never run. */
+  incarnation: number
+  pausedUntil: number
+  deferred: Array<() => void>
+  clockOffset: number
+  clockRate: number
+  restartFails: boolean
+  /** PersistHardState outputs are numbered as emitted: an older one never overwrites a newer. */
+  persistEmitted: number
+  persistWritten: number
+  readonly hookExit: Map<HookName, number>
+  readonly trace: Array<string>
+}
+
+interface Event {
+  readonly at: number
+  readonly seq: number
+  readonly run: () => void
+}
+
+/** A binary min-heap on (at, seq). */
+class EventQueue {
+  private readonly heap: Array<Event> = []
+  private seq = 0
+
+  push(at: number, run: () => void): void {
+    const e = { at, seq: this.seq++, run }
+    const h = this.heap
+    h.push(e)
+    let i = h.length - 1
+    while (i > 0) {
+      const p = (i - 1) >> 1
+      if (less(h[p]!, e)) break
+      h[i] = h[p]!
+      i = p
+    }
+    h[i] = e
+  }
+
+  pop(): Event | undefined {
+    const h = this.heap
+    const top = h[0]
+    const last = h.pop()
+    if (top === undefined || last === undefined || h.length === 0) return top
+    let i = 0
+    for (;;) {
+      const l = 2 * i + 1
+      if (l >= h.length) break
+      const r = l + 1
+      const c = r < h.length && less(h[r]!, h[l]!) ? r : l
+      if (less(last, h[c]!)) break
+      h[i] = h[c]!
+      i = c
+    }
+    h[i] = last
+    return top
+  }
+
+  peekAt(): number {
+    return this.heap[0]?.at ?? Number.POSITIVE_INFINITY
+  }
+}
+
+const less = (a: Event, b: Event): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq)
+
+const uuidFor = (i: number): string =>
+  `${(i + 1).toString(16).padStart(8, "0")}-0000-4000-8000-${(0xabc000 + i).toString(16).padStart(12, "0")}`
+
+const TICK_MS = 50
+const MYSQL_TICK_MS = 20
+
+export const makeConfig = (
+  members: ReadonlyArray<MemberConfig>,
+  overrides: Partial<Omit<ClusterConfig, "members">> = {},
+): ClusterConfig => ({
+  members,
+  timings: { ...defaultTimings, recoveryBlockPeriodMs: 0 },
+  health: { ...defaultHealthThresholds, failuresToFail: 3, failuresToCritical: 2 },
+  semiSync: "strict",
+  autoRejoin: true,
+  failback: false,
+  initialPrimary: null,
+  failoverBeforeHealthy: false,
+  allowErrantPromotion: false,
+  fenceCommand: null,
+  ...overrides,
+})
+
+export const dataMembers = (n: number, witnesses = 0): Array<MemberConfig> => [
+  ...Array.from({ length: n }, (_, i) => ({
+    name: `db${i + 1}`,
+    priority: 100 - i,
+    promotable: true,
+    kind: "data" as const,
+  })),
+  ...Array.from({ length: witnesses }, (_, i) => ({
+    name: `w${i + 1}`,
+    priority: 0,
+    promotable: false,
+    kind: "witness" as const,
+  })),
+]
+
+export class World {
+  readonly rng: Prng
+  readonly net: Network
+  readonly config: ClusterConfig
+  readonly nodes: Map<string, Node> = new Map()
+  readonly names: ReadonlyArray<string>
+  readonly violations: Array<Violation> = []
+  readonly faultLog: Array<string> = []
+  readonly operatorReplies: Array<{ node: string; ok: boolean; message: string }> = []
+  private readonly queue = new EventQueue()
+  private readonly reducer: Reducer
+  private readonly traceSize: number
+  now = 0
+  // The client
+  private writeSeq = 0
+  acked: GtidSet = emptyGtidSet
+  ackedCount = 0
+  /** Writes that took place on each node's mysqld while it was writable (for I2 accounting). */
+  private vipHolders = new Set<string>()
+  // Ledgers for invariants
+  private readonly votes = new Map<string, string>()
+  private readonly recordParents = new Map<string, string | null>()
+  private committedRecords: Array<string> = []
+  private readonly recordContent = new Map<string, string>()
+  private gapStart: number | null = 0
+  private longestGap = 0
+  /** Set while a scenario deliberately made a node writable by hand. */
+  splitBrainByHand = false
+  /** Called when a node starts a real vote: lets a fault schedule strike mid-election. */
+  onCandidate: ((name: string) => void) | null = null
+  /** Every event name the agents emitted, and promotion kinds as `promoted:<kind>`. */
+  readonly eventsSeen = new Set<string>()
+  stats = { elections: 0, promotions: 0, inputs: 0, twoWritableSteps: 0 }
+  private readonly promotedTerms = new Set<number>()
+
+  constructor(options: WorldOptions) {
+    this.rng = new Prng(options.seed)
+    this.net = new Network(this.rng.fork())
+    this.config = makeConfig(options.members, options.config)
+    this.reducer = options.reducer ?? step
+    this.traceSize = options.traceSize ?? 40
+    this.names = options.members.map((m) => m.name)
+    const maxDrift = options.maxDrift ?? this.config.timings.driftMargin / 3
+    let dataIndex = 0
+    for (const member of options.members) {
+      const mysqld =
+        member.kind === "data" ? new SimMysqld(member.name, uuidFor(dataIndex++)) : null
+      this.nodes.set(member.name, {
+        name: member.name,
+        member,
+        mysqld,
+        state: initialState(this.config, member.name),
+        disk: null,
+        agentUp: false,
+        incarnation: 0,
+        pausedUntil: 0,
+        deferred: [],
+        clockOffset: this.rng.int(0, 1_000_000),
+        clockRate: 1 + (this.rng.next() * 2 - 1) * maxDrift,
+        restartFails: false,
+        persistEmitted: 0,
+        persistWritten: 0,
+        hookExit: new Map(),
+        trace: [],
+      })
+    }
+    // Initial topology: one source, every other data node replicating from it, all read-only.
+    const source =
+      options.initialSource === undefined
+        ? (options.members.find((m) => m.kind === "data")?.name ?? null)
+        : options.initialSource
+    for (const n of this.nodes.values()) {
+      if (n.mysqld === null || source === null || n.name === source) continue
+      n.mysqld.replicateFrom(source)
+      n.mysqld.semiSyncWaitCount = strictAckCount(this.config)
+    }
+    const src = source === null ? undefined : this.nodes.get(source)?.mysqld
+    if (src) src.semiSyncWaitCount = strictAckCount(this.config)
+    for (const n of this.nodes.values()) this.startAgent(n, this.rng.int(0, 200))
+    this.every(MYSQL_TICK_MS, () => this.mysqlTick())
+    const writeInterval = options.writeIntervalMs ?? 100
+    if (writeInterval > 0) this.scheduleWrites(writeInterval)
+  }
+
+  // -------------------------------------------------------------------------
+  // Time
+
+  localNow(n: Node, at: number = this.now): number {
+    return Math.floor(n.clockOffset + at * n.clockRate)
+  }
+
+  schedule(at: number, run: () => void): void {
+    this.queue.push(Math.max(at, this.now), run)
+  }
+
+  private every(interval: number, run: () => void): void {
+    const loop = () => {
+      run()
+      this.schedule(this.now + interval, loop)
+    }
+    this.schedule(this.now + interval, loop)
+  }
+
+  /** Runs the simulation until `until` (real ms). */
+  runUntil(until: number): void {
+    while (this.queue.peekAt() <= until) {
+      const e = this.queue.pop()
+      if (e === undefined) break
+      this.now = e.at
+      e.run()
+      this.checkSafety()
+    }
+    this.now = until
+  }
+
+  // -------------------------------------------------------------------------
+  // Agents
+
+  private trace(n: Node, line: string): void {
+    n.trace.push(`${this.now.toFixed(1).padStart(9)} ${n.name} ${line}`)
+    if (n.trace.length > this.traceSize) n.trace.shift()
+  }
+
+  private startAgent(n: Node, delay: number): void {
+    this.schedule(this.now + delay, () => {
+      n.agentUp = true
+      n.incarnation++
+      n.state = initialState(this.config, n.name)
+      n.pausedUntil = 0
+      n.deferred = []
+      this.input(n, (now) => ({
+        _tag: "Start",
+        now,
+        hard: n.disk,
+        bootId: `${n.name}-${n.incarnation}`,
+        random: this.rng.next(),
+      }))
+      this.scheduleTick(n, n.incarnation)
+    })
+  }
+
+  private scheduleTick(n: Node, incarnation: number): void {
+    this.schedule(this.now + TICK_MS / n.clockRate, () => {
+      if (n.incarnation !== incarnation || !n.agentUp) return
+      this.input(n, (now) => ({ _tag: "Tick", now, random: this.rng.next() }))
+      this.scheduleTick(n, incarnation)
+    })
+  }
+
+  /** Feeds an input to the agent now (or when its pause ends). */
+  input(n: Node, make: (localNow: number) => Input): void {
+    if (!n.agentUp) return
+    if (this.now < n.pausedUntil) {
+      n.deferred.push(() => this.input(n, make))
+      return
+    }
+    const input = make(this.localNow(n))
+    this.stats.inputs++
+    const before = n.state
+    const result = this.reducer(before, input)
+    n.state = result.state
+    this.observeTransition(n, before, input)
+    const outputs = result.outputs.map((o) =>
+      o._tag === "PersistHardState" ? { ...o, seq: ++n.persistEmitted } : o,
+    )
+    this.execute(n, outputs, 0, n.incarnation)
+  }
+
+  private observeTransition(n: Node, before: AgentState, input: Input): void {
+    const s = n.state
+    if (s.hard.term !== before.hard.term || s.role !== before.role) {
+      this.trace(
+        n,
+        `term ${before.hard.term}->${s.hard.term} role ${before.role}->${s.role} (${input._tag}${input._tag === "PeerReceived" ? `:${input.message._tag} from ${input.from}` : ""})`,
+      )
+      if (s.role === "candidate" && before.role !== "candidate") {
+        this.stats.elections++
+        // A candidate votes for itself: that is a vote too (I4).
+        this.recordVote(n.name, s.hard.term, n.name)
+        this.onCandidate?.(n.name)
+      }
+    }
+    if (s.promotion?.step === "done" && before.promotion?.step !== "done") {
+      this.stats.promotions++
+      this.eventsSeen.add(`promoted:${s.promotion.kind}`)
+      if (s.promotion.kind !== "reclaim" && s.promotion.kind !== "bootstrap") {
+        this.promotedTerms.add(s.hard.term)
+      }
+    }
+    // I5 ledger: a leader writing a new record version records its parent.
+    if (s.hard.record === before.hard.record) return
+    const v = versionKey(s.hard.record)
+    if (!this.recordParents.has(v) && s.hard.record.term > 0) {
+      this.recordParents.set(v, s.hard.record.term === 0 ? null : versionKey(before.hard.record))
+      this.recordContent.set(v, JSON.stringify(s.hard.record))
+      this.checkRecordNotLost(n, v)
+    } else if (s.hard.record.term > 0) {
+      const content = this.recordContent.get(v)
+      if (content !== undefined && content !== JSON.stringify(s.hard.record)) {
+        this.violate("I5", `two different records share version ${v}`)
+      }
+    }
+  }
+
+  private execute(n: Node, outputs: ReadonlyArray<Output>, i: number, incarnation: number): void {
+    for (let k = i; k < outputs.length; k++) {
+      if (n.incarnation !== incarnation || !n.agentUp) return
+      const o = outputs[k]!
+      const latency = this.perform(n, o, incarnation)
+      if (latency > 0) {
+        // Blocking output: the rest runs once it finished.
+        this.schedule(this.now + latency, () => {
+          if (n.incarnation !== incarnation || !n.agentUp) return
+          this.complete(n, o, incarnation)
+          this.execute(n, outputs, k + 1, incarnation)
+        })
+        return
+      }
+    }
+  }
+
+  /** Starts an output; returns its latency when the next output must wait for it, else 0. */
+  private perform(n: Node, o: Output, incarnation: number): number {
+    switch (o._tag) {
+      case "PersistHardState":
+        return 0.5 + this.rng.next() * 2
+      case "Send": {
+        this.onSend(n, o.to, o.message)
+        for (const d of this.net.deliveries(n.name, o.to)) {
+          const to = this.nodes.get(o.to)
+          if (to === undefined) continue
+          this.schedule(this.now + d, () =>
+            this.input(to, (now) => ({
+              _tag: "PeerReceived",
+              now,
+              from: n.name,
+              message: o.message,
+            })),
+          )
+        }
+        return 0
+      }
+      case "Mysql":
+        return this.mysqlLatency(n, o.action)
+      case "Vip":
+        return 3 + this.rng.next() * 4
+      case "RestartMysqld": {
+        const m = n.mysqld
+        this.trace(n, `restart mysqld attempt ${o.attempt}`)
+        const duration = 600 + this.rng.next() * 1500
+        this.schedule(this.now + duration, () => {
+          let ok = false
+          if (m !== null && !n.restartFails) {
+            if (m.up) this.lose(m.crash(), m)
+            m.boot()
+            ok = true
+          }
+          if (n.incarnation === incarnation)
+            this.input(n, (now) => ({ _tag: "RestartDone", now, ok }))
+        })
+        return 0
+      }
+      case "RunHook": {
+        const code = n.hookExit.get(o.hook) ?? 0
+        this.schedule(this.now + 5, () => {
+          if (n.incarnation === incarnation) {
+            this.input(n, (now) => ({ _tag: "HookDone", now, id: o.id, exitCode: code }))
+          }
+        })
+        return 0
+      }
+      case "ProbeLocal": {
+        const m = n.mysqld
+        if (m === null) return 0
+        const hung = m.up && m.hung
+        this.schedule(this.now + (hung ? 400 : 1 + this.rng.next() * 3), () => {
+          if (n.incarnation !== incarnation) return
+          const up = m.up && !m.hung
+          const probe = up ? m.probe() : null
+          this.input(n, (now) => ({
+            _tag: "LocalProbed",
+            now,
+            result:
+              probe === null
+                ? { _tag: "Down", reason: m.up ? "timeout" : "connection refused" }
+                : { _tag: "Up", mysql: probe },
+          }))
+        })
+        return 0
+      }
+      case "ProbePrimary": {
+        const target = this.nodes.get(o.target)?.mysqld
+        const reachable = (): boolean =>
+          target?.up === true && !target.hung && this.net.roundTrip(n.name, o.target, "mysql")
+        const quick = reachable()
+        this.schedule(this.now + (quick ? 2 : 400), () => {
+          if (n.incarnation !== incarnation) return
+          const ok = reachable()
+          this.input(n, (now) => ({
+            _tag: "PrimaryProbed",
+            now,
+            target: o.target,
+            reachable: ok,
+            superReadOnly: ok && target ? target.superReadOnly : null,
+          }))
+        })
+        return 0
+      }
+      case "Event":
+        this.eventsSeen.add(o.event)
+        if (o.level !== "info" || tracedEvents.has(o.event)) {
+          this.trace(n, `${o.level} ${o.event}: ${o.reason}`)
+        }
+        return 0
+      case "OperatorReply":
+        this.operatorReplies.push({ node: n.name, ok: o.ok, message: o.message })
+        this.trace(n, `operator reply ${o.ok ? "ok" : "refused"}: ${o.message}`)
+        return 0
+      default:
+        return absurd(o)
+    }
+  }
+
+  /** A blocking output finished: apply its effect and report it. */
+  private complete(n: Node, o: Output, _incarnation: number): void {
+    switch (o._tag) {
+      case "PersistHardState": {
+        const seq = (o as { seq?: number }).seq ?? 0
+        if (seq > n.persistWritten) {
+          n.persistWritten = seq
+          n.disk = o.hard
+          this.onPersist()
+        }
+        return
+      }
+      case "Vip":
+        if (o.op === "remove") this.vipHolders.delete(n.name)
+        else this.vipHolders.add(n.name)
+        this.input(n, (now) => ({ _tag: "VipDone", now, op: o.op, ok: true }))
+        return
+      case "Mysql": {
+        const result = this.applyMysql(n, o.action)
+        if (o.action._tag !== "WaitForRelayLog" && o.action._tag !== "FenceRemote") {
+          this.trace(
+            n,
+            `mysql ${describeAction(o.action)} ${result === null ? "ok" : `failed: ${result}`}`,
+          )
+        }
+        this.input(n, (now) => ({
+          _tag: "MysqlDone",
+          now,
+          id: o.id,
+          ok: result === null,
+          error: result,
+        }))
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  private mysqlLatency(n: Node, action: MysqlAction): number {
+    if (action._tag === "FenceRemote") {
+      const t = this.nodes.get(action.target)?.mysqld
+      const ok = t?.up && !t.hung && this.net.roundTrip(n.name, action.target, "mysql")
+      return ok ? 2 + this.rng.next() * 4 : this.config.timings.rpcTimeoutMs
+    }
+    const m = n.mysqld
+    if (m === null || !m.up) return 2
+    if (m.hung) return 1000
+    if (action._tag === "WaitForRelayLog") {
+      // Relay apply runs at the mysql tick; poll for it.
+      let waited = 0
+      while (waited < action.timeoutMs && !this.relayWillBeApplied(m, waited))
+        waited += MYSQL_TICK_MS
+      return Math.max(1, Math.min(waited, action.timeoutMs) + 1)
+    }
+    return 1 + this.rng.next() * 5
+  }
+
+  private relayWillBeApplied(m: SimMysqld, after: number): boolean {
+    if (m.applyStalled) return false
+    const last = m.relay[m.relay.length - 1]
+    return last === undefined || last.at + this.applyDelay + MYSQL_TICK_MS <= this.now + after
+  }
+
+  /** Applies a MySQL action; null when it succeeded, else the error. */
+  private applyMysql(n: Node, action: MysqlAction): string | null {
+    if (action._tag === "FenceRemote") {
+      const t = this.nodes.get(action.target)?.mysqld
+      if (!t?.up || t.hung || !this.net.roundTrip(n.name, action.target, "mysql")) {
+        return "unreachable"
+      }
+      this.lose(t.fence(), t)
+      return null
+    }
+    const m = n.mysqld
+    if (m === null) return "no mysqld"
+    if (!m.up) return "connection refused"
+    if (m.hung) return "query timeout"
+    switch (action._tag) {
+      case "Fence":
+        this.lose(m.fence(), m)
+        return null
+      case "KillSessions":
+        this.lose(m.killSessions(), m)
+        return null
+      case "MakeWritable":
+        if (!m.writable) this.onBecomesWritable(n, m)
+        m.makeWritable()
+        return null
+      case "StopReplicaIo":
+        m.stopIo()
+        return null
+      case "ResetReplicaAll":
+        m.resetReplicaAll()
+        return null
+      case "ReplicateFrom":
+        m.replicateFrom(action.source)
+        return null
+      case "StartReplica":
+        m.startReplica()
+        return null
+      case "WaitForExecuted":
+        return isSubset(action.gtids, m.executed) ? null : "timeout"
+      case "WaitForRelayLog":
+        this.applyRelay(m, Number.POSITIVE_INFINITY)
+        return m.relayApplied() ? null : "timeout"
+      case "SetSemiSync":
+        m.semiSyncWaitCount = action.waitForReplicaCount
+        return null
+      case "InjectEmpty":
+        m.injectEmpty(action.gtids, this.now)
+        return null
+      default:
+        return absurd(action)
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // MySQL replication and the client
+
+  private readonly replDelay = 2
+  private readonly applyDelay = 5
+
+  private mysqlTick(): void {
+    for (const n of this.nodes.values()) {
+      const m = n.mysqld
+      if (m === null || !m.up || m.hung || m.source === null) continue
+      if (m.ioRunning) this.pull(n, m)
+      if (m.sqlRunning) this.applyRelay(m, this.now - this.applyDelay)
+    }
+  }
+
+  private pull(n: Node, m: SimMysqld): void {
+    const src = this.nodes.get(m.source!)
+    const s = src?.mysqld
+    if (!src || !s?.up || s.hung || !this.net.roundTrip(n.name, src.name, "mysql")) return
+    if (m.ioSourceIncarnation !== s.incarnation) {
+      // (Re)connect with auto-position: the source sends everything we do not have.
+      const have = m.received
+      m.ioBacklog = s.log.filter((t) => !contains(have, t.sid, t.gno))
+      m.ioCursor = s.log.length
+      m.ioSourceIncarnation = s.incarnation
+    }
+    const fresh: Array<(typeof s.log)[number]> = m.ioBacklog
+    m.ioBacklog = []
+    while (m.ioCursor < s.log.length && s.log[m.ioCursor]!.at <= this.now - this.replDelay) {
+      fresh.push(s.log[m.ioCursor]!)
+      m.ioCursor++
+    }
+    if (fresh.length === 0) return
+    let retrieved = m.retrieved
+    for (const t of fresh) {
+      if (contains(retrieved, t.sid, t.gno) || contains(m.executed, t.sid, t.gno)) continue
+      retrieved = union(retrieved, { sids: new Map([[t.sid, [{ start: t.gno, end: t.gno }]]]) })
+      m.relay.push({ ...t, at: this.now })
+      if (t.sid === s.uuid) this.ackSemiSync(s, t.gno, n.name)
+    }
+    m.retrieved = retrieved
+  }
+
+  private ackSemiSync(s: SimMysqld, gno: number, replica: string): void {
+    if (s.pending.length === 0) return
+    const keep: Array<PendingWrite> = []
+    for (const p of s.pending) {
+      if (p.gno === gno) p.acks.add(replica)
+      if (p.acks.size >= s.semiSyncWaitCount) this.acknowledge(s, p)
+      else keep.push(p)
+    }
+    s.pending = keep
+  }
+
+  private acknowledge(s: SimMysqld, p: PendingWrite): void {
+    this.acked = union(this.acked, { sids: new Map([[s.uuid, [{ start: p.gno, end: p.gno }]]]) })
+    this.ackedCount++
+  }
+
+  private lose(_writes: ReadonlyArray<PendingWrite>, _m: SimMysqld): void {
+    // The client saw an error for these: never acknowledged, nothing to record.
+  }
+
+  applyRelay(m: SimMysqld, upTo: number): void {
+    if (m.applyStalled) return
+    let i = 0
+    while (i < m.relay.length && m.relay[i]!.at <= upTo) {
+      const t = m.relay[i]!
+      if (!contains(m.executed, t.sid, t.gno)) m.appendToBinlog(t)
+      i++
+    }
+    if (i > 0) m.relay = m.relay.slice(i)
+  }
+
+  private scheduleWrites(interval: number): void {
+    const loop = () => {
+      for (const n of this.nodes.values()) {
+        const m = n.mysqld
+        if (m === null || !m.writable || m.hung) continue
+        const p = m.commit(++this.writeSeq, this.now)
+        if (this.config.semiSync === "off") this.acknowledge(m, p)
+      }
+      this.schedule(this.now + interval * (0.5 + this.rng.next()), loop)
+    }
+    this.schedule(this.now + interval, loop)
+  }
+
+  // -------------------------------------------------------------------------
+  // Invariants
+
+  private violate(invariant: Violation["invariant"], detail: string): void {
+    if (this.violations.some((v) => v.invariant === invariant)) return
+    this.violations.push({ invariant, at: this.now, detail })
+  }
+
+  private checkSafety(): void {
+    // I1: at most one node whose lease, by its own clock, is valid.
+    let holders = 0
+    let writable = 0
+    let who = ""
+    for (const n of this.nodes.values()) {
+      if (n.agentUp && n.state.role === "leader" && leaseValid(n.state, this.localNow(n))) {
+        holders++
+        who += ` ${n.name}(term ${n.state.hard.term})`
+      }
+      if (n.mysqld?.writable && !n.mysqld.hung) writable++
+    }
+    if (holders > 1) this.violate("I1", `leases held by${who}`)
+    if (writable === 0) this.gapStart ??= this.now
+    else if (this.gapStart !== null) {
+      this.longestGap = Math.max(this.longestGap, this.now - this.gapStart)
+      this.gapStart = null
+    }
+    if (writable > 1) {
+      this.stats.twoWritableSteps++
+      // I2: at most one node that accepts writes that can be acknowledged.
+      const ws = [...this.nodes.values()].filter((n) => this.acceptsAcknowledgedWrites(n))
+      if (ws.length > 1 && !this.splitBrainByHand) {
+        this.violate(
+          "I2",
+          `accepting acknowledgeable writes at once: ${ws.map((n) => n.name).join(", ")}`,
+        )
+      }
+    }
+  }
+
+  /**
+   * Writable, answering, and with enough replicas connected to acknowledge
+   * (semi-sync) a commit. A hung or cut-off writable server is unsafe only
+   * once it could get acknowledgements again; the agents must fence it first.
+   */
+  private acceptsAcknowledgedWrites(n: Node): boolean {
+    const m = n.mysqld
+    if (m === null || !m.writable || m.hung) return false
+    if (this.config.semiSync === "off") return true
+    let connected = 0
+    for (const r of this.nodes.values()) {
+      const rm = r.mysqld
+      if (rm === null || rm === m || !rm.up || rm.hung || rm.source !== n.name || !rm.ioRunning)
+        continue
+      if (this.net.roundTrip(n.name, r.name, "mysql")) connected++
+    }
+    return connected >= m.semiSyncWaitCount
+  }
+
+  /** I3: a node becoming writable must hold every acknowledged write. */
+  private onBecomesWritable(n: Node, m: SimMysqld): void {
+    if (!isSubset(this.acked, m.executed)) {
+      this.violate(
+        "I3",
+        `${n.name} became writable in term ${n.state.hard.term} without acknowledged ${formatGtidSet(subtract(this.acked, m.executed))}`,
+      )
+    }
+  }
+
+  /** I4: no node votes twice in one term. */
+  private onSend(n: Node, to: string, message: PeerMessage): void {
+    if (message._tag !== "VoteResponse" || !message.granted) return
+    this.recordVote(n.name, message.term, to)
+  }
+
+  private recordVote(voter: string, term: number, candidate: string): void {
+    const key = `${voter}@${term}`
+    const before = this.votes.get(key)
+    if (before !== undefined && before !== candidate) {
+      this.violate("I4", `${voter} voted for ${before} and ${candidate} in term ${term}`)
+    }
+    this.votes.set(key, candidate)
+  }
+
+  /** I5: track which record versions a quorum persisted. */
+  private onPersist(): void {
+    const q = quorum(this.config)
+    const disks = [...this.nodes.values()].map((n) => (n.disk ? versionKey(n.disk.record) : null))
+    for (const v of new Set(disks)) {
+      if (v === null || this.committedRecords.includes(v)) continue
+      const holders = disks.filter((d) => d !== null && this.descends(d, v)).length
+      if (holders >= q) this.committedRecords.push(v)
+    }
+  }
+
+  private descends(v: string, ancestor: string): boolean {
+    let cur: string | null | undefined = v
+    for (let i = 0; cur !== null && cur !== undefined && i < 10_000; i++) {
+      if (cur === ancestor) return true
+      cur = this.recordParents.get(cur)
+    }
+    return false
+  }
+
+  private checkRecordNotLost(n: Node, v: string): void {
+    for (const c of this.committedRecords) {
+      if (compareVersions(parseVersion(c), parseVersion(v)) < 0 && !this.descends(v, c)) {
+        this.violate(
+          "I5",
+          `${n.name} wrote record ${v} which does not contain committed record ${c}`,
+        )
+      }
+    }
+  }
+
+  /** L1: exactly one ACTIVE primary, every healthy data node replicating from it. */
+  checkLiveness(): string | null {
+    const active = [...this.nodes.values()].filter(
+      (n) =>
+        n.agentUp &&
+        n.state.role === "leader" &&
+        n.state.promotion?.step === "done" &&
+        leaseValid(n.state, this.localNow(n)) &&
+        n.mysqld?.writable === true,
+    )
+    if (active.length !== 1) return `${active.length} ACTIVE primaries`
+    const p = active[0]!
+    if (!this.vipHolders.has(p.name) || this.vipHolders.size !== 1) {
+      return `VIP on ${[...this.vipHolders].join(",") || "nobody"}, primary ${p.name}`
+    }
+    for (const n of this.nodes.values()) {
+      const m = n.mysqld
+      if (n === p || m === null || !m.up || !n.agentUp || n.state.local.diverged) continue
+      if (m.source !== p.name || !m.ioRunning || !m.sqlRunning) {
+        return `${n.name} does not replicate from ${p.name} (source ${m.source}, io ${m.ioRunning}, sql ${m.sqlRunning})`
+      }
+    }
+    return null
+  }
+
+  requireLiveness(): void {
+    const why = this.checkLiveness()
+    if (why !== null) this.violate("L1", why)
+    const p = this.primary()
+    const m = p === null ? null : this.node(p).mysqld
+    if (m && !isSubset(this.acked, m.executed)) {
+      this.violate(
+        "I3",
+        `final primary ${p} lacks acknowledged ${formatGtidSet(subtract(this.acked, m.executed))}`,
+      )
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Faults and operator actions
+
+  node(name: string): Node {
+    const n = this.nodes.get(name)
+    if (n === undefined) throw new Error(`unknown node ${name}`)
+    return n
+  }
+
+  fault(line: string): void {
+    this.faultLog.push(`${this.now.toFixed(0).padStart(7)} ${line}`)
+    for (const n of this.nodes.values()) this.trace(n, `FAULT ${line}`)
+  }
+
+  killMysqld(name: string, restartFails: boolean): void {
+    const n = this.node(name)
+    if (n.mysqld === null || !n.mysqld.up) return
+    this.fault(`kill -9 mysqld on ${name}${restartFails ? " (restart will fail)" : ""}`)
+    this.lose(n.mysqld.crash(), n.mysqld)
+    n.restartFails = restartFails
+  }
+
+  hangMysqld(name: string, forMs: number): void {
+    const m = this.node(name).mysqld
+    if (m === null || !m.up) return
+    this.fault(`SIGSTOP mysqld on ${name} for ${forMs} ms`)
+    m.hung = true
+    const inc = m.incarnation
+    this.schedule(this.now + forMs, () => {
+      if (m.incarnation === inc) m.hung = false
+    })
+  }
+
+  killAgent(name: string, downForMs: number): void {
+    const n = this.node(name)
+    if (!n.agentUp) return
+    this.fault(`kill agent on ${name} for ${downForMs} ms`)
+    n.agentUp = false
+    n.incarnation++
+    this.startAgent(n, downForMs)
+  }
+
+  pauseAgent(name: string, forMs: number): void {
+    const n = this.node(name)
+    if (!n.agentUp) return
+    this.fault(`SIGSTOP agent on ${name} for ${forMs} ms`)
+    n.pausedUntil = this.now + forMs
+    const inc = n.incarnation
+    this.schedule(n.pausedUntil, () => {
+      if (n.incarnation !== inc) return
+      const work = n.deferred
+      n.deferred = []
+      for (const w of work) w()
+    })
+  }
+
+  errant(name: string): void {
+    const m = this.node(name).mysqld
+    if (m === null || !m.up) return
+    this.fault(`errant transaction on ${name}`)
+    m.commitErrant(this.now)
+  }
+
+  makeWritableByHand(name: string): void {
+    const m = this.node(name).mysqld
+    if (m === null || !m.up) return
+    this.fault(`SET GLOBAL super_read_only=OFF by hand on ${name}`)
+    this.splitBrainByHand = true
+    m.makeWritable()
+  }
+
+  operator(name: string, request: OperatorRequest): void {
+    this.fault(`operator on ${name}: ${JSON.stringify(request)}`)
+    this.input(this.node(name), (now) => ({
+      _tag: "Operator",
+      now,
+      requestId: ++this.writeSeq,
+      request,
+    }))
+  }
+
+  /** Ends every fault: network healed, agents resumed, mysqlds restartable and restarted. */
+  healAll(): void {
+    this.fault("heal everything")
+    this.net.heal()
+    for (const n of this.nodes.values()) {
+      n.restartFails = false
+      if (n.mysqld !== null) n.mysqld.applyStalled = false
+      if (!n.agentUp) this.startAgent(n, 0)
+      const m = n.mysqld
+      if (m?.hung) m.hung = false
+      // The operator brings back a mysqld that could not restart.
+      if (m !== null && !m.up) m.boot()
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Views for scenarios and reports
+
+  resetWriteGap(): void {
+    this.longestGap = 0
+    if (this.gapStart !== null) this.gapStart = this.now
+  }
+
+  /** Longest stretch without any writable mysqld since the last `resetWriteGap`. */
+  longestWriteGapSince(_mark: number): number {
+    return Math.max(this.longestGap, this.gapStart === null ? 0 : this.now - this.gapStart)
+  }
+
+  primary(): string | null {
+    const active = [...this.nodes.values()].filter(
+      (n) =>
+        n.agentUp &&
+        n.state.role === "leader" &&
+        n.state.promotion?.step === "done" &&
+        n.mysqld?.writable,
+    )
+    return active.length === 1 ? active[0]!.name : null
+  }
+
+  /** The newest cluster record any node holds. */
+  highestRecord(): ClusterRecord {
+    let best: ClusterRecord | null = null
+    for (const n of this.nodes.values()) {
+      const r = n.state.hard.record
+      if (best === null || compareVersions(r, best) > 0) best = r
+    }
+    return best ?? this.node(this.names[0]!).state.hard.record
+  }
+
+  /** Promotions other than bootstrap and reclaim: failovers and switchovers. */
+  failovers(): number {
+    return this.promotedTerms.size
+  }
+
+  renderTrace(lastPerNode = 20): string {
+    const lines: Array<string> = [`faults:`, ...this.faultLog.map((l) => `  ${l}`)]
+    for (const n of this.nodes.values()) {
+      const m = n.mysqld
+      lines.push(
+        `-- ${n.name} (term ${n.state.hard.term}, ${n.state.role}, leader ${n.state.leader}, agent ${n.agentUp ? "up" : "down"}, mysqld ${m ? `${m.up ? "up" : "down"} sro=${m.superReadOnly} src=${m.source} io=${m.ioRunning}` : "none"}; election: ${n.agentUp ? whyNoElection(n.state) : "-"})`,
+      )
+      for (const l of n.trace.slice(-lastPerNode)) lines.push(`  ${l}`)
+    }
+    return lines.join("\n")
+  }
+}
+
+const versionKey = (r: { term: number; seq: number }): string => `${r.term}.${r.seq}`
+const parseVersion = (v: string): { term: number; seq: number } => {
+  const [t, s] = v.split(".")
+  return { term: Number(t), seq: Number(s) }
+}
+
+const describeAction = (a: MysqlAction): string => {
+  switch (a._tag) {
+    case "ReplicateFrom":
+      return `ReplicateFrom(${a.source})`
+    case "FenceRemote":
+      return `FenceRemote(${a.target})`
+    case "SetSemiSync":
+      return `SetSemiSync(source=${a.source}, replica=${a.replica}, n=${a.waitForReplicaCount})`
+    default:
+      return a._tag
+  }
+}
+
+function absurd(value: never): never {
+  throw new Error(`unexpected ${JSON.stringify(value)}`)
+}
+
+/** Info-level events worth a line in the trace. */
+const tracedEvents = new Set(["promoted", "elected", "vote-refused", "election-timeout", "repoint"])

@@ -1,0 +1,90 @@
+// The pure parts of the mysql2 adapters: SHOW GRANTS parsing, the required
+// privilege set, and the mapping of mysql2 errors (the lab test covers the
+// rest against real MySQL).
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import {
+  missingPrivileges,
+  parseGrants,
+  REQUIRED_PRIVILEGES,
+} from "../../agent/src/adapters/mysql-actuator.ts"
+import { toMysqlError } from "../../agent/src/adapters/mysql-connection.ts"
+
+test("parseGrants reads global privileges (static and dynamic) and roles, not schema grants", () => {
+  const g = parseGrants([
+    "GRANT SELECT, RELOAD, PROCESS, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `mha`@`%`",
+    "GRANT BACKUP_ADMIN,CLONE_ADMIN,CONNECTION_ADMIN ON *.* TO `mha`@`%`",
+    "GRANT ALL PRIVILEGES ON `app`.* TO `mha`@`%`",
+    "GRANT `ops`@`%`,`dba`@`localhost` TO `mha`@`%`",
+  ])
+  assert.deepEqual([...g.privileges].sort(), [
+    "BACKUP_ADMIN",
+    "CLONE_ADMIN",
+    "CONNECTION_ADMIN",
+    "PROCESS",
+    "RELOAD",
+    "REPLICATION CLIENT",
+    "REPLICATION SLAVE",
+    "SELECT",
+  ])
+  assert.deepEqual(g.roles, ["`ops`@`%`", "`dba`@`localhost`"])
+})
+
+test("missingPrivileges: the lab's agent grants are complete; each gap is named with its actions", () => {
+  const full = parseGrants([
+    "GRANT SELECT, RELOAD, PROCESS, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `mha`@`%`",
+    "GRANT BACKUP_ADMIN,CLONE_ADMIN,CONNECTION_ADMIN,REPLICATION_APPLIER,REPLICATION_SLAVE_ADMIN,SESSION_VARIABLES_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `mha`@`%`",
+  ])
+  assert.deepEqual(missingPrivileges(full.privileges), [])
+  const none = missingPrivileges(new Set())
+  assert.deepEqual(
+    none.map((m) => m.privilege),
+    REQUIRED_PRIVILEGES.map((r) => r.privilege),
+  )
+  const noReload = missingPrivileges(new Set([...full.privileges].filter((p) => p !== "RELOAD")))
+  assert.deepEqual(noReload, [
+    { privilege: "RELOAD", anyOf: ["RELOAD"], neededBy: ["resetReplicaAll"] },
+  ])
+  // GTID_NEXT is satisfied by any of its alternatives.
+  const viaApplier = new Set([...full.privileges].filter((p) => p !== "SESSION_VARIABLES_ADMIN"))
+  assert.deepEqual(missingPrivileges(viaApplier), [])
+  // ALL PRIVILEGES covers the static ones, not the dynamic ones.
+  const all = missingPrivileges(new Set(["ALL PRIVILEGES"])).map((m) => m.privilege)
+  assert.ok(!all.includes("PROCESS") && !all.includes("RELOAD"))
+  assert.ok(all.includes("CLONE_ADMIN") && all.includes("BACKUP_ADMIN"))
+})
+
+test("toMysqlError keeps MySQL's code and message and never the SQL text", () => {
+  const e = toMysqlError("repoint", "db2:3306", "query", {
+    code: "ER_OPTION_PREVENTS_STATEMENT",
+    errno: 1290,
+    sqlState: "HY000",
+    sqlMessage: "The MySQL server is running with the --super-read-only option",
+    sql: "CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = 'hunter2'",
+    message: "The MySQL server is running with the --super-read-only option",
+  })
+  assert.equal(e._tag, "MysqlError")
+  assert.equal(e.kind, "server")
+  assert.equal(e.errno, 1290)
+  assert.equal(e.code, "ER_OPTION_PREVENTS_STATEMENT")
+  assert.match(e.message, /repoint on db2:3306 .*1290/)
+  assert.ok(!JSON.stringify(e).includes("hunter2"))
+  assert.ok(!e.message.includes("hunter2"))
+  const refused = toMysqlError("probe", "db1:3306", "connect", {
+    code: "ECONNREFUSED",
+    errno: -111,
+    message: "connect ECONNREFUSED",
+  })
+  assert.equal(refused.kind, "connect")
+  assert.equal(refused.errno, null, "a negative system errno is not a MySQL error code")
+  const lost = toMysqlError("probe", "db1:3306", "query", {
+    code: "PROTOCOL_CONNECTION_LOST",
+    fatal: true,
+    message: "Connection lost",
+  })
+  assert.equal(lost.kind, "connection-lost")
+  assert.equal(
+    toMysqlError("probe", "db1:3306", "connect", { code: "ETIMEDOUT", message: "x" }).kind,
+    "timeout",
+  )
+})
