@@ -95,7 +95,9 @@ export const runScenario = (script: string, reducer?: Reducer): ScenarioResult =
                 recoveryBlockPeriodMs: o.has("recovery_block")
                   ? duration(o.get("recovery_block"))
                   : 0,
-                failbackDelayMs: o.has("failback_delay") ? duration(o.get("failback_delay")) : 30_000,
+                failbackDelayMs: o.has("failback_delay")
+                  ? duration(o.get("failback_delay"))
+                  : 30_000,
               },
             },
           })

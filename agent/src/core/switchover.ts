@@ -22,11 +22,13 @@ const reply = (out: Outputs, requestId: number, ok: boolean, message: string): v
 
 /** Why `to` cannot take over from this primary now; null when it can. */
 export const transferBlocker = (s: AgentState, to: string): string | null => {
-  if (s.role !== "leader" || s.promotion?.step !== "done") return "this node is not the ACTIVE primary"
+  if (s.role !== "leader" || s.promotion?.step !== "done")
+    return "this node is not the ACTIVE primary"
   if (s.switchover !== null) return "a switchover is already running"
   if (to === s.self) return `${to} is already the primary`
   const v = s.peers.get(to)
-  if (v === undefined || s.now - v.lastHeardAt >= aliveWindow(s.config)) return `${to} is not reachable`
+  if (v === undefined || s.now - v.lastHeardAt >= aliveWindow(s.config))
+    return `${to} is not reachable`
   const verdict = eligibility(s.config, s.hard.record, to, {
     errant: v.errant ? "errant" : "",
     replicationError: v.replicationError,
@@ -67,7 +69,8 @@ export const failbackTimer = (s: AgentState, out: Outputs): AgentState => {
     !blocked &&
     transferBlocker(s, top.name) === null &&
     s.peers.get(top.name)?.backlog === 0
-  if (!ready || top === undefined) return s.failbackSince === null ? s : { ...s, failbackSince: null }
+  if (!ready || top === undefined)
+    return s.failbackSince === null ? s : { ...s, failbackSince: null }
   if (s.failbackSince === null) return { ...s, failbackSince: s.now }
   if (s.now - s.failbackSince < s.config.timings.failbackDelayMs) return s
   event(out, "info", "failback", `${top.name} has the highest priority and is caught up`)

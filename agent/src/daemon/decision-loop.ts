@@ -25,8 +25,10 @@ export interface DecisionLoopOptions {
   readonly injectDefectAt?: number
 }
 
-export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<never, unknown> =>
-  Effect.gen(function* () {
+export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<never, unknown> => {
+  // Outside the loop's run, so that an injected defect fires once, not after every restart.
+  let defectInjected = false
+  return Effect.gen(function* () {
     const hard = Option.getOrNull(yield* options.hardState.load)
     const bootId = newBootId()
     options.log.info(
@@ -38,7 +40,10 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
     const apply = (pending: PendingInput) =>
       Effect.gen(function* () {
         steps++
-        if (steps === options.injectDefectAt) throw new Error(`injected defect in step ${steps}`)
+        if (steps === options.injectDefectAt && !defectInjected) {
+          defectInjected = true
+          throw new Error(`injected defect in step ${steps}`)
+        }
         const result = step(state, pending(monotonicNow()))
         state = result.state
         options.publish(state)
@@ -47,6 +52,7 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
     yield* apply((now) => ({ _tag: "Start", now, hard, bootId, random: randomUnit() }))
     for (;;) yield* apply(yield* Queue.take(options.inbox))
   })
+}
 
 /** Feeds a Tick into the inbox every `intervalMs`: the core's only notion of time passing. */
 export const runTicker = (

@@ -37,12 +37,17 @@ export const HardStateSchema = Schema.Struct({
   record: ClusterRecord,
 })
 
-/** MHA_AGENT_INJECT_DEFECT=child:n makes that fiber die once (tests of supervision). */
+/**
+ * MHA_AGENT_INJECT_DEFECT=child:n[,child:n...] makes each named fiber die once
+ * (the decision loop at its n-th step, the others after n ms): how the tests
+ * show that a crashed fiber is restarted without losing the agent.
+ */
 const injectedDefect = (child: string): number | undefined => {
-  const spec = process.env.MHA_AGENT_INJECT_DEFECT
-  if (!spec) return undefined
-  const [name, n] = spec.split(":")
-  return name === child ? Number(n ?? "1") : undefined
+  for (const spec of (process.env.MHA_AGENT_INJECT_DEFECT ?? "").split(",")) {
+    const [name, n] = spec.split(":")
+    if (name === child) return Number(n ?? "1")
+  }
+  return undefined
 }
 
 /** A child whose work is a loop; with an injected defect it dies once after `n` rounds. */

@@ -1,0 +1,207 @@
+// A real agent keeps running (or refuses to start, for its config) with a
+// clear log line when given bad input: a broken config, a peer with a wrong
+// certificate, a malformed peer message, a bad config on SIGHUP, or a fiber
+// that dies of a defect.
+import assert from "node:assert/strict"
+import { readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import { agentCommand, LabAgents } from "./agents.ts"
+import { sleep, tryRun, waitFor } from "./exec.ts"
+import { Lab } from "./lab.ts"
+import { AGENT_PORT } from "./network.ts"
+
+const here = import.meta.dirname
+const CHILDREN = ["decision-loop", "ticker", "mesh-inbound", "vip-refresher"]
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+const agentPid = (lab: Lab, host: string): number =>
+  Number(readFileSync(join(lab.runDir(), host, "agent.pid"), "utf8"))
+const logOf = (agents: LabAgents, host: string): string =>
+  readFileSync(agents.logPath(host), "utf8")
+
+/** The one node that is writable, once there is exactly one. */
+const waitForWritable = async (lab: Lab): Promise<string> => {
+  let primary = ""
+  await waitFor(
+    "one writable primary",
+    async () => {
+      const writable = (await lab.topology()).filter((v) => v.up && v.superReadOnly === false)
+      primary = writable[0]?.host ?? ""
+      return writable.length === 1
+    },
+    30_000,
+  )
+  return primary
+}
+
+describe("a running cluster of agents under bad input", () => {
+  let lab: Lab
+  let agents: LabAgents
+
+  before(async () => {
+    lab = await Lab.up({ hosts: 3, replication: true, semiSync: true })
+    // Every supervised fiber of every agent dies once, early on.
+    agents = await LabAgents.prepare(lab, {
+      env: {
+        MHA_AGENT_INJECT_DEFECT:
+          "decision-loop:40,ticker:1500,mesh-inbound:2500,vip-refresher:3500",
+      },
+      timings: { recovery_block_period: "1m" },
+      extra: { vip: { address: "10.88.0.100/24", interface: "eth0", garp_refresh: "3s" } },
+    })
+    await agents.startAll()
+  })
+  after(async () => {
+    await lab?.down()
+  })
+
+  test("a fiber killed by a defect is restarted and the agent carries on", async () => {
+    await waitFor(
+      "every fiber's crash and restart in every agent's log",
+      () =>
+        lab.hosts.every((h) =>
+          CHILDREN.every((c) =>
+            new RegExp(`"child":"${c}".*crashed: .*injected defect`).test(logOf(agents, h.name)),
+          ),
+        ),
+      30_000,
+    )
+    const primary = await waitForWritable(lab)
+    for (const h of lab.hosts) {
+      assert.ok(alive(agentPid(lab, h.name)), `${h.name}'s agent still runs`)
+      const lines = logOf(agents, h.name)
+        .split("\n")
+        .filter((l) => l.includes('"event":"fiber_restart"'))
+      assert.equal(lines.length, CHILDREN.length, lines.join("\n"))
+    }
+    console.log(
+      `restart log lines on db1:\n${logOf(agents, "db1")
+        .split("\n")
+        .filter((l) => l.includes("fiber_restart"))
+        .join("\n")}\nprimary afterwards: ${primary}`,
+    )
+  })
+
+  test("a peer with a certificate from another CA, or of a non-member, is refused; the agent runs on", async () => {
+    const target = lab.host("db3")
+    for (const [who, files] of [
+      ["rogue", agents.certs.rogue],
+      ["outsider", agents.certs.outsider],
+    ] as const) {
+      const r = await lab.exec("client", [
+        process.execPath,
+        join(here, "mesh-raw.ts"),
+        JSON.stringify({
+          address: target.address,
+          port: AGENT_PORT,
+          servername: "db3",
+          ca: agents.certs.ca,
+          cert: files.cert,
+          key: files.key,
+          frames: [{ kind: "json", value: { _tag: "Heartbeat", from: "db1" } }],
+          lingerMs: 300,
+        }),
+      ])
+      const result = JSON.parse(r.stdout) as { opened: boolean }
+      assert.equal(
+        result.opened && who === "outsider",
+        false,
+        `${who} must not get a working connection`,
+      )
+    }
+    await waitFor(
+      "db3 to log both refusals",
+      () => {
+        const log = logOf(agents, "db3")
+        return /bad-certificate/.test(log) && /not-a-member/.test(log)
+      },
+      10_000,
+    )
+    assert.ok(alive(agentPid(lab, "db3")))
+  })
+
+  test("malformed peer messages are dropped and logged; the agent runs on", async () => {
+    // db1's own certificate, dialling db3 (db1 dials db3 in this mesh): a real member sending garbage.
+    const r = await lab.exec("db1", [
+      process.execPath,
+      join(here, "mesh-raw.ts"),
+      JSON.stringify({
+        address: lab.host("db3").address,
+        port: AGENT_PORT,
+        servername: "db3",
+        ca: agents.certs.ca,
+        cert: agents.certs.members.db1?.cert,
+        key: agents.certs.members.db1?.key,
+        frames: [
+          { kind: "text", data: "{not json" },
+          { kind: "json", value: { _tag: "Heartbeat", from: "db1", term: "not a number" } },
+          { kind: "json", value: { _tag: "NoSuchMessage" } },
+          { kind: "binary", bytes: 64 },
+        ],
+        lingerMs: 300,
+      }),
+    ])
+    assert.equal((JSON.parse(r.stdout) as { opened: boolean }).opened, true)
+    await waitFor(
+      "db3 to log the dropped messages",
+      () => /mesh_message_dropped|dropped/.test(logOf(agents, "db3")),
+      10_000,
+    )
+    assert.ok(alive(agentPid(lab, "db3")))
+    // The mesh heals (db1 dials db3 again) and the cluster still has one primary.
+    await sleep(2000)
+    await waitForWritable(lab)
+  })
+
+  test("SIGHUP with a broken config keeps the running one and says why", async () => {
+    const file = agents.configPath("db2")
+    const good = readFileSync(file, "utf8")
+    writeFileSync(
+      file,
+      good.replace(/lease_duration: .*|timings:\n/, "timings:\n  lease_duration: banana\n"),
+    )
+    try {
+      process.kill(agentPid(lab, "db2"), "SIGHUP")
+      await waitFor(
+        "db2 to refuse the reload",
+        () => /reload-refused/.test(logOf(agents, "db2")),
+        10_000,
+      )
+      assert.match(logOf(agents, "db2"), /timings\.lease_duration/)
+      assert.ok(alive(agentPid(lab, "db2")))
+    } finally {
+      writeFileSync(file, good)
+    }
+  })
+})
+
+test("an agent with a broken config refuses to start and names file, path and expectation", async () => {
+  const dir = join("/tmp", `mha-badcfg-${process.pid}`)
+  const file = join(dir, "config.yaml")
+  await import("node:fs/promises").then((fs) => fs.mkdir(dir, { recursive: true }))
+  writeFileSync(
+    file,
+    "cluster:\n  name: c\n  members:\n    - name: db1\n      address: 10.0.0.1\n      agent_port: 7400\n      priority: high\nnode: db1\n",
+  )
+  try {
+    const r = await tryRun(agentCommand()[0]!, [
+      ...agentCommand().slice(1),
+      "run",
+      "--config",
+      file,
+    ])
+    assert.equal(r.ok, false)
+    assert.match(r.stderr, /the config is invalid; not starting/)
+    assert.match(r.stderr, new RegExp(`${file}:7:\\d+: cluster\\.members\\[0\\]\\.priority`))
+  } finally {
+    await import("node:fs/promises").then((fs) => fs.rm(dir, { recursive: true, force: true }))
+  }
+})
