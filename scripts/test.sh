@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, then
-# typecheck, lint, and every test (unit, simulator, real-MySQL lab) in one run
-# of node's test runner. Labs made by this run are removed at the end, also
+# typecheck, lint, and every test (unit, simulator, real-MySQL lab, package
+# install tests) in one run of node's test runner. Labs made by this run are removed at the end, also
 # when a test fails or the run is interrupted.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,4 +18,4 @@ echo "== lint"
 npx --no-install biome check .
 echo "== tests"
 bash scripts/node24.sh --test --test-concurrency="${MHA_TEST_CONCURRENCY:-1}" --test-reporter=spec \
-  'test/unit/**/*.test.ts' 'test/sim/**/*.test.ts' 'test/lab/**/*.test.ts'
+  'test/unit/**/*.test.ts' 'test/sim/**/*.test.ts' 'test/lab/**/*.test.ts' 'test/pkg/**/*.test.ts'

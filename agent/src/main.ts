@@ -13,8 +13,9 @@
  * A module reports a bad command line by throwing {@link UsageError} (exit 2,
  * one line on stderr); any other throw is an internal error (exit 70).
  *
- * Exit codes: 0 success, 1 the command failed (e.g. an invalid config),
- * 2 bad command line, 70 internal error (sysexits EX_SOFTWARE).
+ * Exit codes: 0 success, 1 the command failed, 2 bad command line, 3 the
+ * agent could not be reached, 70 internal error (sysexits EX_SOFTWARE),
+ * 78 `run` with an invalid config (EX_CONFIG: systemd does not retry it).
  */
 import pkg from "../../package.json" with { type: "json" }
 

@@ -199,6 +199,7 @@ test("an agent with a broken config refuses to start and names file, path and ex
       file,
     ])
     assert.equal(r.ok, false)
+    assert.match(r.stderr, /exited 78/, "EX_CONFIG, so that systemd does not retry")
     assert.match(r.stderr, /the config is invalid; not starting/)
     assert.match(r.stderr, new RegExp(`${file}:7:\\d+: cluster\\.members\\[0\\]\\.priority`))
   } finally {

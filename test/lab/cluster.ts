@@ -2,7 +2,7 @@
 // replication, an agent per host, a client writing through the VIP, and a
 // sampler of every node's writability. `check()` asserts the three invariants
 // of lab.md; on failure the logs stay in a folder named in the message.
-import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs"
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { type AgentsOptions, LabAgents } from "./agents.ts"
 import { run, waitFor } from "./exec.ts"
@@ -173,9 +173,13 @@ export class LabCluster {
       `${name}-${this.lab.id}`,
     )
     mkdirSync(dir, { recursive: true })
+    // Regular files and folders only: no sockets (the control socket), no keys.
     cpSync(this.lab.runDir(), join(dir, "run"), {
       recursive: true,
-      filter: (src) => !src.includes("/tls"),
+      filter: (src) => {
+        const st = lstatSync(src)
+        return (st.isDirectory() || st.isFile()) && !src.includes("/tls")
+      },
     })
     for (const h of this.lab.hosts) {
       for (const f of ["error.log", "supervisor.log"]) {

@@ -292,7 +292,8 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
     process.stderr.write(
       `mha-agent run: the config is invalid; not starting\n${lines.join("\n")}\n`,
     )
-    return 1
+    // EX_CONFIG: the unit's RestartPreventExitStatus=78 keeps systemd from retrying a bad config.
+    return 78
   }
   const config = loaded.value
   const log = makeLogger({

@@ -1,0 +1,70 @@
+// The acceptance scenarios of lab.md as functions on a running LabCluster,
+// shared by the tests (which assert) and the benchmark (which times). Each
+// injects its fault, waits for the outcome it expects, asserts it, and
+// returns the time of the fault (epoch ms) for the downtime measurement.
+import assert from "node:assert/strict"
+import type { LabCluster } from "./cluster.ts"
+import { sleep } from "./exec.ts"
+
+export type Scenario = (c: LabCluster) => Promise<number>
+
+/** 1: kill -9 the primary's mysqld; the restart succeeds: no failover. */
+export const mysqldKilledRestarts: Scenario = async (c) => {
+  const primary = await c.waitForPrimary(10_000)
+  const term = c.term(primary)
+  const faultAt = Date.now()
+  await c.lab.inject({ _tag: "KillMysqld", host: primary })
+  await c.waitForWritesAfter(faultAt, 60_000)
+  await sleep(2000)
+  assert.equal(await c.primary(), primary, "the same primary")
+  assert.equal(c.term(primary), term, "no election")
+  return faultAt
+}
+
+/** 2: the primary's mysqld cannot restart: failover without lease wait. */
+export const mysqldCannotRestart: Scenario = async (c) => {
+  const primary = await c.waitForPrimary(10_000)
+  const faultAt = Date.now()
+  await c.lab.inject({ _tag: "StopMysqld", host: primary })
+  const next = await c.waitForPrimary(60_000, primary)
+  assert.notEqual(next, primary)
+  await c.waitForWritesAfter(faultAt, 30_000)
+  // An operator fixes the old primary's mysqld: it comes back as a replica.
+  await c.lab.inject({ _tag: "StartMysqld", host: primary })
+  return faultAt
+}
+
+/** 3: the primary host isolated: it fences itself, a replica takes over, the VIP moves. */
+export const primaryIsolated: Scenario = async (c) => {
+  const primary = await c.waitForPrimary(10_000)
+  const faultAt = Date.now()
+  await c.lab.inject({ _tag: "Isolate", host: primary })
+  const next = await c.waitForPrimary(60_000, primary)
+  assert.notEqual(next, primary)
+  // The isolated node fenced itself: read over its socket, which needs no network.
+  const [old] = await c.lab.query<{ sro: number }>(primary, "SELECT @@super_read_only AS sro")
+  assert.equal(old?.sro, 1, "the isolated old primary fenced itself")
+  assert.equal(await c.holdsVip(primary), false, "the isolated old primary dropped the VIP")
+  await c.waitForWritesAfter(faultAt, 30_000)
+  await c.lab.inject({ _tag: "Heal", hosts: [] })
+  return faultAt
+}
+
+/** 8: a planned switchover there and back, with `mha-agent switchover --to`. */
+export const switchoverThereAndBack: Scenario = async (c) => {
+  const first = await c.waitForPrimary(10_000)
+  const target = c.lab.hosts.map((h) => h.name).find((n) => n !== first)!
+  const faultAt = Date.now()
+  const there = await c.agents.cli(first, ["switchover", "--to", target])
+  assert.match(there.stdout, /transferred/, there.stderr)
+  assert.equal(await c.waitForPrimary(20_000, first), target)
+  await c.waitForWritesAfter(Date.now(), 30_000)
+  const back = await c.agents.cli(target, ["switchover", "--to", first])
+  assert.match(back.stdout, /transferred/, back.stderr)
+  assert.equal(await c.waitForPrimary(20_000, target), first)
+  await c.waitForWritesAfter(Date.now(), 30_000)
+  const status = await c.agents.cli(first, ["status", "--json"])
+  const view = JSON.parse(status.stdout) as { status: { leader: string } }
+  assert.equal(view.status.leader, first)
+  return faultAt
+}
