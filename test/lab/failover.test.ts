@@ -8,6 +8,7 @@ import { LabCluster } from "./cluster.ts"
 import {
   mysqldCannotRestart,
   mysqldKilledRestarts,
+  primaryAgentStopped,
   primaryIsolated,
   type Scenario,
   switchoverThereAndBack,
@@ -47,3 +48,8 @@ scenario(
   primaryIsolated,
 )
 scenario("scenario 8: a planned switchover there and back", "scenario8", switchoverThereAndBack)
+scenario(
+  "section 14: SIGTERM to the primary's agent hands over by switchover, then it exits",
+  "graceful-stop",
+  primaryAgentStopped,
+)

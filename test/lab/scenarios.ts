@@ -3,6 +3,7 @@
 // injects its fault, waits for the outcome it expects, asserts it, and
 // returns the time of the fault (epoch ms) for the downtime measurement.
 import assert from "node:assert/strict"
+import { readFileSync } from "node:fs"
 import type { LabCluster } from "./cluster.ts"
 import { sleep } from "./exec.ts"
 
@@ -66,5 +67,23 @@ export const switchoverThereAndBack: Scenario = async (c) => {
   const status = await c.agents.cli(first, ["status", "--json"])
   const view = JSON.parse(status.stdout) as { status: { leader: string } }
   assert.equal(view.status.leader, first)
+  return faultAt
+}
+
+/** Section 14: SIGTERM to the primary's agent hands over by switchover before it exits. */
+export const primaryAgentStopped: Scenario = async (c) => {
+  const primary = await c.waitForPrimary(10_000)
+  const faultAt = Date.now()
+  await c.agents.stop(primary)
+  const next = await c.waitForPrimary(30_000, primary)
+  assert.notEqual(next, primary)
+  const log = readFileSync(c.agents.logPath(primary), "utf8")
+  assert.match(log, /"event":"stopping"/)
+  assert.match(log, /"event":"stopped"/, "the agent said how its stop went before exiting")
+  await c.waitForWritesAfter(faultAt, 30_000)
+  // Without its agent the old primary stays fenced; its agent, started again, rejoins it as a replica.
+  const [row] = await c.lab.query<{ sro: number }>(primary, "SELECT @@super_read_only AS sro")
+  assert.equal(row?.sro, 1)
+  await c.agents.start(primary)
   return faultAt
 }
