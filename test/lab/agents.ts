@@ -2,7 +2,7 @@
 // namespace, with mTLS certificates, password files and a config of its own,
 // exactly as an operator would install them (the packaged binary instead of
 // the source tree when MHA_AGENT_BIN is set).
-import { chmod, mkdir, writeFile } from "node:fs/promises"
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { stringify } from "yaml"
 import { type LabCerts, makeCerts } from "./certs.ts"
@@ -57,7 +57,26 @@ export class LabAgents {
     const certs = await makeCerts({ members: names, dir: join(lab.runDir(), "tls") })
     const agents = new LabAgents(lab, certs, options)
     for (const h of lab.hosts) await agents.writeFiles(h.name)
+    const { issue: _issue, remove: _remove, ...certFiles } = certs
+    await writeFile(
+      join(lab.runDir(), "agents.json"),
+      JSON.stringify({ certs: certFiles, options }),
+    )
     return agents
+  }
+
+  /** The agents of a running lab, from what prepare() wrote (for the sandbox's later commands). */
+  static async open(lab: Lab): Promise<LabAgents> {
+    const saved = JSON.parse(await readFile(join(lab.runDir(), "agents.json"), "utf8")) as {
+      certs: Omit<LabCerts, "issue" | "remove">
+      options: AgentsOptions
+    }
+    const certs: LabCerts = {
+      ...saved.certs,
+      issue: () => Promise.reject(new Error("certificates of an opened lab are read-only")),
+      remove: () => Promise.resolve(),
+    }
+    return new LabAgents(lab, certs, saved.options)
   }
 
   configDir(host: string): string {

@@ -1,7 +1,7 @@
 // The lab's command line: `npm run lab -- <command>`.
 
 import { FAULT_USAGE, parseFault } from "./faults.ts"
-import { type HostView, Lab } from "./lab.ts"
+import { formatTopology, Lab } from "./lab.ts"
 import { ensureRootfs } from "./rootfs.ts"
 
 const USAGE = `usage: npm run lab -- <command> [--id ID]
@@ -29,28 +29,6 @@ const takeOption = (args: string[], option: string): string | undefined => {
   if (value === undefined || value.startsWith("--")) throw new Error(`${option} needs a value`)
   args.splice(i, 2)
   return value
-}
-
-export const formatTopology = (views: ReadonlyArray<HostView>): string => {
-  const rows = views.map((v) => {
-    const role = !v.up
-      ? "DOWN"
-      : v.replica
-        ? `replica of ${v.replica.sourceHost} (io ${v.replica.ioRunning}, sql ${v.replica.sqlRunning}${v.replica.lastError ? `, error: ${v.replica.lastError}` : ""})`
-        : v.superReadOnly
-          ? "read-only, no source"
-          : "WRITABLE source"
-    return [
-      v.host,
-      role,
-      v.up ? `super_read_only=${v.superReadOnly ? "ON" : "OFF"}` : "",
-      v.gtidExecuted ?? "",
-    ]
-  })
-  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => (r[c] ?? "").length)))
-  return rows
-    .map((r) => r.map((cell, c) => (c < 3 ? cell.padEnd(widths[c] ?? 0) : cell)).join("  "))
-    .join("\n")
 }
 
 const main = async (argv: string[]): Promise<void> => {

@@ -22,6 +22,8 @@ const here = import.meta.dirname
 
 export interface ClusterOptions extends AgentsOptions {
   readonly hosts?: number
+  /** Lab id (default: a fresh one). */
+  readonly id?: string
 }
 
 export class LabCluster {
@@ -39,7 +41,12 @@ export class LabCluster {
 
   /** Lab, replication from db1, agents, then the writer and the sampler once a primary is ACTIVE. */
   static async up(options: ClusterOptions = {}): Promise<LabCluster> {
-    const lab = await Lab.up({ hosts: options.hosts ?? 3, replication: true, semiSync: true })
+    const lab = await Lab.up({
+      hosts: options.hosts ?? 3,
+      replication: true,
+      semiSync: true,
+      ...(options.id === undefined ? {} : { id: options.id }),
+    })
     try {
       await lab.query("db1", "CREATE DATABASE app")
       await lab.query(

@@ -604,3 +604,26 @@ export class Lab {
     return r.ok
   }
 }
+
+/** One line per host: role, super_read_only, GTIDs (for people). */
+export const formatTopology = (views: ReadonlyArray<HostView>): string => {
+  const rows = views.map((v) => {
+    const role = !v.up
+      ? "DOWN"
+      : v.replica
+        ? `replica of ${v.replica.sourceHost} (io ${v.replica.ioRunning}, sql ${v.replica.sqlRunning}${v.replica.lastError ? `, error: ${v.replica.lastError}` : ""})`
+        : v.superReadOnly
+          ? "read-only, no source"
+          : "WRITABLE source"
+    return [
+      v.host,
+      role,
+      v.up ? `super_read_only=${v.superReadOnly ? "ON" : "OFF"}` : "",
+      v.gtidExecuted ?? "",
+    ]
+  })
+  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => (r[c] ?? "").length)))
+  return rows
+    .map((r) => r.map((cell, c) => (c < 3 ? cell.padEnd(widths[c] ?? 0) : cell)).join("  "))
+    .join("\n")
+}
