@@ -78,7 +78,7 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
   const primaryOr = (fallback: string): string => world.primary() ?? fallback
   for (let i = 0; i < faultCount; i++) {
     const at = rng.range(from, healAt - 1000)
-    const kind = rng.int(0, 15)
+    const kind = rng.int(0, 16)
     const anyNode = rng.pick(names)
     const anyData = rng.pick(dataNames)
     const duration = rng.range(500, 8000)
@@ -185,6 +185,21 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
           world.schedule(world.now + duration, () => healNet(world))
           break
         }
+        case 15: {
+          // A split the mesh partly survives: the primary loses one replica entirely and
+          // every replica's MySQL link, yet still reaches the others' agents.
+          const p = world.primary()
+          const cutOff = rng.pick(dataNames.filter((n) => n !== p))
+          if (p !== null) {
+            world.fault(
+              `cut ${p} <-> ${cutOff} entirely and ${p}'s mysql traffic for ${duration.toFixed(0)} ms`,
+            )
+            world.net.isolate(p, [cutOff], ["agent", "mysql"])
+            world.net.isolate(p, names, ["mysql"])
+            world.schedule(world.now + duration, () => healNet(world))
+          }
+          break
+        }
         default:
           world.killMysqld(target, false)
       }
@@ -206,7 +221,9 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
   // An exclusion the operator never lifted (no primary was there to record the
   // include) may leave no eligible candidate: that is the operator's doing, not a
   // liveness bug. Safety is still checked; only L1 is waived, and counted.
-  const excluded = world.highestRecord().excluded
+  const excluded = [
+    ...new Set([...world.nodes.values()].flatMap((n) => n.state.hard.record.excluded)),
+  ]
   if (excluded.length === 0) world.requireLiveness()
   else world.fault(`L1 not required: ${excluded.join(", ")} still excluded by the operator`)
   return {

@@ -1,9 +1,13 @@
 /**
  * Runs many random seeds and reports violations:
- *   bash scripts/node24.sh test/sim/run-seeds.ts --seeds 10000 --start 1
+ *   bash scripts/node24.sh test/sim/run-seeds.ts --seeds 100000 --start 1 [--workers 2]
  * A failing seed prints its fault schedule and the last events of every node;
- * rerun it alone with `--seeds 1 --start <seed> --trace`.
+ * rerun it alone with `--seeds 1 --start <seed> --trace` (the whole trace).
+ * `--mutant NAME` runs under a deliberate bug of mutations.ts instead.
  */
+import { availableParallelism } from "node:os"
+import { allMutants } from "./mutations.ts"
+import { runSeedsInParallel } from "./parallel.ts"
 import { randomRun } from "./random-run.ts"
 
 const arg = (name: string, fallback: number): number => {
@@ -14,27 +18,49 @@ const arg = (name: string, fallback: number): number => {
 
 const seeds = arg("seeds", 1000)
 const start = arg("start", 1)
+const workers = arg("workers", seeds >= 200 ? availableParallelism() : 1)
 const showTrace = process.argv.includes("--trace")
+const mutantAt = process.argv.indexOf("--mutant")
+const mutant =
+  mutantAt >= 0 ? allMutants.find((m) => m.name === process.argv[mutantAt + 1]) : undefined
+if (mutantAt >= 0 && mutant === undefined) {
+  throw new Error(`unknown mutant; one of ${allMutants.map((m) => m.name).join(", ")}`)
+}
+
 const began = performance.now()
-let failed = 0
 const byInvariant = new Map<string, number>()
-for (let seed = start; seed < start + seeds; seed++) {
-  const r = randomRun(seed)
-  if (showTrace) console.log(r.trace())
-  if (r.violations.length > 0) {
-    failed++
+let failed = 0
+const report = (seed: number, shape: string, lines: ReadonlyArray<string>, trace: string) => {
+  failed++
+  console.log(`seed ${seed} (${shape}) violated:`)
+  for (const l of lines) console.log(`  ${l}`)
+  if (trace !== "") console.log(trace)
+}
+
+if (workers > 1 && !showTrace && mutant === undefined) {
+  for (const f of await runSeedsInParallel(start, seeds, null, workers)) {
+    for (const v of f.violations)
+      byInvariant.set(v.invariant, (byInvariant.get(v.invariant) ?? 0) + 1)
+    report(
+      f.seed,
+      f.shape,
+      f.violations.map((v) => `${v.invariant} at ${v.at.toFixed(0)} ms: ${v.detail}`),
+      f.trace,
+    )
+  }
+} else {
+  for (let seed = start; seed < start + seeds; seed++) {
+    const r = randomRun(seed, { reducer: mutant?.reducer })
+    if (showTrace) console.log(r.trace())
+    if (r.violations.length === 0) continue
     for (const v of r.violations)
       byInvariant.set(v.invariant, (byInvariant.get(v.invariant) ?? 0) + 1)
-    if (failed <= 3) {
-      console.log(`seed ${seed} (${r.shape}) violated:`)
-      for (const v of r.violations)
-        console.log(`  ${v.invariant} at ${v.at.toFixed(0)} ms: ${v.detail}`)
-      if (!showTrace) console.log(r.trace())
-    } else {
-      console.log(
-        `seed ${seed} (${r.shape}): ${r.violations.map((v) => `${v.invariant} ${v.detail}`).join("; ")}`,
-      )
-    }
+    report(
+      seed,
+      r.shape,
+      r.violations.map((v) => `${v.invariant} at ${v.at.toFixed(0)} ms: ${v.detail}`),
+      failed < 3 && !showTrace ? r.trace() : "",
+    )
   }
 }
 const seconds = (performance.now() - began) / 1000

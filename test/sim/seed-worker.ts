@@ -3,7 +3,7 @@
  * (optionally under a mutant) and posts the failures back.
  */
 import { parentPort, workerData } from "node:worker_threads"
-import { mutants } from "./mutations.ts"
+import { allMutants } from "./mutations.ts"
 import { randomRun } from "./random-run.ts"
 
 export interface SeedJob {
@@ -22,7 +22,7 @@ export interface SeedFailure {
 
 const job = workerData as SeedJob
 const reducer =
-  job.mutant === null ? undefined : mutants.find((m) => m.name === job.mutant)?.reducer
+  job.mutant === null ? undefined : allMutants.find((m) => m.name === job.mutant)?.reducer
 const failures: Array<SeedFailure> = []
 for (let seed = job.start; seed < job.start + job.count; seed++) {
   const r = randomRun(seed, { reducer })

@@ -1027,4 +1027,11 @@ function absurd(value: never): never {
 }
 
 /** Info-level events worth a line in the trace. */
-const tracedEvents = new Set(["promoted", "elected", "vote-refused", "election-timeout", "repoint"])
+const tracedEvents = new Set([
+  "promoted",
+  "elected",
+  "vote-refused",
+  "pre-vote-refused",
+  "election-timeout",
+  "repoint",
+])

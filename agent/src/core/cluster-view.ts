@@ -86,10 +86,6 @@ export const livenessOf = (s: AgentState, name: string): PeerLiveness => {
   return "failed"
 }
 
-/** Peers heard directly within `withinMs`. */
-export const heardWithin = (s: AgentState, withinMs: number): ReadonlyArray<string> =>
-  [...s.peers].filter(([, v]) => s.now - v.lastHeardAt < withinMs).map(([name]) => name)
-
 /** The member whose mysqld is (or was last) the primary. */
 export const knownPrimary = (s: AgentState): string | null => s.leader ?? s.hard.record.primary
 

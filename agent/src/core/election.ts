@@ -12,7 +12,7 @@ import type {
 } from "../../../shared/peer-messages.ts"
 import { isExcluded, recoveryBlockApplies } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
-import { type ClusterConfig, isDataNode, memberOf, quorum } from "./config.ts"
+import { isDataNode, memberOf, quorum } from "./config.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet } from "./gtid.ts"
 import { inLease } from "./lease.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, send } from "./outputs.ts"
@@ -391,6 +391,8 @@ export const onPreVoteRequest = (
     req.term <= s.hard.term
       ? { ok: false, why: `term ${req.term} is not above ${s.hard.term}` }
       : decideVote(s, req.from, req.kind, req.data)
+  if (!verdict.ok)
+    event(out, "info", "pre-vote-refused", `${req.from} for term ${req.term}: ${verdict.why}`)
   send(out, req.from, {
     _tag: "PreVoteResponse",
     from: s.self,
@@ -521,12 +523,8 @@ export const onVoteResponse = (
 }
 
 /** Keeps `electionDueAt` armed while an election is allowed; fires it when due. */
-export const electionClock = (
-  s: AgentState,
-  out: Outputs,
-  random: number,
-  configTimings: ClusterConfig["timings"] = s.config.timings,
-): AgentState => {
+export const electionClock = (s: AgentState, out: Outputs, random: number): AgentState => {
+  const timings = s.config.timings
   if (s.election !== null) return s
   const trigger = electionTrigger(s)
   if (!trigger.ok) return s.electionDueAt === null ? s : { ...s, electionDueAt: null }
@@ -535,8 +533,8 @@ export const electionClock = (
     return startPreVote({ ...s, reclaimTried: true }, out, "reclaim")
   }
   if (s.electionDueAt === null) {
-    const span = configTimings.electionTimeoutMaxMs - configTimings.electionTimeoutMinMs
-    return { ...s, electionDueAt: s.now + configTimings.electionTimeoutMinMs + random * span }
+    const span = timings.electionTimeoutMaxMs - timings.electionTimeoutMinMs
+    return { ...s, electionDueAt: s.now + timings.electionTimeoutMinMs + random * span }
   }
   if (s.now < s.electionDueAt) return s
   // Bootstrap and resignation skip nothing here: PreVote always runs first.

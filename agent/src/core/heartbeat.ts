@@ -4,7 +4,8 @@
  */
 import type { HeartbeatMessage } from "../../../shared/peer-messages.ts"
 import { compareVersions } from "./cluster-record.ts"
-import { knownPrimary, mergeHeartbeat } from "./cluster-view.ts"
+import { aliveWindow, knownPrimary, mergeHeartbeat } from "./cluster-view.ts"
+import { mayBeWritable } from "./fencing.ts"
 import { promiseTo, roundAcked, roundSent } from "./lease.ts"
 import { broadcast, type Outputs, persist, send } from "./outputs.ts"
 import { observation } from "./status.ts"
@@ -46,7 +47,12 @@ export const heartbeatTimer = (s: AgentState, out: Outputs): AgentState => {
 }
 
 export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): AgentState => {
+  const before = s.peers.get(hb.from)
   let next: AgentState = { ...s, peers: mergeHeartbeat(s, hb, s.now) }
+  // Section 11: a peer heard again (a partition healed) gets fresh gratuitous ARP from the primary.
+  const healed = before === undefined || s.now - before.lastHeardAt >= aliveWindow(s.config)
+  if (healed && mayBeWritable(s) && s.local.vip.held === true)
+    out.push({ _tag: "Vip", op: "refresh" })
   // Records spread by gossip too: a node cut off during a failover learns the new primary.
   // Never a record of an older term than ours: our term's leader may already have adopted
   // the highest record of its quorum, and a late one must not look committed beside it.
