@@ -18,6 +18,7 @@ import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
 import { type RestartResult, restartOptionsFromConfig } from "../adapters/service-manager.ts"
 import type { VipService } from "../adapters/vip.ts"
 import type { HardState, Input, MysqlAction, Output } from "../core/types.ts"
+import { countOutputs } from "./metrics.ts"
 
 /** An input waiting for its `now`, which the decision loop stamps when it takes it. */
 export type PendingInput = (now: number) => Input
@@ -324,6 +325,7 @@ export const makeExecutor = (services: ExecutorServices) => {
   const execute = (outputs: ReadonlyArray<Output>): Effect.Effect<void> => {
     // Sequence numbers are taken now, in step order, before anything runs.
     const seqs = outputs.map((o) => (o._tag === "PersistHardState" ? ++emitted : undefined))
+    countOutputs(outputs)
     return Effect.forEach(
       outputs,
       (o, i) =>

@@ -24,7 +24,9 @@ import { serveControlSocket } from "./control-socket.ts"
 import { toClusterConfig } from "./core-config.ts"
 import { runDecisionLoop, runTicker } from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
+import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
+import { notePublished } from "./metrics.ts"
 import { supervise } from "./supervision.ts"
 
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
@@ -147,6 +149,7 @@ const agent = (
         execute: executor.execute,
         publish: (s) => {
           latest = s
+          notePublished(s)
           // Safety over speed, said out loud: why no election runs, whenever that changes.
           const why = s.role === "leader" ? "" : whyNoElection(s)
           if (why !== lastWhy) {
@@ -218,6 +221,7 @@ const agent = (
       ask,
       log,
     })
+    yield* serveHttp({ config: currentConfig, state: () => latest, log, mesh, vip, hooks })
 
     // SIGHUP: re-read the config; a bad or refused one keeps the running one.
     const onHup = () => {
