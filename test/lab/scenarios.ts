@@ -5,7 +5,8 @@
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import type { LabCluster } from "./cluster.ts"
-import { sleep } from "./exec.ts"
+import { sleep, waitFor } from "./exec.ts"
+import { convergenceProblems } from "./invariants.ts"
 
 export type Scenario = (c: LabCluster) => Promise<number>
 
@@ -60,6 +61,13 @@ export const switchoverThereAndBack: Scenario = async (c) => {
   assert.match(there.stdout, /transferred/, there.stderr)
   assert.equal(await c.waitForPrimary(20_000, first), target)
   await c.waitForWritesAfter(Date.now(), 30_000)
+  // The way back is refused until the old primary replicates from the new one
+  // (a switchover target must be caught up): wait for that, as an operator would.
+  await waitFor(
+    "the old primary to replicate from the new one",
+    async () => (await convergenceProblems(c.lab)).length === 0,
+    30_000,
+  )
   const back = await c.agents.cli(target, ["switchover", "--to", first])
   assert.match(back.stdout, /transferred/, back.stderr)
   assert.equal(await c.waitForPrimary(20_000, target), first)
