@@ -6,7 +6,6 @@ import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import type { LabCluster } from "./cluster.ts"
 import { sleep, waitFor } from "./exec.ts"
-import { convergenceProblems } from "./invariants.ts"
 
 export type Scenario = (c: LabCluster) => Promise<number>
 
@@ -62,10 +61,18 @@ export const switchoverThereAndBack: Scenario = async (c) => {
   assert.equal(await c.waitForPrimary(20_000, first), target)
   await c.waitForWritesAfter(Date.now(), 30_000)
   // The way back is refused until the old primary replicates from the new one
-  // (a switchover target must be caught up): wait for that, as an operator would.
+  // (a switchover target must be caught up), as the new primary's agent sees it
+  // in heartbeats: wait for that, as an operator would.
   await waitFor(
-    "the old primary to replicate from the new one",
-    async () => (await convergenceProblems(c.lab)).length === 0,
+    `${target}'s agent to see ${first} as its replica`,
+    async () => {
+      const r = await c.agents.cli(target, ["status", "--json"])
+      const view = JSON.parse(r.stdout) as {
+        status: { members: Array<{ name: string; role: string; source: string | null }> }
+      }
+      const old = view.status.members.find((m) => m.name === first)
+      return old?.role === "STANDBY" && old.source === target
+    },
     30_000,
   )
   const back = await c.agents.cli(target, ["switchover", "--to", first])
