@@ -86,32 +86,32 @@ test("a follower in lease refuses to vote for anyone but its leader (section 5)"
 
 test("a vote is persisted before it is sent, and never given twice in a term (section 4)", () => {
   const w = running()
-  // Let db2's lease promise run out: no heartbeats reach it any more.
-  let s = w.node("db2").state
+  // As if db3's lease promise had run out. (db3 ranks below db2: it may vote for it.)
+  let s = w.node("db3").state
   s = { ...s, promise: null }
   const term = s.hard.term + 1
   const received = formatGtidSet(s.local.received)
-  const first = vote(s, voteRequest(s, "db3", term, received))
+  const first = vote(s, voteRequest(s, "db2", term, received))
   const persistAt = first.outputs.findIndex(
-    (o) => o._tag === "PersistHardState" && o.hard.votedFor === "db3",
+    (o) => o._tag === "PersistHardState" && o.hard.votedFor === "db2",
   )
   const sendAt = first.outputs.findIndex(
     (o) => o._tag === "Send" && o.message._tag === "VoteResponse",
   )
   assert.ok(
     persistAt >= 0 && sendAt > persistAt,
-    "PersistHardState(votedFor=db3) comes before the vote",
+    "PersistHardState(votedFor=db2) comes before the vote",
   )
   assert.equal(voteResponses(first.outputs)[0]?.granted, true)
   const second = vote(first.state, voteRequest(first.state, "db1", term, received))
   const [again] = voteResponses(second.outputs)
   assert.equal(again?.granted, false)
-  assert.match(again?.reason ?? "", /already voted for db3/)
+  assert.match(again?.reason ?? "", /already voted for db2/)
 })
 
 test("a voter refuses a candidate that lacks transactions it has (section 7)", () => {
   const w = running()
-  let s = w.node("db2").state
+  let s = w.node("db3").state
   s = { ...s, promise: null }
   const uuid = w.node("db1").mysqld!.uuid
   const mine = s.local.received
@@ -120,7 +120,7 @@ test("a voter refuses a candidate that lacks transactions it has (section 7)", (
   const lacking = formatGtidSet(
     union(singleton(uuid, 1, last - 1), singleton("00000000-0000-4000-8000-00000000dead", 1, 500)),
   )
-  const r = vote(s, voteRequest(s, "db3", s.hard.term + 1, lacking))
+  const r = vote(s, voteRequest(s, "db2", s.hard.term + 1, lacking))
   const [response] = voteResponses(r.outputs)
   assert.equal(response?.granted, false)
   assert.match(response?.reason ?? "", /lacks transactions/)

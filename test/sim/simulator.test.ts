@@ -62,6 +62,10 @@ test("every peer message sent in a run decodes with the wire schema", () => {
   w.runUntil(10_000)
   w.operator("db2", { _tag: "Pause" })
   w.runUntil(12_000)
+  w.operator("db2", { _tag: "Resume" })
+  w.runUntil(13_000)
+  w.killMysqld("db2", true)
+  w.runUntil(25_000)
   for (const tag of [
     "Heartbeat",
     "HeartbeatAck",
@@ -74,6 +78,7 @@ test("every peer message sent in a run decodes with the wire schema", () => {
     "TransferLeadership",
     "RecordAppend",
     "RecordAck",
+    "Resign",
   ]) {
     assert.ok(seen.has(tag), `no ${tag} was sent`)
   }

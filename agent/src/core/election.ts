@@ -154,7 +154,8 @@ const betterRival = (s: AgentState, lost: string | null): string | null => {
   for (const r of rivals(s, s.self, lost)) {
     const v = s.peers.get(r.name)
     if (v === undefined || s.now - v.lastHeardAt >= window) continue
-    if (ranksBetter(r, me, lineage)) return r.name
+    // The recorded primary yields only to more data: replicas that lost relay logs vote for it alone.
+    if (ranksBetter(r, me, lineage, s.hard.record.primary === s.self)) return r.name
   }
   return null
 }
@@ -376,7 +377,9 @@ export const decideVote = (
       priority: memberOf(s.config, from)?.priority ?? 0,
     }
     for (const r of rivals(s, from, knownPrimary(s))) {
-      if (ranksBetter(r, candidate, lineage)) return { ok: false, why: `${r.name} ranks better` }
+      if (ranksBetter(r, candidate, lineage, record.primary === from)) {
+        return { ok: false, why: `${r.name} ranks better` }
+      }
     }
   }
   return { ok: true }
@@ -425,7 +428,7 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
     if (next.pendingVote !== null) return next // the freeze is under way
     let frozen: AgentState = {
       ...next,
-      pendingVote: { request: req, stopped: false, since: next.now },
+      pendingVote: { request: req, stopped: false, since: next.now, stoppedAt: 0 },
       local: { ...next.local, revokedTerm: req.term },
     }
     ;[frozen] = issueMysql(frozen, out, { _tag: "StopReplicaIo" }, "vote-freeze")
@@ -472,7 +475,7 @@ const answerVote = (
 export const onVoteFrozen = (s: AgentState, out: Outputs): AgentState => {
   if (s.pendingVote === null) return s
   out.push({ _tag: "ProbeLocal" })
-  return { ...s, pendingVote: { ...s.pendingVote, stopped: true } }
+  return { ...s, pendingVote: { ...s.pendingVote, stopped: true, stoppedAt: s.now } }
 }
 
 /** A probe after the freeze (or a timeout): decide the pending vote on fresh data. */
@@ -486,7 +489,8 @@ export const onVoteProbe = (s: AgentState, out: Outputs): AgentState => {
   if (timedOut && !p.stopped) {
     return answerVote(s, out, req, { ok: false, why: "could not stop replication in time" })
   }
-  const fresh = s.local.probe?.replica?.ioRunning !== true || !s.local.up
+  const answeredAfter = s.local.lastProbeAt !== null && s.local.lastProbeAt > p.stoppedAt
+  const fresh = answeredAfter && (s.local.probe?.replica?.ioRunning !== true || !s.local.up)
   if (!fresh) return s
   return answerVote(s, out, req, decideVote(s, req.from, req.kind, req.data, true))
 }

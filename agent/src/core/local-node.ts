@@ -29,6 +29,7 @@ export const initialLocal: LocalNode = {
   retrievedText: "",
   errant: emptyGtidSet,
   resyncNeeded: false,
+  resyncSince: 0,
   diverged: false,
   rejoinForced: false,
   revokedTerm: 0,
@@ -75,8 +76,16 @@ export const onLocalProbed = (
       }
       // Only a replica that was receiving when it went down may have lost relay logs.
       const wasReceiving = s.local.up && s.local.probe?.replica?.ioRunning === true
-      const resyncNeeded = s.local.resyncNeeded || (wasReceiving && s.role !== "leader")
-      return { ...s, local: { ...s.local, up: false, health, lastProbeAt: s.now, resyncNeeded } }
+      const startsResync = wasReceiving && s.role !== "leader"
+      const resyncNeeded = s.local.resyncNeeded || startsResync
+      // The primary's gtid_executed must be one observed after this: it then holds what we lost.
+      const resyncSince = startsResync
+        ? s.now + s.config.timings.probeIntervalMs
+        : s.local.resyncSince
+      return {
+        ...s,
+        local: { ...s.local, up: false, health, lastProbeAt: s.now, resyncNeeded, resyncSince },
+      }
     }
     case "Up":
       return withProbe(s, out, result.mysql)
@@ -85,13 +94,18 @@ export const onLocalProbed = (
   }
 }
 
-/** Replicating from the active primary and holding everything it had at its last heartbeat. */
+/**
+ * Replicating from the active primary and holding everything it reported in
+ * a heartbeat sent after the resync began (an older report could predate
+ * what the restart dropped).
+ */
 const caughtUp = (s: AgentState, probe: MysqlProbe, received: GtidSet): boolean => {
   if (s.leader === null || !s.leaderActive) return false
   const view = s.peers.get(s.leader)
   const r = probe.replica
   return (
     view !== undefined &&
+    view.lastHeardAt >= s.local.resyncSince &&
     r !== null &&
     r.source === s.leader &&
     r.ioRunning &&

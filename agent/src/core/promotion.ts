@@ -22,6 +22,7 @@ const order: ReadonlyArray<PromotionStep> = [
   "fence-old-primary",
   "fence-command",
   "apply-relay-log",
+  "read-gtids",
   "commit-record",
   "await-lease",
   "reset-replica",
@@ -114,11 +115,15 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
       return withPromotion(withHook, { waitingFor: id })
     }
     case "apply-relay-log":
-      if (probe === null || probe.replica === null) return enterStep(next, out, "commit-record")
+      if (probe === null || probe.replica === null) return enterStep(next, out, "read-gtids")
       return act(next, out, {
         _tag: "WaitForRelayLog",
         timeoutMs: next.config.timings.applyTimeoutMs,
       })
+    case "read-gtids":
+      // The record's `base` must be gtid_executed as it is now, not as the last periodic probe saw it.
+      out.push({ _tag: "ProbeLocal" })
+      return next
     case "commit-record": {
       const uuid = probe?.serverUuid
       const r = next.hard.record
@@ -229,6 +234,10 @@ export const onPromotionResult = (
       return next(s, out)
   }
 }
+
+/** A probe after the relay log was applied: the GTID position is final (read-only, IO stopped). */
+export const onPromotionProbe = (s: AgentState, out: Outputs): AgentState =>
+  s.promotion?.step === "read-gtids" && s.local.up ? next(s, out) : s
 
 /** Steps that wait on state rather than on an action, and step deadlines. */
 export const promotionTimers = (s: AgentState, out: Outputs): AgentState => {

@@ -46,13 +46,20 @@ export interface Contender {
  * True when `a` ranks strictly better than `b`: more complete data (a strict
  * superset on the lineage), then a smaller unapplied backlog, then a higher
  * priority, then the smaller name. Incomparable data (each has something the
- * other lacks) falls through to the next criteria.
+ * other lacks) falls through to the next criteria. With `dataOnly`, only
+ * strictly more complete data counts.
  */
-export const ranksBetter = (a: Contender, b: Contender, lineage: ReadonlySet<string>): boolean => {
+export const ranksBetter = (
+  a: Contender,
+  b: Contender,
+  lineage: ReadonlySet<string>,
+  dataOnly = false,
+): boolean => {
   const aHasB = atLeastAsComplete(a.received, b.received, lineage)
   const bHasA = atLeastAsComplete(b.received, a.received, lineage)
   if (aHasB && !bHasA) return true
   if (bHasA && !aHasB) return false
+  if (dataOnly) return false
   if (a.backlog !== b.backlog) return a.backlog < b.backlog
   if (a.priority !== b.priority) return a.priority > b.priority
   return a.name < b.name

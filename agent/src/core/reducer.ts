@@ -29,7 +29,7 @@ import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, onLocalProbed } from "./local-node.ts"
 import { answerCommitted, onOperator } from "./operator.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
-import { onPromotionResult, promotionTimers } from "./promotion.ts"
+import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotion.ts"
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
 import { guardReplication } from "./replication.ts"
 import { onResign, resign } from "./resignation.ts"
@@ -104,6 +104,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
     case "LocalProbed":
       s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
       s = onVoteProbe(s, out)
+      s = onPromotionProbe(s, out)
       break
     case "PrimaryProbed":
       s = {
@@ -186,6 +187,7 @@ const onStart = (
     local: {
       ...s.local,
       resyncNeeded: isDataNode(s.config, s.self) && record.primary !== s.self && record.term > 0,
+      resyncSince: now + s.config.timings.probeIntervalMs,
     },
     // After a crash we cannot know whom we acknowledged: promise a full lease to nobody in particular.
     promise: hard !== null && hard.term > 0 ? promiseTo(s.config, "", hard.term, now) : null,

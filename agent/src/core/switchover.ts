@@ -47,6 +47,9 @@ export const readyCandidate = (s: AgentState): string | null => {
   return ready[0]?.name ?? null
 }
 
+/** A replica this close behind counts as caught up: the switchover itself waits for the rest. */
+const caughtUpBacklog = 100
+
 /** Request id of switchovers the agent starts itself (failback, shutdown). */
 export const internalRequest = -1
 
@@ -68,7 +71,7 @@ export const failbackTimer = (s: AgentState, out: Outputs): AgentState => {
     top.name !== s.self &&
     !blocked &&
     transferBlocker(s, top.name) === null &&
-    s.peers.get(top.name)?.backlog === 0
+    (s.peers.get(top.name)?.backlog ?? Number.POSITIVE_INFINITY) <= caughtUpBacklog
   if (!ready || top === undefined)
     return s.failbackSince === null ? s : { ...s, failbackSince: null }
   if (s.failbackSince === null) return { ...s, failbackSince: s.now }

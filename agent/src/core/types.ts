@@ -268,6 +268,8 @@ export interface LocalNode {
    * nor vouches for its data in a vote.
    */
   readonly resyncNeeded: boolean
+  /** Local time from which the primary's reported gtid_executed counts for the resync. */
+  readonly resyncSince: number
   readonly diverged: boolean
   /** The operator ran `rejoin --force`: replicate from the primary despite errant transactions. */
   readonly rejoinForced: boolean
@@ -307,6 +309,7 @@ export type PromotionStep =
   | "fence-old-primary"
   | "fence-command"
   | "apply-relay-log"
+  | "read-gtids"
   | "commit-record"
   | "await-lease"
   | "reset-replica"
@@ -402,6 +405,8 @@ export interface AgentState {
     readonly request: VoteRequestMessage
     readonly stopped: boolean
     readonly since: number
+    /** When the IO thread was seen stopped: only a probe answered after it counts. */
+    readonly stoppedAt: number
   } | null
   /** Since when the failback target has been ready (section 13). */
   readonly failbackSince: number | null

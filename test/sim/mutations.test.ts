@@ -1,0 +1,52 @@
+/**
+ * Each deliberate bug of mutations.ts must be caught by the simulator within
+ * the CI seed budget, by one of the invariants it is expected to break. The
+ * first catching seed is recorded; it is replayed (fast), and only if it no
+ * longer catches the mutant is the whole budget searched again.
+ */
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import { mutants } from "./mutations.ts"
+import { runSeedsInParallel } from "./parallel.ts"
+import { randomRun } from "./random-run.ts"
+
+const budget = Number(process.env.SIM_SEEDS ?? 10_000)
+
+for (const m of mutants) {
+  test(`mutant ${m.name} is caught (${m.description})`, { timeout: 15 * 60_000 }, async () => {
+    const replay = randomRun(m.caughtBy, { reducer: m.reducer })
+    let seed = m.caughtBy
+    let broken = replay.violations
+    if (broken.length === 0) {
+      const failures = await runSeedsInParallel(1, budget, m.name)
+      const first = failures[0]
+      assert.ok(first !== undefined, `mutant ${m.name} survived ${budget} seeds`)
+      seed = first.seed
+      broken = first.violations.map((v) => ({
+        ...v,
+        invariant: v.invariant as (typeof broken)[number]["invariant"],
+      }))
+      console.log(
+        `# ${m.name}: recorded seed ${m.caughtBy} no longer catches it; first catching seed is now ${seed}`,
+      )
+    }
+    console.log(
+      `# ${m.name}: caught by seed ${seed}: ${broken.map((v) => `${v.invariant}: ${v.detail}`).join("; ")}`,
+    )
+    assert.ok(
+      broken.some((v) => m.expect.includes(v.invariant)),
+      `seed ${seed} caught ${m.name} with ${broken.map((v) => v.invariant).join(",")}, expected one of ${m.expect.join(",")}`,
+    )
+  })
+}
+
+test("without a mutant the recorded seeds pass", () => {
+  for (const m of mutants) {
+    const r = randomRun(m.caughtBy)
+    assert.deepEqual(
+      r.violations,
+      [],
+      `seed ${m.caughtBy}: ${r.violations.map((v) => v.detail).join("; ")}`,
+    )
+  }
+})
