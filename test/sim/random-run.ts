@@ -4,7 +4,7 @@
  */
 import type { MemberConfig } from "../../agent/src/core/config.ts"
 import { Prng } from "./prng.ts"
-import { dataMembers, type Reducer, type Violation, World } from "./world.ts"
+import { dataMembers, type Reducer, simTimings, type Violation, World } from "./world.ts"
 
 export interface RunResult {
   readonly seed: number
@@ -54,21 +54,7 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
     reducer: options.reducer,
     config: {
       initialPrimary: rng.chance(0.3) ? dataNames[0]! : null,
-      timings: {
-        probeIntervalMs: 500,
-        heartbeatIntervalMs: 500,
-        rpcTimeoutMs: 1000,
-        leaseDurationMs: 4000,
-        driftMargin: 0.1,
-        electionTimeoutMinMs: 300,
-        electionTimeoutMaxMs: 1200,
-        restartTimeoutMs: 3000,
-        restartAttempts: 2,
-        applyTimeoutMs: 3000,
-        switchoverTimeoutMs: 3000,
-        recoveryBlockPeriodMs: 0,
-        failbackDelayMs: 30_000,
-      },
+      timings: simTimings,
     },
   })
   const from = options.faultsFromMs ?? 4000

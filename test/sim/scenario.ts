@@ -23,7 +23,7 @@ import { isEmpty } from "../../agent/src/core/gtid.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import type { HookName, OperatorRequest } from "../../agent/src/core/types.ts"
 import type { Traffic } from "./network.ts"
-import { dataMembers, type Reducer, World } from "./world.ts"
+import { dataMembers, type Reducer, simTimings, World } from "./world.ts"
 
 export interface ScenarioResult {
   readonly ok: boolean
@@ -81,17 +81,7 @@ export const runScenario = (script: string, reducer?: Reducer): ScenarioResult =
                 ? { required: o.get("fence_command") === "required" }
                 : null,
               timings: {
-                probeIntervalMs: 500,
-                heartbeatIntervalMs: 500,
-                rpcTimeoutMs: 1000,
-                leaseDurationMs: 4000,
-                driftMargin: 0.1,
-                electionTimeoutMinMs: 300,
-                electionTimeoutMaxMs: 1200,
-                restartTimeoutMs: 3000,
-                restartAttempts: 2,
-                applyTimeoutMs: 3000,
-                switchoverTimeoutMs: 3000,
+                ...simTimings,
                 recoveryBlockPeriodMs: o.has("recovery_block")
                   ? duration(o.get("recovery_block"))
                   : 0,

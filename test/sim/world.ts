@@ -144,6 +144,9 @@ const uuidFor = (i: number): string =>
 const TICK_MS = 50
 const MYSQL_TICK_MS = 20
 
+/** The timings every simulated run uses unless a script overrides them: the defaults, quicker to give up. */
+export const simTimings = { ...defaultTimings, applyTimeoutMs: 3000, recoveryBlockPeriodMs: 0 }
+
 export const makeConfig = (
   members: ReadonlyArray<MemberConfig>,
   overrides: Partial<Omit<ClusterConfig, "members">> = {},
