@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { type AgentsOptions, LabAgents } from "./agents.ts"
 import { run, waitFor } from "./exec.ts"
 import {
-  convergenceProblems,
+  convergence,
   missingAckedWrites,
   readSamplerLog,
   readWriterLog,
@@ -142,8 +142,14 @@ export class LabCluster {
     await waitFor("acknowledged writes after the fault", () => this.writesAfter(t) > 5, timeoutMs)
   }
 
-  /** Stops the writer and checks the invariants; returns the client-observed downtime after `faultAt`. */
-  async check(faultAt: number): Promise<{ downtimeMs: number; acked: number; problems: string[] }> {
+  /**
+   * Stops the writer and checks the invariants; returns the client-observed
+   * downtime after `faultAt` and the nodes left DIVERGED (an old primary with
+   * unacknowledged transactions of its own, which its agent must report).
+   */
+  async check(
+    faultAt: number,
+  ): Promise<{ downtimeMs: number; acked: number; problems: string[]; diverged: string[] }> {
     await this.lab.stopProcess("client", "writer")
     const problems: string[] = []
     const log = this.writes()
@@ -161,16 +167,43 @@ export class LabCluster {
       problems.push(
         `two writable nodes at once in ${splits.length} samples, first ${JSON.stringify(splits[0])}`,
       )
+    let last = { problems: [] as string[], diverged: [] as string[] }
     try {
       await waitFor(
         "convergence",
-        async () => (await convergenceProblems(this.lab)).length === 0,
+        async () => {
+          last = await convergence(this.lab)
+          return last.problems.length === 0
+        },
         30_000,
       )
     } catch {
-      problems.push(...(await convergenceProblems(this.lab)))
+      problems.push(...last.problems)
     }
-    return { downtimeMs: writeDowntimeMs(log, faultAt), acked: log.acked.length, problems }
+    for (const host of last.diverged) {
+      const role = await this.agentRole(host, host)
+      if (role !== "DIVERGED")
+        problems.push(`${host} holds transactions the primary lacks, but its agent says ${role}`)
+    }
+    return {
+      downtimeMs: writeDowntimeMs(log, faultAt),
+      acked: log.acked.length,
+      problems,
+      diverged: last.diverged,
+    }
+  }
+
+  /** The role of `member` as the agent on `on` reports it (status --json). */
+  async agentRole(on: string, member: string): Promise<string> {
+    const r = await this.agents.cli(on, ["status", "--json"])
+    try {
+      const view = JSON.parse(r.stdout) as {
+        status: { members: Array<{ name: string; role: string }> }
+      }
+      return view.status.members.find((m) => m.name === member)?.role ?? "absent"
+    } catch {
+      return `unknown (status failed: ${r.stderr.trim()})`
+    }
   }
 
   /** Copies every log (agents, mysqld error logs, writer, sampler) to a folder that survives `down`. */
@@ -199,5 +232,30 @@ export class LabCluster {
 
   async down(): Promise<void> {
     await this.lab.down()
+  }
+}
+
+/**
+ * Runs `body` on a fresh cluster and always tears it down; on failure the
+ * logs are kept and the error names their folder.
+ */
+export const runScenario = async (
+  options: ClusterOptions & { readonly slug: string },
+  body: (c: LabCluster) => Promise<void>,
+): Promise<void> => {
+  const { slug, ...clusterOptions } = options
+  const c = await LabCluster.up(clusterOptions)
+  try {
+    await body(c)
+  } catch (error) {
+    const dir = c.keepLogs(slug)
+    const message = error instanceof Error ? error.message : String(error)
+    const kept = new Error(
+      `${message}\n(logs of agents, mysqld, writer and sampler kept in ${dir})`,
+    )
+    kept.cause = error
+    throw kept
+  } finally {
+    await c.down()
   }
 }

@@ -4,7 +4,7 @@
 // that the cluster converges to one primary that everyone replicates from.
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import { LabCluster } from "./cluster.ts"
+import { runScenario } from "./cluster.ts"
 import {
   mysqldCannotRestart,
   mysqldKilledRestarts,
@@ -15,22 +15,20 @@ import {
 } from "./scenarios.ts"
 
 const scenario = (name: string, slug: string, body: Scenario) =>
-  test(name, { timeout: 240_000 }, async () => {
-    const c = await LabCluster.up({ timings: { restart_timeout: "10s", apply_timeout: "10s" } })
-    let failed = true
-    try {
+  test(name, { timeout: 240_000 }, () =>
+    runScenario({ slug, timings: { restart_timeout: "10s", apply_timeout: "10s" } }, async (c) => {
       const faultAt = await body(c)
       const result = await c.check(faultAt)
-      assert.deepEqual(result.problems, [], "the invariants hold")
+      assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
+      const diverged =
+        result.diverged.length > 0
+          ? `; ${result.diverged.join(", ")} left DIVERGED (unacknowledged transactions of its own, reported by its agent)`
+          : ""
       console.log(
-        `${name}: client-observed write downtime ${result.downtimeMs} ms, ${result.acked} acknowledged writes, none lost`,
+        `${name}: client-observed write downtime ${result.downtimeMs} ms, ${result.acked} acknowledged writes, none lost${diverged}`,
       )
-      failed = false
-    } finally {
-      if (failed) console.log(`logs kept in ${c.keepLogs(slug)}`)
-      await c.down()
-    }
-  })
+    }),
+  )
 
 scenario(
   "scenario 1: the primary's mysqld is killed and restarts: no failover",

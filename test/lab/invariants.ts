@@ -59,18 +59,49 @@ export const readSamplerLog = (file: string): SamplerRound[] =>
 export const splitBrainRounds = (rounds: ReadonlyArray<SamplerRound>): SamplerRound[] =>
   rounds.filter((r) => Object.values(r.nodes).filter((s) => s === "writable").length > 1)
 
-/** One writable node; every other running node replicates from it with both threads running. */
-export const convergenceProblems = async (lab: Lab): Promise<string[]> => {
+/**
+ * One writable node; every other running node replicates from it with both
+ * threads running, or is DIVERGED: it holds transactions the primary lacks
+ * (protocol.md section 10: e.g. an old primary killed after its binlog was
+ * synced but before a replica acknowledged), which MySQL itself confirms
+ * here, and then waits for an operator. Such nodes are listed in `diverged`.
+ */
+export const convergence = async (
+  lab: Lab,
+): Promise<{ problems: string[]; diverged: string[] }> => {
   const views = await lab.topology()
   const writable = views.filter((v) => v.up && v.superReadOnly === false)
   if (writable.length !== 1) {
-    return [`expected one writable node, found ${writable.map((v) => v.host).join(", ") || "none"}`]
+    return {
+      problems: [
+        `expected one writable node, found ${writable.map((v) => v.host).join(", ") || "none"}`,
+      ],
+      diverged: [],
+    }
   }
-  const primary = lab.host(writable[0]!.host)
+  const primaryView = writable[0]!
+  const primary = lab.host(primaryView.host)
   const problems: string[] = []
+  const diverged: string[] = []
   for (const v of views) {
     if (v.host === primary.name || !v.up) continue
     const r = v.replica
+    const replicating =
+      r !== undefined &&
+      r.sourceHost === primary.address &&
+      r.ioRunning === "Yes" &&
+      r.sqlRunning === "Yes"
+    if (!replicating) {
+      const [row] = await lab.query<{ subset: number }>(
+        primary.name,
+        "SELECT GTID_SUBSET(?, ?) AS subset",
+        [v.gtidExecuted ?? "", primaryView.gtidExecuted ?? ""],
+      )
+      if (Number(row?.subset) === 0) {
+        diverged.push(v.host)
+        continue
+      }
+    }
     if (!r) problems.push(`${v.host} does not replicate`)
     else if (r.sourceHost !== primary.address)
       problems.push(`${v.host} replicates from ${r.sourceHost}, not ${primary.name}`)
@@ -78,5 +109,8 @@ export const convergenceProblems = async (lab: Lab): Promise<string[]> => {
       problems.push(`${v.host}: io ${r.ioRunning}, sql ${r.sqlRunning} ${r.lastError}`)
     }
   }
-  return problems
+  return { problems, diverged }
 }
+
+export const convergenceProblems = async (lab: Lab): Promise<string[]> =>
+  (await convergence(lab)).problems
