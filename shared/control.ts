@@ -8,17 +8,41 @@ import { Schema } from "effect"
 
 const Node = Schema.String
 
+/**
+ * Where a request runs: the daemon that receives it forwards it over the mesh
+ * when this node is not the one (operations.md: cluster-wide commands go to
+ * the primary; node commands to the node they name).
+ */
 export const ControlRequest = Schema.Union([
+  /** Local: this agent's view of the cluster (status, topology, errant-gtid listing). */
   Schema.TaggedStruct("Status", {}),
-  Schema.TaggedStruct("Switchover", { to: Node, dryRun: Schema.Boolean }),
+  /** Primary. `drainTimeoutMs`: how long to wait for client sessions to finish before fencing. */
+  Schema.TaggedStruct("Switchover", {
+    to: Node,
+    dryRun: Schema.Boolean,
+    drainTimeoutMs: Schema.NullOr(Schema.Number),
+  }),
+  /** The node to promote (`to`, or this node when null). */
   Schema.TaggedStruct("Failover", { to: Schema.NullOr(Node) }),
+  /** Primary. */
   Schema.TaggedStruct("Pause", {}),
   Schema.TaggedStruct("Resume", {}),
   Schema.TaggedStruct("Exclude", { node: Node }),
   Schema.TaggedStruct("Include", { node: Node }),
+  /** Primary when there is one; without a primary, this node only (it may be what blocks the election). */
   Schema.TaggedStruct("AckRecovery", {}),
-  Schema.TaggedStruct("Rejoin", { force: Schema.Boolean }),
-  Schema.TaggedStruct("FixErrant", {}),
+  /** The node named (this node when null): rejoin as a replica of the primary. */
+  Schema.TaggedStruct("Rejoin", { node: Schema.NullOr(Node), force: Schema.Boolean }),
+  /** The node named: fence it and make it a replica of `source` (which must be the primary). */
+  Schema.TaggedStruct("Demote", { node: Node, source: Node }),
+  /** The recipient: CLONE INSTANCE FROM the donor (default: a healthy replica, else the primary), then rejoin. */
+  Schema.TaggedStruct("Clone", { recipient: Node, donor: Schema.NullOr(Node) }),
+  /** Primary: inject empty transactions for every replica's errant GTIDs; `dryRun` lists them only. */
+  Schema.TaggedStruct("FixErrant", { dryRun: Schema.Boolean }),
+  /** Cluster record (any node answers from its committed copy): past failovers and switchovers. */
+  Schema.TaggedStruct("History", {}),
+  /** Local: re-read the config file as SIGHUP does; the reply says what changed or why it was refused. */
+  Schema.TaggedStruct("Reload", {}),
 ])
 export type ControlRequest = typeof ControlRequest.Type
 
@@ -33,6 +57,8 @@ export const MemberStatus = Schema.Struct({
   source: Schema.NullOr(Schema.String),
   executed: Schema.String,
   errant: Schema.String,
+  /** Replication lag in seconds as last probed; null for the primary, a witness or unknown. */
+  lagSeconds: Schema.optional(Schema.NullOr(Schema.Number)),
 })
 
 export const StatusView = Schema.Struct({
@@ -50,10 +76,29 @@ export const StatusView = Schema.Struct({
 })
 export type StatusView = typeof StatusView.Type
 
+/** One failover or switchover, as kept in the cluster record (survives restarts of any node). */
+export const HistoryEntry = Schema.Struct({
+  kind: Schema.Literals(["failover", "switchover"]),
+  term: Schema.Number,
+  /** ISO 8601 time the new primary became ACTIVE. */
+  at: Schema.String,
+  reason: Schema.String,
+  oldPrimary: Schema.NullOr(Schema.String),
+  newPrimary: Schema.String,
+  /** From the trigger (failure detected, switchover requested) to ACTIVE; null when unknown. */
+  durationMs: Schema.NullOr(Schema.Number),
+})
+export type HistoryEntry = typeof HistoryEntry.Type
+
 export const ControlReply = Schema.Struct({
   ok: Schema.Boolean,
   message: Schema.String,
+  /** The member whose agent answered, when the request was forwarded over the mesh. */
+  answeredBy: Schema.optional(Schema.String),
+  /** `--dry-run`: every step and check the command would make, in order. */
+  steps: Schema.optional(Schema.Array(Schema.String)),
   status: Schema.optional(StatusView),
+  history: Schema.optional(Schema.Array(HistoryEntry)),
 })
 export type ControlReply = typeof ControlReply.Type
 

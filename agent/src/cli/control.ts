@@ -161,7 +161,7 @@ const controlCommand = async (command: string, args: ReadonlyArray<string>): Pro
     case "switchover": {
       const to = p.options.get("to")
       if (to === undefined) throw new UsageProblem("switchover: --to NODE is required")
-      req = { _tag: "Switchover", to, dryRun: p.flags.has("dry-run") }
+      req = { _tag: "Switchover", to, dryRun: p.flags.has("dry-run"), drainTimeoutMs: null }
       break
     }
     case "failover":
@@ -188,11 +188,13 @@ const controlCommand = async (command: string, args: ReadonlyArray<string>): Pro
       req = { _tag: "AckRecovery" }
       break
     case "rejoin":
-      req = { _tag: "Rejoin", force: p.flags.has("force") }
+      req = { _tag: "Rejoin", node: null, force: p.flags.has("force") }
       break
     case "errant-gtid":
       req =
-        p.flags.has("fix") && !p.flags.has("dry-run") ? { _tag: "FixErrant" } : { _tag: "Status" }
+        p.flags.has("fix") && !p.flags.has("dry-run")
+          ? { _tag: "FixErrant", dryRun: false }
+          : { _tag: "Status" }
       break
     default:
       throw new UsageProblem(`unknown command '${command}'`)

@@ -23,7 +23,7 @@ export interface ControlSocketOptions {
 const decodeRequest = Schema.decodeUnknownExit(ControlRequest)
 const encodeReply = Schema.encodeSync(ControlReply)
 
-const toOperator = (r: ControlRequest): OperatorRequest | undefined => {
+const toOperator = (r: ControlRequest): OperatorRequest | "unsupported" | undefined => {
   switch (r._tag) {
     case "Status":
       return undefined
@@ -34,13 +34,19 @@ const toOperator = (r: ControlRequest): OperatorRequest | undefined => {
     case "Pause":
     case "Resume":
     case "AckRecovery":
-    case "FixErrant":
       return { _tag: r._tag }
+    case "FixErrant":
+      return { _tag: "FixErrant" }
     case "Exclude":
     case "Include":
       return { _tag: r._tag, node: r.node }
     case "Rejoin":
       return { _tag: "Rejoin", force: r.force }
+    case "Demote":
+    case "Clone":
+    case "History":
+    case "Reload":
+      return "unsupported"
     default: {
       const unhandled: never = r
       return unhandled
@@ -75,6 +81,8 @@ export const answer = async (
   if (operator === undefined) {
     return { ok: true, message: "status", status: statusView(state, options.cluster()) }
   }
+  if (operator === "unsupported")
+    return { ok: false, message: `${request._tag}: not supported by this agent yet` }
   return options.ask(operator)
 }
 
