@@ -12,12 +12,18 @@
  * an entry `name: { usage, summary, run: (args) => load(import("./cli/x.ts"), args) }`.
  * A module reports a bad command line by throwing {@link UsageError} (exit 2,
  * one line on stderr); any other throw is an internal error (exit 70).
+ * A command the running agent answers over the control socket is instead one
+ * entry of `controlCommands` in ./cli/commands.ts (its options, help text and
+ * the request it sends); ./cli/control.ts runs them all.
  *
  * Exit codes: 0 success, 1 the command failed, 2 bad command line, 3 the
  * agent could not be reached, 70 internal error (sysexits EX_SOFTWARE),
  * 78 `run` with an invalid config (EX_CONFIG: systemd does not retry it).
  */
 import pkg from "../../package.json" with { type: "json" }
+import type { OptionSpec } from "./cli/args.ts"
+import { COMMON_OPTIONS, CONTROL_EXIT_CODES, controlCommands } from "./cli/commands.ts"
+import { type Io, processIo } from "./cli/io.ts"
 
 /** Filled in at build time by packaging/build.sh (esbuild `define`); absent when run from source. */
 declare const __MHA_BUILD__: { readonly version: string; readonly commit: string } | undefined
@@ -25,7 +31,9 @@ declare const __MHA_BUILD__: { readonly version: string; readonly commit: string
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
 export const EXIT_USAGE = 2
+export const EXIT_UNREACHABLE = 3
 export const EXIT_SOFTWARE = 70
+export const EXIT_CONFIG = 78
 
 /** A bad command line: printed as one line, exit 2. */
 export class UsageError extends Error {
@@ -37,8 +45,16 @@ export interface Command {
   readonly usage: string
   /** One line for `mha-agent --help`. */
   readonly summary: string
+  /** What `mha-agent <command> --help` says after the usage line. */
+  readonly description?: string
+  /** The command's options for `--help`: `["--config FILE", "the config file"]`. */
+  readonly options?: ReadonlyArray<readonly [string, string]>
+  /** Options every control command takes, listed apart in `--help`. */
+  readonly commonOptions?: ReadonlyArray<readonly [string, string]>
+  /** The exit codes for `--help`. */
+  readonly exitCodes?: ReadonlyArray<readonly [number, string]>
   /** Runs the command with the arguments after its name; resolves to the exit code. */
-  readonly run: (args: ReadonlyArray<string>) => Promise<number>
+  readonly run: (args: ReadonlyArray<string>, io: Io) => Promise<number>
 }
 
 export interface BuildInfo {
@@ -114,16 +130,15 @@ export const parseOptions = (
 // Built-in commands
 // ---------------------------------------------------------------------------
 
-const version = async (args: ReadonlyArray<string>): Promise<number> => {
+const version = async (args: ReadonlyArray<string>, io: Io): Promise<number> => {
   const { flags } = parseOptions("version", args, { flags: ["--json"] })
   const info = buildInfo()
-  if (flags.has("--json")) process.stdout.write(`${JSON.stringify(info)}\n`)
-  else
-    process.stdout.write(`mha-agent ${info.version}\ncommit: ${info.commit}\nnode: ${info.node}\n`)
+  if (flags.has("--json")) io.out(`${JSON.stringify(info)}\n`)
+  else io.out(`mha-agent ${info.version}\ncommit: ${info.commit}\nnode: ${info.node}\n`)
   return EXIT_OK
 }
 
-const checkConfig = async (args: ReadonlyArray<string>): Promise<number> => {
+const checkConfig = async (args: ReadonlyArray<string>, io: Io): Promise<number> => {
   const { values } = parseOptions("check-config", args, { values: ["--config"] })
   const file = values.get("--config") ?? DEFAULT_CONFIG
   const [{ Effect }, { loadConfig }] = await Promise.all([
@@ -132,7 +147,7 @@ const checkConfig = async (args: ReadonlyArray<string>): Promise<number> => {
   ])
   const result = await Effect.runPromise(Effect.result(loadConfig(file)))
   if (result._tag === "Failure") {
-    process.stderr.write(`${result.failure.message}\n`)
+    io.err(`${result.failure.message}\n`)
     return EXIT_FAILED
   }
   const c = result.success
@@ -145,79 +160,77 @@ const checkConfig = async (args: ReadonlyArray<string>): Promise<number> => {
     `  mesh ${c.mesh.listen ?? "(every address, agent_port)"}, http ${c.http.listen}, control ${c.control.socket}, state ${c.state_dir}`,
     `  vip ${c.vip === undefined ? "none" : `${c.vip.address} on ${c.vip.interface}`}; semi-sync ${c.semi_sync.mode}; log level ${c.log.level}`,
   ]
-  process.stdout.write(`${lines.join("\n")}\n`)
+  io.out(`${lines.join("\n")}\n`)
   return EXIT_OK
 }
 
-const control = (name: string) => async (args: ReadonlyArray<string>) =>
-  (await import("./cli/control.ts")).runControlCommand(name, args)
+const optionLines = (options: ReadonlyArray<OptionSpec>): Array<readonly [string, string]> =>
+  options.map((o) => [o.value === undefined ? o.name : `${o.name} ${o.value}`, o.help] as const)
 
-/** Commands answered by the running agent over its control socket (`--socket PATH`, `--json`). */
-const controlCommands: Readonly<Record<string, Command>> = {
-  status: {
-    usage: "status [--json]",
-    summary: "the cluster as this agent sees it",
-    run: control("status"),
-  },
-  switchover: {
-    usage: "switchover --to NODE [--dry-run]",
-    summary: "planned handover to NODE (run on the primary)",
-    run: control("switchover"),
-  },
-  failover: {
-    usage: "failover [--to NODE] --force",
-    summary: "manual failover when the primary is gone (may lose transactions)",
-    run: control("failover"),
-  },
-  pause: {
-    usage: "pause",
-    summary: "stop all automatic actions, cluster-wide",
-    run: control("pause"),
-  },
-  resume: { usage: "resume", summary: "restart automatic actions", run: control("resume") },
-  exclude: {
-    usage: "exclude NODE",
-    summary: "take NODE out of candidacy",
-    run: control("exclude"),
-  },
-  include: {
-    usage: "include NODE",
-    summary: "make NODE a candidate again",
-    run: control("include"),
-  },
-  "ack-recovery": {
-    usage: "ack-recovery",
-    summary: "lift the anti-flap block",
-    run: control("ack-recovery"),
-  },
-  rejoin: {
-    usage: "rejoin [--force]",
-    summary: "bring this node back as a replica",
-    run: control("rejoin"),
-  },
-  "errant-gtid": {
-    usage: "errant-gtid [--fix] [--dry-run]",
-    summary: "list errant transactions; --fix injects empty ones on the primary",
-    run: control("errant-gtid"),
-  },
-}
+/**
+ * Commands answered by the running agent over its control socket; what they
+ * accept and send is in ./cli/commands.ts, the code that runs them in
+ * ./cli/control.ts (loaded when one runs).
+ */
+const controlCommandTable: Readonly<Record<string, Command>> = Object.fromEntries(
+  Object.entries(controlCommands).map(([name, spec]) => [
+    name,
+    {
+      usage: spec.usage,
+      summary: spec.summary,
+      description: spec.description,
+      options: [
+        ...(spec.positional ? [[spec.positional.name, spec.positional.help] as const] : []),
+        ...optionLines(spec.options),
+      ],
+      commonOptions: optionLines(COMMON_OPTIONS),
+      exitCodes: CONTROL_EXIT_CODES,
+      run: async (args: ReadonlyArray<string>, io: Io) =>
+        (await import("./cli/control.ts")).runControlCommand(name, args, io),
+    } satisfies Command,
+  ]),
+)
 
 /** Every command, in the order `--help` lists them. */
 export const commands: Readonly<Record<string, Command>> = {
   run: {
     usage: "run [--config FILE]",
     summary: "the daemon (what the systemd unit starts)",
+    description:
+      "Runs the agent in the foreground until SIGTERM (what mha-agent.service starts).\n" +
+      "SIGHUP re-reads the config file.",
+    options: [["--config FILE", `the config file (default ${DEFAULT_CONFIG})`]],
+    exitCodes: [
+      [0, "stopped by SIGTERM or SIGINT"],
+      [1, "the agent could not run"],
+      [2, "bad command line"],
+      [78, "the config is invalid (systemd does not retry)"],
+    ],
     run: (args) => load(import("./daemon/run.ts"), args),
   },
   "check-config": {
     usage: `check-config [--config FILE]`,
     summary: `validate the config file (default ${DEFAULT_CONFIG}) without starting`,
+    description:
+      "Reads and validates the config file as `run` would and prints what it found; an\n" +
+      "error names the file, the path inside it and what was expected.",
+    options: [["--config FILE", `the config file (default ${DEFAULT_CONFIG})`]],
+    exitCodes: [
+      [0, "the config is valid"],
+      [1, "the config is invalid (the reason is printed)"],
+      [2, "bad command line"],
+    ],
     run: checkConfig,
   },
-  ...controlCommands,
+  ...controlCommandTable,
   version: {
     usage: "version [--json]",
     summary: "print the version, the git commit it was built from and the Node version",
+    options: [["--json", "one JSON line"]],
+    exitCodes: [
+      [0, "success"],
+      [2, "bad command line"],
+    ],
     run: version,
   },
 }
@@ -230,47 +243,73 @@ export const helpText = (): string => {
     "commands:",
     ...Object.values(commands).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
     "",
-    "'mha-agent <command> --help' shows one command's usage.",
+    "Commands other than run, check-config and version talk to the local agent over its",
+    `control socket (--socket PATH, $MHA_AGENT_SOCKET); --json prints the agent's reply.`,
+    "'mha-agent <command> --help' shows one command's options and exit codes.",
     "",
   ].join("\n")
 }
 
+const pairs = (rows: ReadonlyArray<readonly [string, string]>): string[] => {
+  const width = Math.max(...rows.map(([a]) => a.length))
+  return rows.map(([a, b]) => `  ${a.padEnd(width)}  ${b}`)
+}
+
+/** `mha-agent <command> --help`: usage, description, options and exit codes. */
+export const commandHelp = (command: Command): string => {
+  const lines = [`usage: mha-agent ${command.usage}`, "", command.description ?? command.summary]
+  const options = [...(command.options ?? []), ["-h, --help", "this text"] as const]
+  lines.push("", "options:", ...pairs(options))
+  if (command.commonOptions && command.commonOptions.length > 0) {
+    lines.push("", "common options:", ...pairs(command.commonOptions))
+  }
+  if (command.exitCodes && command.exitCodes.length > 0) {
+    lines.push("", "exit codes:", ...pairs(command.exitCodes.map(([c, t]) => [String(c), t])))
+  }
+  return `${lines.join("\n")}\n`
+}
+
 /** Dispatches a command line (without node and script) and resolves to the exit code. */
-export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+export const main = async (argv: ReadonlyArray<string>, io: Io = processIo): Promise<number> => {
   const [name, ...args] = argv
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const topic = name === "help" ? args[0] : undefined
-    const command = topic === undefined ? undefined : commands[topic]
+    const command = topic === undefined ? undefined : lookup(topic)
     if (topic !== undefined && command === undefined) {
-      process.stderr.write(`mha-agent: unknown command '${topic}' (see 'mha-agent --help')\n`)
+      io.err(`mha-agent: unknown command '${topic}' (see 'mha-agent --help')\n`)
       return EXIT_USAGE
     }
-    if (command !== undefined) process.stdout.write(`usage: mha-agent ${command.usage}\n`)
-    else (name === undefined ? process.stderr : process.stdout).write(helpText())
+    if (topic !== undefined && command !== undefined) io.out(commandHelp(command))
+    else if (name === undefined) io.err(helpText())
+    else io.out(helpText())
     return name === undefined ? EXIT_USAGE : EXIT_OK
   }
-  if (name === "--version") return main(["version", ...args])
-  const command = Object.hasOwn(commands, name) ? commands[name] : undefined
+  if (name === "--version") return main(["version", ...args], io)
+  const command = lookup(name)
   if (command === undefined) {
-    process.stderr.write(`mha-agent: unknown command '${name}' (see 'mha-agent --help')\n`)
+    const what = name.startsWith("-") ? "option" : "command"
+    io.err(`mha-agent: unknown ${what} '${name}' (see 'mha-agent --help')\n`)
     return EXIT_USAGE
   }
   if (args.includes("--help") || args.includes("-h")) {
-    process.stdout.write(`usage: mha-agent ${command.usage}\n  ${command.summary}\n`)
+    io.out(commandHelp(command))
     return EXIT_OK
   }
   try {
-    return await command.run(args)
+    return await command.run(args, io)
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`mha-agent ${e.message}\n`)
+      io.err(`mha-agent ${e.message}\n`)
       return EXIT_USAGE
     }
     const detail = e instanceof Error ? (e.stack ?? e.message) : String(e)
-    process.stderr.write(`mha-agent ${name}: internal error: ${detail}\n`)
+    io.err(`mha-agent ${name}: internal error: ${detail}\n`)
     return EXIT_SOFTWARE
   }
 }
+
+const lookup = (name: string): Command | undefined =>
+  Object.hasOwn(commands, name) ? commands[name] : undefined
 
 /** True when this module is the program (the bundle, the binary, or `node agent/src/main.ts`). */
 const isProgram = (): boolean => {
