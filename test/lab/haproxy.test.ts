@@ -1,70 +1,20 @@
 // HAProxy (Debian's) as the real load balancer in front of a lab cluster:
-// its write frontend checks every agent's /primary (packaging/haproxy.cfg.example)
+// its write frontend checks every agent's /primary (test/lab/haproxy.ts, after
+// packaging/haproxy.cfg.example)
 // and a client writes through it instead of the VIP. The primary's mysqld is
 // stopped so that it cannot restart: the agents fail over, HAProxy follows
 // /primary to the new primary by itself, the client keeps writing with no
 // manual step, and no acknowledged write is lost. Reports the downtime.
 import assert from "node:assert/strict"
-import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { test } from "node:test"
 import { LabCluster } from "./cluster.ts"
-import { run, sleep, waitFor } from "./exec.ts"
+import { sleep, waitFor } from "./exec.ts"
+import { backendStates, HAPROXY_WRITE_PORT, startHaproxy } from "./haproxy.ts"
 import { missingAckedWrites, readWriterLog, writeDowntimeMs } from "./invariants.ts"
-import { CLIENT_ADDRESS, HTTP_PORT, MYSQL_PORT } from "./network.ts"
+import { CLIENT_ADDRESS } from "./network.ts"
 
 const here = import.meta.dirname
-const WRITE_PORT = 3307
-const STATS_PORT = 8404
-
-const haproxyConfig = (servers: ReadonlyArray<{ name: string; address: string }>): string => `
-global
-    maxconn 1024
-
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 1h
-    timeout server 1h
-    timeout check 1s
-
-# Writes: the primary only (a copy of packaging/haproxy.cfg.example, faster checks).
-frontend mysql_write
-    bind ${CLIENT_ADDRESS}:${WRITE_PORT}
-    default_backend mysql_primary
-
-backend mysql_primary
-    option httpchk GET /primary
-    http-check expect status 200
-    default-server inter 500 fall 2 rise 1 on-marked-down shutdown-sessions port ${HTTP_PORT}
-${servers.map((s) => `    server ${s.name} ${s.address}:${MYSQL_PORT} check`).join("\n")}
-
-listen stats
-    mode http
-    bind ${CLIENT_ADDRESS}:${STATS_PORT}
-    stats enable
-    stats uri /stats
-`
-
-/** Server name -> UP/DOWN/... as HAProxy's CSV stats say, for the write backend. */
-const backendStates = async (c: LabCluster): Promise<Record<string, string>> => {
-  const { stdout } = await c.lab.exec("client", [
-    "curl",
-    "-sS",
-    "-m",
-    "2",
-    `http://${CLIENT_ADDRESS}:${STATS_PORT}/stats;csv`,
-  ])
-  const states: Record<string, string> = {}
-  for (const line of stdout.split("\n")) {
-    const [px, sv, ...rest] = line.split(",")
-    if (px !== "mysql_primary" || sv === undefined || sv === "BACKEND" || sv === "FRONTEND")
-      continue
-    states[sv] = rest[15] ?? "?" // the 18th column is `status`
-  }
-  return states
-}
-
 test("HAProxy follows /primary across a failover: the client keeps writing, nothing lost", {
   timeout: 300_000,
 }, async () => {
@@ -72,18 +22,12 @@ test("HAProxy follows /primary across a failover: the client keeps writing, noth
   let failed = true
   let sampling = true
   try {
-    const cfg = join(c.lab.runDir(), "haproxy.cfg")
-    writeFileSync(
-      cfg,
-      haproxyConfig(c.lab.hosts.map((h) => ({ name: h.name, address: h.address }))),
-    )
-    await run("/usr/sbin/haproxy", ["-c", "-q", "-f", cfg])
-    await c.lab.spawn("client", "haproxy", ["/usr/sbin/haproxy", "-f", cfg, "-db"])
+    await startHaproxy(c.lab)
     const primary = await c.waitForPrimary(10_000)
     await waitFor(
       `HAProxy to see only ${primary} UP`,
       async () => {
-        const s = await backendStates(c).catch(() => ({}) as Record<string, string>)
+        const s = await backendStates(c.lab).catch(() => ({}) as Record<string, string>)
         return (
           Object.entries(s).every(([n, st]) => (n === primary) === st.startsWith("UP")) &&
           s[primary] !== undefined
@@ -97,7 +41,7 @@ test("HAProxy follows /primary across a failover: the client keeps writing, noth
     const samples: Array<{ t: number; up: string[] }> = []
     const sampler = (async () => {
       while (sampling) {
-        const s = await backendStates(c).catch(() => undefined)
+        const s = await backendStates(c.lab).catch(() => undefined)
         if (s !== undefined)
           samples.push({
             t: Date.now(),
@@ -116,7 +60,7 @@ test("HAProxy follows /primary across a failover: the client keeps writing, noth
       "--host",
       CLIENT_ADDRESS,
       "--port",
-      String(WRITE_PORT),
+      String(HAPROXY_WRITE_PORT),
       "--out",
       out,
     ])
