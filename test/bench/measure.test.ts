@@ -1,0 +1,96 @@
+// The benchmark's interval definitions on hand-made logs (no lab needed):
+//   bash scripts/node24.sh --test test/bench/measure.test.ts
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import {
+  cpuPercent,
+  failoverTimes,
+  parseAgentLog,
+  quantile,
+  rssMiB,
+  statTicks,
+  switchoverBlocks,
+  writeBlockMs,
+} from "./measure.ts"
+
+const T0 = Date.parse("2026-11-22T06:00:00.000Z")
+const line = (ms: number, event: string, msg = "") =>
+  JSON.stringify({ level: 30, time: new Date(T0 + ms).toISOString(), event, msg })
+const acks = (...ts: number[]) => ({ acked: ts.map((t, i) => ({ id: i, t: T0 + t })), errors: 0 })
+
+test("a failover's phases come from the first lines after the fault", () => {
+  const db1 = parseAgentLog(
+    "db1",
+    [
+      line(-5000, "pre-vote", "bootstrap"),
+      line(-4990, "elected"),
+      "not json",
+      line(300, "mysqld-failed"),
+      line(310, "restart-failed", "attempt 1"),
+      line(330, "restart-failed", "attempt 2"),
+      line(350, "resigned"),
+    ].join("\n"),
+  )
+  const db2 = parseAgentLog(
+    "db2",
+    [
+      line(360, "primary-resigned"),
+      line(1100, "pre-vote"),
+      line(1105, "election"),
+      line(1130, "elected"),
+      line(1190, "vip_acquired"),
+      line(1191, "promoted"),
+    ].join("\n"),
+  )
+  const t = failoverTimes([...db2, ...db1], acks(-20, 0, 1400, 1420), T0 + 10)
+  assert.deepEqual(t, {
+    detectionMs: 290,
+    detectedBy: "db1 mysqld-failed",
+    waitMs: 800,
+    electionMs: 30,
+    promotionMs: 61,
+    newPrimary: "db2",
+    vipMoveMs: 210,
+    faultToAckMs: 1390,
+    afterRestartGaveUpMs: 1070,
+  })
+})
+
+test("an election-status line counts as detection only when it says an election is due", () => {
+  const lines = parseAgentLog(
+    "db3",
+    [
+      line(100, "election-status", "db1 leads term 1"),
+      line(3900, "election-status", "election due (election)"),
+    ].join("\n"),
+  )
+  assert.equal(failoverTimes(lines, acks(), T0).detectionMs, 3900)
+})
+
+test("write blocks: the longest gap ending in the window, clipped at its start", () => {
+  const log = acks(0, 20, 40, 900, 920, 5000, 5020, 5700, 5720)
+  assert.equal(writeBlockMs(log, T0 + 100), 4080)
+  assert.equal(writeBlockMs(log, T0 + 100, T0 + 4000), 800)
+  const lines = parseAgentLog(
+    "db1",
+    [line(50, "switchover", "to db2 requested"), line(5030, "switchover", "to db1 requested")].join(
+      "\n",
+    ),
+  )
+  assert.deepEqual(switchoverBlocks(lines, log, T0 + 45), [4080, 670])
+})
+
+test("quantiles are nearest-rank", () => {
+  assert.equal(quantile([5, 1, 3, 2, 4], 0.5), 3)
+  assert.equal(quantile([5, 1, 3, 2, 4], 0.95), 5)
+  assert.equal(quantile([1, 2], 0.5), 1)
+  assert.ok(Number.isNaN(quantile([], 0.5)))
+})
+
+test("CPU ticks and RSS from /proc", () => {
+  const stat =
+    "1234 (node (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 100 1000 5000"
+  assert.equal(statTicks(stat), 300)
+  assert.equal(cpuPercent(100, 160, 60_000, 100), 1)
+  assert.equal(rssMiB("Name:\tnode\nVmRSS:\t   81920 kB\n"), 80)
+})

@@ -1,0 +1,312 @@
+// bench/results.md from the records of bench/results.json: the machine, the
+// timings, one table per metric family (median, p95, max, run count) and the
+// issue's targets next to the numbers.
+import { execSync } from "node:child_process"
+import { readFileSync } from "node:fs"
+import type { FailoverTimes } from "./measure.ts"
+import { median, quantile } from "./measure.ts"
+
+export interface RunRecord {
+  readonly scenario: string
+  readonly run: number
+  readonly commit: string
+  readonly at: string
+  readonly loadavg: ReadonlyArray<number>
+  readonly ok: boolean
+  readonly error?: string
+  readonly logs?: string
+  readonly timings?: Readonly<Record<string, number>>
+  readonly downtimeMs?: number
+  readonly acked?: number
+  readonly lostWrites?: number
+  readonly problems?: ReadonlyArray<string>
+  readonly diverged?: ReadonlyArray<string>
+  readonly termBefore?: number
+  readonly termAfter?: number
+  readonly times?: FailoverTimes
+  readonly switchoverBlocksMs?: ReadonlyArray<number>
+  readonly what?: string
+  readonly primaryBefore?: string
+  readonly primaryAfter?: string
+  readonly elections?: ReadonlyArray<string>
+  readonly falseFailover?: boolean
+  readonly windowMs?: number
+  readonly agentCommand?: string
+  readonly agents?: ReadonlyArray<{ host: string; cpuPercent: number; rssMiB: number }>
+}
+
+const NAMES: Record<string, string> = {
+  "1": "1: primary mysqld killed, restarts",
+  "2": "2: primary mysqld cannot restart",
+  "3": "3: primary host isolated",
+  "8": "8: switchover there and back",
+  "5-pause": "5: primary's agent paused < lease",
+  "5-kill": "5: primary's agent killed -9, restarted",
+  "6": "6: 30 % loss on every host, 60 s",
+  "rest-3": "at rest, 3 members",
+  "rest-7": "at rest, 7 members",
+}
+const ORDER = Object.keys(NAMES)
+
+const fmt = (x: number, digits = 0): string => (Number.isNaN(x) ? "–" : x.toFixed(digits))
+const stats = (xs: ReadonlyArray<number>, digits = 0): string =>
+  `${fmt(median(xs), digits)} | ${fmt(quantile(xs, 0.95), digits)} | ${fmt(xs.length === 0 ? Number.NaN : Math.max(...xs), digits)}`
+const status = (met: boolean | undefined): string =>
+  met === undefined ? "no data" : met ? "**met**" : "**missed**"
+const defined = (xs: ReadonlyArray<number | undefined>): number[] =>
+  xs.filter((x): x is number => x !== undefined && Number.isFinite(x))
+
+const machine = (): string[] => {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8")
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown CPU"
+  const cores = cpuinfo.split("\n").filter((l) => l.startsWith("processor")).length
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1])
+  const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()
+  return [
+    `- Machine: ${model}, ${cores} cores, ${fmt(memKb / 1024 / 1024, 1)} GiB RAM, Linux ${kernel} (from /proc).`,
+  ]
+}
+
+const git = (args: string): string => {
+  try {
+    return execSync(`git ${args}`, { encoding: "utf8", cwd: import.meta.dirname }).trim()
+  } catch {
+    return "?"
+  }
+}
+
+export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
+  const by = (s: string) => records.filter((r) => r.scenario === s)
+  const present = ORDER.filter((s) => by(s).length > 0)
+  const out: string[] = []
+  const commits = new Map<string, number>()
+  for (const r of records) commits.set(r.commit, (commits.get(r.commit) ?? 0) + 1)
+  const dates = records.map((r) => r.at).sort()
+  const loads = records.map((r) => r.loadavg[0] ?? 0)
+  const timings = records.findLast((r) => r.timings !== undefined)?.timings
+  const timingSets = new Set(records.filter((r) => r.timings).map((r) => JSON.stringify(r.timings)))
+
+  out.push("# mha-agent benchmark results", "")
+  out.push(
+    `Generated ${new Date().toISOString()} (report commit ${git("rev-parse --short HEAD")}) by \`npm run bench\` (test/bench/run.ts) from ${records.length} runs in bench/results.json.`,
+    "",
+  )
+  out.push(...machine())
+  out.push(
+    `- Runs taken ${dates[0] ?? "–"} to ${dates.at(-1) ?? "–"}, agent code at ${[...commits].map(([c, n]) => `${c} (${n} runs)`).join(", ")}.`,
+    `- Other work (builds, unit tests of other people) ran on the machine during these runs; only lab runs were excluded by the lab lock. 1-minute load average at the start of a run: ${fmt(Math.min(...loads), 2)} to ${fmt(Math.max(...loads), 2)}.`,
+    `- Lab: real MySQL 9.7 per network namespace, semi-sync strict, 3 hosts (7 for "at rest, 7 members"), the lab supervisor restarts a killed mysqld after 1 s, a client writes through the VIP every 20 ms (each write acknowledged after COMMIT).`,
+  )
+  if (timings) {
+    out.push(
+      `- Agent timings (effective, decoded from the agents' config by the agent's own loader; the benchmark sets restart_timeout and apply_timeout to 10 s, the rest are defaults): ${Object.entries(
+        timings,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(
+          ", ",
+        )} (ms; drift_margin a fraction).${timingSets.size > 1 ? " NOTE: runs used different timings." : ""}`,
+    )
+  }
+  out.push(
+    "- Quantiles are nearest-rank: with 5 runs p95 is the maximum.",
+    "",
+    "Definitions (all times from one clock: the agents' log \"time\" fields, the writer's ack times and the fault time are epoch ms on this machine):",
+    "- write downtime: the longest gap between two acknowledged writes through the VIP that ends after the fault, counted from the fault (c.check(faultAt).downtimeMs). Scenario 8: the longer of its two switchovers.",
+    '- detection: fault → the first agent log line reporting the failure (mysqld-failed, restart-failed, self-fenced, resigned, primary-resigned, old-primary-unreachable, pre-vote, election, or election-status "election due").',
+    "- wait: detection → the first pre-vote (the lease wait, or the restart attempts in scenario 2).",
+    "- election: the first pre-vote → elected (the winner's line).",
+    "- promotion: elected → promoted on the winner (fencing, catch-up, record committed, writable, VIP added).",
+    "- VIP move: vip_acquired on the new primary → the first write acknowledged through the VIP after it (gratuitous ARP, client reconnect).",
+    "- fault → first ack: fault → the first acknowledged write after the new primary's vip_acquired.",
+    "- after the restart gave up (scenario 2): the last restart-failed line before resigned → the first acknowledged write after it.",
+    '- switchover write block (scenario 8): per switchover, the longest ack gap ending between its "switchover" request line (the first from the CLI call) and the next switchover\'s.',
+    "- false failover (5, 6): any term change or a different primary after the stress (measured 10 to 15 s after it ended).",
+    "- agent at rest: writer and sampler stopped, 10 s settling, then utime+stime of /proc/PID/stat over a 60 s window (percent of one core) and VmRSS of /proc/PID/status at its end, per agent process.",
+    "",
+  )
+
+  // ---- targets -------------------------------------------------------------
+  const downtimes = (s: string) => defined(by(s).map((r) => r.downtimeMs))
+  const s3 = downtimes("3")
+  const gaveUp = defined(by("2").map((r) => r.times?.afterRestartGaveUpMs))
+  const blocks = by("8").flatMap((r) => r.switchoverBlocksMs ?? [])
+  const failoverKeys = ["1", "2", "3", "8", "5-pause", "5-kill", "6"]
+  const withWrites = records.filter((r) => failoverKeys.includes(r.scenario))
+  const lost = withWrites.reduce((n, r) => n + (r.lostWrites ?? 0), 0)
+  const noCheck = withWrites.filter((r) => r.lostWrites === undefined).length
+  const stress = records.filter((r) => ["5-pause", "5-kill", "6"].includes(r.scenario))
+  const falseFailovers = stress.filter((r) => r.falseFailover !== false).length
+  const rest = records.filter((r) => r.scenario.startsWith("rest-"))
+  const restAgents = rest.flatMap((r) => r.agents ?? [])
+  const maxCpu = restAgents.length ? Math.max(...restAgents.map((a) => a.cpuPercent)) : Number.NaN
+  const maxRss = restAgents.length ? Math.max(...restAgents.map((a) => a.rssMiB)) : Number.NaN
+  const when = <T>(xs: ReadonlyArray<T>, f: () => boolean) => (xs.length === 0 ? undefined : f())
+  out.push(
+    "## Targets (issue 6)",
+    "",
+    "| target | measured | runs | status |",
+    "|---|---|---|---|",
+    `| scenario 3 (isolated primary): median write downtime ≤ 6 s | median ${fmt(median(s3))} ms | ${s3.length} | ${status(when(s3, () => median(s3) <= 6000))} |`,
+    `| scenario 3: max write downtime ≤ 10 s | max ${fmt(s3.length ? Math.max(...s3) : Number.NaN)} ms | ${s3.length} | ${status(when(s3, () => Math.max(...s3) <= 10_000))} |`,
+    `| scenario 2 (mysqld cannot restart): median downtime after the restart gave up ≤ 3 s | median ${fmt(median(gaveUp))} ms | ${gaveUp.length} | ${status(when(gaveUp, () => median(gaveUp) <= 3000))} |`,
+    `| scenario 8 (switchover): median write block per switchover < 1 s | median ${fmt(median(blocks))} ms | ${blocks.length} switchovers | ${status(when(blocks, () => median(blocks) < 1000))} |`,
+    `| zero lost acknowledged writes in every run | ${lost} lost${noCheck ? `; ${noCheck} runs ended before the check` : ""} | ${withWrites.length} | ${status(when(withWrites, () => lost === 0 && noCheck === 0))} |`,
+    `| zero false failovers (5, 6) | ${falseFailovers} runs with a term change or new primary (or no result) | ${stress.length} | ${status(when(stress, () => falseFailovers === 0))} |`,
+    `| agent at rest < 2 % of one core (every agent) | max ${fmt(maxCpu, 2)} % | ${restAgents.length} agents | ${status(when(restAgents, () => maxCpu < 2))} |`,
+    `| agent at rest < 120 MB RSS (every agent) | max ${fmt(maxRss, 1)} MiB | ${restAgents.length} agents | ${status(when(restAgents, () => maxRss < 120))} |`,
+    "",
+  )
+
+  // ---- write downtime ------------------------------------------------------
+  out.push(
+    "## Client-observed write downtime (ms)",
+    "",
+    "| scenario | runs ok / total | median | p95 | max |",
+    "|---|---|---|---|---|",
+  )
+  for (const s of present.filter((k) => failoverKeys.includes(k))) {
+    const rs = by(s)
+    out.push(
+      `| ${NAMES[s]} | ${rs.filter((r) => r.ok).length} / ${rs.length} | ${stats(downtimes(s))} |`,
+    )
+  }
+  out.push(
+    "",
+    "Scenarios 5 and 6 have no target for downtime (listed for information: in 6 the loss also hits the client's and the replicas' MySQL traffic).",
+    "",
+  )
+
+  // ---- scenario 2 and 8 specifics ------------------------------------------
+  out.push(
+    "## Scenario 2: write downtime after the restart gave up (ms)",
+    "",
+    "| runs | median | p95 | max | target |",
+    "|---|---|---|---|---|",
+    `| ${gaveUp.length} | ${stats(gaveUp)} | median ≤ 3000: ${status(when(gaveUp, () => median(gaveUp) <= 3000))} |`,
+    "",
+    "## Scenario 8: write block per switchover (ms)",
+    "",
+    "| switchover | count | median | p95 | max | target |",
+    "|---|---|---|---|---|---|",
+  )
+  const there = defined(by("8").map((r) => r.switchoverBlocksMs?.[0]))
+  const back = defined(by("8").map((r) => r.switchoverBlocksMs?.[1]))
+  out.push(
+    `| there | ${there.length} | ${stats(there)} | |`,
+    `| back | ${back.length} | ${stats(back)} | |`,
+    `| both | ${blocks.length} | ${stats(blocks)} | median < 1000: ${status(when(blocks, () => median(blocks) < 1000))} |`,
+    "",
+  )
+
+  // ---- phases ----------------------------------------------------------------
+  const phases: Array<[keyof FailoverTimes, string]> = [
+    ["detectionMs", "detection"],
+    ["waitMs", "wait (detection → pre-vote)"],
+    ["electionMs", "election"],
+    ["promotionMs", "promotion"],
+    ["vipMoveMs", "VIP move"],
+    ["faultToAckMs", "fault → first ack"],
+  ]
+  out.push(
+    "## Failover phases (ms, from the agents' logs)",
+    "",
+    "| scenario | phase | runs | median | p95 | max |",
+    "|---|---|---|---|---|---|",
+  )
+  for (const s of present.filter((k) => ["1", "2", "3", "8"].includes(k))) {
+    for (const [key, label] of phases) {
+      const xs = defined(by(s).map((r) => r.times?.[key] as number | undefined))
+      if (xs.length > 0) out.push(`| ${NAMES[s]} | ${label} | ${xs.length} | ${stats(xs)} |`)
+    }
+  }
+  out.push(
+    "",
+    "Scenario 1 has no election (the restart succeeds); scenario 8 has no failure to detect (the phases that appear come from the switchovers' own elections).",
+    "",
+  )
+
+  // ---- safety ----------------------------------------------------------------
+  out.push(
+    "## Safety: lost writes, invariants, false failovers",
+    "",
+    "| scenario | runs | runs failing (error or invariant) | lost acknowledged writes | runs with a term change | runs with a different primary | false failovers |",
+    "|---|---|---|---|---|---|---|",
+  )
+  for (const s of present.filter((k) => failoverKeys.includes(k))) {
+    const rs = by(s)
+    const isStress = ["5-pause", "5-kill", "6"].includes(s)
+    const termChanged = rs.filter(
+      (r) => r.termBefore !== undefined && r.termAfter !== r.termBefore,
+    ).length
+    const newPrimary = rs.filter(
+      (r) => r.primaryBefore !== undefined && r.primaryAfter !== r.primaryBefore,
+    ).length
+    out.push(
+      `| ${NAMES[s]} | ${rs.length} | ${rs.filter((r) => !r.ok).length} | ${rs.reduce((n, r) => n + (r.lostWrites ?? 0), 0)} | ${termChanged} | ${isStress ? newPrimary : "(failover expected)"} | ${isStress ? rs.filter((r) => r.falseFailover !== false).length : "–"} |`,
+    )
+  }
+  out.push("")
+
+  // ---- at rest -----------------------------------------------------------------
+  if (rest.length > 0) {
+    out.push(
+      "## Agent cost at rest (per agent process)",
+      "",
+      "| members | runs | agents measured | CPU % of one core: median | p95 | max | RSS MiB: median | p95 | max | targets (< 2 %, < 120 MB) |",
+      "|---|---|---|---|---|---|---|---|---|---|",
+    )
+    for (const s of ["rest-3", "rest-7"].filter((k) => by(k).length > 0)) {
+      const agents = by(s).flatMap((r) => r.agents ?? [])
+      const cpu = agents.map((a) => a.cpuPercent)
+      const rss = agents.map((a) => a.rssMiB)
+      const met = when(agents, () => Math.max(...cpu) < 2 && Math.max(...rss) < 120)
+      out.push(
+        `| ${s.slice(5)} | ${by(s).length} | ${agents.length} | ${stats(cpu, 2)} | ${stats(rss, 1)} | ${status(met)} |`,
+      )
+    }
+    const cmd = rest.findLast((r) => r.agentCommand)?.agentCommand
+    if (cmd)
+      out.push(
+        "",
+        `Agent process measured: \`${cmd}\` (the source tree on Node 24 with type stripping, as the lab runs it).`,
+      )
+    out.push("")
+  }
+
+  // ---- every run -----------------------------------------------------------------
+  out.push(
+    "## Every run",
+    "",
+    "| scenario | run | at | commit | load | ok | numbers |",
+    "|---|---|---|---|---|---|---|",
+  )
+  for (const s of present) {
+    for (const r of by(s)) {
+      const n: string[] = []
+      if (r.downtimeMs !== undefined) n.push(`downtime ${r.downtimeMs}`)
+      if (r.switchoverBlocksMs) n.push(`blocks ${r.switchoverBlocksMs.join("/")}`)
+      const t = r.times
+      if (t?.detectionMs !== undefined) n.push(`detect ${t.detectionMs} (${t.detectedBy})`)
+      if (t?.waitMs !== undefined) n.push(`wait ${t.waitMs}`)
+      if (t?.electionMs !== undefined) n.push(`elect ${t.electionMs}`)
+      if (t?.promotionMs !== undefined) n.push(`promote ${t.promotionMs}`)
+      if (t?.vipMoveMs !== undefined) n.push(`vip ${t.vipMoveMs}`)
+      if (t?.afterRestartGaveUpMs !== undefined) n.push(`after give-up ${t.afterRestartGaveUpMs}`)
+      if (r.termBefore !== undefined) n.push(`term ${r.termBefore}→${r.termAfter}`)
+      if (r.primaryBefore !== undefined) n.push(`primary ${r.primaryBefore}→${r.primaryAfter}`)
+      if (r.lostWrites) n.push(`LOST ${r.lostWrites}`)
+      if (r.diverged?.length) n.push(`diverged ${r.diverged.join(",")}`)
+      if (r.agents)
+        n.push(r.agents.map((a) => `${a.host} ${a.cpuPercent}%/${a.rssMiB}MiB`).join(" "))
+      if (r.problems?.length) n.push(`problems: ${r.problems.join("; ")}`)
+      if (r.error) n.push(`error: ${r.error}`)
+      if (r.logs) n.push(`logs ${r.logs}`)
+      out.push(
+        `| ${s} | ${r.run} | ${r.at.slice(0, 19)}Z | ${r.commit} | ${r.loadavg[0] ?? ""} | ${r.ok ? "yes" : "NO"} | ${n.join("; ").replaceAll("|", "/")} |`,
+      )
+    }
+  }
+  out.push("")
+  return out.join("\n")
+}

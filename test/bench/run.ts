@@ -1,0 +1,293 @@
+// The benchmark of lab.md: repeats scenarios on the real lab and appends one
+// record per run to bench/results.json; bench/results.md is regenerated from
+// all records after every run (and alone with --report).
+//   npm run bench -- [--runs N] [--only 1,2,3,5,6,8,rest] [--report] [--keep-logs]
+//                    [--working-tree] [--results bench/results.json] [--out bench/results.md]
+// Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
+// --runs defaults to 5 for the scenarios and to 1 for "rest" (one run is 2 × 70 s of measuring).
+import { execSync } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { loadavg } from "node:os"
+import { dirname, join } from "node:path"
+import { parseArgs } from "node:util"
+import { parseConfigText } from "../../agent/src/daemon/config-load.ts"
+import { type ClusterOptions, LabCluster } from "../lab/cluster.ts"
+import { sleep } from "../lab/exec.ts"
+import {
+  mysqldCannotRestart,
+  mysqldKilledRestarts,
+  primaryIsolated,
+  type Scenario,
+  switchoverThereAndBack,
+} from "../lab/scenarios.ts"
+import {
+  cpuPercent,
+  failoverTimes,
+  type LogLine,
+  parseAgentLog,
+  switchoverBlocks,
+} from "./measure.ts"
+import { type RunRecord, renderReport } from "./report.ts"
+import {
+  agentComm,
+  agentCosts,
+  primaryAgentKilled,
+  primaryAgentPaused,
+  randomLossEverywhere,
+  type StressOutcome,
+} from "./stress.ts"
+
+const repo = join(import.meta.dirname, "../..")
+
+/** The timings every run uses: the defaults, with the lab tests' shorter restart and apply timeouts. */
+export const BENCH_TIMINGS = { restart_timeout: "10s", apply_timeout: "10s" } as const
+const PAUSE_MS = 3000
+const LOSS_PERCENT = 30
+const LOSS_MS = 60_000
+const REST_WARMUP_MS = 10_000
+const REST_WINDOW_MS = 60_000
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string" },
+    only: { type: "string", default: "1,2,3,5,6,8,rest" },
+    report: { type: "boolean", default: false },
+    "keep-logs": { type: "boolean", default: false },
+    "working-tree": { type: "boolean", default: false },
+    results: { type: "string", default: join(repo, "bench/results.json") },
+    out: { type: "string", default: join(repo, "bench/results.md") },
+  },
+})
+
+const readRecords = (): RunRecord[] =>
+  existsSync(values.results)
+    ? (JSON.parse(readFileSync(values.results, "utf8")) as RunRecord[])
+    : []
+
+const writeReport = (): void => {
+  mkdirSync(dirname(values.out), { recursive: true })
+  writeFileSync(values.out, renderReport(readRecords()))
+}
+
+const append = (r: RunRecord): void => {
+  const all = readRecords()
+  all.push(r)
+  mkdirSync(dirname(values.results), { recursive: true })
+  writeFileSync(values.results, `${JSON.stringify(all, null, 1)}\n`)
+  writeReport()
+}
+
+const git = (args: string): string =>
+  execSync(`git ${args}`, { cwd: repo, encoding: "utf8" }).trim()
+
+/**
+ * Which agent the runs use. Others edit the checkout while the bench runs, so
+ * by default the agent is HEAD's agent/ and shared/, exported with git archive
+ * into /tmp and run from there (MHA_AGENT_BIN, which the lab honours);
+ * --working-tree runs the checkout as it is, and a given MHA_AGENT_BIN wins.
+ */
+const chooseAgent = (): string => {
+  if (process.env.MHA_AGENT_BIN) return `MHA_AGENT_BIN=${process.env.MHA_AGENT_BIN}`
+  const head = git("rev-parse --short HEAD")
+  if (values["working-tree"]) {
+    const dirty = git("status --porcelain -- agent shared") !== ""
+    return dirty ? `${head}+uncommitted agent/shared changes` : head
+  }
+  const dir = `/tmp/mha-bench-agent-${head}`
+  const bin = join(dir, "run-agent.sh")
+  if (!existsSync(bin)) {
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(dir, { recursive: true })
+    execSync(`git archive ${head} agent shared package.json tsconfig.json | tar -x -C ${dir}`, {
+      cwd: repo,
+    })
+    symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"))
+    writeFileSync(
+      bin,
+      `#!/bin/sh\nexec ${process.execPath} --disable-warning=ExperimentalWarning ${dir}/agent/src/main.ts "$@"\n`,
+      { mode: 0o755 },
+    )
+  }
+  process.env.MHA_AGENT_BIN = bin
+  return head
+}
+
+/** The agents' effective timings in ms, decoded by the agent's own config loader. */
+const effectiveTimings = (c: LabCluster): Record<string, number> => {
+  const parsed = parseConfigText(readFileSync(c.agents.configPath("db1"), "utf8"))
+  if (parsed._tag !== "Ok") throw new Error(`the lab's agent config does not parse`)
+  return { ...parsed.config.timings } as Record<string, number>
+}
+
+const agentLines = (c: LabCluster): LogLine[] =>
+  c.lab.hosts.flatMap((h) => {
+    const file = c.agents.logPath(h.name)
+    return existsSync(file) ? parseAgentLog(h.name, readFileSync(file, "utf8")) : []
+  })
+
+const maxTerm = (c: LabCluster): number => Math.max(...c.lab.hosts.map((h) => c.term(h.name)))
+
+const lostWrites = (problems: ReadonlyArray<string>): number =>
+  problems
+    .map((p) => /^(\d+) acknowledged writes missing/.exec(p)?.[1])
+    .reduce((n, m) => n + (m === undefined ? 0 : Number(m)), 0)
+
+let agentVersion = "?"
+
+const base = (scenario: string, run: number) => ({
+  scenario,
+  run,
+  commit: agentVersion,
+  at: new Date().toISOString(),
+  loadavg: loadavg().map((x) => Number(x.toFixed(2))),
+})
+
+/** One run on a fresh cluster; failures become records too (with the kept logs). */
+const onCluster = async (
+  scenario: string,
+  run: number,
+  options: ClusterOptions,
+  body: (c: LabCluster) => Promise<Partial<RunRecord>>,
+): Promise<RunRecord> => {
+  const started = base(scenario, run)
+  let c: LabCluster
+  try {
+    c = await LabCluster.up({ timings: BENCH_TIMINGS, ...options })
+  } catch (e) {
+    return { ...started, ok: false, error: `lab up: ${e instanceof Error ? e.message : e}` }
+  }
+  try {
+    const timings = effectiveTimings(c)
+    const r = await body(c)
+    const ok = r.ok ?? (r.problems ?? []).length === 0
+    const logs = !ok || values["keep-logs"] ? c.keepLogs(`bench${scenario}`) : undefined
+    return { ...started, timings, ...r, ok, ...(logs ? { logs } : {}) }
+  } catch (e) {
+    return {
+      ...started,
+      ok: false,
+      error: e instanceof Error ? e.message.split("\n")[0]! : String(e),
+      logs: c.keepLogs(`bench${scenario}`),
+    }
+  } finally {
+    await c.down()
+  }
+}
+
+const failoverRun = (key: string, scenario: Scenario) => (run: number) =>
+  onCluster(key, run, {}, async (c) => {
+    const termBefore = maxTerm(c)
+    const faultAt = await scenario(c)
+    const check = await c.check(faultAt)
+    const lines = agentLines(c)
+    const writes = c.writes()
+    return {
+      downtimeMs: check.downtimeMs,
+      acked: check.acked,
+      lostWrites: lostWrites(check.problems),
+      problems: check.problems,
+      diverged: check.diverged,
+      termBefore,
+      termAfter: maxTerm(c),
+      times: failoverTimes(lines, writes, faultAt),
+      ...(key === "8" ? { switchoverBlocksMs: switchoverBlocks(lines, writes, faultAt) } : {}),
+    }
+  })
+
+const stressRun =
+  (key: string, stress: (c: LabCluster) => Promise<StressOutcome>) => (run: number) =>
+    onCluster(key, run, {}, async (c) => {
+      const o = await stress(c)
+      const check = await c.check(o.faultAt)
+      const elections = agentLines(c).filter((l) => l.t >= o.faultAt && l.event === "elected")
+      return {
+        what: o.what,
+        downtimeMs: check.downtimeMs,
+        acked: check.acked,
+        lostWrites: lostWrites(check.problems),
+        problems: check.problems,
+        diverged: check.diverged,
+        termBefore: o.termBefore,
+        termAfter: o.termAfter,
+        primaryBefore: o.primaryBefore,
+        primaryAfter: o.primaryAfter ?? "none",
+        elections: elections.map((l) => `${l.host}: ${l.msg}`),
+        falseFailover: o.termAfter !== o.termBefore || o.primaryAfter !== o.primaryBefore,
+      }
+    })
+
+const restRun = (hosts: number) => (run: number) =>
+  onCluster(`rest-${hosts}`, run, { hosts }, async (c) => {
+    // At rest: no client traffic, only the agents and their mysqlds.
+    await c.lab.stopProcess("client", "writer")
+    await c.lab.stopProcess("client", "sampler")
+    await sleep(REST_WARMUP_MS)
+    const t0 = Date.now()
+    const before = agentCosts(c)
+    await sleep(REST_WINDOW_MS)
+    const after = agentCosts(c)
+    const ms = Date.now() - t0
+    const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
+    return {
+      ok: true,
+      windowMs: ms,
+      agentCommand: agentComm(c, "db1"),
+      agents: after.map((a, i) => ({
+        host: a.host,
+        cpuPercent: Number(cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),
+        rssMiB: Number(a.rssMiB.toFixed(1)),
+      })),
+    }
+  })
+
+const PLAN: Record<string, ReadonlyArray<(run: number) => Promise<RunRecord>>> = {
+  "1": [failoverRun("1", mysqldKilledRestarts)],
+  "2": [failoverRun("2", mysqldCannotRestart)],
+  "3": [failoverRun("3", primaryIsolated)],
+  "8": [failoverRun("8", switchoverThereAndBack)],
+  "5": [
+    stressRun("5-pause", (c) => primaryAgentPaused(c, PAUSE_MS)),
+    stressRun("5-kill", primaryAgentKilled),
+  ],
+  "6": [stressRun("6", (c) => randomLossEverywhere(c, LOSS_PERCENT, LOSS_MS))],
+  rest: [restRun(3), restRun(7)],
+}
+
+if (values.report) {
+  writeReport()
+  console.log(`wrote ${values.out} from ${readRecords().length} records in ${values.results}`)
+} else {
+  agentVersion = chooseAgent()
+  console.log(`agent: ${agentVersion} (${process.env.MHA_AGENT_BIN ?? "the working tree"})`)
+  const keys = values.only.split(",").map((k) => k.trim())
+  for (const k of keys) {
+    if (!PLAN[k])
+      throw new Error(`unknown --only item '${k}' (known: ${Object.keys(PLAN).join(", ")})`)
+  }
+  for (const k of keys) {
+    const runs = Number(values.runs ?? (k === "rest" ? 1 : 5))
+    for (let i = 1; i <= runs; i++) {
+      for (const step of PLAN[k]!) {
+        const r = await step(i)
+        append(r)
+        console.log(summary(r))
+      }
+    }
+  }
+  console.log(`results: ${values.results}; report: ${values.out}`)
+}
+
+function summary(r: RunRecord): string {
+  const parts = [`scenario ${r.scenario} run ${r.run}: ${r.ok ? "ok" : "FAILED"}`]
+  if (r.downtimeMs !== undefined) parts.push(`downtime ${r.downtimeMs} ms`)
+  if (r.switchoverBlocksMs) parts.push(`switchover blocks ${r.switchoverBlocksMs.join(", ")} ms`)
+  if (r.times) parts.push(JSON.stringify(r.times))
+  if (r.falseFailover !== undefined)
+    parts.push(`term ${r.termBefore}→${r.termAfter}, primary ${r.primaryBefore}→${r.primaryAfter}`)
+  if (r.agents)
+    parts.push(r.agents.map((a) => `${a.host} ${a.cpuPercent}% ${a.rssMiB} MiB`).join(", "))
+  if (r.problems?.length) parts.push(`problems: ${r.problems.join("; ")}`)
+  if (r.error) parts.push(`error: ${r.error}`)
+  if (r.logs) parts.push(`logs: ${r.logs}`)
+  return parts.join(" | ")
+}
