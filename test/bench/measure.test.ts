@@ -10,6 +10,7 @@ import {
   rssMiB,
   statTicks,
   switchoverBlocks,
+  switchoverPhases,
   writeBlockMs,
 } from "./measure.ts"
 
@@ -78,6 +79,14 @@ test("write blocks: the longest gap ending in the window, clipped at its start",
     ),
   )
   assert.deepEqual(switchoverBlocks(lines, log, T0 + 45), [4080, 670])
+  const more = parseAgentLog(
+    "db2",
+    [line(600, "transfer"), line(880, "vip_acquired"), line(890, "promoted")].join("\n"),
+  )
+  assert.deepEqual(switchoverPhases([...lines, ...more], log, T0 + 45), [
+    { blockMs: 4080, drainMs: 550, handoverMs: 290, vipMoveMs: 20 },
+    { blockMs: 670 },
+  ])
 })
 
 test("quantiles are nearest-rank", () => {

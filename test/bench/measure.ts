@@ -58,6 +58,8 @@ export interface FailoverTimes {
   readonly promotionMs?: number
   /** vip_acquired on the new primary → first write acknowledged through the VIP after it. */
   readonly vipMoveMs?: number
+  /** mysqld-failed → the same agent's "mysqld restarted" line (scenario 1). */
+  readonly restartMs?: number
   /** fault → first write acknowledged through the VIP after the new primary's vip_acquired. */
   readonly faultToAckMs?: number
   /** last restart-failed before the primary resigned → first acknowledged write after it. */
@@ -87,6 +89,15 @@ export const failoverTimes = (
     r.detectionMs = detected.t - faultAt
     r.detectedBy = `${detected.host} ${detected.event}`
   }
+  const failed = firstAfter(sorted, faultAt, (l) => l.event === "mysqld-failed")
+  const restarted =
+    failed &&
+    firstAfter(
+      sorted,
+      failed.t,
+      (l) => l.event === "mysqld-restart" && l.host === failed.host && l.msg === "mysqld restarted",
+    )
+  if (failed && restarted) r.restartMs = restarted.t - failed.t
   const preVote = firstAfter(sorted, faultAt, (l) => l.event === "pre-vote")
   if (detected && preVote) r.waitMs = preVote.t - detected.t
   const elected = firstAfter(sorted, faultAt, (l) => l.event === "elected")
@@ -153,6 +164,43 @@ export const switchoverBlocks = (
   if (starts.length === 0) return []
   starts[0] = Math.min(starts[0]!, faultAt)
   return starts.map((s, i) => writeBlockMs(writes, s, starts[i + 1] ?? Infinity))
+}
+
+export interface SwitchoverPhases {
+  /** The longest ack gap ending between this switchover's request line and the next one's. */
+  readonly blockMs: number
+  /** request → transfer (the old primary stopped writes and the target executed everything). */
+  readonly drainMs?: number
+  /** transfer → promoted on the target (its election and promotion). */
+  readonly handoverMs?: number
+  /** vip_acquired on the target → the first write acknowledged through the VIP after it. */
+  readonly vipMoveMs?: number
+}
+
+/** Scenario 8: each switchover's write block and phases, in order. */
+export const switchoverPhases = (
+  lines: ReadonlyArray<LogLine>,
+  writes: WriterLog,
+  faultAt: number,
+): SwitchoverPhases[] => {
+  const sorted = [...lines].sort((a, b) => a.t - b.t)
+  const requests = sorted.filter((l) => l.event === "switchover" && l.t >= faultAt)
+  const blocks = switchoverBlocks(sorted, writes, faultAt)
+  return requests.map((req, i) => {
+    const r: { -readonly [K in keyof SwitchoverPhases]: SwitchoverPhases[K] } = {
+      blockMs: blocks[i] ?? 0,
+    }
+    const until = requests[i + 1]?.t ?? Infinity
+    const within = (l: LogLine) => l.t >= req.t && l.t < until
+    const transfer = sorted.find((l) => within(l) && l.event === "transfer")
+    if (transfer) r.drainMs = transfer.t - req.t
+    const promoted = sorted.find((l) => within(l) && l.event === "promoted")
+    if (transfer && promoted) r.handoverMs = promoted.t - transfer.t
+    const vip = sorted.find((l) => within(l) && l.event === "vip_acquired")
+    const ack = vip ? firstAckAtOrAfter(writes, vip.t) : undefined
+    if (vip && ack !== undefined) r.vipMoveMs = ack - vip.t
+    return r
+  })
 }
 
 /** Nearest-rank quantile (q in (0, 1]); NaN for no values. */

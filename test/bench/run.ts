@@ -25,7 +25,7 @@ import {
   failoverTimes,
   type LogLine,
   parseAgentLog,
-  switchoverBlocks,
+  switchoverPhases,
 } from "./measure.ts"
 import { type RunRecord, renderReport } from "./report.ts"
 import {
@@ -190,7 +190,7 @@ const failoverRun = (key: string, scenario: Scenario) => (run: number) =>
       termBefore,
       termAfter: maxTerm(c),
       times: failoverTimes(lines, writes, faultAt),
-      ...(key === "8" ? { switchoverBlocksMs: switchoverBlocks(lines, writes, faultAt) } : {}),
+      ...(key === "8" ? { switchovers: switchoverPhases(lines, writes, faultAt) } : {}),
     }
   })
 
@@ -280,7 +280,7 @@ if (values.report) {
 function summary(r: RunRecord): string {
   const parts = [`scenario ${r.scenario} run ${r.run}: ${r.ok ? "ok" : "FAILED"}`]
   if (r.downtimeMs !== undefined) parts.push(`downtime ${r.downtimeMs} ms`)
-  if (r.switchoverBlocksMs) parts.push(`switchover blocks ${r.switchoverBlocksMs.join(", ")} ms`)
+  if (r.switchovers) parts.push(`switchovers ${JSON.stringify(r.switchovers)}`)
   if (r.times) parts.push(JSON.stringify(r.times))
   if (r.falseFailover !== undefined)
     parts.push(`term ${r.termBefore}→${r.termAfter}, primary ${r.primaryBefore}→${r.primaryAfter}`)
