@@ -168,6 +168,14 @@ export const primaryAgentKilled: AcceptanceScenario = async (c) => {
   assert.equal(await c.primary(), primary, "the same primary: no failover")
   const after = await agentStatus(c, primary)
   assert.equal(after.leader, primary)
+  // A restarted agent has lost its in-memory lease: it reclaims leadership of
+  // its own still-writable mysqld in the next term (one election, same primary).
+  assert.ok(
+    after.term <= before.term + 1,
+    `at most one term more (${before.term} -> ${after.term})`,
+  )
+  const log = readFileSync(c.agents.logPath(primary), "utf8")
+  if (after.term > before.term) assert.match(log, /\(reclaim\)/, "the new term is a reclaim")
   for (const other of others(c, primary)) {
     const view = await agentStatus(c, other)
     assert.equal(view.leader, primary, `${other} follows ${primary}`)
@@ -312,7 +320,10 @@ export const errantReplica: AcceptanceScenario = async (c) => {
     15_000,
     250,
   )
-  assert.equal(reported, errant, "the agent reports exactly the GTIDs MySQL computes")
+  // Peers' heartbeats carry only "has errant transactions" (shown as "yes");
+  // the replica's own agent lists the GTIDs, exactly those MySQL computes.
+  const own = (await agentStatus(c, errantHost)).members.find((m) => m.name === errantHost)
+  assert.equal(own?.errant, errant, `${errantHost}'s agent lists the errant GTIDs`)
   const termBefore = (await agentStatus(c, primary)).term
   const faultAt = Date.now()
   await c.lab.inject({ _tag: "StopMysqld", host: primary })
@@ -339,6 +350,11 @@ export const errantReplica: AcceptanceScenario = async (c) => {
   await c.lab.inject({ _tag: "StartMysqld", host: primary })
   return {
     faultAt,
-    measured: { errant, "fix said": fix.stdout.trim(), "new primary": next },
+    measured: {
+      errant,
+      "primary's agent reported": reported,
+      "fix said": fix.stdout.trim(),
+      "new primary": next,
+    },
   }
 }

@@ -105,12 +105,13 @@ scenario(
   "scenario 5: the primary's agent killed and restarted within the lease: no failover",
   "scenario5-kill",
   primaryAgentKilled,
+  { maxDowntimeMs: 3_000 },
 )
 scenario(
   "scenario 5: the primary's agent paused shorter than the lease: no failover",
   "scenario5-pause",
   primaryAgentPaused,
-  { maxDowntimeMs: 1_000 },
+  { maxDowntimeMs: 2_000 },
 )
 scenario("scenario 10: a replica made writable by hand is fenced", "scenario10", handMadeWritable, {
   maxDowntimeMs: 2_000,
