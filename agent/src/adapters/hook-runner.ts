@@ -3,7 +3,8 @@
  *
  * - Each run gets `MHA_CLUSTER`, `MHA_EVENT` (the hook name), `MHA_NODE`,
  *   `MHA_OLD_PRIMARY`, `MHA_NEW_PRIMARY`, `MHA_TERM` and `MHA_REASON` (empty
- *   when not applicable) on top of the agent's environment.
+ *   when not applicable) on top of the agent's environment, and the event's
+ *   extra `MHA_*` variables (`MHA_LAG_SECONDS`, `MHA_OLD_ROLE`, `MHA_NEW_ROLE`).
  * - Each run is bounded by `hooks.timeout`: the hook runs in a process group
  *   of its own, which gets SIGTERM and then SIGKILL when the time is up.
  * - A path is refused (and not run) when it is not absolute, is a symlink, is
@@ -37,6 +38,12 @@ export interface HookEvent<H extends HookName = HookName> {
   readonly newPrimary?: string | undefined
   readonly term?: number | bigint | undefined
   readonly reason?: string | undefined
+  /**
+   * Further `MHA_*` variables of this event (`MHA_LAG_SECONDS` for the lag
+   * hooks, `MHA_OLD_ROLE` and `MHA_NEW_ROLE` for on_role_change). Names that
+   * do not start with `MHA_`, or that the fields above set, are ignored.
+   */
+  readonly extra?: Readonly<Record<string, string>> | undefined
 }
 
 /** What the hook runner needs from the config (read again at each use). */
@@ -165,6 +172,16 @@ export const inspectHookPath = (path: string): Effect.Effect<string | undefined>
     return undefined
   })
 
+const STANDARD_VARIABLES = new Set([
+  "MHA_CLUSTER",
+  "MHA_EVENT",
+  "MHA_NODE",
+  "MHA_OLD_PRIMARY",
+  "MHA_NEW_PRIMARY",
+  "MHA_TERM",
+  "MHA_REASON",
+])
+
 /** The environment of a hook run: the agent's own without MHA_*, plus the event. */
 export const hookEnvironment = (
   settings: Pick<HookSettings, "cluster" | "node">,
@@ -181,6 +198,9 @@ export const hookEnvironment = (
   env.MHA_NEW_PRIMARY = event.newPrimary ?? ""
   env.MHA_TERM = event.term === undefined ? "" : String(event.term)
   env.MHA_REASON = event.reason ?? ""
+  for (const [k, v] of Object.entries(event.extra ?? {})) {
+    if (k.startsWith("MHA_") && !STANDARD_VARIABLES.has(k)) env[k] = v
+  }
   return env
 }
 

@@ -48,6 +48,8 @@ export interface ClusterConfig {
   readonly allowErrantPromotion: boolean
   /** When a fence_command hook is configured and required, its failure aborts a promotion. */
   readonly fenceCommand: { readonly required: boolean } | null
+  /** hooks.timeout: how long a blocking hook (pre_failover) may run. Default 30 s. */
+  readonly hookTimeoutMs?: number
 }
 
 export const defaultTimings: Timings = {

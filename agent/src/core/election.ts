@@ -136,6 +136,15 @@ export const selfEligible = (s: AgentState): Verdict => {
   if (!verdict.ok) return verdict
   if (!s.local.up || s.local.probe === null) return { ok: false, why: "local mysqld is not up" }
   if (s.local.diverged) return { ok: false, why: "this node is DIVERGED" }
+  if (s.clone?.phase === "cloning")
+    return { ok: false, why: "this node is being re-seeded by clone" }
+  const refused = s.preFailoverRefused
+  if (refused !== null && s.now < refused.until) {
+    return {
+      ok: false,
+      why: `promotion aborted by ${refused.reason}: not standing again until a primary is ACTIVE or ack-recovery`,
+    }
+  }
   // The recorded primary's data is its own binlog, not relay logs.
   if (s.local.resyncNeeded && s.hard.record.primary !== s.self) return { ok: false, why: resyncWhy }
   return { ok: true }

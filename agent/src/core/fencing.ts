@@ -49,7 +49,10 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
   const allowed = mayBeWritable(s)
   const probe = s.local.up ? s.local.probe : null
   // During a switchover the switchover routine fences (and may roll back) itself.
-  const writable = probe !== null && (!probe.superReadOnly || !probe.readOnly)
+  // A clone needs super_read_only OFF to replace the data; read_only stays ON meanwhile.
+  const cloning = s.clone?.phase === "cloning"
+  const writable =
+    probe !== null && (cloning ? !probe.readOnly : !probe.superReadOnly || !probe.readOnly)
   if (writable && !allowed && s.switchover === null && !reclaiming(s)) {
     if (!isInFlight(next, "fence")) {
       event(

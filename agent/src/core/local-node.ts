@@ -34,6 +34,7 @@ export const initialLocal: LocalNode = {
   rejoinForced: false,
   revokedTerm: 0,
   vip: { held: "unknown", pending: null },
+  lag: { exceeded: false, belowStreak: 0 },
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import { nextRecord } from "./cluster-record.ts"
 import { isDataNode, memberOf } from "./config.ts"
+import { requestClone } from "./clone.ts"
 import { startVote } from "./election.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
 import { event, issueMysql, type Outputs } from "./outputs.ts"
@@ -112,6 +113,8 @@ export const onOperator = (
         return {
           ...s,
           recoveryBlock: s.recoveryBlock === null ? null : { ...s.recoveryBlock, until: s.now },
+          // A pre_failover refusal holds this node back the same way.
+          preFailoverRefused: null,
         }
       }
       return changeRecord(s, out, requestId, { recoveryAcked: true }, "anti-flap block lifted")
@@ -135,7 +138,7 @@ export const onOperator = (
         "operator forced an election; voters still check leases and data",
       )
       reply(out, requestId, true, "standing for election")
-      return startVote(s, out, "forced")
+      return startVote({ ...s, preFailoverRefused: null }, out, "forced")
     }
     case "Rejoin": {
       if (!s.local.diverged && !request.force) {
@@ -170,6 +173,8 @@ export const onOperator = (
       reply(out, requestId, true, `injecting empty transactions ${formatGtidSet(errant)}`)
       return next
     }
+    case "Clone":
+      return requestClone(s, out, requestId, request.recipient, request.donor)
     case "Shutdown": {
       if (s.role !== "leader") {
         reply(out, requestId, true, "not the primary: nothing to hand over")

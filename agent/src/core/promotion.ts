@@ -11,6 +11,7 @@
  */
 import { highestRecord, nextRecord } from "./cluster-record.ts"
 import { strictAckCount } from "./config.ts"
+import { noteFailure } from "./failure-detected.ts"
 import { formatGtidSet } from "./gtid.ts"
 import { leaseValid } from "./lease.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, runHook } from "./outputs.ts"
@@ -21,6 +22,7 @@ import type { AgentState, Election, MysqlAction, Promotion, PromotionStep } from
 const order: ReadonlyArray<PromotionStep> = [
   "fence-old-primary",
   "fence-command",
+  "pre-failover",
   "apply-relay-log",
   "read-gtids",
   "commit-record",
@@ -39,6 +41,9 @@ const stepTimeout = (s: AgentState, step: PromotionStep): number => {
     case "commit-record":
     case "await-lease":
       return t.leaseDurationMs
+    case "pre-failover":
+      // The hook runner kills the hook at hooks.timeout; this only backs that up.
+      return (s.config.hookTimeoutMs ?? 30_000) + 2 * t.rpcTimeoutMs
     default:
       return t.rpcTimeoutMs * 3
   }
@@ -66,14 +71,9 @@ export const beginPromotion = (s: AgentState, out: Outputs, e: Election): AgentS
     startedAt: s.now,
   }
   next = { ...next, promotion }
-  if (e.kind === "election" || e.kind === "forced") {
-    ;[next] = runHook(
-      next,
-      out,
-      "on_failure_detected",
-      { MHA_OLD_PRIMARY: oldPrimary ?? "" },
-      "hook",
-    )
+  // Once per failure: usually this node saw it already as a replica (hook-events.ts).
+  if ((e.kind === "election" || e.kind === "forced") && oldPrimary !== null) {
+    next = noteFailure(next, out, oldPrimary, `${s.self} won term ${e.term} (${e.kind})`)
   }
   return enterStep(next, out, "fence-old-primary")
 }
@@ -103,13 +103,31 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
       // Step 3, revoke: everyone stops replicating from the old primary.
       broadcast(next, out, { _tag: "Revoke", from: next.self, term: p.term })
       if (next.config.fenceCommand === null || p.oldPrimary === null) {
-        return enterStep(next, out, "apply-relay-log")
+        return enterStep(next, out, "pre-failover")
       }
       const [withHook, id] = runHook(
         next,
         out,
         "fence_command",
         { MHA_OLD_PRIMARY: p.oldPrimary },
+        "promotion",
+      )
+      return withPromotion(withHook, { waitingFor: id })
+    }
+    case "pre-failover": {
+      // Before anything that cannot be taken back (the record naming this node, writability):
+      // a non-zero exit or a timeout aborts, and the record keeps the old primary.
+      if (p.kind !== "election" && p.kind !== "forced")
+        return enterStep(next, out, "apply-relay-log")
+      const [withHook, id] = runHook(
+        next,
+        out,
+        "pre_failover",
+        {
+          MHA_OLD_PRIMARY: p.oldPrimary ?? "",
+          MHA_NEW_PRIMARY: next.self,
+          MHA_REASON: `${next.self} won term ${p.term} (${p.kind})`,
+        },
         "promotion",
       )
       return withPromotion(withHook, { waitingFor: id })
@@ -171,19 +189,27 @@ const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
   const executed = s.local.executedText
   broadcast(s, out, { _tag: "LeaderAnnounce", from: s.self, term: p.term, executed })
   event(out, "info", "promoted", `${s.self} is ACTIVE for term ${p.term} (${p.kind})`)
+  // Bootstrap and reclaim have no post hook of their own: on_role_change (hook-events.ts) tells.
   const hook =
     p.kind === "transfer"
       ? "post_switchover"
       : p.kind === "election" || p.kind === "forced"
         ? "post_failover"
-        : "on_role_change"
-  const [next] = runHook(
-    s,
-    out,
-    hook,
-    { MHA_NEW_PRIMARY: s.self, MHA_OLD_PRIMARY: p.oldPrimary ?? "" },
-    "hook",
-  )
+        : null
+  const [next] =
+    hook === null
+      ? [s]
+      : runHook(
+          s,
+          out,
+          hook,
+          {
+            MHA_NEW_PRIMARY: s.self,
+            MHA_OLD_PRIMARY: p.oldPrimary ?? "",
+            MHA_REASON: `${s.self} is ACTIVE for term ${p.term} (${p.kind})`,
+          },
+          "hook",
+        )
   return {
     ...next,
     leaderActive: true,
@@ -201,8 +227,44 @@ const next = (s: AgentState, out: Outputs): AgentState => {
 
 export const abortPromotion = (s: AgentState, out: Outputs, why: string): AgentState => {
   event(out, "error", "promotion-aborted", why)
-  const [withHook] = runHook(s, out, "post_unsuccessful_failover", { MHA_REASON: why }, "hook")
+  const [withHook] = runHook(
+    s,
+    out,
+    "post_unsuccessful_failover",
+    {
+      MHA_REASON: why,
+      MHA_OLD_PRIMARY: s.promotion?.oldPrimary ?? "",
+      MHA_NEW_PRIMARY: s.self,
+    },
+    "hook",
+  )
   return resign(withHook, out, `promotion aborted: ${why}`)
+}
+
+/**
+ * The pre_failover hook said no (or did not answer in time): abort, resign the
+ * term (fenced, never writable), and do not stand again until a primary is
+ * ACTIVE, the operator runs ack-recovery or a forced failover, or a
+ * recovery block period has passed, so that another node can win.
+ */
+const refusedByPreFailover = (
+  s: AgentState,
+  out: Outputs,
+  term: number,
+  why: string,
+): AgentState => {
+  const aborted = abortPromotion(s, out, why)
+  return {
+    ...aborted,
+    preFailoverRefused: {
+      term,
+      // As long as the anti-flap block, and never less than 15 leases (a minute by default).
+      until:
+        s.now +
+        Math.max(s.config.timings.recoveryBlockPeriodMs, 15 * s.config.timings.leaseDurationMs),
+      reason: `${why} (term ${term})`,
+    },
+  }
 }
 
 /** A completion of the current step's action or hook. */
@@ -226,6 +288,10 @@ export const onPromotionResult = (
         return abortPromotion(s, out, `fence_command failed for ${p.oldPrimary}`)
       }
       return next(s, out)
+    case "pre-failover":
+      if (!ok)
+        return refusedByPreFailover(s, out, p.term, `pre_failover hook: ${error ?? "failed"}`)
+      return next(s, out)
     case "apply-relay-log":
       if (!ok) return abortPromotion(s, out, `relay log not applied in time: ${error ?? "timeout"}`)
       return next(s, out)
@@ -245,7 +311,11 @@ export const promotionTimers = (s: AgentState, out: Outputs): AgentState => {
   if (p === null || p.step === "done" || s.role !== "leader") return s
   if (p.step === "commit-record" && s.proposal === null) return next(s, out)
   if (p.step === "await-lease" && leaseValid(s)) return next(s, out)
-  if (s.now >= p.stepDeadline) return abortPromotion(s, out, `step ${p.step} timed out`)
+  if (s.now >= p.stepDeadline) {
+    if (p.step === "pre-failover")
+      return refusedByPreFailover(s, out, p.term, "pre_failover hook timed out")
+    return abortPromotion(s, out, `step ${p.step} timed out`)
+  }
   return s
 }
 

@@ -9,6 +9,7 @@
  * if ACTIVE", then "replicas follow the active primary".
  */
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
+import { cloneProgress, onCloneResult } from "./clone.ts"
 import { initialRecord } from "./cluster-record.ts"
 import { knownPrimary } from "./cluster-view.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
@@ -25,6 +26,7 @@ import {
 } from "./election.ts"
 import { guardWritability, onVipDone, selfFence } from "./fencing.ts"
 import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
+import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, onLocalProbed } from "./local-node.ts"
 import { answerCommitted, onOperator } from "./operator.ts"
@@ -86,6 +88,10 @@ export const initialState = (config: ClusterConfig, self: string): AgentState =>
   failbackSince: null,
   pendingVote: null,
   pendingOperator: [],
+  clone: null,
+  preFailoverRefused: null,
+  failureSeen: null,
+  roleSeen: null,
 })
 
 export const step = (state: AgentState, input: Input): StepResult => {
@@ -103,6 +109,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       break
     case "LocalProbed":
       s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
+      s = watchLag(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)
       break
@@ -135,6 +142,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       if (purpose === "promotion") s = onPromotionResult(s, out, input.id, input.ok, input.error)
       else if (purpose === "switchover") s = onSwitchoverResult(s, out, input.id, input.ok)
       else if (purpose === "vote-freeze") s = onVoteFrozen(s, out)
+      else if (purpose === "clone") s = onCloneResult(s, out, input.ok, input.error)
       else if (!input.ok && purpose !== undefined) {
         event(out, "warn", "mysql-action-failed", `${purpose}: ${input.error ?? "error"}`)
       }
@@ -231,6 +239,7 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
         leader: m.from,
         leaderActive: true,
         resignedTerm: 0,
+        preFailoverRefused: null,
       }
     }
     case "Resign": {
@@ -269,6 +278,9 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = trackRecoveryBlock(s)
   s = guardWritability(s, out)
   s = guardReplication(s, out)
+  s = cloneProgress(s, out)
+  s = watchPrimaryFailure(s, out)
+  s = watchRole(s, out)
   return s
 }
 

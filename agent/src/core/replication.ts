@@ -5,6 +5,7 @@
  */
 import { isDataNode, strictAckCount } from "./config.ts"
 import { formatGtidSet, isEmpty } from "./gtid.ts"
+import { cloneHoldsReplication } from "./clone.ts"
 import { errantOf } from "./local-node.ts"
 import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
 import type { AgentState } from "./types.ts"
@@ -14,6 +15,8 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   const leader = s.leader
   const probe = s.local.up ? s.local.probe : null
   if (leader === null || !s.leaderActive || probe === null || s.local.diverged) return s
+  // A clone resets replication and then restarts mysqld: wait for a probe after it.
+  if (cloneHoldsReplication(s)) return s
   if (!isDataNode(s.config, leader) || isInFlight(s, "replication")) return s
   const replica = probe.replica
   if (replica === null || replica.source !== leader) {
@@ -30,7 +33,8 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
       return { ...s, local: { ...s.local, diverged: true, errant } }
     }
     const wasPrimary = s.hard.record.lineage.includes(probe.serverUuid)
-    if (!s.config.autoRejoin && wasPrimary && replica === null) {
+    // The operator's clone asked for the rejoin.
+    if (!s.config.autoRejoin && wasPrimary && replica === null && s.clone === null) {
       return s // auto_rejoin off: an old primary waits for `rejoin`
     }
     let next = s

@@ -33,6 +33,8 @@ export const restartTimers = (s: AgentState, out: Outputs): AgentState => {
     return s.restart === idleRestart ? s : { ...s, restart: idleRestart }
   }
   if (s.local.health.level !== "FAIL" || s.hard.record.paused) return s
+  // CLONE restarts mysqld itself (through the service manager): no second restart meanwhile.
+  if (s.clone?.phase === "cloning") return s
   const r = s.restart
   const isPrimary = s.role === "leader"
   if (isPrimary && r.deadline !== null && s.now >= r.deadline) {

@@ -97,6 +97,12 @@ export type MysqlAction =
   | { readonly _tag: "InjectEmpty"; readonly gtids: GtidSet }
   /** Over the network, on another member's mysqld: super_read_only=ON, kill sessions. */
   | { readonly _tag: "FenceRemote"; readonly target: string }
+  /**
+   * `SET GLOBAL clone_valid_donor_list`, `CLONE INSTANCE FROM user@donor`: re-seeds the
+   * local mysqld from `donor` (read_only stays ON); done once mysqld is back after the
+   * restart that the clone causes. Fails with MySQL's error.
+   */
+  | { readonly _tag: "Clone"; readonly donor: string }
 
 export type HookName =
   | "on_failure_detected"
@@ -108,6 +114,8 @@ export type HookName =
   | "on_fence"
   | "on_role_change"
   | "on_split_brain"
+  | "on_lag_threshold_exceeded"
+  | "on_lag_recovered"
   | "fence_command"
 
 export type VipOp = "add" | "remove" | "refresh"
@@ -127,6 +135,8 @@ export type OperatorRequest =
   | { readonly _tag: "Rejoin"; readonly force: boolean }
   /** On the primary: inject empty transactions for every replica's errant GTIDs. */
   | { readonly _tag: "FixErrant" }
+  /** On the recipient: re-seed it with CLONE from `donor` (null: pick one), then rejoin. */
+  | { readonly _tag: "Clone"; readonly recipient: string; readonly donor: string | null }
   /** Graceful stop of the agent (section 14). */
   | { readonly _tag: "Shutdown" }
 
@@ -277,6 +287,12 @@ export interface LocalNode {
   readonly revokedTerm: number
   /** The VIP as the last VipDone reported it, and the operation in flight. */
   readonly vip: { readonly held: boolean | "unknown"; readonly pending: VipOp | null }
+  /**
+   * Replication lag above the health lag threshold (on_lag_threshold_exceeded
+   * ran), and good probes in a row below it since (on_lag_recovered after
+   * `successesToRecover` of them).
+   */
+  readonly lag: { readonly exceeded: boolean; readonly belowStreak: number }
 }
 
 export interface LeaderLease {
@@ -308,6 +324,7 @@ export interface Election {
 export type PromotionStep =
   | "fence-old-primary"
   | "fence-command"
+  | "pre-failover"
   | "apply-relay-log"
   | "read-gtids"
   | "commit-record"
@@ -413,4 +430,33 @@ export interface AgentState {
   /** A restarted recorded primary tries once to reclaim leadership before it fences. */
   readonly reclaimTried: boolean
   readonly pendingOperator: ReadonlyArray<{ readonly requestId: number; readonly seq: number }>
+  /** `clone` on this node: re-seeding (`cloning`), then rejoining until it is a STANDBY. */
+  readonly clone: Clone | null
+  /**
+   * This node's pre_failover hook refused (or timed out) its promotion: it does not
+   * stand again until a primary is ACTIVE, the operator runs ack-recovery, or `until`.
+   */
+  readonly preFailoverRefused: {
+    readonly term: number
+    readonly until: number
+    readonly reason: string
+  } | null
+  /** The primary failure on_failure_detected last ran for ("primary@record term.seq"). */
+  readonly failureSeen: string | null
+  /**
+   * What on_role_change compares with: the role state last seen (null before the
+   * first probe), the last ACTIVE primary known, and the one before it.
+   */
+  readonly roleSeen: {
+    readonly role: NodeRole
+    readonly primary: string | null
+    readonly former: string | null
+  } | null
+}
+
+export interface Clone {
+  readonly requestId: number
+  readonly donor: string
+  readonly phase: "cloning" | "rejoining"
+  readonly since: number
 }

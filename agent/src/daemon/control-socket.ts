@@ -42,8 +42,9 @@ const toOperator = (r: ControlRequest): OperatorRequest | "unsupported" | undefi
       return { _tag: r._tag, node: r.node }
     case "Rejoin":
       return { _tag: "Rejoin", force: r.force }
-    case "Demote":
     case "Clone":
+      return { _tag: "Clone", recipient: r.recipient, donor: r.donor }
+    case "Demote":
     case "History":
     case "Reload":
       return "unsupported"

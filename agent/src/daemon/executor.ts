@@ -12,7 +12,7 @@ import { describeHookRun, type HookRunnerService, hookAllows } from "../adapters
 import type { MeshService } from "../adapters/mesh.ts"
 import type { MysqlActions } from "../adapters/mysql-actuator.ts"
 import type { MysqlClientSettings, MysqlEndpoint } from "../adapters/mysql-connection.ts"
-import { memberEndpoint } from "../adapters/mysql-connection.ts"
+import { memberEndpoint, readMysqlSettings } from "../adapters/mysql-connection.ts"
 import { type MysqlProberService, toMysqlProbe } from "../adapters/mysql-prober.ts"
 import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
 import { type RestartResult, restartOptionsFromConfig } from "../adapters/service-manager.ts"
@@ -157,6 +157,33 @@ export const makeExecutor = (services: ExecutorServices) => {
           Effect.andThen(remote.killClientSessions({ skipUsers: [monitorUser] })),
         )
       }
+      case "Clone": {
+        // The donor's user needs BACKUP_ADMIN there: the monitor user (checkGrants names it),
+        // its password read again now (a rotated file applies).
+        const donor = memberEndpoint(config, action.donor)
+        if (donor === undefined || "socketPath" in donor) {
+          return Effect.fail(new Error(`${action.donor} is not a data member`))
+        }
+        return readMysqlSettings(config, "monitor").pipe(
+          Effect.flatMap((monitor) =>
+            local.clone({
+              donorHost: donor.host,
+              donorPort: donor.port,
+              user: monitor.user,
+              password: monitor.password,
+            }),
+          ),
+          Effect.tap((r) =>
+            Effect.sync(() =>
+              log.info(
+                { event: "clone-done", donor: action.donor },
+                `clone: ${r.durationMs} ms in all, the copy ${r.copyMs} ms (${r.ending})`,
+              ),
+            ),
+          ),
+          Effect.asVoid,
+        )
+      }
       default: {
         const unhandled: never = action
         return Effect.die(new Error(`unhandled mysql action ${JSON.stringify(unhandled)}`))
@@ -182,11 +209,20 @@ export const makeExecutor = (services: ExecutorServices) => {
         }),
       )
     }
+    const {
+      MHA_OLD_PRIMARY: oldPrimary,
+      MHA_NEW_PRIMARY: newPrimary,
+      MHA_TERM: term,
+      MHA_REASON: reason,
+      MHA_EVENT: _event,
+      ...extra
+    } = env
     const event = {
-      oldPrimary: env.MHA_OLD_PRIMARY,
-      newPrimary: env.MHA_NEW_PRIMARY,
-      term: env.MHA_TERM === undefined ? undefined : Number(env.MHA_TERM),
-      reason: env.MHA_REASON,
+      oldPrimary,
+      newPrimary,
+      term: term === undefined ? undefined : Number(term),
+      reason,
+      extra,
     }
     if (hook === "pre_failover" || hook === "pre_switchover") {
       return services.hooks.runBlocking({ hook, ...event }).pipe(
