@@ -6,11 +6,13 @@
  * GTID sets travel in MySQL's own text form ("uuid:1-5,uuid2:1-3"), so what
  * an agent logs is what an operator can paste into mysql.
  */
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 
 const Name = Schema.String
 const Term = Schema.Int
 const GtidText = Schema.String
+/** Operator-facing text (reasons, replies): bounded so a message stays small. */
+const Text = Schema.String.check(Schema.isMaxLength(16 * 1024))
 
 /** Role a node reports for itself in heartbeats and status. */
 export const NodeRole = Schema.Literals([
@@ -24,6 +26,26 @@ export const NodeRole = Schema.Literals([
 export type NodeRole = typeof NodeRole.Type
 
 export const Health = Schema.Literals(["OK", "INFO", "WARN", "CRITICAL", "FAIL"])
+
+/**
+ * One failover or switchover, kept in the cluster record (operations.md
+ * `history`). `atMs` is wall-clock epoch milliseconds, taken by the new
+ * primary when it became ACTIVE; `durationMs` runs from the trigger (the
+ * failure judged, the switchover requested) to ACTIVE.
+ */
+export const HistoryRecord = Schema.Struct({
+  kind: Schema.Literals(["failover", "switchover"]),
+  term: Term,
+  atMs: Schema.Finite,
+  reason: Schema.String.check(Schema.isMaxLength(512)),
+  oldPrimary: Schema.NullOr(Name),
+  newPrimary: Name,
+  durationMs: Schema.NullOr(Schema.Finite),
+})
+export type HistoryRecord = typeof HistoryRecord.Type
+
+/** How many failovers and switchovers the record keeps (the oldest are dropped). */
+export const MAX_HISTORY = 100
 
 /**
  * The cluster-wide settings record of section 8, versioned by (term, seq).
@@ -49,6 +71,13 @@ export const ClusterRecord = Schema.Struct({
    * what an old primary committed but never got acknowledged.
    */
   base: GtidText,
+  /**
+   * Past failovers and switchovers, oldest first, at most MAX_HISTORY. Absent
+   * in records written before it existed: decoded as empty.
+   */
+  history: Schema.Array(HistoryRecord)
+    .check(Schema.isMaxLength(MAX_HISTORY))
+    .pipe(Schema.withDecodingDefaultKey(Effect.succeed([]))),
 })
 export type ClusterRecord = typeof ClusterRecord.Type
 
@@ -69,6 +98,8 @@ export const Observation = Schema.Struct({
   replicationError: Schema.NullOr(Schema.String),
   /** Transactions received but not yet applied (size of retrieved minus executed). */
   backlog: Schema.Int,
+  /** Replication lag in seconds as last probed (Seconds_Behind_Source); null when unknown. */
+  lagSeconds: Schema.optionalKey(Schema.NullOr(Schema.Finite)),
   errant: GtidText,
   /** The sender could stand for election now (eligible, healthy, data it can vouch for). */
   eligible: Schema.Boolean,
@@ -179,6 +210,10 @@ export const TransferLeadership = Schema.TaggedStruct("TransferLeadership", {
   from: Name,
   term: Term,
   to: Name,
+  /** Why (operator request, failback, shutdown), for the history. */
+  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(512))),
+  /** Milliseconds since the switchover was requested on the sender, for the history. */
+  sinceRequestMs: Schema.optionalKey(Schema.Finite),
 })
 
 export const RecordAppend = Schema.TaggedStruct("RecordAppend", {
@@ -191,6 +226,49 @@ export const RecordAck = Schema.TaggedStruct("RecordAck", {
   from: Name,
   term: Term,
   seq: Schema.Int,
+})
+
+/**
+ * An operator request one agent hands to another over the mesh
+ * (operations.md: cluster-wide commands go to the primary, node commands to
+ * the node they name). The same shapes as the control socket's requests
+ * (shared/control.ts) that can run elsewhere.
+ */
+export const ForwardedRequest = Schema.Union([
+  Schema.TaggedStruct("Switchover", {
+    to: Name,
+    dryRun: Schema.Boolean,
+    drainTimeoutMs: Schema.NullOr(Schema.Finite),
+  }),
+  Schema.TaggedStruct("Failover", { to: Schema.NullOr(Name) }),
+  Schema.TaggedStruct("Pause", {}),
+  Schema.TaggedStruct("Resume", {}),
+  Schema.TaggedStruct("Exclude", { node: Name }),
+  Schema.TaggedStruct("Include", { node: Name }),
+  Schema.TaggedStruct("AckRecovery", {}),
+  Schema.TaggedStruct("Rejoin", { node: Schema.NullOr(Name), force: Schema.Boolean }),
+  Schema.TaggedStruct("Demote", { node: Name, source: Name }),
+  Schema.TaggedStruct("Clone", { recipient: Name, donor: Schema.NullOr(Name) }),
+  Schema.TaggedStruct("FixErrant", { dryRun: Schema.Boolean }),
+])
+export type ForwardedRequest = typeof ForwardedRequest.Type
+
+/** Run `request` here and answer with OperatorReplyMessage quoting `requestId`. */
+export const OperatorRequestMessage = Schema.TaggedStruct("OperatorRequest", {
+  from: Name,
+  /** The sender's own id for the request, echoed in the reply. */
+  requestId: Schema.Int,
+  request: ForwardedRequest,
+})
+
+/** The answer to a forwarded request; `from` is the member that answered. */
+export const OperatorReplyMessage = Schema.TaggedStruct("OperatorReply", {
+  from: Name,
+  requestId: Schema.Int,
+  ok: Schema.Boolean,
+  message: Text,
+  /** Dry runs: every check and step, in order. */
+  steps: Schema.Array(Schema.String.check(Schema.isMaxLength(1024))).check(Schema.isMaxLength(256)),
 })
 
 export const PeerMessage = Schema.Union([
@@ -206,6 +284,8 @@ export const PeerMessage = Schema.Union([
   TransferLeadership,
   RecordAppend,
   RecordAck,
+  OperatorRequestMessage,
+  OperatorReplyMessage,
 ])
 export type PeerMessage = typeof PeerMessage.Type
 export type HeartbeatMessage = typeof Heartbeat.Type

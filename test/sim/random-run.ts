@@ -128,7 +128,8 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
         case 10: {
           const p = world.primary()
           const to = rng.pick(dataNames)
-          if (p !== null && to !== p) world.operator(p, { _tag: "Switchover", to, dryRun: false })
+          if (p !== null && to !== p)
+            world.operator(p, { _tag: "Switchover", to, dryRun: false, drainTimeoutMs: null })
           break
         }
         case 11:

@@ -183,7 +183,12 @@ const operatorRequest = (words: ReadonlyArray<string>): OperatorRequest => {
   const [what, arg] = words
   switch (what) {
     case "switchover":
-      return { _tag: "Switchover", to: arg!, dryRun: words.includes("dry-run") }
+      return {
+        _tag: "Switchover",
+        to: arg!,
+        dryRun: words.includes("dry-run"),
+        drainTimeoutMs: null,
+      }
     case "failover":
       return { _tag: "Failover", to: arg ?? null }
     case "pause":
@@ -197,9 +202,9 @@ const operatorRequest = (words: ReadonlyArray<string>): OperatorRequest => {
     case "ack-recovery":
       return { _tag: "AckRecovery" }
     case "rejoin":
-      return { _tag: "Rejoin", force: arg === "force" }
+      return { _tag: "Rejoin", node: null, force: arg === "force" }
     case "fix-errant":
-      return { _tag: "FixErrant" }
+      return { _tag: "FixErrant", dryRun: words.includes("dry-run") }
     case "shutdown":
       return { _tag: "Shutdown" }
     default:

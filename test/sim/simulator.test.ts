@@ -58,7 +58,7 @@ test("every peer message sent in a run decodes with the wire schema", () => {
   // A switchover and failovers exercise most message kinds.
   const w = new World({ seed: 1, members: dataMembers(3), reducer: checking })
   w.runUntil(5000)
-  w.operator("db1", { _tag: "Switchover", to: "db2", dryRun: false })
+  w.operator("db1", { _tag: "Switchover", to: "db2", dryRun: false, drainTimeoutMs: null })
   w.runUntil(10_000)
   w.operator("db2", { _tag: "Pause" })
   w.runUntil(12_000)

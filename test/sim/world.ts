@@ -187,7 +187,14 @@ export class World {
   readonly names: ReadonlyArray<string>
   readonly violations: Array<Violation> = []
   readonly faultLog: Array<string> = []
-  readonly operatorReplies: Array<{ node: string; ok: boolean; message: string }> = []
+  readonly operatorReplies: Array<{
+    node: string
+    requestId: number
+    ok: boolean
+    message: string
+    answeredBy: string | null
+    steps: ReadonlyArray<string>
+  }> = []
   private readonly queue = new EventQueue()
   private readonly reducer: Reducer
   private readonly traceSize: number
@@ -494,7 +501,14 @@ export class World {
         }
         return 0
       case "OperatorReply":
-        this.operatorReplies.push({ node: n.name, ok: o.ok, message: o.message })
+        this.operatorReplies.push({
+          node: n.name,
+          requestId: o.requestId,
+          ok: o.ok,
+          message: o.message,
+          answeredBy: o.answeredBy ?? null,
+          steps: o.steps ?? [],
+        })
         this.trace(n, `operator reply ${o.ok ? "ok" : "refused"}: ${o.message}`)
         return 0
       default:
@@ -613,6 +627,9 @@ export class World {
         return null
       case "InjectEmpty":
         m.injectEmpty(action.gtids, this.now)
+        return null
+      case "DrainSessions":
+        // The simulated client commits in one step: nothing is left running.
         return null
       default:
         return absurd(action)
@@ -929,14 +946,17 @@ export class World {
     m.makeWritable()
   }
 
-  operator(name: string, request: OperatorRequest): void {
+  /** Hands `request` to the agent on `name`; returns its request id (see operatorReplies). */
+  operator(name: string, request: OperatorRequest): number {
     this.fault(`operator on ${name}: ${JSON.stringify(request)}`)
+    const requestId = ++this.writeSeq
     this.input(this.node(name), (now) => ({
       _tag: "Operator",
       now,
-      requestId: ++this.writeSeq,
+      requestId,
       request,
     }))
+    return requestId
   }
 
   /** Ends every fault: network healed, agents resumed, mysqlds restartable and restarted. */

@@ -45,6 +45,7 @@ const peer = (over: Partial<PeerView> = {}): PeerView => ({
   replicating: true,
   replicationError: null,
   backlog: 2,
+  lagSeconds: 1,
   errant: false,
   healthy: true,
   eligible: true,
@@ -102,6 +103,8 @@ export const activeState = (): AgentState => {
       waitingFor: null,
       stepDeadline: 0,
       startedAt: NOW - 5_000,
+      triggeredAt: NOW - 6_000,
+      reason: "test",
     },
     peers: new Map([
       ["db2", peer()],

@@ -155,6 +155,14 @@ export interface MysqlActions {
   readonly killClientSessions: (options?: {
     readonly skipUsers?: ReadonlyArray<string>
   }) => Effect.Effect<ReadonlyArray<KilledSession>, MysqlError>
+  /**
+   * How many of the sessions killClientSessions would kill are busy: running
+   * a statement, or holding an open InnoDB transaction while idle (what
+   * `switchover --drain-timeout` waits for). Needs PROCESS.
+   */
+  readonly busyClientSessions: (options?: {
+    readonly skipUsers?: ReadonlyArray<string>
+  }) => Effect.Effect<number, MysqlError>
   readonly stopReplica: Effect.Effect<void, MysqlError>
   /** STOP REPLICA IO_THREAD: no more transactions (nor semi-sync acks) from the source. */
   readonly stopReplicaIoThread: Effect.Effect<void, MysqlError>
@@ -469,6 +477,33 @@ export const mysqlActions = (
       }),
     )
 
+  const busyClientSessions = (options: { readonly skipUsers?: ReadonlyArray<string> } = {}) =>
+    act("busy-sessions", (s, t) =>
+      Effect.gen(function* () {
+        const skip = new Set(options.skipUsers ?? [])
+        const rows = yield* exec(s, "busy-sessions", t, "SHOW FULL PROCESSLIST")
+        const trx = yield* exec(
+          s,
+          "busy-sessions",
+          t,
+          "SELECT trx_mysql_thread_id AS id FROM information_schema.INNODB_TRX",
+        )
+        const inTransaction = new Set(trx.map((r: Row) => num(r, "id")))
+        return rows.filter((r: Row) => {
+          const id = num(r, "Id") ?? -1
+          const command = str(r, "Command")
+          return (
+            id > 0 &&
+            id !== s.threadId &&
+            !SYSTEM_USERS.has(str(r, "User")) &&
+            !SPARED_COMMANDS.has(command) &&
+            !skip.has(str(r, "User")) &&
+            (command !== "Sleep" || inTransaction.has(id))
+          )
+        }).length
+      }),
+    )
+
   const simple = (action: string, sql: string) =>
     act(action, (s, t) => Effect.asVoid(exec(s, action, t, sql)))
 
@@ -729,6 +764,7 @@ export const mysqlActions = (
     fence,
     unfence,
     killClientSessions,
+    busyClientSessions,
     stopReplica,
     stopReplicaIoThread,
     startReplica,

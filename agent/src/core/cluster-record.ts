@@ -16,6 +16,7 @@ export const initialRecord: ClusterRecord = {
   primary: null,
   primaryUuid: null,
   base: "",
+  history: [],
 }
 
 export interface RecordVersion {

@@ -59,6 +59,7 @@ export const mergeHeartbeat = (
     replicating: (o?.ioRunning ?? false) && (o?.sqlRunning ?? false),
     replicationError: o?.replicationError ?? null,
     backlog: o?.backlog ?? 0,
+    lagSeconds: o?.lagSeconds ?? null,
     errant: o !== null && o.errant !== "",
     eligible: o?.eligible ?? false,
     healthy: o?.mysqlUp === true && (o.health === "OK" || o.health === "INFO"),

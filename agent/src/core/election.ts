@@ -233,7 +233,36 @@ export const electionTrigger = (
 
 const electionDeadline = (s: AgentState): number => s.now + 2 * s.config.timings.rpcTimeoutMs
 
-export const startPreVote = (s: AgentState, out: Outputs, kind: VoteKind): AgentState => {
+/** When and why an election started, for the history (section 9 step 8). */
+export interface ElectionOrigin {
+  readonly triggeredAt: number
+  readonly reason: string
+}
+
+const originOf = (s: AgentState, kind: VoteKind): ElectionOrigin => {
+  const primary = knownPrimary(s)
+  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && s.leader === null
+  const reason =
+    kind === "election"
+      ? resigned
+        ? `${primary ?? "the primary"} resigned`
+        : `${primary ?? "the primary"}'s mysqld unreachable or fenced, confirmed by a quorum`
+      : kind === "forced"
+        ? "operator forced a failover"
+        : kind === "transfer"
+          ? "switchover"
+          : kind === "bootstrap"
+            ? "bootstrap"
+            : "the primary's agent restarted (reclaim)"
+  return { triggeredAt: s.electionArmedAt ?? s.now, reason }
+}
+
+export const startPreVote = (
+  s: AgentState,
+  out: Outputs,
+  kind: VoteKind,
+  origin: ElectionOrigin = originOf(s, kind),
+): AgentState => {
   const term = s.hard.term + 1
   const election: Election = {
     kind,
@@ -243,6 +272,7 @@ export const startPreVote = (s: AgentState, out: Outputs, kind: VoteKind): Agent
     records: [],
     deadline: electionDeadline(s),
     resentAt: null,
+    ...origin,
   }
   event(
     out,
@@ -254,7 +284,12 @@ export const startPreVote = (s: AgentState, out: Outputs, kind: VoteKind): Agent
   return maybeWinPreVote({ ...s, role: "pre-candidate", election, electionDueAt: null }, out)
 }
 
-export const startVote = (s: AgentState, out: Outputs, kind: VoteKind): AgentState => {
+export const startVote = (
+  s: AgentState,
+  out: Outputs,
+  kind: VoteKind,
+  origin: ElectionOrigin = originOf(s, kind),
+): AgentState => {
   const term = s.hard.term + 1
   let next: AgentState = {
     ...s,
@@ -270,6 +305,7 @@ export const startVote = (s: AgentState, out: Outputs, kind: VoteKind): AgentSta
       records: [s.hard.record],
       deadline: electionDeadline(s),
       resentAt: null,
+      ...origin,
     },
     electionDueAt: null,
     local: { ...s.local, revokedTerm: term },
@@ -286,7 +322,7 @@ export const startVote = (s: AgentState, out: Outputs, kind: VoteKind): AgentSta
 const maybeWinPreVote = (s: AgentState, out: Outputs): AgentState => {
   const e = s.election
   if (e === null || e.phase !== "pre" || e.granted.size < quorum(s.config)) return s
-  return startVote(s, out, e.kind)
+  return startVote(s, out, e.kind, { triggeredAt: e.triggeredAt, reason: e.reason })
 }
 
 const maybeWin = (s: AgentState, out: Outputs): AgentState => {
@@ -540,14 +576,22 @@ export const electionClock = (s: AgentState, out: Outputs, random: number): Agen
   const timings = s.config.timings
   if (s.election !== null) return s
   const trigger = electionTrigger(s)
-  if (!trigger.ok) return s.electionDueAt === null ? s : { ...s, electionDueAt: null }
+  if (!trigger.ok)
+    return s.electionDueAt === null && s.electionArmedAt === null
+      ? s
+      : { ...s, electionDueAt: null, electionArmedAt: null }
   if (trigger.kind === "reclaim") {
     // No timeout: every moment without a lease is a moment the guard would fence.
     return startPreVote({ ...s, reclaimTried: true }, out, "reclaim")
   }
   if (s.electionDueAt === null) {
     const span = timings.electionTimeoutMaxMs - timings.electionTimeoutMinMs
-    return { ...s, electionDueAt: s.now + timings.electionTimeoutMinMs + random * span }
+    return {
+      ...s,
+      electionDueAt: s.now + timings.electionTimeoutMinMs + random * span,
+      // The first moment the failure was judged, kept across election rounds (history).
+      electionArmedAt: s.electionArmedAt ?? s.now,
+    }
   }
   if (s.now < s.electionDueAt) return s
   // Bootstrap and resignation skip nothing here: PreVote always runs first.

@@ -4,9 +4,10 @@
  * once committed; other nodes refuse and name the primary, which the daemon
  * forwards to.
  */
+
+import { requestClone } from "./clone.ts"
 import { nextRecord } from "./cluster-record.ts"
 import { isDataNode, memberOf } from "./config.ts"
-import { requestClone } from "./clone.ts"
 import { startVote } from "./election.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
 import { event, issueMysql, type Outputs } from "./outputs.ts"
@@ -30,7 +31,14 @@ const changeRecord = (
   what: string,
 ): AgentState => {
   if (!isActivePrimary(s)) {
-    reply(out, requestId, false, `not the primary; ask ${s.leader ?? "the primary (none known)"}`)
+    reply(
+      out,
+      requestId,
+      false,
+      s.role === "leader"
+        ? `${s.self} is still being promoted for term ${s.hard.term}; retry`
+        : `not the primary; ask ${s.leader ?? "the primary (none known)"}`,
+    )
     return s
   }
   if (s.proposal !== null) {
@@ -119,7 +127,10 @@ export const onOperator = (
       }
       return changeRecord(s, out, requestId, { recoveryAcked: true }, "anti-flap block lifted")
     case "Switchover":
-      return requestSwitchover(s, out, requestId, request.to, request.dryRun)
+      return requestSwitchover(s, out, requestId, request.to, request.dryRun, {
+        drainTimeoutMs: request.drainTimeoutMs,
+        reason: "operator request",
+      })
     case "Failover": {
       // Run on the node to promote (the daemon forwards `--to`).
       const to = request.to ?? s.self
@@ -141,6 +152,10 @@ export const onOperator = (
       return startVote({ ...s, preFailoverRefused: null }, out, "forced")
     }
     case "Rejoin": {
+      if (request.node !== null && request.node !== s.self) {
+        reply(out, requestId, false, `run on ${request.node}`)
+        return s
+      }
       if (!s.local.diverged && !request.force) {
         reply(out, requestId, true, "not diverged; replication follows the primary")
         return s
@@ -157,6 +172,8 @@ export const onOperator = (
       reply(out, requestId, true, "rejoining as a replica despite divergence")
       return { ...s, local: { ...s.local, diverged: false, rejoinForced: true } }
     }
+    case "Demote":
+      return demote(s, out, requestId, request.node, request.source)
     case "FixErrant": {
       if (!isActivePrimary(s)) {
         reply(out, requestId, false, `not the primary; ask ${s.leader ?? "the primary"}`)
@@ -164,9 +181,30 @@ export const onOperator = (
       }
       const mine = s.local.probe?.executed ?? emptyGtidSet
       let errant = emptyGtidSet
-      for (const [, v] of s.peers) if (v.errant) errant = union(errant, subtract(v.executed, mine))
+      const perNode: Array<string> = []
+      for (const [name, v] of s.peers) {
+        if (!v.errant) continue
+        const extra = subtract(v.executed, mine)
+        if (isEmpty(extra)) continue
+        perNode.push(`${name} holds ${formatGtidSet(extra)} that ${s.self} lacks`)
+        errant = union(errant, extra)
+      }
       if (isEmpty(errant)) {
         reply(out, requestId, true, "no errant transactions")
+        return s
+      }
+      if (request.dryRun) {
+        out.push({
+          _tag: "OperatorReply",
+          requestId,
+          ok: true,
+          message: `dry run: would inject empty transactions ${formatGtidSet(errant)} on ${s.self} (the primary); nothing changed`,
+          steps: [
+            ...perNode,
+            `inject one empty transaction per GTID on ${s.self}: ${formatGtidSet(errant)}`,
+            "the replicas then hold nothing the primary lacks and rejoin",
+          ],
+        })
         return s
       }
       const [next] = issueMysql(s, out, { _tag: "InjectEmpty", gtids: errant }, "fix-errant")
@@ -182,13 +220,56 @@ export const onOperator = (
       }
       // Section 14: hand over by switchover if a candidate is ready, else fence and resign.
       const to = s.hard.record.paused ? null : readyCandidate(s)
-      if (to !== null) return requestSwitchover(s, out, requestId, to, false)
+      if (to !== null)
+        return requestSwitchover(s, out, requestId, to, false, {
+          reason: `the agent of ${s.self} was stopped`,
+        })
       reply(out, requestId, true, "no candidate ready: fencing and resigning before shutdown")
       return resign(s, out, "agent shutting down")
     }
     default:
       return absurd(request)
   }
+}
+
+/**
+ * `demote N --source M`, on N: fence it (super_read_only=ON, client sessions
+ * killed) and make it a replica of M with auto-position, like a forced
+ * rejoin. Refused unless M is the ACTIVE primary and N is not.
+ */
+const demote = (
+  s: AgentState,
+  out: Outputs,
+  requestId: number,
+  node: string,
+  source: string,
+): AgentState => {
+  const refuse = (why: string): AgentState => {
+    reply(out, requestId, false, `demote refused: ${why}`)
+    return s
+  }
+  if (node !== s.self) return refuse(`run on ${node}`)
+  if (memberOf(s.config, source) === undefined) return refuse(`unknown node ${source}`)
+  if (!isDataNode(s.config, s.self)) return refuse(`${s.self} is a witness: it has no mysqld`)
+  if (source === s.self || s.role === "leader")
+    return refuse(`${s.self} is the primary: use switchover --to another node`)
+  if (s.leader !== source || !s.leaderActive)
+    return refuse(
+      `${source} is not the ACTIVE primary (${s.self} sees ${s.leader === null ? "no primary" : `${s.leader}${s.leaderActive ? "" : " not yet ACTIVE"}`})`,
+    )
+  const probe = s.local.up ? s.local.probe : null
+  if (probe === null) return refuse(`the mysqld of ${s.self} is down`)
+  let next: AgentState = {
+    ...s,
+    local: { ...s.local, diverged: false, rejoinForced: true },
+  }
+  ;[next] = issueMysql(next, out, { _tag: "Fence" }, "fence")
+  ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
+  const already = probe.replica?.source === source
+  const what = `${s.self} fenced (super_read_only=ON, client sessions killed); ${already ? `already replicates from ${source}` : `repointing it to ${source} with auto-position`}`
+  event(out, "warn", "demoted", what)
+  reply(out, requestId, true, what)
+  return next
 }
 
 function absurd(value: never): never {

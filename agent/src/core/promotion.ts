@@ -9,6 +9,7 @@
  * by this primary could be invisible to the completeness check of the next
  * election (which only looks at lineage uuids).
  */
+import { type HistoryRecord, MAX_HISTORY } from "../../../shared/peer-messages.ts"
 import { highestRecord, nextRecord } from "./cluster-record.ts"
 import { strictAckCount } from "./config.ts"
 import { noteFailure } from "./failure-detected.ts"
@@ -69,6 +70,8 @@ export const beginPromotion = (s: AgentState, out: Outputs, e: Election): AgentS
     waitingFor: null,
     stepDeadline: s.now,
     startedAt: s.now,
+    triggeredAt: e.triggeredAt,
+    reason: e.reason,
   }
   next = { ...next, promotion }
   // Once per failure: usually this node saw it already as a replica (hook-events.ts).
@@ -210,11 +213,44 @@ const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
           },
           "hook",
         )
-  return {
-    ...next,
-    leaderActive: true,
-    local: { ...next.local, vip, revokedTerm: 0 },
+  return recordHistory(
+    {
+      ...next,
+      leaderActive: true,
+      local: { ...next.local, vip, revokedTerm: 0 },
+    },
+    out,
+    p,
+  )
+}
+
+/**
+ * `history`: a failover or switchover is written into the cluster record once
+ * this node is ACTIVE, and committed by a quorum like any record change.
+ */
+const recordHistory = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
+  const kind =
+    p.kind === "transfer"
+      ? "switchover"
+      : p.kind === "election" || p.kind === "forced"
+        ? "failover"
+        : null
+  if (kind === null) return s
+  const r = s.hard.record
+  const entry: HistoryRecord = {
+    kind,
+    term: p.term,
+    atMs: Math.round(s.now + s.wallClockOffset),
+    reason: p.reason.slice(0, 500),
+    oldPrimary: p.oldPrimary,
+    newPrimary: s.self,
+    durationMs: Math.max(0, Math.round(s.now - p.triggeredAt)),
   }
+  return propose(
+    s,
+    out,
+    nextRecord(r, p.term, { history: [...r.history, entry].slice(-MAX_HISTORY) }),
+  )
 }
 
 const next = (s: AgentState, out: Outputs): AgentState => {

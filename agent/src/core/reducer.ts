@@ -25,11 +25,19 @@ import {
   startVote,
 } from "./election.ts"
 import { guardWritability, onVipDone, selfFence } from "./fencing.ts"
+import {
+  forwardTimers,
+  idleForwarding,
+  onForwardedReply,
+  onForwardedRequest,
+  onOperatorInput,
+  routeReplies,
+} from "./forwarding.ts"
 import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, onLocalProbed } from "./local-node.ts"
-import { answerCommitted, onOperator } from "./operator.ts"
+import { answerCommitted } from "./operator.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
 import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotion.ts"
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
@@ -88,6 +96,9 @@ export const initialState = (config: ClusterConfig, self: string): AgentState =>
   failbackSince: null,
   pendingVote: null,
   pendingOperator: [],
+  forwarding: idleForwarding,
+  wallClockOffset: 0,
+  electionArmedAt: null,
   clone: null,
   preFailoverRefused: null,
   failureSeen: null,
@@ -102,6 +113,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
   switch (input._tag) {
     case "Start":
       s = onStart(initialState(state.config, state.self), out, input.now, input.hard, input.bootId)
+      if (input.wallClock !== undefined) s = { ...s, wallClockOffset: input.wallClock - input.now }
       random = input.random
       break
     case "Tick":
@@ -165,12 +177,13 @@ export const step = (state: AgentState, input: Input): StepResult => {
       break
     }
     case "Operator":
-      s = onOperator(s, out, input.requestId, input.request)
+      s = onOperatorInput(s, out, input.requestId, input.request)
       break
     default:
       return absurd(input)
   }
   s = afterInput(s, out, random)
+  s = routeReplies(s, out)
   return { state: s, outputs: out }
 }
 
@@ -250,12 +263,19 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
       if (m.term !== s.hard.term || s.leader !== m.from) return s
       const next: AgentState = { ...s, transferConsent: { to: m.to, term: m.term } }
       if (m.to !== s.self || !isDataNode(s.config, s.self) || s.role !== "follower") return next
-      return startVote(next, out, "transfer")
+      return startVote(next, out, "transfer", {
+        triggeredAt: s.now - (m.sinceRequestMs ?? 0),
+        reason: m.reason ?? `switchover from ${m.from}`,
+      })
     }
     case "RecordAppend":
       return onRecordAppend(s, out, m.from, m.term, m.record)
     case "RecordAck":
       return onRecordAck(s, out, m.from, m.term, m.seq)
+    case "OperatorRequest":
+      return onForwardedRequest(s, out, m.from, m.requestId, m.request)
+    case "OperatorReply":
+      return onForwardedReply(s, out, m)
     default:
       return absurd(m)
   }
@@ -275,6 +295,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = restartTimers(s, out)
   s = resendProposal(s, out)
   s = answerCommitted(s, out)
+  s = forwardTimers(s, out)
   s = trackRecoveryBlock(s)
   s = guardWritability(s, out)
   s = guardReplication(s, out)

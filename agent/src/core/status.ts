@@ -46,6 +46,7 @@ export const observation = (s: AgentState): Observation | null => {
     sqlRunning: p?.replica?.sqlRunning ?? false,
     replicationError: p?.replica?.lastError ?? null,
     backlog: backlogOf(s),
+    lagSeconds: p?.replica?.lagSeconds ?? null,
     errant: formatGtidSet(s.local.errant),
     eligible: selfEligible(s).ok,
   }

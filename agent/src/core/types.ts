@@ -18,6 +18,7 @@
  */
 import type {
   ClusterRecord,
+  ForwardedRequest,
   NodeRole,
   PeerMessage,
   VoteKind,
@@ -98,6 +99,12 @@ export type MysqlAction =
   /** Over the network, on another member's mysqld: super_read_only=ON, kill sessions. */
   | { readonly _tag: "FenceRemote"; readonly target: string }
   /**
+   * Waits up to `timeoutMs` until no client session runs a statement or holds
+   * an open transaction (not system, replication or agent sessions); never
+   * fails: what is left is killed by the fence that follows.
+   */
+  | { readonly _tag: "DrainSessions"; readonly timeoutMs: number }
+  /**
    * `SET GLOBAL clone_valid_donor_list`, `CLONE INSTANCE FROM user@donor`: re-seeds the
    * local mysqld from `donor` (read_only stays ON); done once mysqld is back after the
    * restart that the clone causes. Fails with MySQL's error.
@@ -123,20 +130,15 @@ export type VipOp = "add" | "remove" | "refresh"
 // ---------------------------------------------------------------------------
 // Operator requests (the CLI, through the daemon's control socket)
 
+/**
+ * What an operator can ask of the core: the control socket's requests that
+ * the core runs (Switchover, Failover, Pause, Resume, Exclude, Include,
+ * AckRecovery, Rejoin, Demote, Clone, FixErrant: the same shapes travel over
+ * the mesh when they run on another member, see ForwardedRequest in
+ * shared/peer-messages.ts), and the daemon's graceful stop.
+ */
 export type OperatorRequest =
-  | { readonly _tag: "Switchover"; readonly to: string; readonly dryRun: boolean }
-  | { readonly _tag: "Failover"; readonly to: string | null }
-  | { readonly _tag: "Pause" }
-  | { readonly _tag: "Resume" }
-  | { readonly _tag: "Exclude"; readonly node: string }
-  | { readonly _tag: "Include"; readonly node: string }
-  | { readonly _tag: "AckRecovery" }
-  /** On the node itself: rejoin as a replica of the primary, `force` even if diverged. */
-  | { readonly _tag: "Rejoin"; readonly force: boolean }
-  /** On the primary: inject empty transactions for every replica's errant GTIDs. */
-  | { readonly _tag: "FixErrant" }
-  /** On the recipient: re-seed it with CLONE from `donor` (null: pick one), then rejoin. */
-  | { readonly _tag: "Clone"; readonly recipient: string; readonly donor: string | null }
+  | ForwardedRequest
   /** Graceful stop of the agent (section 14). */
   | { readonly _tag: "Shutdown" }
 
@@ -151,6 +153,8 @@ export type Input =
       readonly hard: HardState | null
       readonly bootId: string
       readonly random: number
+      /** Wall-clock epoch ms at `now` (for history times); the sim leaves it out. */
+      readonly wallClock?: number
     }
   /** Timer tick; `random` in [0, 1) drives election timeout jitter. */
   | { readonly _tag: "Tick"; readonly now: number; readonly random: number }
@@ -223,6 +227,10 @@ export type Output =
       readonly requestId: number
       readonly ok: boolean
       readonly message: string
+      /** The member that answered, when the request was forwarded over the mesh. */
+      readonly answeredBy?: string
+      /** Dry runs: every check and step, in order. */
+      readonly steps?: ReadonlyArray<string>
     }
 
 // ---------------------------------------------------------------------------
@@ -247,6 +255,8 @@ export interface PeerView {
   readonly replicating: boolean
   readonly replicationError: string | null
   readonly backlog: number
+  /** Replication lag the peer last probed, in seconds; null when unknown or not a replica. */
+  readonly lagSeconds: number | null
   readonly errant: boolean
   readonly healthy: boolean
   readonly eligible: boolean
@@ -319,6 +329,10 @@ export interface Election {
   readonly records: ReadonlyArray<ClusterRecord>
   readonly deadline: number
   readonly resentAt: number | null
+  /** When this node judged the election necessary (failure detected, transfer requested). */
+  readonly triggeredAt: number
+  /** Why, for the history. */
+  readonly reason: string
 }
 
 export type PromotionStep =
@@ -343,6 +357,9 @@ export interface Promotion {
   readonly waitingFor: number | null
   readonly stepDeadline: number
   readonly startedAt: number
+  /** From the election: when and why it was triggered (for the history). */
+  readonly triggeredAt: number
+  readonly reason: string
 }
 
 export interface RecordProposal {
@@ -368,6 +385,11 @@ export interface Switchover {
   readonly targetFixed: boolean
   readonly deadline: number
   readonly waitingFor: number | null
+  readonly requestedAt: number
+  /** Wait this long for client sessions to finish before the fence (0: none). */
+  readonly drainTimeoutMs: number
+  /** Why, for the history. */
+  readonly reason: string
 }
 
 export interface AgentState {
@@ -430,6 +452,12 @@ export interface AgentState {
   /** A restarted recorded primary tries once to reclaim leadership before it fences. */
   readonly reclaimTried: boolean
   readonly pendingOperator: ReadonlyArray<{ readonly requestId: number; readonly seq: number }>
+  /** Operator requests forwarded over the mesh, both ways. */
+  readonly forwarding: Forwarding
+  /** Wall-clock epoch ms minus `now` (history times); 0 when unknown. */
+  readonly wallClockOffset: number
+  /** When the election clock was armed (the failure was judged), for the history. */
+  readonly electionArmedAt: number | null
   /** `clone` on this node: re-seeding (`cloning`), then rejoining until it is a STANDBY. */
   readonly clone: Clone | null
   /**
@@ -459,4 +487,18 @@ export interface Clone {
   readonly donor: string
   readonly phase: "cloning" | "rejoining"
   readonly since: number
+}
+
+export interface Forwarding {
+  /** Requests this node sent elsewhere: requestId -> where, and until when it waits. */
+  readonly sent: ReadonlyMap<
+    number,
+    { readonly to: string; readonly deadline: number; readonly timeoutMs: number }
+  >
+  /** Requests run here for another member: local id (negative) -> origin and its id. */
+  readonly served: ReadonlyMap<
+    number,
+    { readonly from: string; readonly requestId: number; readonly at: number }
+  >
+  readonly nextServedId: number
 }

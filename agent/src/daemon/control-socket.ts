@@ -7,7 +7,12 @@ import { createServer, type Server, type Socket } from "node:net"
 import { dirname } from "node:path"
 import { Effect, Schema } from "effect"
 import type pino from "pino"
-import { ControlReply, ControlRequest, MAX_CONTROL_LINE } from "../../../shared/control.ts"
+import {
+  ControlReply,
+  ControlRequest,
+  type HistoryEntry,
+  MAX_CONTROL_LINE,
+} from "../../../shared/control.ts"
 import type { AgentState, OperatorRequest } from "../core/types.ts"
 import { statusView } from "./status-view.ts"
 
@@ -15,20 +20,23 @@ export interface ControlSocketOptions {
   readonly path: string
   readonly cluster: () => string
   readonly state: () => AgentState | undefined
-  /** Hands a request to the core; resolves with its reply. */
-  readonly ask: (request: OperatorRequest) => Promise<{ ok: boolean; message: string }>
+  /** Hands a request to the core; resolves with its reply (the core forwards it over the mesh). */
+  readonly ask: (request: OperatorRequest) => Promise<ControlReply>
+  /** Re-reads the config as SIGHUP does; resolves with what changed or why it was refused. */
+  readonly reload: () => Promise<ControlReply>
   readonly log: pino.Logger
 }
 
 const decodeRequest = Schema.decodeUnknownExit(ControlRequest)
 const encodeReply = Schema.encodeSync(ControlReply)
 
-const toOperator = (r: ControlRequest): OperatorRequest | "unsupported" | undefined => {
+/** The core's request for `r`; undefined for what the daemon answers itself. */
+const toOperator = (r: ControlRequest): OperatorRequest | undefined => {
   switch (r._tag) {
     case "Status":
       return undefined
     case "Switchover":
-      return { _tag: "Switchover", to: r.to, dryRun: r.dryRun }
+      return { _tag: "Switchover", to: r.to, dryRun: r.dryRun, drainTimeoutMs: r.drainTimeoutMs }
     case "Failover":
       return { _tag: "Failover", to: r.to }
     case "Pause":
@@ -36,22 +44,43 @@ const toOperator = (r: ControlRequest): OperatorRequest | "unsupported" | undefi
     case "AckRecovery":
       return { _tag: r._tag }
     case "FixErrant":
-      return { _tag: "FixErrant" }
+      return { _tag: "FixErrant", dryRun: r.dryRun }
     case "Exclude":
     case "Include":
       return { _tag: r._tag, node: r.node }
     case "Rejoin":
-      return { _tag: "Rejoin", force: r.force }
+      return { _tag: "Rejoin", node: r.node, force: r.force }
+    case "Demote":
+      return { _tag: "Demote", node: r.node, source: r.source }
     case "Clone":
       return { _tag: "Clone", recipient: r.recipient, donor: r.donor }
-    case "Demote":
     case "History":
     case "Reload":
-      return "unsupported"
+      return undefined
     default: {
       const unhandled: never = r
       return unhandled
     }
+  }
+}
+
+/** `history`: from this node's copy of the cluster record (committed by a quorum). */
+export const historyReply = (state: AgentState): ControlReply => {
+  const record = state.hard.record
+  const history: Array<HistoryEntry> = record.history.map((h) => ({
+    kind: h.kind,
+    term: h.term,
+    at: new Date(h.atMs).toISOString(),
+    reason: h.reason,
+    oldPrimary: h.oldPrimary,
+    newPrimary: h.newPrimary,
+    durationMs: h.durationMs,
+  }))
+  const n = history.length
+  return {
+    ok: true,
+    message: `${n} failover and switchover entr${n === 1 ? "y" : "ies"} in cluster record ${record.term}.${record.seq}`,
+    history,
   }
 }
 
@@ -78,12 +107,12 @@ export const answer = async (
   const request = decoded.value
   const state = options.state()
   if (state === undefined) return { ok: false, message: "the agent is starting; retry" }
+  if (request._tag === "Reload") return options.reload()
+  if (request._tag === "History") return historyReply(state)
   const operator = toOperator(request)
   if (operator === undefined) {
     return { ok: true, message: "status", status: statusView(state, options.cluster()) }
   }
-  if (operator === "unsupported")
-    return { ok: false, message: `${request._tag}: not supported by this agent yet` }
   return options.ask(operator)
 }
 

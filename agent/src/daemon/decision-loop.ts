@@ -49,7 +49,14 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
         options.publish(state)
         if (result.outputs.length > 0) yield* Effect.forkDetach(options.execute(result.outputs))
       })
-    yield* apply((now) => ({ _tag: "Start", now, hard, bootId, random: randomUnit() }))
+    yield* apply((now) => ({
+      _tag: "Start",
+      now,
+      hard,
+      bootId,
+      random: randomUnit(),
+      wallClock: Date.now(),
+    }))
     for (;;) yield* apply(yield* Queue.take(options.inbox))
   })
 }

@@ -37,7 +37,15 @@ export interface ExecutorServices {
     options: ReturnType<typeof restartOptionsFromConfig>,
   ) => Effect.Effect<RestartResult>
   readonly hooks: HookRunnerService
-  readonly operatorReply: (requestId: number, ok: boolean, message: string) => void
+  readonly operatorReply: (
+    requestId: number,
+    reply: {
+      readonly ok: boolean
+      readonly message: string
+      readonly answeredBy?: string
+      readonly steps?: ReadonlyArray<string>
+    },
+  ) => void
 }
 
 /** A member name for the (host, port) a replica reports as its source. */
@@ -146,6 +154,30 @@ export const makeExecutor = (services: ExecutorServices) => {
           }),
           local.setSemiSyncReplica(action.replica),
         ])
+      case "DrainSessions": {
+        // Never fails: whatever is still busy at the deadline is killed by the fence after it.
+        const deadline = Date.now() + action.timeoutMs
+        const poll: Effect.Effect<void> = local
+          .busyClientSessions({ skipUsers: [monitorUser] })
+          .pipe(
+            Effect.catch(() => Effect.succeed(0)),
+            Effect.flatMap((busy) => {
+              if (busy === 0) {
+                log.info({ event: "drained" }, "no client session busy: fencing")
+                return Effect.void
+              }
+              if (Date.now() >= deadline) {
+                log.warn(
+                  { event: "drain-timeout" },
+                  `${busy} client session(s) still busy after ${action.timeoutMs} ms: the fence kills them`,
+                )
+                return Effect.void
+              }
+              return Effect.andThen(Effect.sleep(100), poll)
+            }),
+          )
+        return poll
+      }
       case "InjectEmpty":
         return local.injectEmptyTransactions(action.gtids)
       case "FenceRemote": {
@@ -344,9 +376,7 @@ export const makeExecutor = (services: ExecutorServices) => {
         return Effect.sync(() => log[output.level](fields, output.reason))
       }
       case "OperatorReply":
-        return Effect.sync(() =>
-          services.operatorReply(output.requestId, output.ok, output.message),
-        )
+        return Effect.sync(() => services.operatorReply(output.requestId, output))
       default: {
         const unhandled: never = output
         return Effect.die(new Error(`unhandled output ${JSON.stringify(unhandled)}`))

@@ -8,6 +8,7 @@ import { join } from "node:path"
 import { Context, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
+import type { ControlReply } from "../../../shared/control.ts"
 import { ClusterRecord, PeerMessage } from "../../../shared/peer-messages.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
@@ -32,6 +33,8 @@ import { supervise } from "./supervision.ts"
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
 /** How often the core hears that time passed; well under every timing it keeps. */
 const TICK_MS = 50
+/** How long the control socket waits for a clone's answer (the copy may take long). */
+const CLONE_ANSWER_MS = 6 * 3_600_000
 
 export const HardStateSchema = Schema.Struct({
   term: Schema.Int,
@@ -118,7 +121,7 @@ const agent = (
     const enqueue = (input: PendingInput) => {
       Queue.offerUnsafe(inbox, input)
     }
-    const replies = new Map<number, (ok: boolean, message: string) => void>()
+    const replies = new Map<number, (reply: ControlReply) => void>()
     const executor = makeExecutor({
       config: currentConfig,
       log,
@@ -131,8 +134,13 @@ const agent = (
       vip,
       restart: restartService,
       hooks,
-      operatorReply: (id, ok, message) => {
-        replies.get(id)?.(ok, message)
+      operatorReply: (id, r) => {
+        replies.get(id)?.({
+          ok: r.ok,
+          message: r.message,
+          ...(r.answeredBy === undefined ? {} : { answeredBy: r.answeredBy }),
+          ...(r.steps === undefined ? {} : { steps: [...r.steps] }),
+        })
         replies.delete(id)
       },
     })
@@ -199,18 +207,25 @@ const agent = (
 
     /** Hands an operator request to the core; resolves with its reply (or a timeout). */
     const ask = (request: OperatorRequest) =>
-      new Promise<{ ok: boolean; message: string }>((resolve) => {
+      new Promise<ControlReply>((resolve) => {
         const requestId = ++requestIds
-        const timer = setTimeout(
-          () => {
-            replies.delete(requestId)
-            resolve({ ok: false, message: "no answer from the decision loop in time" })
-          },
-          config.timings.switchover_timeout * 3 + config.timings.apply_timeout + 5_000,
-        )
-        replies.set(requestId, (ok, message) => {
+        const t = config.timings
+        // A clone answers when the copy is done; a switchover once the transfer is;
+        // the core refuses a forwarded request nobody answered well before this.
+        const timeoutMs =
+          request._tag === "Clone"
+            ? CLONE_ANSWER_MS
+            : t.switchover_timeout * 3 +
+              t.apply_timeout +
+              (request._tag === "Switchover" ? (request.drainTimeoutMs ?? 0) : 0) +
+              5_000
+        const timer = setTimeout(() => {
+          replies.delete(requestId)
+          resolve({ ok: false, message: "no answer from the decision loop in time" })
+        }, timeoutMs)
+        replies.set(requestId, (reply) => {
           clearTimeout(timer)
-          resolve({ ok, message })
+          resolve(reply)
         })
         enqueue((now) => ({ _tag: "Operator", now, requestId, request }))
       })
@@ -219,33 +234,43 @@ const agent = (
       cluster: () => config.cluster.name,
       state: () => latest,
       ask,
+      reload: () => reload(),
       log,
     })
     yield* serveHttp({ config: currentConfig, state: () => latest, log, mesh, vip, hooks })
 
-    // SIGHUP: re-read the config; a bad or refused one keeps the running one.
-    const onHup = () => {
-      Effect.runFork(
+    // SIGHUP and `mha-agent reload`: re-read the config; a bad or refused one keeps the running one.
+    const reload = (): Promise<ControlReply> =>
+      Effect.runPromise(
         loadConfig(configPath).pipe(
           Effect.match({
-            onFailure: (e) => log.error({ event: "reload-refused" }, `reload: ${e.message}`),
-            onSuccess: (next) => {
+            onFailure: (e): ControlReply => {
+              log.error({ event: "reload-refused" }, `reload: ${e.message}`)
+              return {
+                ok: false,
+                message: `reload refused; the running config stays in force: ${e.message}`,
+              }
+            },
+            onSuccess: (next): ControlReply => {
               const plan = diffForReload(config, next)
-              const lines = formatReloadPlan(plan).join("; ")
+              const lines = formatReloadPlan(plan)
               if (plan.ok) {
                 config = next
-                log.info({ event: "reloaded" }, lines)
-              } else log.error({ event: "reload-refused" }, lines)
+                log.info({ event: "reloaded" }, lines.join("; "))
+              } else log.error({ event: "reload-refused" }, lines.join("; "))
+              return { ok: plan.ok, message: lines.join("\n") }
             },
           }),
         ),
       )
+    const onHup = () => {
+      reload().catch((e: unknown) => log.error({ event: "reload-refused" }, `reload: ${String(e)}`))
     }
     // SIGTERM: section 14, hand over or resign, then exit 0.
     const onTerm = () => {
       const requestId = ++requestIds
       log.info({ event: "stopping" }, "SIGTERM: handing over or resigning before exit")
-      replies.set(requestId, (ok, message) => {
+      replies.set(requestId, ({ ok, message }) => {
         log.info({ event: "stopped", ok }, message)
         Effect.runFork(Deferred.succeed(stopping, 0))
       })

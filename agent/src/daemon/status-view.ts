@@ -29,6 +29,7 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
           source: self?.source ?? null,
           executed: s.local.executedText,
           errant: formatGtidSet(s.local.errant),
+          lagSeconds: s.local.up ? (s.local.probe?.replica?.lagSeconds ?? null) : null,
         }
       }
       const v = s.peers.get(m.name)
@@ -41,6 +42,7 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
         source: v?.source ?? null,
         executed: v?.executedText ?? "",
         errant: v?.errant ? "yes" : "",
+        lagSeconds: v?.source === null || v === undefined ? null : v.lagSeconds,
       }
     }),
   }
