@@ -291,6 +291,23 @@ const execute = async (
     ).catch(() => log(`${stamp()} not converged yet: ${last.join("; ")}`))
   }
   log(`${stamp()} converged after ${((Date.now() - healAt) / 1000).toFixed(1)} s; checking`)
+  // Every agent runs and answers, and the primary's agent says it is ACTIVE.
+  for (const h of names) {
+    const answers = async () =>
+      agentAlive(h) &&
+      (await c.agents.cli(h, ["status", "--json"]).then(
+        () => true,
+        () => false,
+      ))
+    await waitFor(`the agent on ${h} to answer`, answers, 30_000, 500).catch(() =>
+      problems.push(`the agent on ${h} ${agentAlive(h) ? "does not answer" : "is not running"}`),
+    )
+  }
+  const end = await c.primary()
+  if (end !== undefined) {
+    const role = await c.agentRole(end, end).catch((e: unknown) => String(e))
+    if (role !== "ACTIVE") problems.push(`${end} is writable but its agent says ${role}`)
+  }
   const check = await c.check(start)
   problems.push(...check.problems)
 
