@@ -631,6 +631,8 @@ export class World {
       case "DrainSessions":
         // The simulated client commits in one step: nothing is left running.
         return null
+      case "Clone":
+        return "CLONE is not simulated"
       default:
         return absurd(action)
     }
