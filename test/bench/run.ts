@@ -216,8 +216,11 @@ const stressRun =
       }
     })
 
+/** A given MHA_AGENT_BIN (e.g. the packaged binary) is measured at rest under keys of its own. */
+const givenBinary = process.env.MHA_AGENT_BIN !== undefined
+
 const restRun = (hosts: number) => (run: number) =>
-  onCluster(`rest-${hosts}`, run, { hosts }, async (c) => {
+  onCluster(`rest-${hosts}${givenBinary ? "-bin" : ""}`, run, { hosts }, async (c) => {
     // At rest: no client traffic, only the agents and their mysqlds.
     await c.lab.stopProcess("client", "writer")
     await c.lab.stopProcess("client", "sampler")
@@ -236,6 +239,9 @@ const restRun = (hosts: number) => (run: number) =>
         host: a.host,
         cpuPercent: Number(cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),
         rssMiB: Number(a.rssMiB.toFixed(1)),
+        rssStartMiB: Number(before[i]!.rssMiB.toFixed(1)),
+        anonMiB: Number(a.anonMiB.toFixed(1)),
+        fileMiB: Number(a.fileMiB.toFixed(1)),
       })),
     }
   })

@@ -86,6 +86,14 @@ export interface AgentCost {
   readonly host: string
   readonly cpuTicks: number
   readonly rssMiB: number
+  /** RssAnon and RssFile of /proc/PID/status, MiB: heap and stacks versus mapped files. */
+  readonly anonMiB: number
+  readonly fileMiB: number
+}
+
+const statusMiB = (status: string, field: string): number => {
+  const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(status)
+  return m ? Number(m[1]) / 1024 : Number.NaN
 }
 
 const agentPid = (c: LabCluster, host: string): number =>
@@ -95,10 +103,13 @@ const agentPid = (c: LabCluster, host: string): number =>
 export const agentCosts = (c: LabCluster): AgentCost[] =>
   c.lab.hosts.map((h) => {
     const pid = agentPid(c, h.name)
+    const status = readFileSync(`/proc/${pid}/status`, "utf8")
     return {
       host: h.name,
       cpuTicks: statTicks(readFileSync(`/proc/${pid}/stat`, "utf8")),
-      rssMiB: rssMiB(readFileSync(`/proc/${pid}/status`, "utf8")),
+      rssMiB: rssMiB(status),
+      anonMiB: statusMiB(status, "RssAnon"),
+      fileMiB: statusMiB(status, "RssFile"),
     }
   })
 
