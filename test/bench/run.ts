@@ -2,7 +2,7 @@
 // record per run to bench/results.json; bench/results.md is regenerated from
 // all records after every run (and alone with --report).
 //   npm run bench -- [--runs N] [--only 1,2,3,5,6,8,rest] [--report] [--keep-logs]
-//                    [--working-tree] [--results bench/results.json] [--out bench/results.md]
+//                    [--commit REV | --working-tree] [--packaged] [--results bench/results.json] [--out bench/results.md]
 // Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
 // --runs defaults to 5 for the scenarios and to 1 for "rest" (one run is 2 × 70 s of measuring).
 import { execSync } from "node:child_process"
@@ -54,6 +54,8 @@ const { values } = parseArgs({
     report: { type: "boolean", default: false },
     "keep-logs": { type: "boolean", default: false },
     "working-tree": { type: "boolean", default: false },
+    packaged: { type: "boolean", default: false },
+    commit: { type: "string", default: "HEAD" },
     results: { type: "string", default: join(repo, "bench/results.json") },
     out: { type: "string", default: join(repo, "bench/results.md") },
   },
@@ -80,28 +82,58 @@ const append = (r: RunRecord): void => {
 const git = (args: string): string =>
   execSync(`git ${args}`, { cwd: repo, encoding: "utf8" }).trim()
 
+/** True when the agents are a binary (packaged, or a given MHA_AGENT_BIN) rather than the source on Node 24. */
+let binaryAgent = false
+
 /**
  * Which agent the runs use. Others edit the checkout while the bench runs, so
- * by default the agent is HEAD's agent/ and shared/, exported with git archive
- * into /tmp and run from there (MHA_AGENT_BIN, which the lab honours);
- * --working-tree runs the checkout as it is, and a given MHA_AGENT_BIN wins.
+ * by default the agent is one commit's agent/ and shared/ (--commit, default
+ * HEAD), exported with git archive into /tmp and run from there through
+ * MHA_AGENT_BIN, which the lab honours. --packaged builds that commit's
+ * single binary (packaging/build.sh) in /tmp and runs it instead;
+ * --working-tree runs the checkout as it is; a given MHA_AGENT_BIN wins.
  */
 const chooseAgent = (): string => {
-  if (process.env.MHA_AGENT_BIN) return `MHA_AGENT_BIN=${process.env.MHA_AGENT_BIN}`
-  const head = git("rev-parse --short HEAD")
+  if (process.env.MHA_AGENT_BIN) {
+    binaryAgent = true
+    return `MHA_AGENT_BIN=${process.env.MHA_AGENT_BIN}`
+  }
+  const commit = git(`rev-parse --short ${values.commit}`)
   if (values["working-tree"]) {
     const dirty = git("status --porcelain -- agent shared") !== ""
-    return dirty ? `${head}+uncommitted agent/shared changes` : head
+    return dirty ? `${commit}+uncommitted agent/shared changes` : commit
   }
-  const dir = `/tmp/mha-bench-agent-${head}`
-  const bin = join(dir, "run-agent.sh")
-  if (!existsSync(bin)) {
+  const exportTo = (dir: string, paths: string): void => {
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(dir, { recursive: true })
-    execSync(`git archive ${head} agent shared package.json tsconfig.json | tar -x -C ${dir}`, {
-      cwd: repo,
-    })
+    execSync(`git archive ${commit} ${paths} | tar -x -C ${dir}`, { cwd: repo })
     symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"))
+  }
+  if (values.packaged) {
+    const dir = `/tmp/mha-bench-pkg-${commit}`
+    const bin = join(dir, "dist/mha-agent")
+    if (!existsSync(bin)) {
+      exportTo(dir, "agent shared packaging package.json tsconfig.json")
+      const epoch = git(`log -1 --format=%ct ${commit}`)
+      execSync(`bash packaging/build.sh`, {
+        cwd: dir,
+        stdio: ["ignore", "ignore", "inherit"],
+        env: {
+          ...process.env,
+          MHA_DIST: join(dir, "dist"),
+          MHA_COMPRESS: "gzip",
+          SOURCE_DATE_EPOCH: epoch,
+        },
+      })
+    }
+    process.env.MHA_AGENT_BIN = bin
+    binaryAgent = true
+    return `${commit} (packaged)`
+  }
+  const dir = `/tmp/mha-bench-agent-${commit}`
+  const bin = join(dir, "run-agent.sh")
+  if (!existsSync(bin)) {
+    exportTo(dir, "agent shared package.json tsconfig.json")
     writeFileSync(
       bin,
       `#!/bin/sh\nexec ${process.execPath} --disable-warning=ExperimentalWarning ${dir}/agent/src/main.ts "$@"\n`,
@@ -109,7 +141,7 @@ const chooseAgent = (): string => {
     )
   }
   process.env.MHA_AGENT_BIN = bin
-  return head
+  return commit
 }
 
 /** The agents' effective timings in ms, decoded by the agent's own config loader. */
@@ -216,11 +248,9 @@ const stressRun =
       }
     })
 
-/** A given MHA_AGENT_BIN (e.g. the packaged binary) is measured at rest under keys of its own. */
-const givenBinary = process.env.MHA_AGENT_BIN !== undefined
-
+/** A binary agent (e.g. the packaged one) is measured at rest under keys of its own. */
 const restRun = (hosts: number) => (run: number) =>
-  onCluster(`rest-${hosts}${givenBinary ? "-bin" : ""}`, run, { hosts }, async (c) => {
+  onCluster(`rest-${hosts}${binaryAgent ? "-bin" : ""}`, run, { hosts }, async (c) => {
     // At rest: no client traffic, only the agents and their mysqlds.
     await c.lab.stopProcess("client", "writer")
     await c.lab.stopProcess("client", "sampler")
