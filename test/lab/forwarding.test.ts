@@ -1,0 +1,126 @@
+// Operator commands run where they belong (operations.md CLI): a command given
+// to a replica's agent is forwarded over the mesh to the primary, which
+// answers; the cluster record carries the pause flag and the history of
+// switchovers to every node, and the history survives an agent restart.
+// `reload` over the control socket applies a good config and refuses a bad one.
+import assert from "node:assert/strict"
+import { readFile, writeFile } from "node:fs/promises"
+import { test } from "node:test"
+import { request } from "../../agent/src/cli/socket.ts"
+import type { ControlReply, ControlRequest } from "../../shared/control.ts"
+import { runScenario } from "./cluster.ts"
+import { waitFor } from "./exec.ts"
+
+test(
+  "pause, resume and switchover given to replicas are answered by the primary; history on every node, also after an agent restart; reload",
+  { timeout: 300_000 },
+  () =>
+    runScenario({ slug: "forwarding" }, async (c) => {
+      const hosts = c.lab.hosts.map((h) => h.name)
+      const primary = await c.waitForPrimary(10_000)
+      const [replica, other] = hosts.filter((h) => h !== primary) as [string, string]
+      const ask = (host: string, req: ControlRequest): Promise<ControlReply> =>
+        request(c.agents.socketPath(host), req, 30_000)
+      const cli = async (host: string, args: ReadonlyArray<string>): Promise<ControlReply> =>
+        JSON.parse((await c.agents.cli(host, [...args, "--json"])).stdout) as ControlReply
+      const everyNode = (what: string, pred: (r: ControlReply) => boolean) =>
+        waitFor(
+          what,
+          async () => {
+            for (const h of hosts) if (!pred(await ask(h, { _tag: "Status" }))) return false
+            return true
+          },
+          10_000,
+        )
+
+      const paused = await cli(replica, ["pause"])
+      assert.equal(paused.ok, true, paused.message)
+      assert.equal(paused.answeredBy, primary, JSON.stringify(paused))
+      await everyNode("paused in every node's status", (r) => r.status?.paused === true)
+      const resumed = await cli(other, ["resume"])
+      assert.equal(resumed.ok, true, resumed.message)
+      assert.equal(resumed.answeredBy, primary, JSON.stringify(resumed))
+      await everyNode("resumed in every node's status", (r) => r.status?.paused === false)
+
+      // A dry run from a replica: every check and step from the primary, nothing changes.
+      const dry = await ask(other, {
+        _tag: "Switchover",
+        to: replica,
+        dryRun: true,
+        drainTimeoutMs: 1000,
+      })
+      assert.equal(dry.ok, true, `${dry.message}\n${dry.steps?.join("\n")}`)
+      assert.equal(dry.answeredBy, primary)
+      assert.ok((dry.steps ?? []).some((s) => s.startsWith(`check pass: ${replica} is caught up`)))
+      assert.equal(await c.primary(), primary)
+
+      const termBefore = c.term(primary)
+      const faultAt = Date.now()
+      const sw = await cli(other, ["switchover", "--to", replica])
+      assert.equal(sw.ok, true, sw.message)
+      assert.equal(sw.answeredBy, primary)
+      assert.equal(await c.waitForPrimary(20_000, primary), replica)
+      await c.waitForWritesAfter(Date.now(), 30_000)
+
+      const lastOf = async (host: string) => {
+        const r = await ask(host, { _tag: "History" })
+        assert.equal(r.ok, true, r.message)
+        return r.history?.at(-1)
+      }
+      const isTheSwitchover = (e: Awaited<ReturnType<typeof lastOf>>) =>
+        e?.kind === "switchover" &&
+        e.term === termBefore + 1 &&
+        e.oldPrimary === primary &&
+        e.newPrimary === replica
+      await waitFor(
+        "the switchover in every node's history",
+        async () => {
+          for (const h of hosts) if (!isTheSwitchover(await lastOf(h))) return false
+          return true
+        },
+        10_000,
+      )
+      const entry = await lastOf(replica)
+      assert.ok(Math.abs(Date.parse(entry?.at ?? "") - Date.now()) < 120_000, entry?.at)
+      assert.ok(entry?.durationMs !== null && (entry?.durationMs ?? 0) > 0, JSON.stringify(entry))
+      console.log(`history entry: ${JSON.stringify(entry)}`)
+
+      // The history is in the hard state: a restarted agent still lists it.
+      await c.agents.stop(other)
+      await c.agents.start(other)
+      await waitFor(
+        `${other}'s agent answering again`,
+        async () => {
+          try {
+            return (await ask(other, { _tag: "Status" })).ok
+          } catch {
+            return false
+          }
+        },
+        20_000,
+      )
+      assert.ok(isTheSwitchover(await lastOf(other)), JSON.stringify(await lastOf(other)))
+      const text = (await c.agents.cli(other, ["history"])).stdout
+      assert.match(text, new RegExp(`${primary}.*${replica}`, "s"))
+
+      // reload: a live change is applied and named; a bad file is refused with its path.
+      const path = c.agents.configPath(other)
+      const good = await readFile(path, "utf8")
+      await writeFile(path, good.replace(/level: info/, "level: debug"))
+      const changed = await ask(other, { _tag: "Reload" })
+      assert.equal(changed.ok, true, changed.message)
+      assert.match(changed.message, /log\.level: "info" -> "debug"/)
+      await writeFile(path, good.replace(/level: info/, "level: loud"))
+      const refused = await ask(other, { _tag: "Reload" })
+      assert.equal(refused.ok, false)
+      assert.ok(refused.message.includes(path), refused.message)
+      assert.match(refused.message, /log\.level/)
+      await writeFile(path, good)
+
+      const result = await c.check(faultAt)
+      assert.deepEqual(result.problems, [], result.problems.join("; "))
+      console.log(
+        `forwarded switchover: write downtime ${result.downtimeMs} ms, ${result.acked} acknowledged writes, none lost`,
+      )
+    }),
+)
