@@ -3,7 +3,8 @@
 // temp dir that records the request and sends a canned reply). The real
 // daemon behind the socket is covered by test/lab/operator-cli.test.ts.
 import assert from "node:assert/strict"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { execFile } from "node:child_process"
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -567,6 +568,49 @@ describe("against a fake agent", () => {
       r.stderr,
       `mha-agent: cannot reach the agent at ${stale}: ECONNREFUSED (is mha-agent running?)\n`,
     )
+  })
+
+  test("permission denied on the socket (mode 0660, another user): exit 3, named as such", {
+    skip:
+      process.getuid?.() !== 0 || !existsSync("/usr/bin/setpriv")
+        ? "needs root and setpriv to run the CLI as another user"
+        : false,
+  }, async () => {
+    const agent = await fakeAgent({ ok: true, message: "x" })
+    try {
+      chmodSync(dir, 0o755)
+      chmodSync(agent.path, 0o660)
+      const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+        (resolve) =>
+          execFile(
+            "/usr/bin/setpriv",
+            [
+              "--reuid=65534",
+              "--regid=65534",
+              "--clear-groups",
+              process.execPath,
+              join(import.meta.dirname, "../../agent/src/main.ts"),
+              "status",
+              "--socket",
+              agent.path,
+            ],
+            (error, stdout, stderr) =>
+              resolve({
+                code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
+                stdout,
+                stderr,
+              }),
+          ),
+      )
+      assert.equal(r.code, 3, r.stderr)
+      assert.equal(
+        r.stderr,
+        `mha-agent: cannot reach the agent at ${agent.path}: permission denied (EACCES): run as root or as a member of the agent's group\n`,
+      )
+      assert.deepEqual(agent.requests, [], "nothing reached the agent")
+    } finally {
+      await agent.close()
+    }
   })
 
   test("not a socket: exit 3", async () => {
