@@ -49,6 +49,10 @@ export interface ChaosResult {
   readonly splitBrainRounds: number
   readonly problems: ReadonlyArray<string>
   readonly diverged: ReadonlyArray<string>
+  /** Stretches of more than 10 s without an acknowledged write ("+12.3 s .. +40.1 s"). */
+  readonly writeGaps: ReadonlyArray<string>
+  /** Agents that exited by themselves (not killed by the schedule), restarted as systemd would. */
+  readonly agentExits: ReadonlyArray<string>
   readonly logs: string | undefined
 }
 
@@ -254,7 +258,36 @@ const execute = async (
     }
   }
 
+  // The service manager's part for agents (systemd's Restart=always): an agent
+  // that exits by itself, not killed by the schedule, is started again and
+  // reported with its last fatal log line.
+  const agentExits: string[] = []
+  let faultsOver = false
+  const watchdog = (async () => {
+    while (!faultsOver) {
+      await sleep(1_000)
+      for (const h of names) {
+        if (faultsOver || busy.has(h) || agentAlive(h)) continue
+        const fatal = readFileSync(c.agents.logPath(h), "utf8")
+          .split("\n")
+          .filter((l) => l.includes('"level":60'))
+          .pop()
+        let why = "no fatal log line"
+        try {
+          if (fatal) why = (JSON.parse(fatal) as { msg: string }).msg
+        } catch {
+          why = fatal ?? why
+        }
+        agentExits.push(`${stamp()} ${h}: ${why}`)
+        log(`${stamp()} the agent on ${h} exited by itself (${why}); starting it again`)
+        await c.agents.start(h)
+      }
+    }
+  })()
+
   await Promise.all(schedule.map(one))
+  faultsOver = true
+  await watchdog
 
   // Heal everything, start what is stopped, resume what is paused, restart dead agents.
   log(`${stamp()} faults over: healing everything`)
@@ -336,6 +369,14 @@ const execute = async (
     }
   }
   promotions.sort()
+  const acks = c.writes().acked
+  const writeGaps: string[] = []
+  const rel = (t: number) => `+${((t - start) / 1000).toFixed(1)} s`
+  for (let i = 1; i < acks.length; i++) {
+    const a = acks[i - 1]!.t
+    const b = acks[i]!.t
+    if (b - a > 10_000) writeGaps.push(`${rel(a)} .. ${rel(b)}`)
+  }
   const lost = check.problems.find((p) => p.includes("acknowledged writes missing"))
   return {
     applied,
@@ -351,6 +392,8 @@ const execute = async (
     splitBrainRounds: split,
     problems,
     diverged: check.diverged,
+    agentExits,
+    writeGaps,
   }
 }
 
@@ -362,9 +405,11 @@ export const formatReport = (r: ChaosResult): string => {
     `failovers observed: ${elections} promotions by election (${r.promotions.join(", ") || "none"}); terms ${r.termStart} -> ${r.termEnd}`,
     `primaries as the client saw them: ${r.primaries.join(" -> ")} (${Math.max(0, r.primaries.length - 1)} changes)`,
     `acknowledged writes: ${r.acked} (failed or unknown attempts: ${r.writeErrors}; longest write gap ${(r.downtimeMs / 1000).toFixed(1)} s)`,
+    `stretches over 10 s without an acknowledged write: ${r.writeGaps.join(", ") || "none"}`,
     `lost acknowledged writes: ${r.lostWrites}`,
     `sampler rounds with two writable nodes: ${r.splitBrainRounds}`,
     `nodes left DIVERGED: ${r.diverged.join(", ") || "none"}`,
+    `agents that exited by themselves (restarted): ${r.agentExits.length}${r.agentExits.map((e) => `\n  ${e}`).join("")}`,
     `invariants: ${r.problems.length === 0 ? "all hold" : `FAILED: ${r.problems.join("; ")}`}`,
     ...(r.logs ? [`logs kept in ${r.logs}`] : []),
   ].join("\n")
