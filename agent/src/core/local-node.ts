@@ -32,6 +32,7 @@ export const initialLocal: LocalNode = {
   resyncSince: 0,
   diverged: false,
   rejoinForced: false,
+  rejoinRequested: false,
   revokedTerm: 0,
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },

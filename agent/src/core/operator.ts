@@ -157,8 +157,22 @@ export const onOperator = (
         return s
       }
       if (!s.local.diverged && !request.force) {
-        reply(out, requestId, true, "not diverged; replication follows the primary")
-        return s
+        const source = s.local.up ? (s.local.probe?.replica?.source ?? null) : null
+        const leader = s.leader !== null && s.leaderActive ? s.leader : null
+        reply(
+          out,
+          requestId,
+          true,
+          leader === null
+            ? "not diverged; it rejoins once a primary is ACTIVE"
+            : source === leader
+              ? `not diverged; already replicates from ${leader}`
+              : `not diverged; rejoining as a replica of ${leader} with auto-position`,
+        )
+        // Also an old primary that auto_rejoin: false keeps waiting for this command.
+        return source === leader && leader !== null
+          ? s
+          : { ...s, local: { ...s.local, rejoinRequested: true } }
       }
       if (s.local.diverged && !request.force) {
         reply(
@@ -170,7 +184,10 @@ export const onOperator = (
         return s
       }
       reply(out, requestId, true, "rejoining as a replica despite divergence")
-      return { ...s, local: { ...s.local, diverged: false, rejoinForced: true } }
+      return {
+        ...s,
+        local: { ...s.local, diverged: false, rejoinForced: true, rejoinRequested: true },
+      }
     }
     case "Demote":
       return demote(s, out, requestId, request.node, request.source)
@@ -261,7 +278,7 @@ const demote = (
   if (probe === null) return refuse(`the mysqld of ${s.self} is down`)
   let next: AgentState = {
     ...s,
-    local: { ...s.local, diverged: false, rejoinForced: true },
+    local: { ...s.local, diverged: false, rejoinForced: true, rejoinRequested: true },
   }
   ;[next] = issueMysql(next, out, { _tag: "Fence" }, "fence")
   ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")

@@ -3,9 +3,10 @@
  * returning nodes (section 10): a node rejoins only if it holds nothing the
  * primary lacks; otherwise it is DIVERGED and waits for an operator.
  */
+
+import { cloneHoldsReplication } from "./clone.ts"
 import { isDataNode, strictAckCount } from "./config.ts"
 import { formatGtidSet, isEmpty } from "./gtid.ts"
-import { cloneHoldsReplication } from "./clone.ts"
 import { errantOf } from "./local-node.ts"
 import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
 import type { AgentState } from "./types.ts"
@@ -34,7 +35,13 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     }
     const wasPrimary = s.hard.record.lineage.includes(probe.serverUuid)
     // The operator's clone asked for the rejoin.
-    if (!s.config.autoRejoin && wasPrimary && replica === null && s.clone === null) {
+    if (
+      !s.config.autoRejoin &&
+      wasPrimary &&
+      replica === null &&
+      s.clone === null &&
+      !s.local.rejoinRequested
+    ) {
       return s // auto_rejoin off: an old primary waits for `rejoin`
     }
     let next = s
@@ -51,7 +58,7 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
       "semi-sync",
     )
     event(out, "info", "repoint", `replicating from ${leader} with auto-position`)
-    return { ...next, local: { ...next.local, rejoinForced: false } }
+    return { ...next, local: { ...next.local, rejoinForced: false, rejoinRequested: false } }
   }
   if ((!replica.ioRunning || !replica.sqlRunning) && replica.lastError === null) {
     const [next] = issueMysql(s, out, { _tag: "StartReplica" }, "replication")

@@ -293,6 +293,8 @@ export interface LocalNode {
   readonly diverged: boolean
   /** The operator ran `rejoin --force`: replicate from the primary despite errant transactions. */
   readonly rejoinForced: boolean
+  /** The operator ran `rejoin` (or `demote`): replicate from the primary even with auto_rejoin off. */
+  readonly rejoinRequested: boolean
   /** The node has been told to stay out of replication until a leader of this term announces. */
   readonly revokedTerm: number
   /** The VIP as the last VipDone reported it, and the operation in flight. */
