@@ -39,6 +39,7 @@ export interface RunRecord {
     rssStartMiB?: number
     anonMiB?: number
     fileMiB?: number
+    rssSeriesMiB?: ReadonlyArray<number>
   }>
 }
 

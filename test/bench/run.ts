@@ -257,7 +257,12 @@ const restRun = (hosts: number) => (run: number) =>
     await sleep(REST_WARMUP_MS)
     const t0 = Date.now()
     const before = agentCosts(c)
-    await sleep(REST_WINDOW_MS)
+    // RSS every 10 s through the window: a steady climb and a sawtooth look alike at the ends.
+    const series: number[][] = before.map((a) => [a.rssMiB])
+    for (let waited = 0; waited < REST_WINDOW_MS; waited += 10_000) {
+      await sleep(Math.min(10_000, REST_WINDOW_MS - waited))
+      agentCosts(c).forEach((a, i) => series[i]?.push(a.rssMiB))
+    }
     const after = agentCosts(c)
     const ms = Date.now() - t0
     const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
@@ -272,6 +277,7 @@ const restRun = (hosts: number) => (run: number) =>
         rssStartMiB: Number(before[i]!.rssMiB.toFixed(1)),
         anonMiB: Number(a.anonMiB.toFixed(1)),
         fileMiB: Number(a.fileMiB.toFixed(1)),
+        rssSeriesMiB: (series[i] ?? []).map((x) => Math.round(x)),
       })),
     }
   })
