@@ -342,3 +342,13 @@ test("rejoin N brings back an old primary that auto_rejoin: false keeps waiting"
   assert.equal(old.source, p)
   assert.equal(old.writable, false)
 })
+
+test("a reloaded config reaches the core: new timings apply from the next step", () => {
+  const w = running()
+  const s = w.node("db2").state
+  const config = { ...s.config, timings: { ...s.config.timings, probeIntervalMs: 2000 } }
+  const r = step(s, { _tag: "Reconfigure", now: s.now + 1, config })
+  assert.equal(r.state.config.timings.probeIntervalMs, 2000)
+  const later = step(r.state, { _tag: "Tick", now: r.state.nextProbeAt, random: 0.5 })
+  assert.equal(later.state.nextProbeAt, r.state.nextProbeAt + 2000)
+})

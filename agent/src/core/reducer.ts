@@ -179,6 +179,10 @@ export const step = (state: AgentState, input: Input): StepResult => {
     case "Operator":
       s = onOperatorInput(s, out, input.requestId, input.request)
       break
+    case "Reconfigure":
+      s = { ...s, config: input.config }
+      event(out, "info", "reconfigured", "reloaded settings apply from now on")
+      break
     default:
       return absurd(input)
   }

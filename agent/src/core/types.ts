@@ -195,6 +195,12 @@ export type Input =
       readonly requestId: number
       readonly request: OperatorRequest
     }
+  /**
+   * The config was reloaded (SIGHUP, `mha-agent reload`): timings, health
+   * thresholds and policies apply from now on. Members and identity never
+   * change here (the daemon refuses such a reload).
+   */
+  | { readonly _tag: "Reconfigure"; readonly now: number; readonly config: ClusterConfig }
 
 // ---------------------------------------------------------------------------
 // Outputs

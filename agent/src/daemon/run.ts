@@ -256,6 +256,9 @@ const agent = (
               const lines = formatReloadPlan(plan)
               if (plan.ok) {
                 config = next
+                // What the plan calls live must be: the core's timings and policies, the log level.
+                log.level = next.log.level
+                enqueue((now) => ({ _tag: "Reconfigure", now, config: toClusterConfig(next) }))
                 log.info({ event: "reloaded" }, lines.join("; "))
               } else log.error({ event: "reload-refused" }, lines.join("; "))
               return { ok: plan.ok, message: lines.join("\n") }
