@@ -8,10 +8,15 @@ import { test } from "node:test"
 import {
   type AcceptanceScenario,
   errantReplica,
+  fiveNodesTwoLost,
   handMadeWritable,
+  oneWayPartition,
   primaryAgentKilled,
   primaryAgentPaused,
+  randomLoss,
+  repeatedFailures,
   replicaIsolated,
+  witnessDecides,
 } from "./acceptance-scenarios.ts"
 import { type ClusterOptions, type LabCluster, runScenario } from "./cluster.ts"
 import { readSamplerLog, splitBrainRounds } from "./invariants.ts"
@@ -120,4 +125,37 @@ scenario(
   "scenario 9: an errant transaction is reported, never promoted, fixed by errant-gtid --fix",
   "scenario9",
   errantReplica,
+)
+scenario(
+  "scenario 12: repeated failures: the anti-flap block holds until ack-recovery",
+  "scenario12",
+  repeatedFailures,
+  { timings: { ...TIMINGS, recovery_block_period: "10m" } },
+)
+scenario(
+  "scenario 14: two data nodes and a witness: the witness's vote decides",
+  "scenario14",
+  witnessDecides,
+  { witnesses: ["db3"] },
+)
+scenario(
+  "scenario 11: five nodes, the primary and a replica lost: failover by majority",
+  "scenario11",
+  fiveNodesTwoLost,
+  { hosts: 5 },
+)
+scenario(
+  "scenario 7: one-way partition, the primary's packets to the others dropped: one writable node at a time",
+  "scenario7-out",
+  oneWayPartition("out"),
+)
+scenario(
+  "scenario 7: one-way partition, the others' packets to the primary dropped: one writable node at a time",
+  "scenario7-in",
+  oneWayPartition("in"),
+)
+scenario(
+  "scenario 6: 30 % random loss at every host for 60 s: no failover",
+  "scenario6",
+  randomLoss,
 )
