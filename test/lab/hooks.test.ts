@@ -1,0 +1,278 @@
+// Hooks on the lab (operations.md, Hooks): every agent runs one hook script
+// (absolute path, mode 0755, in a root-owned directory nobody else may write)
+// for every event; it appends its MHA_* environment to a file per node.
+// 1. A replica's lag crossing the threshold and recovering, then scenario 2
+//    (the primary's mysqld cannot restart): the files show
+//    on_lag_threshold_exceeded / on_lag_recovered, on_failure_detected,
+//    pre_failover, post_failover and on_role_change with the right values.
+// 2. The same failover where db2's pre_failover exits 1: db2 wins first (it
+//    ranks best), aborts, fences and resigns its term and runs
+//    post_unsuccessful_failover; it is never writable; it does not stand again
+//    (protocol: its refusal makes it ineligible until a primary is ACTIVE), so
+//    db3 wins the next term. The invariants hold.
+import assert from "node:assert/strict"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { test } from "node:test"
+import { runScenario } from "./cluster.ts"
+import { waitFor } from "./exec.ts"
+import { readSamplerLog } from "./invariants.ts"
+import type { Lab } from "./lab.ts"
+import { mysqldCannotRestart } from "./scenarios.ts"
+
+const HOOKS = [
+  "on_failure_detected",
+  "pre_failover",
+  "post_failover",
+  "post_unsuccessful_failover",
+  "on_fence",
+  "on_role_change",
+  "on_lag_threshold_exceeded",
+  "on_lag_recovered",
+] as const
+
+const VARS = [
+  "MHA_EVENT",
+  "MHA_CLUSTER",
+  "MHA_NODE",
+  "MHA_TERM",
+  "MHA_OLD_PRIMARY",
+  "MHA_NEW_PRIMARY",
+  "MHA_REASON",
+  "MHA_LAG_SECONDS",
+  "MHA_OLD_ROLE",
+  "MHA_NEW_ROLE",
+]
+
+type HookLine = Record<string, string>
+
+/** A root-owned 0755 directory with the hook script; `refuse-<node>` makes its pre_failover exit 1. */
+const hookDir = (): { dir: string; script: string; events: (node: string) => HookLine[] } => {
+  const dir = mkdtempSync("/tmp/mha-hooks-")
+  chmodSync(dir, 0o755)
+  const script = join(dir, "hook.sh")
+  const format = VARS.map((v) => `${v}=%s`).join("\\t")
+  const args = VARS.map((v) => `"$${v}"`).join(" ")
+  writeFileSync(
+    script,
+    `#!/bin/sh
+printf '${format}\\n' ${args} >> "${dir}/events-$MHA_NODE.log"
+if [ "$MHA_EVENT" = pre_failover ] && [ -e "${dir}/refuse-$MHA_NODE" ]; then
+  echo "pre_failover refused on $MHA_NODE by the test" >&2
+  exit 1
+fi
+exit 0
+`,
+  )
+  chmodSync(script, 0o755)
+  const events = (node: string): HookLine[] => {
+    const file = join(dir, `events-${node}.log`)
+    if (!existsSync(file)) return []
+    return readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) =>
+        Object.fromEntries(
+          l.split("\t").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+        ),
+      )
+  }
+  return { dir, script, events }
+}
+
+const hookConfig = (script: string) => ({
+  hooks: { ...Object.fromEntries(HOOKS.map((h) => [h, script])), timeout: "10s" },
+  // Small lag thresholds so that a 6 s SOURCE_DELAY crosses them.
+  health: { lag_info: "2s", lag_warn: "4s", lag_critical: "60s" },
+})
+
+/** SOURCE_DELAY on a replica (the agent may restart the SQL thread in between: retry). */
+const sourceDelay = async (lab: Lab, host: string, seconds: number): Promise<void> => {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await lab.query(host, "STOP REPLICA SQL_THREAD")
+      await lab.query(host, `CHANGE REPLICATION SOURCE TO SOURCE_DELAY = ${seconds}`)
+      await lab.query(host, "START REPLICA SQL_THREAD")
+      return
+    } catch (e) {
+      if (attempt >= 5) throw e
+    }
+  }
+}
+
+const find = (lines: HookLine[], event: string, where: (l: HookLine) => boolean = () => true) =>
+  lines.filter((l) => l.MHA_EVENT === event && where(l))
+
+const show = (lines: HookLine[]) =>
+  lines.map((l) => `${l.MHA_EVENT} term=${l.MHA_TERM} ${l.MHA_REASON}`).join("\n")
+
+test("hooks: lag exceeded and recovered, then a failover runs on_failure_detected, pre_failover, post_failover and on_role_change with MHA_* values", {
+  timeout: 300_000,
+}, async () => {
+  const h = hookDir()
+  try {
+    await runScenario(
+      {
+        slug: "hooks-failover",
+        timings: { restart_timeout: "10s", apply_timeout: "10s" },
+        extra: hookConfig(h.script),
+      },
+      async (c) => {
+        const cluster = `lab-${c.lab.id}`
+        assert.equal(await c.waitForPrimary(10_000), "db1")
+        // Lag: delay db3's applier by 6 s (> lag_warn 4 s), then remove the delay.
+        await sourceDelay(c.lab, "db3", 6)
+        await waitFor(
+          "on_lag_threshold_exceeded on db3",
+          () => find(h.events("db3"), "on_lag_threshold_exceeded").length > 0,
+          30_000,
+        )
+        await sourceDelay(c.lab, "db3", 0)
+        await waitFor(
+          "on_lag_recovered on db3",
+          () => find(h.events("db3"), "on_lag_recovered").length > 0,
+          30_000,
+        )
+        const [exceeded] = find(h.events("db3"), "on_lag_threshold_exceeded")
+        assert.ok(Number(exceeded?.MHA_LAG_SECONDS) >= 4, JSON.stringify(exceeded))
+        assert.equal(exceeded?.MHA_NEW_PRIMARY, "db1")
+        assert.equal(exceeded?.MHA_CLUSTER, cluster)
+        const [recovered] = find(h.events("db3"), "on_lag_recovered")
+        assert.ok(Number(recovered?.MHA_LAG_SECONDS) < 2, JSON.stringify(recovered))
+        assert.equal(
+          find(h.events("db3"), "on_lag_threshold_exceeded").length,
+          1,
+          "once per crossing",
+        )
+        assert.equal(find(h.events("db2"), "on_lag_threshold_exceeded").length, 0)
+
+        // Scenario 2.
+        const faultAt = await mysqldCannotRestart(c)
+        const result = await c.check(faultAt)
+        assert.deepEqual(result.problems, [], result.problems.join("; "))
+        const winner = await c.waitForPrimary(10_000)
+        assert.equal(winner, "db2", "db2 ranks best")
+        const term = String(c.term("db2"))
+        await waitFor(
+          "the hooks of the failover",
+          () =>
+            find(h.events("db2"), "post_failover").length > 0 &&
+            find(h.events("db2"), "on_role_change", (l) => l.MHA_NEW_ROLE === "ACTIVE").length >
+              0 &&
+            find(h.events("db3"), "on_role_change", (l) => l.MHA_NEW_PRIMARY === "db2").length > 0,
+          20_000,
+        )
+        const db2 = h.events("db2")
+        const db3 = h.events("db3")
+        const db1 = h.events("db1")
+        for (const [node, lines] of [
+          ["db2", db2],
+          ["db3", db3],
+        ] as const) {
+          const detected = find(lines, "on_failure_detected")
+          assert.equal(detected.length, 1, `${node}: once\n${show(lines)}`)
+          assert.equal(detected[0]?.MHA_OLD_PRIMARY, "db1")
+          assert.equal(detected[0]?.MHA_NODE, node)
+          assert.equal(detected[0]?.MHA_CLUSTER, cluster)
+          assert.ok(detected[0]?.MHA_REASON !== "", "says why")
+        }
+        const [pre] = find(db2, "pre_failover")
+        assert.deepEqual(
+          [pre?.MHA_OLD_PRIMARY, pre?.MHA_NEW_PRIMARY, pre?.MHA_TERM],
+          ["db1", "db2", term],
+          show(db2),
+        )
+        const [post] = find(db2, "post_failover")
+        assert.deepEqual(
+          [post?.MHA_OLD_PRIMARY, post?.MHA_NEW_PRIMARY, post?.MHA_TERM],
+          ["db1", "db2", term],
+        )
+        const order = db2.map((l) => l.MHA_EVENT)
+        assert.ok(
+          order.indexOf("on_failure_detected") < order.indexOf("pre_failover") &&
+            order.indexOf("pre_failover") < order.indexOf("post_failover"),
+          order.join(", "),
+        )
+        const [active] = find(db2, "on_role_change", (l) => l.MHA_NEW_ROLE === "ACTIVE")
+        assert.deepEqual([active?.MHA_OLD_PRIMARY, active?.MHA_NEW_PRIMARY], ["db1", "db2"])
+        assert.equal(find(db3, "pre_failover").length, 0, "only the winner runs pre_failover")
+        assert.equal(find(db2, "post_unsuccessful_failover").length, 0)
+        const standby = find(db3, "on_role_change", (l) => l.MHA_NEW_PRIMARY === "db2")
+        assert.equal(standby.at(-1)?.MHA_NEW_ROLE, "STANDBY", show(db3))
+        assert.ok(
+          find(db1, "on_role_change", (l) => l.MHA_OLD_ROLE === "ACTIVE").length > 0,
+          `db1 left ACTIVE:\n${show(db1)}`,
+        )
+        assert.ok(find(db1, "on_fence").length > 0, "db1 fenced itself and resigned")
+        console.log(
+          `hooks: failover to db2 in term ${term}, downtime ${result.downtimeMs} ms; db2 ran ${order.join(", ")}`,
+        )
+      },
+    )
+  } finally {
+    rmSync(h.dir, { recursive: true, force: true })
+  }
+})
+
+test("hooks: pre_failover exits 1 on db2: its promotion aborts (fenced, never writable, post_unsuccessful_failover) and db3 wins", {
+  timeout: 300_000,
+}, async () => {
+  const h = hookDir()
+  writeFileSync(join(h.dir, "refuse-db2"), "")
+  try {
+    await runScenario(
+      {
+        slug: "hooks-refused",
+        timings: { restart_timeout: "10s", apply_timeout: "10s" },
+        extra: hookConfig(h.script),
+      },
+      async (c) => {
+        assert.equal(await c.waitForPrimary(10_000), "db1")
+        const faultAt = await mysqldCannotRestart(c)
+        const result = await c.check(faultAt)
+        assert.deepEqual(result.problems, [], result.problems.join("; "))
+        assert.equal(await c.waitForPrimary(10_000), "db3", "db3 wins after db2's abort")
+        await waitFor(
+          "db3's post_failover",
+          () => find(h.events("db3"), "post_failover").length > 0,
+          20_000,
+        )
+        const db2 = h.events("db2")
+        const db3 = h.events("db3")
+        const [pre2] = find(db2, "pre_failover")
+        assert.ok(pre2 !== undefined, `db2 won first and ran pre_failover:\n${show(db2)}`)
+        const [unsuccessful] = find(db2, "post_unsuccessful_failover")
+        assert.equal(unsuccessful?.MHA_TERM, pre2.MHA_TERM, show(db2))
+        assert.match(unsuccessful?.MHA_REASON ?? "", /pre_failover hook: exit 1/)
+        assert.ok(
+          find(db2, "on_fence", (l) => /pre_failover/.test(l.MHA_REASON ?? "")).length > 0,
+          "db2 fenced itself",
+        )
+        assert.equal(find(db2, "post_failover").length, 0)
+        assert.equal(find(db2, "pre_failover").length, 1, "db2 did not stand again")
+        const [pre3] = find(db3, "pre_failover")
+        const [post3] = find(db3, "post_failover")
+        assert.ok(Number(pre3?.MHA_TERM) > Number(pre2.MHA_TERM), "db3 won a later term")
+        assert.equal(post3?.MHA_TERM, pre3?.MHA_TERM)
+        assert.equal(post3?.MHA_NEW_PRIMARY, "db3")
+        assert.equal(post3?.MHA_OLD_PRIMARY, "db1")
+        // Never writable: no sample of the sampler saw db2 writable after the fault.
+        const writable = readSamplerLog(c.samplerLog).filter(
+          (r) => r.t >= faultAt && r.nodes.db2 === "writable",
+        )
+        assert.deepEqual(writable, [], "db2 was never writable")
+        // Its log says why.
+        const log = readFileSync(c.agents.logPath("db2"), "utf8")
+        assert.match(
+          log,
+          /promotion-aborted.*pre_failover hook: exit 1|pre_failover hook: exit 1.*promotion-aborted/,
+        )
+        console.log(
+          `hooks: db2's pre_failover refused term ${pre2.MHA_TERM}; db3 ACTIVE in term ${pre3?.MHA_TERM}; downtime ${result.downtimeMs} ms`,
+        )
+      },
+    )
+  } finally {
+    rmSync(h.dir, { recursive: true, force: true })
+  }
+})
