@@ -56,9 +56,19 @@ test(
 
       const termBefore = c.term(primary)
       const faultAt = Date.now()
-      const sw = await cli(other, ["switchover", "--to", replica])
+      // --drain-timeout: a statement running on the primary is let finish before the fence.
+      const slow = c.lab.query(primary, "SELECT SLEEP(3) AS s").then(
+        () => "finished",
+        (e: unknown) => `failed: ${e instanceof Error ? e.message : String(e)}`,
+      )
+      await new Promise((r) => setTimeout(r, 300))
+      const sw = await cli(other, ["switchover", "--to", replica, "--drain-timeout", "10"])
+      const switchoverMs = Date.now() - faultAt
       assert.equal(sw.ok, true, sw.message)
       assert.equal(sw.answeredBy, primary)
+      assert.equal(await slow, "finished", "the drain let the running statement finish")
+      assert.ok(switchoverMs >= 2500, `the switchover waited for the drain (${switchoverMs} ms)`)
+      console.log(`switchover with a 3 s statement drained: answered after ${switchoverMs} ms`)
       assert.equal(await c.waitForPrimary(20_000, primary), replica)
       await c.waitForWritesAfter(Date.now(), 30_000)
 
