@@ -15,7 +15,11 @@ import {
   scheduleViolations,
 } from "../chaos/schedule.ts"
 
-/** The CI seed: its 3-minute schedule on 3 hosts causes failovers (see the report in the log). */
+/**
+ * The CI seed: its 3-minute schedule on 3 hosts aims six failover-causing
+ * faults at the primary (isolate, stop or pause its mysqld); three runs each
+ * saw 5 failovers (terms 1 -> 10), 4 primary changes seen by the client.
+ */
 const CI_SEED = 7
 
 const options = (seed: number, hosts = 3, minutes = 3): ScheduleOptions => ({
@@ -101,8 +105,9 @@ test(`chaos: 3 minutes of random faults on 3 hosts (seed ${CI_SEED}) keep the in
   assert.equal(result.lostWrites, 0)
   assert.equal(result.splitBrainRounds, 0)
   assert.ok(result.applied >= 5, `${result.applied} faults applied`)
+  const failovers = result.promotions.filter((p) => p.includes("(election)")).length
   assert.ok(
-    result.promotions.some((p) => p.includes("(election)")),
-    `the seed's schedule caused at least one failover: ${result.promotions.join(", ")}`,
+    failovers >= 2,
+    `the seed's schedule exercises failovers (${failovers}): ${result.promotions.join(", ")}`,
   )
 })
