@@ -45,4 +45,5 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
   failoverBeforeHealthy: c.failover_before_healthy,
   allowErrantPromotion: c.allow_errant_promotion,
   fenceCommand: c.fence_command === undefined ? null : { required: c.fence_required },
+  hookTimeoutMs: c.hooks.timeout,
 })
