@@ -134,3 +134,86 @@ test(
       )
     }),
 )
+
+test(
+  "errant-gtid --fix --dry-run, demote and rejoin given to any node run where they belong",
+  { timeout: 300_000 },
+  () =>
+    runScenario({ slug: "forwarding-node" }, async (c) => {
+      const hosts = c.lab.hosts.map((h) => h.name)
+      const primary = await c.waitForPrimary(10_000)
+      const [a, b] = hosts.filter((h) => h !== primary) as [string, string]
+      const ask = (host: string, req: ControlRequest): Promise<ControlReply> =>
+        request(c.agents.socketPath(host), req, 30_000)
+      const cli = async (host: string, args: ReadonlyArray<string>): Promise<ControlReply> =>
+        JSON.parse((await c.agents.cli(host, [...args, "--json"])).stdout) as ControlReply
+      const executed = async (host: string): Promise<string> => {
+        const [row] = await c.lab.query<{ g: string }>(host, "SELECT @@gtid_executed AS g")
+        return (row?.g ?? "").replace(/\n/g, "")
+      }
+      const subtract = async (x: string, y: string): Promise<string> => {
+        const [row] = await c.lab.query<{ d: string }>(primary, "SELECT GTID_SUBTRACT(?, ?) AS d", [
+          x,
+          y,
+        ])
+        return (row?.d ?? "").replace(/\n/g, "")
+      }
+
+      // An errant transaction on b (written by hand; its agent fences again within a probe).
+      let made = false
+      for (let attempt = 0; attempt < 5 && !made; attempt++) {
+        const conn = await c.lab.connect(b)
+        try {
+          await conn.query("SET GLOBAL super_read_only = OFF")
+          await conn.query("INSERT INTO app.writes (id, client_ms) VALUES (?, 0)", [-1 - attempt])
+          made = true
+        } catch {
+          // fenced in between: try again
+        } finally {
+          await conn.query("SET GLOBAL super_read_only = ON").catch(() => {})
+          await conn.end().catch(() => {})
+        }
+      }
+      assert.ok(made, `an errant transaction was written on ${b}`)
+      await new Promise((r) => setTimeout(r, 500))
+      const errant = await subtract(await executed(b), await executed(primary))
+      assert.notEqual(errant, "")
+      await waitFor(
+        `${primary}'s agent to see ${b}'s errant transaction`,
+        async () =>
+          (await ask(primary, { _tag: "Status" })).status?.members.find((m) => m.name === b)
+            ?.errant === "yes",
+        10_000,
+      )
+
+      const dry = await cli(a, ["errant-gtid", "--fix", "--dry-run"])
+      assert.equal(dry.ok, true, dry.message)
+      assert.equal(dry.answeredBy, primary)
+      assert.ok(
+        (dry.steps ?? []).some((s) => s.startsWith(`${b} holds ${errant}`)),
+        (dry.steps ?? []).join("\n"),
+      )
+      await new Promise((r) => setTimeout(r, 1000))
+      assert.equal(await subtract(errant, await executed(primary)), errant, "nothing injected")
+
+      const demoted = await cli(a, ["demote", b, "--source", primary])
+      assert.equal(demoted.ok, true, demoted.message)
+      assert.equal(demoted.answeredBy, b)
+      assert.match(demoted.message, new RegExp(`${b} fenced .*${primary}`))
+      const [flags] = await c.lab.query<{ sro: number }>(b, "SELECT @@super_read_only AS sro")
+      assert.equal(flags?.sro, 1)
+      const refused = await ask(b, { _tag: "Demote", node: primary, source: a })
+      assert.equal(refused.ok, false)
+      assert.equal(refused.answeredBy, primary)
+      assert.match(refused.message, /is the primary/)
+      assert.equal(await c.primary(), primary)
+
+      const rejoin = await ask(primary, { _tag: "Rejoin", node: a, force: false })
+      assert.equal(rejoin.ok, true, rejoin.message)
+      assert.equal(rejoin.answeredBy, a)
+      assert.match(rejoin.message, new RegExp(`already replicates from ${primary}`))
+      console.log(
+        `dry run: ${dry.message}; demote: ${demoted.message}; refused: ${refused.message}; rejoin: ${rejoin.message}`,
+      )
+    }),
+)
