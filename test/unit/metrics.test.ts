@@ -167,6 +167,9 @@ describe("the /metrics page", () => {
     const f = parsePromText(renderMetrics(full({ node: "db2", state: standbyState(7) })))
     assert.equal(sampleValue(f, "mha_node_role", { node: "db2", role: "STANDBY" }), 1)
     assert.equal(sampleValue(f, "mha_replication_lag_seconds", { node: "db2" }), 7)
+    // Peers' lag from their heartbeats; none for the primary.
+    assert.equal(sampleValue(f, "mha_replication_lag_seconds", { node: "db3" }), 1)
+    assert.equal(sampleValue(f, "mha_replication_lag_seconds", { node: "db1" }), undefined)
     assert.equal(sampleValue(f, "mha_replication_backlog_transactions", { node: "db2" }), 3)
     assert.equal(sampleValue(f, "mha_replication_running", { node: "db2" }), 1)
     assert.equal(sampleValue(f, "mha_errant_transactions", { node: "db2" }), 3)

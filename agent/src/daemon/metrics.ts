@@ -373,8 +373,17 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
   const lag = probe?.replica?.lagSeconds
   x.gauge(
     "mha_replication_lag_seconds",
-    "Seconds_Behind_Source of the local replica at its last probe (the only lag in seconds an agent knows; absent when not replicating).",
-    lag == null ? [] : [{ labels: { node: self }, value: lag }],
+    "Seconds_Behind_Source per replica: the local one at its last probe, peers' from their heartbeats (absent when not replicating or unknown).",
+    [
+      ...(lag == null ? [] : [{ labels: { node: self }, value: lag }]),
+      ...(s === undefined
+        ? []
+        : [...s.peers].flatMap(([name, v]) =>
+            v.source === null || v.lagSeconds === null
+              ? []
+              : [{ labels: { node: name }, value: v.lagSeconds }],
+          )),
+    ],
   )
   x.gauge(
     "mha_replication_backlog_transactions",
