@@ -18,4 +18,4 @@ echo "== lint"
 npx --no-install biome check .
 echo "== tests"
 bash scripts/node24.sh --test --test-concurrency="${MHA_TEST_CONCURRENCY:-1}" --test-reporter=spec \
-  'test/unit/**/*.test.ts' 'test/sim/**/*.test.ts' 'test/lab/**/*.test.ts' 'test/pkg/**/*.test.ts'
+  'test/unit/**/*.test.ts' 'test/sim/**/*.test.ts' 'test/bench/**/*.test.ts' 'test/lab/**/*.test.ts' 'test/pkg/**/*.test.ts'
