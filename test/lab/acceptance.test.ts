@@ -77,6 +77,16 @@ const scenario = (
       const outcome = await body(c)
       const result = await c.check(outcome.faultAt)
       let problems = result.problems
+      // check() reads the sampler log before it waits for convergence; the
+      // sampler goes on meanwhile, so read it again: the whole run counts.
+      if (!problems.some((p) => p.startsWith(SPLIT_PROBLEM))) {
+        const late = splitBrainRounds(readSamplerLog(c.samplerLog))
+        if (late.length > 0)
+          problems = [
+            ...problems,
+            `${SPLIT_PROBLEM} in ${late.length} samples (during the convergence wait), first ${JSON.stringify(late[0])}`,
+          ]
+      }
       let splitNote = ""
       if (outcome.handMade !== undefined) {
         const splits = handMadeSplits(c, outcome.handMade, outcome.faultAt)
