@@ -91,6 +91,7 @@ export class SimMysqld {
               lastError: this.lastError,
             },
       semiSyncSourceOn: true,
+      semiSyncReplicaOn: true,
     }
   }
 

@@ -65,6 +65,7 @@ const probe = (over: Partial<MysqlProbe> = {}): MysqlProbe => ({
   executed: unsafeParseGtidSet(`${UUID1}:1-100`),
   replica: null,
   semiSyncSourceOn: true,
+  semiSyncReplicaOn: true,
   ...over,
 })
 
@@ -126,6 +127,7 @@ export const standbyState = (lagSeconds: number | null = 1): AgentState => {
         readOnly: true,
         superReadOnly: true,
         semiSyncSourceOn: false,
+        semiSyncReplicaOn: true,
         replica: {
           source: "db1",
           ioRunning: true,

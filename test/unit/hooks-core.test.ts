@@ -164,6 +164,7 @@ const probeWithLag = (lag: number | null): MysqlProbe => ({
     lastError: null,
   },
   semiSyncSourceOn: false,
+  semiSyncReplicaOn: true,
 })
 
 const lagHooks = (lags: ReadonlyArray<number | null>): Array<string> => {

@@ -445,5 +445,6 @@ export const toMysqlProbe = (
     executed: o.executed,
     replica,
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
+    semiSyncReplicaOn: o.semiSync.replicaEnabled,
   }
 }

@@ -46,19 +46,21 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     }
     let next = s
     ;[next] = issueMysql(next, out, { _tag: "ReplicateFrom", source: leader }, "replication")
-    ;[next] = issueMysql(
-      next,
-      out,
-      {
-        _tag: "SetSemiSync",
-        source: false,
-        replica: s.config.semiSync !== "off",
-        waitForReplicaCount: s.config.semiSync === "strict" ? strictAckCount(s.config) : 1,
-      },
-      "semi-sync",
-    )
+    next = setReplicaSemiSync(next, out)
     event(out, "info", "repoint", `replicating from ${leader} with auto-position`)
     return { ...next, local: { ...next.local, rejoinForced: false, rejoinRequested: false } }
+  }
+  // A replica whose mysqld restarted follows the same source but has lost the
+  // runtime semi-sync setting: with strict semi-sync and every replica in that
+  // state the primary would block every commit while all looks healthy.
+  if (s.config.semiSync !== "off" && !probe.semiSyncReplicaOn && !isInFlight(s, "semi-sync")) {
+    event(
+      out,
+      "warn",
+      "semi-sync-replica",
+      "semi-sync was off on this replica (mysqld restarted?): enabling it",
+    )
+    return setReplicaSemiSync(s, out)
   }
   if ((!replica.ioRunning || !replica.sqlRunning) && replica.lastError === null) {
     const [next] = issueMysql(s, out, { _tag: "StartReplica" }, "replication")
@@ -66,3 +68,17 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   }
   return s
 }
+
+/** Semi-sync as a replica of the primary: acknowledge (unless off), never wait as a source. */
+const setReplicaSemiSync = (s: AgentState, out: Outputs): AgentState =>
+  issueMysql(
+    s,
+    out,
+    {
+      _tag: "SetSemiSync",
+      source: false,
+      replica: s.config.semiSync !== "off",
+      waitForReplicaCount: s.config.semiSync === "strict" ? strictAckCount(s.config) : 1,
+    },
+    "semi-sync",
+  )[0]

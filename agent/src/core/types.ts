@@ -49,6 +49,11 @@ export interface MysqlProbe {
   /** Null when the server is not configured as a replica. */
   readonly replica: ReplicaStatus | null
   readonly semiSyncSourceOn: boolean
+  /**
+   * rpl_semi_sync_replica_enabled: a runtime setting that a restarted mysqld
+   * loses unless its my.cnf sets it, so the agent checks it on every probe.
+   */
+  readonly semiSyncReplicaOn: boolean
 }
 
 export interface ReplicaStatus {

@@ -1,0 +1,56 @@
+// A replica whose mysqld restarts keeps following the same source but loses
+// the runtime rpl_semi_sync_replica_enabled: the agent turns it back on, or a
+// strict-semi-sync primary with every replica in that state blocks all commits.
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import { step } from "../../agent/src/core/reducer.ts"
+import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
+import { runScenario } from "../sim/scenario.ts"
+
+const run = (s: AgentState, input: Input): { s: AgentState; out: ReadonlyArray<Output> } => {
+  const r = step(s, input)
+  return { s: r.state, out: r.outputs }
+}
+const semiSyncActions = (out: ReadonlyArray<Output>) =>
+  out.flatMap((o) => (o._tag === "Mysql" && o.action._tag === "SetSemiSync" ? [o] : []))
+
+const replicaOfDb1 = () => {
+  const r = runScenario("cluster data=3 seed=5\nrun 6s\nexpect primary db1")
+  assert.ok(r.ok, r.failures.join("\n"))
+  const s = r.world!.node("db3").state
+  const probe = s.local.probe
+  assert.ok(probe?.replica?.source === "db1", "db3 replicates from db1")
+  return { s, probe }
+}
+
+test("a replica following the primary with semi-sync off (mysqld restarted) turns it back on, once", () => {
+  const { s, probe } = replicaOfDb1()
+  const off: MysqlProbe = { ...probe, semiSyncReplicaOn: false }
+  const first = run(s, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql: off } })
+  const actions = semiSyncActions(first.out)
+  assert.equal(actions.length, 1)
+  assert.ok(actions[0]?._tag === "Mysql" && actions[0].action._tag === "SetSemiSync")
+  assert.equal(actions[0].action.replica, true)
+  assert.equal(actions[0].action.source, false)
+  // While it runs (and until a probe after it), no second one.
+  const again = run(first.s, {
+    _tag: "LocalProbed",
+    now: s.now + 20,
+    result: { _tag: "Up", mysql: off },
+  })
+  assert.equal(semiSyncActions(again.out).length, 0)
+})
+
+test("semi-sync already on, or configured off: nothing to do", () => {
+  const { s, probe } = replicaOfDb1()
+  const on = run(s, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql: probe } })
+  assert.equal(semiSyncActions(on.out).length, 0)
+  const asyncCluster: AgentState = { ...s, config: { ...s.config, semiSync: "off" } }
+  const off: MysqlProbe = { ...probe, semiSyncReplicaOn: false }
+  const r = run(asyncCluster, {
+    _tag: "LocalProbed",
+    now: s.now + 10,
+    result: { _tag: "Up", mysql: off },
+  })
+  assert.equal(semiSyncActions(r.out).length, 0)
+})
