@@ -162,11 +162,6 @@ export class LabCluster {
           `${missing.length} acknowledged writes missing on ${primary}: ${missing.slice(0, 5).join(", ")}`,
         )
     }
-    const splits = splitBrainRounds(readSamplerLog(this.samplerLog))
-    if (splits.length > 0)
-      problems.push(
-        `two writable nodes at once in ${splits.length} samples, first ${JSON.stringify(splits[0])}`,
-      )
     let last = { problems: [] as string[], diverged: [] as string[] }
     try {
       await waitFor(
@@ -180,6 +175,12 @@ export class LabCluster {
     } catch {
       problems.push(...last.problems)
     }
+    // After the convergence wait: the sampler runs on until here, and the whole run counts.
+    const splits = splitBrainRounds(readSamplerLog(this.samplerLog))
+    if (splits.length > 0)
+      problems.push(
+        `two writable nodes at once in ${splits.length} samples, first ${JSON.stringify(splits[0])}`,
+      )
     for (const host of last.diverged) {
       const role = await this.agentRole(host, host)
       if (role !== "DIVERGED")

@@ -106,6 +106,8 @@ export const ER = {
   ACCESS_DENIED: 1045,
   SPECIFIC_ACCESS_DENIED: 1227,
   NO_SUCH_THREAD: 1094,
+  /** ER_KILL_DENIED_ERROR: "You are not owner of thread" (the target has SYSTEM_USER). */
+  KILL_DENIED: 1095,
   SERVER_SHUTDOWN: 1053,
   OPTION_PREVENTS_STATEMENT: 1290,
   /** CLONE finished and mysqld shuts down: no supervisor to restart it, or it restarts through one. */

@@ -3,7 +3,7 @@
 // persist it depends on; "remove VIP, fence, kill sessions" is an order);
 // steps may run concurrently, so hard-state writes carry a sequence number
 // and an older one never overwrites a newer one.
-import { Cause, Effect, Exit, Semaphore } from "effect"
+import { Cause, Effect, Exit, Fiber, Semaphore } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
@@ -81,15 +81,7 @@ export const makeExecutor = (services: ExecutorServices) => {
     const monitorUser = config.mysql.monitor.user
     switch (action._tag) {
       case "Fence":
-        // super_read_only=ON waits behind LOCK TABLES or a long commit: if it
-        // times out, kill the sessions that hold it up and fence again.
-        return local.fence.pipe(
-          Effect.catch(() =>
-            local
-              .killClientSessions({ skipUsers: [monitorUser] })
-              .pipe(Effect.andThen(local.fence)),
-          ),
-        )
+        return fenceKillingBlockers(local, monitorUser)
       case "KillSessions":
         return local.killClientSessions({ skipUsers: [monitorUser] })
       case "MakeWritable":
@@ -404,3 +396,38 @@ export const makeExecutor = (services: ExecutorServices) => {
 
   return { execute }
 }
+
+/** How long a pending `super_read_only = ON` may wait before the sessions that hold it up are killed. */
+const FENCE_PATIENCE_MS = 1_000
+
+/**
+ * `SET GLOBAL super_read_only = ON` waits behind LOCK TABLES or a commit
+ * that waits for a semi-sync acknowledgement nobody can send (a primary cut
+ * off from its replicas). Aborting that SET at its timeout makes MySQL put
+ * the old value back: the server would be writable again (lab scenario 7).
+ * So the SET stays pending while, after a short patience, the client
+ * sessions are killed from a second connection (their clients get an error,
+ * never an acknowledgement) and, since a killed session still waits for its
+ * acknowledgement, semi-sync is turned off as a source once every waiter is
+ * a killed one: their commits finish unacknowledged, the SET goes through.
+ * If the fence still failed, all of it once more.
+ */
+const fenceKillingBlockers = (local: MysqlActions, monitorUser: string) =>
+  Effect.gen(function* () {
+    const unblock = local
+      .killClientSessions({ skipUsers: [monitorUser] })
+      .pipe(Effect.andThen(local.releaseKilledSemiSyncWaits), Effect.ignore)
+    const helper = yield* Effect.forkChild(
+      Effect.sleep(FENCE_PATIENCE_MS).pipe(Effect.andThen(unblock)),
+    )
+    const first = yield* Effect.exit(local.fence)
+    yield* Fiber.interrupt(helper)
+    if (Exit.isSuccess(first)) return
+    const again = yield* Effect.forkChild(
+      Effect.sleep(FENCE_PATIENCE_MS).pipe(Effect.andThen(unblock)),
+    )
+    yield* unblock
+    const second = yield* Effect.exit(local.fence)
+    yield* Fiber.interrupt(again)
+    if (Exit.isFailure(second)) return yield* Effect.failCause(second.cause)
+  })
