@@ -29,6 +29,7 @@ export interface RunRecord {
   readonly primaryBefore?: string
   readonly primaryAfter?: string
   readonly elections?: ReadonlyArray<string>
+  readonly incident?: ReadonlyArray<string>
   readonly falseFailover?: boolean
   readonly windowMs?: number
   readonly agentCommand?: string
@@ -320,6 +321,19 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
         "",
         `Agent process measured: \`${cmd}\` (the source tree on Node 24 with type stripping, as the lab runs it).`,
       )
+    out.push("")
+  }
+
+  // ---- false failovers, told by the agents --------------------------------------
+  const falses = records.filter((r) => r.falseFailover)
+  if (falses.length > 0) {
+    out.push("## False failovers: what the agents logged", "")
+    for (const r of falses) {
+      out.push(
+        `- ${NAMES[r.scenario] ?? r.scenario}, run ${r.run} (${r.at.slice(0, 19)}Z): term ${r.termBefore}→${r.termAfter}, primary ${r.primaryBefore}→${r.primaryAfter}; ${r.elections?.join("; ") || "no elected line"}${r.logs ? `; logs ${r.logs}` : ""}`,
+        ...(r.incident ?? []).map((l) => `  - ${l}`),
+      )
+    }
     out.push("")
   }
 

@@ -25,6 +25,7 @@ import {
   failoverTimes,
   type LogLine,
   parseAgentLog,
+  reportsFailure,
   switchoverPhases,
 } from "./measure.ts"
 import { type RunRecord, renderReport } from "./report.ts"
@@ -192,7 +193,8 @@ const onCluster = async (
     const timings = effectiveTimings(c)
     const r = await body(c)
     const ok = r.ok ?? (r.problems ?? []).length === 0
-    const logs = !ok || values["keep-logs"] ? c.keepLogs(`bench${scenario}`) : undefined
+    const logs =
+      !ok || r.falseFailover || values["keep-logs"] ? c.keepLogs(`bench${scenario}`) : undefined
     return { ...started, timings, ...r, ok, ...(logs ? { logs } : {}) }
   } catch (e) {
     return {
@@ -231,7 +233,14 @@ const stressRun =
     onCluster(key, run, {}, async (c) => {
       const o = await stress(c)
       const check = await c.check(o.faultAt)
-      const elections = agentLines(c).filter((l) => l.t >= o.faultAt && l.event === "elected")
+      const lines = agentLines(c).filter((l) => l.t >= o.faultAt)
+      const elections = lines.filter((l) => l.event === "elected")
+      // What the agents said about the primary during the stress: the story of a false failover.
+      const incident = lines
+        .filter((l) => reportsFailure(l) || ["elected", "promoted", "step-down"].includes(l.event))
+        .sort((a, b) => a.t - b.t)
+        .slice(0, 30)
+        .map((l) => `+${l.t - o.faultAt} ms ${l.host} ${l.event}: ${l.msg}`)
       return {
         what: o.what,
         downtimeMs: check.downtimeMs,
@@ -244,6 +253,7 @@ const stressRun =
         primaryBefore: o.primaryBefore,
         primaryAfter: o.primaryAfter ?? "none",
         elections: elections.map((l) => `${l.host}: ${l.msg}`),
+        incident,
         falseFailover: o.termAfter !== o.termBefore || o.primaryAfter !== o.primaryBefore,
       }
     })
