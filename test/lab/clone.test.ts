@@ -115,14 +115,14 @@ test(
         "db3 holds a transaction the primary lacks",
       )
       await waitFor(
-      "db3's agent to fence it again (super_read_only=ON)",
-      async () => {
-        const [sro] = await lab.query<{ v: number }>("db3", "SELECT @@super_read_only AS v")
-        return Number(sro?.v) === 1
-      },
-      10_000,
-    )
-    const before = await control(socket, { _tag: "Status" })
+        "db3's agent to fence it again (super_read_only=ON)",
+        async () => {
+          const [sro] = await lab.query<{ v: number }>("db3", "SELECT @@super_read_only AS v")
+          return Number(sro?.v) === 1
+        },
+        10_000,
+      )
+      const before = await control(socket, { _tag: "Status" })
       assert.notEqual(before.status?.role, "STANDBY", "db3 is broken before the clone")
       const faultAt = Date.now()
 
