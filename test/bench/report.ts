@@ -315,12 +315,11 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
         `| ${NAMES[s]} | ${by(s).length} | ${agents.length} | ${stats(cpu, 2)} | ${stats(rss, 1)} | ${status(met)} |`,
       )
     }
-    const cmd = rest.findLast((r) => r.agentCommand)?.agentCommand
-    if (cmd)
-      out.push(
-        "",
-        `Agent process measured: \`${cmd}\` (the source tree on Node 24 with type stripping, as the lab runs it).`,
-      )
+    const commands = new Set(rest.map((r) => r.agentCommand?.replace(/--config \S+/, "--config …")))
+    out.push(
+      "",
+      `Agent processes measured: ${[...commands].map((c) => `\`${c}\``).join("; ")}. The per-run table gives each agent's RSS every 10 s through the window (MiB) and its anonymous / file-backed parts at the end.`,
+    )
     out.push("")
   }
 
@@ -365,7 +364,14 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
       if (r.lostWrites) n.push(`LOST ${r.lostWrites}`)
       if (r.diverged?.length) n.push(`diverged ${r.diverged.join(",")}`)
       if (r.agents)
-        n.push(r.agents.map((a) => `${a.host} ${a.cpuPercent}%/${a.rssMiB}MiB`).join(" "))
+        n.push(
+          r.agents
+            .map(
+              (a) =>
+                `${a.host} ${a.cpuPercent}% ${a.rssMiB} MiB (anon ${a.anonMiB ?? "?"}, file ${a.fileMiB ?? "?"}; RSS every 10 s: ${a.rssSeriesMiB?.join(" ") ?? "?"})`,
+            )
+            .join(", "),
+        )
       if (r.problems?.length) n.push(`problems: ${r.problems.join("; ")}`)
       if (r.error) n.push(`error: ${r.error}`)
       if (r.logs) n.push(`logs ${r.logs}`)
