@@ -276,6 +276,38 @@ export const handMadeWritable: AcceptanceScenario = async (c) => {
 }
 
 /**
+ * Lets a failed old primary's mysqld start again and waits until its agent
+ * reports it STANDBY, or DIVERGED: killed after its last commit reached its
+ * binlog but before a replica acknowledged it (protocol.md section 10). Then
+ * the operator re-seeds it from the new primary with `clone`, as an operator
+ * would, and it rejoins as a replica. Returns what happened, for the report.
+ */
+const bringBackOldPrimary = async (
+  c: LabCluster,
+  old: string,
+  primary: string,
+): Promise<string> => {
+  await c.lab.inject({ _tag: "StartMysqld", host: old })
+  let what = "rejoined by itself"
+  await waitFor(
+    `${old} back as a replica or DIVERGED`,
+    async () => {
+      const role = await c.agentRole(old, old).catch(() => "unknown")
+      if (role === "DIVERGED") {
+        // Throws (with the CLI's one-line reason) unless it exits 0.
+        const clone = await c.agents.cli(primary, ["clone", "--recipient", old])
+        what = `DIVERGED, re-seeded by clone: ${clone.stdout.trim()}`
+        return true
+      }
+      return role === "STANDBY"
+    },
+    60_000,
+    500,
+  )
+  return what
+}
+
+/**
  * 9: an errant transaction on the best-ranked replica: its agent reports
  * it, it is not promoted when the primary fails, and `errant-gtid --fix` on
  * the new primary makes it a subset again.
@@ -340,7 +372,7 @@ export const errantReplica: AcceptanceScenario = async (c) => {
   // writes resume. (errant-gtid --fix before that hangs: its empty
   // transactions wait for a semi-sync ack that no replica can give.)
   const repairedAt = Date.now()
-  await c.lab.inject({ _tag: "StartMysqld", host: primary })
+  const oldPrimaryRepair = await bringBackOldPrimary(c, primary, next)
   await c.waitForWritesAfter(repairedAt, 60_000)
   const firstWriteMs = c.writes().acked.find((a) => a.t > repairedAt)!.t - repairedAt
   // The operator repairs: empty transactions for the errant GTIDs on the new primary.
@@ -372,6 +404,7 @@ export const errantReplica: AcceptanceScenario = async (c) => {
       "primary's agent reported": reported,
       "fix said": fix.stdout.trim(),
       "first write after the old primary's mysqld restarted": firstWriteMs,
+      "old primary": oldPrimaryRepair,
       "errant set gone after the fix": fixMs,
       "new primary": next,
     },
@@ -395,7 +428,7 @@ export const repeatedFailures: AcceptanceScenario = async (c) => {
   const firstFailoverMs = Date.now() - faultAt
   await c.waitForWritesAfter(Date.now(), 30_000)
   // The old primary is repaired and rejoins, so that a quorum of healthy data nodes remains.
-  await c.lab.inject({ _tag: "StartMysqld", host: first })
+  await bringBackOldPrimary(c, first, second)
   await waitFor(
     `${first} to replicate from ${second}`,
     async () => (await c.lab.replicaStatus(first))?.ioRunning === "Yes",
@@ -485,7 +518,7 @@ export const witnessDecides: AcceptanceScenario = async (c) => {
   // Strict semi-sync needs a data replica to ack, and the only one is down:
   // writes resume once the old primary's mysqld is repaired and rejoins.
   const repairedAt = Date.now()
-  await c.lab.inject({ _tag: "StartMysqld", host: primary })
+  const oldPrimaryRepair = await bringBackOldPrimary(c, primary, next)
   await c.waitForWritesAfter(repairedAt, 30_000)
   const firstWriteMs = c.writes().acked.find((a) => a.t > repairedAt)!.t - repairedAt
   const writableWitness = readSamplerLog(c.samplerLog).filter(
@@ -499,6 +532,7 @@ export const witnessDecides: AcceptanceScenario = async (c) => {
       term: view.term,
       "new primary": next,
       "first write after the old primary's mysqld restarted": firstWriteMs,
+      "old primary": oldPrimaryRepair,
     },
   }
 }

@@ -23,6 +23,10 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   if (replica === null || replica.source !== leader) {
     const view = s.peers.get(leader)
     if (view === undefined || view.serverUuid === null) return s
+    // Judge errant transactions only against the record that names this
+    // leader (its base GTID set and server_uuid): with an older record an old
+    // primary's own unacknowledged commits still look like the primary's.
+    if (s.hard.record.primary !== leader) return s
     const errant = errantOf(s, probe.executed)
     if (!isEmpty(errant) && !s.local.rejoinForced) {
       event(
