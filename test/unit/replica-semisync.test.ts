@@ -54,3 +54,28 @@ test("semi-sync already on, or configured off: nothing to do", () => {
   })
   assert.equal(semiSyncActions(r.out).length, 0)
 })
+
+test("a returning node repoints only with the record that names the new primary", () => {
+  const { s, probe } = replicaOfDb1()
+  const unpointed: MysqlProbe = { ...probe, replica: null }
+  // An older record (still naming another primary): wait for the new one.
+  const stale: AgentState = {
+    ...s,
+    hard: { ...s.hard, record: { ...s.hard.record, primary: "db2" } },
+  }
+  const waiting = run(stale, {
+    _tag: "LocalProbed",
+    now: s.now + 10,
+    result: { _tag: "Up", mysql: unpointed },
+  })
+  const repoints = (out: ReadonlyArray<Output>) =>
+    out.filter((o) => o._tag === "Mysql" && o.action._tag === "ReplicateFrom").length
+  assert.equal(repoints(waiting.out), 0)
+  // With the record naming db1, it repoints.
+  const current = run(s, {
+    _tag: "LocalProbed",
+    now: s.now + 10,
+    result: { _tag: "Up", mysql: unpointed },
+  })
+  assert.equal(repoints(current.out), 1)
+})
