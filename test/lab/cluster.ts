@@ -181,10 +181,20 @@ export class LabCluster {
       problems.push(
         `two writable nodes at once in ${splits.length} samples, first ${JSON.stringify(splits[0])}`,
       )
+    // Its agent may still be catching up with the new term and record: give it a few probes.
     for (const host of last.diverged) {
-      const role = await this.agentRole(host, host)
-      if (role !== "DIVERGED")
+      let role = "unknown"
+      await waitFor(
+        `${host}'s agent to say DIVERGED`,
+        async () => {
+          role = await this.agentRole(host, host)
+          return role === "DIVERGED"
+        },
+        20_000,
+        500,
+      ).catch(() => {
         problems.push(`${host} holds transactions the primary lacks, but its agent says ${role}`)
+      })
     }
     return {
       downtimeMs: writeDowntimeMs(log, faultAt),

@@ -474,19 +474,29 @@ export const mysqlActions = (
               !skip.has(v.user),
           )
         const killed: Array<KilledSession> = []
+        // A session we may not kill (no CONNECTION_ADMIN, or its account has
+        // SYSTEM_USER) does not stop the others from being killed: those are
+        // what a fence waits for. The denial is reported afterwards.
+        let denied: MysqlError | undefined
         for (const v of victims) {
           const r = yield* exec(s, "kill-sessions", t, "KILL CONNECTION ?", [v.id]).pipe(
             Effect.map(() => true),
-            // It ended by itself in between, or it belongs to an account with
-            // SYSTEM_USER (a DBA's root session) that we may not kill: go on
-            // with the others, which are the ones that matter for the fence.
+            // It ended by itself in between.
             Effect.catchIf(
-              (e) => e.errno === ER.NO_SUCH_THREAD || e.errno === ER.KILL_DENIED,
+              (e) => e.errno === ER.NO_SUCH_THREAD,
               () => Effect.succeed(false),
+            ),
+            Effect.catchIf(
+              (e) => e.errno === ER.KILL_DENIED,
+              (e) => {
+                denied ??= e
+                return Effect.succeed(false)
+              },
             ),
           )
           if (r) killed.push(v)
         }
+        if (denied !== undefined) return yield* Effect.fail(denied)
         return killed
       }),
     )

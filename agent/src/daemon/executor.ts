@@ -414,9 +414,10 @@ const FENCE_PATIENCE_MS = 1_000
  */
 const fenceKillingBlockers = (local: MysqlActions, monitorUser: string) =>
   Effect.gen(function* () {
-    const unblock = local
-      .killClientSessions({ skipUsers: [monitorUser] })
-      .pipe(Effect.andThen(local.releaseKilledSemiSyncWaits), Effect.ignore)
+    // Kill what it may (a denial is reported but does not stop the rest), then release.
+    const unblock = Effect.ignore(local.killClientSessions({ skipUsers: [monitorUser] })).pipe(
+      Effect.andThen(Effect.ignore(local.releaseKilledSemiSyncWaits)),
+    )
     const helper = yield* Effect.forkChild(
       Effect.sleep(FENCE_PATIENCE_MS).pipe(Effect.andThen(unblock)),
     )
