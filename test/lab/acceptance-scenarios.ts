@@ -319,21 +319,7 @@ export const errantReplica: AcceptanceScenario = async (c) => {
   // (and the sampler, which counts read_only too, sees no second writable node).
   // The agent fences super_read_only again within a probe, so do it on one
   // connection, at once, and retry if the fence came first.
-  let made = false
-  for (let attempt = 0; attempt < 5 && !made; attempt++) {
-    const conn = await c.lab.connect(errantHost)
-    try {
-      await conn.query("SET GLOBAL super_read_only = OFF")
-      await conn.query("INSERT INTO app.writes (id, client_ms) VALUES (?, 0)", [-1 - attempt])
-      made = true
-    } catch {
-      // fenced in between: try again
-    } finally {
-      await conn.query("SET GLOBAL super_read_only = ON").catch(() => {})
-      await conn.end().catch(() => {})
-    }
-  }
-  assert.ok(made, `an errant transaction was written on ${errantHost}`)
+  await c.writeErrantTransaction(errantHost)
   await sleep(500)
   const errant = await gtidSubtract(
     c,

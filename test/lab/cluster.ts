@@ -204,6 +204,28 @@ export class LabCluster {
     }
   }
 
+  /**
+   * Writes one errant transaction on a replica by hand (a row in app.writes
+   * with a GTID of its own). Its agent fences super_read_only again within a
+   * probe, so it is done on one connection at once, retried if the fence came first.
+   */
+  async writeErrantTransaction(host: string): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const conn = await this.lab.connect(host)
+      try {
+        await conn.query("SET GLOBAL super_read_only = OFF")
+        await conn.query("INSERT INTO app.writes (id, client_ms) VALUES (?, 0)", [-1 - attempt])
+        return
+      } catch {
+        // fenced in between: try again
+      } finally {
+        await conn.query("SET GLOBAL super_read_only = ON").catch(() => {})
+        await conn.end().catch(() => {})
+      }
+    }
+    throw new Error(`no errant transaction could be written on ${host}: fenced every time`)
+  }
+
   /** The role of `member` as the agent on `on` reports it (status --json). */
   async agentRole(on: string, member: string): Promise<string> {
     const r = await this.agents.cli(on, ["status", "--json"])

@@ -160,21 +160,7 @@ test(
       }
 
       // An errant transaction on b (written by hand; its agent fences again within a probe).
-      let made = false
-      for (let attempt = 0; attempt < 5 && !made; attempt++) {
-        const conn = await c.lab.connect(b)
-        try {
-          await conn.query("SET GLOBAL super_read_only = OFF")
-          await conn.query("INSERT INTO app.writes (id, client_ms) VALUES (?, 0)", [-1 - attempt])
-          made = true
-        } catch {
-          // fenced in between: try again
-        } finally {
-          await conn.query("SET GLOBAL super_read_only = ON").catch(() => {})
-          await conn.end().catch(() => {})
-        }
-      }
-      assert.ok(made, `an errant transaction was written on ${b}`)
+      await c.writeErrantTransaction(b)
       await new Promise((r) => setTimeout(r, 500))
       const errant = await subtract(await executed(b), await executed(primary))
       assert.notEqual(errant, "")

@@ -10,11 +10,9 @@ import { join } from "node:path"
 import { test } from "node:test"
 import { LabCluster } from "./cluster.ts"
 import { sleep, waitFor } from "./exec.ts"
-import { backendStates, HAPROXY_WRITE_PORT, startHaproxy } from "./haproxy.ts"
+import { backendStates, startHaproxy, startHaproxyWriter } from "./haproxy.ts"
 import { missingAckedWrites, readWriterLog, writeDowntimeMs } from "./invariants.ts"
-import { CLIENT_ADDRESS } from "./network.ts"
 
-const here = import.meta.dirname
 test("HAProxy follows /primary across a failover: the client keeps writing, nothing lost", {
   timeout: 300_000,
 }, async () => {
@@ -54,16 +52,7 @@ test("HAProxy follows /primary across a failover: the client keeps writing, noth
     })()
 
     const out = join(c.lab.runDir(), "writer-haproxy.ndjson")
-    await c.lab.spawn("client", "writer-haproxy", [
-      process.execPath,
-      join(here, "client/writer.ts"),
-      "--host",
-      CLIENT_ADDRESS,
-      "--port",
-      String(HAPROXY_WRITE_PORT),
-      "--out",
-      out,
-    ])
+    await startHaproxyWriter(c.lab, out)
     await waitFor(
       "the first acknowledged writes through HAProxy",
       () => readWriterLog(out).acked.length > 20,

@@ -88,3 +88,16 @@ export const backendStates = async (
   }
   return states
 }
+
+/** Starts a writer in the client namespace that writes through HAProxy's write frontend into `out`. */
+export const startHaproxyWriter = (lab: Lab, out: string): Promise<number> =>
+  lab.spawn("client", "writer-haproxy", [
+    process.execPath,
+    join(import.meta.dirname, "client/writer.ts"),
+    "--host",
+    CLIENT_ADDRESS,
+    "--port",
+    String(HAPROXY_WRITE_PORT),
+    "--out",
+    out,
+  ])

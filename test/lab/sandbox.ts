@@ -12,13 +12,18 @@ import { join } from "node:path"
 import { LabAgents } from "./agents.ts"
 import { LabCluster } from "./cluster.ts"
 import { parseFault } from "./faults.ts"
-import { backendStates, HAPROXY_READ_PORT, HAPROXY_WRITE_PORT, startHaproxy } from "./haproxy.ts"
+import {
+  backendStates,
+  HAPROXY_READ_PORT,
+  HAPROXY_WRITE_PORT,
+  startHaproxy,
+  startHaproxyWriter,
+} from "./haproxy.ts"
 import { readWriterLog, writeDowntimeMs } from "./invariants.ts"
 import { formatTopology, Lab } from "./lab.ts"
 import { CLIENT_ADDRESS, VIP } from "./network.ts"
 
 const ID = "sandbox"
-const here = import.meta.dirname
 
 /** One line per writer: acknowledged writes, failed attempts, the last one's age, the longest gap. */
 const writersView = (lab: Lab): string =>
@@ -80,16 +85,7 @@ const main = async (args: string[]) => {
       console.log("starting a 3-host MySQL 9.7 cluster with an agent per host (about a minute)...")
       const c = await LabCluster.up({ id: ID })
       await startHaproxy(c.lab)
-      await c.lab.spawn("client", "writer-haproxy", [
-        process.execPath,
-        join(here, "client/writer.ts"),
-        "--host",
-        CLIENT_ADDRESS,
-        "--port",
-        String(HAPROXY_WRITE_PORT),
-        "--out",
-        join(c.lab.runDir(), "writer-haproxy.ndjson"),
-      ])
+      await startHaproxyWriter(c.lab, join(c.lab.runDir(), "writer-haproxy.ndjson"))
       await new Promise((r) => setTimeout(r, 3000)) // HAProxy's first checks
       console.log(`\n${await overview(c.lab, c.agents)}`)
     } else {
