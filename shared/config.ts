@@ -275,6 +275,12 @@ export const Vip = Schema.Struct({
 
 export const Service = Schema.Struct({
   restart_command: Schema.NonEmptyString.pipe(defaultTo("systemctl restart mysql")),
+  /**
+   * Stops mysqld hard (SIGKILL: its connections drop, no client gets OK) when
+   * a fence cannot complete within fence_timeout; the service manager (or the
+   * restart routine) starts it again, read-only from its my.cnf.
+   */
+  kill_command: Schema.NonEmptyString.pipe(defaultTo("systemctl kill --signal=SIGKILL mysql")),
 })
 
 export const Mesh = Schema.Struct({

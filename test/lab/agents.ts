@@ -119,7 +119,10 @@ export class LabAgents {
       timings: { ...this.options.timings },
       semi_sync: { mode: this.options.semiSync ?? "strict" },
       vip: { address: `${VIP}/${PREFIX_LEN}`, interface: "eth0" },
-      service: { restart_command: this.lab.restartCommand(host) },
+      service: {
+        restart_command: this.lab.restartCommand(host),
+        kill_command: this.lab.killCommand(host),
+      },
       mesh: {
         listen: `0.0.0.0:${AGENT_PORT}`,
         ca: this.certs.ca,

@@ -295,6 +295,11 @@ export class Lab {
     return `bash ${SVC} ${this.state.rootfs} ${this.host(name).hostDir} restart`
   }
 
+  /** The kill_command an agent on this host uses: what `systemctl kill --signal=SIGKILL mysql` is elsewhere. */
+  killCommand(name: string): string {
+    return `bash ${SVC} ${this.state.rootfs} ${this.host(name).hostDir} kill`
+  }
+
   mysqldPid(name: string): number | undefined {
     const file = this.hostPath(name, "mysqld.pid.sup")
     try {

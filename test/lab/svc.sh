@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lab's service manager command, what `systemctl restart mysql` is on a
 # real host; agents use it as their restart_command. Runs inside the host's
-# namespace.  svc.sh ROOTFS HOSTDIR restart|stop|start|status [TIMEOUT_S]
+# namespace.  svc.sh ROOTFS HOSTDIR restart|stop|start|status|kill [TIMEOUT_S]
+# kill is `systemctl kill --signal=SIGKILL mysql`: the supervisor starts it again.
 set -u
 rootfs=$1
 hostdir=$2
@@ -45,11 +46,16 @@ start)
   rm -f "$dir/disabled"
   wait_up ""
   ;;
+kill)
+  old=$(cat "$pidfile" 2>/dev/null)
+  [ -n "$old" ] && kill -KILL "$old" 2>/dev/null
+  exit 0
+  ;;
 status)
   ping_mysqld && echo running || { echo stopped; exit 3; }
   ;;
 *)
-  echo "svc: unknown action '$action' (expected restart, stop, start or status)" >&2
+  echo "svc: unknown action '$action' (expected restart, stop, start, status or kill)" >&2
   exit 2
   ;;
 esac

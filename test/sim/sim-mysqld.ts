@@ -92,6 +92,7 @@ export class SimMysqld {
             },
       semiSyncSourceOn: true,
       semiSyncReplicaOn: true,
+      semiSyncWaiters: 0,
     }
   }
 

@@ -448,6 +448,16 @@ export class World {
         })
         return 0
       }
+      case "KillMysqld": {
+        // SIGKILL through the service manager, which starts it again (Restart=on-failure).
+        const m = n.mysqld
+        this.trace(n, `kill -9 mysqld: ${o.reason}`)
+        if (m?.up) this.lose(m.crash(), m)
+        this.schedule(this.now + 600 + this.rng.next() * 1500, () => {
+          if (m !== null && !m.up && !n.restartFails) m.boot()
+        })
+        return 0
+      }
       case "RunHook": {
         const code = n.hookExit.get(o.hook) ?? 0
         this.schedule(this.now + 5, () => {

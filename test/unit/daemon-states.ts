@@ -66,6 +66,7 @@ const probe = (over: Partial<MysqlProbe> = {}): MysqlProbe => ({
   replica: null,
   semiSyncSourceOn: true,
   semiSyncReplicaOn: true,
+  semiSyncWaiters: 0,
   ...over,
 })
 
@@ -128,6 +129,7 @@ export const standbyState = (lagSeconds: number | null = 1): AgentState => {
         superReadOnly: true,
         semiSyncSourceOn: false,
         semiSyncReplicaOn: true,
+        semiSyncWaiters: 0,
         replica: {
           source: "db1",
           ioRunning: true,

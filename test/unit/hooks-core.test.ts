@@ -165,6 +165,7 @@ const probeWithLag = (lag: number | null): MysqlProbe => ({
   },
   semiSyncSourceOn: false,
   semiSyncReplicaOn: true,
+  semiSyncWaiters: 0,
 })
 
 const lagHooks = (lags: ReadonlyArray<number | null>): Array<string> => {

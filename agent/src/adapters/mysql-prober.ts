@@ -77,6 +77,8 @@ export interface SemiSyncObservation {
   readonly sourceActive: boolean
   /** Rpl_semi_sync_source_clients: semi-sync replicas connected now. */
   readonly sourceClients: number
+  /** Rpl_semi_sync_source_wait_sessions: commits waiting for an acknowledgement now. */
+  readonly sourceWaitSessions: number
   readonly sourceTimeoutMs: number | null
   readonly waitForReplicaCount: number | null
   /** rpl_semi_sync_replica_enabled */
@@ -201,6 +203,8 @@ const parseSemiSync = (
     sourceEnabled: on(sourceEnabled),
     sourceActive: on(get(s, "rpl_semi_sync_source_status", "rpl_semi_sync_master_status")),
     sourceClients: n(get(s, "rpl_semi_sync_source_clients", "rpl_semi_sync_master_clients")) ?? 0,
+    sourceWaitSessions:
+      n(get(s, "rpl_semi_sync_source_wait_sessions", "rpl_semi_sync_master_wait_sessions")) ?? 0,
     sourceTimeoutMs: n(get(v, "rpl_semi_sync_source_timeout", "rpl_semi_sync_master_timeout")),
     waitForReplicaCount: n(
       get(
@@ -446,5 +450,6 @@ export const toMysqlProbe = (
     replica,
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
     semiSyncReplicaOn: o.semiSync.replicaEnabled,
+    semiSyncWaiters: o.semiSync.sourceWaitSessions,
   }
 }

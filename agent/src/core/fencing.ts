@@ -41,6 +41,25 @@ export const selfFence = (s: AgentState, out: Outputs, reason: string): AgentSta
   return next
 }
 
+/**
+ * A fence that did not complete within fence_timeout (section 9): the
+ * `super_read_only = ON` pended behind a commit that waits for an
+ * acknowledgement and could not be released without giving its client OK
+ * (a session the agent may not kill). If the server still answers and is
+ * still writable, stop it hard: its connections drop, no client gets OK, and
+ * it comes back read-only (my.cnf); whatever it committed alone makes it
+ * DIVERGED. Never on a node that may be writable.
+ */
+export const onFenceFailed = (s: AgentState, out: Outputs, error: string | null): AgentState => {
+  const probe = s.local.up ? s.local.probe : null
+  if (!isDataNode(s.config, s.self) || mayBeWritable(s) || probe === null) return s
+  if (probe.superReadOnly && probe.readOnly) return s
+  const reason = `super_read_only=ON did not complete within fence_timeout (${error ?? "error"}); ${probe.semiSyncWaiters} commit(s) wait for a semi-sync acknowledgement: stopping mysqld hard so that no client gets OK`
+  event(out, "error", "fence-escalated", reason)
+  out.push({ _tag: "KillMysqld", reason })
+  return s
+}
+
 /** Keeps the local mysqld's writability and the VIP equal to what the role allows. */
 export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
   // Section 14: while paused, no fencing and no VIP moves.

@@ -24,7 +24,7 @@ import {
   onVoteResponse,
   startVote,
 } from "./election.ts"
-import { guardWritability, onVipDone, selfFence } from "./fencing.ts"
+import { guardWritability, onFenceFailed, onVipDone, selfFence } from "./fencing.ts"
 import {
   forwardTimers,
   idleForwarding,
@@ -157,6 +157,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       else if (purpose === "clone") s = onCloneResult(s, out, input.ok, input.error)
       else if (!input.ok && purpose !== undefined) {
         event(out, "warn", "mysql-action-failed", `${purpose}: ${input.error ?? "error"}`)
+        if (purpose === "fence") s = onFenceFailed(s, out, input.error)
       }
       break
     }

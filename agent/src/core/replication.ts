@@ -27,6 +27,8 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     // leader (its base GTID set and server_uuid): with an older record an old
     // primary's own unacknowledged commits still look like the primary's.
     if (s.hard.record.primary !== leader) return s
+    // Section 9, "never release a waiting commit": an old primary is fenced first.
+    if (!fencedQuietly(s, probe)) return s
     const errant = errantOf(s, probe.executed)
     if (!isEmpty(errant) && !s.local.rejoinForced) {
       event(
@@ -57,7 +59,12 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   // A replica whose mysqld restarted follows the same source but has lost the
   // runtime semi-sync setting: with strict semi-sync and every replica in that
   // state the primary would block every commit while all looks healthy.
-  if (s.config.semiSync !== "off" && !probe.semiSyncReplicaOn && !isInFlight(s, "semi-sync")) {
+  if (
+    s.config.semiSync !== "off" &&
+    !probe.semiSyncReplicaOn &&
+    probe.superReadOnly &&
+    !isInFlight(s, "semi-sync")
+  ) {
     event(
       out,
       "warn",
@@ -72,6 +79,23 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   }
   return s
 }
+
+/**
+ * This node's own mysqld is read-only and no commit waits for an
+ * acknowledgement: only then may a follower repoint it or turn semi-sync off
+ * as a source. A commit that waits (an old primary cut off from its replicas)
+ * would be released by that, and its client would get OK for a transaction
+ * no replica has. The fence (fencing.ts) gets there first, or escalates.
+ */
+export const fencedQuietly = (
+  s: AgentState,
+  probe: {
+    readonly readOnly: boolean
+    readonly superReadOnly: boolean
+    readonly semiSyncWaiters: number
+  },
+): boolean =>
+  probe.readOnly && probe.superReadOnly && probe.semiSyncWaiters === 0 && !isInFlight(s, "fence")
 
 /** Semi-sync as a replica of the primary: acknowledge (unless off), never wait as a source. */
 const setReplicaSemiSync = (s: AgentState, out: Outputs): AgentState =>

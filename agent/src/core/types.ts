@@ -54,6 +54,11 @@ export interface MysqlProbe {
    * loses unless its my.cnf sets it, so the agent checks it on every probe.
    */
   readonly semiSyncReplicaOn: boolean
+  /**
+   * Rpl_semi_sync_source_wait_sessions: commits waiting for an acknowledgement
+   * now. Disabling semi-sync as a source would give their clients OK.
+   */
+  readonly semiSyncWaiters: number
 }
 
 export interface ReplicaStatus {
@@ -218,6 +223,8 @@ export type Output =
   | { readonly _tag: "Mysql"; readonly id: number; readonly action: MysqlAction }
   | { readonly _tag: "Vip"; readonly op: VipOp }
   | { readonly _tag: "RestartMysqld"; readonly attempt: number }
+  /** SIGKILL of the local mysqld (`service.kill_command`): the fence's escalation. */
+  | { readonly _tag: "KillMysqld"; readonly reason: string }
   | {
       readonly _tag: "RunHook"
       readonly id: number

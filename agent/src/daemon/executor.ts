@@ -326,6 +326,23 @@ export const makeExecutor = (services: ExecutorServices) => {
             }),
           ),
         ).pipe(Effect.asVoid)
+      case "KillMysqld": {
+        const config = services.config()
+        return runInProcessGroup({
+          file: "/bin/sh",
+          args: ["-c", config.service.kill_command],
+          timeoutMs: config.timings.fence_timeout,
+          env: process.env,
+        }).pipe(
+          Effect.map((r) => {
+            const ok = r._tag === "Exited" && r.code === 0
+            log[ok ? "warn" : "error"](
+              { event: "mysqld-killed", ok },
+              `${config.service.kill_command}: ${describeRun(r)}`,
+            )
+          }),
+        )
+      }
       case "RunHook":
         return Effect.forkDetach(
           runHook(output.hook, output.env).pipe(
@@ -405,12 +422,14 @@ const FENCE_PATIENCE_MS = 1_000
  * that waits for a semi-sync acknowledgement nobody can send (a primary cut
  * off from its replicas). Aborting that SET at its timeout makes MySQL put
  * the old value back: the server would be writable again (lab scenario 7).
- * So the SET stays pending while, after a short patience, the client
- * sessions are killed from a second connection (their clients get an error,
- * never an acknowledgement) and, since a killed session still waits for its
- * acknowledgement, semi-sync is turned off as a source once every waiter is
- * a killed one: their commits finish unacknowledged, the SET goes through.
- * If the fence still failed, all of it once more.
+ * So the SET stays pending (bounded by fence_timeout) while, after a short
+ * patience, the client sessions are killed from a second connection: their
+ * clients get an error at once, never OK (test/lab/semisync-behaviour.test.ts).
+ * A killed session still waits for its acknowledgement, so semi-sync is
+ * turned off as a source once every waiter is a killed one: their commits
+ * finish unacknowledged, the SET goes through. A waiter that may not be
+ * killed (SYSTEM_USER) is never released: the fence fails, and the core
+ * escalates by stopping mysqld hard (fencing.ts, onFenceFailed).
  */
 const fenceKillingBlockers = (local: MysqlActions, monitorUser: string) =>
   Effect.gen(function* () {
@@ -421,14 +440,7 @@ const fenceKillingBlockers = (local: MysqlActions, monitorUser: string) =>
     const helper = yield* Effect.forkChild(
       Effect.sleep(FENCE_PATIENCE_MS).pipe(Effect.andThen(unblock)),
     )
-    const first = yield* Effect.exit(local.fence)
+    const fenced = yield* Effect.exit(local.fence)
     yield* Fiber.interrupt(helper)
-    if (Exit.isSuccess(first)) return
-    const again = yield* Effect.forkChild(
-      Effect.sleep(FENCE_PATIENCE_MS).pipe(Effect.andThen(unblock)),
-    )
-    yield* unblock
-    const second = yield* Effect.exit(local.fence)
-    yield* Fiber.interrupt(again)
-    if (Exit.isFailure(second)) return yield* Effect.failCause(second.cause)
+    if (Exit.isFailure(fenced)) return yield* Effect.failCause(fenced.cause)
   })

@@ -1,0 +1,185 @@
+// What MySQL 9.7 really does to a commit that waits for a semi-sync
+// acknowledgement, checked before the agent relies on it (protocol.md
+// section 9, "Never release a waiting commit"). The demotion of an old
+// primary is built on these facts:
+// - disabling rpl_semi_sync_source_enabled releases a waiting commit and its
+//   client gets OK (so a node that is not the lease holder must never do it
+//   while a live client waits);
+// - `SET GLOBAL super_read_only = ON` pends behind such a commit, and when
+//   its lock wait times out the old value stays;
+// - KILL CONNECTION of a waiting session gives its client an error at once;
+//   released later, the commit lands on the server but the client never saw OK;
+// - kill -9 of mysqld while a commit waits gives the client an error, and the
+//   restarted server holds the transaction (unacknowledged: the node is
+//   DIVERGED afterwards) and is read-only.
+import assert from "node:assert/strict"
+import { after, before, describe, test } from "node:test"
+import mysql from "mysql2/promise"
+import { waitFor } from "./exec.ts"
+import { LAB_USERS, Lab } from "./lab.ts"
+
+/** The outcome of a statement, recorded when it settles (never awaited blindly). */
+interface Settled {
+  readonly ok: boolean
+  readonly error?: string
+  readonly at: number
+}
+interface Pending {
+  readonly id: number
+  settled: Settled | undefined
+  readonly done: Promise<void>
+}
+/** Read through a function: the compiler must not narrow a field that a callback sets. */
+const outcome = (p: Pending): Settled | undefined => p.settled
+
+describe("semi-sync waiters on real MySQL 9.7 (what the demotion relies on)", {
+  timeout: 120_000,
+}, () => {
+  let lab: Lab
+  const apps: mysql.Connection[] = []
+
+  const appConnection = async (): Promise<mysql.Connection> => {
+    const c = await mysql.createConnection({
+      socketPath: lab.hostPath("db1", "mysqld.sock"),
+      user: LAB_USERS.app.user,
+      password: LAB_USERS.app.password,
+      database: "app",
+    })
+    // An error event on a killed connection must not crash the test process.
+    c.on("error", () => {})
+    apps.push(c)
+    return c
+  }
+  const threadId = async (c: mysql.Connection): Promise<number> => {
+    const [rows] = await c.query("SELECT CONNECTION_ID() AS id")
+    return Number((rows as Array<{ id: number }>)[0]?.id)
+  }
+  /** Starts an INSERT that will wait for an acknowledgement; records how it settles. */
+  const insertPending = (c: mysql.Connection, id: number): Pending => {
+    const p: Pending = {
+      id,
+      settled: undefined,
+      done: c.query("INSERT INTO t VALUES (?)", [id]).then(
+        () => {
+          p.settled = { ok: true, at: Date.now() }
+        },
+        (e: unknown) => {
+          p.settled = { ok: false, error: String(e), at: Date.now() }
+        },
+      ),
+    }
+    return p
+  }
+  const stateOf = async (thread: number): Promise<{ state: string; command: string } | null> => {
+    const rows = await lab.query<{ Id: number; State: string | null; Command: string }>(
+      "db1",
+      "SHOW FULL PROCESSLIST",
+    )
+    const r = rows.find((x) => Number(x.Id) === thread)
+    return r === undefined ? null : { state: r.State ?? "", command: r.Command }
+  }
+  const waitsForAck = (thread: number) =>
+    waitFor(
+      `session ${thread} to wait for a semi-sync ACK`,
+      async () => /semi-sync ACK/i.test((await stateOf(thread))?.state ?? ""),
+      10_000,
+      50,
+    )
+  const rowExists = async (id: number): Promise<boolean> =>
+    (await lab.query<{ n: number }>("db1", "SELECT COUNT(*) AS n FROM app.t WHERE id = ?", [id]))
+      .map((r) => Number(r.n))
+      .includes(1)
+  const semiSyncSource = async (on: boolean) =>
+    lab.query("db1", `SET GLOBAL rpl_semi_sync_source_enabled = ${on ? "ON" : "OFF"}`)
+
+  before(async () => {
+    lab = await Lab.up({ hosts: 2, replication: true, semiSync: true })
+    // Strict, as the agent sets it: a commit never falls back to async by itself.
+    await lab.query("db1", "SET GLOBAL rpl_semi_sync_source_timeout = 3600000")
+    await lab.query("db1", "CREATE DATABASE app")
+    await lab.query("db1", "CREATE TABLE app.t (id INT PRIMARY KEY)")
+    await lab.waitReplicasCaughtUp("db1")
+    // Nobody acknowledges from now on: every commit on db1 waits.
+    await lab.query("db2", "STOP REPLICA IO_THREAD")
+  })
+  after(async () => {
+    for (const c of apps) c.destroy()
+    await lab?.down()
+  })
+
+  test("super_read_only = ON pends behind a waiting commit and reverts at its timeout; disabling semi-sync gives the waiter OK", async () => {
+    const app = await appConnection()
+    const thread = await threadId(app)
+    const waiter = insertPending(app, 1)
+    await waitsForAck(thread)
+    const admin = await lab.connect("db1")
+    try {
+      await admin.query("SET SESSION lock_wait_timeout = 1")
+      await assert.rejects(
+        admin.query("SET GLOBAL super_read_only = ON"),
+        /lock wait timeout/i,
+        "the fence waits for the commit that waits for its acknowledgement",
+      )
+      const [rows] = await admin.query("SELECT @@super_read_only AS sro")
+      assert.equal(
+        Number((rows as Array<{ sro: number }>)[0]?.sro),
+        0,
+        "a fence aborted by its timeout leaves the server writable",
+      )
+    } finally {
+      await admin.end()
+    }
+    assert.equal(outcome(waiter), undefined, "the commit still waits")
+    const released = Date.now()
+    await semiSyncSource(false)
+    await waitFor("the waiter to settle", async () => outcome(waiter) !== undefined, 5_000, 20)
+    assert.equal(outcome(waiter)?.ok, true, "its client got OK: an acknowledgement nobody gave")
+    assert.ok((outcome(waiter)?.at ?? 0) - released < 2_000)
+    assert.ok(await rowExists(1))
+    await semiSyncSource(true)
+  })
+
+  test("KILL CONNECTION of a waiting session: its client gets an error at once and never OK, even when the wait is released", async () => {
+    const app = await appConnection()
+    const thread = await threadId(app)
+    const waiter = insertPending(app, 2)
+    await waitsForAck(thread)
+    const killedAt = Date.now()
+    await lab.query("db1", `KILL CONNECTION ${thread}`)
+    await waitFor(
+      "the killed client to settle",
+      async () => outcome(waiter) !== undefined,
+      5_000,
+      20,
+    )
+    assert.equal(outcome(waiter)?.ok, false, "the client of a killed session gets an error")
+    assert.ok((outcome(waiter)?.at ?? 0) - killedAt < 2_000, "at once, not when released")
+    // Server side the killed session still waits for its acknowledgement.
+    const s = await stateOf(thread)
+    assert.equal(s?.command, "Killed", JSON.stringify(s))
+    assert.match(s?.state ?? "", /semi-sync ACK/i)
+    // Released: the commit lands on this server, yet its client saw only the error.
+    await semiSyncSource(false)
+    await waitFor("the killed session to end", async () => (await stateOf(thread)) === null, 5_000)
+    assert.ok(await rowExists(2), "the released commit is on the server (unacknowledged)")
+    assert.equal(outcome(waiter)?.ok, false)
+    await semiSyncSource(true)
+  })
+
+  test("kill -9 of mysqld while a commit waits: the client gets an error; the restarted server holds the transaction, read-only", async () => {
+    const app = await appConnection()
+    const thread = await threadId(app)
+    const waiter = insertPending(app, 3)
+    await waitsForAck(thread)
+    await lab.inject({ _tag: "KillMysqld", host: "db1" })
+    await waitFor("the client to settle", async () => outcome(waiter) !== undefined, 5_000, 20)
+    assert.equal(outcome(waiter)?.ok, false, "no OK from a killed server")
+    await lab.waitMysqld("db1")
+    const [flags] = await lab.query<{ sro: number }>("db1", "SELECT @@super_read_only AS sro")
+    assert.equal(Number(flags?.sro), 1, "it boots read-only (my.cnf)")
+    assert.ok(
+      await rowExists(3),
+      "crash recovery commits the transaction it had written to its binlog",
+    )
+  })
+})
