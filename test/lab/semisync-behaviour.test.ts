@@ -166,6 +166,133 @@ describe("semi-sync waiters on real MySQL 9.7 (what the demotion relies on)", {
     await semiSyncSource(true)
   })
 
+  /** A client account the agent may not KILL (SYSTEM_USER), made without binlogging it. */
+  const sysConnection = async (): Promise<mysql.Connection> => {
+    const root = await lab.connect("db1")
+    try {
+      await root.query("SET SESSION sql_log_bin = 0")
+      await root.query("CREATE USER IF NOT EXISTS 'sys'@'%' IDENTIFIED BY 'sys-pass-1'")
+      await root.query("GRANT ALL ON app.* TO 'sys'@'%'")
+      await root.query("GRANT SYSTEM_USER ON *.* TO 'sys'@'%'")
+    } finally {
+      await root.end()
+    }
+    const c = await mysql.createConnection({
+      socketPath: lab.hostPath("db1", "mysqld.sock"),
+      user: "sys",
+      password: "sys-pass-1",
+      database: "app",
+    })
+    c.on("error", () => {})
+    apps.push(c)
+    return c
+  }
+  const agentConnection = () =>
+    mysql.createConnection({
+      socketPath: lab.hostPath("db1", "mysqld.sock"),
+      user: LAB_USERS.agent.user,
+      password: LAB_USERS.agent.password,
+    })
+
+  test("while a fence pends behind a waiter: super_read_only reads ON, read_only OFF, the waiter is counted; the agent may not KILL a SYSTEM_USER session", async () => {
+    const sys = await sysConnection()
+    const sysThread = await threadId(sys)
+    const waiter = insertPending(sys, 4)
+    await waitsForAck(sysThread)
+    const agent = await agentConnection()
+    const fencer = await lab.connect("db1")
+    try {
+      await assert.rejects(agent.query(`KILL CONNECTION ${sysThread}`), {
+        code: "ER_KILL_DENIED_ERROR",
+      })
+      const pending = fencer.query("SET GLOBAL super_read_only = ON").then(
+        () => "done",
+        (e: unknown) => String(e),
+      )
+      await new Promise((r) => setTimeout(r, 500))
+      const [flags] = (await agent.query(
+        "SELECT @@super_read_only AS sro, @@read_only AS ro",
+      )) as unknown as [Array<{ sro: number; ro: number }>]
+      assert.deepEqual(
+        { sro: Number(flags[0]?.sro), ro: Number(flags[0]?.ro) },
+        { sro: 1, ro: 0 },
+        "a pending fence already reads super_read_only = ON: only read_only = ON shows it done",
+      )
+      const [status] = (await agent.query(
+        "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_wait_sessions'",
+      )) as unknown as [Array<{ Value: string }>]
+      assert.equal(Number(status[0]?.Value), 1, "the probe's waiter count sees it")
+      await semiSyncSource(false)
+      assert.equal(await pending, "done")
+      await waitFor("the waiter to settle", async () => outcome(waiter) !== undefined, 5_000, 20)
+      assert.equal(outcome(waiter)?.ok, true)
+      await semiSyncSource(true)
+    } finally {
+      await agent.end()
+      await fencer.end()
+      // Writable again for the next test.
+      await lab.query("db1", "SET GLOBAL super_read_only = OFF")
+      await lab.query("db1", "SET GLOBAL read_only = OFF")
+    }
+  })
+
+  test("two commits in one binlog group: only the group's leader shows the semi-sync wait, so releasing 'killed waiters' gives the other client OK", async () => {
+    const app = await appConnection()
+    const sys = await sysConnection()
+    const appThread = await threadId(app)
+    const sysThread = await threadId(sys)
+    // Both commits join one group: its leader waits for the acknowledgement for the group.
+    await lab.query("db1", "SET GLOBAL binlog_group_commit_sync_delay = 200000")
+    try {
+      const a = insertPending(app, 5)
+      const b = insertPending(sys, 6)
+      await waitFor(
+        "one of them to wait for a semi-sync ACK",
+        async () =>
+          /semi-sync ACK/i.test((await stateOf(appThread))?.state ?? "") ||
+          /semi-sync ACK/i.test((await stateOf(sysThread))?.state ?? ""),
+        10_000,
+        50,
+      )
+      await new Promise((r) => setTimeout(r, 500))
+      const states = { app: await stateOf(appThread), sys: await stateOf(sysThread) }
+      const waiting = Object.values(states).filter((x) => /semi-sync ACK/i.test(x?.state ?? ""))
+      assert.equal(
+        waiting.length,
+        1,
+        `one waiter shows the semi-sync state: ${JSON.stringify(states)}`,
+      )
+      // The old fence helper: kill what it may, then release if every semi-sync waiter is killed.
+      const killable = /semi-sync ACK/i.test(states.app?.state ?? "") ? appThread : sysThread
+      await lab.query("db1", `KILL CONNECTION ${killable}`)
+      const rows = await lab.query<{ State: string | null; Command: string }>(
+        "db1",
+        "SHOW FULL PROCESSLIST",
+      )
+      const shown = rows.filter((r) => /semi-sync ACK/i.test(r.State ?? ""))
+      assert.ok(
+        shown.length > 0 && shown.every((r) => r.Command === "Killed"),
+        "every session in the semi-sync state is a killed one",
+      )
+      await semiSyncSource(false)
+      await waitFor(
+        "both to settle",
+        async () => outcome(a) !== undefined && outcome(b) !== undefined,
+        5_000,
+        20,
+      )
+      const other = killable === appThread ? b : a
+      assert.equal(
+        outcome(other)?.ok,
+        true,
+        `the commit that never showed the semi-sync state got OK without any acknowledgement (${JSON.stringify(states)})`,
+      )
+      await semiSyncSource(true)
+    } finally {
+      await lab.query("db1", "SET GLOBAL binlog_group_commit_sync_delay = 0")
+    }
+  })
+
   test("kill -9 of mysqld while a commit waits: the client gets an error; the restarted server holds the transaction, read-only", async () => {
     const app = await appConnection()
     const thread = await threadId(app)

@@ -156,18 +156,6 @@ export interface MysqlActions {
     readonly skipUsers?: ReadonlyArray<string>
   }) => Effect.Effect<ReadonlyArray<KilledSession>, MysqlError>
   /**
-   * A killed session whose commit waits for a semi-sync acknowledgement keeps
-   * waiting (and keeps a pending fence waiting behind it) until one comes.
-   * When every such waiter is already killed, turning semi-sync off as a
-   * source lets those commits finish on connections that are gone: no client
-   * is told they succeeded. Never while a live session waits (it would be
-   * told OK for a write no replica has). For a node that is being fenced.
-   */
-  readonly releaseKilledSemiSyncWaits: Effect.Effect<
-    "none-waiting" | "released" | "live-waiters",
-    MysqlError
-  >
-  /**
    * How many of the sessions killClientSessions would kill are busy: running
    * a statement, or holding an open InnoDB transaction while idle (what
    * `switchover --drain-timeout` waits for). Needs PROCESS.
@@ -501,17 +489,6 @@ export const mysqlActions = (
       }),
     )
 
-  const releaseKilledSemiSyncWaits = act("release-semi-sync-waits", (s, t) =>
-    Effect.gen(function* () {
-      const rows = yield* exec(s, "release-semi-sync-waits", t, "SHOW FULL PROCESSLIST")
-      const waiting = rows.filter((r: Row) => /semi-sync ACK/i.test(str(r, "State")))
-      if (waiting.length === 0) return "none-waiting" as const
-      if (waiting.some((r: Row) => str(r, "Command") !== "Killed")) return "live-waiters" as const
-      yield* exec(s, "release-semi-sync-waits", t, "SET GLOBAL rpl_semi_sync_source_enabled = OFF")
-      return "released" as const
-    }),
-  )
-
   const busyClientSessions = (options: { readonly skipUsers?: ReadonlyArray<string> } = {}) =>
     act("busy-sessions", (s, t) =>
       Effect.gen(function* () {
@@ -799,7 +776,6 @@ export const mysqlActions = (
     fence,
     unfence,
     killClientSessions,
-    releaseKilledSemiSyncWaits,
     busyClientSessions,
     stopReplica,
     stopReplicaIoThread,

@@ -424,21 +424,18 @@ const FENCE_PATIENCE_MS = 1_000
  * the old value back: the server would be writable again (lab scenario 7).
  * So the SET stays pending (bounded by fence_timeout) while, after a short
  * patience, the client sessions are killed from a second connection: their
- * clients get an error at once, never OK (test/lab/semisync-behaviour.test.ts).
- * A killed session still waits for its acknowledgement, so semi-sync is
- * turned off as a source once every waiter is a killed one: their commits
- * finish unacknowledged, the SET goes through. A waiter that may not be
- * killed (SYSTEM_USER) is never released: the fence fails, and the core
- * escalates by stopping mysqld hard (fencing.ts, onFenceFailed).
+ * clients get an error at once, never OK, and LOCK TABLES holders let go.
+ * A commit waiting for an acknowledgement is never released here (section 9):
+ * turning semi-sync off would give OK to every client in its binlog group,
+ * killed or not (test/lab/semisync-behaviour.test.ts). While one waits, the
+ * fence fails at fence_timeout and the core stops mysqld hard (fencing.ts).
  */
 const fenceKillingBlockers = (local: MysqlActions, monitorUser: string) =>
   Effect.gen(function* () {
-    // Kill what it may (a denial is reported but does not stop the rest), then release.
-    const unblock = Effect.ignore(local.killClientSessions({ skipUsers: [monitorUser] })).pipe(
-      Effect.andThen(Effect.ignore(local.releaseKilledSemiSyncWaits)),
-    )
     const helper = yield* Effect.forkChild(
-      Effect.sleep(FENCE_PATIENCE_MS).pipe(Effect.andThen(unblock)),
+      Effect.sleep(FENCE_PATIENCE_MS).pipe(
+        Effect.andThen(Effect.ignore(local.killClientSessions({ skipUsers: [monitorUser] }))),
+      ),
     )
     const fenced = yield* Effect.exit(local.fence)
     yield* Fiber.interrupt(helper)
