@@ -53,11 +53,12 @@ export const selfFence = (s: AgentState, out: Outputs, reason: string): AgentSta
 export const onFenceFailed = (s: AgentState, out: Outputs, error: string | null): AgentState => {
   const probe = s.local.up ? s.local.probe : null
   if (!isDataNode(s.config, s.self) || mayBeWritable(s) || probe === null) return s
-  if (probe.superReadOnly && probe.readOnly) return s
+  // Done (late), or stopped already and not probed since: no second kill of a restarting server.
+  if ((probe.superReadOnly && probe.readOnly) || s.awaitingProbe.has("kill-mysqld")) return s
   const reason = `super_read_only=ON did not complete within fence_timeout (${error ?? "error"}); ${probe.semiSyncWaiters} commit(s) wait for a semi-sync acknowledgement: stopping mysqld hard so that no client gets OK`
   event(out, "error", "fence-escalated", reason)
   out.push({ _tag: "KillMysqld", reason })
-  return s
+  return { ...s, awaitingProbe: new Set([...s.awaitingProbe, "kill-mysqld"]) }
 }
 
 /** Keeps the local mysqld's writability and the VIP equal to what the role allows. */
