@@ -63,12 +63,16 @@ const startCrashLoop = async (c: LabCluster, host: string): Promise<CrashLoop> =
   }
 }
 
-/** Epoch ms of the agent's log events named `event` on `host`. */
-const eventTimes = (c: LabCluster, host: string, event: string): Array<number> =>
+/** The agent's log events named `event` on `host`: epoch ms and message. */
+const events = (c: LabCluster, host: string, event: string): Array<{ t: number; msg: string }> =>
   readFileSync(c.agents.logPath(host), "utf8")
     .split("\n")
     .filter((l) => l.includes(`"event":"${event}"`))
-    .map((l) => Date.parse((JSON.parse(l) as { time: string }).time))
+    .map((l) => JSON.parse(l) as { time: string; msg: string })
+    .map((e) => ({ t: Date.parse(e.time), msg: e.msg }))
+
+const eventTimes = (c: LabCluster, host: string, event: string): Array<number> =>
+  events(c, host, event).map((e) => e.t)
 
 test(
   "crash loop: the primary's mysqld killed each time it comes up: it resigns, a replica takes over, no flapping back",
@@ -92,7 +96,8 @@ test(
           await loop.stop()
         }
         const loopEnd = loop.kills[loop.kills.length - 1]!
-        const resigned = eventTimes(c, looping, "resigned").filter((t) => t >= loopAt)
+        const resignations = events(c, looping, "resigned").filter((e) => e.t >= loopAt)
+        const resigned = resignations.map((e) => e.t)
         const rounds = readSamplerLog(c.samplerLog).filter((r) => r.t >= loopAt)
         const other = (r: (typeof rounds)[number]) =>
           Object.entries(r.nodes).find(([n, w]) => n !== looping && w === "writable")?.[0]
@@ -100,7 +105,7 @@ test(
         const writableAt = firstOther?.t
         const timeline =
           `loop started ${new Date(loopAt).toISOString()}, ${loop.kills.length} kills until +${loopEnd - loopAt} ms; ` +
-          `${looping} resigned at +${resigned.length > 0 ? resigned[0]! - loopAt : "never"} ms; ` +
+          `${looping} resigned at +${resigned.length > 0 ? `${resigned[0]! - loopAt} ms (${resignations[0]!.msg})` : "never"}; ` +
           `${firstOther === undefined ? "no other node" : other(firstOther)} writable at +${writableAt === undefined ? "never" : writableAt - loopAt} ms`
         console.log(`crash loop timeline: ${timeline}`)
         assert.ok(resigned.length > 0, `${looping} resigned (${timeline})`)
