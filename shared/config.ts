@@ -231,6 +231,10 @@ export const Timings = Schema.Struct({
   restart_timeout: PositiveMillis.pipe(defaultTo(30_000)),
   restart_attempts: PositiveInt.pipe(defaultTo(2)),
   restart_retry_delay: Millis.pipe(defaultTo(1_000)),
+  /** A restart counts as successful only once mysqld has answered every probe for this long (section 12). */
+  restart_stable_period: PositiveMillis.pipe(defaultTo(10_000)),
+  /** More than restart_attempts failures of mysqld within this window is a crash loop (section 12). */
+  restart_window: PositiveMillis.pipe(defaultTo(300_000)),
   apply_timeout: PositiveMillis.pipe(defaultTo(30_000)),
   switchover_timeout: PositiveMillis.pipe(defaultTo(5_000)),
   fence_timeout: PositiveMillis.pipe(defaultTo(10_000)),
@@ -466,6 +470,22 @@ export const crossFieldViolations = (c: Fields): Array<RuleViolation> => {
       ["timings", "election_timeout_max"],
       `election_timeout_max (${formatDurationMs(t.election_timeout_max)}) must be greater than ` +
         `election_timeout_min (${formatDurationMs(t.election_timeout_min)})`,
+    )
+  }
+
+  // protocol.md section 12: the stable period needs a few probes, and must fit in the window.
+  if (t.restart_stable_period < 2 * t.probe_interval) {
+    add(
+      ["timings", "restart_stable_period"],
+      `restart_stable_period (${formatDurationMs(t.restart_stable_period)}) must be at least ` +
+        `two probe intervals (2 * ${formatDurationMs(t.probe_interval)})`,
+    )
+  }
+  if (t.restart_window <= t.restart_stable_period) {
+    add(
+      ["timings", "restart_window"],
+      `restart_window (${formatDurationMs(t.restart_window)}) must be longer than ` +
+        `restart_stable_period (${formatDurationMs(t.restart_stable_period)})`,
     )
   }
 

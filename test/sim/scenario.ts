@@ -7,6 +7,7 @@
  *           failback_delay=5s auto_rejoin=false source=none fence_command=required
  *   run 10s
  *   kill-mysqld db1 restart=fail
+ *   crash-loop db1 up=1s | crash-loop db1 off
  *   isolate db1 | cut db1 db2 [agent|mysql] | cut-agent db1 | cut-mysql db1
  *   loss 30 | heal | heal-all
  *   hang-mysqld db1 3s | kill-agent db1 3s | pause-agent db1 3s
@@ -17,6 +18,7 @@
  *   expect failovers 0 | expect role db1 DIVERGED | expect replicating db3 db2
  *   expect writable db2 no | expect errant db3 yes | expect reply ok [text]
  *   expect converged | expect write-gap-under 1s | expect acked-at-least 10
+ *   expect promoted-since-mark db1 no
  */
 
 import { isEmpty } from "../../agent/src/core/gtid.ts"
@@ -102,6 +104,10 @@ export const runScenario = (script: string, reducer?: Reducer): ScenarioResult =
           break
         case "kill-mysqld":
           w().killMysqld(args[0]!, options(args).get("restart") === "fail")
+          break
+        case "crash-loop":
+          if (args[1] === "off") w().stopCrashLoop(args[0]!)
+          else w().startCrashLoop(args[0]!, duration(options(args).get("up")))
           break
         case "hang-mysqld":
           w().hangMysqld(args[0]!, duration(args[1]))
@@ -273,6 +279,14 @@ const expect = (
     case "write-gap-under": {
       const gap = w.longestWriteGapSince(markAt)
       if (gap >= duration(a)) fail(`longest time without a writable primary: ${gap.toFixed(0)} ms`)
+      return
+    }
+    case "promoted-since-mark": {
+      const times = w.promotions.filter((p) => p.node === a && p.at >= markAt).map((p) => p.at)
+      if (times.length > 0 !== (b === "yes"))
+        fail(
+          `${a} promoted since the mark at ${times.map((t) => t.toFixed(0)).join(", ") || "no time"}`,
+        )
       return
     }
     case "acked-at-least":

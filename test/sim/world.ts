@@ -80,6 +80,8 @@ interface Node {
   clockOffset: number
   clockRate: number
   restartFails: boolean
+  /** A crash loop: mysqld dies this long after every start, and the service manager starts it again. */
+  crashLoopUpMs: number | null
   /** PersistHardState outputs are numbered as emitted: an older one never overwrites a newer. */
   persistEmitted: number
   persistWritten: number
@@ -220,6 +222,8 @@ export class World {
   readonly eventsSeen = new Set<string>()
   stats = { elections: 0, promotions: 0, inputs: 0, twoWritableSteps: 0 }
   private readonly promotedTerms = new Set<number>()
+  /** Every completed promotion (any kind, reclaims too): when and whom. */
+  readonly promotions: Array<{ readonly at: number; readonly node: string }> = []
 
   constructor(options: WorldOptions) {
     this.rng = new Prng(options.seed)
@@ -246,6 +250,7 @@ export class World {
         clockOffset: this.rng.int(0, 1_000_000),
         clockRate: 1 + (this.rng.next() * 2 - 1) * maxDrift,
         restartFails: false,
+        crashLoopUpMs: null,
         persistEmitted: 0,
         persistWritten: 0,
         hookExit: new Map(),
@@ -370,6 +375,7 @@ export class World {
     }
     if (s.promotion?.step === "done" && before.promotion?.step !== "done") {
       this.stats.promotions++
+      this.promotions.push({ at: this.now, node: n.name })
       this.eventsSeen.add(`promoted:${s.promotion.kind}`)
       if (s.promotion.kind !== "reclaim" && s.promotion.kind !== "bootstrap") {
         this.promotedTerms.add(s.hard.term)
@@ -440,7 +446,7 @@ export class World {
           let ok = false
           if (m !== null && !n.restartFails) {
             if (m.up) this.lose(m.crash(), m)
-            m.boot()
+            this.boot(n, m)
             ok = true
           }
           if (n.incarnation === incarnation)
@@ -909,6 +915,46 @@ export class World {
     n.restartFails = restartFails
   }
 
+  /** Boots mysqld; in a crash loop it dies again `crashLoopUpMs` later. */
+  private boot(n: Node, m: SimMysqld): void {
+    m.boot()
+    if (n.crashLoopUpMs === null) return
+    const inc = m.incarnation
+    this.schedule(this.now + n.crashLoopUpMs, () => {
+      if (n.crashLoopUpMs === null || !m.up || m.incarnation !== inc) return
+      this.trace(n, "mysqld crashes again (crash loop)")
+      this.lose(m.crash(), m)
+      this.superviseRestart(n, m)
+    })
+  }
+
+  /**
+   * The service manager (Restart=always) starts a crashed mysqld again: 1 s
+   * of restart delay plus 1 to 2 s of startup, as the lab's supervisor and a
+   * MySQL 9.7 crash recovery take.
+   */
+  private superviseRestart(n: Node, m: SimMysqld): void {
+    this.schedule(this.now + 2000 + this.rng.next() * 1000, () => {
+      if (!m.up && !n.restartFails) this.boot(n, m)
+    })
+  }
+
+  /** mysqld dies `upMs` after every start (now first), and is started again by its service manager. */
+  startCrashLoop(name: string, upMs: number): void {
+    const n = this.node(name)
+    const m = n.mysqld
+    if (m === null) return
+    this.fault(`crash loop of mysqld on ${name}: it dies ${upMs} ms after every start`)
+    n.crashLoopUpMs = upMs
+    if (m.up) this.lose(m.crash(), m)
+    this.superviseRestart(n, m)
+  }
+
+  stopCrashLoop(name: string): void {
+    this.fault(`crash loop of mysqld on ${name} ends`)
+    this.node(name).crashLoopUpMs = null
+  }
+
   hangMysqld(name: string, forMs: number): void {
     const m = this.node(name).mysqld
     if (m === null || !m.up) return
@@ -977,6 +1023,7 @@ export class World {
     this.net.heal()
     for (const n of this.nodes.values()) {
       n.restartFails = false
+      n.crashLoopUpMs = null
       if (n.mysqld !== null) n.mysqld.applyStalled = false
       if (!n.agentUp) this.startAgent(n, 0)
       const m = n.mysqld

@@ -110,6 +110,8 @@ test("a minimal config gets the documented defaults", async (t) => {
   assert.equal(c.timings.lease_duration, 4_000)
   assert.equal(c.timings.drift_margin, 0.1)
   assert.equal(c.timings.recovery_block_period, 600_000)
+  assert.equal(c.timings.restart_stable_period, 10_000)
+  assert.equal(c.timings.restart_window, 300_000)
   assert.equal(c.semi_sync.mode, "off")
   assert.equal(c.service.restart_command, "systemctl restart mysql")
   assert.equal(c.control.socket, "/run/mha-agent/agent.sock")
@@ -236,6 +238,34 @@ test("the lease timing rule of protocol.md section 5 shows the numbers", async (
     t,
     minimal("timings:\n  heartbeat_interval: 1s\n  rpc_timeout: 1999ms\n  lease_duration: 4s\n"),
   )
+})
+
+test("the crash-loop bounds of protocol.md section 12 name the keys and the numbers", async (t) => {
+  const short = await loadError(
+    t,
+    minimal("timings:\n  probe_interval: 1s\n  restart_stable_period: 1500ms\n"),
+  )
+  assert.equal(short.error.problems.length, 1)
+  assert.match(short.error.lines[0] ?? "", /:\d+:\d+: timings\.restart_stable_period: /)
+  assert.match(
+    short.error.lines[0] ?? "",
+    /restart_stable_period \(1500ms\) must be at least two probe intervals \(2 \* 1s\)/,
+  )
+  const window = await loadError(
+    t,
+    minimal("timings:\n  restart_stable_period: 1m\n  restart_window: 1m\n"),
+  )
+  assert.equal(window.error.problems.length, 1)
+  assert.match(
+    window.error.lines[0] ?? "",
+    /timings\.restart_window: restart_window \(1m\) must be longer than restart_stable_period \(1m\)/,
+  )
+  const c = await loadOk(
+    t,
+    minimal("timings:\n  restart_stable_period: 30s\n  restart_window: 10m\n"),
+  )
+  assert.equal(c.timings.restart_stable_period, 30_000)
+  assert.equal(c.timings.restart_window, 600_000)
 })
 
 test("node must be a member", async (t) => {

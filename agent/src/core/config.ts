@@ -26,6 +26,10 @@ export interface Timings {
   readonly electionTimeoutMaxMs: number
   readonly restartTimeoutMs: number
   readonly restartAttempts: number
+  /** A restart counts as successful only once mysqld has answered every probe for this long. */
+  readonly restartStableMs: number
+  /** More than restartAttempts failures of mysqld within this window is a crash loop. */
+  readonly restartWindowMs: number
   readonly applyTimeoutMs: number
   readonly switchoverTimeoutMs: number
   readonly recoveryBlockPeriodMs: number
@@ -62,6 +66,8 @@ export const defaultTimings: Timings = {
   electionTimeoutMaxMs: 1200,
   restartTimeoutMs: 3000,
   restartAttempts: 2,
+  restartStableMs: 10_000,
+  restartWindowMs: 300_000,
   applyTimeoutMs: 5000,
   switchoverTimeoutMs: 3000,
   recoveryBlockPeriodMs: 600_000,

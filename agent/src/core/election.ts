@@ -24,6 +24,7 @@ import {
   lineageOf,
   ranksBetter,
 } from "./ranking.ts"
+import { crashLoopWhy } from "./restart-routine.ts"
 import { adoptTerm } from "./term.ts"
 import type { AgentState, Election } from "./types.ts"
 
@@ -136,6 +137,9 @@ export const selfEligible = (s: AgentState): Verdict => {
   if (!verdict.ok) return verdict
   if (!s.local.up || s.local.probe === null) return { ok: false, why: "local mysqld is not up" }
   if (s.local.diverged) return { ok: false, why: "this node is DIVERGED" }
+  // Section 12: a crash-looping node does not take the role back while it keeps crashing.
+  const looping = crashLoopWhy(s)
+  if (looping !== null) return { ok: false, why: looping }
   if (s.clone?.phase === "cloning")
     return { ok: false, why: "this node is being re-seeded by clone" }
   const refused = s.preFailoverRefused

@@ -1,15 +1,27 @@
 /**
  * The local restart routine (section 12).
  *
- * - A failed local mysqld is restarted through the service manager, with
- *   bounded attempts and a deadline.
+ * - A failed local mysqld (health FAIL, down) is restarted through the
+ *   service manager, with bounded attempts and a deadline.
+ * - A restart succeeds only once mysqld has answered every probe for
+ *   `restart_stable_period`: a server that comes back and dies again before
+ *   that is the same run (attempts and deadline carry on), and each time it
+ *   goes down again after being back is one more failure. Judging success on
+ *   the first good probe let a crash loop reset the bounds for ever.
+ * - More than `restart_attempts` failures within `restart_window` is a crash
+ *   loop, whoever restarted mysqld (this agent or the service manager).
  * - On the primary the lease keeps being renewed meanwhile (the agent is
  *   alive), so a crash that a restart fixes causes no failover; if the
- *   restarts fail or time out, the primary fences itself and resigns.
+ *   restarts fail, time out or the server crash-loops, the primary fences
+ *   itself and resigns.
+ * - A node that gave up stands for no election (and says so in heartbeats,
+ *   so it is no switchover or failback target) until its run ends: a
+ *   crash-looping node must not take the role back while it keeps crashing.
  * - On a replica there is no restart while an election runs or the primary
  *   is lost: relay_log_recovery would throw away relay logs that may hold the
  *   only copy of acknowledged transactions.
  */
+import type { Timings } from "./config.ts"
 import { inLease } from "./lease.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { resign } from "./resignation.ts"
@@ -20,6 +32,25 @@ export const idleRestart: RestartRoutine = {
   inFlight: false,
   deadline: null,
   gaveUp: false,
+  running: false,
+  upSince: null,
+  back: false,
+  failures: [],
+}
+
+/** Failures of mysqld within the window ending now. */
+export const failuresInWindow = (
+  now: number,
+  t: Pick<Timings, "restartWindowMs">,
+  failures: ReadonlyArray<number>,
+): number => failures.filter((at) => now - at < t.restartWindowMs).length
+
+/** Why this node must not stand for election because of its mysqld's restarts, or null. */
+export const crashLoopWhy = (s: AgentState): string | null => {
+  const r = s.restart
+  if (!r.running || !r.gaveUp) return null
+  const n = failuresInWindow(s.now, s.config.timings, r.failures)
+  return `its mysqld gave up restarting (${n} failures within restart_window): not standing until it stays up for ${s.config.timings.restartStableMs} ms`
 }
 
 const replicaMayRestart = (s: AgentState): string | null => {
@@ -28,28 +59,72 @@ const replicaMayRestart = (s: AgentState): string | null => {
   return null
 }
 
-export const restartTimers = (s: AgentState, out: Outputs): AgentState => {
-  if (s.local.up) {
-    return s.restart === idleRestart ? s : { ...s, restart: idleRestart }
-  }
-  if (s.local.health.level !== "FAIL" || s.hard.record.paused) return s
-  // CLONE restarts mysqld itself (through the service manager): no second restart meanwhile.
-  if (s.clone?.phase === "cloning") return s
+const withRoutine = (s: AgentState, r: RestartRoutine): AgentState =>
+  r === s.restart ? s : { ...s, restart: r }
+
+const giveUp = (s: AgentState, out: Outputs, r: RestartRoutine, why: string): AgentState => {
+  if (s.role === "leader") return { ...resign(s, out, why), restart: { ...r, gaveUp: true } }
+  return { ...s, restart: { ...r, gaveUp: true } }
+}
+
+export const restartTimers = (s: AgentState, out: Outputs): AgentState =>
+  s.local.up ? whileUp(s, out) : whileDown(s, out)
+
+/** mysqld answers: the run ends once it has answered every probe for the stable period. */
+const whileUp = (s: AgentState, out: Outputs): AgentState => {
   const r = s.restart
+  if (!r.running) return s
+  // A late probe (hung server) is a miss too: the stable period starts again.
+  if (s.local.health.consecutiveFailures > 0) return withRoutine(s, { ...r, upSince: null })
+  if (r.upSince === null) return { ...s, restart: { ...r, upSince: s.now, back: true } }
+  const stable = s.config.timings.restartStableMs
+  if (s.now - r.upSince < stable) return s
+  event(
+    out,
+    "info",
+    "restart-succeeded",
+    `mysqld stayed up for ${stable} ms after ${r.attempts} restart(s) by this agent`,
+  )
+  return { ...s, restart: { ...idleRestart, failures: r.failures } }
+}
+
+const whileDown = (s: AgentState, out: Outputs): AgentState => {
+  let r = s.restart
+  // Any missed probe starts the stable period again.
+  if (r.upSince !== null) r = { ...r, upSince: null }
+  // CLONE restarts mysqld itself (through the service manager): no second restart meanwhile.
+  if (s.local.health.level !== "FAIL" || s.hard.record.paused || s.clone?.phase === "cloning") {
+    return withRoutine(s, r)
+  }
+  const t = s.config.timings
   const isPrimary = s.role === "leader"
-  if (isPrimary && r.deadline !== null && s.now >= r.deadline) {
-    return {
-      ...resign(s, out, "mysqld could not be restarted in time"),
-      restart: { ...r, gaveUp: true },
+  if (!r.running || r.back) {
+    // A failure: the first of a run, or mysqld died again before it stayed up long enough.
+    const failures = [...r.failures, s.now].slice(-(t.restartAttempts + 1))
+    r = { ...r, running: true, back: false, failures }
+    const n = failuresInWindow(s.now, t, failures)
+    // (Only the last restartAttempts + 1 failures are kept: enough to tell the bound is passed.)
+    if (n > 1 && !r.gaveUp) {
+      event(out, "warn", "mysqld-failed-again", `failure ${n} within restart_window`)
     }
+    if (n > t.restartAttempts && !r.gaveUp) {
+      const why = `mysqld failed ${n} times within ${t.restartWindowMs} ms (restart_window): crash loop`
+      event(
+        out,
+        "error",
+        "crash-loop",
+        `${why}; no more restarts by this agent and no standing for election until it stays up for ${t.restartStableMs} ms`,
+      )
+      return giveUp(s, out, r, why)
+    }
+  }
+  if (isPrimary && r.deadline !== null && s.now >= r.deadline) {
+    return giveUp(s, out, r, "mysqld could not be restarted in time")
   }
   // A restart reported success: wait for the probe that shows it before another attempt.
-  if (r.inFlight || r.gaveUp || s.awaitingProbe.has("restart")) return s
-  if (r.attempts >= s.config.timings.restartAttempts) {
-    if (isPrimary) {
-      return { ...resign(s, out, "mysqld restarts failed"), restart: { ...r, gaveUp: true } }
-    }
-    return s
+  if (r.inFlight || r.gaveUp || s.awaitingProbe.has("restart")) return withRoutine(s, r)
+  if (r.attempts >= t.restartAttempts) {
+    return isPrimary ? giveUp(s, out, r, "mysqld restarts failed") : withRoutine(s, r)
   }
   if (!isPrimary) {
     const why = replicaMayRestart(s)
@@ -62,17 +137,14 @@ export const restartTimers = (s: AgentState, out: Outputs): AgentState => {
   }
   const attempt = r.attempts + 1
   out.push({ _tag: "RestartMysqld", attempt })
-  event(out, "warn", "restart-mysqld", `attempt ${attempt} of ${s.config.timings.restartAttempts}`)
+  event(out, "warn", "restart-mysqld", `attempt ${attempt} of ${t.restartAttempts}`)
   return {
     ...s,
     restart: {
+      ...r,
       attempts: attempt,
       inFlight: true,
-      deadline:
-        r.deadline === null || r.deadline < 0
-          ? s.now + s.config.timings.restartTimeoutMs
-          : r.deadline,
-      gaveUp: false,
+      deadline: r.deadline === null || r.deadline < 0 ? s.now + t.restartTimeoutMs : r.deadline,
     },
   }
 }

@@ -388,12 +388,28 @@ export interface RecordProposal {
   readonly lastSentAt: number
 }
 
+/**
+ * The restart routine of section 12. A run lasts from a failure of mysqld
+ * (health FAIL, down) until mysqld has answered every probe for
+ * `restartStableMs`: only then did the restart succeed. Failures are
+ * remembered across runs for the `restartWindowMs` bound.
+ */
 export interface RestartRoutine {
+  /** Restart commands issued in the current run. */
   readonly attempts: number
   readonly inFlight: boolean
-  /** When the current run of restarts must have brought mysqld back. */
+  /** When the current run of restarts must have brought mysqld back (-1: held on a replica). */
   readonly deadline: number | null
+  /** Past a bound: no more restarts by the agent, and no standing for election, until the run ends. */
   readonly gaveUp: boolean
+  /** A run is open: mysqld failed and has not yet stayed up for restartStableMs. */
+  readonly running: boolean
+  /** In a run, since when mysqld has answered every probe (null: not up since its last miss). */
+  readonly upSince: number | null
+  /** In a run, mysqld was seen up since the last failure counted: going down again is a new failure. */
+  readonly back: boolean
+  /** When mysqld failed, oldest first: the last restartAttempts + 1, all the window bound needs. */
+  readonly failures: ReadonlyArray<number>
 }
 
 export interface Switchover {

@@ -23,6 +23,8 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
     electionTimeoutMaxMs: c.timings.election_timeout_max,
     restartTimeoutMs: c.timings.restart_timeout,
     restartAttempts: c.timings.restart_attempts,
+    restartStableMs: c.timings.restart_stable_period,
+    restartWindowMs: c.timings.restart_window,
     applyTimeoutMs: c.timings.apply_timeout,
     switchoverTimeoutMs: c.timings.switchover_timeout,
     recoveryBlockPeriodMs: c.timings.recovery_block_period,
