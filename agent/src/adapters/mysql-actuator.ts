@@ -33,7 +33,7 @@
  *   on the recipient; the donor's user needs BACKUP_ADMIN on the donor;
  * - waitForExecutedGtidSet, checkGrants: nothing.
  */
-import { Context, Duration, Effect, Layer, Redacted } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Redacted } from "effect"
 import { count, formatGtidSet, type GtidSet, parseGtidSet } from "../core/gtid.ts"
 import {
   describeEndpoint,
@@ -144,6 +144,14 @@ export interface MysqlActions {
   readonly target: string
   /** `SET GLOBAL super_read_only = ON` (which sets read_only too); returns once verified. */
   readonly fence: Effect.Effect<void, MysqlError>
+  /**
+   * The same fence, never aborted by a timeout: an aborted `SET GLOBAL
+   * super_read_only = ON` puts the old value back and the server is writable
+   * again. Succeeds once verified; if it still pends after `patienceMs` it
+   * fails and is left pending on its own connection (new writes wait behind
+   * it meanwhile) until it goes through or mysqld stops.
+   */
+  readonly fenceLeftPending: (patienceMs: number) => Effect.Effect<void, MysqlError>
   /** `super_read_only = OFF, read_only = OFF`: only the lease holder does this. */
   readonly unfence: Effect.Effect<void, MysqlError>
   /**
@@ -429,6 +437,50 @@ export const mysqlActions = (
         return yield* verifyFailed("fence", `still read_only=${f.ro}, super_read_only=${f.sro}`)
     }),
   )
+
+  // About 23 days: "never" for a pending fence, and below Node's largest timer (2^31 - 1 ms).
+  const NEVER_MS = 2_000_000_000
+  const fenceLeftPending = (patienceMs: number) =>
+    Effect.gen(function* () {
+      const done = yield* Deferred.make<void, MysqlError>()
+      yield* Effect.forkDetach(
+        act(
+          "fence",
+          (s, t) =>
+            Effect.gen(function* () {
+              yield* setLockWait(s, "fence", t)
+              yield* exec(s, "fence", t, "SET GLOBAL super_read_only = ON")
+              const f = yield* readFlags(s, "fence", t)
+              if (!f.sro || !f.ro)
+                return yield* verifyFailed(
+                  "fence",
+                  `still read_only=${f.ro}, super_read_only=${f.sro}`,
+                )
+            }),
+          NEVER_MS,
+        ).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => Deferred.done(done, exit)),
+        ),
+      )
+      return yield* Deferred.await(done).pipe(
+        Effect.timeoutOrElse({
+          duration: Duration.millis(patienceMs),
+          orElse: () =>
+            Effect.fail(
+              new MysqlError({
+                action: "fence",
+                target,
+                kind: "timeout",
+                code: "ETIMEDOUT",
+                errno: null,
+                sqlState: null,
+                reason: `super_read_only = ON still pending after ${patienceMs} ms (left pending: writes wait behind it)`,
+              }),
+            ),
+        }),
+      )
+    })
 
   const unfence = act("unfence", (s, t) =>
     Effect.gen(function* () {
@@ -774,6 +826,7 @@ export const mysqlActions = (
   return {
     target,
     fence,
+    fenceLeftPending,
     unfence,
     killClientSessions,
     busyClientSessions,

@@ -81,7 +81,7 @@ export const makeExecutor = (services: ExecutorServices) => {
     const monitorUser = config.mysql.monitor.user
     switch (action._tag) {
       case "Fence":
-        return fenceKillingBlockers(local, monitorUser)
+        return fenceKillingBlockers(local, monitorUser, config.timings.fence_timeout)
       case "KillSessions":
         return local.killClientSessions({ skipUsers: [monitorUser] })
       case "MakeWritable":
@@ -422,22 +422,23 @@ const FENCE_PATIENCE_MS = 1_000
  * that waits for a semi-sync acknowledgement nobody can send (a primary cut
  * off from its replicas). Aborting that SET at its timeout makes MySQL put
  * the old value back: the server would be writable again (lab scenario 7).
- * So the SET stays pending (bounded by fence_timeout) while, after a short
+ * So the SET is never aborted: it stays pending while, after a short
  * patience, the client sessions are killed from a second connection: their
  * clients get an error at once, never OK, and LOCK TABLES holders let go.
  * A commit waiting for an acknowledgement is never released here (section 9):
  * turning semi-sync off would give OK to every client in its binlog group,
  * killed or not (test/lab/semisync-behaviour.test.ts). While one waits, the
- * fence fails at fence_timeout and the core stops mysqld hard (fencing.ts).
+ * fence fails at fence_timeout, still pending (writes wait behind it), and
+ * the core stops mysqld hard (fencing.ts), which ends it.
  */
-const fenceKillingBlockers = (local: MysqlActions, monitorUser: string) =>
+const fenceKillingBlockers = (local: MysqlActions, monitorUser: string, fenceTimeoutMs: number) =>
   Effect.gen(function* () {
     const helper = yield* Effect.forkChild(
       Effect.sleep(FENCE_PATIENCE_MS).pipe(
         Effect.andThen(Effect.ignore(local.killClientSessions({ skipUsers: [monitorUser] }))),
       ),
     )
-    const fenced = yield* Effect.exit(local.fence)
+    const fenced = yield* Effect.exit(local.fenceLeftPending(fenceTimeoutMs))
     yield* Fiber.interrupt(helper)
     if (Exit.isFailure(fenced)) return yield* Effect.failCause(fenced.cause)
   })
