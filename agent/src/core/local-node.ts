@@ -17,6 +17,7 @@ import {
 } from "./gtid.ts"
 import { initialHealth, stepHealth } from "./health.ts"
 import { event, type Outputs } from "./outputs.ts"
+import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
 
 export const initialLocal: LocalNode = {
@@ -36,6 +37,7 @@ export const initialLocal: LocalNode = {
   revokedTerm: 0,
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },
+  privileges: initialPrivileges,
 }
 
 /**
@@ -90,7 +92,8 @@ export const onLocalProbed = (
       }
     }
     case "Up":
-      return withProbe(s, out, result.mysql)
+      // mysqld answers again (started, restarted): its grants are checked again.
+      return withProbe(s.local.up ? s : recheckPrivileges(s), out, result.mysql)
     default:
       return absurd(result)
   }
