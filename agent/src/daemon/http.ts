@@ -123,6 +123,15 @@ const health = (v: HttpView): HttpReply => {
   if (!isDataNode(s.config, s.self)) return ok("witness: the agent runs (no mysqld to check)")
   if (s.local.lastProbeAt === null) return unavailable("mysqld not probed yet")
   if (!s.local.up) return unavailable(`mysqld is down (health ${s.local.health.level})`)
+  // The agent could not do its job here (fence, promote): say so, with the names.
+  const missing = s.local.privileges.missing ?? []
+  if (missing.length > 0) {
+    return unavailable(
+      `mysqld is up (health ${s.local.health.level}) but the agent's MySQL user lacks ${missing
+        .map((m) => `${m.privilege} (needed by ${m.neededBy.join(", ")})`)
+        .join("; ")}: this node will not stand for election`,
+    )
+  }
   return ok(`mysqld is up (health ${s.local.health.level})`)
 }
 
