@@ -120,7 +120,7 @@ test("not checked yet, or the check failed: the node does not stand and the chec
   assert.equal(checks(again.out).length, 0)
 })
 
-test("re-checked when mysqld answers again (restart), on reload, and periodically; never while it is down", () => {
+test("re-checked when mysqld answers again (restart), on reload, and periodically; when probes start failing", () => {
   const w = cluster()
   const s0 = w.node("db2").state
   const at = s0.local.privileges.checkedAt!
@@ -131,16 +131,23 @@ test("re-checked when mysqld answers again (restart), on reload, and periodicall
   const due = run(before.s, { _tag: "Tick", now: at + PRIVILEGE_RECHECK_MS, random: 0 })
   assert.equal(checks(due.out).length, 1)
   const done = checked(due.s, [])
-  // mysqld down: no check; back up: checked at once.
+  // Probes fail: checked at once (a denied probe is not a mysqld down); no warning while down.
   const down = run(done.s, {
     _tag: "LocalProbed",
     now: done.s.now + 10,
     result: { _tag: "Down", reason: "connection refused" },
   })
-  assert.equal(checks(down.out).length, 0)
-  const up = run(down.s, {
+  assert.equal(checks(down.out).length, 1)
+  const refused = run(down.s, {
+    _tag: "PrivilegesChecked",
+    now: down.s.now + 5,
+    result: { _tag: "Failed", reason: "connect ECONNREFUSED" },
+  })
+  assert.equal(events(refused.out, "privilege-check-failed").length, 0)
+  // Back up: checked at once.
+  const up = run(refused.s, {
     _tag: "LocalProbed",
-    now: down.s.now + 10,
+    now: refused.s.now + 10,
     result: { _tag: "Up", mysql: probe },
   })
   assert.equal(checks(up.out).length, 1)
@@ -189,4 +196,36 @@ test("a switchover to a node that lacks a privilege is refused by the primary (i
   const reply = w.operatorReplies.slice(before).find((r) => r.node === "db1")
   assert.ok(reply !== undefined && !reply.ok, JSON.stringify(reply))
   assert.match(reply.message, /db2 cannot stand for election now/)
+})
+
+test("a replica whose probe is denied for lack of REPLICATION CLIENT is not restarted: mysqld runs", () => {
+  const w = cluster()
+  let s = w.node("db2").state
+  const rc: MissingPrivilege = {
+    privilege: "REPLICATION CLIENT",
+    neededBy: ["probe (SHOW REPLICA STATUS)"],
+    forProbe: true,
+  }
+  const all: Array<Output> = []
+  for (let i = 0; i < 10; i++) {
+    const r = run(s, {
+      _tag: "LocalProbed",
+      now: s.now + 1000,
+      result: { _tag: "Down", reason: "Access denied; you need the REPLICATION CLIENT privilege" },
+    })
+    all.push(...r.out)
+    s = r.s
+    if (checks(r.out).length > 0) {
+      const c = checked(s, [rc], 5)
+      all.push(...c.out)
+      s = c.s
+    }
+  }
+  assert.equal(s.local.health.level, "FAIL")
+  assert.equal(all.filter((o) => o._tag === "RestartMysqld").length, 0)
+  assert.ok(
+    events(all, "restart-held").some((r) => /lack of REPLICATION CLIENT/.test(r)),
+    JSON.stringify(events(all, "restart-held")),
+  )
+  assert.match(whyNoElection(s), /mysqld is not up|REPLICATION CLIENT/)
 })

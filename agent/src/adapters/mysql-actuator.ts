@@ -127,6 +127,8 @@ export interface MissingPrivilege {
   readonly anyOf: ReadonlyArray<string>
   /** The actions that need it. */
   readonly neededBy: ReadonlyArray<string>
+  /** The probe needs it: without it every probe fails though mysqld runs. */
+  readonly forProbe: boolean
 }
 
 export interface GrantsReport {
@@ -239,6 +241,7 @@ interface Requirement {
   readonly privilege: string
   readonly anyOf: ReadonlyArray<string>
   readonly neededBy: ReadonlyArray<string>
+  readonly forProbe?: true
 }
 
 /** The privileges the agent's user needs, and for what (see the module notes). */
@@ -247,6 +250,7 @@ export const REQUIRED_PRIVILEGES: ReadonlyArray<Requirement> = [
     privilege: "REPLICATION CLIENT",
     anyOf: ["REPLICATION CLIENT", "SUPER"],
     neededBy: ["probe (SHOW REPLICA STATUS)", "setSemiSyncReplica"],
+    forProbe: true,
   },
   {
     privilege: "SYSTEM_VARIABLES_ADMIN",
@@ -327,7 +331,12 @@ const STATIC = new Set(["REPLICATION CLIENT", "PROCESS", "RELOAD", "SUPER"])
 export const missingPrivileges = (granted: ReadonlySet<string>): Array<MissingPrivilege> =>
   REQUIRED_PRIVILEGES.filter(
     (r) => !r.anyOf.some((p) => granted.has(p) || (granted.has("ALL PRIVILEGES") && STATIC.has(p))),
-  ).map((r) => ({ privilege: r.privilege, anyOf: r.anyOf, neededBy: r.neededBy }))
+  ).map((r) => ({
+    privilege: r.privilege,
+    anyOf: r.anyOf,
+    neededBy: r.neededBy,
+    forProbe: r.forProbe === true,
+  }))
 
 // ---------------------------------------------------------------------------
 // The actions

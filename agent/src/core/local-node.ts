@@ -86,10 +86,12 @@ export const onLocalProbed = (
       const resyncSince = startsResync
         ? s.now + s.config.timings.probeIntervalMs
         : s.local.resyncSince
-      return {
+      const next: AgentState = {
         ...s,
         local: { ...s.local, up: false, health, lastProbeAt: s.now, resyncNeeded, resyncSince },
       }
+      // Probes start failing: is it a privilege the probe needs (then mysqld is not down)?
+      return s.local.up ? recheckPrivileges(next) : next
     }
     case "Up":
       // mysqld answers again (started, restarted): its grants are checked again.

@@ -5,8 +5,9 @@
  * decides when the grants are checked and what a gap means; the driver runs
  * SHOW GRANTS (CheckPrivileges) and reports (PrivilegesChecked).
  *
- * Checked at start and whenever mysqld answers again after it was down (a
- * restart), after a restart by the agent, on every reload, and every
+ * Checked at start, when probes start failing (a probe denied for lack of
+ * REPLICATION CLIENT looks like a mysqld down), whenever mysqld answers again
+ * after it was down (a restart), after a restart by the agent, on every reload, and every
  * `PRIVILEGE_RECHECK_MS` (a GRANT or REVOKE changes no probe result); a
  * failed check is retried after `PRIVILEGE_RETRY_MS`. Until one check
  * succeeded, and while a privilege is missing, the node does not stand; it
@@ -14,7 +15,7 @@
  */
 import { isDataNode } from "./config.ts"
 import { event, type Outputs } from "./outputs.ts"
-import type { AgentState, PrivilegeCheckResult, PrivilegeState } from "./types.ts"
+import type { AgentState, MissingPrivilege, PrivilegeCheckResult, PrivilegeState } from "./types.ts"
 
 /** A REVOKE is noticed within this long without any other trigger. */
 export const PRIVILEGE_RECHECK_MS = 30_000
@@ -49,10 +50,15 @@ export const privilegeBlocker = (s: AgentState): string | null => {
   return `${who} lacks ${p.missing.map((m) => m.privilege).join(", ")}: it could not promote`
 }
 
+/** A privilege the probe needs is missing: failed probes then say nothing about mysqld itself. */
+export const probeDenied = (s: AgentState): MissingPrivilege | undefined =>
+  s.local.privileges.missing?.find((m) => m.forProbe === true)
+
 /** Guard run after every input: starts a check when one is due and mysqld answers. */
 export const privilegeCheckDue = (s: AgentState, out: Outputs): AgentState => {
   const p = s.local.privileges
-  if (!isDataNode(s.config, s.self) || !s.local.up || p.inFlight || s.now < p.dueAt) return s
+  // Also while probes fail: a probe denied for lack of a privilege looks like a mysqld down.
+  if (!isDataNode(s.config, s.self) || p.inFlight || s.now < p.dueAt) return s
   out.push({ _tag: "CheckPrivileges" })
   return { ...s, local: { ...s.local, privileges: { ...p, inFlight: true } } }
 }
@@ -65,7 +71,8 @@ export const onPrivilegesChecked = (
   const p = s.local.privileges
   switch (result._tag) {
     case "Failed": {
-      if (p.lastError === null)
+      // While mysqld is down the probe already says so.
+      if (p.lastError === null && s.local.up)
         event(out, "warn", "privilege-check-failed", `SHOW GRANTS: ${result.reason}`)
       const next: PrivilegeState = {
         ...p,

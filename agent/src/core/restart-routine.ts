@@ -10,8 +10,10 @@
  *   is lost: relay_log_recovery would throw away relay logs that may hold the
  *   only copy of acknowledged transactions.
  */
+
 import { inLease } from "./lease.ts"
 import { event, type Outputs } from "./outputs.ts"
+import { probeDenied } from "./privileges.ts"
 import { resign } from "./resignation.ts"
 import type { AgentState, RestartRoutine } from "./types.ts"
 
@@ -52,7 +54,11 @@ export const restartTimers = (s: AgentState, out: Outputs): AgentState => {
     return s
   }
   if (!isPrimary) {
-    const why = replicaMayRestart(s)
+    // A restart would only throw away relay logs: mysqld runs, the probe is denied.
+    const denied = probeDenied(s)
+    const why = denied
+      ? `the probe fails for lack of ${denied.privilege}, not because mysqld is down`
+      : replicaMayRestart(s)
     if (why !== null) {
       if (r.attempts === 0 && r.deadline === null) {
         event(out, "warn", "restart-held", `not restarting mysqld: ${why}`)

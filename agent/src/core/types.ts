@@ -70,6 +70,8 @@ export interface ReplicaStatus {
 export interface MissingPrivilege {
   readonly privilege: string
   readonly neededBy: ReadonlyArray<string>
+  /** The local probe needs it: without it every probe fails though mysqld runs. */
+  readonly forProbe?: boolean
 }
 
 /** The outcome of one check of the agent's MySQL grants against what its actions need. */

@@ -377,6 +377,7 @@ export const makeExecutor = (services: ExecutorServices) => {
                     missing: exit.value.missing.map((m) => ({
                       privilege: m.privilege,
                       neededBy: m.neededBy,
+                      forProbe: m.forProbe,
                     })),
                   }
                 : { _tag: "Failed", reason: errorText(Cause.squash(exit.cause)) },
