@@ -137,7 +137,7 @@ export interface GrantsReport {
   /** Global privileges found in SHOW GRANTS (upper case). */
   readonly granted: ReadonlyArray<string>
   readonly missing: ReadonlyArray<MissingPrivilege>
-  /** Roles granted to the user: their privileges count only when active (not checked here). */
+  /** Roles granted to the user: their privileges count (in `granted`) when active in its sessions. */
   readonly roles: ReadonlyArray<string>
 }
 
@@ -792,8 +792,26 @@ export const mysqlActions = (
     Effect.gen(function* () {
       const [who] = yield* exec(s, "check-grants", t, "SELECT CURRENT_USER() AS u")
       const rows = yield* exec(s, "check-grants", t, "SHOW GRANTS")
-      const lines = rows.map((r) => String(Object.values(r)[0] ?? ""))
-      const { privileges, roles } = parseGrants(lines)
+      const own = parseGrants(rows.map((r) => String(Object.values(r)[0] ?? "")))
+      const roles = own.roles
+      let privileges = own.privileges
+      // Privileges of roles count when they are active in the agent's sessions (default
+      // roles, or activate_all_roles_on_login): SHOW GRANTS ... USING lists them too.
+      if (roles.length > 0) {
+        const [current] = yield* exec(s, "check-grants", t, "SELECT CURRENT_ROLE() AS r")
+        const active = str(current, "r")
+        if (active !== "" && active !== "NONE") {
+          const withRoles = yield* exec(
+            s,
+            "check-grants",
+            t,
+            `SHOW GRANTS FOR CURRENT_USER() USING ${active}`,
+          )
+          privileges = parseGrants(
+            withRoles.map((r) => String(Object.values(r)[0] ?? "")),
+          ).privileges
+        }
+      }
       return {
         user: str(who, "u"),
         granted: [...privileges].sort(),
