@@ -72,6 +72,11 @@ export const StatusView = Schema.Struct({
   excluded: Schema.Array(Schema.String),
   /** Why no election runs, when none does (safety over speed, said out loud). */
   electionStatus: Schema.String,
+  /**
+   * Privileges this node's agent lacks on its mysqld (names); while any is
+   * missing the node does not stand for election. Absent before a grants check succeeded.
+   */
+  missingPrivileges: Schema.optional(Schema.Array(Schema.String)),
   members: Schema.Array(MemberStatus),
 })
 export type StatusView = typeof StatusView.Type

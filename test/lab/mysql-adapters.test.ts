@@ -788,6 +788,21 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
       ["CONNECTION_ADMIN"],
     )
     assert.ok(report.missing[0]?.neededBy.some((n) => n.startsWith("killClientSessions")))
+    // A privilege held through a default role counts (SHOW GRANTS alone does not list it).
+    await lab.query("db1", "CREATE ROLE 'killer'")
+    await lab.query("db1", "GRANT CONNECTION_ADMIN ON *.* TO 'killer'")
+    await lab.query("db1", "GRANT 'killer' TO 'weak'@'%'")
+    await lab.query("db1", "SET DEFAULT ROLE 'killer' TO 'weak'@'%'")
+    const viaRole = await run(weak.checkGrants)
+    assert.deepEqual(viaRole.roles, ["`killer`@`%`"])
+    assert.deepEqual(viaRole.missing, [], JSON.stringify(viaRole))
+    // Granted but not active (no default role): it does not count.
+    await lab.query("db1", "SET DEFAULT ROLE NONE TO 'weak'@'%'")
+    const inactive = await run(weak.checkGrants)
+    assert.deepEqual(
+      inactive.missing.map((m) => m.privilege),
+      ["CONNECTION_ADMIN"],
+    )
     // It matters: without CONNECTION_ADMIN the kill of another user's session fails.
     const app = await appConnection("db1")
     app.on("error", () => {})

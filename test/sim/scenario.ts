@@ -12,6 +12,7 @@
  *   loss 30 | heal | heal-all
  *   hang-mysqld db1 3s | kill-agent db1 3s | pause-agent db1 3s
  *   stall-apply db2 | errant db3 | writable-by-hand db2 | hook db2 pre_switchover exit=1
+ *   revoke db2 SYSTEM_VARIABLES_ADMIN | grant db2 SYSTEM_VARIABLES_ADMIN (seen at the next grants check)
  *   op db1 switchover db2 [dry-run] | op db1 pause | op db1 exclude db2 | op db3 rejoin force ...
  *   mark
  *   expect primary db2 | expect primary none | expect primary-not db1
@@ -162,6 +163,14 @@ export const runScenario = (script: string, reducer?: Reducer): ScenarioResult =
           w()
             .node(args[0]!)
             .hookExit.set(args[1] as HookName, Number(options(args).get("exit") ?? 0))
+          break
+        case "revoke":
+          w().fault(`revoke ${args[1]} from the agent's user on ${args[0]}`)
+          w().node(args[0]!).missingPrivileges.add(args[1]!)
+          break
+        case "grant":
+          w().fault(`grant ${args[1]} to the agent's user on ${args[0]}`)
+          w().node(args[0]!).missingPrivileges.delete(args[1]!)
           break
         case "op":
           w().operator(args[0]!, operatorRequest(args.slice(1)))

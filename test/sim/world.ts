@@ -86,6 +86,8 @@ interface Node {
   persistEmitted: number
   persistWritten: number
   readonly hookExit: Map<HookName, number>
+  /** Privileges the agent's MySQL user lacks on this node (what SHOW GRANTS would show missing). */
+  readonly missingPrivileges: Set<string>
   readonly trace: Array<string>
 }
 
@@ -254,6 +256,7 @@ export class World {
         persistEmitted: 0,
         persistWritten: 0,
         hookExit: new Map(),
+        missingPrivileges: new Set(),
         trace: [],
       })
     }
@@ -488,6 +491,27 @@ export class World {
               probe === null
                 ? { _tag: "Down", reason: m.up ? "timeout" : "connection refused" }
                 : { _tag: "Up", mysql: probe },
+          }))
+        })
+        return 0
+      }
+      case "CheckPrivileges": {
+        const m = n.mysqld
+        if (m === null) return 0
+        // A fixed latency: no draw from the generator, so seeds keep their runs.
+        this.schedule(this.now + 2, () => {
+          if (n.incarnation !== incarnation) return
+          const up = m.up && !m.hung
+          const missing = [...n.missingPrivileges].map((privilege) => ({
+            privilege,
+            neededBy: ["promotion"],
+          }))
+          this.input(n, (now) => ({
+            _tag: "PrivilegesChecked",
+            now,
+            result: up
+              ? { _tag: "Checked", user: "mha@%", missing }
+              : { _tag: "Failed", reason: "connection refused" },
           }))
         })
         return 0

@@ -43,7 +43,7 @@ test("missingPrivileges: the lab's agent grants are complete; each gap is named 
   )
   const noReload = missingPrivileges(new Set([...full.privileges].filter((p) => p !== "RELOAD")))
   assert.deepEqual(noReload, [
-    { privilege: "RELOAD", anyOf: ["RELOAD"], neededBy: ["resetReplicaAll"] },
+    { privilege: "RELOAD", anyOf: ["RELOAD"], neededBy: ["resetReplicaAll"], forProbe: false },
   ])
   // GTID_NEXT is satisfied by any of its alternatives.
   const viaApplier = new Set([...full.privileges].filter((p) => p !== "SESSION_VARIABLES_ADMIN"))

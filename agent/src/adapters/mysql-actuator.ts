@@ -127,6 +127,8 @@ export interface MissingPrivilege {
   readonly anyOf: ReadonlyArray<string>
   /** The actions that need it. */
   readonly neededBy: ReadonlyArray<string>
+  /** The probe needs it: without it every probe fails though mysqld runs. */
+  readonly forProbe: boolean
 }
 
 export interface GrantsReport {
@@ -135,7 +137,7 @@ export interface GrantsReport {
   /** Global privileges found in SHOW GRANTS (upper case). */
   readonly granted: ReadonlyArray<string>
   readonly missing: ReadonlyArray<MissingPrivilege>
-  /** Roles granted to the user: their privileges count only when active (not checked here). */
+  /** Roles granted to the user: their privileges count (in `granted`) when active in its sessions. */
   readonly roles: ReadonlyArray<string>
 }
 
@@ -235,6 +237,7 @@ interface Requirement {
   readonly privilege: string
   readonly anyOf: ReadonlyArray<string>
   readonly neededBy: ReadonlyArray<string>
+  readonly forProbe?: true
 }
 
 /** The privileges the agent's user needs, and for what (see the module notes). */
@@ -243,6 +246,7 @@ export const REQUIRED_PRIVILEGES: ReadonlyArray<Requirement> = [
     privilege: "REPLICATION CLIENT",
     anyOf: ["REPLICATION CLIENT", "SUPER"],
     neededBy: ["probe (SHOW REPLICA STATUS)", "setSemiSyncReplica"],
+    forProbe: true,
   },
   {
     privilege: "SYSTEM_VARIABLES_ADMIN",
@@ -323,7 +327,12 @@ const STATIC = new Set(["REPLICATION CLIENT", "PROCESS", "RELOAD", "SUPER"])
 export const missingPrivileges = (granted: ReadonlySet<string>): Array<MissingPrivilege> =>
   REQUIRED_PRIVILEGES.filter(
     (r) => !r.anyOf.some((p) => granted.has(p) || (granted.has("ALL PRIVILEGES") && STATIC.has(p))),
-  ).map((r) => ({ privilege: r.privilege, anyOf: r.anyOf, neededBy: r.neededBy }))
+  ).map((r) => ({
+    privilege: r.privilege,
+    anyOf: r.anyOf,
+    neededBy: r.neededBy,
+    forProbe: r.forProbe === true,
+  }))
 
 // ---------------------------------------------------------------------------
 // The actions
@@ -812,8 +821,26 @@ export const mysqlActions = (
     Effect.gen(function* () {
       const [who] = yield* exec(s, "check-grants", t, "SELECT CURRENT_USER() AS u")
       const rows = yield* exec(s, "check-grants", t, "SHOW GRANTS")
-      const lines = rows.map((r) => String(Object.values(r)[0] ?? ""))
-      const { privileges, roles } = parseGrants(lines)
+      const own = parseGrants(rows.map((r) => String(Object.values(r)[0] ?? "")))
+      const roles = own.roles
+      let privileges = own.privileges
+      // Privileges of roles count when they are active in the agent's sessions (default
+      // roles, or activate_all_roles_on_login): SHOW GRANTS ... USING lists them too.
+      if (roles.length > 0) {
+        const [current] = yield* exec(s, "check-grants", t, "SELECT CURRENT_ROLE() AS r")
+        const active = str(current, "r")
+        if (active !== "" && active !== "NONE") {
+          const withRoles = yield* exec(
+            s,
+            "check-grants",
+            t,
+            `SHOW GRANTS FOR CURRENT_USER() USING ${active}`,
+          )
+          privileges = parseGrants(
+            withRoles.map((r) => String(Object.values(r)[0] ?? "")),
+          ).privileges
+        }
+      }
       return {
         user: str(who, "u"),
         granted: [...privileges].sort(),

@@ -49,9 +49,20 @@ export const renderStatus = (s: StatusView): string => {
       m.errant === "" ? "-" : "yes",
     ]),
   ]
-  return [head, `this node: ${s.node} (${s.role}); ${s.electionStatus}`, "", ...table(rows)].join(
-    "\n",
-  )
+  const missing = s.missingPrivileges ?? []
+  const privileges =
+    missing.length === 0
+      ? []
+      : [
+          `this node's agent lacks MySQL privileges ${missing.join(", ")}: it will not stand for election until they are granted`,
+        ]
+  return [
+    head,
+    `this node: ${s.node} (${s.role}); ${s.electionStatus}`,
+    ...privileges,
+    "",
+    ...table(rows),
+  ].join("\n")
 }
 
 /** Members as a forest: the primary first, each node under the member it replicates from. */

@@ -16,6 +16,7 @@ import { isDataNode, memberOf, quorum } from "./config.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet } from "./gtid.ts"
 import { inLease } from "./lease.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, send } from "./outputs.ts"
+import { privilegeBlocker } from "./privileges.ts"
 import { beginPromotion } from "./promotion.ts"
 import {
   atLeastAsComplete,
@@ -136,6 +137,9 @@ export const selfEligible = (s: AgentState): Verdict => {
   })
   if (!verdict.ok) return verdict
   if (!s.local.up || s.local.probe === null) return { ok: false, why: "local mysqld is not up" }
+  // It would win, then abort mid-promotion (issue 10 item 3): it votes but never stands.
+  const privileges = privilegeBlocker(s)
+  if (privileges !== null) return { ok: false, why: privileges }
   if (s.local.diverged) return { ok: false, why: "this node is DIVERGED" }
   // Section 12: a crash-looping node does not take the role back while it keeps crashing.
   const looping = crashLoopWhy(s)

@@ -17,6 +17,7 @@ import {
 } from "./gtid.ts"
 import { initialHealth, stepHealth } from "./health.ts"
 import { event, type Outputs } from "./outputs.ts"
+import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
 
 export const initialLocal: LocalNode = {
@@ -36,6 +37,7 @@ export const initialLocal: LocalNode = {
   revokedTerm: 0,
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },
+  privileges: initialPrivileges,
 }
 
 /**
@@ -84,13 +86,16 @@ export const onLocalProbed = (
       const resyncSince = startsResync
         ? s.now + s.config.timings.probeIntervalMs
         : s.local.resyncSince
-      return {
+      const next: AgentState = {
         ...s,
         local: { ...s.local, up: false, health, lastProbeAt: s.now, resyncNeeded, resyncSince },
       }
+      // Probes start failing: is it a privilege the probe needs (then mysqld is not down)?
+      return s.local.up ? recheckPrivileges(next) : next
     }
     case "Up":
-      return withProbe(s, out, result.mysql)
+      // mysqld answers again (started, restarted): its grants are checked again.
+      return withProbe(s.local.up ? s : recheckPrivileges(s), out, result.mysql)
     default:
       return absurd(result)
   }

@@ -11,6 +11,7 @@ import { isDataNode, memberOf } from "./config.ts"
 import { startVote } from "./election.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
 import { event, issueMysql, type Outputs } from "./outputs.ts"
+import { privilegeBlocker } from "./privileges.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
 import { readyCandidate, requestSwitchover } from "./switchover.ts"
@@ -140,6 +141,12 @@ export const onOperator = (
       }
       if (s.role !== "follower" || !isDataNode(s.config, s.self)) {
         reply(out, requestId, false, `cannot stand: this node is ${s.role}`)
+        return s
+      }
+      // Forcing skips the failure checks, not what the promotion itself needs.
+      const lacking = privilegeBlocker(s)
+      if (lacking !== null) {
+        reply(out, requestId, false, `cannot stand: ${lacking}`)
         return s
       }
       event(

@@ -39,6 +39,12 @@ import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, onLocalProbed } from "./local-node.ts"
 import { answerCommitted } from "./operator.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
+import {
+  onPrivilegesChecked,
+  privilegeBlocker,
+  privilegeCheckDue,
+  recheckPrivileges,
+} from "./privileges.ts"
 import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotion.ts"
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
 import { guardReplication } from "./replication.ts"
@@ -165,8 +171,12 @@ export const step = (state: AgentState, input: Input): StepResult => {
       if (!input.ok) event(out, "error", "vip-failed", `ip addr ${input.op} failed`)
       s = onVipDone(s, input.op, input.ok)
       break
+    case "PrivilegesChecked":
+      s = onPrivilegesChecked(s, out, input.result)
+      break
     case "RestartDone":
       s = onRestartDone(s, out, input.ok)
+      if (input.ok) s = recheckPrivileges(s)
       break
     case "HookDone": {
       let purpose: string | undefined
@@ -181,7 +191,8 @@ export const step = (state: AgentState, input: Input): StepResult => {
       s = onOperatorInput(s, out, input.requestId, input.request)
       break
     case "Reconfigure":
-      s = { ...s, config: input.config }
+      // A reload is also the operator's way to have grants checked again at once.
+      s = recheckPrivileges({ ...s, config: input.config })
       event(out, "info", "reconfigured", "reloaded settings apply from now on")
       break
     default:
@@ -268,6 +279,12 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
       if (m.term !== s.hard.term || s.leader !== m.from) return s
       const next: AgentState = { ...s, transferConsent: { to: m.to, term: m.term } }
       if (m.to !== s.self || !isDataNode(s.config, s.self) || s.role !== "follower") return next
+      const lacking = privilegeBlocker(next)
+      if (lacking !== null) {
+        // The primary saw this node eligible a moment ago; it no longer is: the switchover times out.
+        event(out, "warn", "transfer-refused", `not standing for ${m.from}'s handover: ${lacking}`)
+        return next
+      }
       return startVote(next, out, "transfer", {
         triggeredAt: s.now - (m.sinceRequestMs ?? 0),
         reason: m.reason ?? `switchover from ${m.from}`,
@@ -289,6 +306,7 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
 /** Timers and guards, run after every input. */
 const afterInput = (state: AgentState, out: Outputs, random: number): AgentState => {
   let s = probesDue(state, out)
+  s = privilegeCheckDue(s, out)
   s = heartbeatTimer(s, out)
   s = leaseCheck(s, out)
   s = electionTimers(s, out)

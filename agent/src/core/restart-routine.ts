@@ -24,6 +24,7 @@
 import type { Timings } from "./config.ts"
 import { inLease } from "./lease.ts"
 import { event, type Outputs } from "./outputs.ts"
+import { probeDenied } from "./privileges.ts"
 import { resign } from "./resignation.ts"
 import type { AgentState, RestartRoutine } from "./types.ts"
 
@@ -127,7 +128,11 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
     return isPrimary ? giveUp(s, out, r, "mysqld restarts failed") : withRoutine(s, r)
   }
   if (!isPrimary) {
-    const why = replicaMayRestart(s)
+    // A restart would only throw away relay logs: mysqld runs, the probe is denied.
+    const denied = probeDenied(s)
+    const why = denied
+      ? `the probe fails for lack of ${denied.privilege}, not because mysqld is down`
+      : replicaMayRestart(s)
     if (why !== null) {
       if (r.attempts === 0 && r.deadline === null) {
         event(out, "warn", "restart-held", `not restarting mysqld: ${why}`)

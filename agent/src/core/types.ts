@@ -71,6 +71,42 @@ export interface ReplicaStatus {
   readonly lastError: string | null
 }
 
+/** A privilege the agent's MySQL user lacks, and the actions that need it. */
+export interface MissingPrivilege {
+  readonly privilege: string
+  readonly neededBy: ReadonlyArray<string>
+  /** The local probe needs it: without it every probe fails though mysqld runs. */
+  readonly forProbe?: boolean
+}
+
+/** The outcome of one check of the agent's MySQL grants against what its actions need. */
+export type PrivilegeCheckResult =
+  | {
+      readonly _tag: "Checked"
+      /** CURRENT_USER(), e.g. `mha@%`. */
+      readonly user: string
+      readonly missing: ReadonlyArray<MissingPrivilege>
+    }
+  | { readonly _tag: "Failed"; readonly reason: string }
+
+/**
+ * The agent's MySQL privileges as last checked. A node that could not carry
+ * out a promotion must never stand (issue 10 item 3): until a check
+ * succeeded, and while one is missing, it does not stand (it still votes).
+ */
+export interface PrivilegeState {
+  /** What the last successful check found missing; null until a check succeeded. */
+  readonly missing: ReadonlyArray<MissingPrivilege> | null
+  readonly user: string | null
+  readonly checkedAt: number | null
+  /** A check is running (one at a time). */
+  readonly inFlight: boolean
+  /** When the next check is due (at start, after mysqld came back, on reload, periodically). */
+  readonly dueAt: number
+  /** Why the last check failed, while it keeps failing. */
+  readonly lastError: string | null
+}
+
 export type LocalProbeResult =
   | { readonly _tag: "Up"; readonly mysql: MysqlProbe }
   | { readonly _tag: "Down"; readonly reason: string }
@@ -192,6 +228,12 @@ export type Input =
       readonly error: string | null
     }
   | { readonly _tag: "VipDone"; readonly now: number; readonly op: VipOp; readonly ok: boolean }
+  /** The answer to a CheckPrivileges output. */
+  | {
+      readonly _tag: "PrivilegesChecked"
+      readonly now: number
+      readonly result: PrivilegeCheckResult
+    }
   | { readonly _tag: "RestartDone"; readonly now: number; readonly ok: boolean }
   | {
       readonly _tag: "HookDone"
@@ -233,6 +275,8 @@ export type Output =
     }
   | { readonly _tag: "ProbeLocal" }
   | { readonly _tag: "ProbePrimary"; readonly target: string }
+  /** SHOW GRANTS on the local mysqld against the privileges the agent's actions need. */
+  | { readonly _tag: "CheckPrivileges" }
   /** Something worth a log line and a place in `status`; always says why. */
   | {
       readonly _tag: "Event"
@@ -323,6 +367,7 @@ export interface LocalNode {
    * `successesToRecover` of them).
    */
   readonly lag: { readonly exceeded: boolean; readonly belowStreak: number }
+  readonly privileges: PrivilegeState
 }
 
 export interface LeaderLease {

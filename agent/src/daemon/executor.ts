@@ -380,6 +380,27 @@ export const makeExecutor = (services: ExecutorServices) => {
           ),
         )
       }
+      case "CheckPrivileges":
+        return services.mysql.local.checkGrants.pipe(
+          Effect.exit,
+          Effect.map((exit) =>
+            enqueue((now) => ({
+              _tag: "PrivilegesChecked",
+              now,
+              result: Exit.isSuccess(exit)
+                ? {
+                    _tag: "Checked",
+                    user: exit.value.user,
+                    missing: exit.value.missing.map((m) => ({
+                      privilege: m.privilege,
+                      neededBy: m.neededBy,
+                      forProbe: m.forProbe,
+                    })),
+                  }
+                : { _tag: "Failed", reason: errorText(Cause.squash(exit.cause)) },
+            })),
+          ),
+        )
       case "Event": {
         const fields = { event: output.event }
         return Effect.sync(() => log[output.level](fields, output.reason))
@@ -394,7 +415,7 @@ export const makeExecutor = (services: ExecutorServices) => {
   }
 
   /**
-   * Runs one step's outputs in order. Probes are started in the background:
+   * Runs one step's outputs in order. Probes (and the grants check) are started in the background:
    * their results come back as inputs and nothing in the step waits for them.
    */
   const execute = (outputs: ReadonlyArray<Output>): Effect.Effect<void> => {
@@ -404,7 +425,7 @@ export const makeExecutor = (services: ExecutorServices) => {
     return Effect.forEach(
       outputs,
       (o, i) =>
-        o._tag === "ProbeLocal" || o._tag === "ProbePrimary"
+        o._tag === "ProbeLocal" || o._tag === "ProbePrimary" || o._tag === "CheckPrivileges"
           ? Effect.forkDetach(one(o, undefined))
           : one(o, seqs[i]),
       { discard: true },

@@ -122,7 +122,18 @@ const health = (v: HttpView): HttpReply => {
   const s = v.state as AgentState
   if (!isDataNode(s.config, s.self)) return ok("witness: the agent runs (no mysqld to check)")
   if (s.local.lastProbeAt === null) return unavailable("mysqld not probed yet")
-  if (!s.local.up) return unavailable(`mysqld is down (health ${s.local.health.level})`)
+  // The agent could not do its job here (fence, promote): say so, with the names.
+  const missing = s.local.privileges.missing ?? []
+  const lacks =
+    missing.length === 0
+      ? null
+      : `the agent's MySQL user lacks ${missing
+          .map((m) => `${m.privilege} (needed by ${m.neededBy.join(", ")})`)
+          .join("; ")}: this node will not stand for election`
+  const level = s.local.health.level
+  if (!s.local.up)
+    return unavailable(`mysqld is down (health ${level})${lacks === null ? "" : `, or ${lacks}`}`)
+  if (lacks !== null) return unavailable(`mysqld is up (health ${level}) but ${lacks}`)
   return ok(`mysqld is up (health ${s.local.health.level})`)
 }
 

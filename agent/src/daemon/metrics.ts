@@ -9,9 +9,11 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import pkg from "../../../package.json" with { type: "json" }
 import type { HookStats } from "../adapters/hook-runner.ts"
 import type { MeshMetrics, PeerState } from "../adapters/mesh.ts"
+import { REQUIRED_PRIVILEGES } from "../adapters/mysql-actuator.ts"
 import type { VipMetrics } from "../adapters/vip.ts"
 import { recoveryBlockApplies } from "../core/cluster-record.ts"
 import { livenessOf } from "../core/cluster-view.ts"
+import { isDataNode } from "../core/config.ts"
 import { backlogOf } from "../core/election.ts"
 import { count } from "../core/gtid.ts"
 import { leaseRemaining } from "../core/lease.ts"
@@ -419,6 +421,17 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
     "mha_mysqld_up",
     "1 when the local mysqld answered its last probe.",
     bool(s?.local.up === true),
+  )
+  const missing = s?.local.privileges.missing ?? null
+  x.gauge(
+    "mha_mysql_privilege_missing",
+    "Per privilege the agent's actions need: 1 when its MySQL user lacks it on the local mysqld, 0 when granted (no samples before a grants check succeeded). While any is 1 this node does not stand for election.",
+    missing === null || s === undefined || !isDataNode(s.config, s.self)
+      ? []
+      : REQUIRED_PRIVILEGES.map((r) => ({
+          labels: { privilege: r.privilege },
+          value: bool(missing.some((m) => m.privilege === r.privilege)),
+        })),
   )
   x.gauge(
     "mha_probe_consecutive_failures",

@@ -18,6 +18,9 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
     paused: s.hard.record.paused,
     excluded: [...s.hard.record.excluded],
     electionStatus: s.role === "leader" ? `leading term ${s.hard.term}` : whyNoElection(s),
+    ...(s.local.privileges.missing === null
+      ? {}
+      : { missingPrivileges: s.local.privileges.missing.map((m) => m.privilege) }),
     members: s.config.members.map((m) => {
       if (m.name === s.self) {
         return {
