@@ -17,6 +17,8 @@ import { Effect, Fiber, Option, Queue } from "effect"
 import pino from "pino"
 import { HardStateFile, type HardStateStore } from "../../agent/src/adapters/hard-state-file.ts"
 import type { MeshService } from "../../agent/src/adapters/mesh.ts"
+import type { VipService } from "../../agent/src/adapters/vip.ts"
+import { initialRecord } from "../../agent/src/core/cluster-record.ts"
 import type { HardState } from "../../agent/src/core/types.ts"
 import { runDecisionLoop } from "../../agent/src/daemon/decision-loop.ts"
 import {
@@ -143,4 +145,69 @@ test("a slow hard-state write that succeeds: the vote requests leave after it, t
   assert.ok(writtenAt !== undefined)
   for (const s of r.voteRequests)
     assert.ok(s.at >= writtenAt, `sent ${writtenAt - s.at} ms before the vote was on disk`)
+})
+
+test("a message waits for the hard states emitted before it, not for a persist after it in its step, nor for a slow action ahead of an earlier persist", {
+  timeout: 10_000,
+}, async (t) => {
+  const dir = await tempDir(t)
+  const store = fileStore(join(dir, "hard-state.json"))
+  const sent: Array<{ at: number; to: string }> = []
+  const hard = (term: number): HardState => ({
+    term,
+    votedFor: "db2",
+    record: initialRecord,
+  })
+  const executor = makeExecutor({
+    config: () => ({}) as Config,
+    log,
+    enqueue: () => {},
+    hardState: store,
+    mesh: {
+      send: (to: string) => Effect.sync(() => void sent.push({ at: Date.now(), to })),
+    } as unknown as MeshService<PeerMessage>,
+    // Taking the VIP takes a second here (duplicate check, announcements).
+    vip: { acquire: Effect.sleep(1_000).pipe(Effect.as({})) } as unknown as VipService,
+    fatal: () => assert.fail("no fatal"),
+    operatorReply: () => {},
+  } as unknown as ExecutorServices)
+  const message: PeerMessage = { _tag: "Resign", from: "db2", term: 1 } as unknown as PeerMessage
+  const started = Date.now()
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      // A step whose message comes before its own persist: the message does not wait for it.
+      yield* executor.execute(
+        [
+          { _tag: "Send", to: "db1", message },
+          { _tag: "PersistHardState", hard: hard(1) },
+        ],
+        "run-1",
+      )
+      // A step that takes the VIP and then persists; the next step's message
+      // depends on that persist and must not wait for the VIP.
+      const slow = yield* Effect.forkChild(
+        executor.execute(
+          [
+            { _tag: "Vip", op: "add" },
+            { _tag: "PersistHardState", hard: hard(2) },
+          ],
+          "run-1",
+        ),
+      )
+      yield* Effect.sleep(10)
+      yield* executor.execute([{ _tag: "Send", to: "db3", message }], "run-1")
+      const onDisk = Option.getOrNull(yield* store.load)
+      assert.equal(onDisk?.term, 2, "the state it depends on was written before it left")
+      yield* Fiber.join(slow)
+    }),
+  )
+  assert.deepEqual(
+    sent.map((s) => s.to),
+    ["db1", "db3"],
+  )
+  const db3 = sent.find((s) => s.to === "db3")
+  assert.ok(
+    db3 !== undefined && db3.at - started < 800,
+    `db3's message after ${db3 && db3.at - started} ms`,
+  )
 })

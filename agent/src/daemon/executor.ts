@@ -73,15 +73,18 @@ export const makeExecutor = (services: ExecutorServices) => {
   const persistLock = Semaphore.makeUnsafe(1)
   let emitted = 0
   let written = 0
-  /** Persists emitted but not yet known to be on disk, by sequence number. */
-  const durable = new Map<number, Deferred.Deferred<void, Error>>()
+  /** Persists emitted but not yet known to be on disk, by sequence number, with their state. */
+  const durable = new Map<
+    number,
+    { readonly hard: HardState; readonly done: Deferred.Deferred<void, Error> }
+  >()
   let persistFailed: Error | null = null
 
   /** Every persist up to `written` is covered by what is on disk (each holds the whole state). */
   const settle = () => {
     for (const [seq, d] of durable) {
       if (seq > written) continue
-      Deferred.doneUnsafe(d, Effect.void)
+      Deferred.doneUnsafe(d.done, Effect.void)
       durable.delete(seq)
     }
   }
@@ -108,18 +111,28 @@ export const makeExecutor = (services: ExecutorServices) => {
     Effect.sync(() => {
       if (persistFailed !== null) return
       persistFailed = new Error(`the hard state could not be written: ${errorText(e)}`)
-      for (const d of durable.values()) Deferred.doneUnsafe(d, Effect.fail(persistFailed))
+      for (const d of durable.values()) Deferred.doneUnsafe(d.done, Effect.fail(persistFailed))
       durable.clear()
       services.fatal(
         `${persistFailed.message}; no message that depends on it is sent, and the agent exits so that its service manager restarts it from the file`,
       )
     })
 
+  /**
+   * Makes the hard state of persist `seq` durable before a message that
+   * depends on it: writes it now if its own step has not got there yet (it
+   * may wait behind a long MySQL action), so a message never waits for more
+   * than a write.
+   */
   const awaitDurable = (seq: number): Effect.Effect<void, Error> => {
     if (persistFailed !== null) return Effect.fail(persistFailed)
     if (seq <= written) return Effect.void
     const d = durable.get(seq)
-    return d === undefined ? Effect.void : Deferred.await(d)
+    if (d === undefined) return Effect.void
+    return persist(d.hard, seq).pipe(
+      Effect.tapError(onPersistFailed),
+      Effect.andThen(Deferred.await(d.done)),
+    )
   }
 
   const mysqlAction = (action: MysqlAction): Effect.Effect<void, unknown> => {
@@ -455,23 +468,25 @@ export const makeExecutor = (services: ExecutorServices) => {
    */
   const execute = (outputs: ReadonlyArray<Output>, incarnation: string): Effect.Effect<void> => {
     // Sequence numbers are taken now, in step order, before anything runs.
+    // Each output also notes the newest hard state emitted before it (in an
+    // earlier step or earlier in this one): a message waits for that one, not
+    // for a persist that comes after it in its own step.
+    const durableSeqs: Array<number> = []
     const seqs = outputs.map((o) => {
+      durableSeqs.push(emitted)
       if (o._tag !== "PersistHardState") return undefined
       const seq = ++emitted
-      const d = Deferred.makeUnsafe<void, Error>()
-      if (persistFailed !== null) Deferred.doneUnsafe(d, Effect.fail(persistFailed))
-      else durable.set(seq, d)
+      if (persistFailed === null)
+        durable.set(seq, { hard: o.hard, done: Deferred.makeUnsafe<void, Error>() })
       return seq
     })
-    // This step's messages wait for every hard state emitted so far, not only its own.
-    const durableSeq = emitted
     countOutputs(outputs)
     return Effect.forEach(
       outputs,
       (o, i) =>
         o._tag === "ProbeLocal" || o._tag === "ProbePrimary"
-          ? Effect.forkDetach(one(o, undefined, durableSeq, incarnation))
-          : one(o, seqs[i], durableSeq, incarnation),
+          ? Effect.forkDetach(one(o, undefined, durableSeqs[i] ?? 0, incarnation))
+          : one(o, seqs[i], durableSeqs[i] ?? 0, incarnation),
       { discard: true },
     )
   }
