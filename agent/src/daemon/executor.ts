@@ -3,8 +3,8 @@
 // persist it depends on; "remove VIP, fence, kill sessions" is an order);
 // steps may run concurrently, so hard-state writes carry a sequence number
 // and an older one never overwrites a newer one. A message leaves only once
-// every hard state emitted up to its step is on disk; a write that fails
-// stops the agent (systemd restarts it from the file).
+// every hard state emitted before it (in its step or an earlier one) is on
+// disk; a write that fails stops the agent (systemd restarts it from the file).
 import { Cause, Deferred, Effect, Exit, Fiber, Semaphore } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
@@ -103,9 +103,9 @@ export const makeExecutor = (services: ExecutorServices) => {
 
   /**
    * A term or vote that never reached the disk must not be relied on by a
-   * peer: no message of a step leaves before the hard states emitted up to
-   * that step are written, and none at all once a write failed. The agent
-   * then exits; its next run starts from the file.
+   * peer: no message leaves before the hard states emitted before it are
+   * written, and none at all once a write failed. The agent then exits; its
+   * next run starts from the file.
    */
   const onPersistFailed = (e: unknown) =>
     Effect.sync(() => {
