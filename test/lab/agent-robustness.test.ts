@@ -8,8 +8,9 @@ import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { agentCommand, LabAgents } from "./agents.ts"
 import { sleep, tryRun, waitFor } from "./exec.ts"
+import { agentHttp } from "./http-client.ts"
 import { Lab } from "./lab.ts"
-import { AGENT_PORT } from "./network.ts"
+import { AGENT_PORT, VIP } from "./network.ts"
 
 const here = import.meta.dirname
 const CHILDREN = ["decision-loop", "ticker", "mesh-inbound", "vip-refresher"]
@@ -88,6 +89,34 @@ describe("a running cluster of agents under bad input", () => {
         .filter((l) => l.includes("fiber_restart"))
         .join("\n")}\nprimary afterwards: ${primary}`,
     )
+  })
+
+  test("the primary announces its VIP again every garp_refresh (3 s): arping runs again and again", async () => {
+    const primary = await waitForWritable(lab)
+    await waitFor(
+      `${primary} to hold the VIP`,
+      async () =>
+        (
+          await lab.exec(primary, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        ).stdout.includes(` ${VIP}/`),
+      20_000,
+    )
+    // Each burst is one arping run, counted by the agent's VIP adapter.
+    const bursts = async (): Promise<number> => {
+      const page = (await agentHttp(lab, primary, "/metrics")).body
+      return Number(
+        /^mha_vip_garp_bursts_total\{result="ok"\} (\d+)$/m.exec(page)?.[1] ?? Number.NaN,
+      )
+    }
+    // Past the acquisition's own bursts (now and garp_delay, 5 s, later): what follows is refresh.
+    await sleep(6_000)
+    const before = await bursts()
+    assert.ok(Number.isFinite(before), "the primary's /metrics shows mha_vip_garp_bursts_total")
+    // A refresh is garp_refresh of sleep, then a burst (garp_count 5: about 4 s of arping).
+    await sleep(15_000)
+    const after = await bursts()
+    assert.ok(after - before >= 2, `garp bursts ${before} -> ${after} on ${primary} in 15 s`)
+    console.log(`garp bursts on ${primary}: ${before} -> ${after} in 15 s (garp_refresh 3 s)`)
   })
 
   test("a peer with a certificate from another CA, or of a non-member, is refused; the agent runs on", async () => {

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict"
 import { readFile, writeFile } from "node:fs/promises"
 import { test } from "node:test"
+import { parse, stringify } from "yaml"
 import { request } from "../../agent/src/cli/socket.ts"
 import type { ControlReply, ControlRequest } from "../../shared/control.ts"
 import { runScenario } from "./cluster.ts"
@@ -125,6 +126,15 @@ test(
       assert.equal(refused.ok, false)
       assert.ok(refused.message.includes(path), refused.message)
       assert.match(refused.message, /log\.level/)
+      // A lease timing never changes live (nodes reloaded one by one would disagree on leases).
+      const doc = parse(good) as { timings?: Record<string, unknown> }
+      await writeFile(
+        path,
+        stringify({ ...doc, timings: { ...doc.timings, lease_duration: "6s" } }),
+      )
+      const lease = await ask(other, { _tag: "Reload" })
+      assert.equal(lease.ok, false, lease.message)
+      assert.match(lease.message, /timings\.lease_duration: .*restart the agents one at a time/)
       await writeFile(path, good)
 
       const result = await c.check(faultAt)

@@ -98,7 +98,14 @@ const skipRelayApply: Reducer = (s, i) => {
   const wait = r.outputs.find((o) => o._tag === "Mysql" && o.action._tag === "WaitForRelayLog")
   if (wait === undefined || wait._tag !== "Mysql") return r
   // Answer the wait at once, as if it had succeeded.
-  const done = step(r.state, { _tag: "MysqlDone", now: i.now, id: wait.id, ok: true, error: null })
+  const done = step(r.state, {
+    _tag: "MysqlDone",
+    now: i.now,
+    incarnation: r.state.bootId,
+    id: wait.id,
+    ok: true,
+    error: null,
+  })
   return { state: done.state, outputs: [...r.outputs.filter((o) => o !== wait), ...done.outputs] }
 }
 

@@ -47,6 +47,7 @@ const vote = (s: AgentState, input: Input): { state: AgentState; outputs: Array<
     r = step(r.state, {
       _tag: "MysqlDone",
       now: at(r.state, 2),
+      incarnation: r.state.bootId,
       id: freeze.id,
       ok: true,
       error: null,

@@ -471,7 +471,13 @@ export class World {
         const code = n.hookExit.get(o.hook) ?? 0
         this.schedule(this.now + 5, () => {
           if (n.incarnation === incarnation) {
-            this.input(n, (now) => ({ _tag: "HookDone", now, id: o.id, exitCode: code }))
+            this.input(n, (now) => ({
+              _tag: "HookDone",
+              now,
+              incarnation: `${n.name}-${incarnation}`,
+              id: o.id,
+              exitCode: code,
+            }))
           }
         })
         return 0
@@ -557,7 +563,7 @@ export class World {
   }
 
   /** A blocking output finished: apply its effect and report it. */
-  private complete(n: Node, o: Output, _incarnation: number): void {
+  private complete(n: Node, o: Output, incarnation: number): void {
     switch (o._tag) {
       case "PersistHardState": {
         const seq = (o as { seq?: number }).seq ?? 0
@@ -584,6 +590,8 @@ export class World {
         this.input(n, (now) => ({
           _tag: "MysqlDone",
           now,
+          // The bootId of the run that issued it (startAgent names runs so).
+          incarnation: `${n.name}-${incarnation}`,
           id: o.id,
           ok: result === null,
           error: result,

@@ -147,10 +147,24 @@ test("clone done: reply ok, DIVERGED cleared, then it repoints to the primary wi
   let s = diverged
   for (const m of mysqlOf(out)) {
     if (m.tag === "Clone") continue
-    s = run(s, { _tag: "MysqlDone", now: next(), id: m.id, ok: true, error: null }).s
+    s = run(s, {
+      _tag: "MysqlDone",
+      now: next(),
+      incarnation: s.bootId,
+      id: m.id,
+      ok: true,
+      error: null,
+    }).s
   }
   const cloneId = mysqlOf(out).find((m) => m.tag === "Clone")!.id
-  const done = run(s, { _tag: "MysqlDone", now: next(), id: cloneId, ok: true, error: null })
+  const done = run(s, {
+    _tag: "MysqlDone",
+    now: next(),
+    incarnation: s.bootId,
+    id: cloneId,
+    ok: true,
+    error: null,
+  })
   const reply = replyOf(done.out)
   assert.ok(reply?._tag === "OperatorReply")
   assert.equal(reply.ok, true)
@@ -171,7 +185,14 @@ test("clone done: reply ok, DIVERGED cleared, then it repoints to the primary wi
   // Once replicating from db1, the clone is over.
   let t = after.s
   for (const m of mysqlOf(after.out)) {
-    t = run(t, { _tag: "MysqlDone", now: next(), id: m.id, ok: true, error: null }).s
+    t = run(t, {
+      _tag: "MysqlDone",
+      now: next(),
+      incarnation: t.bootId,
+      id: m.id,
+      ok: true,
+      error: null,
+    }).s
   }
   const replicating: MysqlProbe = {
     ...back,
@@ -189,6 +210,7 @@ test("a failed clone replies with MySQL's error and stays out of the way", () =>
   const failed = run(s, {
     _tag: "MysqlDone",
     now: next(),
+    incarnation: s.bootId,
     id: cloneId,
     ok: false,
     error: "clone: ER 3862: Clone Donor Error: 1045 : Access denied",

@@ -504,3 +504,32 @@ test("reload: members and identity changes are refused with a reason", () => {
   )
   assert.match(formatReloadPlan(mixed)[0] ?? "", /reload refused/)
 })
+
+test("reload: the lease timings are refused (restart every agent, one at a time); other timings stay live", () => {
+  const before = parsed(minimal())
+  for (const [key, value] of [
+    ["lease_duration", "6s"],
+    ["drift_margin", "0.2"],
+    ["heartbeat_interval", "400ms"],
+    ["rpc_timeout", "800ms"],
+  ] as const) {
+    const plan = diffForReload(before, parsed(minimal(`timings:\n  ${key}: ${value}\n`)))
+    assert.equal(plan.ok, false, `${key} must not change live`)
+    assert.deepEqual(
+      plan.refused.map((r) => r.path),
+      [`timings.${key}`],
+    )
+    assert.match(plan.refused[0]?.reason ?? "", /restart the agents one at a time/)
+    assert.match(formatReloadPlan(plan).join("\n"), new RegExp(`timings\\.${key}: .*lease`))
+  }
+  // Beside a live change, the lease timing still refuses the whole reload.
+  const mixed = diffForReload(
+    before,
+    parsed(minimal("timings:\n  probe_interval: 1s\n  lease_duration: 6s\n")),
+  )
+  assert.equal(mixed.ok, false)
+  assert.deepEqual(
+    mixed.live.map((c) => c.path),
+    ["timings.probe_interval"],
+  )
+})

@@ -71,6 +71,7 @@ test("a fence that failed on a writable old primary stops mysqld hard; never on 
   const failed = run(fencing.s, {
     _tag: "MysqlDone",
     now: fencing.s.now + 10_000,
+    incarnation: fencing.s.bootId,
     id: fence.id,
     ok: false,
     error: "Lock wait timeout exceeded",
@@ -90,6 +91,7 @@ test("a fence that failed on a writable old primary stops mysqld hard; never on 
   const late = run(run(again.s, probed(again.s, probe, 30)).s, {
     _tag: "MysqlDone",
     now: again.s.now + 10_000,
+    incarnation: again.s.bootId,
     id: fence2.id,
     ok: false,
     error: "Lock wait timeout exceeded",

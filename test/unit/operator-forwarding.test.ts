@@ -187,7 +187,13 @@ test("switchover --drain-timeout waits for client sessions after the VIP goes an
   })
   const hook = r1.outputs.find((o) => o._tag === "RunHook")
   assert.ok(hook !== undefined && hook._tag === "RunHook" && hook.hook === "pre_switchover")
-  const r2 = step(r1.state, { _tag: "HookDone", now: s.now + 2, id: hook.id, exitCode: 0 })
+  const r2 = step(r1.state, {
+    _tag: "HookDone",
+    now: s.now + 2,
+    incarnation: s.bootId,
+    id: hook.id,
+    exitCode: 0,
+  })
   const order = r2.outputs.flatMap((o: Output) =>
     o._tag === "Vip" ? [`vip ${o.op}`] : o._tag === "Mysql" ? [o.action._tag] : [],
   )

@@ -13,7 +13,7 @@ import type {
 import { isExcluded, recoveryBlockApplies } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
 import { isDataNode, memberOf, quorum } from "./config.ts"
-import { emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet } from "./gtid.ts"
+import { count, emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet, subtract } from "./gtid.ts"
 import { inLease } from "./lease.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
@@ -43,15 +43,9 @@ export const candidateData = (s: AgentState): CandidateData => ({
 export const backlogOf = (s: AgentState): number => {
   const p = s.local.probe
   if (p === null || p.replica === null) return 0
-  let n = 0
-  for (const [sid, ivs] of p.replica.retrieved.sids) {
-    const done = p.executed.sids.get(sid) ?? []
-    let have = 0
-    for (const iv of ivs) have += iv.end - iv.start + 1
-    for (const iv of done) have -= iv.end - iv.start + 1
-    n += Math.max(0, have)
-  }
-  return n
+  // The set difference, not a difference of sizes: after relay_log_recovery the
+  // retrieved set restarts above the executed one (71-100 against 1-70 is 30, not 0).
+  return count(subtract(p.replica.retrieved, p.executed))
 }
 
 /** The uuid of the current (or last) primary, for the lineage. */

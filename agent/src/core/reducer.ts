@@ -155,6 +155,11 @@ export const step = (state: AgentState, input: Input): StepResult => {
       s = onPeerMessage(s, out, input.message)
       break
     case "MysqlDone": {
+      // Issued before the decision loop restarted: its id may name one of this run's actions.
+      if (input.incarnation !== s.bootId) {
+        event(out, "info", "stale-completion", `${describeStale(input)} ignored`)
+        break
+      }
       let purpose: string | undefined
       ;[s, purpose] = completeAction(s, input.id)
       if (purpose === "promotion") s = onPromotionResult(s, out, input.id, input.ok, input.error)
@@ -179,6 +184,10 @@ export const step = (state: AgentState, input: Input): StepResult => {
       if (input.ok) s = recheckPrivileges(s)
       break
     case "HookDone": {
+      if (input.incarnation !== s.bootId) {
+        event(out, "info", "stale-completion", `${describeStale(input)} ignored`)
+        break
+      }
       let purpose: string | undefined
       ;[s, purpose] = completeAction(s, input.id)
       const ok = input.exitCode === 0
@@ -202,6 +211,11 @@ export const step = (state: AgentState, input: Input): StepResult => {
   s = routeReplies(s, out)
   return { state: s, outputs: out }
 }
+
+const describeStale = (
+  input: Extract<Input, { _tag: "MysqlDone" } | { _tag: "HookDone" }>,
+): string =>
+  `${input._tag} of action ${input.id} from an earlier run of the decision loop (${input.incarnation})`
 
 const onStart = (
   s: AgentState,

@@ -14,7 +14,8 @@
  * - Each PersistHardState carries the whole hard state. Writes happen in
  *   emission order and an older one never overwrites a newer one (steps
  *   may run their outputs concurrently).
- * - Report completions back as inputs (MysqlDone, VipDone, RestartDone, ...).
+ * - Report completions back as inputs (MysqlDone, VipDone, RestartDone, ...);
+ *   MysqlDone and HookDone carry the bootId of the Start that issued them.
  */
 import type {
   ClusterRecord,
@@ -223,6 +224,12 @@ export type Input =
   | {
       readonly _tag: "MysqlDone"
       readonly now: number
+      /**
+       * The bootId of the Start whose run issued the action. Ids start at 1
+       * again when the decision loop restarts while old actions still run:
+       * a completion of another incarnation is not this run's.
+       */
+      readonly incarnation: string
       readonly id: number
       readonly ok: boolean
       readonly error: string | null
@@ -238,6 +245,8 @@ export type Input =
   | {
       readonly _tag: "HookDone"
       readonly now: number
+      /** As for MysqlDone: the bootId of the run that started the hook. */
+      readonly incarnation: string
       readonly id: number
       readonly exitCode: number
     }

@@ -8,7 +8,8 @@
  * {@link diffForReload} decides what a SIGHUP may change: timings,
  * thresholds, hooks, log level, HTTP and the other behaviour settings change
  * live; the cluster's membership and this agent's identity are refused until
- * a restart, and so are the listeners and paths bound at start.
+ * a restart, and so are the listeners and paths bound at start and the lease
+ * timings (a restart of every agent, one at a time).
  */
 import { readFile } from "node:fs/promises"
 import { Effect, Schema } from "effect"
@@ -199,6 +200,21 @@ const RESTART_REASON: Readonly<Record<string, string>> = {
   vip: "the VIP cannot move to another address or interface while held; restart to change it",
 }
 
+/**
+ * The lease's timings, refused on reload: applied live on one node at a time,
+ * an old leader and a voter would disagree on how long a lease lasts, and two
+ * leases could both look valid (protocol.md section 5). Changed in every
+ * config, then the agents restarted one at a time.
+ */
+const LEASE_TIMING_REASON =
+  "a lease timing cannot change live (nodes reloaded one by one would disagree on how long a lease lasts, and two leases could both look valid): change it in every agent's config, then restart the agents one at a time"
+const LEASE_TIMINGS: ReadonlySet<string> = new Set([
+  "timings.lease_duration",
+  "timings.drift_margin",
+  "timings.heartbeat_interval",
+  "timings.rpc_timeout",
+])
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v)
 
@@ -232,9 +248,10 @@ const describeMembers = (from: Config, to: Config): string => {
 
 /**
  * What a reload from `from` to `to` would do. Refused: any change of
- * `cluster.name`, `node` or `cluster.members` (identity and membership), and
- * of `mesh`, `control`, `state_dir` and `vip` (bound at start). Everything
- * else changes live.
+ * `cluster.name`, `node` or `cluster.members` (identity and membership),
+ * of `mesh`, `control`, `state_dir` and `vip` (bound at start), and of the
+ * lease timings (`lease_duration`, `drift_margin`, `heartbeat_interval`,
+ * `rpc_timeout`). Everything else changes live.
  */
 export const diffForReload = (from: Config, to: Config): ReloadPlan => {
   const live: Array<ReloadChange> = []
@@ -255,7 +272,10 @@ export const diffForReload = (from: Config, to: Config): ReloadPlan => {
   for (const leaf of leaves) {
     const path = formatPath(leaf.path)
     const top = String(leaf.path[0])
-    const reason = IDENTITY_REASON[path] ?? RESTART_REASON[top]
+    const reason =
+      IDENTITY_REASON[path] ??
+      RESTART_REASON[top] ??
+      (LEASE_TIMINGS.has(path) ? LEASE_TIMING_REASON : undefined)
     if (reason !== undefined) refused.push({ path, from: leaf.from, to: leaf.to, reason })
     else live.push({ path, from: leaf.from, to: leaf.to })
   }

@@ -17,7 +17,8 @@ export interface DecisionLoopOptions {
   readonly clusterConfig: () => ClusterConfig
   readonly inbox: Queue.Queue<PendingInput>
   readonly hardState: HardStateStore<HardState>
-  readonly execute: (outputs: ReadonlyArray<Output>) => Effect.Effect<void>
+  /** Runs a step's outputs; `incarnation` (this run's bootId) comes back with their completions. */
+  readonly execute: (outputs: ReadonlyArray<Output>, incarnation: string) => Effect.Effect<void>
   /** Called with every new state (status, HTTP endpoints, metrics). */
   readonly publish: (state: AgentState) => void
   readonly log: pino.Logger
@@ -47,7 +48,8 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
         const result = step(state, pending(monotonicNow()))
         state = result.state
         options.publish(state)
-        if (result.outputs.length > 0) yield* Effect.forkDetach(options.execute(result.outputs))
+        if (result.outputs.length > 0)
+          yield* Effect.forkDetach(options.execute(result.outputs, bootId))
       })
     yield* apply((now) => ({
       _tag: "Start",

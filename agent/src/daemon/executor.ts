@@ -2,8 +2,10 @@
 // into inputs. One step's outputs run in order (a vote leaves only after the
 // persist it depends on; "remove VIP, fence, kill sessions" is an order);
 // steps may run concurrently, so hard-state writes carry a sequence number
-// and an older one never overwrites a newer one.
-import { Cause, Effect, Exit, Fiber, Semaphore } from "effect"
+// and an older one never overwrites a newer one. A message leaves only once
+// every hard state emitted before it (in its step or an earlier one) is on
+// disk; a write that fails stops the agent (systemd restarts it from the file).
+import { Cause, Deferred, Effect, Exit, Fiber, Semaphore } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
@@ -37,6 +39,12 @@ export interface ExecutorServices {
     options: ReturnType<typeof restartOptionsFromConfig>,
   ) => Effect.Effect<RestartResult>
   readonly hooks: HookRunnerService
+  /**
+   * The agent cannot go on safely (the hard state could not be written): it
+   * logs why and exits non-zero, so that its service manager restarts it from
+   * the file.
+   */
+  readonly fatal: (reason: string) => void
   readonly operatorReply: (
     requestId: number,
     reply: {
@@ -65,15 +73,67 @@ export const makeExecutor = (services: ExecutorServices) => {
   const persistLock = Semaphore.makeUnsafe(1)
   let emitted = 0
   let written = 0
+  /** Persists emitted but not yet known to be on disk, by sequence number, with their state. */
+  const durable = new Map<
+    number,
+    { readonly hard: HardState; readonly done: Deferred.Deferred<void, Error> }
+  >()
+  let persistFailed: Error | null = null
+
+  /** Every persist up to `written` is covered by what is on disk (each holds the whole state). */
+  const settle = () => {
+    for (const [seq, d] of durable) {
+      if (seq > written) continue
+      Deferred.doneUnsafe(d.done, Effect.void)
+      durable.delete(seq)
+    }
+  }
 
   const persist = (hard: HardState, seq: number) =>
     persistLock.withPermits(1)(
       Effect.gen(function* () {
-        if (seq <= written) return
-        yield* services.hardState.save(hard)
-        written = seq
+        if (persistFailed !== null) return yield* Effect.fail(persistFailed)
+        if (seq > written) {
+          yield* services.hardState.save(hard)
+          written = seq
+        }
+        settle()
       }),
     )
+
+  /**
+   * A term or vote that never reached the disk must not be relied on by a
+   * peer: no message leaves before the hard states emitted before it are
+   * written, and none at all once a write failed. The agent then exits; its
+   * next run starts from the file.
+   */
+  const onPersistFailed = (e: unknown) =>
+    Effect.sync(() => {
+      if (persistFailed !== null) return
+      persistFailed = new Error(`the hard state could not be written: ${errorText(e)}`)
+      for (const d of durable.values()) Deferred.doneUnsafe(d.done, Effect.fail(persistFailed))
+      durable.clear()
+      services.fatal(
+        `${persistFailed.message}; no message that depends on it is sent, and the agent exits so that its service manager restarts it from the file`,
+      )
+    })
+
+  /**
+   * Makes the hard state of persist `seq` durable before a message that
+   * depends on it: writes it now if its own step has not got there yet (it
+   * may wait behind a long MySQL action), so a message never waits for more
+   * than a write.
+   */
+  const awaitDurable = (seq: number): Effect.Effect<void, Error> => {
+    if (persistFailed !== null) return Effect.fail(persistFailed)
+    if (seq <= written) return Effect.void
+    const d = durable.get(seq)
+    if (d === undefined) return Effect.void
+    return persist(d.hard, seq).pipe(
+      Effect.tapError(onPersistFailed),
+      Effect.andThen(Deferred.await(d.done)),
+    )
+  }
 
   const mysqlAction = (action: MysqlAction): Effect.Effect<void, unknown> => {
     const { local } = services.mysql
@@ -261,27 +321,51 @@ export const makeExecutor = (services: ExecutorServices) => {
       .pipe(Effect.as(0))
   }
 
-  const one = (output: Output, persistSeq: number | undefined): Effect.Effect<void> => {
+  const one = (
+    output: Output,
+    persistSeq: number | undefined,
+    durableSeq: number,
+    incarnation: string,
+  ): Effect.Effect<void> => {
     switch (output._tag) {
       case "PersistHardState":
-        // A failed persist must not let a dependent vote or ack leave: it dies,
-        // the batch stops here, and the supervisor restarts from the file.
-        return persist(output.hard, persistSeq ?? 0).pipe(Effect.orDie)
+        // A failed persist must not let a dependent vote or ack leave: the batch
+        // stops here, later messages are withheld, and the agent exits.
+        return persist(output.hard, persistSeq ?? 0).pipe(
+          Effect.tapError(onPersistFailed),
+          Effect.orDie,
+        )
       case "Send":
-        return services.mesh
-          .send(output.to, output.message)
-          .pipe(
-            Effect.catch((e) =>
-              Effect.sync(() => log.debug({ event: "send-dropped", to: output.to }, errorText(e))),
-            ),
-          )
+        return awaitDurable(durableSeq).pipe(
+          Effect.matchEffect({
+            onFailure: (e) =>
+              Effect.sync(() => log.warn({ event: "send-withheld", to: output.to }, errorText(e))),
+            onSuccess: () =>
+              services.mesh
+                .send(output.to, output.message)
+                .pipe(
+                  Effect.catch((e) =>
+                    Effect.sync(() =>
+                      log.debug({ event: "send-dropped", to: output.to }, errorText(e)),
+                    ),
+                  ),
+                ),
+          }),
+        )
       case "Mysql":
         return Effect.exit(mysqlAction(output.action)).pipe(
           Effect.map((exit) => {
             const error = Exit.isFailure(exit) ? errorText(Cause.squash(exit.cause)) : null
             if (error !== null)
               log.warn({ event: "mysql-action-failed", action: output.action._tag }, error)
-            enqueue((now) => ({ _tag: "MysqlDone", now, id: output.id, ok: error === null, error }))
+            enqueue((now) => ({
+              _tag: "MysqlDone",
+              now,
+              incarnation,
+              id: output.id,
+              ok: error === null,
+              error,
+            }))
           }),
         )
       case "Vip": {
@@ -347,7 +431,7 @@ export const makeExecutor = (services: ExecutorServices) => {
         return Effect.forkDetach(
           runHook(output.hook, output.env).pipe(
             Effect.map((exitCode) =>
-              enqueue((now) => ({ _tag: "HookDone", now, id: output.id, exitCode })),
+              enqueue((now) => ({ _tag: "HookDone", now, incarnation, id: output.id, exitCode })),
             ),
           ),
         ).pipe(Effect.asVoid)
@@ -417,17 +501,30 @@ export const makeExecutor = (services: ExecutorServices) => {
   /**
    * Runs one step's outputs in order. Probes (and the grants check) are started in the background:
    * their results come back as inputs and nothing in the step waits for them.
+   * `incarnation` is the bootId of the decision loop's run that made the
+   * step; completions carry it back.
    */
-  const execute = (outputs: ReadonlyArray<Output>): Effect.Effect<void> => {
+  const execute = (outputs: ReadonlyArray<Output>, incarnation: string): Effect.Effect<void> => {
     // Sequence numbers are taken now, in step order, before anything runs.
-    const seqs = outputs.map((o) => (o._tag === "PersistHardState" ? ++emitted : undefined))
+    // Each output also notes the newest hard state emitted before it (in an
+    // earlier step or earlier in this one): a message waits for that one, not
+    // for a persist that comes after it in its own step.
+    const durableSeqs: Array<number> = []
+    const seqs = outputs.map((o) => {
+      durableSeqs.push(emitted)
+      if (o._tag !== "PersistHardState") return undefined
+      const seq = ++emitted
+      if (persistFailed === null)
+        durable.set(seq, { hard: o.hard, done: Deferred.makeUnsafe<void, Error>() })
+      return seq
+    })
     countOutputs(outputs)
     return Effect.forEach(
       outputs,
       (o, i) =>
         o._tag === "ProbeLocal" || o._tag === "ProbePrimary" || o._tag === "CheckPrivileges"
-          ? Effect.forkDetach(one(o, undefined))
-          : one(o, seqs[i]),
+          ? Effect.forkDetach(one(o, undefined, durableSeqs[i] ?? 0, incarnation))
+          : one(o, seqs[i], durableSeqs[i] ?? 0, incarnation),
       { discard: true },
     )
   }

@@ -134,6 +134,12 @@ const agent = (
       vip,
       restart: restartService,
       hooks,
+      // A hard state that could not be written: exit non-zero; systemd (Restart=on-failure)
+      // starts the agent again from the file.
+      fatal: (reason) => {
+        log.fatal({ event: "agent-exit", child: "executor" }, reason)
+        Effect.runFork(Deferred.succeed(stopping, 1))
+      },
       operatorReply: (id, r) => {
         replies.get(id)?.({
           ok: r.ok,
@@ -185,9 +191,12 @@ const agent = (
         Effect.forever(
           Effect.andThen(
             Effect.sleep(config.vip?.garp_refresh ?? 10_000),
-            vip !== undefined && latest?.local.vip.held === true
-              ? Effect.ignore(vip.refresh)
-              : Effect.void,
+            // Suspended: whether the VIP is held is read after every sleep, not once at start.
+            Effect.suspend(() =>
+              vip !== undefined && latest?.local.vip.held === true
+                ? Effect.ignore(vip.refresh)
+                : Effect.void,
+            ),
           ),
         ),
       ),
