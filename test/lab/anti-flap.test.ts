@@ -34,6 +34,12 @@ const writableChanges = (c: LabCluster): string[] => {
   return seen
 }
 
+/** How many times the agent on `host` resigned its term so far (its log). */
+const resignations = (c: LabCluster, host: string): number =>
+  readFileSync(c.agents.logPath(host), "utf8")
+    .split("\n")
+    .filter((l) => l.includes('"event":"resigned"')).length
+
 const assertInvariants = async (c: LabCluster, faultAt: number): Promise<string> => {
   const result = await c.check(faultAt)
   const late = splitBrainRounds(readSamplerLog(c.samplerLog))
@@ -58,6 +64,7 @@ test(
       const rounds: string[] = []
       for (const [i, isolateMs] of isolations.entries()) {
         const primary = await c.waitForPrimary(10_000)
+        const resignedBefore = resignations(c, primary)
         await c.lab.inject({ _tag: "Isolate", host: primary })
         await sleep(isolateMs)
         const healedAt = Date.now()
@@ -71,8 +78,11 @@ test(
             `round ${i + 1}: no primary within lease + 3 s after healing ${primary}: ${why?.stdout.split("\n").slice(0, 12).join(" | ")}`,
           )
         }
+        const resigned = resignations(c, primary) > resignedBefore
+        // Long enough to resign: the case that left the cluster without a primary.
+        if (isolateMs >= 9_000) assert.ok(resigned, `round ${i + 1}: ${primary} resigned`)
         rounds.push(
-          `${primary} isolated ${isolateMs / 1000} s -> ${after} after ${Date.now() - healedAt} ms`,
+          `${primary} isolated ${isolateMs / 1000} s${resigned ? " (resigned)" : ""} -> ${after} after ${Date.now() - healedAt} ms`,
         )
         await c.waitForWritesAfter(Date.now(), 30_000)
       }

@@ -155,7 +155,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     description: "voters grant votes while they promised a lease to a live leader",
     expect: ["I1", "I2"],
     reducer: votesInLease,
-    caughtBy: 2839,
+    caughtBy: 3812,
   },
   {
     name: "skip-relay-apply",
