@@ -236,3 +236,35 @@ test("a promotion that aborts before its node is writable records no failover; o
   assert.equal(done.lastFailoverTerm, w.node(primary).state.hard.term, "this failover is recorded")
   assert.equal(done.recoveryAcked, false)
 })
+
+test("a winner whose mysqld fails before its promotion made it writable resigns instead of restarting it (sections 9, 12)", () => {
+  const w = running()
+  const s0 = w.node("db2").state
+  // db2 won term T+1 and waits for its relay log; its mysqld is now down (health FAIL).
+  const s: AgentState = {
+    ...s0,
+    role: "leader",
+    leader: "db2",
+    hard: { ...s0.hard, term: s0.hard.term + 1, votedFor: "db2" },
+    promotion: {
+      term: s0.hard.term + 1,
+      kind: "election",
+      step: "apply-relay-log",
+      oldPrimary: "db1",
+      waitingFor: 99,
+      stepDeadline: s0.now + 10_000,
+      startedAt: s0.now,
+      triggeredAt: s0.now,
+      reason: "test",
+    },
+    local: { ...s0.local, up: false, health: { ...s0.local.health, level: "FAIL" } },
+  }
+  const r = step(s, { _tag: "Tick", now: at(s, 10), random: 0.5 })
+  assert.ok(!r.outputs.some((o) => o._tag === "RestartMysqld"), "no restart under its promotion")
+  assert.ok(
+    r.outputs.some((o) => o._tag === "Event" && o.event === "promotion-aborted"),
+    "the promotion is aborted",
+  )
+  assert.equal(r.state.role, "follower")
+  assert.equal(r.state.promotion, null)
+})
