@@ -64,6 +64,13 @@ export const ClusterRecord = Schema.Struct({
   recoveryAcked: Schema.Boolean,
   /** The member that was primary when the record was written, and its server_uuid. */
   primary: Schema.NullOr(Name),
+  /**
+   * The member that last became ACTIVE (writable) as primary: the "last
+   * primary" of section 10. It can differ from `primary`, which names a
+   * winner before it is writable and stays if its promotion aborts. Absent in
+   * records written before it existed: decoded as null (read as `primary`).
+   */
+  lastActive: Schema.NullOr(Name).pipe(Schema.withDecodingDefaultKey(Effect.succeed(null))),
   primaryUuid: Schema.NullOr(Schema.String),
   /**
    * gtid_executed of that primary when it was promoted. Transactions a node

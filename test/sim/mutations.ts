@@ -3,7 +3,7 @@
  * untouched), to show the simulator catches them.
  */
 
-import { initialRecord } from "../../agent/src/core/cluster-record.ts"
+import { initialRecord, recoveryBlockApplies } from "../../agent/src/core/cluster-record.ts"
 import { count, emptyGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output, PeerView } from "../../agent/src/core/types.ts"
@@ -152,6 +152,27 @@ const ignoreVoterRecords: Reducer = (s: AgentState, i: Input) => {
 }
 
 /**
+ * The anti-flap block as it was before section 10 said it never leaves a
+ * healthy cluster without a primary: inside the block every vote is refused,
+ * so the last primary cannot take the role back after it resigned.
+ */
+const blockStopsLastPrimary: Reducer = (s: AgentState, i: Input) => {
+  const r = step(s, i)
+  const block = s.recoveryBlock
+  if (!recoveryBlockApplies(s.hard.record) || block === null || s.now >= block.until) return r
+  return {
+    state: r.state,
+    outputs: r.outputs.map((o) =>
+      o._tag === "Send" &&
+      (o.message._tag === "PreVoteResponse" || o.message._tag === "VoteResponse") &&
+      o.message.granted
+        ? { ...o, message: { ...o.message, granted: false, reason: "anti-flap block" } }
+        : o,
+    ),
+  }
+}
+
+/**
  * Mutants the simulator must catch. `caughtBy` is the first seed known to
  * catch it (from `runSeedsInParallel(1, 10_000, name)`); the test replays it
  * and searches the whole CI budget again only if it no longer does.
@@ -162,7 +183,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     description: "voters grant votes while they promised a lease to a live leader",
     expect: ["I1", "I2"],
     reducer: votesInLease,
-    caughtBy: 2839,
+    caughtBy: 3812,
   },
   {
     name: "skip-relay-apply",
@@ -191,6 +212,15 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     expect: ["I1", "I2", "I3", "L1"],
     reducer: noSelfFence,
     caughtBy: 3,
+  },
+  {
+    name: "anti-flap-stops-last-primary",
+    description:
+      "anti-flap block stops the last primary's return: inside the block every vote is refused",
+    // Seeds with the block on (random-run.ts antiFlapSeed): the healed cluster stays without a primary.
+    expect: ["L1"],
+    reducer: blockStopsLastPrimary,
+    caughtBy: 1516,
   },
 ]
 

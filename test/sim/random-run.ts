@@ -42,6 +42,9 @@ const pickShape = (rng: Prng) => {
   return shapes[0]!
 }
 
+/** Seeds that run with the anti-flap block on (the others with recovery_block_period 0). */
+export const antiFlapSeed = (seed: number): boolean => seed % 4 === 0
+
 export const randomRun = (seed: number, options: RunOptions = {}): RunResult => {
   const rng = new Prng(seed ^ 0x5eed)
   const shape = pickShape(rng)
@@ -54,7 +57,9 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
     reducer: options.reducer,
     config: {
       initialPrimary: rng.chance(0.3) ? dataNames[0]! : null,
-      timings: simTimings,
+      // Every fourth seed keeps the anti-flap block (section 10) on: it must never leave the healed
+      // cluster without a primary (the last primary takes the role back), so L1 still holds.
+      timings: antiFlapSeed(seed) ? { ...simTimings, recoveryBlockPeriodMs: 600_000 } : simTimings,
     },
   })
   const from = options.faultsFromMs ?? 4000

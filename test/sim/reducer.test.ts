@@ -8,7 +8,7 @@ import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { leaseValid } from "../../agent/src/core/lease.ts"
 import { initialState, step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
-import { dataMembers, makeConfig, World } from "./world.ts"
+import { dataMembers, makeConfig, simTimings, World } from "./world.ts"
 
 /** A healthy 3-node cluster, 6 s in: db1 primary, db2 and db3 replicas. */
 const running = (): World => {
@@ -167,4 +167,105 @@ test("a cluster that never had a primary is not failed over (section 16)", () =>
   w.runUntil(10_000)
   assert.equal(w.primary(), null)
   for (const name of ["db1", "db2", "db3"]) assert.equal(w.node(name).state.hard.term, 0)
+})
+
+/** db3 of a running cluster as if db1's lease were over, inside the anti-flap block of the failover that made db1 primary. */
+const insideBlock = (): { w: World; s: AgentState } => {
+  const w = running()
+  const s0 = w.node("db3").state
+  const record = { ...s0.hard.record, lastFailoverTerm: s0.hard.term, recoveryAcked: false }
+  const s: AgentState = {
+    ...s0,
+    promise: null,
+    hard: { ...s0.hard, record },
+    recoveryBlock: { term: s0.hard.term, until: s0.now + 600_000 },
+  }
+  assert.equal(record.primary, "db1")
+  return { w, s }
+}
+
+test("inside the anti-flap block a voter refuses any node but the last primary (section 10)", () => {
+  const { s } = insideBlock()
+  const received = formatGtidSet(s.local.received)
+  const r = vote(s, voteRequest(s, "db2", s.hard.term + 1, received))
+  const [response] = voteResponses(r.outputs)
+  assert.equal(response?.granted, false)
+  assert.match(response?.reason ?? "", /anti-flap block after the failover of term \d+: only db1/)
+})
+
+test("inside the anti-flap block the last primary may take the role back, with all the voter's data (section 10)", () => {
+  const { w, s } = insideBlock()
+  const received = formatGtidSet(s.local.received)
+  const granted = vote(s, voteRequest(s, "db1", s.hard.term + 1, received))
+  assert.equal(voteResponses(granted.outputs)[0]?.granted, true)
+  // The completeness check still applies: not if it lacks one transaction this voter has.
+  const uuid = w.node("db1").mysqld!.uuid
+  const last = s.local.received.sids.get(uuid)!.at(-1)!.end
+  const lacking = formatGtidSet(singleton(uuid, 1, last - 1))
+  const refused = vote(s, voteRequest(s, "db1", s.hard.term + 1, lacking))
+  const [response] = voteResponses(refused.outputs)
+  assert.equal(response?.granted, false)
+  assert.match(response?.reason ?? "", /lacks transactions/)
+})
+
+test("a promotion that aborts before its node is writable records no failover; one that makes it writable does (section 10)", () => {
+  const w = new World({
+    seed: 4,
+    members: dataMembers(3),
+    config: { timings: { ...simTimings, recoveryBlockPeriodMs: 600_000 } },
+  })
+  w.runUntil(6000)
+  assert.equal(w.primary(), "db1")
+  // Neither replica may set semi-sync: every promotion aborts after the record naming it is committed.
+  for (const n of ["db2", "db3"]) w.node(n).mysqld!.systemVariablesDenied = true
+  w.killMysqld("db1", true)
+  w.runUntil(w.now + 15_000)
+  assert.equal(w.primary(), null)
+  const aborted = w.highestRecord()
+  assert.ok(
+    aborted.primary === "db2" || aborted.primary === "db3",
+    `record names ${aborted.primary}`,
+  )
+  assert.equal(aborted.lastFailoverTerm, 0, "no failover recorded, so no anti-flap block")
+  assert.equal(aborted.lastActive, "db1", "the last primary is still db1")
+  for (const n of ["db2", "db3"]) w.node(n).mysqld!.systemVariablesDenied = false
+  w.runUntil(w.now + 10_000)
+  const primary = w.primary()
+  assert.ok(primary === "db2" || primary === "db3")
+  w.runUntil(w.now + 2000)
+  const done = w.highestRecord()
+  assert.equal(done.lastFailoverTerm, w.node(primary).state.hard.term, "this failover is recorded")
+  assert.equal(done.recoveryAcked, false)
+})
+
+test("a winner whose mysqld fails before its promotion made it writable resigns instead of restarting it (sections 9, 12)", () => {
+  const w = running()
+  const s0 = w.node("db2").state
+  // db2 won term T+1 and waits for its relay log; its mysqld is now down (health FAIL).
+  const s: AgentState = {
+    ...s0,
+    role: "leader",
+    leader: "db2",
+    hard: { ...s0.hard, term: s0.hard.term + 1, votedFor: "db2" },
+    promotion: {
+      term: s0.hard.term + 1,
+      kind: "election",
+      step: "apply-relay-log",
+      oldPrimary: "db1",
+      waitingFor: 99,
+      stepDeadline: s0.now + 10_000,
+      startedAt: s0.now,
+      triggeredAt: s0.now,
+      reason: "test",
+    },
+    local: { ...s0.local, up: false, health: { ...s0.local.health, level: "FAIL" } },
+  }
+  const r = step(s, { _tag: "Tick", now: at(s, 10), random: 0.5 })
+  assert.ok(!r.outputs.some((o) => o._tag === "RestartMysqld"), "no restart under its promotion")
+  assert.ok(
+    r.outputs.some((o) => o._tag === "Event" && o.event === "promotion-aborted"),
+    "the promotion is aborted",
+  )
+  assert.equal(r.state.role, "follower")
+  assert.equal(r.state.promotion, null)
 })

@@ -6,12 +6,12 @@
  *   cluster data=3 witness=0 seed=7 initial_primary=db1 recovery_block=10m failback=true
  *           failback_delay=5s auto_rejoin=false source=none fence_command=required
  *   run 10s
- *   kill-mysqld db1 restart=fail
+ *   kill-mysqld db1 restart=fail | start-mysqld db1
  *   crash-loop db1 up=1s | crash-loop db1 off
  *   isolate db1 | cut db1 db2 [agent|mysql] | cut-agent db1 | cut-mysql db1
  *   loss 30 | heal | heal-all
  *   hang-mysqld db1 3s | kill-agent db1 3s | pause-agent db1 3s
- *   stall-apply db2 | errant db3 | writable-by-hand db2 | hook db2 pre_switchover exit=1
+ *   stall-apply db2 | deny-system-variables db2 | errant db3 | writable-by-hand db2 | hook db2 pre_switchover exit=1
  *   revoke db2 SYSTEM_VARIABLES_ADMIN | grant db2 SYSTEM_VARIABLES_ADMIN (seen at the next grants check)
  *   op db1 switchover db2 [dry-run] | op db1 pause | op db1 exclude db2 | op db3 rejoin force ...
  *   mark
@@ -152,6 +152,13 @@ export const runScenario = (script: string, reducer?: Reducer): ScenarioResult =
         case "stall-apply":
           w().fault(`SQL thread of ${args[0]} stalls`)
           w().node(args[0]!).mysqld!.applyStalled = true
+          break
+        case "start-mysqld":
+          w().startMysqld(args[0]!)
+          break
+        case "deny-system-variables":
+          w().fault(`${args[0]}'s agent user loses SYSTEM_VARIABLES_ADMIN`)
+          w().node(args[0]!).mysqld!.systemVariablesDenied = true
           break
         case "errant":
           w().errant(args[0]!)

@@ -37,6 +37,8 @@ export class SimMysqld {
   hung = false
   /** The SQL thread makes no progress (a huge transaction, a lock): relay logs pile up. */
   applyStalled = false
+  /** The agent's user lacks SYSTEM_VARIABLES_ADMIN: SET GLOBAL of semi-sync variables is refused. */
+  systemVariablesDenied = false
   superReadOnly = true
   readOnly = true
   executed: GtidSet = emptyGtidSet

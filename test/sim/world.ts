@@ -380,7 +380,11 @@ export class World {
       this.stats.promotions++
       this.promotions.push({ at: this.now, node: n.name })
       this.eventsSeen.add(`promoted:${s.promotion.kind}`)
-      if (s.promotion.kind !== "reclaim" && s.promotion.kind !== "bootstrap") {
+      if (
+        s.promotion.kind !== "reclaim" &&
+        s.promotion.kind !== "bootstrap" &&
+        s.promotion.oldPrimary !== null
+      ) {
         this.promotedTerms.add(s.hard.term)
       }
     }
@@ -671,6 +675,8 @@ export class World {
         this.applyRelay(m, Number.POSITIVE_INFINITY)
         return m.relayApplied() ? null : "timeout"
       case "SetSemiSync":
+        if (m.systemVariablesDenied)
+          return "Access denied; you need (at least one of) the SUPER or SYSTEM_VARIABLES_ADMIN privilege(s)"
         m.semiSyncWaitCount = action.waitForReplicaCount
         return null
       case "InjectEmpty":
@@ -1050,6 +1056,14 @@ export class World {
   }
 
   /** Ends every fault: network healed, agents resumed, mysqlds restartable and restarted. */
+  /** The operator brings back one mysqld that could not restart (the lab's start-mysqld). */
+  startMysqld(name: string): void {
+    const n = this.node(name)
+    this.fault(`start mysqld on ${name}`)
+    n.restartFails = false
+    if (n.mysqld !== null && !n.mysqld.up) n.mysqld.boot()
+  }
+
   healAll(): void {
     this.fault("heal everything")
     this.net.heal()
@@ -1099,7 +1113,7 @@ export class World {
     return best ?? this.node(this.names[0]!).state.hard.record
   }
 
-  /** Promotions other than bootstrap and reclaim: failovers and switchovers. */
+  /** Promotions that moved the role to another node (not bootstrap, reclaim, or the last primary elected again). */
   failovers(): number {
     return this.promotedTerms.size
   }

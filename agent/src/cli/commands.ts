@@ -187,9 +187,11 @@ export const controlCommands: Readonly<Record<string, ControlCommandSpec>> = {
     usage: "ack-recovery",
     summary: "lift the anti-flap block after a failover",
     description:
-      "After a failover, another automatic failover is blocked for\n" +
-      "timings.recovery_block_period; this lifts the block once you have looked at\n" +
-      "what happened. Without a primary it lifts the block on this node only.",
+      "After a failover, another automatic failover to yet another node is blocked\n" +
+      "for timings.recovery_block_period (the last primary may still take the role\n" +
+      "back when it is healthy and its data the most complete); this lifts the block\n" +
+      "once you have looked at what happened. Without a primary it lifts the block\n" +
+      "on this node only.",
     options: [],
     plan: simple({ _tag: "AckRecovery" }),
   },

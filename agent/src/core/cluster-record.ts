@@ -14,6 +14,7 @@ export const initialRecord: ClusterRecord = {
   lastFailoverTerm: 0,
   recoveryAcked: false,
   primary: null,
+  lastActive: null,
   primaryUuid: null,
   base: "",
   history: [],
@@ -49,6 +50,33 @@ export const nextRecord = (
 /** The anti-flap block of section 10 applies to this record, before its local timer runs out. */
 export const recoveryBlockApplies = (record: ClusterRecord): boolean =>
   record.lastFailoverTerm > 0 && !record.recoveryAcked
+
+/**
+ * Section 10: does the anti-flap block (in force until `blockUntil` on this
+ * node's clock) keep `candidate` from an automatic election? The block stops
+ * the role from moving to yet another node; it never stops the node that was
+ * primary last (`lastPrimary`) from taking it back, or the cluster
+ * would be left without a primary though that node is healthy. Its data is
+ * still checked like any candidate's (completeness and ranking, section 7).
+ */
+export const recoveryBlockStops = (
+  record: ClusterRecord,
+  blockUntil: number | null,
+  now: number,
+  candidate: string,
+): boolean =>
+  recoveryBlockApplies(record) &&
+  blockUntil !== null &&
+  now < blockUntil &&
+  candidate !== lastPrimary(record)
+
+/**
+ * Section 10: the node that was primary last, i.e. that last became ACTIVE.
+ * Not simply `primary`: the record naming a winner is committed before it is
+ * writable (promotion.ts) and stays when its promotion aborts.
+ */
+export const lastPrimary = (record: ClusterRecord): string | null =>
+  record.lastActive ?? record.primary
 
 export const isExcluded = (record: ClusterRecord, name: string): boolean =>
   record.excluded.includes(name)

@@ -10,7 +10,7 @@ import type {
   VoteRequestMessage,
   VoteResponseMessage,
 } from "../../../shared/peer-messages.ts"
-import { isExcluded, recoveryBlockApplies } from "./cluster-record.ts"
+import { isExcluded, lastPrimary, recoveryBlockStops } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
 import { isDataNode, memberOf, quorum } from "./config.ts"
 import { count, emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet, subtract } from "./gtid.ts"
@@ -219,10 +219,10 @@ export const electionTrigger = (
       if (!lost.lost) return { ok: false, why: lost.why }
     }
   }
-  if (recoveryBlockApplies(record) && s.recoveryBlock !== null && s.now < s.recoveryBlock.until) {
+  if (recoveryBlockStops(record, s.recoveryBlock?.until ?? null, s.now, s.self)) {
     return {
       ok: false,
-      why: `anti-flap block after the failover of term ${record.lastFailoverTerm}: run ack-recovery`,
+      why: `anti-flap block after the failover of term ${record.lastFailoverTerm}: only ${lastPrimary(record) ?? "the last primary"} may take the role back; run ack-recovery`,
     }
   }
   const better = betterRival(s, primary)
@@ -401,13 +401,11 @@ export const decideVote = (
   if (!verdict.ok) return verdict
   if (
     kind === "election" &&
-    recoveryBlockApplies(record) &&
-    s.recoveryBlock !== null &&
-    s.now < s.recoveryBlock.until
+    recoveryBlockStops(record, s.recoveryBlock?.until ?? null, s.now, from)
   ) {
     return {
       ok: false,
-      why: `anti-flap block after the failover of term ${record.lastFailoverTerm}`,
+      why: `anti-flap block after the failover of term ${record.lastFailoverTerm}: only ${lastPrimary(record) ?? "the last primary"} may take the role back`,
     }
   }
   const parsed = parseGtidSet(data.received)

@@ -148,7 +148,6 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
     case "commit-record": {
       const uuid = probe?.serverUuid
       const r = next.hard.record
-      const failover = p.kind === "election" || p.kind === "forced"
       next = propose(
         next,
         out,
@@ -159,8 +158,8 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
           base: formatGtidSet(next.local.received),
           lineage:
             uuid === undefined || r.lineage.includes(uuid) ? r.lineage : [...r.lineage, uuid],
-          lastFailoverTerm: failover ? p.term : r.lastFailoverTerm,
-          recoveryAcked: failover ? false : r.recoveryAcked,
+          // The failover itself (the anti-flap block) is recorded only once this node is
+          // writable (recordHistory): a promotion that aborts before is no failover (section 10).
         }),
       )
       return next.proposal === null ? enterStep(next, out, "await-lease") : next
@@ -213,7 +212,7 @@ const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
           },
           "hook",
         )
-  return recordHistory(
+  return recordActive(
     {
       ...next,
       leaderActive: true,
@@ -225,31 +224,49 @@ const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
 }
 
 /**
- * `history`: a failover or switchover is written into the cluster record once
- * this node is ACTIVE, and committed by a quorum like any record change.
+ * Once this node is ACTIVE (section 9 step 8), the cluster record says so:
+ * `lastActive` (the last primary of section 10) and, for a failover or a
+ * switchover, the `history` entry, committed by a quorum like any change.
+ * A failover that moved the role here from another node also starts the
+ * anti-flap block (section 10). Neither a promotion that aborted before its
+ * node became writable (it never gets here) nor the last primary taking the
+ * role back (the role did not move) counts as a failover.
  */
-const recordHistory = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
-  const kind =
+const recordActive = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
+  const kind: HistoryRecord["kind"] | null =
     p.kind === "transfer"
       ? "switchover"
       : p.kind === "election" || p.kind === "forced"
         ? "failover"
         : null
-  if (kind === null) return s
   const r = s.hard.record
-  const entry: HistoryRecord = {
-    kind,
-    term: p.term,
-    atMs: Math.round(s.now + s.wallClockOffset),
-    reason: p.reason.slice(0, 500),
-    oldPrimary: p.oldPrimary,
-    newPrimary: s.self,
-    durationMs: Math.max(0, Math.round(s.now - p.triggeredAt)),
-  }
+  if (kind === null && r.lastActive === s.self) return s
+  // Records from before `lastActive` existed: the role moved if the record named another primary.
+  const moved =
+    kind === "failover" && (r.lastActive === null ? p.oldPrimary !== null : r.lastActive !== s.self)
+  const history: ReadonlyArray<HistoryRecord> =
+    kind === null
+      ? r.history
+      : [
+          ...r.history,
+          {
+            kind,
+            term: p.term,
+            atMs: Math.round(s.now + s.wallClockOffset),
+            reason: p.reason.slice(0, 500),
+            oldPrimary: p.oldPrimary,
+            newPrimary: s.self,
+            durationMs: Math.max(0, Math.round(s.now - p.triggeredAt)),
+          },
+        ].slice(-MAX_HISTORY)
   return propose(
     s,
     out,
-    nextRecord(r, p.term, { history: [...r.history, entry].slice(-MAX_HISTORY) }),
+    nextRecord(r, p.term, {
+      lastActive: s.self,
+      history,
+      ...(moved ? { lastFailoverTerm: p.term, recoveryAcked: false } : {}),
+    }),
   )
 }
 

@@ -19,12 +19,14 @@
  *   crash-looping node must not take the role back while it keeps crashing.
  * - On a replica there is no restart while an election runs or the primary
  *   is lost: relay_log_recovery would throw away relay logs that may hold the
- *   only copy of acknowledged transactions.
+ *   only copy of acknowledged transactions. A winner whose promotion has not
+ *   made it writable yet is such a replica: it aborts and resigns instead.
  */
 import type { Timings } from "./config.ts"
 import { inLease } from "./lease.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { probeDenied } from "./privileges.ts"
+import { abortPromotion } from "./promotion.ts"
 import { resign } from "./resignation.ts"
 import type { AgentState, RestartRoutine } from "./types.ts"
 
@@ -96,6 +98,17 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
   // CLONE restarts mysqld itself (through the service manager): no second restart meanwhile.
   if (s.local.health.level !== "FAIL" || s.hard.record.paused || s.clone?.phase === "cloning") {
     return withRoutine(s, r)
+  }
+  // A winner that is not writable yet is still a replica: its relay logs may hold the only copy
+  // of acknowledged transactions and a restart (relay_log_recovery) drops them. It gives up the
+  // term instead of restarting mysqld under its own promotion (section 9: abort, never promote
+  // with data it may have lost).
+  if (s.role === "leader" && s.promotion !== null && s.promotion.step !== "done") {
+    return abortPromotion(
+      withRoutine(s, r),
+      out,
+      `mysqld failed during the promotion (step ${s.promotion.step})`,
+    )
   }
   const t = s.config.timings
   const isPrimary = s.role === "leader"
