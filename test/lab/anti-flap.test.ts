@@ -6,9 +6,9 @@
 //     then healed: the first isolation fails over, the block then keeps the
 //     role where it is, and after every heal the last primary (healthy, its
 //     data the most complete) takes it back within lease + 3 s.
-// (b) a promotion that aborts before its node became writable (the winner
-//     lacks SYSTEM_VARIABLES_ADMIN, so its semi-sync step fails after the
-//     record naming it was committed) is no failover: it starts no block, and
+// (b) a promotion that aborts before its node became writable (the winner's
+//     semi-sync source plugin is unloaded, so its semi-sync step fails after
+//     the record naming it was committed) is no failover: it starts no block, and
 //     the other replica is elected without ack-recovery.
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
@@ -17,7 +17,6 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { type LabCluster, runScenario } from "./cluster.ts"
 import { waitFor } from "./exec.ts"
 import { readSamplerLog, splitBrainRounds } from "./invariants.ts"
-import { LAB_USERS } from "./lab.ts"
 
 const TIMINGS = { restart_timeout: "10s", apply_timeout: "10s" } as const
 const LEASE_MS = 4_000
@@ -97,12 +96,15 @@ test(
     }),
 )
 
-/** Revokes one privilege of the agent's MySQL user on `host` only (not replicated), and drops its sessions. */
-const revokeLocally = async (c: LabCluster, host: string, privilege: string, grant = false) => {
-  const user = `'${LAB_USERS.agent.user}'@'%'`
-  const statement = grant
-    ? `GRANT ${privilege} ON *.* TO ${user}`
-    : `REVOKE ${privilege} ON *.* FROM ${user}`
+/**
+ * Unloads (or loads back) the semi-sync source plugin on `host` only: its
+ * agent's grants are complete, so it stands and wins, and its promotion then
+ * fails at the semi-sync step, after the record named it.
+ */
+const semiSyncSourcePlugin = async (c: LabCluster, host: string, load: boolean) => {
+  const statement = load
+    ? "INSTALL PLUGIN rpl_semi_sync_source SONAME 'semisync_source.so'"
+    : "UNINSTALL PLUGIN rpl_semi_sync_source"
   let done = false
   for (let attempt = 0; attempt < 10 && !done; attempt++) {
     const conn = await c.lab.connect(host)
@@ -120,13 +122,6 @@ const revokeLocally = async (c: LabCluster, host: string, privilege: string, gra
     }
   }
   assert.ok(done, `${statement} on ${host}`)
-  // A session keeps the global privileges it logged in with: make the agent reconnect.
-  const sessions = await c.lab.query<{ id: number }>(
-    host,
-    "SELECT id FROM information_schema.processlist WHERE user = ?",
-    [LAB_USERS.agent.user],
-  )
-  for (const s of sessions) await c.lab.query(host, `KILL ${Number(s.id)}`).catch(() => {})
 }
 
 test(
@@ -135,11 +130,11 @@ test(
   () =>
     runScenario({ slug: "antiflap-abort", timings: TIMINGS }, async (c) => {
       const first = await c.waitForPrimary(10_000)
-      // db2 ranks best after db1 (priority): it wins first and cannot set semi-sync.
+      // db2 ranks best after db1 (priority): it wins first and cannot set semi-sync as a source.
       const hosts = c.lab.hosts.map((h) => h.name).filter((h) => h !== first)
       const winner = hosts[0]!
       const other = hosts[1]!
-      await revokeLocally(c, winner, "SYSTEM_VARIABLES_ADMIN")
+      await semiSyncSourcePlugin(c, winner, false)
       await sleep(2_000)
       const faultAt = Date.now()
       await c.lab.inject({ _tag: "StopMysqld", host: first })
@@ -166,7 +161,7 @@ test(
           .split("\n")
           .find((l) => l.includes("promotion-aborted")) ?? ""
       // The winner may ack the new primary's writes again (semi-sync replica side) once it may.
-      await revokeLocally(c, winner, "SYSTEM_VARIABLES_ADMIN", true)
+      await semiSyncSourcePlugin(c, winner, true)
       await c.waitForWritesAfter(Date.now(), 30_000)
       await c.lab.inject({ _tag: "StartMysqld", host: first })
       const invariants = await assertInvariants(c, faultAt)
