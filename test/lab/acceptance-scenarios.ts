@@ -308,6 +308,53 @@ export const bringBackOldPrimary = async (
 }
 
 /**
+ * The old primary of a two-data-node cluster is the only possible
+ * acknowledger. If it comes back DIVERGED (a commit was in flight when its
+ * mysqld died: crash recovery committed it there alone), clone cannot re-seed
+ * it while writes go on: the donor's commits wait for its acknowledgement and
+ * a CLONE donor waits for those prepared transactions ("Waiting for prepared
+ * transaction to exit"). The operator's way out: `rejoin --force` (its one
+ * unacknowledged transaction stays on it, and it is never promoted while
+ * errant), so writes resume; then clone in a quiet moment (reseedQuietly).
+ */
+const bringBackOnlyReplica = async (
+  c: LabCluster,
+  old: string,
+  primary: string,
+): Promise<string> => {
+  await c.lab.inject({ _tag: "StartMysqld", host: old })
+  let what = "rejoined by itself"
+  await waitFor(
+    `${old} back as a replica or DIVERGED`,
+    async () => {
+      const role = await c.agentRole(old, old).catch(() => "unknown")
+      if (role === "DIVERGED") {
+        const r = await c.agents.cli(old, ["rejoin", "--force"])
+        what = `DIVERGED, rejoined with --force to acknowledge ${primary}'s writes: ${r.stdout.trim()}`
+        return true
+      }
+      return role === "STANDBY"
+    },
+    60_000,
+    500,
+  )
+  return what
+}
+
+/** Writes stopped (the run's last part), the forced replica is re-seeded by clone and rejoins. */
+const reseedQuietly = async (c: LabCluster, old: string, primary: string): Promise<void> => {
+  await c.lab.stopProcess("client", "writer")
+  const clone = await c.agents.cli(primary, ["clone", "--recipient", old])
+  assert.match(clone.stdout, /./, "clone answered")
+  await waitFor(
+    `${old} a STANDBY again after the clone`,
+    async () => (await c.agentRole(old, old).catch(() => "unknown")) === "STANDBY",
+    90_000,
+    500,
+  )
+}
+
+/**
  * 9: an errant transaction on the best-ranked replica: its agent reports
  * it, it is not promoted when the primary fails, and `errant-gtid --fix` on
  * the new primary makes it a subset again.
@@ -488,8 +535,14 @@ export const witnessDecides: AcceptanceScenario = async (c) => {
   await c.waitForWritesAfter(Date.now(), 30_000)
   const before = await agentStatus(c, witness)
   assert.equal(before.members.find((m) => m.name === witness)?.kind, "witness")
+  // The primary's mysqld dies while a commit waits for the only replica's
+  // acknowledgement (replication cut first): it comes back holding that
+  // unacknowledged transaction, DIVERGED, every time (the hard case).
   const faultAt = Date.now()
+  await c.lab.inject({ _tag: "CutReplication", a: primary, b: other })
+  await sleep(500)
   await c.lab.inject({ _tag: "StopMysqld", host: primary })
+  await c.lab.inject({ _tag: "Heal", hosts: [] })
   const next = await c.waitForPrimary(60_000, primary)
   const failoverMs = Date.now() - faultAt
   assert.equal(next, other, "the other data node is promoted")
@@ -504,9 +557,10 @@ export const witnessDecides: AcceptanceScenario = async (c) => {
   // Strict semi-sync needs a data replica to ack, and the only one is down:
   // writes resume once the old primary's mysqld is repaired and rejoins.
   const repairedAt = Date.now()
-  const oldPrimaryRepair = await bringBackOldPrimary(c, primary, next)
+  const oldPrimaryRepair = await bringBackOnlyReplica(c, primary, next)
   await c.waitForWritesAfter(repairedAt, 30_000)
   const firstWriteMs = c.writes().acked.find((a) => a.t > repairedAt)!.t - repairedAt
+  if (oldPrimaryRepair.startsWith("DIVERGED")) await reseedQuietly(c, primary, next)
   const writableWitness = readSamplerLog(c.samplerLog).filter(
     (r) => r.nodes[witness] === "writable",
   )
