@@ -540,7 +540,8 @@ export const witnessDecides: AcceptanceScenario = async (c) => {
   // unacknowledged transaction, DIVERGED, every time (the hard case).
   const faultAt = Date.now()
   await c.lab.inject({ _tag: "CutReplication", a: primary, b: other })
-  await sleep(500)
+  // Past the writer's 3 s query timeout: its next INSERT never reached the replica.
+  await sleep(3_500)
   await c.lab.inject({ _tag: "StopMysqld", host: primary })
   await c.lab.inject({ _tag: "Heal", hosts: [] })
   const next = await c.waitForPrimary(60_000, primary)
