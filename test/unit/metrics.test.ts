@@ -224,7 +224,7 @@ describe("the /metrics page", () => {
       { _tag: "Event", level: "info", event: "switchover", reason: "to db3 requested" },
       { _tag: "Event", level: "warn", event: "switchover-rollback", reason: "x" },
       { _tag: "Event", level: "info", event: "election-timeout", reason: "no quorum" },
-      { _tag: "Mysql", id: 3, action: { _tag: "Fence" } },
+      { _tag: "Mysql", id: 3, action: { _tag: "Fence", until: "pending" } },
       { _tag: "Event", level: "warn", event: "self-fenced", reason: "lease lost" },
       { _tag: "Mysql", id: 4, action: { _tag: "KillSessions" } },
     ])

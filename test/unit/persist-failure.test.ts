@@ -70,6 +70,12 @@ const runAgent = async (store: HardStateStore<HardState>, forMs: number) => {
         log,
       }),
     )
+    // Its grants are complete (a node stands only once they have been checked).
+    enqueue((now) => ({
+      _tag: "PrivilegesChecked",
+      now,
+      result: { _tag: "Checked", user: "mha@%", missing: [] },
+    }))
     // The operator forces an election: a new term and a vote for itself, persisted first.
     enqueue((now) => ({
       _tag: "Operator",

@@ -169,7 +169,7 @@ export const requestClone = (
     "clone-started",
     `re-seeding ${s.self} from ${chosen.donor}: its data is replaced by the donor's`,
   )
-  ;[next] = issueMysql(next, out, { _tag: "Fence" }, "clone-fence")
+  ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "clone-fence")
   if (s.local.probe?.replica != null) {
     ;[next] = issueMysql(next, out, { _tag: "ResetReplicaAll" }, "clone-reset")
   }

@@ -33,7 +33,7 @@ export const selfFence = (s: AgentState, out: Outputs, reason: string): AgentSta
     local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } },
   }
   if (isDataNode(s.config, s.self)) {
-    ;[next] = issueMysql(next, out, { _tag: "Fence" }, "fence")
+    ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
     ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
   }
   event(out, "warn", "self-fenced", reason)
@@ -81,7 +81,7 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
         "split-brain-guard",
         "mysqld is writable but this node does not hold the lease of the highest term",
       )
-      ;[next] = issueMysql(next, out, { _tag: "Fence" }, "fence")
+      ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
       ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
       ;[next] = runHook(
         next,

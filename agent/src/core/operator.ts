@@ -287,7 +287,7 @@ const demote = (
     ...s,
     local: { ...s.local, diverged: false, rejoinForced: true, rejoinRequested: true },
   }
-  ;[next] = issueMysql(next, out, { _tag: "Fence" }, "fence")
+  ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
   ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
   const already = probe.replica?.source === source
   const what = `${s.self} fenced (super_read_only=ON, client sessions killed); ${already ? `already replicates from ${source}` : `repointing it to ${source} with auto-position`}`

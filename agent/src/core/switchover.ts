@@ -256,7 +256,12 @@ export const onSwitchoverResult = (
         "drain-sessions",
       )
     }
-    const [fenced, fenceId] = issueMysql(removing, out, { _tag: "Fence" }, "switchover")
+    const [fenced, fenceId] = issueMysql(
+      removing,
+      out,
+      { _tag: "Fence", until: "abort" },
+      "switchover",
+    )
     const [next] = issueMysql(fenced, out, { _tag: "KillSessions" }, "kill-sessions")
     return { ...next, switchover: { ...sw, phase: "fencing", waitingFor: fenceId } }
   }

@@ -116,8 +116,15 @@ export type LocalProbeResult =
 // Actions on MySQL, executed by the driver on the local mysqld unless noted.
 
 export type MysqlAction =
-  /** `SET GLOBAL super_read_only = ON` (implies read_only). */
-  | { readonly _tag: "Fence" }
+  /**
+   * `SET GLOBAL super_read_only = ON` (implies read_only), killing client
+   * sessions that hold it up. `until`: what happens when it has not completed
+   * within fence_timeout. "pending": it stays pending (an aborted SET puts
+   * the old value back) and the action fails, for a node that must not be
+   * writable: the core then stops mysqld hard. "abort": aborted, the server
+   * as it was, for a switchover that rolls back.
+   */
+  | { readonly _tag: "Fence"; readonly until: "pending" | "abort" }
   /** Kill every client session (not replication or system threads). */
   | { readonly _tag: "KillSessions" }
   /** `super_read_only = OFF, read_only = OFF`: only the lease holder does this. */

@@ -13,7 +13,11 @@ import type { HardStateStore } from "../adapters/hard-state-file.ts"
 import { describeHookRun, type HookRunnerService, hookAllows } from "../adapters/hook-runner.ts"
 import type { MeshService } from "../adapters/mesh.ts"
 import type { MysqlActions } from "../adapters/mysql-actuator.ts"
-import type { MysqlClientSettings, MysqlEndpoint } from "../adapters/mysql-connection.ts"
+import type {
+  MysqlClientSettings,
+  MysqlEndpoint,
+  MysqlError,
+} from "../adapters/mysql-connection.ts"
 import { memberEndpoint, readMysqlSettings } from "../adapters/mysql-connection.ts"
 import { type MysqlProberService, toMysqlProbe } from "../adapters/mysql-prober.ts"
 import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
@@ -141,7 +145,13 @@ export const makeExecutor = (services: ExecutorServices) => {
     const monitorUser = config.mysql.monitor.user
     switch (action._tag) {
       case "Fence":
-        return fenceKillingBlockers(local, monitorUser, config.timings.fence_timeout)
+        return fenceKillingBlockers(
+          local,
+          monitorUser,
+          action.until === "pending"
+            ? local.fenceLeftPending(config.timings.fence_timeout)
+            : local.fence,
+        )
       case "KillSessions":
         return local.killClientSessions({ skipUsers: [monitorUser] })
       case "MakeWritable":
@@ -540,7 +550,8 @@ const FENCE_PATIENCE_MS = 1_000
  * that waits for a semi-sync acknowledgement nobody can send (a primary cut
  * off from its replicas). Aborting that SET at its timeout makes MySQL put
  * the old value back: the server would be writable again (lab scenario 7).
- * So the SET is never aborted: it stays pending while, after a short
+ * So on a node that must not be writable the SET is never aborted (a
+ * switchover's fence is: its rollback wants the server as it was): it stays pending while, after a short
  * patience, the client sessions are killed from a second connection: their
  * clients get an error at once, never OK, and LOCK TABLES holders let go.
  * A commit waiting for an acknowledgement is never released here (section 9):
@@ -549,14 +560,18 @@ const FENCE_PATIENCE_MS = 1_000
  * fence fails at fence_timeout, still pending (writes wait behind it), and
  * the core stops mysqld hard (fencing.ts), which ends it.
  */
-const fenceKillingBlockers = (local: MysqlActions, monitorUser: string, fenceTimeoutMs: number) =>
+const fenceKillingBlockers = (
+  local: MysqlActions,
+  monitorUser: string,
+  fence: Effect.Effect<void, MysqlError>,
+) =>
   Effect.gen(function* () {
     const helper = yield* Effect.forkChild(
       Effect.sleep(FENCE_PATIENCE_MS).pipe(
         Effect.andThen(Effect.ignore(local.killClientSessions({ skipUsers: [monitorUser] }))),
       ),
     )
-    const fenced = yield* Effect.exit(local.fenceLeftPending(fenceTimeoutMs))
+    const fenced = yield* Effect.exit(fence)
     yield* Fiber.interrupt(helper)
     if (Exit.isFailure(fenced)) return yield* Effect.failCause(fenced.cause)
   })
