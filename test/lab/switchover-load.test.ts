@@ -133,6 +133,14 @@ test(
           const vipGap = longestGap(vipLog, faultAt, answeredAt + 2_000)
           const haproxyGap = longestGap(viaHaproxy, faultAt, answeredAt + 2_000)
           const agentLog = readFileSync(c.agents.logPath(primary), "utf8")
+          // The primary's own account: its switchover events, timed from the request.
+          const events = agentLog
+            .split("\n")
+            .filter((l) => /"event":"(switchover[a-z-]*|transfer|self-fenced|resigned)"/.test(l))
+            .map((l) => JSON.parse(l) as { time: string; event: string; msg: string })
+          const requested = Date.parse(events.find((e) => e.event === "switchover")?.time ?? "")
+          for (const e of events)
+            console.log(`  ${primary} +${Date.parse(e.time) - requested} ms ${e.event}: ${e.msg}`)
           if (result.ok) {
             assert.match(result.text, /transferred/)
             assert.equal(await c.waitForPrimary(20_000, primary), target)
