@@ -13,19 +13,41 @@ import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { test } from "node:test"
-import { runScenario } from "./cluster.ts"
+import { type LabCluster, runScenario } from "./cluster.ts"
 import { sleep, waitFor } from "./exec.ts"
 import { backendStates, HAPROXY_WRITE_PORT, startHaproxy, startHaproxyWriter } from "./haproxy.ts"
 import { missingAckedWrites, readWriterLog, type WriterLog } from "./invariants.ts"
 import { LAB_USERS } from "./lab.ts"
 import { CLIENT_ADDRESS } from "./network.ts"
 
-/** A completed switchover may block writes this long (lab.md: < 1 s unloaded; here 8 sysbench threads share 2 cores with 3 mysqlds). */
-const COMPLETED_BLOCK_MS = 3_000
+/**
+ * A completed switchover: the agents' block (the primary fences -> the target
+ * is ACTIVE, from their logs) stays within AGENT_BLOCK_MS (section 13 aims at
+ * 1 s unloaded; the fenced catch-up alone waits up to a probe plus a heartbeat
+ * interval), and the gap the VIP writer sees, which adds its reconnect after
+ * the VIP moved (1.6 s seen here on a loaded machine), within CLIENT_BLOCK_MS.
+ * Both well under the 5.4-6.3 s of a fence that rolls back.
+ */
+const AGENT_BLOCK_MS = 2_500
+const CLIENT_BLOCK_MS = 4_000
 /** A refused switchover blocks nothing: no gap longer than the load itself causes (before the fix: > 5 s). */
 const REFUSED_GAP_MS = 1_500
 
 const SYSBENCH_SECONDS = 40
+
+/** From the agents' logs: the primary's last fence decision after `since` to the target's promotion. */
+const agentBlockMs = (c: LabCluster, primary: string, target: string, since: number): number => {
+  const times = (host: string, event: string) =>
+    readFileSync(c.agents.logPath(host), "utf8")
+      .split("\n")
+      .filter((l) => l.includes(`"event":"${event}"`))
+      .map((l) => Date.parse((JSON.parse(l) as { time: string }).time))
+      .filter((t) => t >= since)
+  const fenced = times(primary, "switchover-converged").at(-1)
+  const active = times(target, "promoted").at(-1)
+  assert.ok(fenced !== undefined && active !== undefined, "the switchover's log events")
+  return active - fenced
+}
 
 /** The longest gap between consecutive acknowledged writes inside [from, to]. */
 const longestGap = (log: WriterLog, from: number, to: number): number => {
@@ -145,8 +167,13 @@ test(
             assert.match(result.text, /transferred/)
             assert.equal(await c.waitForPrimary(20_000, primary), target)
             assert.ok(
-              vipGap <= COMPLETED_BLOCK_MS,
-              `a completed switchover blocked writes through the VIP for ${vipGap} ms (bound ${COMPLETED_BLOCK_MS} ms)`,
+              vipGap <= CLIENT_BLOCK_MS,
+              `a completed switchover blocked writes through the VIP for ${vipGap} ms (bound ${CLIENT_BLOCK_MS} ms)`,
+            )
+            const agents = agentBlockMs(c, primary, target, faultAt)
+            assert.ok(
+              agents <= AGENT_BLOCK_MS,
+              `the agents' block (fence -> ${target} ACTIVE) was ${agents} ms (bound ${AGENT_BLOCK_MS} ms)`,
             )
           } else {
             assert.match(result.text, /switchover refused: .*(behind|apply|catch)/, result.text)
@@ -184,10 +211,15 @@ test(
             const gap = longestGap(readWriterLog(c.writerLog), at, done + 2_000)
             const viaHa = longestGap(readWriterLog(haproxyLog), at, done + 2_000)
             assert.ok(
-              gap <= COMPLETED_BLOCK_MS,
-              `the switchover after the load blocked writes through the VIP for ${gap} ms (bound ${COMPLETED_BLOCK_MS} ms)`,
+              gap <= CLIENT_BLOCK_MS,
+              `the switchover after the load blocked writes through the VIP for ${gap} ms (bound ${CLIENT_BLOCK_MS} ms)`,
             )
-            second = `; after the load the same switchover completed in ${done - at} ms with a ${gap} ms write block through the VIP (${viaHa} ms through HAProxy)`
+            const agents = agentBlockMs(c, primary, target, at)
+            assert.ok(
+              agents <= AGENT_BLOCK_MS,
+              `the agents' block (fence -> ${target} ACTIVE) was ${agents} ms (bound ${AGENT_BLOCK_MS} ms)`,
+            )
+            second = `; after the load the same switchover completed (CLI ${done - at} ms): agents' block ${agents} ms (fence -> ${target} ACTIVE), client-observed ${gap} ms through the VIP and ${viaHa} ms through HAProxy`
           }
           await c.lab.stopProcess("client", "writer-haproxy")
           const reports = [...readFileSync(sysbenchLog, "utf8").matchAll(/ tps: ([\d.]+) /g)].map(
