@@ -105,7 +105,10 @@ test("a switchover waits unfenced while the target is behind, then fences once i
   assert.ok(hook?._tag === "RunHook" && hook.hook === "pre_switchover")
   const converged = r.outputs.find((o) => o._tag === "Event" && o.event === "switchover-converged")
   assert.ok(converged?._tag === "Event", "a log event says it converged")
-  assert.match(converged.reason, /200 received transaction\(s\) to apply .* applying 6800\/s: about 29 ms/)
+  assert.match(
+    converged.reason,
+    /200 received transaction\(s\) to apply .* applying 6800\/s: about 29 ms/,
+  )
   // Still writable during pre_switchover; the fence follows the hook.
   assert.ok(mayBeWritable(r.state))
   const done = step(r.state, { _tag: "HookDone", now: t0 + 2_510, id: hook.id, exitCode: 0 })
