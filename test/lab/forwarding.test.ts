@@ -52,7 +52,7 @@ test(
       })
       assert.equal(dry.ok, true, `${dry.message}\n${dry.steps?.join("\n")}`)
       assert.equal(dry.answeredBy, primary)
-      assert.ok((dry.steps ?? []).some((s) => s.startsWith(`check pass: ${replica} is caught up`)))
+      assert.ok((dry.steps ?? []).some((s) => s.startsWith(`check note: ${replica} has `)))
       assert.equal(await c.primary(), primary)
 
       const termBefore = c.term(primary)

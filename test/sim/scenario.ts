@@ -11,7 +11,7 @@
  *   isolate db1 | cut db1 db2 [agent|mysql] | cut-agent db1 | cut-mysql db1
  *   loss 30 | heal | heal-all
  *   hang-mysqld db1 3s | kill-agent db1 3s | pause-agent db1 3s
- *   stall-apply db2 | deny-system-variables db2 | errant db3 | writable-by-hand db2 | hook db2 pre_switchover exit=1
+ *   stall-apply db2 | deny-system-variables db2 | errant db3 | writable-by-hand db2 | hook db2 pre_switchover exit=1 [ms=800]
  *   revoke db2 SYSTEM_VARIABLES_ADMIN | grant db2 SYSTEM_VARIABLES_ADMIN (seen at the next grants check)
  *   op db1 switchover db2 [dry-run] | op db1 pause | op db1 exclude db2 | op db3 rejoin force ...
  *   mark
@@ -166,11 +166,13 @@ export const runScenario = (script: string, reducer?: Reducer): ScenarioResult =
         case "writable-by-hand":
           w().makeWritableByHand(args[0]!)
           break
-        case "hook":
-          w()
-            .node(args[0]!)
-            .hookExit.set(args[1] as HookName, Number(options(args).get("exit") ?? 0))
+        case "hook": {
+          const node = w().node(args[0]!)
+          node.hookExit.set(args[1] as HookName, Number(options(args).get("exit") ?? 0))
+          const ms = options(args).get("ms")
+          if (ms !== undefined) node.hookMs.set(args[1] as HookName, Number(ms))
           break
+        }
         case "revoke":
           w().fault(`revoke ${args[1]} from the agent's user on ${args[0]}`)
           w().node(args[0]!).missingPrivileges.add(args[1]!)

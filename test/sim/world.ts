@@ -86,6 +86,8 @@ interface Node {
   persistEmitted: number
   persistWritten: number
   readonly hookExit: Map<HookName, number>
+  /** How long a hook runs before it exits (default 5 ms). */
+  readonly hookMs: Map<HookName, number>
   /** Privileges the agent's MySQL user lacks on this node (what SHOW GRANTS would show missing). */
   readonly missingPrivileges: Set<string>
   readonly trace: Array<string>
@@ -256,6 +258,7 @@ export class World {
         persistEmitted: 0,
         persistWritten: 0,
         hookExit: new Map(),
+        hookMs: new Map(),
         missingPrivileges: new Set(),
         trace: [],
       })
@@ -473,7 +476,7 @@ export class World {
       }
       case "RunHook": {
         const code = n.hookExit.get(o.hook) ?? 0
-        this.schedule(this.now + 5, () => {
+        this.schedule(this.now + (n.hookMs.get(o.hook) ?? 5), () => {
           if (n.incarnation === incarnation) {
             this.input(n, (now) => ({
               _tag: "HookDone",

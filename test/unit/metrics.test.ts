@@ -223,6 +223,7 @@ describe("the /metrics page", () => {
       { _tag: "Event", level: "error", event: "promotion-aborted", reason: "x" },
       { _tag: "Event", level: "info", event: "switchover", reason: "to db3 requested" },
       { _tag: "Event", level: "warn", event: "switchover-rollback", reason: "x" },
+      { _tag: "Event", level: "warn", event: "switchover-refused", reason: "x" },
       { _tag: "Event", level: "info", event: "election-timeout", reason: "no quorum" },
       { _tag: "Mysql", id: 3, action: { _tag: "Fence", until: "pending" } },
       { _tag: "Event", level: "warn", event: "self-fenced", reason: "lease lost" },
@@ -238,6 +239,7 @@ describe("the /metrics page", () => {
     assert.equal(sampleValue(f, "mha_switchovers_total", { result: "requested" }), 1)
     assert.equal(sampleValue(f, "mha_switchovers_total", { result: "succeeded" }), 1)
     assert.equal(sampleValue(f, "mha_switchovers_total", { result: "rolled_back" }), 1)
+    assert.equal(sampleValue(f, "mha_switchovers_total", { result: "refused" }), 1)
     assert.equal(sampleValue(f, "mha_promotions_total", { kind: "transfer" }), 1)
     assert.equal(sampleValue(f, "mha_fencing_actions_total", { action: "remote_fence" }), 1)
     assert.equal(sampleValue(f, "mha_fencing_actions_total", { action: "fence_command" }), 1)

@@ -6,7 +6,15 @@
 import { isDataNode } from "./config.ts"
 import { leaseValid } from "./lease.ts"
 import { event, isInFlight, issueMysql, type Outputs, runHook } from "./outputs.ts"
-import type { AgentState, VipOp } from "./types.ts"
+import type { AgentState, Switchover, VipOp } from "./types.ts"
+
+/**
+ * The switchover has started to fence this node (VIP off, super_read_only):
+ * from then on it alone fences, rolls back or hands over. Before the fence
+ * (converging, pre-hook) the node stays writable with the VIP.
+ */
+export const switchoverFenced = (sw: Switchover | null): boolean =>
+  sw !== null && sw.phase !== "converging" && sw.phase !== "pre-hook"
 
 /** This node may accept writes: the promoted leader of its term, inside its lease. */
 export const mayBeWritable = (s: AgentState): boolean =>
@@ -14,7 +22,7 @@ export const mayBeWritable = (s: AgentState): boolean =>
   s.promotion !== null &&
   s.promotion.step === "done" &&
   s.lease.fencedAt === null &&
-  s.switchover === null &&
+  !switchoverFenced(s.switchover) &&
   (leaseValid(s) || s.hard.record.paused)
 
 /** A restarted recorded primary is asking to lead again: leave its mysqld alone meanwhile. */
@@ -68,12 +76,12 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
   let next = s
   const allowed = mayBeWritable(s)
   const probe = s.local.up ? s.local.probe : null
-  // During a switchover the switchover routine fences (and may roll back) itself.
+  // Once a switchover has fenced, it alone fences (and may roll back) this node.
   // A clone needs super_read_only OFF to replace the data; read_only stays ON meanwhile.
   const cloning = s.clone?.phase === "cloning"
   const writable =
     probe !== null && (cloning ? !probe.readOnly : !probe.superReadOnly || !probe.readOnly)
-  if (writable && !allowed && s.switchover === null && !reclaiming(s)) {
+  if (writable && !allowed && !switchoverFenced(s.switchover) && !reclaiming(s)) {
     if (!isInFlight(next, "fence")) {
       event(
         out,

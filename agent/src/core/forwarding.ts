@@ -82,12 +82,16 @@ export const routeOf = (s: AgentState, r: OperatorRequest): Route => {
 /** A clone answers once the copy is done, which may take hours. */
 const cloneAnswerMs = 6 * 3_600_000
 
-/** How long the origin waits: a switchover answers once the transfer is done. */
+/**
+ * How long the origin waits: a switchover answers once the transfer is done,
+ * after converging (up to switchover_timeout), then hook, fence and catch-up
+ * (up to switchover_timeout and the drain), with a switchover_timeout to spare.
+ */
 export const forwardTimeoutMs = (s: AgentState, r: ForwardedRequest): number => {
   const t = s.config.timings
   if (r._tag === "Clone") return cloneAnswerMs
   if (r._tag === "Switchover" && !r.dryRun)
-    return 2 * t.switchoverTimeoutMs + (r.drainTimeoutMs ?? 0) + t.rpcTimeoutMs
+    return 3 * t.switchoverTimeoutMs + (r.drainTimeoutMs ?? 0) + t.rpcTimeoutMs
   return t.rpcTimeoutMs
 }
 

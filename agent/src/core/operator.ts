@@ -247,6 +247,7 @@ export const onOperator = (
       if (to !== null)
         return requestSwitchover(s, out, requestId, to, false, {
           reason: `the agent of ${s.self} was stopped`,
+          resignIfRefused: true,
         })
       reply(out, requestId, true, "no candidate ready: fencing and resigning before shutdown")
       return resign(s, out, "agent shutting down")

@@ -1,10 +1,12 @@
 /**
  * Planned switchover as a leadership transfer (section 13), on the primary.
  *
- * pre_switchover hook -> fence itself (super_read_only, kill sessions, VIP
- * off) -> wait until the target has executed everything this node executed
- * -> consent to the transfer (voters then grant the target a vote while in
- * lease) -> the target promotes without a lease wait.
+ * converge unfenced (writable, VIP held) until the target could apply what it
+ * still lacks within the block budget, else refuse at switchover_timeout
+ * without having blocked a write -> pre_switchover hook -> fence itself (VIP
+ * off, super_read_only, kill sessions) -> wait until the target has executed
+ * everything this node executed -> consent to the transfer (voters then grant
+ * the target a vote while in lease) -> the target promotes without a lease wait.
  * Before the consent leaves, a timeout rolls back (writable again, VIP
  * back). After it, rolling back could make two writable nodes, so a timeout
  * resigns instead and the replicas elect.
@@ -12,22 +14,25 @@
 import { isExcluded } from "./cluster-record.ts"
 import { aliveWindow } from "./cluster-view.ts"
 import { memberOf, quorum } from "./config.ts"
-import { count, formatGtidSet, isSubset, subtract } from "./gtid.ts"
+import { count, formatGtidSet, type GtidSet, isSubset, subtract } from "./gtid.ts"
 import { leaseValid } from "./lease.ts"
 import { broadcast, event, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
-import type { AgentState, Switchover } from "./types.ts"
+import type { AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
 
 const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
   out.push({ _tag: "OperatorReply", requestId, ok, message })
 }
 
 /** Why `to` cannot take over from this primary now; null when it can. */
-export const transferBlocker = (s: AgentState, to: string): string | null => {
+export const transferBlocker = (s: AgentState, to: string): string | null =>
+  s.switchover !== null ? "a switchover is already running" : targetBlocker(s, to)
+
+/** transferBlocker without the running switchover: checked again while converging. */
+const targetBlocker = (s: AgentState, to: string): string | null => {
   if (s.role !== "leader" || s.promotion?.step !== "done")
     return "this node is not the ACTIVE primary"
-  if (s.switchover !== null) return "a switchover is already running"
   if (to === s.self) return `${to} is already the primary`
   const v = s.peers.get(to)
   if (v === undefined || s.now - v.lastHeardAt >= aliveWindow(s.config))
@@ -50,8 +55,92 @@ export const readyCandidate = (s: AgentState): string | null => {
   return ready[0]?.name ?? null
 }
 
-/** A replica this close behind counts as caught up: the switchover itself waits for the rest. */
+/** A replica this close behind counts as caught up for failback: the switchover itself waits for the rest. */
 const caughtUpBacklog = 100
+
+/**
+ * The block budget: a switchover fences only once the target's estimated
+ * time to apply what it still lacks is at most this (500 ms, so that the whole
+ * write block, catch-up plus transfer, stays near the 1 s of section 13), and
+ * never more than half of switchover_timeout, so that the post-fence catch-up
+ * wait (the safety net, which rolls back) keeps room.
+ */
+export const blockBudgetMs = (s: AgentState): number =>
+  Math.min(500, s.config.timings.switchoverTimeoutMs / 2)
+
+/**
+ * How far the target is from this primary, from the last local probe and
+ * the target's last heartbeat. `relay`: what it received but has not
+ * executed, from one probe of its own (no staleness between two nodes).
+ * `unreceived`: what this node executed that it had not received, which
+ * also counts the writes made since its sample was taken.
+ */
+interface Distance {
+  readonly relay: number
+  readonly unreceived: number
+}
+
+const distanceOf = (s: AgentState, v: PeerView): Distance | null => {
+  const mine = s.local.probe?.executed ?? null
+  if (mine === null) return null
+  return {
+    relay: count(subtract(v.received, v.executed)),
+    unreceived: count(subtract(mine, v.received)),
+  }
+}
+
+/**
+ * Estimated time for the target to apply its relay backlog, from its apply
+ * rate measured between heartbeats (a raw count says little under 1000+ tps:
+ * the same count is 50 ms of work for a fast applier and seconds for a slow
+ * one). Infinite while there is a backlog and no rate is known.
+ */
+export const applyEstimateMs = (backlog: number, rate: number | null): number =>
+  backlog === 0 ? 0 : rate === null || rate <= 0 ? Number.POSITIVE_INFINITY : backlog / rate
+
+/**
+ * The target is close enough to fence: it can apply its relay backlog within
+ * the budget, and what it has not received is no more than it applies in the
+ * time its sample is older than the local probe, plus a probe interval (the
+ * age of the probe a heartbeat carries) plus the budget. A receiver that
+ * falls behind (its IO thread, the network) fails the second part.
+ */
+const closeEnough = (
+  s: AgentState,
+  d: Distance,
+  rate: number | null,
+  sampledAt: number,
+): { readonly ok: boolean; readonly estimateMs: number } => {
+  const budget = blockBudgetMs(s)
+  const estimateMs = applyEstimateMs(d.relay, rate)
+  const staleMs = Math.max(0, (s.local.lastProbeAt ?? s.now) - sampledAt)
+  const allowance = (rate ?? 0) * (staleMs + s.config.timings.probeIntervalMs + budget)
+  return { ok: estimateMs <= budget && d.unreceived <= allowance, estimateMs }
+}
+
+/**
+ * A new heartbeat sample of the target: the rate is what it executed since
+ * the last sample over the time between them. A sample that shows no progress
+ * counts only once it is two heartbeat intervals old (a heartbeat may carry
+ * the same probe twice), so that a stalled applier reads as rate 0.
+ */
+const nextSample = (
+  s: AgentState,
+  last: TargetSample | null,
+  rate: number | null,
+  v: PeerView,
+): { readonly last: TargetSample; readonly rate: number | null } => {
+  const now: TargetSample = { at: v.lastHeardAt, executed: v.executed }
+  if (last === null) return { last: now, rate }
+  const elapsed = now.at - last.at
+  if (elapsed <= 0) return { last, rate }
+  const applied = count(subtract(now.executed, last.executed))
+  if (applied === 0 && elapsed < 2 * s.config.timings.heartbeatIntervalMs) return { last, rate }
+  return { last: now, rate: applied / elapsed }
+}
+
+const perSecond = (rate: number | null): string =>
+  rate === null ? "unknown" : `${Math.round(rate * 1000)}/s`
 
 /** Request id of switchovers the agent starts itself (failback, shutdown). */
 export const internalRequest = -1
@@ -90,6 +179,8 @@ export interface SwitchoverOptions {
   readonly drainTimeoutMs?: number | null
   /** Why, for the history (operator request, failback, shutdown). */
   readonly reason?: string
+  /** The agent is stopping: if the switchover is refused or rolls back, fence and resign instead. */
+  readonly resignIfRefused?: boolean
 }
 
 /**
@@ -134,12 +225,13 @@ export const switchoverPlan = (
     `${to} replicates from ${s.self} with IO and SQL threads running`,
   )
   check(v?.eligible === true, `${to} reports it could stand for election now`)
-  const mine = s.local.probe?.executed ?? null
-  const missing = mine === null || v === undefined ? null : count(subtract(mine, v.executed))
-  const behind = (missing ?? 0) + (v?.backlog ?? 0)
+  const d = v === undefined ? null : distanceOf(s, v)
+  const budget = blockBudgetMs(s)
   check(
-    missing !== null && behind <= caughtUpBacklog,
-    `${to} is caught up: ${missing === null ? "unknown" : `${missing} of ${s.self}'s transactions not yet executed there, relay backlog ${v?.backlog ?? 0}`} (at most ${caughtUpBacklog}; the rest must apply within the switchover timeout of ${t.switchoverTimeoutMs} ms)`,
+    "note",
+    d === null
+      ? `${to}'s distance from ${s.self} is unknown`
+      : `${to} has ${d.relay} received transaction(s) still to apply and ${d.unreceived} of ${s.self}'s not yet received${v?.lagSeconds == null ? "" : ` (lag ${v.lagSeconds} s)`}: the switchover first waits unfenced until ${to} could apply them within the ${budget} ms block budget, at most switchover_timeout (${t.switchoverTimeoutMs} ms), else refuses without blocking writes`,
   )
   let heard = 1
   for (const member of s.config.members) {
@@ -164,19 +256,32 @@ export const switchoverPlan = (
   const blocker = transferBlocker(s, to)
   const failed = checks.filter(([ok]) => ok === false)
   const ok = blocker === null && failed.length === 0
+  let n = 0
+  const step = (what: string) => `step ${++n}: ${what}`
   const steps = [
     ...checks.map(([c, what]) => `check ${c === "note" ? "note" : c ? "pass" : "FAIL"}: ${what}`),
-    `step 1: run pre_switchover (a non-zero exit aborts)`,
-    `step 2: remove the VIP from ${s.self}`,
+    step(
+      `converge, unfenced (${s.self} stays writable with the VIP): every heartbeat of ${to} gives its apply rate; wait until its relay backlog over that rate is at most ${budget} ms and it has received all but what that rate covers, within ${t.switchoverTimeoutMs} ms of the request; else refuse and say how far behind it is (no write blocked, nothing to roll back)`,
+    ),
+    step("run pre_switchover (a non-zero exit refuses, still unfenced)"),
+    step(`remove the VIP from ${s.self} (the write block starts)`),
     ...(drainTimeoutMs !== null && drainTimeoutMs > 0
       ? [
-          `step 3: wait up to ${drainTimeoutMs} ms for client sessions on ${s.self} to finish their statements and transactions`,
+          step(
+            `wait up to ${drainTimeoutMs} ms for client sessions on ${s.self} to finish their statements and transactions`,
+          ),
         ]
       : []),
-    `step ${drainTimeoutMs ? 4 : 3}: super_read_only=ON on ${s.self}, kill the remaining client sessions (the write block starts)`,
-    `step ${drainTimeoutMs ? 5 : 4}: wait until ${to} executed everything ${s.self} executed (${s.local.executedText || "(empty)"} and later), within ${t.switchoverTimeoutMs} ms; on timeout roll back (writable again, VIP back)`,
-    `step ${drainTimeoutMs ? 6 : 5}: consent to the transfer: ${to} stands for term ${s.hard.term + 1} and voters grant it inside the lease`,
-    `step ${drainTimeoutMs ? 7 : 6}: ${to} promotes without a lease wait (record, reset replica, semi-sync, writable, VIP); ${s.self} becomes its replica`,
+    step(`super_read_only=ON on ${s.self}, kill the remaining client sessions`),
+    step(
+      `wait until ${to} executed everything ${s.self} executed (${s.local.executedText || "(empty)"} and later), within ${t.switchoverTimeoutMs} ms of the end of converging; on timeout roll back (writable again, VIP back)`,
+    ),
+    step(
+      `consent to the transfer: ${to} stands for term ${s.hard.term + 1} and voters grant it inside the lease`,
+    ),
+    step(
+      `${to} promotes without a lease wait (record, reset replica, semi-sync, writable, VIP); ${s.self} becomes its replica`,
+    ),
   ]
   const message = ok
     ? `dry run: the switchover to ${to} would proceed; nothing changed`
@@ -211,21 +316,87 @@ export const requestSwitchover = (
     return s
   }
   const drain = drainTimeoutMs !== null && drainTimeoutMs > 0 ? drainTimeoutMs : 0
-  const [next, id] = runHook(s, out, "pre_switchover", { MHA_NEW_PRIMARY: to }, "switchover")
+  // Writes go on meanwhile: the fence waits until the target is close enough.
   const sw: Switchover = {
+    phase: "converging",
     requestId,
     to,
-    phase: "pre-hook",
-    target: s.local.probe?.executed ?? v.executed,
-    targetFixed: false,
-    deadline: s.now + s.config.timings.switchoverTimeoutMs + drain,
-    waitingFor: id,
     requestedAt: s.now,
     drainTimeoutMs: drain,
     reason: options.reason ?? "operator request",
+    resignIfRefused: options.resignIfRefused ?? false,
+    deadline: s.now + s.config.timings.switchoverTimeoutMs,
+    last: { at: v.lastHeardAt, executed: v.executed },
+    rate: null,
   }
   event(out, "info", "switchover", `to ${to} requested`)
-  return { ...next, switchover: sw }
+  return converge({ ...s, switchover: sw }, out)
+}
+
+/**
+ * Converging (unfenced): fence once the target's estimated apply time of its
+ * gap is within the block budget; refuse at the deadline, or at once if the
+ * target can no longer take over, without ever having blocked a write.
+ */
+const converge = (s: AgentState, out: Outputs): AgentState => {
+  const sw = s.switchover
+  if (sw === null || sw.phase !== "converging") return s
+  const blocker = targetBlocker(s, sw.to)
+  const v = s.peers.get(sw.to)
+  if (blocker !== null || v === undefined) return refuse(s, out, blocker ?? `${sw.to} is unknown`)
+  const { last, rate } = nextSample(s, sw.last, sw.rate, v)
+  const d = distanceOf(s, v)
+  const close = d === null ? null : closeEnough(s, d, rate, last.at)
+  const budget = blockBudgetMs(s)
+  const where =
+    d === null
+      ? `${s.self}'s executed set is unknown (no probe)`
+      : `${sw.to} has ${d.relay} received transaction(s) to apply and ${d.unreceived} not yet received, applying ${perSecond(rate)}: about ${close !== null && Number.isFinite(close.estimateMs) ? `${Math.round(close.estimateMs)} ms` : "an unbounded time"} to apply (block budget ${budget} ms)`
+  if (close?.ok === true) {
+    event(
+      out,
+      "info",
+      "switchover-converged",
+      `${where} after ${Math.round(s.now - sw.requestedAt)} ms unfenced; fencing`,
+    )
+    const [next, id] = runHook(s, out, "pre_switchover", { MHA_NEW_PRIMARY: sw.to }, "switchover")
+    const { last: _l, rate: _r, ...common } = sw
+    return {
+      ...next,
+      switchover: {
+        ...common,
+        phase: "pre-hook",
+        waitingFor: id,
+        // From here on, today's switchover: hook, fence and catch-up within switchover_timeout.
+        deadline: s.now + s.config.timings.switchoverTimeoutMs + sw.drainTimeoutMs,
+      },
+    }
+  }
+  if (s.now >= sw.deadline)
+    return refuse(
+      s,
+      out,
+      `${sw.to} did not get close enough within switchover_timeout (${s.config.timings.switchoverTimeoutMs} ms): ${where}; writes were never blocked, try again when the load is lower`,
+    )
+  return last === sw.last && rate === sw.rate ? s : { ...s, switchover: { ...sw, last, rate } }
+}
+
+/** Before the fence: nothing to undo, the node never stopped taking writes. */
+const refuse = (s: AgentState, out: Outputs, why: string): AgentState => {
+  const sw = s.switchover
+  if (sw === null) return s
+  event(out, "warn", "switchover-refused", `to ${sw.to}: ${why}`)
+  if (sw.resignIfRefused) {
+    reply(
+      out,
+      sw.requestId,
+      true,
+      `switchover to ${sw.to} refused (${why}): fencing and resigning before shutdown`,
+    )
+    return resign({ ...s, switchover: null }, out, "agent shutting down")
+  }
+  reply(out, sw.requestId, false, `switchover refused: ${why}`)
+  return { ...s, switchover: null }
 }
 
 export const onSwitchoverResult = (
@@ -235,12 +406,10 @@ export const onSwitchoverResult = (
   ok: boolean,
 ): AgentState => {
   const sw = s.switchover
-  if (sw === null || sw.waitingFor !== id) return s
+  if (sw === null || (sw.phase !== "pre-hook" && sw.phase !== "fencing") || sw.waitingFor !== id)
+    return s
   if (sw.phase === "pre-hook") {
-    if (!ok) {
-      reply(out, sw.requestId, false, "switchover aborted: pre_switchover failed")
-      return { ...s, switchover: null }
-    }
+    if (!ok) return refuse(s, out, "pre_switchover failed")
     // The write block starts here.
     out.push({ _tag: "Vip", op: "remove" })
     let removing: AgentState = {
@@ -265,13 +434,11 @@ export const onSwitchoverResult = (
     const [next] = issueMysql(fenced, out, { _tag: "KillSessions" }, "kill-sessions")
     return { ...next, switchover: { ...sw, phase: "fencing", waitingFor: fenceId } }
   }
-  if (sw.phase === "fencing") {
-    if (!ok) return rollback(s, out, "could not set super_read_only")
-    out.push({ _tag: "ProbeLocal" })
-    // The target is what this node executed once fenced: read at the next probe.
-    return { ...s, switchover: { ...sw, phase: "catch-up", waitingFor: null }, nextProbeAt: s.now }
-  }
-  return s
+  if (!ok) return rollback(s, out, "could not set super_read_only")
+  out.push({ _tag: "ProbeLocal" })
+  // The target is what this node executed once fenced: read at the next probe.
+  const { waitingFor: _w, ...common } = sw
+  return { ...s, switchover: { ...common, phase: "catch-up", target: null }, nextProbeAt: s.now }
 }
 
 /** After the fence: the first fresh probe fixes the target set. */
@@ -279,14 +446,23 @@ export const onSwitchoverProbe = (s: AgentState): AgentState => {
   const sw = s.switchover
   const p = s.local.probe
   if (sw === null || sw.phase !== "catch-up" || p === null || !p.superReadOnly) return s
-  return { ...s, switchover: { ...sw, target: p.executed, targetFixed: true } }
+  return { ...s, switchover: { ...sw, target: p.executed } }
 }
 
 const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
   const sw = s.switchover
   if (sw === null) return s
-  reply(out, sw.requestId, false, `switchover rolled back: ${why}`)
   event(out, "warn", "switchover-rollback", why)
+  if (sw.resignIfRefused) {
+    reply(
+      out,
+      sw.requestId,
+      true,
+      `switchover to ${sw.to} rolled back (${why}): resigning before shutdown`,
+    )
+    return resign({ ...s, switchover: null }, out, "agent shutting down")
+  }
+  reply(out, sw.requestId, false, `switchover rolled back: ${why}`)
   // mayBeWritable() holds again once `switchover` is cleared: the guard unfences and takes the VIP.
   return { ...s, switchover: null }
 }
@@ -294,7 +470,13 @@ const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
 export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
   const sw = s.switchover
   if (sw === null) return s
-  if (s.role !== "leader") return { ...s, switchover: null }
+  if (s.role !== "leader") {
+    // Transferring: answered already; the target took over (or the replicas elected).
+    if (sw.phase !== "transferring")
+      reply(out, sw.requestId, false, `switchover aborted: ${s.self} is no longer the primary`)
+    return { ...s, switchover: null }
+  }
+  if (sw.phase === "converging") return converge(s, out)
   if (sw.phase === "transferring") {
     if (s.now >= sw.deadline) {
       reply(out, sw.requestId, false, `switchover failed: ${sw.to} did not take over`)
@@ -302,9 +484,10 @@ export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
     }
     return s
   }
-  if (sw.phase === "catch-up" && sw.targetFixed) {
+  if (sw.phase === "catch-up" && sw.target !== null) {
+    const target: GtidSet = sw.target
     const v = s.peers.get(sw.to)
-    if (v !== undefined && isSubset(sw.target, v.executed)) {
+    if (v !== undefined && isSubset(target, v.executed)) {
       broadcast(s, out, {
         _tag: "TransferLeadership",
         from: s.self,
@@ -313,7 +496,7 @@ export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
         reason: sw.reason,
         sinceRequestMs: Math.max(0, Math.round(s.now - sw.requestedAt)),
       })
-      event(out, "info", "transfer", `${sw.to} executed ${formatGtidSet(sw.target)}`)
+      event(out, "info", "transfer", `${sw.to} executed ${formatGtidSet(target)}`)
       reply(out, sw.requestId, true, `leadership transferred to ${sw.to}`)
       // Voters will grant the target a vote inside our lease: give the lease up now (I1).
       return {
@@ -321,12 +504,20 @@ export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
         lease: { ...s.lease, validUntil: 0, fencedAt: s.now },
         switchover: {
           ...sw,
+          target,
           phase: "transferring",
           deadline: s.now + s.config.timings.switchoverTimeoutMs,
         },
       }
     }
   }
-  if (s.now >= sw.deadline) return rollback(s, out, `${sw.to} did not catch up in time`)
-  return s
+  if (s.now < sw.deadline) return s
+  if (sw.phase === "pre-hook") return refuse(s, out, "pre_switchover did not finish in time")
+  return rollback(
+    s,
+    out,
+    sw.phase === "catch-up"
+      ? `${sw.to} did not catch up within switchover_timeout after the fence`
+      : "the fence did not finish within switchover_timeout",
+  )
 }

@@ -473,21 +473,59 @@ export interface RestartRoutine {
   readonly failures: ReadonlyArray<number>
 }
 
-export interface Switchover {
+/** The switchover target's executed set as a heartbeat brought it, with its local arrival time. */
+export interface TargetSample {
+  readonly at: number
+  readonly executed: GtidSet
+}
+
+interface SwitchoverCommon {
   readonly requestId: number
   readonly to: string
-  readonly phase: "pre-hook" | "fencing" | "catch-up" | "transferring"
-  readonly target: GtidSet
-  /** The target was read from a probe taken after the fence. */
-  readonly targetFixed: boolean
-  readonly deadline: number
-  readonly waitingFor: number | null
   readonly requestedAt: number
   /** Wait this long for client sessions to finish before the fence (0: none). */
   readonly drainTimeoutMs: number
   /** Why, for the history. */
   readonly reason: string
+  /** The agent is stopping (section 14): a refusal or rollback fences and resigns instead. */
+  readonly resignIfRefused: boolean
 }
+
+/**
+ * A planned switchover on the primary, by phase. Before the fence
+ * ("converging", "pre-hook") the node stays writable with the VIP; from
+ * "fencing" on it is fenced. `deadline` bounds each stretch: converging
+ * within switchover_timeout of the request (then refuse, nothing blocked),
+ * the rest within switchover_timeout of the end of converging (then roll back).
+ */
+export type Switchover =
+  /**
+   * Unfenced: waiting until the target could apply what it still lacks
+   * within the block budget, estimated from its apply rate between heartbeats.
+   */
+  | (SwitchoverCommon & {
+      readonly phase: "converging"
+      readonly deadline: number
+      /** The last heartbeat sample that counted, and the apply rate (transactions per ms) it gave. */
+      readonly last: TargetSample | null
+      readonly rate: number | null
+    })
+  | (SwitchoverCommon & {
+      readonly phase: "pre-hook" | "fencing"
+      readonly deadline: number
+      readonly waitingFor: number
+    })
+  /** Fenced: `target` is what this node executed, from the first probe after the fence (null until then). */
+  | (SwitchoverCommon & {
+      readonly phase: "catch-up"
+      readonly deadline: number
+      readonly target: GtidSet | null
+    })
+  | (SwitchoverCommon & {
+      readonly phase: "transferring"
+      readonly deadline: number
+      readonly target: GtidSet
+    })
 
 export interface AgentState {
   readonly self: string

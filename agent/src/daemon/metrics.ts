@@ -113,7 +113,7 @@ const oneOf = (
 
 const ELECTION_RESULTS = ["won", "timed_out"] as const
 const FAILOVER_RESULTS = ["succeeded", "aborted"] as const
-const SWITCHOVER_RESULTS = ["requested", "succeeded", "rolled_back"] as const
+const SWITCHOVER_RESULTS = ["requested", "succeeded", "refused", "rolled_back"] as const
 const FENCING_ACTIONS = ["local_fence", "remote_fence", "fence_command"] as const
 const PROMOTION_KINDS = ["election", "transfer", "bootstrap", "forced", "reclaim"] as const
 /** Event names come from the core's fixed vocabulary; the cap only guards against a bug. */
@@ -178,6 +178,9 @@ export const countEvent = (event: string, reason = ""): void => {
       return
     case "switchover-rollback":
       c.switchovers.rolled_back += 1
+      return
+    case "switchover-refused":
+      c.switchovers.refused += 1
       return
     case "mysqld-failed":
       c.mysqldFailures += 1

@@ -287,10 +287,11 @@ const agent = (
         Effect.runFork(Deferred.succeed(stopping, 0))
       })
       enqueue((now) => ({ _tag: "Operator", now, requestId, request: { _tag: "Shutdown" } }))
-      // Never hang on the way out: whatever happened by then, stop.
+      // Never hang on the way out: whatever happened by then, stop. The handover may converge
+      // unfenced for a switchover_timeout, then fence and wait for the target for another.
       setTimeout(
         () => Effect.runFork(Deferred.succeed(stopping, 0)),
-        config.timings.switchover_timeout + 2_000,
+        2 * config.timings.switchover_timeout + 2_000,
       ).unref()
     }
     process.on("SIGHUP", onHup)
