@@ -15,7 +15,7 @@ import {
   union,
   uuidsOf,
 } from "./gtid.ts"
-import { initialHealth, stepHealth } from "./health.ts"
+import { initialHealth, type ProbeOutcome, stepHealth } from "./health.ts"
 import { event, type Outputs } from "./outputs.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
 
@@ -36,6 +36,8 @@ export const initialLocal: LocalNode = {
   revokedTerm: 0,
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },
+  pendingProbe: null,
+  hung: false,
 }
 
 /**
@@ -61,38 +63,101 @@ const parseOrEmpty = (text: string): GtidSet => {
   return parsed._tag === "Ok" ? parsed.set : emptyGtidSet
 }
 
+/** Default of `Timings.probeTimeoutMs` (the config's default connect + query timeouts). */
+export const defaultProbeTimeoutMs = 2_000
+
+/**
+ * A local probe is due (every probe interval). A hung mysqld answers no
+ * probe, and a probe sent behind an unanswered one would only wait for it:
+ * so while the last periodic probe is unanswered, each due tick counts a
+ * miss (ProbeLate) instead of sending another, and a hung server reaches
+ * FAIL in about `failuresToFail` probe intervals. A probe unanswered for
+ * longer than the driver lets one run (plus an interval) is presumed lost
+ * and sent again.
+ */
+export const localProbeDue = (s: AgentState, out: Outputs): AgentState => {
+  if (!isDataNode(s.config, s.self)) return s
+  const pending = s.local.pendingProbe
+  let next = s
+  if (pending !== null) {
+    const t = s.config.timings
+    const waited = s.now - pending.sentAt
+    next = missed(s, out, { _tag: "ProbeLate" }, `no answer to the probe for ${waited} ms`, true)
+    next = { ...next, local: { ...next.local, pendingProbe: { ...pending, late: true } } }
+    if (waited < (t.probeTimeoutMs ?? defaultProbeTimeoutMs) + t.probeIntervalMs) return next
+  }
+  out.push({ _tag: "ProbeLocal" })
+  return { ...next, local: { ...next.local, pendingProbe: { sentAt: s.now, late: false } } }
+}
+
 export const onLocalProbed = (
   s: AgentState,
   out: Outputs,
   result: LocalProbeResult,
 ): AgentState => {
   if (!isDataNode(s.config, s.self)) return s
+  // Any answer is fresh news of mysqld; a miss already counted late is not counted again.
+  const counted = s.local.pendingProbe?.late === true
+  const answered: AgentState = { ...s, local: { ...s.local, pendingProbe: null } }
   switch (result._tag) {
-    case "Down": {
-      const health = stepHealth(s.config.health, s.local.health, {
-        _tag: "ProbeFailed",
-        reason: result.reason,
-      })
-      if (health.level === "FAIL" && s.local.health.level !== "FAIL") {
-        event(out, "error", "mysqld-failed", result.reason)
+    case "Down":
+      if (counted) {
+        return {
+          ...answered,
+          local: { ...answered.local, up: false, hung: result.hung, lastProbeAt: s.now },
+        }
       }
-      // Only a replica that was receiving when it went down may have lost relay logs.
-      const wasReceiving = s.local.up && s.local.probe?.replica?.ioRunning === true
-      const startsResync = wasReceiving && s.role !== "leader"
-      const resyncNeeded = s.local.resyncNeeded || startsResync
-      // The primary's gtid_executed must be one observed after this: it then holds what we lost.
-      const resyncSince = startsResync
-        ? s.now + s.config.timings.probeIntervalMs
-        : s.local.resyncSince
-      return {
-        ...s,
-        local: { ...s.local, up: false, health, lastProbeAt: s.now, resyncNeeded, resyncSince },
-      }
-    }
+      return missed(
+        answered,
+        out,
+        { _tag: "ProbeFailed", reason: result.reason },
+        result.reason,
+        result.hung,
+      )
     case "Up":
-      return withProbe(s, out, result.mysql)
+      return withProbe(answered, out, result.mysql)
     default:
       return absurd(result)
+  }
+}
+
+/**
+ * One missed probe: failed (mysqld is down from now on) or late (down only
+ * once the ladder reaches FAIL: a probe slow for an interval is a warning,
+ * not a dead server).
+ */
+const missed = (
+  s: AgentState,
+  out: Outputs,
+  outcome: ProbeOutcome,
+  reason: string,
+  hung: boolean,
+): AgentState => {
+  const health = stepHealth(s.config.health, s.local.health, outcome)
+  if (health.level === "FAIL" && s.local.health.level !== "FAIL") {
+    event(out, "error", "mysqld-failed", hung ? `${reason} (hung)` : reason)
+  }
+  const up = s.local.up && outcome._tag === "ProbeLate" && health.level !== "FAIL"
+  // Only a replica that was receiving when it went down may have lost relay logs.
+  const wasReceiving = s.local.up && !up && s.local.probe?.replica?.ioRunning === true
+  const startsResync = wasReceiving && s.role !== "leader"
+  const resyncNeeded = s.local.resyncNeeded || startsResync
+  // The primary's gtid_executed must be one observed after this: it then holds what we lost.
+  const resyncSince = startsResync
+    ? s.now + s.config.timings.probeIntervalMs
+    : s.local.resyncSince
+  return {
+    ...s,
+    local: {
+      ...s.local,
+      up,
+      hung,
+      health,
+      // A late probe is no answer: the time of the last answer stays.
+      lastProbeAt: outcome._tag === "ProbeLate" ? s.local.lastProbeAt : s.now,
+      resyncNeeded,
+      resyncSince,
+    },
   }
 }
 
@@ -144,6 +209,7 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
       ...s.local,
       probe,
       up: true,
+      hung: false,
       health,
       lastProbeAt: s.now,
       received,

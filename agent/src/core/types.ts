@@ -73,7 +73,12 @@ export interface ReplicaStatus {
 
 export type LocalProbeResult =
   | { readonly _tag: "Up"; readonly mysql: MysqlProbe }
-  | { readonly _tag: "Down"; readonly reason: string }
+  /**
+   * `hung`: the probe got no answer in time (connect or query timeout: a
+   * server that accepts TCP but does not answer, such as a SIGSTOPped or
+   * wedged mysqld), as opposed to refused or failed with an error.
+   */
+  | { readonly _tag: "Down"; readonly reason: string; readonly hung: boolean }
 
 // ---------------------------------------------------------------------------
 // Actions on MySQL, executed by the driver on the local mysqld unless noted.
@@ -323,6 +328,18 @@ export interface LocalNode {
    * `successesToRecover` of them).
    */
   readonly lag: { readonly exceeded: boolean; readonly belowStreak: number }
+  /**
+   * The periodic probe sent and not answered yet: `late` once a probe tick
+   * found it still outstanding and counted it as a miss (its failure, when
+   * it comes, is not counted again).
+   */
+  readonly pendingProbe: { readonly sentAt: number; readonly late: boolean } | null
+  /**
+   * The latest miss was a probe that got no answer in time (late or timed
+   * out): mysqld is hung, so a restart must kill it first (a graceful stop
+   * would wait behind the hung process).
+   */
+  readonly hung: boolean
 }
 
 export interface LeaderLease {
