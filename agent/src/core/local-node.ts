@@ -143,9 +143,7 @@ const missed = (
   const startsResync = wasReceiving && s.role !== "leader"
   const resyncNeeded = s.local.resyncNeeded || startsResync
   // The primary's gtid_executed must be one observed after this: it then holds what we lost.
-  const resyncSince = startsResync
-    ? s.now + s.config.timings.probeIntervalMs
-    : s.local.resyncSince
+  const resyncSince = startsResync ? s.now + s.config.timings.probeIntervalMs : s.local.resyncSince
   return {
     ...s,
     local: {
