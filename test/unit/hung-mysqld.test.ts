@@ -36,7 +36,7 @@ class Driver {
 
   constructor(s: AgentState) {
     // The probe the simulator had in flight is answered: start from a quiet state.
-    this.s = { ...s, local: { ...s.local, pendingProbe: null }, nextProbeAt: s.now + 1 }
+    this.s = { ...s, local: { ...s.local, probeSentAt: null }, nextProbeAt: s.now + 1 }
   }
 
   feed(input: Input): this {
@@ -108,15 +108,15 @@ test("a probe lost by the driver is sent again after probe timeout + interval", 
   assert.equal(d.tags("ProbeLocal").length, 2, "a new probe once the old one is presumed lost")
 })
 
-test("a late probe's failure is not counted twice; a late probe that answers counts as good", () => {
+test("a late probe that fails is one more miss (one per interval without an answer); a late probe that answers counts as good", () => {
   const d = new Driver(primary())
   const interval = d.s.config.timings.probeIntervalMs
   d.idle(interval / 2 + interval) // sent, then late once
   assert.equal(d.s.local.health.consecutiveFailures, 1)
   d.probed({ _tag: "Down", reason: "the probe did not finish within 2000 ms", hung: true })
-  assert.equal(d.s.local.health.consecutiveFailures, 1, "the same missed probe, counted once")
+  assert.equal(d.s.local.health.consecutiveFailures, 2, "late at one tick, failed by the next")
   assert.equal(d.s.local.up, false, "it failed: down")
-  assert.equal(d.s.local.pendingProbe, null)
+  assert.equal(d.s.local.probeSentAt, null)
   // A slow probe that answers after one late tick: INFO for a while, then good again.
   const e = new Driver(primary())
   e.idle(interval / 2 + interval)

@@ -36,7 +36,7 @@ export const initialLocal: LocalNode = {
   revokedTerm: 0,
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },
-  pendingProbe: null,
+  probeSentAt: null,
   hung: false,
 }
 
@@ -70,24 +70,24 @@ export const defaultProbeTimeoutMs = 2_000
  * A local probe is due (every probe interval). A hung mysqld answers no
  * probe, and a probe sent behind an unanswered one would only wait for it:
  * so while the last periodic probe is unanswered, each due tick counts a
- * miss (ProbeLate) instead of sending another, and a hung server reaches
- * FAIL in about `failuresToFail` probe intervals. A probe unanswered for
- * longer than the driver lets one run (plus an interval) is presumed lost
- * and sent again.
+ * miss (ProbeLate) instead of sending another. Its failure, when it comes,
+ * counts too: one miss per probe interval without an answer, as for a
+ * server that refuses at once, so a hung server reaches FAIL in about
+ * `failuresToFail` probe intervals. A probe unanswered for longer than the
+ * driver lets one run (plus an interval) is presumed lost and sent again.
  */
 export const localProbeDue = (s: AgentState, out: Outputs): AgentState => {
   if (!isDataNode(s.config, s.self)) return s
-  const pending = s.local.pendingProbe
+  const sentAt = s.local.probeSentAt
   let next = s
-  if (pending !== null) {
+  if (sentAt !== null) {
     const t = s.config.timings
-    const waited = s.now - pending.sentAt
+    const waited = s.now - sentAt
     next = missed(s, out, { _tag: "ProbeLate" }, `no answer to the probe for ${waited} ms`, true)
-    next = { ...next, local: { ...next.local, pendingProbe: { ...pending, late: true } } }
     if (waited < (t.probeTimeoutMs ?? defaultProbeTimeoutMs) + t.probeIntervalMs) return next
   }
   out.push({ _tag: "ProbeLocal" })
-  return { ...next, local: { ...next.local, pendingProbe: { sentAt: s.now, late: false } } }
+  return { ...next, local: { ...next.local, probeSentAt: s.now } }
 }
 
 export const onLocalProbed = (
@@ -96,17 +96,10 @@ export const onLocalProbed = (
   result: LocalProbeResult,
 ): AgentState => {
   if (!isDataNode(s.config, s.self)) return s
-  // Any answer is fresh news of mysqld; a miss already counted late is not counted again.
-  const counted = s.local.pendingProbe?.late === true
-  const answered: AgentState = { ...s, local: { ...s.local, pendingProbe: null } }
+  // Any answer is fresh news of mysqld: the next tick probes again.
+  const answered: AgentState = { ...s, local: { ...s.local, probeSentAt: null } }
   switch (result._tag) {
     case "Down":
-      if (counted) {
-        return {
-          ...answered,
-          local: { ...answered.local, up: false, hung: result.hung, lastProbeAt: s.now },
-        }
-      }
       return missed(
         answered,
         out,

@@ -328,12 +328,8 @@ export interface LocalNode {
    * `successesToRecover` of them).
    */
   readonly lag: { readonly exceeded: boolean; readonly belowStreak: number }
-  /**
-   * The periodic probe sent and not answered yet: `late` once a probe tick
-   * found it still outstanding and counted it as a miss (its failure, when
-   * it comes, is not counted again).
-   */
-  readonly pendingProbe: { readonly sentAt: number; readonly late: boolean } | null
+  /** When the periodic probe not answered yet was sent (null: none outstanding). */
+  readonly probeSentAt: number | null
   /**
    * The latest miss was a probe that got no answer in time (late or timed
    * out): mysqld is hung, so a restart must kill it first (a graceful stop
