@@ -4,7 +4,10 @@
 // FAIL in about fail_after probe intervals; and its restart kills it first
 // (KillMysqld, then RestartMysqld), never waiting behind the stopped process.
 import assert from "node:assert/strict"
+import { type AddressInfo, createServer, type Socket } from "node:net"
 import { test } from "node:test"
+import { Effect, Redacted } from "effect"
+import { makeMysqlProber } from "../../agent/src/adapters/mysql-prober.ts"
 import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, LocalProbeResult, Output } from "../../agent/src/core/types.ts"
@@ -153,4 +156,54 @@ test("probes that time out (hung: true) make the restart kill first too", () => 
   assert.equal(d.s.local.health.level, "FAIL")
   assert.equal(d.tags("KillMysqld").length, 1)
   assert.equal(d.tags("RestartMysqld").length, 1)
+})
+
+// The prober (adapter): a server that accepts TCP and never sends its greeting.
+test("the prober: probes queued behind one stuck on a hung server fail at their own deadline", async () => {
+  const sockets: Array<Socket> = []
+  const server = createServer((s) => {
+    sockets.push(s) // accepted, never answered
+  })
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+  const port = (server.address() as AddressInfo).port
+  const connectTimeoutMs = 300
+  const queryTimeoutMs = 300
+  const deadline = connectTimeoutMs + queryTimeoutMs
+  try {
+    const results = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const prober = yield* makeMysqlProber({
+            local: { host: "127.0.0.1", port },
+            settings: {
+              user: "monitor",
+              password: Redacted.make("x"),
+              connectTimeoutMs,
+              queryTimeoutMs,
+            },
+          })
+          const start = performance.now()
+          // Five probes at once: before the fix each waited for the lock outside its timeout (~1.5 s for the last).
+          return yield* Effect.all(
+            Array.from({ length: 5 }, () =>
+              prober.probeLocal.pipe(
+                Effect.flip,
+                Effect.map((e) => ({ kind: e.kind, ms: performance.now() - start })),
+              ),
+            ),
+            { concurrency: "unbounded" },
+          )
+        }),
+      ),
+    )
+    for (const r of results) assert.equal(r.kind, "timeout", "a hung server is a timeout")
+    const slowest = Math.max(...results.map((r) => r.ms))
+    assert.ok(
+      slowest < deadline + 350,
+      `every probe failed by its deadline: ${slowest.toFixed(0)} ms`,
+    )
+  } finally {
+    for (const s of sockets) s.destroy()
+    await new Promise<void>((r) => server.close(() => r()))
+  }
 })
