@@ -1,7 +1,7 @@
 // The benchmark of lab.md: repeats scenarios on the real lab and appends one
 // record per run to bench/results.json; bench/results.md is regenerated from
 // all records after every run (and alone with --report).
-//   npm run bench -- [--runs N] [--only 1,2,3,5,6,8,rest] [--report] [--keep-logs]
+//   npm run bench -- [--runs N] [--only 1,2,hung,3,5,6,8,rest] [--report] [--keep-logs]
 //                    [--commit REV | --working-tree] [--packaged] [--results bench/results.json] [--out bench/results.md]
 // Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
 // --runs defaults to 5 for the scenarios and to 1 for "rest" (one run is 2 × 70 s of measuring).
@@ -17,6 +17,7 @@ import {
   mysqldCannotRestart,
   mysqldKilledRestarts,
   primaryIsolated,
+  primaryMysqldHung,
   type Scenario,
   switchoverThereAndBack,
 } from "../lab/scenarios.ts"
@@ -51,7 +52,7 @@ const REST_WINDOW_MS = 60_000
 const { values } = parseArgs({
   options: {
     runs: { type: "string" },
-    only: { type: "string", default: "1,2,3,5,6,8,rest" },
+    only: { type: "string", default: "1,2,hung,3,5,6,8,rest" },
     report: { type: "boolean", default: false },
     "keep-logs": { type: "boolean", default: false },
     "working-tree": { type: "boolean", default: false },
@@ -295,6 +296,7 @@ const restRun = (hosts: number) => (run: number) =>
 const PLAN: Record<string, ReadonlyArray<(run: number) => Promise<RunRecord>>> = {
   "1": [failoverRun("1", mysqldKilledRestarts)],
   "2": [failoverRun("2", mysqldCannotRestart)],
+  hung: [failoverRun("hung", primaryMysqldHung())],
   "3": [failoverRun("3", primaryIsolated)],
   "8": [failoverRun("8", switchoverThereAndBack)],
   "5": [

@@ -35,6 +35,62 @@ export const mysqldCannotRestart: Scenario = async (c) => {
   return faultAt
 }
 
+/** How long `primaryMysqldHung` keeps the primary's mysqld stopped (issue 10 item 5). */
+export const HUNG_MS = 20_000
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The primary's mysqld hung: SIGSTOP for HUNG_MS (the kernel still accepts
+ * TCP connections, nothing answers), then SIGCONT. Its agent must kill it
+ * (kill_command) long before that and restart it: no failover. `whileHung`
+ * runs right after the SIGSTOP (the lab test checks what a client sees).
+ */
+export const primaryMysqldHung =
+  (whileHung?: (primary: string) => Promise<void>): Scenario =>
+  async (c) => {
+    const primary = await c.waitForPrimary(10_000)
+    const term = c.term(primary)
+    const pid = c.lab.mysqldPid(primary)
+    assert.ok(pid !== undefined, `mysqld runs on ${primary}`)
+    const faultAt = Date.now()
+    await c.lab.inject({ _tag: "Pause", host: primary, process: "mysqld" })
+    let killedAt: number | undefined
+    try {
+      await whileHung?.(primary)
+      await waitFor(
+        `the SIGSTOPped mysqld (pid ${pid}) to be killed`,
+        () => !alive(pid),
+        Math.max(0, HUNG_MS - (Date.now() - faultAt)),
+        100,
+      ).catch(() => {})
+      if (!alive(pid)) killedAt = Date.now()
+      const left = HUNG_MS - (Date.now() - faultAt)
+      if (left > 0) await sleep(left)
+    } finally {
+      // The hang ends (a no-op when the agent killed it).
+      try {
+        process.kill(pid, "SIGCONT")
+      } catch {
+        // gone
+      }
+    }
+    assert.ok(killedAt !== undefined, "the hung mysqld was killed before its hang ended")
+    assert.ok(killedAt - faultAt < 10_000, `killed ${killedAt - faultAt} ms into the hang`)
+    await c.waitForWritesAfter(faultAt, 60_000)
+    await sleep(2000)
+    assert.equal(await c.primary(), primary, "the same primary: no failover")
+    assert.equal(c.term(primary), term, "no election")
+    return faultAt
+  }
+
 /** 3: the primary host isolated: it fences itself, a replica takes over, the VIP moves. */
 export const primaryIsolated: Scenario = async (c) => {
   const primary = await c.waitForPrimary(10_000)

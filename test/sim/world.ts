@@ -502,7 +502,7 @@ export class World {
             now,
             result:
               probe === null
-                ? { _tag: "Down", reason: m.up ? "timeout" : "connection refused" }
+                ? { _tag: "Down", reason: m.up ? "timeout" : "connection refused", hung: m.up }
                 : { _tag: "Up", mysql: probe },
           }))
         })

@@ -134,7 +134,11 @@ test("clone: fence, reset replication, CLONE from the donor; no fencing of the c
   // mysqld restarts at the end of the clone: the agent does not restart it too.
   let down = during.s
   for (let i = 0; i < 8; i++) {
-    const r = run(down, { _tag: "LocalProbed", now: next(), result: { _tag: "Down", reason: "x" } })
+    const r = run(down, {
+      _tag: "LocalProbed",
+      now: next(),
+      result: { _tag: "Down", reason: "x", hung: false },
+    })
     down = r.s
     assert.ok(!r.out.some((o) => o._tag === "RestartMysqld"), "no restart during the clone")
   }

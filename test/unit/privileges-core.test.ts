@@ -135,7 +135,7 @@ test("re-checked when mysqld answers again (restart), on reload, and periodicall
   const down = run(done.s, {
     _tag: "LocalProbed",
     now: done.s.now + 10,
-    result: { _tag: "Down", reason: "connection refused" },
+    result: { _tag: "Down", reason: "connection refused", hung: false },
   })
   assert.equal(checks(down.out).length, 1)
   const refused = run(down.s, {
@@ -211,7 +211,11 @@ test("a replica whose probe is denied for lack of REPLICATION CLIENT is not rest
     const r = run(s, {
       _tag: "LocalProbed",
       now: s.now + 1000,
-      result: { _tag: "Down", reason: "Access denied; you need the REPLICATION CLIENT privilege" },
+      result: {
+        _tag: "Down",
+        reason: "Access denied; you need the REPLICATION CLIENT privilege",
+        hung: false,
+      },
     })
     all.push(...r.out)
     s = r.s

@@ -53,7 +53,9 @@ class Driver {
       const probed = onLocalProbed(
         s,
         this.out,
-        up ? { _tag: "Up", mysql: this.probe } : { _tag: "Down", reason: "connect ECONNREFUSED" },
+        up
+          ? { _tag: "Up", mysql: this.probe }
+          : { _tag: "Down", reason: "connect ECONNREFUSED", hung: false },
       )
       this.s = restartTimers(probed, this.out)
     }

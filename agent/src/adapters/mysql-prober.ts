@@ -6,9 +6,10 @@
  *   no TCP handshake and no login); after any failure, timeout or
  *   interruption it is destroyed and the next probe connects afresh. Probes
  *   are serialized. Connect and login are bounded by `connectTimeoutMs`, the
- *   queries of one probe together by `queryTimeoutMs`, and the whole probe is
- *   raced against the sum: a mysqld that accepted the connection and then
- *   hangs (SIGSTOP) is a failed probe within that time, never a hung agent.
+ *   queries of one probe together by `queryTimeoutMs`, and the whole probe,
+ *   the wait for an earlier probe included, is raced against the sum: a
+ *   mysqld that accepted the connection and then hangs (SIGSTOP) is a failed
+ *   probe (kind `timeout`) within that time, never a hung agent or a queue.
  * - `probeRemote`: another member's mysqld (the current primary): a fresh
  *   connection each time (so a server that cannot take new connections
  *   counts as unreachable) and one `SELECT`, which also tells whether it is
@@ -310,6 +311,11 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
     )
     return { ...seen, durationMs: elapsed(start), reconnected }
   }).pipe(
+    // A failure, a timeout or an interruption leaves the connection unusable.
+    Effect.onExit((exit) => (exit._tag === "Failure" ? drop : Effect.void)),
+    Semaphore.withPermit(lock),
+    // The deadline covers the wait for an earlier probe too: a probe queued
+    // behind one stuck on a hung server fails at its deadline, never later.
     Effect.timeoutOrElse({
       duration: Duration.millis(deadline),
       orElse: () =>
@@ -325,8 +331,6 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
           }),
         ),
     }),
-    Effect.onExit((exit) => (exit._tag === "Failure" ? drop : Effect.void)),
-    Semaphore.withPermit(lock),
     Effect.withSpan("MysqlProber.probeLocal", { attributes: { target } }),
   )
 

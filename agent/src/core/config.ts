@@ -16,6 +16,12 @@ export interface MemberConfig {
 
 export interface Timings {
   readonly probeIntervalMs: number
+  /**
+   * How long the driver lets one local probe run (connect + query timeouts,
+   * waiting for an earlier probe included); default 2000. A periodic probe
+   * unanswered for longer plus a probe interval is presumed lost and sent again.
+   */
+  readonly probeTimeoutMs?: number
   readonly heartbeatIntervalMs: number
   readonly rpcTimeoutMs: number
   readonly leaseDurationMs: number

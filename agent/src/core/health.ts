@@ -9,8 +9,11 @@
  *   `failuresToCritical`: CRITICAL, `failuresToFail`: FAIL) and the level
  *   rises to it at once.
  *   A late probe (no answer yet when the next one is due) counts as a miss:
- *   a hung mysqld must not look healthy. A probe that hit its timeout is
- *   reported by the prober as `ProbeFailed`.
+ *   a hung mysqld must not look healthy. `localProbeDue` (local-node.ts)
+ *   produces it at each probe tick that finds the last probe unanswered, and
+ *   sends no other probe behind it. A probe that hit its timeout is reported
+ *   by the prober as `ProbeFailed`, a miss too: one miss per probe interval
+ *   without an answer.
  * - A good probe ends the failure streak. Its lag maps to a level (below
  *   `lagInfoSeconds`: OK, then INFO, WARN, CRITICAL; lag alone never gives
  *   FAIL: a lagging server is alive). If that is worse than the current

@@ -15,7 +15,7 @@ import {
   union,
   uuidsOf,
 } from "./gtid.ts"
-import { initialHealth, stepHealth } from "./health.ts"
+import { initialHealth, type ProbeOutcome, stepHealth } from "./health.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
@@ -38,6 +38,8 @@ export const initialLocal: LocalNode = {
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },
   privileges: initialPrivileges,
+  probeSentAt: null,
+  hung: false,
 }
 
 /**
@@ -63,41 +65,96 @@ const parseOrEmpty = (text: string): GtidSet => {
   return parsed._tag === "Ok" ? parsed.set : emptyGtidSet
 }
 
+/** Default of `Timings.probeTimeoutMs` (the config's default connect + query timeouts). */
+export const defaultProbeTimeoutMs = 2_000
+
+/**
+ * A local probe is due (every probe interval). A hung mysqld answers no
+ * probe, and a probe sent behind an unanswered one would only wait for it:
+ * so while the last periodic probe is unanswered, each due tick counts a
+ * miss (ProbeLate) instead of sending another. Its failure, when it comes,
+ * counts too: one miss per probe interval without an answer, as for a
+ * server that refuses at once, so a hung server reaches FAIL in about
+ * `failuresToFail` probe intervals. A probe unanswered for longer than the
+ * driver lets one run (plus an interval) is presumed lost and sent again.
+ */
+export const localProbeDue = (s: AgentState, out: Outputs): AgentState => {
+  if (!isDataNode(s.config, s.self)) return s
+  const sentAt = s.local.probeSentAt
+  let next = s
+  if (sentAt !== null) {
+    const t = s.config.timings
+    const waited = s.now - sentAt
+    next = missed(s, out, { _tag: "ProbeLate" }, `no answer to the probe for ${waited} ms`, true)
+    if (waited < (t.probeTimeoutMs ?? defaultProbeTimeoutMs) + t.probeIntervalMs) return next
+  }
+  out.push({ _tag: "ProbeLocal" })
+  return { ...next, local: { ...next.local, probeSentAt: s.now } }
+}
+
 export const onLocalProbed = (
   s: AgentState,
   out: Outputs,
   result: LocalProbeResult,
 ): AgentState => {
   if (!isDataNode(s.config, s.self)) return s
+  // Any answer is fresh news of mysqld: the next tick probes again.
+  const answered: AgentState = { ...s, local: { ...s.local, probeSentAt: null } }
   switch (result._tag) {
     case "Down": {
-      const health = stepHealth(s.config.health, s.local.health, {
-        _tag: "ProbeFailed",
-        reason: result.reason,
-      })
-      if (health.level === "FAIL" && s.local.health.level !== "FAIL") {
-        event(out, "error", "mysqld-failed", result.reason)
-      }
-      // Only a replica that was receiving when it went down may have lost relay logs.
-      const wasReceiving = s.local.up && s.local.probe?.replica?.ioRunning === true
-      const startsResync = wasReceiving && s.role !== "leader"
-      const resyncNeeded = s.local.resyncNeeded || startsResync
-      // The primary's gtid_executed must be one observed after this: it then holds what we lost.
-      const resyncSince = startsResync
-        ? s.now + s.config.timings.probeIntervalMs
-        : s.local.resyncSince
-      const next: AgentState = {
-        ...s,
-        local: { ...s.local, up: false, health, lastProbeAt: s.now, resyncNeeded, resyncSince },
-      }
+      const next = missed(
+        answered,
+        out,
+        { _tag: "ProbeFailed", reason: result.reason },
+        result.reason,
+        result.hung,
+      )
       // Probes start failing: is it a privilege the probe needs (then mysqld is not down)?
       return s.local.up ? recheckPrivileges(next) : next
     }
     case "Up":
       // mysqld answers again (started, restarted): its grants are checked again.
-      return withProbe(s.local.up ? s : recheckPrivileges(s), out, result.mysql)
+      return withProbe(s.local.up ? answered : recheckPrivileges(answered), out, result.mysql)
     default:
       return absurd(result)
+  }
+}
+
+/**
+ * One missed probe: failed (mysqld is down from now on) or late (down only
+ * once the ladder reaches FAIL: a probe slow for an interval is a warning,
+ * not a dead server).
+ */
+const missed = (
+  s: AgentState,
+  out: Outputs,
+  outcome: ProbeOutcome,
+  reason: string,
+  hung: boolean,
+): AgentState => {
+  const health = stepHealth(s.config.health, s.local.health, outcome)
+  if (health.level === "FAIL" && s.local.health.level !== "FAIL") {
+    event(out, "error", "mysqld-failed", hung ? `${reason} (hung)` : reason)
+  }
+  const up = s.local.up && outcome._tag === "ProbeLate" && health.level !== "FAIL"
+  // Only a replica that was receiving when it went down may have lost relay logs.
+  const wasReceiving = s.local.up && !up && s.local.probe?.replica?.ioRunning === true
+  const startsResync = wasReceiving && s.role !== "leader"
+  const resyncNeeded = s.local.resyncNeeded || startsResync
+  // The primary's gtid_executed must be one observed after this: it then holds what we lost.
+  const resyncSince = startsResync ? s.now + s.config.timings.probeIntervalMs : s.local.resyncSince
+  return {
+    ...s,
+    local: {
+      ...s.local,
+      up,
+      hung,
+      health,
+      // A late probe is no answer: the time of the last answer stays.
+      lastProbeAt: outcome._tag === "ProbeLate" ? s.local.lastProbeAt : s.now,
+      resyncNeeded,
+      resyncSince,
+    },
   }
 }
 
@@ -149,6 +206,7 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
       ...s.local,
       probe,
       up: true,
+      hung: false,
       health,
       lastProbeAt: s.now,
       received,

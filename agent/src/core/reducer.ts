@@ -36,7 +36,7 @@ import {
 import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
-import { initialLocal, onLocalProbed } from "./local-node.ts"
+import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
 import { answerCommitted } from "./operator.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
 import {
@@ -344,12 +344,12 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
 
 const probesDue = (s: AgentState, out: Outputs): AgentState => {
   if (s.now < s.nextProbeAt) return s
-  if (isDataNode(s.config, s.self)) out.push({ _tag: "ProbeLocal" })
-  const primary = knownPrimary(s)
+  const next = localProbeDue(s, out)
+  const primary = knownPrimary(next)
   if (primary !== null && primary !== s.self && isDataNode(s.config, primary)) {
     out.push({ _tag: "ProbePrimary", target: primary })
   }
-  return { ...s, nextProbeAt: s.now + s.config.timings.probeIntervalMs }
+  return { ...next, nextProbeAt: s.now + s.config.timings.probeIntervalMs }
 }
 
 /**

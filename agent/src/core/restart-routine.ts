@@ -2,7 +2,10 @@
  * The local restart routine (section 12).
  *
  * - A failed local mysqld (health FAIL, down) is restarted through the
- *   service manager, with bounded attempts and a deadline.
+ *   service manager, with bounded attempts and a deadline. A hung one (its
+ *   probes got no answer in time) is killed first (`KillMysqld`, the
+ *   service's kill_command): a graceful stop of a stopped or wedged process
+ *   waits until it runs again, and a restart behind it cost 29 s (issue 10).
  * - A restart succeeds only once mysqld has answered every probe for
  *   `restart_stable_period`: a server that comes back and dies again before
  *   that is the same run (attempts and deadline carry on), and each time it
@@ -154,8 +157,22 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
     }
   }
   const attempt = r.attempts + 1
+  if (s.local.hung) {
+    // A hung mysqld (no answer in time) would not act on a graceful stop until it
+    // runs again: the restart would wait behind it. Kill it first (its clients get
+    // an error, never OK); the restart then starts it afresh.
+    out.push({
+      _tag: "KillMysqld",
+      reason: `mysqld does not answer probes (hung): killing it before restart attempt ${attempt}`,
+    })
+  }
   out.push({ _tag: "RestartMysqld", attempt })
-  event(out, "warn", "restart-mysqld", `attempt ${attempt} of ${t.restartAttempts}`)
+  event(
+    out,
+    "warn",
+    "restart-mysqld",
+    `attempt ${attempt} of ${t.restartAttempts}${s.local.hung ? " (hung: killed first)" : ""}`,
+  )
   return {
     ...s,
     restart: {

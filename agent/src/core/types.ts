@@ -110,7 +110,12 @@ export interface PrivilegeState {
 
 export type LocalProbeResult =
   | { readonly _tag: "Up"; readonly mysql: MysqlProbe }
-  | { readonly _tag: "Down"; readonly reason: string }
+  /**
+   * `hung`: the probe got no answer in time (connect or query timeout: a
+   * server that accepts TCP but does not answer, such as a SIGSTOPped or
+   * wedged mysqld), as opposed to refused or failed with an error.
+   */
+  | { readonly _tag: "Down"; readonly reason: string; readonly hung: boolean }
 
 // ---------------------------------------------------------------------------
 // Actions on MySQL, executed by the driver on the local mysqld unless noted.
@@ -384,6 +389,14 @@ export interface LocalNode {
    */
   readonly lag: { readonly exceeded: boolean; readonly belowStreak: number }
   readonly privileges: PrivilegeState
+  /** When the periodic probe not answered yet was sent (null: none outstanding). */
+  readonly probeSentAt: number | null
+  /**
+   * The latest miss was a probe that got no answer in time (late or timed
+   * out): mysqld is hung, so a restart must kill it first (a graceful stop
+   * would wait behind the hung process).
+   */
+  readonly hung: boolean
 }
 
 export interface LeaderLease {

@@ -15,6 +15,7 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
   })),
   timings: {
     probeIntervalMs: c.timings.probe_interval,
+    probeTimeoutMs: c.mysql.connect_timeout + c.mysql.query_timeout,
     heartbeatIntervalMs: c.timings.heartbeat_interval,
     rpcTimeoutMs: c.timings.rpc_timeout,
     leaseDurationMs: c.timings.lease_duration,

@@ -13,12 +13,8 @@ import type { HardStateStore } from "../adapters/hard-state-file.ts"
 import { describeHookRun, type HookRunnerService, hookAllows } from "../adapters/hook-runner.ts"
 import type { MeshService } from "../adapters/mesh.ts"
 import type { MysqlActions } from "../adapters/mysql-actuator.ts"
-import type {
-  MysqlClientSettings,
-  MysqlEndpoint,
-  MysqlError,
-} from "../adapters/mysql-connection.ts"
-import { memberEndpoint, readMysqlSettings } from "../adapters/mysql-connection.ts"
+import type { MysqlClientSettings, MysqlEndpoint } from "../adapters/mysql-connection.ts"
+import { MysqlError, memberEndpoint, readMysqlSettings } from "../adapters/mysql-connection.ts"
 import { type MysqlProberService, toMysqlProbe } from "../adapters/mysql-prober.ts"
 import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
 import { type RestartResult, restartOptionsFromConfig } from "../adapters/service-manager.ts"
@@ -449,15 +445,21 @@ export const makeExecutor = (services: ExecutorServices) => {
         return services.prober.probeLocal.pipe(
           Effect.map((o) => toMysqlProbe(o, sourceNameOf(services.config()))),
           Effect.exit,
-          Effect.map((exit) =>
+          Effect.map((exit) => {
+            const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : null
             enqueue((now) => ({
               _tag: "LocalProbed",
               now,
               result: Exit.isSuccess(exit)
                 ? { _tag: "Up", mysql: exit.value }
-                : { _tag: "Down", reason: errorText(Cause.squash(exit.cause)) },
-            })),
-          ),
+                : {
+                    _tag: "Down",
+                    reason: errorText(error),
+                    // No answer in time (TCP accepted, nothing answers): a hung mysqld.
+                    hung: error instanceof MysqlError && error.kind === "timeout",
+                  },
+            }))
+          }),
         )
       case "ProbePrimary": {
         const target = memberEndpoint(services.config(), output.target)
