@@ -42,6 +42,8 @@ const at = (
       ...s.local,
       probe: { ...s.local.probe!, executed: singleton(sid, 1, primaryN) },
       lastProbeAt: now,
+      // Its probe answered (a probe left unanswered would count as late).
+      probeSentAt: null,
     },
     peers: new Map(s.peers).set("db2", {
       ...v,
