@@ -282,7 +282,7 @@ export const handMadeWritable: AcceptanceScenario = async (c) => {
  * the operator re-seeds it from the new primary with `clone`, as an operator
  * would, and it rejoins as a replica. Returns what happened, for the report.
  */
-const bringBackOldPrimary = async (
+export const bringBackOldPrimary = async (
   c: LabCluster,
   old: string,
   primary: string,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import { decideVote, type VoteStage } from "../../agent/src/core/election.ts"
+import { decideVote, selfEligible, type VoteStage } from "../../agent/src/core/election.ts"
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
@@ -65,6 +65,9 @@ test("a replica whose IO thread waits for disk space is CRITICAL with its cause 
   s = r.state
   assert.equal(s.local.health.level, "CRITICAL")
   assert.match(s.local.stall ?? "", /Waiting for disk space/)
+  const eligible = selfEligible(s)
+  assert.equal(eligible.ok, false, "it does not stand")
+  assert.match(!eligible.ok ? eligible.why : "", /Waiting for disk space/)
   assert.ok(
     r.outputs.some((o) => o._tag === "Event" && o.event === "replication-stalled"),
     "an event names the cause",
@@ -221,4 +224,30 @@ test("relay_log_recovery ON: a replica's mysqld crash while receiving still need
     result: { _tag: "Down", reason: "killed" },
   }).state
   assert.equal(s.local.resyncNeeded, true)
+})
+
+test("failover --force: a voter waives its lost relay log and a freeze that does not complete, and says so", () => {
+  const w = running()
+  const base = voter(w)
+  const forced = (s: AgentState): Input => {
+    const r = request(s, "VoteRequest")
+    return r._tag === "PeerReceived" && r.message._tag === "VoteRequest"
+      ? { ...r, message: { ...r.message, kind: "forced" } }
+      : r
+  }
+  // Lost relay log: the forced vote is granted (the election one is not).
+  const resync: AgentState = { ...base, local: { ...base.local, resyncNeeded: true } }
+  assert.equal(decideVote(resync, "db2", "election", data(resync), "frozen").ok, false)
+  assert.equal(decideVote(resync, "db2", "forced", data(resync), "frozen").ok, true)
+  // A freeze that times out: granted, with a warning naming what may be lost.
+  let r = step(base, forced(base))
+  const p = step(r.state, {
+    _tag: "LocalProbed",
+    now: r.state.now + base.config.timings.rpcTimeoutMs + 10,
+    result: { _tag: "Up", mysql: base.local.probe! },
+  })
+  r = step(p.state, { _tag: "Tick", now: p.state.now + 1, random: 0.5 })
+  const outputs = [...p.outputs, ...r.outputs]
+  assert.equal(replies(outputs)[0]?.granted, true, replies(outputs)[0]?.reason)
+  assert.ok(outputs.some((o) => o._tag === "Event" && o.event === "forced-vote"))
 })

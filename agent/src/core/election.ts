@@ -380,12 +380,24 @@ export type VoteStage = "pre" | "frozen" | "unfrozen"
 
 export const freezeTimeoutWhy = "could not stop replication in time"
 
-/** Section 7: what keeps this data node from vouching for its data in a vote, null when nothing. */
-const vouchRefusal = (s: AgentState, from: string, stage: VoteStage): string | null => {
+/**
+ * Section 7: what keeps this data node from vouching for its data in a vote,
+ * null when nothing. A `forced` vote (`failover --force`: the operator
+ * accepts that acknowledged writes may be lost) waives the two rules that
+ * only protect what the voter cannot vouch for: relay logs it may have lost,
+ * and a freeze that does not complete.
+ */
+const vouchRefusal = (
+  s: AgentState,
+  from: string,
+  kind: VoteKind,
+  stage: VoteStage,
+): string | null => {
   const p = s.local.probe
   if (!s.local.up || p === null) return "my mysqld is down: I cannot vouch for my data"
   // (A primary stepping down fences itself before its freeze completes: judged frozen only.)
   if (stage !== "pre" && !p.superReadOnly) return "my mysqld is still writable"
+  if (kind === "forced") return null
   // Whatever relay logs it lost, the recorded primary has in its binlog: vote only for it.
   if (s.local.resyncNeeded && from !== s.hard.record.primary) return resyncWhy
   // A replica whose IO thread cannot be stopped could still acknowledge to the old
@@ -409,7 +421,7 @@ export const decideVote = (
   const record = s.hard.record
   if (isDataNode(s.config, s.self)) {
     // A voter vouches for its data: it must see it, frozen (section 7).
-    const why = vouchRefusal(s, from, stage)
+    const why = vouchRefusal(s, from, kind, stage)
     if (why !== null) return { ok: false, why }
   }
   if (kind === "bootstrap") {
@@ -518,6 +530,10 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
 /** A data node always votes on a fresh probe taken after its IO thread stopped. */
 const mustFreeze = (s: AgentState): boolean => isDataNode(s.config, s.self)
 
+/** A forced vote that waived a rule says so: the operator accepted the loss. */
+const waived = (out: Outputs, req: VoteRequestMessage, what: string): void =>
+  event(out, "warn", "forced-vote", `voting for ${req.from} in term ${req.term} though ${what}`)
+
 const answerVote = (
   s: AgentState,
   out: Outputs,
@@ -525,6 +541,13 @@ const answerVote = (
   verdict: Verdict,
 ): AgentState => {
   let next: AgentState = { ...s, pendingVote: null }
+  if (
+    verdict.ok &&
+    req.kind === "forced" &&
+    s.local.resyncNeeded &&
+    req.from !== s.hard.record.primary
+  )
+    waived(out, req, "my relay logs may have held acknowledged transactions")
   if (verdict.ok) {
     const firstGrant = next.hard.votedFor === null
     next = {
@@ -568,7 +591,14 @@ export const onVoteProbe = (s: AgentState, out: Outputs): AgentState => {
   if (timedOut && !p.stopped) {
     // Until the STOP ends, PreVotes are refused for the same reason (no climbing terms).
     const stuck: AgentState = { ...s, local: { ...s.local, freezeStuck: true } }
-    return answerVote(stuck, out, req, decideVote(stuck, req.from, req.kind, req.data, "unfrozen"))
+    const verdict = decideVote(stuck, req.from, req.kind, req.data, "unfrozen")
+    if (verdict.ok)
+      waived(
+        out,
+        req,
+        "my IO thread could not be stopped: acknowledgements it sends the old primary after this vote may be lost",
+      )
+    return answerVote(stuck, out, req, verdict)
   }
   const answeredAfter = s.local.lastProbeAt !== null && s.local.lastProbeAt > p.stoppedAt
   const fresh = answeredAfter && (s.local.probe?.replica?.ioRunning !== true || !s.local.up)

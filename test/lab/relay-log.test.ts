@@ -1,0 +1,140 @@
+// Issue 10 item 4 (b): a replica's mysqld killed during an election.
+//
+// 1. What MySQL 9.7 really does with the relay log across kill -9 of a
+//    replica's mysqld, checked before the agent relies on it: with
+//    relay_log_recovery=OFF (the lab's my.cnf, the recommended setting) the
+//    received transactions survive (Retrieved_Gtid_Set and the applier work
+//    from the kept relay log even with the source down); with ON they are
+//    discarded at start, so a replica holding the only copy of an
+//    acknowledged write loses it.
+// 2. The primary's mysqld stops for good and the best replica's mysqld is
+//    killed at once: a primary again within a bounded time, nothing
+//    acknowledged lost, and the terms do not climb (before: "relay logs ...
+//    may have held acknowledged transactions" at every vote, terms 1 -> 56).
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import { count, type GtidSet, isSubset, parseGtidSet, subtract } from "../../agent/src/core/gtid.ts"
+import { agentStatus, bringBackOldPrimary } from "./acceptance-scenarios.ts"
+import { runScenario } from "./cluster.ts"
+import { waitFor } from "./exec.ts"
+import { Lab } from "./lab.ts"
+
+const gtids = (text: string): GtidSet => {
+  const r = parseGtidSet(text.replace(/\s+/g, ""))
+  if (r._tag !== "Ok") throw new Error(`bad GTID set ${text}: ${r.message}`)
+  return r.set
+}
+
+interface Received {
+  readonly retrieved: GtidSet
+  readonly executed: GtidSet
+}
+
+const received = async (lab: Lab, host: string): Promise<Received> => {
+  const [r] = await lab.query<Record<string, unknown>>(host, "SHOW REPLICA STATUS")
+  return {
+    retrieved: gtids(String(r?.Retrieved_Gtid_Set ?? "")),
+    executed: gtids(String(r?.Executed_Gtid_Set ?? "")),
+  }
+}
+
+/** kill -9 of mysqld; the supervisor starts it again. */
+const killAndWaitBack = async (lab: Lab, host: string): Promise<void> => {
+  await lab.inject({ _tag: "KillMysqld", host })
+  await waitFor(`${host}'s mysqld down`, async () => !(await lab.isMysqldUp(host)), 10_000, 50)
+  await lab.waitMysqld(host)
+}
+
+test("MySQL 9.7: relay_log_recovery=OFF keeps a killed replica's relay log, ON discards it", {
+  timeout: 240_000,
+}, async () => {
+  const lab = await Lab.up({ hosts: 2, replication: true, semiSync: true })
+  try {
+    const [v] = await lab.query<{ r: number }>("db2", "SELECT @@relay_log_recovery AS r")
+    assert.equal(Number(v?.r), 0, "the lab's my.cnf sets relay_log_recovery=OFF")
+    await lab.query("db1", "CREATE DATABASE app")
+    await lab.query("db1", "CREATE TABLE app.t (id INT PRIMARY KEY)")
+    await lab.waitReplicasCaughtUp("db1")
+    // Received (acknowledged by db2, strict semi-sync) but not applied.
+    const relayOnly = async (from: number): Promise<Received> => {
+      await lab.query("db2", "STOP REPLICA SQL_THREAD")
+      for (let i = from; i < from + 20; i++)
+        await lab.query("db1", `INSERT INTO app.t VALUES (${i})`)
+      const before = await received(lab, "db2")
+      assert.equal(count(subtract(before.retrieved, before.executed)) >= 20, true)
+      // The source goes away: whatever db2 has after its restart came from its own relay log.
+      await lab.inject({ _tag: "StopMysqld", host: "db1" })
+      await killAndWaitBack(lab, "db2")
+      return before
+    }
+
+    const kept = await relayOnly(1)
+    await waitFor(
+      "db2 to apply its kept relay log with db1 down",
+      async () => isSubset(kept.retrieved, (await received(lab, "db2")).executed),
+      30_000,
+    )
+    const afterOff = await received(lab, "db2")
+    assert.ok(isSubset(kept.retrieved, afterOff.retrieved), "Retrieved_Gtid_Set survived")
+    const [n] = await lab.query<{ n: number }>("db2", "SELECT COUNT(*) AS n FROM app.t")
+    assert.equal(Number(n?.n), 20, "every received row applied once")
+    await lab.inject({ _tag: "StartMysqld", host: "db1" })
+    await lab.query("db1", "INSERT INTO app.t VALUES (100)")
+    await lab.waitReplicasCaughtUp("db1")
+    const status = await lab.replicaStatus("db2")
+    assert.equal(status?.lastError, "", "replication resumes without error")
+    assert.equal(status?.ioRunning, "Yes")
+
+    // Before: relay_log_recovery=ON throws the received transactions away at start.
+    await lab.query("db2", "SET PERSIST_ONLY relay_log_recovery = ON")
+    const lost = await relayOnly(200)
+    const afterOn = await received(lab, "db2")
+    const mine = subtract(lost.retrieved, lost.executed)
+    assert.ok(
+      !isSubset(mine, afterOn.retrieved) && !isSubset(mine, afterOn.executed),
+      "with relay_log_recovery=ON the received, unapplied transactions are gone",
+    )
+    console.log(
+      `relay_log_recovery OFF: ${count(subtract(kept.retrieved, kept.executed))} received transactions kept across kill -9; ON: ${count(subtract(mine, afterOn.executed))} of ${count(mine)} lost`,
+    )
+    await lab.query("db2", "RESET PERSIST relay_log_recovery")
+    await lab.inject({ _tag: "StartMysqld", host: "db1" })
+  } finally {
+    await lab.down()
+  }
+})
+
+test(
+  "the primary's mysqld stops and the best replica's mysqld is killed at once: a primary again, nothing acknowledged lost",
+  { timeout: 300_000 },
+  () =>
+    runScenario({ slug: "lost-relay-log" }, async (c) => {
+      const primary = await c.waitForPrimary(10_000)
+      const replicas = c.lab.hosts.map((h) => h.name).filter((n) => n !== primary)
+      const termBefore = c.term(replicas[0]!)
+      const faultAt = Date.now()
+      await c.lab.inject({ _tag: "StopMysqld", host: primary })
+      // The best replica: the one that received most (it is the one that stands).
+      const counts = await Promise.all(
+        replicas.map(async (h) => {
+          const r = await received(c.lab, h)
+          return count(r.retrieved) + count(r.executed)
+        }),
+      )
+      const best = counts[1]! > counts[0]! ? replicas[1]! : replicas[0]!
+      await c.lab.inject({ _tag: "KillMysqld", host: best })
+      const next = await c.waitForPrimary(60_000, primary)
+      const failoverMs = Date.now() - faultAt
+      const terms = Math.max(...replicas.map((h) => c.term(h))) - termBefore
+      const view = await agentStatus(c, next)
+      assert.equal(view.leader, next)
+      await bringBackOldPrimary(c, primary, next)
+      const result = await c.check(faultAt)
+      assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
+      console.log(
+        `primary ${primary} stopped, ${best}'s mysqld killed: ${next} ACTIVE after ${failoverMs} ms, ${terms} term(s), write downtime ${result.downtimeMs} ms, ${result.acked} acknowledged writes, none lost`,
+      )
+      assert.ok(failoverMs < 30_000, `a primary again within 30 s (took ${failoverMs} ms)`)
+      assert.ok(terms <= 4, `terms do not climb at every attempt (${terms})`)
+    }),
+)
