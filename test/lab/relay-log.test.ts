@@ -1,5 +1,10 @@
-// Issue 10 item 4 (b): a replica's mysqld killed during an election.
+// Issue 10 item 4: a replica that cannot freeze or lost its relay log.
 //
+// (a) A replica whose relay log disk is full (a 1 MB tmpfs, filled): its
+//     agent shows CRITICAL with the cause, it is never promoted; when the
+//     primary fails it cannot freeze, and its refusal happens at PreVote, so
+//     the terms do not climb; once the disk is freed a primary is elected.
+// (b) A replica's mysqld killed during an election:
 // 1. What MySQL 9.7 really does with the relay log across kill -9 of a
 //    replica's mysqld, checked before the agent relies on it: with
 //    relay_log_recovery=OFF (the lab's my.cnf, the recommended setting) the
@@ -12,11 +17,12 @@
 //    acknowledged lost, and the terms do not climb (before: "relay logs ...
 //    may have held acknowledged transactions" at every vote, terms 1 -> 56).
 import assert from "node:assert/strict"
+import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { test } from "node:test"
 import { count, type GtidSet, isSubset, parseGtidSet, subtract } from "../../agent/src/core/gtid.ts"
 import { agentStatus, bringBackOldPrimary } from "./acceptance-scenarios.ts"
 import { runScenario } from "./cluster.ts"
-import { waitFor } from "./exec.ts"
+import { run, sleep, tryRun, waitFor } from "./exec.ts"
 import { Lab } from "./lab.ts"
 
 const gtids = (text: string): GtidSet => {
@@ -151,5 +157,100 @@ test(
       )
       assert.ok(failoverMs < 30_000, `a primary again within 30 s (took ${failoverMs} ms)`)
       assert.ok(terms <= 4, `terms do not climb at every attempt (${terms})`)
+    }),
+)
+
+test(
+  "a replica whose relay log disk is full: CRITICAL with its cause, never promoted, no climbing terms, a primary once the disk is freed",
+  { timeout: 420_000 },
+  () =>
+    runScenario({ slug: "full-relay-disk", timings: { restart_timeout: "5s" } }, async (c) => {
+      const primary = await c.waitForPrimary(10_000)
+      const [stuck, healthy] = c.lab.hosts.map((h) => h.name).filter((n) => n !== primary) as [
+        string,
+        string,
+      ]
+      const rootfs = c.lab.state.rootfs
+      const hostDir = c.lab.host(stuck).hostDir
+      const dir = c.lab.hostPath(stuck, "relayfs")
+      // The relay log moves to a 1 MB tmpfs (relay_log_recovery ON for this move only).
+      await c.lab.inject({ _tag: "StopMysqld", host: stuck })
+      await mkdir(dir, { recursive: true })
+      const uid = (await run("chroot", [rootfs, "id", "-u", "mysql"])).stdout.trim()
+      const gid = (await run("chroot", [rootfs, "id", "-g", "mysql"])).stdout.trim()
+      await run("mount", [
+        "-t",
+        "tmpfs",
+        "-o",
+        `size=1m,uid=${uid},gid=${gid},mode=0750`,
+        "tmpfs",
+        dir,
+      ])
+      try {
+        const cnf = c.lab.hostPath(stuck, "my.cnf")
+        const text = await readFile(cnf, "utf8")
+        await writeFile(
+          cnf,
+          text
+            .replace(/^relay-log=relay$/m, `relay-log=${hostDir}/relayfs/relay`)
+            .replace(/^relay_log_recovery=OFF$/m, "relay_log_recovery=ON"),
+        )
+        await c.lab.inject({ _tag: "StartMysqld", host: stuck })
+        await waitFor(
+          `${stuck} replicating into its tmpfs relay log`,
+          async () =>
+            (await c.lab.replicaStatus(stuck).catch(() => undefined))?.ioRunning === "Yes",
+          60_000,
+        )
+        await c.waitForWritesAfter(Date.now(), 30_000)
+        // Fill the disk: the IO thread cannot write the relay log any more.
+        await tryRun("dd", ["if=/dev/zero", `of=${dir}/filler`, "bs=4k"])
+        let ioState = ""
+        let member: { health?: string } | undefined
+        let why = ""
+        await waitFor(
+          `${stuck}'s agent to report it CRITICAL`,
+          async () => {
+            const [r] = await c.lab.query<Record<string, unknown>>(stuck, "SHOW REPLICA STATUS")
+            ioState = String(r?.Replica_IO_State ?? "")
+            const status = (
+              JSON.parse((await c.agents.cli(stuck, ["status", "--json"])).stdout) as {
+                status: {
+                  electionStatus: string
+                  members: Array<{ name: string; health?: string }>
+                }
+              }
+            ).status
+            member = status.members.find((m) => m.name === stuck)
+            why = status.electionStatus
+            return member?.health === "CRITICAL" || member?.health === "FAIL"
+          },
+          60_000,
+          500,
+        )
+        console.log(`${stuck}: Replica_IO_State "${ioState}", health ${member?.health}, ${why}`)
+        const before = Math.max(...c.lab.hosts.map((h) => c.term(h.name)))
+        const faultAt = Date.now()
+        await c.lab.inject({ _tag: "StopMysqld", host: primary })
+        // The healthy replica needs the stuck one's vote: held while the disk is full.
+        await sleep(20_000)
+        const climbed = Math.max(...c.lab.hosts.map((h) => c.term(h.name))) - before
+        assert.equal(await c.primary(), undefined, "no primary while the voter cannot freeze")
+        await run("rm", ["-f", `${dir}/filler`])
+        const freedAt = Date.now()
+        const next = await c.waitForPrimary(120_000, primary)
+        const afterFree = Date.now() - freedAt
+        assert.equal(next, healthy, `${stuck} (stuck) is never promoted`)
+        const terms = Math.max(...c.lab.hosts.map((h) => c.term(h.name))) - before
+        await bringBackOldPrimary(c, primary, next)
+        const result = await c.check(faultAt)
+        assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
+        console.log(
+          `primary ${primary} stopped with ${stuck}'s relay disk full: ${climbed} term(s) in 20 s, ${next} ACTIVE ${afterFree} ms after the disk was freed (${terms} term(s) in all), ${result.acked} acknowledged writes, none lost`,
+        )
+        assert.ok(climbed <= 3, `terms do not climb at every attempt (${climbed} in 20 s)`)
+      } finally {
+        await tryRun("umount", ["-l", dir])
+      }
     }),
 )
