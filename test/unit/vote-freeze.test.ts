@@ -251,3 +251,38 @@ test("failover --force: a voter waives its lost relay log and a freeze that does
   assert.equal(replies(outputs)[0]?.granted, true, replies(outputs)[0]?.reason)
   assert.ok(outputs.some((o) => o._tag === "Event" && o.event === "forced-vote"))
 })
+
+test("relay_log_recovery ON: a frozen voter (IO thread stopped) killed with unapplied transactions needs a resync too", () => {
+  const w = running()
+  let s = w.node("db3").state
+  const p = s.local.probe!
+  const uuid = w.node("db1").mysqld!.uuid
+  const last = p.executed.sids.get(uuid)!.at(-1)!.end
+  // Frozen: IO thread stopped, 5 received transactions not applied yet.
+  const frozen: MysqlProbe = {
+    ...p,
+    relayLogRecovery: true,
+    executed: singleton(uuid, 1, last - 5),
+    replica: { ...p.replica!, ioRunning: false, retrieved: singleton(uuid, 1, last) },
+  }
+  s = probed(s, frozen)
+  s = step(s, {
+    _tag: "LocalProbed",
+    now: s.now + 500,
+    result: { _tag: "Down", reason: "killed" },
+  }).state
+  assert.equal(s.local.resyncNeeded, true, "the restart discards what it had not applied")
+  // Caught up (IO stopped, nothing unapplied): nothing to lose.
+  let t = w.node("db2").state
+  t = probed(t, {
+    ...p,
+    relayLogRecovery: true,
+    replica: { ...p.replica!, ioRunning: false, retrieved: p.executed },
+  })
+  t = step(t, {
+    _tag: "LocalProbed",
+    now: t.now + 500,
+    result: { _tag: "Down", reason: "killed" },
+  }).state
+  assert.equal(t.local.resyncNeeded, false)
+})

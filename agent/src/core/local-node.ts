@@ -80,16 +80,19 @@ export const onLocalProbed = (
       if (health.level === "FAIL" && s.local.health.level !== "FAIL") {
         event(out, "error", "mysqld-failed", result.reason)
       }
-      // Only a replica that was receiving when it went down may have lost relay logs.
-      const wasReceiving = s.local.up && s.local.probe?.replica?.ioRunning === true
+      // Only a replica that was receiving, or held received transactions not yet applied
+      // (its IO thread stopped by a vote freeze, say), may have lost relay logs.
+      const replica = s.local.up ? (s.local.probe?.replica ?? null) : null
+      const relayHeld =
+        replica !== null &&
+        s.role !== "leader" &&
+        (replica.ioRunning || !isSubset(replica.retrieved, s.local.probe!.executed))
       // With relay_log_recovery OFF the relay log survives a mysqld crash: check it on return.
       const keeps = s.local.probe?.relayLogRecovery === false
-      const startsResync = wasReceiving && s.role !== "leader" && !keeps
+      const startsResync = relayHeld && !keeps
       const resyncNeeded = s.local.resyncNeeded || startsResync
       const keptCheck =
-        wasReceiving && s.role !== "leader" && keeps
-          ? (s.local.keptCheck ?? s.local.received)
-          : s.local.keptCheck
+        relayHeld && keeps ? (s.local.keptCheck ?? s.local.received) : s.local.keptCheck
       // The primary's gtid_executed must be one observed after this: it then holds what we lost.
       const resyncSince = startsResync
         ? s.now + s.config.timings.probeIntervalMs
