@@ -22,7 +22,7 @@ import { test } from "node:test"
 import { count, type GtidSet, isSubset, parseGtidSet, subtract } from "../../agent/src/core/gtid.ts"
 import { agentStatus, bringBackOldPrimary } from "./acceptance-scenarios.ts"
 import { runScenario } from "./cluster.ts"
-import { run, sleep, tryRun, waitFor } from "./exec.ts"
+import { run, sleep, waitFor } from "./exec.ts"
 import { Lab } from "./lab.ts"
 
 const gtids = (text: string): GtidSet => {
@@ -178,7 +178,15 @@ test(
       await mkdir(dir, { recursive: true })
       const uid = (await run("chroot", [rootfs, "id", "-u", "mysql"])).stdout.trim()
       const gid = (await run("chroot", [rootfs, "id", "-g", "mysql"])).stdout.trim()
-      await run("mount", [
+      // Mounted in the mount namespace of the host's supervisor (ip netns exec made its own),
+      // so that the mysqld it starts sees it.
+      const supervisor = (
+        await run("pgrep", ["-o", "-f", `supervisor.sh ${rootfs} ${hostDir}$`])
+      ).stdout.trim()
+      const inHost = (args: ReadonlyArray<string>) =>
+        run("nsenter", ["-t", supervisor, "-m", ...args])
+      await inHost([
+        "mount",
         "-t",
         "tmpfs",
         "-o",
@@ -204,7 +212,7 @@ test(
         )
         await c.waitForWritesAfter(Date.now(), 30_000)
         // Fill the disk: the IO thread cannot write the relay log any more.
-        await tryRun("dd", ["if=/dev/zero", `of=${dir}/filler`, "bs=4k"])
+        await inHost(["dd", "if=/dev/zero", `of=${dir}/filler`, "bs=4k"]).catch(() => {})
         let ioState = ""
         let member: { health?: string } | undefined
         let why = ""
@@ -236,7 +244,7 @@ test(
         await sleep(20_000)
         const climbed = Math.max(...c.lab.hosts.map((h) => c.term(h.name))) - before
         assert.equal(await c.primary(), undefined, "no primary while the voter cannot freeze")
-        await run("rm", ["-f", `${dir}/filler`])
+        await inHost(["rm", "-f", `${dir}/filler`])
         const freedAt = Date.now()
         const next = await c.waitForPrimary(120_000, primary)
         const afterFree = Date.now() - freedAt
@@ -250,7 +258,7 @@ test(
         )
         assert.ok(climbed <= 3, `terms do not climb at every attempt (${climbed} in 20 s)`)
       } finally {
-        await tryRun("umount", ["-l", dir])
+        await inHost(["umount", "-l", dir]).catch(() => {})
       }
     }),
 )
