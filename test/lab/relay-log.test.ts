@@ -243,7 +243,13 @@ test(
         // The healthy replica needs the stuck one's vote: held while the disk is full.
         await sleep(20_000)
         const climbed = Math.max(...c.lab.hosts.map((h) => c.term(h.name))) - before
-        assert.equal(await c.primary(), undefined, "no primary while the voter cannot freeze")
+        // (Queries on the stuck mysqld block: ask the healthy replica's agent.)
+        const view = await agentStatus(c, healthy)
+        assert.equal(
+          view.leaderActive && view.leader !== primary,
+          false,
+          "no new primary while the voter cannot freeze",
+        )
         await inHost(["rm", "-f", `${dir}/filler`])
         const freedAt = Date.now()
         const next = await c.waitForPrimary(120_000, primary)

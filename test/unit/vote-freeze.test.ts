@@ -286,3 +286,20 @@ test("relay_log_recovery ON: a frozen voter (IO thread stopped) killed with unap
   }).state
   assert.equal(t.local.resyncNeeded, false)
 })
+
+test("a mysqld that only stopped answering (uptime ran on) lost nothing; one that restarted did", () => {
+  const w = running()
+  let s = w.node("db3").state
+  const p: MysqlProbe = { ...s.local.probe!, relayLogRecovery: true, uptimeSeconds: 100 }
+  s = probed(s, p)
+  s = step(s, {
+    _tag: "LocalProbed",
+    now: s.now + 1000,
+    result: { _tag: "Down", reason: "timeout" },
+  }).state
+  assert.equal(s.local.resyncNeeded, true, "while it does not answer, assume the worst")
+  const hung = probed(s, { ...p, uptimeSeconds: 130 }, 30_000)
+  assert.equal(hung.local.resyncNeeded, false, "it never restarted: its relay log is intact")
+  const restarted = probed(s, { ...p, uptimeSeconds: 3 }, 30_000)
+  assert.equal(restarted.local.resyncNeeded, true)
+})

@@ -106,6 +106,8 @@ export interface LocalObservation {
   /** Null when no replication source is configured (SHOW REPLICA STATUS is empty). */
   readonly replica: ReplicaObservation | null
   readonly semiSync: SemiSyncObservation
+  /** Status `Uptime`: tells a restarted mysqld from one that only did not answer for a while. */
+  readonly uptimeSeconds: number | null
   /** How long this probe took, including a reconnect if one was needed. */
   readonly durationMs: number
   /** True when this probe had to open a new connection. */
@@ -239,7 +241,11 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
   const replicaRows = yield* session.query("probe", "SHOW REPLICA STATUS")
   const semiVars = yield* session.query("probe", "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'")
-  const semiStatus = yield* session.query("probe", "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")
+  const semiStatus = yield* session.query(
+    "probe",
+    "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
+  )
+  const uptime = nameValueMap(semiStatus).get("Uptime")
   return {
     serverUuid: str(vars, "server_uuid").toLowerCase(),
     serverId: num(vars, "server_id") ?? 0,
@@ -250,6 +256,7 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
     executed: yield* gtids("probe", target, "@@gtid_executed", str(vars, "gtid_executed")),
     replica: yield* parseReplica(target, replicaRows),
     semiSync: parseSemiSync(semiVars, semiStatus),
+    uptimeSeconds: uptime === undefined || uptime === "" ? null : Number(uptime),
   }
 })
 
@@ -464,5 +471,6 @@ export const toMysqlProbe = (
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
     semiSyncReplicaOn: o.semiSync.replicaEnabled,
     semiSyncWaiters: o.semiSync.sourceWaitSessions,
+    ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
   }
 }

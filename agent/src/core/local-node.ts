@@ -31,6 +31,7 @@ export const initialLocal: LocalNode = {
   resyncNeeded: false,
   resyncSince: 0,
   keptCheck: null,
+  outage: null,
   stall: null,
   mark: null,
   freezeStuck: false,
@@ -93,6 +94,16 @@ export const onLocalProbed = (
       const resyncNeeded = s.local.resyncNeeded || startsResync
       const keptCheck =
         relayHeld && keeps ? (s.local.keptCheck ?? s.local.received) : s.local.keptCheck
+      const uptime = s.local.up ? s.local.probe?.uptimeSeconds : undefined
+      const outage =
+        s.local.outage ??
+        (uptime === undefined || s.local.lastProbeAt === null
+          ? null
+          : {
+              lastUpAt: s.local.lastProbeAt,
+              uptimeSeconds: uptime,
+              resyncBefore: s.local.resyncNeeded,
+            })
       // The primary's gtid_executed must be one observed after this: it then holds what we lost.
       const resyncSince = startsResync
         ? s.now + s.config.timings.probeIntervalMs
@@ -107,6 +118,7 @@ export const onLocalProbed = (
           resyncNeeded,
           resyncSince,
           keptCheck,
+          outage,
           mark: null,
         },
       }
@@ -207,8 +219,22 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
   const diverged = s.local.diverged && !isEmpty(errant)
   if (s.local.diverged && !diverged)
     event(out, "info", "converged", "no errant transactions left: rejoining")
+  // Answering again without having restarted (its uptime ran on): nothing was lost.
+  const outage = s.local.outage
+  const ranOn =
+    outage !== null &&
+    probe.uptimeSeconds !== undefined &&
+    probe.uptimeSeconds + 2 >= outage.uptimeSeconds + (s.now - outage.lastUpAt) / 1000
+  if (ranOn && s.local.resyncNeeded && !outage.resyncBefore)
+    event(
+      out,
+      "info",
+      "no-restart",
+      "mysqld answers again without having restarted: its relay log is intact",
+    )
+  const resyncBefore = ranOn ? outage.resyncBefore : s.local.resyncNeeded
   // The relay log should have survived the crash (relay_log_recovery OFF): did it?
-  const check = s.local.keptCheck
+  const check = ranOn ? null : s.local.keptCheck
   const lost = check !== null && !isSubset(check, received)
   // Only a primary's report heard after this counts: an older one may predate the loss.
   const resyncSince = lost ? s.now + 1 : s.local.resyncSince
@@ -229,7 +255,8 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
       health,
       lastProbeAt: s.now,
       received,
-      resyncNeeded: (s.local.resyncNeeded || lost) && !caughtUp(s, probe, received, resyncSince),
+      resyncNeeded: (resyncBefore || lost) && !caughtUp(s, probe, received, resyncSince),
+      outage: null,
       resyncSince,
       keptCheck: null,
       stall,

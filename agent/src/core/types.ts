@@ -52,6 +52,8 @@ export interface MysqlProbe {
    * (undefined) counts as ON.
    */
   readonly relayLogRecovery?: boolean
+  /** Status `Uptime` in seconds, when known: a restart resets it. */
+  readonly uptimeSeconds?: number
   readonly executed: GtidSet
   /** Null when the server is not configured as a replica. */
   readonly replica: ReplicaStatus | null
@@ -323,6 +325,19 @@ export interface LocalNode {
    * comes back checks that it still holds all of it (else: resync).
    */
   readonly keptCheck: GtidSet | null
+  /**
+   * An outage of the probes: when the last good probe was taken, the
+   * mysqld's uptime then, and whether a resync was needed before it. A
+   * mysqld that only stopped answering (its IO thread stuck on a full disk
+   * blocks the probe queries) did not restart and lost nothing: when it
+   * answers again with an uptime that ran on, the resync the outage began is
+   * dropped.
+   */
+  readonly outage: {
+    readonly lastUpAt: number
+    readonly uptimeSeconds: number
+    readonly resyncBefore: boolean
+  } | null
   /**
    * Why replication cannot make progress, seen in the probe (the IO thread
    * waits for disk space): health is CRITICAL while it lasts, the node does
