@@ -245,7 +245,7 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
     "probe",
     "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
   )
-  const uptime = nameValueMap(semiStatus).get("Uptime")
+  const uptime = nameValueMap(semiStatus).get("uptime")
   return {
     serverUuid: str(vars, "server_uuid").toLowerCase(),
     serverId: num(vars, "server_id") ?? 0,
