@@ -97,7 +97,9 @@ gtid-mode=ON
 enforce-gtid-consistency=ON
 log-bin=binlog
 relay-log=relay
-relay_log_recovery=ON
+# Keeps received (possibly acknowledged) transactions across a mysqld crash;
+# the agent checks it (issue 10 item 4).
+relay_log_recovery=OFF
 # protocol.md section 9: only the lease holder ever clears it.
 read_only=ON
 super_read_only=ON

@@ -55,6 +55,12 @@ export interface ReplicaObservation {
   /** Replica_IO_Running: "Connecting" means configured and retrying, not running. */
   readonly ioState: "Yes" | "No" | "Connecting"
   readonly ioRunning: boolean
+  /**
+   * Replica_IO_State, what the IO thread is doing ("Waiting for disk space"
+   * when the relay log cannot be written: it then receives nothing and a
+   * STOP REPLICA waits for it).
+   */
+  readonly ioStatus: string
   readonly sqlRunning: boolean
   /** Received into the relay log (Retrieved_Gtid_Set). */
   readonly retrieved: GtidSet
@@ -95,10 +101,14 @@ export interface LocalObservation {
   readonly version: string
   readonly readOnly: boolean
   readonly superReadOnly: boolean
+  /** @@relay_log_recovery: ON discards the relay log at every mysqld start. */
+  readonly relayLogRecovery: boolean
   readonly executed: GtidSet
   /** Null when no replication source is configured (SHOW REPLICA STATUS is empty). */
   readonly replica: ReplicaObservation | null
   readonly semiSync: SemiSyncObservation
+  /** Status `Uptime`: tells a restarted mysqld from one that only did not answer for a while. */
+  readonly uptimeSeconds: number | null
   /** How long this probe took, including a reconnect if one was needed. */
   readonly durationMs: number
   /** True when this probe had to open a new connection. */
@@ -176,6 +186,7 @@ const parseReplica = Effect.fnUntraced(function* (
     sourceUuid: str(row, "Source_UUID"),
     ioState,
     ioRunning: ioState === "Yes",
+    ioStatus: str(row, "Replica_IO_State"),
     sqlRunning: str(row, "Replica_SQL_Running") === "Yes",
     retrieved: yield* gtids("probe", target, "Retrieved_Gtid_Set", str(row, "Retrieved_Gtid_Set")),
     executed: yield* gtids("probe", target, "Executed_Gtid_Set", str(row, "Executed_Gtid_Set")),
@@ -220,7 +231,8 @@ const parseSemiSync = (
 }
 
 const LOCAL_SQL = `SELECT @@server_uuid AS server_uuid, @@server_id AS server_id, @@version AS version,
-  @@read_only AS read_only, @@super_read_only AS super_read_only, @@gtid_executed AS gtid_executed`
+  @@read_only AS read_only, @@super_read_only AS super_read_only, @@gtid_executed AS gtid_executed,
+  @@relay_log_recovery AS relay_log_recovery`
 
 /** The queries of one local probe on an open session (each bounded by the query timeout). */
 const observe = Effect.fnUntraced(function* (session: MysqlSession) {
@@ -230,16 +242,22 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
   const replicaRows = yield* session.query("probe", "SHOW REPLICA STATUS")
   const semiVars = yield* session.query("probe", "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'")
-  const semiStatus = yield* session.query("probe", "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")
+  const semiStatus = yield* session.query(
+    "probe",
+    "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
+  )
+  const uptime = nameValueMap(semiStatus).get("uptime")
   return {
     serverUuid: str(vars, "server_uuid").toLowerCase(),
     serverId: num(vars, "server_id") ?? 0,
     version: str(vars, "version"),
     readOnly: bool(vars, "read_only"),
     superReadOnly: bool(vars, "super_read_only"),
+    relayLogRecovery: bool(vars, "relay_log_recovery"),
     executed: yield* gtids("probe", target, "@@gtid_executed", str(vars, "gtid_executed")),
     replica: yield* parseReplica(target, replicaRows),
     semiSync: parseSemiSync(semiVars, semiStatus),
+    uptimeSeconds: uptime === undefined || uptime === "" ? null : Number(uptime),
   }
 })
 
@@ -441,6 +459,7 @@ export const toMysqlProbe = (
       : {
           source: sourceName(o.replica.sourceHost, o.replica.sourcePort),
           ioRunning: o.replica.ioRunning,
+          ioStatus: o.replica.ioStatus,
           sqlRunning: o.replica.sqlRunning,
           retrieved: o.replica.retrieved,
           lagSeconds: o.replica.secondsBehindSource,
@@ -450,10 +469,12 @@ export const toMysqlProbe = (
     serverUuid: o.serverUuid,
     readOnly: o.readOnly,
     superReadOnly: o.superReadOnly,
+    relayLogRecovery: o.relayLogRecovery,
     executed: o.executed,
     replica,
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
     semiSyncReplicaOn: o.semiSync.replicaEnabled,
     semiSyncWaiters: o.semiSync.sourceWaitSessions,
+    ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
   }
 }

@@ -140,6 +140,8 @@ export const selfEligible = (s: AgentState): Verdict => {
   if (looping !== null) return { ok: false, why: looping }
   if (s.clone?.phase === "cloning")
     return { ok: false, why: "this node is being re-seeded by clone" }
+  // A replica that cannot receive (its disk is full) is behind by an unknown amount.
+  if (s.local.stall !== null) return { ok: false, why: s.local.stall }
   const refused = s.preFailoverRefused
   if (refused !== null && s.now < refused.until) {
     return {
@@ -363,23 +365,62 @@ export const electionTimers = (s: AgentState, out: Outputs): AgentState => {
 // ---------------------------------------------------------------------------
 // Voting
 
+/**
+ * How far a vote's decision has got with freezing the voter's data:
+ * - `pre`: not frozen yet (a PreVote, or the first look at a vote request).
+ *   Everything the frozen decision would refuse for reasons already known
+ *   is refused here too, so a PreVote never succeeds where the vote fails
+ *   (terms would climb at every attempt);
+ * - `frozen`: the IO thread is stopped and a probe taken after it;
+ * - `unfrozen`: the freeze did not finish in time.
+ */
+export type VoteStage = "pre" | "frozen" | "unfrozen"
+
+export const freezeTimeoutWhy = "could not stop replication in time"
+
+/**
+ * Section 7: what keeps this data node from vouching for its data in a vote,
+ * null when nothing. A `forced` vote (`failover --force`: the operator
+ * accepts that acknowledged writes may be lost) waives the two rules that
+ * only protect what the voter cannot vouch for: relay logs it may have lost,
+ * and a freeze that does not complete.
+ */
+const vouchRefusal = (
+  s: AgentState,
+  from: string,
+  kind: VoteKind,
+  stage: VoteStage,
+): string | null => {
+  const p = s.local.probe
+  if (!s.local.up || p === null) return "my mysqld is down: I cannot vouch for my data"
+  // (A primary stepping down fences itself before its freeze completes: judged frozen only.)
+  if (stage !== "pre" && !p.superReadOnly) return "my mysqld is still writable"
+  if (kind === "forced") return null
+  // Whatever relay logs it lost, the recorded primary has in its binlog: vote only for it.
+  if (s.local.resyncNeeded && from !== s.hard.record.primary) return resyncWhy
+  // A replica whose IO thread cannot be stopped could still acknowledge to the old
+  // primary after voting: a commit the candidate lacks would then get OK (I3).
+  if (stage === "unfrozen") return freezeTimeoutWhy
+  if (stage === "pre" && p.replica?.ioRunning === true) {
+    if (s.local.freezeStuck) return `${freezeTimeoutWhy} (STOP REPLICA IO_THREAD still pending)`
+    if (s.local.stall !== null) return `${freezeTimeoutWhy}: ${s.local.stall}`
+  }
+  return null
+}
+
 /** Section 7: would this node vote for `from` in `term`? (Term rules are checked by the caller.) */
 export const decideVote = (
   s: AgentState,
   from: string,
   kind: VoteKind,
   data: CandidateData,
-  frozen = false,
+  stage: VoteStage = "pre",
 ): Verdict => {
   const record = s.hard.record
-  if (frozen && isDataNode(s.config, s.self)) {
+  if (isDataNode(s.config, s.self)) {
     // A voter vouches for its data: it must see it, frozen (section 7).
-    const p = s.local.probe
-    if (!s.local.up || p === null)
-      return { ok: false, why: "my mysqld is down: I cannot vouch for my data" }
-    if (!p.superReadOnly) return { ok: false, why: "my mysqld is still writable" }
-    // Whatever relay logs it lost, the recorded primary has in its binlog: vote only for it.
-    if (s.local.resyncNeeded && from !== record.primary) return { ok: false, why: resyncWhy }
+    const why = vouchRefusal(s, from, kind, stage)
+    if (why !== null) return { ok: false, why }
   }
   if (kind === "bootstrap") {
     if (seenHealthy(record)) return { ok: false, why: "cluster already bootstrapped" }
@@ -485,6 +526,10 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
 /** A data node always votes on a fresh probe taken after its IO thread stopped. */
 const mustFreeze = (s: AgentState): boolean => isDataNode(s.config, s.self)
 
+/** A forced vote that waived a rule says so: the operator accepted the loss. */
+const waived = (out: Outputs, req: VoteRequestMessage, what: string): void =>
+  event(out, "warn", "forced-vote", `voting for ${req.from} in term ${req.term} though ${what}`)
+
 const answerVote = (
   s: AgentState,
   out: Outputs,
@@ -492,6 +537,13 @@ const answerVote = (
   verdict: Verdict,
 ): AgentState => {
   let next: AgentState = { ...s, pendingVote: null }
+  if (
+    verdict.ok &&
+    req.kind === "forced" &&
+    s.local.resyncNeeded &&
+    req.from !== s.hard.record.primary
+  )
+    waived(out, req, "my relay logs may have held acknowledged transactions")
   if (verdict.ok) {
     const firstGrant = next.hard.votedFor === null
     next = {
@@ -518,7 +570,8 @@ const answerVote = (
 
 /** The IO thread is stopped: probe, so the decision sees the frozen data. */
 export const onVoteFrozen = (s: AgentState, out: Outputs): AgentState => {
-  if (s.pendingVote === null) return s
+  // A STOP that outlived its vote has ended: the next vote may try to freeze again.
+  if (s.pendingVote === null) return { ...s, local: { ...s.local, freezeStuck: false } }
   out.push({ _tag: "ProbeLocal" })
   return { ...s, pendingVote: { ...s.pendingVote, stopped: true, stoppedAt: s.now } }
 }
@@ -532,12 +585,21 @@ export const onVoteProbe = (s: AgentState, out: Outputs): AgentState => {
   const timedOut = s.now - p.since > s.config.timings.rpcTimeoutMs
   if (!p.stopped && !timedOut) return s
   if (timedOut && !p.stopped) {
-    return answerVote(s, out, req, { ok: false, why: "could not stop replication in time" })
+    // Until the STOP ends, PreVotes are refused for the same reason (no climbing terms).
+    const stuck: AgentState = { ...s, local: { ...s.local, freezeStuck: true } }
+    const verdict = decideVote(stuck, req.from, req.kind, req.data, "unfrozen")
+    if (verdict.ok)
+      waived(
+        out,
+        req,
+        "my IO thread could not be stopped: acknowledgements it sends the old primary after this vote may be lost",
+      )
+    return answerVote(stuck, out, req, verdict)
   }
   const answeredAfter = s.local.lastProbeAt !== null && s.local.lastProbeAt > p.stoppedAt
   const fresh = answeredAfter && (s.local.probe?.replica?.ioRunning !== true || !s.local.up)
   if (!fresh) return s
-  return answerVote(s, out, req, decideVote(s, req.from, req.kind, req.data, true))
+  return answerVote(s, out, req, decideVote(s, req.from, req.kind, req.data, "frozen"))
 }
 
 export const onPreVoteResponse = (

@@ -15,7 +15,7 @@ import {
   union,
   uuidsOf,
 } from "./gtid.ts"
-import { initialHealth, type ProbeOutcome, stepHealth } from "./health.ts"
+import { initialHealth, isAtLeast, type ProbeOutcome, stepHealth } from "./health.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
@@ -31,6 +31,11 @@ export const initialLocal: LocalNode = {
   errant: emptyGtidSet,
   resyncNeeded: false,
   resyncSince: 0,
+  keptCheck: null,
+  outage: null,
+  stall: null,
+  mark: null,
+  freezeStuck: false,
   diverged: false,
   rejoinForced: false,
   rejoinRequested: false,
@@ -136,24 +141,47 @@ const missed = (
   if (health.level === "FAIL" && s.local.health.level !== "FAIL") {
     event(out, "error", "mysqld-failed", hung ? `${reason} (hung)` : reason)
   }
-  const up = s.local.up && outcome._tag === "ProbeLate" && health.level !== "FAIL"
-  // Only a replica that was receiving when it went down may have lost relay logs.
-  const wasReceiving = s.local.up && !up && s.local.probe?.replica?.ioRunning === true
-  const startsResync = wasReceiving && s.role !== "leader"
+  // A late probe is no answer: the time of the last answer stays, and below FAIL it is still up.
+  if (s.local.up && outcome._tag === "ProbeLate" && health.level !== "FAIL") {
+    return { ...s, local: { ...s.local, hung, health } }
+  }
+  // Only a replica that was receiving, or held received transactions not yet applied
+  // (its IO thread stopped by a vote freeze, say), may have lost relay logs.
+  const replica = s.local.up ? (s.local.probe?.replica ?? null) : null
+  const relayHeld =
+    replica !== null &&
+    s.role !== "leader" &&
+    (replica.ioRunning || !isSubset(replica.retrieved, s.local.probe!.executed))
+  // With relay_log_recovery OFF the relay log survives a mysqld crash: check it on return.
+  const keeps = s.local.probe?.relayLogRecovery === false
+  const startsResync = relayHeld && !keeps
   const resyncNeeded = s.local.resyncNeeded || startsResync
+  const keptCheck = relayHeld && keeps ? (s.local.keptCheck ?? s.local.received) : s.local.keptCheck
+  const uptime = s.local.up ? s.local.probe?.uptimeSeconds : undefined
+  const outage =
+    s.local.outage ??
+    (uptime === undefined || s.local.lastProbeAt === null
+      ? null
+      : {
+          lastUpAt: s.local.lastProbeAt,
+          uptimeSeconds: uptime,
+          resyncBefore: s.local.resyncNeeded,
+        })
   // The primary's gtid_executed must be one observed after this: it then holds what we lost.
   const resyncSince = startsResync ? s.now + s.config.timings.probeIntervalMs : s.local.resyncSince
   return {
     ...s,
     local: {
       ...s.local,
-      up,
+      up: false,
       hung,
       health,
-      // A late probe is no answer: the time of the last answer stays.
       lastProbeAt: outcome._tag === "ProbeLate" ? s.local.lastProbeAt : s.now,
       resyncNeeded,
       resyncSince,
+      keptCheck,
+      outage,
+      mark: null,
     },
   }
 }
@@ -163,13 +191,18 @@ const missed = (
  * a heartbeat sent after the resync began (an older report could predate
  * what the restart dropped).
  */
-const caughtUp = (s: AgentState, probe: MysqlProbe, received: GtidSet): boolean => {
+const caughtUp = (
+  s: AgentState,
+  probe: MysqlProbe,
+  received: GtidSet,
+  since: number = s.local.resyncSince,
+): boolean => {
   if (s.leader === null || !s.leaderActive) return false
   const view = s.peers.get(s.leader)
   const r = probe.replica
   return (
     view !== undefined &&
-    view.lastHeardAt >= s.local.resyncSince &&
+    view.lastHeardAt >= since &&
     r !== null &&
     r.source === s.leader &&
     r.ioRunning &&
@@ -177,11 +210,53 @@ const caughtUp = (s: AgentState, probe: MysqlProbe, received: GtidSet): boolean 
   )
 }
 
+/** What stops replication from making progress, as the probe shows it; null when nothing. */
+export const stallOf = (probe: MysqlProbe): string | null => {
+  const status = probe.replica?.ioStatus ?? ""
+  // MySQL waits (and retries) while the relay log cannot be written; STOP REPLICA waits with it.
+  if (/disk space/i.test(status)) return `replication IO thread stuck: ${status}`
+  return null
+}
+
+/** The active primary's gtid_executed as last heard, null when there is none to compare with. */
+const primaryExecuted = (s: AgentState): GtidSet | null => {
+  if (s.leader === null || !s.leaderActive || s.leader === s.self) return null
+  return s.peers.get(s.leader)?.executed ?? null
+}
+
+/**
+ * The GTID lag: a mark of the primary's gtid_executed is kept until this
+ * node has executed all of it; its age is how far behind the node really
+ * is, whatever Seconds_Behind_Source says (0 while the IO thread is stuck).
+ */
+const nextMark = (
+  s: AgentState,
+  probe: MysqlProbe,
+): { readonly mark: LocalNode["mark"]; readonly lagSeconds: number | null } => {
+  const primary = primaryExecuted(s)
+  if (primary === null || probe.replica === null) return { mark: null, lagSeconds: null }
+  const mark = s.local.mark
+  if (mark === null || isSubset(mark.set, probe.executed)) {
+    return { mark: { set: primary, at: s.now }, lagSeconds: 0 }
+  }
+  return { mark, lagSeconds: (s.now - mark.at) / 1000 }
+}
+
 const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState => {
-  const health = stepHealth(s.config.health, s.local.health, {
-    _tag: "ProbeOk",
-    lagSeconds: probe.replica?.lagSeconds ?? null,
-  })
+  const { mark, lagSeconds: gtidLag } = nextMark(s, probe)
+  const reported = probe.replica?.lagSeconds ?? null
+  const lagSeconds =
+    gtidLag === null ? reported : reported === null ? gtidLag : Math.max(gtidLag, reported)
+  const stall = stallOf(probe)
+  const stepped = stepHealth(s.config.health, s.local.health, { _tag: "ProbeOk", lagSeconds })
+  // A stalled IO thread is CRITICAL at once, and stays so while it lasts.
+  const health =
+    stall === null || isAtLeast(stepped.level, "CRITICAL")
+      ? stepped
+      : { ...stepped, level: "CRITICAL" as const, recoveryStreak: 0 }
+  if (stall !== null && s.local.stall === null) event(out, "error", "replication-stalled", stall)
+  if (stall === null && s.local.stall !== null)
+    event(out, "info", "replication-resumed", "the replication IO thread is no longer stuck")
   const retrieved = probe.replica?.retrieved ?? emptyGtidSet
   const before = s.local.probe
   const sameExecuted = before !== null && before.executed === probe.executed
@@ -200,6 +275,33 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
   const diverged = s.local.diverged && !isEmpty(errant)
   if (s.local.diverged && !diverged)
     event(out, "info", "converged", "no errant transactions left: rejoining")
+  // Answering again without having restarted (its uptime ran on): nothing was lost.
+  const outage = s.local.outage
+  const ranOn =
+    outage !== null &&
+    probe.uptimeSeconds !== undefined &&
+    probe.uptimeSeconds + 2 >= outage.uptimeSeconds + (s.now - outage.lastUpAt) / 1000
+  if (ranOn && s.local.resyncNeeded && !outage.resyncBefore)
+    event(
+      out,
+      "info",
+      "no-restart",
+      "mysqld answers again without having restarted: its relay log is intact",
+    )
+  const resyncBefore = ranOn ? outage.resyncBefore : s.local.resyncNeeded
+  // The relay log should have survived the crash (relay_log_recovery OFF): did it?
+  const check = ranOn ? null : s.local.keptCheck
+  const lost = check !== null && !isSubset(check, received)
+  // Only a primary's report heard after this counts: an older one may predate the loss.
+  const resyncSince = lost ? s.now + 1 : s.local.resyncSince
+  if (lost) {
+    event(
+      out,
+      "warn",
+      "relay-log-lost",
+      `mysqld came back without ${formatGtidSet(subtract(check, received))} it had received`,
+    )
+  }
   return {
     ...s,
     local: {
@@ -210,7 +312,13 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
       health,
       lastProbeAt: s.now,
       received,
-      resyncNeeded: s.local.resyncNeeded && !caughtUp(s, probe, received),
+      resyncNeeded: (resyncBefore || lost) && !caughtUp(s, probe, received, resyncSince),
+      outage: null,
+      resyncSince,
+      keptCheck: null,
+      stall,
+      mark,
+      freezeStuck: s.local.freezeStuck && probe.replica?.ioRunning === true,
       executedText,
       retrievedText,
       errant,

@@ -46,6 +46,15 @@ export interface MysqlProbe {
   readonly serverUuid: string
   readonly readOnly: boolean
   readonly superReadOnly: boolean
+  /**
+   * @@relay_log_recovery. ON: every mysqld start discards the relay log, so a
+   * crash loses what was received and not yet applied. OFF (recommended, with
+   * GTID auto-positioning): the relay log survives a mysqld crash. Unknown
+   * (undefined) counts as ON.
+   */
+  readonly relayLogRecovery?: boolean
+  /** Status `Uptime` in seconds, when known: a restart resets it. */
+  readonly uptimeSeconds?: number
   readonly executed: GtidSet
   /** Null when the server is not configured as a replica. */
   readonly replica: ReplicaStatus | null
@@ -66,6 +75,8 @@ export interface ReplicaStatus {
   /** The member it replicates from. */
   readonly source: string
   readonly ioRunning: boolean
+  /** Replica_IO_State ("Waiting for disk space", ...); undefined when unknown. */
+  readonly ioStatus?: string
   readonly sqlRunning: boolean
   readonly retrieved: GtidSet
   readonly lagSeconds: number | null
@@ -373,6 +384,39 @@ export interface LocalNode {
   readonly resyncNeeded: boolean
   /** Local time from which the primary's reported gtid_executed counts for the resync. */
   readonly resyncSince: number
+  /**
+   * mysqld went down with relay_log_recovery OFF: what it had received then.
+   * The relay log should survive a mysqld crash; the first probe after it
+   * comes back checks that it still holds all of it (else: resync).
+   */
+  readonly keptCheck: GtidSet | null
+  /**
+   * An outage of the probes: when the last good probe was taken, the
+   * mysqld's uptime then, and whether a resync was needed before it. A
+   * mysqld that only stopped answering (its IO thread stuck on a full disk
+   * blocks the probe queries) did not restart and lost nothing: when it
+   * answers again with an uptime that ran on, the resync the outage began is
+   * dropped.
+   */
+  readonly outage: {
+    readonly lastUpAt: number
+    readonly uptimeSeconds: number
+    readonly resyncBefore: boolean
+  } | null
+  /**
+   * Why replication cannot make progress, seen in the probe (the IO thread
+   * waits for disk space): health is CRITICAL while it lasts, the node does
+   * not stand, and it cannot freeze for a vote. Null when none.
+   */
+  readonly stall: string | null
+  /**
+   * The primary's gtid_executed as first seen at `at`: the replica's real
+   * lag is the age of the oldest such mark it has not executed yet
+   * (Seconds_Behind_Source stays 0 when the IO thread is stuck).
+   */
+  readonly mark: { readonly set: GtidSet; readonly at: number } | null
+  /** A vote freeze (STOP REPLICA IO_THREAD) timed out and has not ended yet. */
+  readonly freezeStuck: boolean
   readonly diverged: boolean
   /** The operator ran `rejoin --force`: replicate from the primary despite errant transactions. */
   readonly rejoinForced: boolean
