@@ -33,6 +33,8 @@ export interface RunRecord {
   readonly falseFailover?: boolean
   readonly windowMs?: number
   readonly agentCommand?: string
+  /** At rest: new connections per second accepted by the primary's mysqld (its Connections counter). */
+  readonly primaryConnectionsPerSecond?: number
   readonly agents?: ReadonlyArray<{
     host: string
     cpuPercent: number
