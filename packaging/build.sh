@@ -110,13 +110,18 @@ if (escaped > 0) console.log(`build: escaped non-ASCII characters in ${escaped} 
 EOF
 
 # --- 2. single executable ---------------------------------------------------
+# execArgv: V8 flags every run of the binary gets (NODE_OPTIONS can add more).
+# The agent's live heap is small and steady: a 1 MB young generation and a
+# heap tuned for size keep its resident memory near what it uses (issue 12);
+# the old-space ceiling leaves room above the live heap for a failover.
 cat >"$work/sea-config.json" <<EOF
 {
   "main": "$work/mha-agent.cjs",
   "output": "$work/sea-prep.blob",
   "disableExperimentalSEAWarning": true,
   "useSnapshot": false,
-  "useCodeCache": true
+  "useCodeCache": true,
+  "execArgv": ["--max-semi-space-size=1", "--optimize-for-size", "--max-old-space-size=64"]
 }
 EOF
 "$node" --experimental-sea-config "$work/sea-config.json" >"$work/sea.log" 2>&1
