@@ -114,6 +114,10 @@ EOF
 # The agent's live heap is small and steady: a 1 MB young generation and a
 # heap tuned for size keep its resident memory near what it uses (issue 12);
 # the old-space ceiling leaves room above the live heap for a failover.
+# The blob is made under the same flags: V8 rejects a code cache made under
+# others (a warning on every start, and the cache wasted).
+v8_flags=(--max-semi-space-size=1 --optimize-for-size --max-old-space-size=64)
+exec_argv=$(printf '"%s", ' "${v8_flags[@]}")
 cat >"$work/sea-config.json" <<EOF
 {
   "main": "$work/mha-agent.cjs",
@@ -121,10 +125,10 @@ cat >"$work/sea-config.json" <<EOF
   "disableExperimentalSEAWarning": true,
   "useSnapshot": false,
   "useCodeCache": true,
-  "execArgv": ["--max-semi-space-size=1", "--optimize-for-size", "--max-old-space-size=64"]
+  "execArgv": [${exec_argv%, }]
 }
 EOF
-"$node" --experimental-sea-config "$work/sea-config.json" >"$work/sea.log" 2>&1
+"$node" "${v8_flags[@]}" --experimental-sea-config "$work/sea-config.json" >"$work/sea.log" 2>&1
 bin="$work/mha-agent"
 cp "$node" "$bin"
 chmod 0755 "$bin"
@@ -135,10 +139,16 @@ if ! "$node" "$postject" "$bin" NODE_SEA_BLOB "$work/sea-prep.blob" \
   cat "$work/postject.log" >&2
   exit 1
 fi
-got=$("$bin" version --json)
+got=$("$bin" version --json 2>"$work/version.err")
 want="{\"version\":\"$version\",\"commit\":\"$commit\",\"node\":\"$node_version\"}"
 if [ "$got" != "$want" ]; then
   echo "build: the binary says $got, expected $want" >&2
+  exit 1
+fi
+# Silent, or something is wrong (e.g. "Code cache data rejected").
+if [ -s "$work/version.err" ]; then
+  echo "build: the binary wrote to stderr:" >&2
+  cat "$work/version.err" >&2
   exit 1
 fi
 cp "$bin" "$out/mha-agent"
