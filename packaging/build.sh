@@ -72,17 +72,63 @@ echo "build: mha-agent $version ($commit) on node $node_version into $out"
   --outfile="$work/mha-agent.cjs" --metafile="$work/meta.json" --log-level=warning \
   "--define:__MHA_BUILD__={\"version\":\"$version\",\"commit\":\"$commit\"}"
 
+# The bundle must be ASCII: one other character anywhere and V8 keeps the
+# whole 4.6 MB source as two-byte text in every agent (+4.4 MB RSS, issue 12).
+# esbuild escapes every non-ASCII character in strings, regular expressions
+# and names (its default charset), so what remains can only be in comments:
+# ours must be fixed at the source (the build fails, naming the line), a
+# dependency's are escaped in place (a comment stays a comment).
+"$node" --input-type=module - "$work/mha-agent.cjs" <<'EOF'
+import { readFileSync, writeFileSync } from "node:fs"
+const file = process.argv[2]
+const lines = readFileSync(file, "utf8").split("\n")
+let module = "?"
+const ours = []
+let escaped = 0
+for (let i = 0; i < lines.length; i++) {
+  const marker = /^\/\/ (\S+\.[cm]?[jt]s)$/.exec(lines[i])
+  if (marker) module = marker[1]
+  if (!/[^\x00-\x7f]/.test(lines[i])) continue
+  if (!module.includes("node_modules/")) {
+    ours.push(`  bundle line ${i + 1} (${module}): ${lines[i].trim().slice(0, 100)}`)
+    continue
+  }
+  lines[i] = lines[i].replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`)
+  escaped++
+}
+if (ours.length > 0) {
+  console.error(`build: non-ASCII characters in our code (the bundle must be ASCII):\n${ours.join("\n")}`)
+  process.exit(1)
+}
+const text = lines.join("\n")
+if (/[^\x00-\x7f]/.test(text)) {
+  console.error("build: the bundle is still not ASCII")
+  process.exit(1)
+}
+writeFileSync(file, text)
+if (escaped > 0) console.log(`build: escaped non-ASCII characters in ${escaped} comment lines of dependencies`)
+EOF
+
 # --- 2. single executable ---------------------------------------------------
+# execArgv: V8 flags every run of the binary gets (NODE_OPTIONS can add more).
+# The agent's live heap is small and steady: a 1 MB young generation and a
+# heap tuned for size keep its resident memory near what it uses (issue 12);
+# the old-space ceiling leaves room above the live heap for a failover.
+# The blob is made under the same flags: V8 rejects a code cache made under
+# others (a warning on every start, and the cache wasted).
+v8_flags=(--max-semi-space-size=1 --optimize-for-size --max-old-space-size=64)
+exec_argv=$(printf '"%s", ' "${v8_flags[@]}")
 cat >"$work/sea-config.json" <<EOF
 {
   "main": "$work/mha-agent.cjs",
   "output": "$work/sea-prep.blob",
   "disableExperimentalSEAWarning": true,
   "useSnapshot": false,
-  "useCodeCache": true
+  "useCodeCache": true,
+  "execArgv": [${exec_argv%, }]
 }
 EOF
-"$node" --experimental-sea-config "$work/sea-config.json" >"$work/sea.log" 2>&1
+"$node" "${v8_flags[@]}" --experimental-sea-config "$work/sea-config.json" >"$work/sea.log" 2>&1
 bin="$work/mha-agent"
 cp "$node" "$bin"
 chmod 0755 "$bin"
@@ -93,10 +139,16 @@ if ! "$node" "$postject" "$bin" NODE_SEA_BLOB "$work/sea-prep.blob" \
   cat "$work/postject.log" >&2
   exit 1
 fi
-got=$("$bin" version --json)
+got=$("$bin" version --json 2>"$work/version.err")
 want="{\"version\":\"$version\",\"commit\":\"$commit\",\"node\":\"$node_version\"}"
 if [ "$got" != "$want" ]; then
   echo "build: the binary says $got, expected $want" >&2
+  exit 1
+fi
+# Silent, or something is wrong (e.g. "Code cache data rejected").
+if [ -s "$work/version.err" ]; then
+  echo "build: the binary wrote to stderr:" >&2
+  cat "$work/version.err" >&2
   exit 1
 fi
 cp "$bin" "$out/mha-agent"

@@ -144,7 +144,7 @@ export const HeartbeatAck = Schema.TaggedStruct("HeartbeatAck", {
 /** What a candidate says about its data when asking for a (pre-)vote. */
 export const CandidateData = Schema.Struct({
   serverUuid: Schema.String,
-  /** retrieved ∪ executed */
+  /** retrieved union executed */
   received: GtidText,
   backlog: Schema.Int,
   errant: GtidText,

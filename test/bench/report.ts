@@ -33,6 +33,8 @@ export interface RunRecord {
   readonly falseFailover?: boolean
   readonly windowMs?: number
   readonly agentCommand?: string
+  /** At rest: new connections per second accepted by the primary's mysqld (its Connections counter). */
+  readonly primaryConnectionsPerSecond?: number
   readonly agents?: ReadonlyArray<{
     host: string
     cpuPercent: number
@@ -319,6 +321,24 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
         `| ${NAMES[s]} | ${by(s).length} | ${agents.length} | ${stats(cpu, 2)} | ${stats(rss, 1)} | ${status(met)} |`,
       )
     }
+    // Issue 12: every at-rest run by agent commit, oldest first: the before/after table.
+    out.push(
+      "",
+      "### At rest by agent commit (issue 12 targets: packaged binary ≤ 96 MB RSS and ≤ 0.8 % of one core, every agent; no new connection to the primary per replica per probe interval)",
+      "",
+      "| agent | commit | at | load avg (1 min) | agents | RSS MiB: median | max | anon MiB: median | CPU %: median | max | new connections/s to the primary's mysqld |",
+      "|---|---|---|---|---|---|---|---|---|---|---|",
+    )
+    for (const r of rest) {
+      const agents = r.agents ?? []
+      out.push(
+        `| ${NAMES[r.scenario] ?? r.scenario} | ${r.commit} | ${r.at.slice(0, 16)}Z | ${fmt(r.loadavg[0] ?? Number.NaN, 1)} | ${agents.length} | ${fmt(median(agents.map((a) => a.rssMiB)), 1)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.rssMiB)) : Number.NaN, 1)} | ${fmt(median(defined(agents.map((a) => a.anonMiB))), 1)} | ${fmt(median(agents.map((a) => a.cpuPercent)), 2)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.cpuPercent)) : Number.NaN, 2)} | ${r.primaryConnectionsPerSecond === undefined ? "not measured" : fmt(r.primaryConnectionsPerSecond, 2)} |`,
+      )
+    }
+    out.push(
+      "",
+      "CPU on this 2-core machine is shared with other lab runs (load average in the table): compare CPU only between agents of one run; RSS does not depend on the load.",
+    )
     const commands = new Set(rest.map((r) => r.agentCommand?.replace(/--config \S+/, "--config …")))
     out.push(
       "",

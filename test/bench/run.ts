@@ -266,6 +266,15 @@ const restRun = (hosts: number) => (run: number) =>
     await c.lab.stopProcess("client", "writer")
     await c.lab.stopProcess("client", "sampler")
     await sleep(REST_WARMUP_MS)
+    // New connections the primary's mysqld accepted through the window (its
+    // Connections status counter; our own two readings are one of them).
+    const primary = await c.waitForPrimary(10_000)
+    const connections = async () =>
+      Number(
+        (await c.lab.query<{ Value: string }>(primary, "SHOW GLOBAL STATUS LIKE 'Connections'"))[0]
+          ?.Value,
+      )
+    const connectionsBefore = await connections()
     const t0 = Date.now()
     const before = agentCosts(c)
     // RSS every 10 s through the window: a steady climb and a sawtooth look alike at the ends.
@@ -276,11 +285,13 @@ const restRun = (hosts: number) => (run: number) =>
     }
     const after = agentCosts(c)
     const ms = Date.now() - t0
+    const newConnections = (await connections()) - connectionsBefore - 1
     const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
     return {
       ok: true,
       windowMs: ms,
       agentCommand: agentComm(c, "db1"),
+      primaryConnectionsPerSecond: Number((newConnections / (ms / 1000)).toFixed(2)),
       agents: after.map((a, i) => ({
         host: a.host,
         cpuPercent: Number(cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),

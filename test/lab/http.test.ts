@@ -1,9 +1,11 @@
 // The agents' HTTP endpoints on a real three-node lab cluster, asked from the
 // client namespace with curl: /primary answers 200 on exactly the primary,
 // /replica on the replicas, /cluster is the JSON status, /metrics parses as
-// Prometheus text, HEAD works, and an unknown path is a 404.
+// Prometheus text, HEAD works, and an unknown path is a 404. At rest, the
+// primary's mysqld sees no new connection per replica per probe interval.
 import assert from "node:assert/strict"
 import { test } from "node:test"
+import { REMOTE_FRESH_CONNECTION_MS } from "../../agent/src/adapters/mysql-prober.ts"
 import { parsePromText, sampleValue } from "../unit/prom-text.ts"
 import { LabCluster } from "./cluster.ts"
 import { waitFor } from "./exec.ts"
@@ -112,6 +114,27 @@ test("HTTP endpoints on a real cluster", { timeout: 240_000 }, async () => {
         assert.ok(sampleValue(f, "mha_replication_lag_seconds", { node: n }) !== undefined)
       }
     }
+    // At rest the replicas' probes of the primary's mysqld keep their
+    // connection and renew it every REMOTE_FRESH_CONNECTION_MS: the primary
+    // does not see a login per replica per probe_interval (issue 12; before,
+    // 2 replicas x 2 a second = 40 in 10 s). The Connections counter counts
+    // every accepted connection: our own reading is one, the sampler's
+    // reconnects after a timeout on a loaded machine a few more.
+    const connections = async () =>
+      Number(
+        (await c.lab.query<{ Value: string }>(primary, "SHOW GLOBAL STATUS LIKE 'Connections'"))[0]
+          ?.Value,
+      )
+    const windowMs = 10_000
+    const before = await connections()
+    await new Promise((r) => setTimeout(r, windowMs))
+    const accepted = (await connections()) - before - 1
+    const bound = replicas.length * (windowMs / REMOTE_FRESH_CONNECTION_MS + 1) + 4
+    console.log(
+      `the primary accepted ${accepted} connections in ${windowMs} ms at rest (${replicas.length} replicas; bound ${bound})`,
+    )
+    assert.ok(accepted <= bound, `${accepted} new connections to the primary in ${windowMs} ms`)
+
     const result = await c.check(started)
     assert.deepEqual(result.problems, [])
     failed = false

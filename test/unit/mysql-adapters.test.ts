@@ -3,12 +3,14 @@
 // rest against real MySQL).
 import assert from "node:assert/strict"
 import { test } from "node:test"
+import { Redacted } from "effect"
 import {
   missingPrivileges,
   parseGrants,
   REQUIRED_PRIVILEGES,
 } from "../../agent/src/adapters/mysql-actuator.ts"
-import { toMysqlError } from "../../agent/src/adapters/mysql-connection.ts"
+import { connectionOptions, toMysqlError } from "../../agent/src/adapters/mysql-connection.ts"
+import { planRemoteProbe } from "../../agent/src/adapters/mysql-prober.ts"
 
 test("parseGrants reads global privileges (static and dynamic) and roles, not schema grants", () => {
   const g = parseGrants([
@@ -87,4 +89,48 @@ test("toMysqlError keeps MySQL's code and message and never the SQL text", () =>
     toMysqlError("probe", "db1:3306", "connect", { code: "ETIMEDOUT", message: "x" }).kind,
     "timeout",
   )
+})
+
+test("every connection the agent opens keeps mysql2's prepared-statement cache at one entry (issue 12)", () => {
+  const o = connectionOptions(
+    { host: "10.0.0.1", port: 3306 },
+    {
+      user: "mha",
+      password: Redacted.make("x"),
+      connectTimeoutMs: 1000,
+      queryTimeoutMs: 1000,
+    },
+  )
+  assert.equal(o.maxPreparedStatements, 1)
+})
+
+test("planRemoteProbe: a kept connection between fresh ones every freshEveryMs; overlapping probes get their own", () => {
+  const every = 5000
+  const kept = (openedAt: number, target = "db1:3306", broken = false) => ({
+    target,
+    openedAt,
+    broken,
+  })
+  // Nothing kept yet: connect, and keep it.
+  assert.equal(planRemoteProbe(undefined, false, "db1:3306", 0, every), "Renew")
+  // Probes every 500 ms: 9 on the kept connection, then a fresh one at 5 s.
+  const plans: string[] = []
+  let k = kept(0)
+  for (let t = 500; t <= 10_000; t += 500) {
+    const p = planRemoteProbe(k, false, "db1:3306", t, every)
+    plans.push(p)
+    if (p === "Renew") k = kept(t)
+  }
+  assert.deepEqual(
+    plans.map((p, i) => (p === "Renew" ? (i + 1) * 500 : null)).filter((t) => t !== null),
+    [5000, 10_000],
+    "two fresh connections in 10 s, not twenty",
+  )
+  assert.equal(plans.filter((p) => p === "Kept").length, 18)
+  // The primary changed, or the kept connection broke: connect afresh now.
+  assert.equal(planRemoteProbe(kept(0), false, "db2:3306", 100, every), "Renew")
+  assert.equal(planRemoteProbe(kept(0, "db1:3306", true), false, "db1:3306", 100, every), "Renew")
+  // An earlier probe still uses it (a hung server): this one connects on its own, whatever is kept.
+  assert.equal(planRemoteProbe(kept(0), true, "db1:3306", 100, every), "OneShot")
+  assert.equal(planRemoteProbe(undefined, true, "db1:3306", 100, every), "OneShot")
 })

@@ -11,9 +11,11 @@
  *   mysqld that accepted the connection and then hangs (SIGSTOP) is a failed
  *   probe (kind `timeout`) within that time, never a hung agent or a queue.
  * - `probeRemote`: another member's mysqld (the current primary): a fresh
- *   connection each time (so a server that cannot take new connections
- *   counts as unreachable) and one `SELECT`, which also tells whether it is
- *   fenced (`super_read_only = ON`). It never fails: the outcome is a value.
+ *   connection at least every `REMOTE_FRESH_CONNECTION_MS` (so a server that
+ *   cannot take new connections counts as unreachable), kept for the probes
+ *   in between (no login per probe: load on the primary), and one `SELECT`,
+ *   which also tells whether it is fenced (`super_read_only = ON`). It never
+ *   fails: the outcome is a value. See `planRemoteProbe`.
  *
  * Privileges: REPLICATION CLIENT (for SHOW REPLICA STATUS); nothing else.
  */
@@ -268,12 +270,66 @@ export interface MysqlProberOptions {
   /** The local mysqld: `127.0.0.1:mysql_port` (or this member's address), or its socket. */
   readonly local: MysqlEndpoint
   readonly settings: MysqlClientSettings
+  /** How old the kept remote connection may grow (default REMOTE_FRESH_CONNECTION_MS; tests). */
+  readonly remoteFreshConnectionMs?: number
 }
+
+/**
+ * The remote probe opens a fresh connection to the primary's mysqld at least
+ * this often, to tell whether it still accepts connections (protocol.md
+ * section 2). A replica used to connect and log in every probe_interval: two
+ * logins a second per replica on the primary, and most of the agent's garbage.
+ */
+export const REMOTE_FRESH_CONNECTION_MS = 5_000
+
+/** The remote probe's kept connection, as `planRemoteProbe` sees it. */
+export interface KeptRemoteConnection {
+  readonly target: string
+  /** Monotonic ms when it was opened. */
+  readonly openedAt: number
+  readonly broken: boolean
+}
+
+/**
+ * How one remote probe reaches its target:
+ * - `Kept`: the SELECT on the kept connection, no new connection;
+ * - `Renew`: a fresh connection (connect and login), kept afterwards in place
+ *   of the old one: when none is kept, it is to another target (the primary
+ *   changed), it broke, or it is `freshEveryMs` old;
+ * - `OneShot`: a fresh connection closed after the SELECT (the old rule),
+ *   when an earlier probe still uses the kept one (probes may overlap while
+ *   one waits out a hung server).
+ * A `Kept` probe whose SELECT fails other than by a timeout renews at once
+ * within the same probe: a kept connection that died (killed, reset) is
+ * never by itself a vote that the primary is unreachable.
+ */
+export type RemoteProbePlan = "Kept" | "Renew" | "OneShot"
+
+export const planRemoteProbe = (
+  kept: KeptRemoteConnection | undefined,
+  inUse: boolean,
+  target: string,
+  now: number,
+  freshEveryMs: number,
+): RemoteProbePlan => {
+  if (inUse) return "OneShot"
+  if (kept === undefined || kept.target !== target || kept.broken) return "Renew"
+  return now - kept.openedAt >= freshEveryMs ? "Renew" : "Kept"
+}
+
+const REMOTE_SQL =
+  "SELECT 1 AS ok, @@server_uuid AS server_uuid, @@read_only AS read_only, @@super_read_only AS super_read_only"
+
+const remoteQuery = (session: MysqlSession) => session.query("probe-remote", REMOTE_SQL)
 
 export interface MysqlProberService {
   /** Probes the local mysqld; fails with a MysqlError (connect, timeout, server, ...). */
   readonly probeLocal: Effect.Effect<LocalObservation, MysqlError>
-  /** Connect + SELECT on another mysqld, bounded by connect + query timeouts; never fails. */
+  /**
+   * SELECT on another mysqld over a kept connection renewed every
+   * `REMOTE_FRESH_CONNECTION_MS` (see `planRemoteProbe`), bounded by connect
+   * + query timeouts; never fails.
+   */
   readonly probeRemote: (endpoint: MysqlEndpoint) => Effect.Effect<RemoteProbe>
   /** Drops the kept connection (the next probe reconnects). */
   readonly reset: Effect.Effect<void>
@@ -352,15 +408,69 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
     Effect.withSpan("MysqlProber.probeLocal", { attributes: { target } }),
   )
 
+  // The remote probe's kept connection (planRemoteProbe), and whether a
+  // probe is using it (or renewing it) now.
+  const freshEveryMs = options.remoteFreshConnectionMs ?? REMOTE_FRESH_CONNECTION_MS
+  let remoteKept: { target: string; session: MysqlSession; openedAt: number } | undefined
+  let remoteInUse = false
+  const dropRemote = () => {
+    remoteKept?.session.destroy()
+    remoteKept = undefined
+  }
+  yield* Effect.addFinalizer(() =>
+    Effect.suspend(() => {
+      const k = remoteKept
+      remoteKept = undefined
+      return k === undefined ? Effect.void : k.session.close
+    }),
+  )
+
+  const remoteAttempt = (endpoint: MysqlEndpoint, remote: string) =>
+    Effect.suspend(() => {
+      const kept = remoteKept
+      const plan = planRemoteProbe(
+        kept === undefined
+          ? undefined
+          : { target: kept.target, openedAt: kept.openedAt, broken: kept.session.isBroken() },
+        remoteInUse,
+        remote,
+        performance.now(),
+        freshEveryMs,
+      )
+      if (plan === "OneShot") return withSession("probe-remote", endpoint, settings, remoteQuery)
+      remoteInUse = true
+      const renew = Effect.gen(function* () {
+        const session = yield* openSession("probe-remote", endpoint, settings)
+        const old = remoteKept
+        remoteKept = { target: remote, session, openedAt: performance.now() }
+        // The old one is closed politely (COM_QUIT) without delaying the probe.
+        if (old !== undefined) yield* Effect.forkDetach(old.session.close)
+        return yield* remoteQuery(session)
+      })
+      const run =
+        plan === "Renew" || kept === undefined
+          ? renew
+          : remoteQuery(kept.session).pipe(
+              Effect.catch((e: MysqlError) =>
+                e.kind === "timeout"
+                  ? Effect.fail(e)
+                  : Effect.andThen(Effect.sync(dropRemote), renew),
+              ),
+            )
+      return run.pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            remoteInUse = false
+            if (exit._tag === "Failure") dropRemote()
+          }),
+        ),
+      )
+    })
+
   const probeRemote = (endpoint: MysqlEndpoint): Effect.Effect<RemoteProbe> => {
     const remote = describeEndpoint(endpoint)
     const start = performance.now()
-    return withSession("probe-remote", endpoint, settings, (session) =>
-      session.query(
-        "probe-remote",
-        "SELECT 1 AS ok, @@server_uuid AS server_uuid, @@read_only AS read_only, @@super_read_only AS super_read_only",
-      ),
-    ).pipe(
+    return remoteAttempt(endpoint, remote).pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(deadline),
         orElse: () =>
