@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { type ClusterOptions, LabCluster } from "../lab/cluster.ts"
-import { sleep, waitFor } from "../lab/exec.ts"
+import { alive, sleep, waitFor } from "../lab/exec.ts"
 import type { Fault } from "../lab/faults.ts"
 import { convergence, readSamplerLog } from "../lab/invariants.ts"
 import {
@@ -73,15 +73,6 @@ export const CONVERGE_MS = 90_000
 
 const withTimeout = <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> =>
   Promise.race([p, sleep(ms).then(() => fallback)])
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 export const runChaos = async (options: ChaosOptions): Promise<ChaosResult> => {
   const log = options.log ?? ((line: string) => console.log(line))

@@ -286,6 +286,7 @@ export const bringBackOldPrimary = async (
   c: LabCluster,
   old: string,
   primary: string,
+  ifDiverged: "clone" | "rejoin-force" = "clone",
 ): Promise<string> => {
   await c.lab.inject({ _tag: "StartMysqld", host: old })
   let what = "rejoined by itself"
@@ -293,13 +294,16 @@ export const bringBackOldPrimary = async (
     `${old} back as a replica or DIVERGED`,
     async () => {
       const role = await c.agentRole(old, old).catch(() => "unknown")
-      if (role === "DIVERGED") {
-        // Throws (with the CLI's one-line reason) unless it exits 0.
+      if (role !== "DIVERGED") return role === "STANDBY"
+      // Each throws (with the CLI's one-line reason) unless it exits 0.
+      if (ifDiverged === "clone") {
         const clone = await c.agents.cli(primary, ["clone", "--recipient", old])
         what = `DIVERGED, re-seeded by clone: ${clone.stdout.trim()}`
-        return true
+      } else {
+        const r = await c.agents.cli(old, ["rejoin", "--force"])
+        what = `DIVERGED, rejoined with --force to acknowledge ${primary}'s writes: ${r.stdout.trim()}`
       }
-      return role === "STANDBY"
+      return true
     },
     60_000,
     500,
@@ -307,7 +311,7 @@ export const bringBackOldPrimary = async (
   return what
 }
 
-/**
+/*
  * The old primary of a two-data-node cluster is the only possible
  * acknowledger. If it comes back DIVERGED (a commit was in flight when its
  * mysqld died: crash recovery committed it there alone), clone cannot re-seed
@@ -317,29 +321,6 @@ export const bringBackOldPrimary = async (
  * unacknowledged transaction stays on it, and it is never promoted while
  * errant), so writes resume; then clone in a quiet moment (reseedQuietly).
  */
-const bringBackOnlyReplica = async (
-  c: LabCluster,
-  old: string,
-  primary: string,
-): Promise<string> => {
-  await c.lab.inject({ _tag: "StartMysqld", host: old })
-  let what = "rejoined by itself"
-  await waitFor(
-    `${old} back as a replica or DIVERGED`,
-    async () => {
-      const role = await c.agentRole(old, old).catch(() => "unknown")
-      if (role === "DIVERGED") {
-        const r = await c.agents.cli(old, ["rejoin", "--force"])
-        what = `DIVERGED, rejoined with --force to acknowledge ${primary}'s writes: ${r.stdout.trim()}`
-        return true
-      }
-      return role === "STANDBY"
-    },
-    60_000,
-    500,
-  )
-  return what
-}
 
 /** Writes stopped (the run's last part), the forced replica is re-seeded by clone and rejoins. */
 const reseedQuietly = async (c: LabCluster, old: string, primary: string): Promise<void> => {
@@ -558,7 +539,7 @@ export const witnessDecides: AcceptanceScenario = async (c) => {
   // Strict semi-sync needs a data replica to ack, and the only one is down:
   // writes resume once the old primary's mysqld is repaired and rejoins.
   const repairedAt = Date.now()
-  const oldPrimaryRepair = await bringBackOnlyReplica(c, primary, next)
+  const oldPrimaryRepair = await bringBackOldPrimary(c, primary, next, "rejoin-force")
   await c.waitForWritesAfter(repairedAt, 30_000)
   const firstWriteMs = c.writes().acked.find((a) => a.t > repairedAt)!.t - repairedAt
   if (oldPrimaryRepair.startsWith("DIVERGED")) await reseedQuietly(c, primary, next)

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { agentCommand, LabAgents } from "./agents.ts"
-import { sleep, tryRun, waitFor } from "./exec.ts"
+import { alive, sleep, tryRun, waitFor } from "./exec.ts"
 import { agentHttp } from "./http-client.ts"
 import { Lab } from "./lab.ts"
 import { AGENT_PORT, VIP } from "./network.ts"
@@ -15,14 +15,6 @@ import { AGENT_PORT, VIP } from "./network.ts"
 const here = import.meta.dirname
 const CHILDREN = ["decision-loop", "ticker", "mesh-inbound", "vip-refresher"]
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 const agentPid = (lab: Lab, host: string): number =>
   Number(readFileSync(join(lab.runDir(), host, "agent.pid"), "utf8"))
 const logOf = (agents: LabAgents, host: string): string =>

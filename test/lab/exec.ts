@@ -61,6 +61,16 @@ export const spawnDetached = (
   return child.pid
 }
 
+/** A process with this pid exists (signal 0). */
+export const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** Polls until check() returns true or the deadline passes; then fails naming what was awaited. */

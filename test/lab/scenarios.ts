@@ -5,7 +5,7 @@
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import type { LabCluster } from "./cluster.ts"
-import { sleep, waitFor } from "./exec.ts"
+import { alive, sleep, waitFor } from "./exec.ts"
 
 export type Scenario = (c: LabCluster) => Promise<number>
 
@@ -37,15 +37,6 @@ export const mysqldCannotRestart: Scenario = async (c) => {
 
 /** How long `primaryMysqldHung` keeps the primary's mysqld stopped (issue 10 item 5). */
 export const HUNG_MS = 20_000
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /**
  * The primary's mysqld hung: SIGSTOP for HUNG_MS (the kernel still accepts
