@@ -13,8 +13,9 @@ fi
 # Debian packages: debootstrap builds the MySQL root filesystem; iproute2 and
 # nftables make hosts and faults; iputils-arping moves the VIP; haproxy is the
 # real load balancer of the tests; sysbench is the load of the switchover test;
+# libfaketime steps one agent's wall clock in the switchover-rollback test;
 # openssl makes the mesh test certificates; rpm, lintian, rpmlint, systemd (systemd-analyze) and dpkg-dev build and check the packages.
-packages=(debootstrap iproute2 nftables iputils-arping iputils-ping haproxy sysbench procps openssl rpm lintian rpmlint systemd dpkg-dev)
+packages=(debootstrap iproute2 nftables iputils-arping iputils-ping haproxy sysbench libfaketime procps openssl rpm lintian rpmlint systemd dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -31,6 +31,8 @@ export interface AgentsOptions {
   readonly extra?: Readonly<Record<string, unknown>>
   /** Environment for every agent (e.g. fault injection). */
   readonly env?: Readonly<Record<string, string>>
+  /** Environment for one host's agent only, on top of `env` (e.g. libfaketime on one node). */
+  readonly hostEnv?: Readonly<Record<string, Readonly<Record<string, string>>>>
 }
 
 /** The command that runs the agent: the packaged binary, or the source tree on Node 24. */
@@ -158,6 +160,7 @@ export class LabAgents {
       {
         ...process.env,
         ...this.options.env,
+        ...this.options.hostEnv?.[host],
       },
     )
   }

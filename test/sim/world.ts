@@ -6,7 +6,8 @@
  * The adapters here interpret the reducer's outputs the way the daemon will:
  * outputs of one step run in order; PersistHardState, Vip and Mysql outputs
  * finish before the next one starts; probes, restarts and hooks only start,
- * and their results come back as inputs.
+ * and their results come back as inputs. As in the daemon, each output is
+ * performed only if the core still wants it when its turn comes.
  */
 
 import { compareVersions } from "../../agent/src/core/cluster-record.ts"
@@ -30,6 +31,7 @@ import {
 import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import { leaseValid } from "../../agent/src/core/lease.ts"
 import { initialState, type StepResult, step } from "../../agent/src/core/reducer.ts"
+import { stillWanted } from "../../agent/src/core/supersession.ts"
 import type {
   AgentState,
   HardState,
@@ -410,6 +412,10 @@ export class World {
     for (let k = i; k < outputs.length; k++) {
       if (n.incarnation !== incarnation || !n.agentUp) return
       const o = outputs[k]!
+      if (!stillWanted(n.state, o, n.state.bootId)) {
+        this.trace(n, `superseded, not performed: ${o._tag === "Mysql" ? o.action._tag : o._tag}`)
+        continue
+      }
       const latency = this.perform(n, o, incarnation)
       if (latency > 0) {
         // Blocking output: the rest runs once it finished.

@@ -51,6 +51,7 @@ import {
 import WebSocket, { WebSocketServer } from "ws"
 import type { Config } from "../../../shared/config.ts"
 import { meshListen } from "../../../shared/config.ts"
+import { monotonicNow } from "./clock.ts"
 import {
   classifyTlsError,
   dials,
@@ -248,6 +249,7 @@ export interface MeshService<A> {
 interface Queued {
   readonly data: string
   readonly bytes: number
+  /** monotonicNow() when queued: its age never jumps with the wall clock. */
   readonly at: number
 }
 
@@ -255,7 +257,10 @@ interface Conn {
   readonly ws: WebSocket
   readonly direction: "outbound" | "inbound"
   readonly tlsProtocol: string | null
+  /** Epoch ms, for display. */
   readonly openedAt: number
+  /** monotonicNow() at open: durations and the silent-peer cut use this. */
+  readonly openedAtMonotonic: number
 }
 
 interface PeerRuntime {
@@ -268,7 +273,10 @@ interface PeerRuntime {
   timer: NodeJS.Timeout | undefined
   failures: number
   everConnected: boolean
+  /** Epoch ms, for display. */
   lastSeenAt: number | null
+  /** monotonicNow() of the last frame, ping or pong: the silent-peer cut uses this. */
+  lastSeenMonotonic: number | null
   lastError: string | null
   reconnects: number
   queue: Array<Queued>
@@ -381,6 +389,7 @@ class Transport<A, I> {
         failures: 0,
         everConnected: false,
         lastSeenAt: null,
+        lastSeenMonotonic: null,
         lastError: null,
         reconnects: 0,
         queue: [],
@@ -674,9 +683,16 @@ class Transport<A, I> {
     tlsProtocol: string | null,
   ) {
     const now = Date.now()
-    const conn: Conn = { ws, direction, tlsProtocol, openedAt: now }
+    const conn: Conn = {
+      ws,
+      direction,
+      tlsProtocol,
+      openedAt: now,
+      openedAtMonotonic: monotonicNow(),
+    }
     peer.conn = conn
     peer.lastSeenAt = now
+    peer.lastSeenMonotonic = conn.openedAtMonotonic
     peer.lastError = null
     this.counters.connects += 1
     if (peer.everConnected) {
@@ -692,6 +708,7 @@ class Transport<A, I> {
     })
     const seen = () => {
       peer.lastSeenAt = Date.now()
+      peer.lastSeenMonotonic = monotonicNow()
     }
     ws.on("pong", seen)
     ws.on("ping", seen)
@@ -719,7 +736,7 @@ class Transport<A, I> {
       if (peer.conn?.ws !== ws) return // replaced
       peer.conn = undefined
       this.counters.disconnects += 1
-      const lived = Date.now() - conn.openedAt
+      const lived = Math.round(monotonicNow() - conn.openedAtMonotonic)
       this.changed({ peer: peer.name, status: "disconnected", direction, at: Date.now() })
       this.log(
         "info",
@@ -780,24 +797,22 @@ class Transport<A, I> {
       return this.drop(from, "sender-mismatch", `message claims to be from ${claimed}`)
     }
     this.counters.messagesIn += 1
-    this.deliver({ from, message, receivedAt: Date.now(), receivedAtMonotonic: performance.now() })
+    this.deliver({ from, message, receivedAt: Date.now(), receivedAtMonotonic: monotonicNow() })
   }
 
   private liveness() {
-    const now = Date.now()
+    // Monotonic: a wall-clock step must neither cut a healthy peer nor stop watching a silent one.
+    const now = monotonicNow()
     for (const p of this.peers.values()) {
       const c = p.conn
       if (c === undefined || c.ws.readyState !== WebSocket.OPEN) continue
-      if (now - (p.lastSeenAt ?? c.openedAt) > this.deadAfterMs) {
-        p.lastError = `nothing received for ${now - (p.lastSeenAt ?? c.openedAt)} ms`
-        this.log(
-          "warn",
-          `mesh: ${p.name} silent for ${now - (p.lastSeenAt ?? c.openedAt)} ms; cutting the connection`,
-          {
-            event: "mesh_peer_silent",
-            peer: p.name,
-          },
-        )
+      const silentMs = Math.round(now - (p.lastSeenMonotonic ?? c.openedAtMonotonic))
+      if (silentMs > this.deadAfterMs) {
+        p.lastError = `nothing received for ${silentMs} ms`
+        this.log("warn", `mesh: ${p.name} silent for ${silentMs} ms; cutting the connection`, {
+          event: "mesh_peer_silent",
+          peer: p.name,
+        })
         c.ws.terminate()
         continue
       }
@@ -830,7 +845,7 @@ class Transport<A, I> {
         detail: `${bytes} bytes > limit ${this.maxMessageBytes}`,
       })
     }
-    return { data, bytes, at: Date.now() }
+    return { data, bytes, at: monotonicNow() }
   }
 
   enqueue(peer: PeerRuntime, frame: Queued) {
@@ -854,7 +869,7 @@ class Transport<A, I> {
   private pump(peer: PeerRuntime) {
     const c = peer.conn
     if (c === undefined || c.ws.readyState !== WebSocket.OPEN) return
-    const now = Date.now()
+    const now = monotonicNow()
     while (peer.queue.length > 0 && c.ws.bufferedAmount < this.highWater) {
       const frame = peer.queue.shift() as Queued
       if (now - frame.at > this.queueMaxAgeMs) {

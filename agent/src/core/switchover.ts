@@ -19,7 +19,23 @@ import { leaseValid } from "./lease.ts"
 import { broadcast, event, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
+import { revokeActions } from "./supersession.ts"
 import type { AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
+
+/** Purposes of the actions a switchover issues (pre_switchover and the fence, the drain, the kill). */
+const switchoverActions: ReadonlySet<string> = new Set([
+  "switchover",
+  "drain-sessions",
+  "switchover-kill-sessions",
+])
+
+/**
+ * The switchover is over (refused, rolled back, or the role changed): what it
+ * issued and has not started yet is withdrawn, so a drain that outlives the
+ * rollback never goes on to fence the primary it gave back (issue 16).
+ */
+const endSwitchover = (s: AgentState): AgentState =>
+  revokeActions({ ...s, switchover: null }, switchoverActions)
 
 const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
   out.push({ _tag: "OperatorReply", requestId, ok, message })
@@ -393,10 +409,10 @@ const refuse = (s: AgentState, out: Outputs, why: string): AgentState => {
       true,
       `switchover to ${sw.to} refused (${why}): fencing and resigning before shutdown`,
     )
-    return resign({ ...s, switchover: null }, out, "agent shutting down")
+    return resign(endSwitchover(s), out, "agent shutting down")
   }
   reply(out, sw.requestId, false, `switchover refused: ${why}`)
-  return { ...s, switchover: null }
+  return endSwitchover(s)
 }
 
 export const onSwitchoverResult = (
@@ -431,7 +447,7 @@ export const onSwitchoverResult = (
       { _tag: "Fence", until: "abort" },
       "switchover",
     )
-    const [next] = issueMysql(fenced, out, { _tag: "KillSessions" }, "kill-sessions")
+    const [next] = issueMysql(fenced, out, { _tag: "KillSessions" }, "switchover-kill-sessions")
     return { ...next, switchover: { ...sw, phase: "fencing", waitingFor: fenceId } }
   }
   if (!ok) return rollback(s, out, "could not set super_read_only")
@@ -460,11 +476,11 @@ const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
       true,
       `switchover to ${sw.to} rolled back (${why}): resigning before shutdown`,
     )
-    return resign({ ...s, switchover: null }, out, "agent shutting down")
+    return resign(endSwitchover(s), out, "agent shutting down")
   }
   reply(out, sw.requestId, false, `switchover rolled back: ${why}`)
   // mayBeWritable() holds again once `switchover` is cleared: the guard unfences and takes the VIP.
-  return { ...s, switchover: null }
+  return endSwitchover(s)
 }
 
 export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
@@ -474,7 +490,7 @@ export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
     // Transferring: answered already; the target took over (or the replicas elected).
     if (sw.phase !== "transferring")
       reply(out, sw.requestId, false, `switchover aborted: ${s.self} is no longer the primary`)
-    return { ...s, switchover: null }
+    return endSwitchover(s)
   }
   if (sw.phase === "converging") return converge(s, out)
   if (sw.phase === "transferring") {

@@ -9,6 +9,7 @@ import { monotonicNow, newBootId, randomUnit } from "../adapters/clock.ts"
 import type { HardStateStore } from "../adapters/hard-state-file.ts"
 import type { ClusterConfig } from "../core/config.ts"
 import { initialState, step } from "../core/reducer.ts"
+import { stillWanted } from "../core/supersession.ts"
 import type { AgentState, HardState, Output } from "../core/types.ts"
 import type { PendingInput } from "./executor.ts"
 
@@ -17,8 +18,16 @@ export interface DecisionLoopOptions {
   readonly clusterConfig: () => ClusterConfig
   readonly inbox: Queue.Queue<PendingInput>
   readonly hardState: HardStateStore<HardState>
-  /** Runs a step's outputs; `incarnation` (this run's bootId) comes back with their completions. */
-  readonly execute: (outputs: ReadonlyArray<Output>, incarnation: string) => Effect.Effect<void>
+  /**
+   * Runs a step's outputs; `incarnation` (this run's bootId) comes back with
+   * their completions; `stillWanted` asks the core, at each output's turn,
+   * whether the decision that issued it still stands.
+   */
+  readonly execute: (
+    outputs: ReadonlyArray<Output>,
+    incarnation: string,
+    stillWanted: (output: Output) => boolean,
+  ) => Effect.Effect<void>
   /** Called with every new state (status, HTTP endpoints, metrics). */
   readonly publish: (state: AgentState) => void
   readonly log: pino.Logger
@@ -29,6 +38,9 @@ export interface DecisionLoopOptions {
 export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<never, unknown> => {
   // Outside the loop's run, so that an injected defect fires once, not after every restart.
   let defectInjected = false
+  // The newest state of whichever run is current: a batch of an earlier run
+  // (before a restart of the loop) is checked against it, not its own.
+  let current: AgentState | null = null
   return Effect.gen(function* () {
     const hard = Option.getOrNull(yield* options.hardState.load)
     const bootId = newBootId()
@@ -47,9 +59,16 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
         }
         const result = step(state, pending(monotonicNow()))
         state = result.state
+        current = state
         options.publish(state)
         if (result.outputs.length > 0)
-          yield* Effect.forkDetach(options.execute(result.outputs, bootId))
+          yield* Effect.forkDetach(
+            options.execute(
+              result.outputs,
+              bootId,
+              (o) => current !== null && stillWanted(current, o, bootId),
+            ),
+          )
       })
     yield* apply((now) => ({
       _tag: "Start",

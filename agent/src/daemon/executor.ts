@@ -9,6 +9,7 @@ import { Cause, Deferred, Effect, Exit, Fiber, Semaphore } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
+import { monotonicNow } from "../adapters/clock.ts"
 import type { HardStateStore } from "../adapters/hard-state-file.ts"
 import { describeHookRun, type HookRunnerService, hookAllows } from "../adapters/hook-runner.ts"
 import type { MeshService } from "../adapters/mesh.ts"
@@ -135,7 +136,11 @@ export const makeExecutor = (services: ExecutorServices) => {
     )
   }
 
-  const mysqlAction = (action: MysqlAction): Effect.Effect<void, unknown> => {
+  /** `wanted`: the core still wants this action (a drain stops waiting once it does not). */
+  const mysqlAction = (
+    action: MysqlAction,
+    wanted: () => boolean,
+  ): Effect.Effect<void, unknown> => {
     const { local } = services.mysql
     const config = services.config()
     const monitorUser = config.mysql.monitor.user
@@ -214,7 +219,8 @@ export const makeExecutor = (services: ExecutorServices) => {
         ])
       case "DrainSessions": {
         // Never fails: whatever is still busy at the deadline is killed by the fence after it.
-        const deadline = Date.now() + action.timeoutMs
+        // Monotonic: a wall-clock step must not stretch the drain (issue 16).
+        const deadline = monotonicNow() + action.timeoutMs
         const poll: Effect.Effect<void> = local
           .busyClientSessions({ skipUsers: [monitorUser] })
           .pipe(
@@ -224,7 +230,14 @@ export const makeExecutor = (services: ExecutorServices) => {
                 log.info({ event: "drained" }, "no client session busy: fencing")
                 return Effect.void
               }
-              if (Date.now() >= deadline) {
+              if (!wanted()) {
+                log.info(
+                  { event: "drain-superseded" },
+                  `${busy} client session(s) still busy, but the switchover that asked for the drain is over: stopped waiting`,
+                )
+                return Effect.void
+              }
+              if (monotonicNow() >= deadline) {
                 log.warn(
                   { event: "drain-timeout" },
                   `${busy} client session(s) still busy after ${action.timeoutMs} ms: the fence kills them`,
@@ -332,6 +345,7 @@ export const makeExecutor = (services: ExecutorServices) => {
     persistSeq: number | undefined,
     durableSeq: number,
     incarnation: string,
+    wanted: () => boolean,
   ): Effect.Effect<void> => {
     switch (output._tag) {
       case "PersistHardState":
@@ -359,7 +373,7 @@ export const makeExecutor = (services: ExecutorServices) => {
           }),
         )
       case "Mysql":
-        return Effect.exit(mysqlAction(output.action)).pipe(
+        return Effect.exit(mysqlAction(output.action, wanted)).pipe(
           Effect.map((exit) => {
             const error = Exit.isFailure(exit) ? errorText(Cause.squash(exit.cause)) : null
             if (error !== null)
@@ -514,9 +528,16 @@ export const makeExecutor = (services: ExecutorServices) => {
    * Runs one step's outputs in order. Probes (and the grants check) are started in the background:
    * their results come back as inputs and nothing in the step waits for them.
    * `incarnation` is the bootId of the decision loop's run that made the
-   * step; completions carry it back.
+   * step; completions carry it back. `stillWanted` is the core's answer,
+   * from its current state, whether an output may still be performed: asked
+   * just before each one, since an earlier one (a drain, a fence behind a
+   * lock) may outlast the decision that issued the batch (issue 16).
    */
-  const execute = (outputs: ReadonlyArray<Output>, incarnation: string): Effect.Effect<void> => {
+  const execute = (
+    outputs: ReadonlyArray<Output>,
+    incarnation: string,
+    stillWanted: (output: Output) => boolean = () => true,
+  ): Effect.Effect<void> => {
     // Sequence numbers are taken now, in step order, before anything runs.
     // Each output also notes the newest hard state emitted before it (in an
     // earlier step or earlier in this one): a message waits for that one, not
@@ -534,9 +555,24 @@ export const makeExecutor = (services: ExecutorServices) => {
     return Effect.forEach(
       outputs,
       (o, i) =>
-        o._tag === "ProbeLocal" || o._tag === "ProbePrimary" || o._tag === "CheckPrivileges"
-          ? Effect.forkDetach(one(o, undefined, durableSeqs[i] ?? 0, incarnation))
-          : one(o, seqs[i], durableSeqs[i] ?? 0, incarnation),
+        Effect.suspend(() => {
+          const wanted = () => stillWanted(o)
+          if (!wanted()) {
+            log.info(
+              {
+                event: "superseded",
+                output: o._tag === "Mysql" ? o.action._tag : o._tag,
+              },
+              "not performed: the decision that issued it was withdrawn before its turn",
+            )
+            return Effect.void
+          }
+          return o._tag === "ProbeLocal" ||
+            o._tag === "ProbePrimary" ||
+            o._tag === "CheckPrivileges"
+            ? Effect.forkDetach(one(o, undefined, durableSeqs[i] ?? 0, incarnation, wanted))
+            : one(o, seqs[i], durableSeqs[i] ?? 0, incarnation, wanted)
+        }),
       { discard: true },
     )
   }

@@ -5,7 +5,8 @@
 // more than `maxRestarts` restarts within `windowMs` escalate, so the agent
 // exits non-zero and systemd restarts the whole agent. Interruption is never
 // restarted: it is how the daemon stops.
-import { Cause, Clock, Effect, Exit, Schema } from "effect"
+import { Cause, Effect, Exit, Schema } from "effect"
+import { monotonicNow } from "../adapters/clock.ts"
 
 export interface RestartPolicy {
   /** Restarts allowed within the window before escalating. */
@@ -77,7 +78,8 @@ export const supervise = <E, R>(
       if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
         return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
       }
-      const now = yield* Clock.currentTimeMillis
+      // Monotonic: a wall-clock step must not stretch or empty the restart window.
+      const now = monotonicNow()
       restarts = [...restarts.filter((t) => now - t < policy.windowMs), now]
       const cause = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "returned"
       if (restarts.length > policy.maxRestarts) {
