@@ -126,6 +126,8 @@ const drainSwitchover = async (
         : ["drain-timeout", "self-fenced", "split-brain-guard"]
       ).includes(e),
     )
+  const seen = events.slice(outcome + 1).filter((e) => /drain|superseded|fence|split-brain/.test(e))
+  console.log(`${label}: ${from}'s drain and fence events after the outcome: ${seen.join(", ")}`)
   if (late.length > 0)
     problems.push(`${from}'s agent after the outcome: ${late.join(", ")} (a drain or fence)`)
 
