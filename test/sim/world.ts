@@ -414,6 +414,20 @@ export class World {
       const o = outputs[k]!
       if (!stillWanted(n.state, o, n.state.bootId)) {
         this.trace(n, `superseded, not performed: ${o._tag === "Mysql" ? o.action._tag : o._tag}`)
+        // As the daemon: reported like a failure, so that no routine waits for it for ever.
+        if (o._tag === "Mysql") {
+          this.schedule(this.now + 1, () => {
+            if (n.incarnation !== incarnation || !n.agentUp) return
+            this.input(n, (now) => ({
+              _tag: "MysqlDone",
+              now,
+              incarnation: `${n.name}-${incarnation}`,
+              id: o.id,
+              ok: false,
+              error: "not performed: superseded",
+            }))
+          })
+        }
         continue
       }
       const latency = this.perform(n, o, incarnation)

@@ -203,11 +203,41 @@ test("executor: a wall clock stepped back 30 s during the drain does not stretch
     const started = performance.now()
     await Effect.runPromise(executor.execute(switchoverBatch(1_000), "run-1", () => true))
     const took = performance.now() - started
-    assert.ok(took >= 1_000 && took < 3_000, `the drain took ${Math.round(took)} ms, not 31 s`)
+    assert.ok(
+      took >= 1_000 && took < 3_000,
+      `the 1 s drain took ${Math.round(took)} ms (a wall-clock deadline: 31 s)`,
+    )
     // The switchover still wants them: the fence and the kill follow the drain.
     assert.deepEqual(done, ["fence", "kill-sessions"])
   } finally {
     clearTimeout(stepBack)
     Date.now = realNow
   }
+})
+
+test("an unfence is re-checked against what the node is now: not once its lease is gone or its promotion is over", () => {
+  const s = caughtUp(running(), 7_000, 500)
+  const id = s.nextId
+  const issued: AgentState = {
+    ...s,
+    nextId: id + 1,
+    inFlight: new Map(s.inFlight).set(id, "make-writable"),
+  }
+  const unfence: Output = { _tag: "Mysql", id, action: { _tag: "MakeWritable" } }
+  assert.ok(mayBeWritable(issued))
+  assert.equal(stillWanted(issued, unfence, issued.bootId), true)
+  // The lease ran out before its turn (no quorum renewed it): not performed.
+  const expired: AgentState = { ...issued, now: issued.lease.validUntil + 1 }
+  assert.equal(mayBeWritable(expired), false)
+  assert.equal(stillWanted(expired, unfence, issued.bootId), false)
+  // A promotion's unfence: only while that promotion runs.
+  const promoting: AgentState = {
+    ...issued,
+    inFlight: new Map(s.inFlight).set(id, "promotion"),
+  }
+  assert.equal(stillWanted(promoting, unfence, issued.bootId), true)
+  assert.equal(
+    stillWanted({ ...promoting, role: "follower", promotion: null }, unfence, issued.bootId),
+    false,
+  )
 })

@@ -7,19 +7,32 @@
  * executor asks the core whether it still wants it; the core answers from
  * its current state, so a withdrawn action is never performed.
  */
+import { mayBeWritable } from "./fencing.ts"
 import type { AgentState, Output } from "./types.ts"
+
+/**
+ * Making the server writable is re-checked against what the node is now, not
+ * what it was when the step issued it: the guard's unfence only while the
+ * node may still be writable (leader of its term, in lease, not fenced by a
+ * switchover); a promotion's only while that promotion still runs.
+ */
+const mayStillUnfence = (s: AgentState, purpose: string | undefined): boolean =>
+  purpose === "promotion" ? s.role === "leader" && s.promotion !== null : mayBeWritable(s)
 
 /**
  * May the executor still perform `output`, issued by the run `incarnation`
  * of the decision loop? An action with an id (Mysql, RunHook) belongs to the
  * routine that issued it: wanted while this run still counts it in flight.
- * Ids are per run: an action of another run is never this run's. Other
+ * Ids are per run: an action of another run is never this run's. Making
+ * the server writable must moreover still be allowed now. Other
  * outputs (persists, messages, VIP moves, probes) carry no decision that a
  * later step withdraws; they always run.
  */
 export const stillWanted = (s: AgentState, output: Output, incarnation: string): boolean => {
   switch (output._tag) {
     case "Mysql":
+      if (incarnation !== s.bootId || !s.inFlight.has(output.id)) return false
+      return output.action._tag !== "MakeWritable" || mayStillUnfence(s, s.inFlight.get(output.id))
     case "RunHook":
       return incarnation === s.bootId && s.inFlight.has(output.id)
     case "PersistHardState":

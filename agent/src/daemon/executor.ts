@@ -565,6 +565,17 @@ export const makeExecutor = (services: ExecutorServices) => {
               },
               "not performed: the decision that issued it was withdrawn before its turn",
             )
+            // Reported like a failure, so that no routine waits for it for ever
+            // (a withdrawn id is unknown to the core and its report ignored).
+            if (o._tag === "Mysql")
+              enqueue((now) => ({
+                _tag: "MysqlDone",
+                now,
+                incarnation,
+                id: o.id,
+                ok: false,
+                error: "not performed: superseded",
+              }))
             return Effect.void
           }
           return o._tag === "ProbeLocal" ||
