@@ -2,7 +2,9 @@
 // (test/lab/mesh-node.ts) with certificates from a cluster CA; a hand-made
 // client (test/lab/mesh-raw.ts) in the client namespace plays the intruders.
 import assert from "node:assert/strict"
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { readFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import type { MeshMetrics, MeshPeer, PeerState } from "../../agent/src/adapters/mesh.ts"
@@ -78,13 +80,21 @@ describe("the mesh on a three-host lab", () => {
     }
   }
 
-  const startNode = async (where: string, cfg: MeshNodeConfig) => {
-    const since = Date.now()
-    const pid = await lab.spawn(where, "mesh", [node, MESH_NODE, JSON.stringify(cfg)])
+  const startNode = async (
+    where: string,
+    cfg: MeshNodeConfig,
+    env: Readonly<Record<string, string>> = {},
+  ) => {
+    const started = (await lines(where)).filter((l) => l.event === "started").length
+    const pid = await lab.spawn(where, "mesh", [node, MESH_NODE, JSON.stringify(cfg)], {
+      ...process.env,
+      ...env,
+    })
     pids.set(where, pid)
+    // Counted, not timed: a node under libfaketime stamps its lines with its own wall clock.
     await waitFor(
       `the mesh node on ${where} to start`,
-      async () => (await lines(where)).some((l) => l.event === "started" && Number(l.t) >= since),
+      async () => (await lines(where)).filter((l) => l.event === "started").length > started,
       20_000,
     )
   }
@@ -558,5 +568,72 @@ describe("the mesh on a three-host lab", () => {
       "db3 connected to both",
       (x) => connected(x, "db1") && connected(x, "db2"),
     )
+  })
+
+  test("a wall clock stepped forward neither cuts a healthy peer, nor stepped back stops the watch of a silent one", async (t) => {
+    // db3's mesh node under Debian's libfaketime, its monotonic clock untouched (issue 16).
+    const lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+    assert.ok(existsSync(lib), `${lib} is missing: apt-get install -y libfaketime`)
+    const dir = mkdtempSync(join(tmpdir(), "mha-faketime-"))
+    const clock = join(dir, "db3")
+    writeFileSync(clock, "+0\n")
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    await stopNode("db3")
+    await startNode("db3", nodeConfig("db3"), {
+      LD_PRELOAD: lib,
+      FAKETIME_TIMESTAMP_FILE: clock,
+      FAKETIME_NO_CACHE: "1",
+      DONT_FAKE_MONOTONIC: "1",
+    })
+    // db3's own lines, after the n-th: its wall clock is not the test's.
+    const after = async (n: number) => (await lines("db3")).slice(n)
+    const bothConnected = (l: Record<string, unknown>) =>
+      l.event === "state" &&
+      connected(l as unknown as StateLine, "db1") &&
+      connected(l as unknown as StateLine, "db2")
+    await waitFor(
+      "db3 connected to db1 and db2",
+      async () => (await after(0)).some(bothConnected),
+      15_000,
+    )
+    await waitFor(
+      "db3's mesh settled",
+      async () => (await after(0)).filter(bothConnected).length > 5,
+      10_000,
+    )
+
+    const beforeJump = (await lines("db3")).length
+    writeFileSync(clock, "+60s\n")
+    await sleep(DEAD_AFTER + 1_000)
+    const jumped = await after(beforeJump)
+    const cuts = jumped.filter((l) => typeof l.message === "string" && l.message.includes("silent"))
+    assert.deepEqual(
+      cuts.map((l) => l.message),
+      [],
+      "a forward step cut no healthy peer",
+    )
+    const lost = jumped.filter((l) => l.event === "peer" && l.status === "disconnected")
+    assert.deepEqual(lost, [], "db3 lost no peer after a forward step")
+
+    writeFileSync(clock, "-60s\n")
+    await sleep(500)
+    const beforeCut = (await lines("db3")).length
+    await lab.inject({ _tag: "CutAgent", a: "db1", b: "db3" })
+    try {
+      await waitFor(
+        "db3 to cut silent db1 within the dead-after time, its clock stepped back",
+        async () =>
+          (await after(beforeCut)).some(
+            (l) => l.event === "state" && !connected(l as unknown as StateLine, "db1"),
+          ),
+        DEAD_AFTER + 4_000,
+        100,
+      )
+    } finally {
+      await lab.inject({ _tag: "Heal", hosts: [] })
+    }
+    // Leave db3 as the other tests found it.
+    await stopNode("db3")
+    await startNode("db3", nodeConfig("db3"))
   })
 })
