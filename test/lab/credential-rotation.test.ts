@@ -96,14 +96,17 @@ const writePasswordFiles = async (c: LabCluster, which: "monitor" | "replication
   }
 }
 
-const reloadAll = async (c: LabCluster): Promise<string[]> => {
-  const out: string[] = []
-  for (const h of c.lab.hosts) {
-    const r = await c.agents.cli(h.name, ["reload"])
-    out.push(`${h.name}: ${r.stdout.trim()}${r.stderr.trim()}`)
-  }
-  return out
-}
+/** `mha-agent reload` on every agent at once: when each answered, and what. */
+const reloadAll = async (c: LabCluster): Promise<Map<string, { at: number; out: string }>> =>
+  new Map(
+    await Promise.all(
+      c.lab.hosts.map(async (h) => {
+        const r = await c.agents.cli(h.name, ["reload"])
+        const out = `${h.name}: ${r.stdout.trim()}${r.stderr.trim()}`
+        return [h.name, { at: Date.now(), out }] as const
+      }),
+    ),
+  )
 
 /** Samples every replica's IO thread; the longest stretch each spent not running. */
 const watchChannels = (c: LabCluster, hosts: ReadonlyArray<string>) => {
@@ -273,14 +276,19 @@ test(
       }
       assert.equal((await channel(c, r1)).io, "Connecting", "still denied with the old file")
       await writePasswordFiles(c, "replication", "repl-3")
-      const fixAt = Date.now()
       const reloaded = await reloadAll(c)
-      for (const line of reloaded)
+      const outputs = [...reloaded.values()].map((r) => r.out)
+      for (const line of outputs)
         assert.match(line, /mysql\.replication\.password_file: the password changed/, line)
-      assert.ok(!reloaded.join("\n").includes("repl-3"), "the password is never shown")
-      for (const h of replicas)
-        await waitChannel(c, h, "back after the reload", (x) => x.io === "Yes", 15_000)
-      const recoveredMs = Date.now() - fixAt
+      assert.ok(!outputs.join("\n").includes("repl-3"), "the password is never shown")
+      // From each replica's reload to its IO thread running again.
+      const recovered = await Promise.all(
+        replicas.map(async (h) => {
+          await waitChannel(c, h, "back after the reload", (x) => x.io === "Yes", 15_000)
+          return Date.now() - reloaded.get(h)!.at
+        }),
+      )
+      const recoveredMs = Math.max(...recovered)
       await c.waitForWritesAfter(Date.now(), 30_000)
       for (const h of replicas) {
         await waitFor(
@@ -357,8 +365,8 @@ test(
       )
       assert.ok(!`${refused.stdout}${refused.stderr}`.includes("not-the-password"), "never shown")
       await writePasswordFiles(c, "monitor", "mha-2")
-      for (const line of await reloadAll(c))
-        assert.match(line, /mysql\.monitor\.password_file: the password changed/, line)
+      for (const { out } of (await reloadAll(c)).values())
+        assert.match(out, /mysql\.monitor\.password_file: the password changed/, out)
       await c.lab.query(primary, `ALTER USER ${MONITOR} DISCARD OLD PASSWORD`)
       const logAt = new Map(
         c.lab.hosts.map((h) => [h.name, statSync(c.agents.logPath(h.name)).size]),
