@@ -44,9 +44,7 @@ export const AUTH_RETRY_MS = 3_000
 const AUTH_ERRNOS: ReadonlySet<number> = new Set([1045])
 
 export const failsToLogIn = (replica: ReplicaStatus): boolean =>
-  !replica.ioRunning && replica.ioErrno !== undefined && replica.ioErrno !== null
-    ? AUTH_ERRNOS.has(replica.ioErrno)
-    : false
+  !replica.ioRunning && AUTH_ERRNOS.has(replica.ioErrno ?? 0)
 
 /** The reload read a changed replication password file: the channel gets it, retries start over. */
 export const replicationPasswordChanged = (s: AgentState, out: Outputs): AgentState => {
