@@ -77,6 +77,8 @@ export const StatusView = Schema.Struct({
    * missing the node does not stand for election. Absent before a grants check succeeded.
    */
   missingPrivileges: Schema.optional(Schema.Array(Schema.String)),
+  /** Why this node's replication does not run (its IO or SQL thread's error), while it lasts. */
+  replicationError: Schema.optional(Schema.String),
   members: Schema.Array(MemberStatus),
 })
 export type StatusView = typeof StatusView.Type

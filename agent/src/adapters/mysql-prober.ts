@@ -574,6 +574,7 @@ export const toMysqlProbe = (
           retrieved: o.replica.retrieved,
           lagSeconds: o.replica.secondsBehindSource,
           lastError: describeReplicationError(o.replica),
+          ioErrno: o.replica.lastIoError?.errno ?? null,
         }
   return {
     serverUuid: o.serverUuid,

@@ -56,10 +56,13 @@ export const renderStatus = (s: StatusView): string => {
       : [
           `this node's agent lacks MySQL privileges ${missing.join(", ")}: it will not stand for election until they are granted`,
         ]
+  const replication =
+    s.replicationError === undefined ? [] : [`this node's replication: ${s.replicationError}`]
   return [
     head,
     `this node: ${s.node} (${s.role}); ${s.electionStatus}`,
     ...privileges,
+    ...replication,
     "",
     ...table(rows),
   ].join("\n")

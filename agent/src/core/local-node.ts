@@ -3,6 +3,7 @@
  * errant transactions (section 10).
  */
 import { isDataNode } from "./config.ts"
+import { initialCredentials } from "./credentials.ts"
 import {
   emptyGtidSet,
   formatGtidSet,
@@ -39,6 +40,7 @@ export const initialLocal: LocalNode = {
   diverged: false,
   rejoinForced: false,
   rejoinRequested: false,
+  credentials: initialCredentials,
   revokedTerm: 0,
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },

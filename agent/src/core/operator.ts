@@ -8,6 +8,7 @@
 import { requestClone } from "./clone.ts"
 import { nextRecord } from "./cluster-record.ts"
 import { isDataNode, memberOf } from "./config.ts"
+import { rejoinReappliesCredentials } from "./credentials.ts"
 import { startVote } from "./election.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
 import { event, issueMysql, type Outputs } from "./outputs.ts"
@@ -173,13 +174,15 @@ export const onOperator = (
           leader === null
             ? "not diverged; it rejoins once a primary is ACTIVE"
             : source === leader
-              ? `not diverged; already replicates from ${leader}`
+              ? `not diverged; already replicates from ${leader}: its credentials are applied again`
               : `not diverged; rejoining as a replica of ${leader} with auto-position`,
         )
         // Also an old primary that auto_rejoin: false keeps waiting for this command.
+        // The credentials too: the password file may have changed (issue 17).
+        const reapplied = rejoinReappliesCredentials(s)
         return source === leader && leader !== null
-          ? s
-          : { ...s, local: { ...s.local, rejoinRequested: true } }
+          ? reapplied
+          : { ...reapplied, local: { ...reapplied.local, rejoinRequested: true } }
       }
       if (s.local.diverged && !request.force) {
         reply(
@@ -191,9 +194,10 @@ export const onOperator = (
         return s
       }
       reply(out, requestId, true, "rejoining as a replica despite divergence")
+      const forced = rejoinReappliesCredentials(s)
       return {
-        ...s,
-        local: { ...s.local, diverged: false, rejoinForced: true, rejoinRequested: true },
+        ...forced,
+        local: { ...forced.local, diverged: false, rejoinForced: true, rejoinRequested: true },
       }
     }
     case "Demote":

@@ -13,6 +13,7 @@ import { cloneProgress, onCloneResult } from "./clone.ts"
 import { initialRecord } from "./cluster-record.ts"
 import { knownPrimary } from "./cluster-view.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
+import { replicationPasswordChanged } from "./credentials.ts"
 import {
   electionClock,
   electionTimers,
@@ -203,6 +204,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       // A reload is also the operator's way to have grants checked again at once.
       s = recheckPrivileges({ ...s, config: input.config })
       event(out, "info", "reconfigured", "reloaded settings apply from now on")
+      if (input.changedSecrets?.includes("replication")) s = replicationPasswordChanged(s, out)
       break
     default:
       return absurd(input)

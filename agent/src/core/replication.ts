@@ -6,10 +6,11 @@
 
 import { cloneHoldsReplication } from "./clone.ts"
 import { isDataNode, strictAckCount } from "./config.ts"
+import { credentialsApplied, credentialsToReapply } from "./credentials.ts"
 import { formatGtidSet, isEmpty } from "./gtid.ts"
 import { errantOf } from "./local-node.ts"
 import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
-import type { AgentState } from "./types.ts"
+import type { AgentState, MysqlProbe } from "./types.ts"
 
 export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   if (!isDataNode(s.config, s.self) || s.role !== "follower") return s
@@ -54,8 +55,24 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     ;[next] = issueMysql(next, out, { _tag: "ReplicateFrom", source: leader }, "replication")
     next = setReplicaSemiSync(next, out)
     event(out, "info", "repoint", `replicating from ${leader} with auto-position`)
+    next = credentialsApplied(next)
     return { ...next, local: { ...next.local, rejoinForced: false, rejoinRequested: false } }
   }
+  // Already pointed at the primary: a changed password file, `rejoin`, or an
+  // IO thread that cannot log in has the channel configured again, with the
+  // password file read afresh (credentials.ts).
+  if (!fencedQuietly(s, probe)) return keepReplicaRunning(s, out, probe)
+  const [next, why] = credentialsToReapply(s, out, replica, leader)
+  if (why === null) return keepReplicaRunning(next, out, probe)
+  const [issued] = issueMysql(next, out, { _tag: "ReplicateFrom", source: leader }, "replication")
+  event(out, "info", "credentials", `re-applying the replication credentials: ${why}`)
+  return { ...issued, local: { ...issued.local, rejoinForced: false, rejoinRequested: false } }
+}
+
+/** A replica that follows the primary: semi-sync on, both threads running unless broken. */
+const keepReplicaRunning = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState => {
+  const replica = probe.replica
+  if (replica === null) return s
   // A replica whose mysqld restarted follows the same source but has lost the
   // runtime semi-sync setting: with strict semi-sync and every replica in that
   // state the primary would block every commit while all looks healthy.

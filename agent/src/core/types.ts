@@ -26,6 +26,7 @@ import type {
   VoteRequestMessage,
 } from "../../../shared/peer-messages.ts"
 import type { ClusterConfig } from "./config.ts"
+import type { ReplicationCredentials } from "./credentials.ts"
 import type { GtidSet } from "./gtid.ts"
 import type { HealthState } from "./health.ts"
 
@@ -81,6 +82,8 @@ export interface ReplicaStatus {
   readonly retrieved: GtidSet
   readonly lagSeconds: number | null
   readonly lastError: string | null
+  /** Last_IO_Errno (0 or absent: none), e.g. 1045 when the IO thread cannot log in. */
+  readonly ioErrno?: number | null
 }
 
 /** A privilege the agent's MySQL user lacks, and the actions that need it. */
@@ -284,7 +287,13 @@ export type Input =
    * thresholds and policies apply from now on. Members and identity never
    * change here (the daemon refuses such a reload).
    */
-  | { readonly _tag: "Reconfigure"; readonly now: number; readonly config: ClusterConfig }
+  | {
+      readonly _tag: "Reconfigure"
+      readonly now: number
+      readonly config: ClusterConfig
+      /** The password files whose content changed (never the passwords themselves). */
+      readonly changedSecrets?: ReadonlyArray<"monitor" | "replication">
+    }
 
 // ---------------------------------------------------------------------------
 // Outputs
@@ -422,6 +431,8 @@ export interface LocalNode {
   readonly rejoinForced: boolean
   /** The operator ran `rejoin` (or `demote`): replicate from the primary even with auto_rejoin off. */
   readonly rejoinRequested: boolean
+  /** The replication credentials the channel holds: re-applied on a changed file, rejoin, 1045. */
+  readonly credentials: ReplicationCredentials
   /** The node has been told to stay out of replication until a leader of this term announces. */
   readonly revokedTerm: number
   /** The VIP as the last VipDone reported it, and the operation in flight. */

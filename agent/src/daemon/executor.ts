@@ -14,7 +14,7 @@ import type { HardStateStore } from "../adapters/hard-state-file.ts"
 import { describeHookRun, type HookRunnerService, hookAllows } from "../adapters/hook-runner.ts"
 import type { MeshService } from "../adapters/mesh.ts"
 import type { MysqlActions } from "../adapters/mysql-actuator.ts"
-import type { MysqlClientSettings, MysqlEndpoint } from "../adapters/mysql-connection.ts"
+import type { MysqlEndpoint } from "../adapters/mysql-connection.ts"
 import { MysqlError, memberEndpoint, readMysqlSettings } from "../adapters/mysql-connection.ts"
 import { type MysqlProberService, toMysqlProbe } from "../adapters/mysql-prober.ts"
 import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
@@ -34,7 +34,6 @@ export interface ExecutorServices {
   readonly mesh: MeshService<PeerMessage>
   readonly prober: MysqlProberService
   readonly mysql: { readonly local: MysqlActions; readonly at: (e: MysqlEndpoint) => MysqlActions }
-  readonly replication: MysqlClientSettings
   readonly vip: VipService | undefined
   readonly restart: (
     options: ReturnType<typeof restartOptionsFromConfig>,
@@ -167,22 +166,27 @@ export const makeExecutor = (services: ExecutorServices) => {
           return Effect.fail(new Error(`${action.source} is not a data member`))
         }
         const tls = config.mysql.tls
-        return local.repoint({
-          host: source.host,
-          port: source.port,
-          user: services.replication.user,
-          password: services.replication.password,
-          auth:
-            tls === undefined
-              ? { _tag: "GetSourcePublicKey" }
-              : {
-                  _tag: "Ssl",
-                  ...(tls.ca === undefined ? {} : { ca: tls.ca }),
-                  ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-                  ...(tls.key === undefined ? {} : { key: tls.key }),
-                },
-          semiSyncReplica: config.semi_sync.mode !== "off",
-        })
+        // The password file read afresh: a rotated password applies (issue 17).
+        return readMysqlSettings(config, "replication").pipe(
+          Effect.flatMap((replication) =>
+            local.repoint({
+              host: source.host,
+              port: source.port,
+              user: replication.user,
+              password: replication.password,
+              auth:
+                tls === undefined
+                  ? { _tag: "GetSourcePublicKey" }
+                  : {
+                      _tag: "Ssl",
+                      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+                      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+                      ...(tls.key === undefined ? {} : { key: tls.key }),
+                    },
+              semiSyncReplica: config.semi_sync.mode !== "off",
+            }),
+          ),
+        )
       }
       case "StartReplica":
         return local.startReplica

@@ -14,7 +14,7 @@ import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
 import { makeMesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
 import { mysqlActions } from "../adapters/mysql-actuator.ts"
-import { memberEndpoint, readMysqlSettings } from "../adapters/mysql-connection.ts"
+import { memberEndpoint } from "../adapters/mysql-connection.ts"
 import { makeMysqlProber } from "../adapters/mysql-prober.ts"
 import { restartService } from "../adapters/service-manager.ts"
 import { makeVip, vipOptionsFromConfig } from "../adapters/vip.ts"
@@ -23,6 +23,13 @@ import type { AgentState, OperatorRequest } from "../core/types.ts"
 import { ConfigError, diffForReload, formatReloadPlan, loadConfig } from "./config-load.ts"
 import { serveControlSocket } from "./control-socket.ts"
 import { toClusterConfig } from "./core-config.ts"
+import {
+  changedSecrets,
+  describeSecretChange,
+  monitorLoginRefusal,
+  readSecrets,
+  rotatingPassword,
+} from "./credentials.ts"
 import { runDecisionLoop, runTicker } from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
 import { serveHttp } from "./http.ts"
@@ -87,8 +94,11 @@ const agent = (
     const member = config.cluster.members.find((m) => m.name === self)
     const isData = member?.kind !== "witness"
 
-    const monitor = yield* readMysqlSettings(config, "monitor")
-    const replication = yield* readMysqlSettings(config, "replication")
+    let secrets = yield* readSecrets(config)
+    // The monitor password is replaced on reload (daemon/credentials.ts); the
+    // replication one is read again by every repoint.
+    const monitorPassword = rotatingPassword(secrets.monitor)
+    const monitor = monitorPassword.settings
     const local = memberEndpoint(config, self) ?? { host: "127.0.0.1", port: 3306 }
     const prober = yield* makeMysqlProber({ local, settings: monitor })
     const mysql = {
@@ -130,7 +140,6 @@ const agent = (
       mesh,
       prober,
       mysql,
-      replication,
       vip,
       restart: restartService,
       hooks,
@@ -248,32 +257,56 @@ const agent = (
     })
     yield* serveHttp({ config: currentConfig, state: () => latest, log, mesh, vip, hooks })
 
-    // SIGHUP and `mha-agent reload`: re-read the config; a bad or refused one keeps the running one.
+    // SIGHUP and `mha-agent reload`: re-read the config and the password files;
+    // a bad or refused one keeps the running one.
+    const refuse = (message: string): ControlReply => {
+      log.error({ event: "reload-refused" }, `reload: ${message}`)
+      return { ok: false, message: `reload refused; the running config stays in force: ${message}` }
+    }
     const reload = (): Promise<ControlReply> =>
       Effect.runPromise(
-        loadConfig(configPath).pipe(
-          Effect.match({
-            onFailure: (e): ControlReply => {
-              log.error({ event: "reload-refused" }, `reload: ${e.message}`)
-              return {
-                ok: false,
-                message: `reload refused; the running config stays in force: ${e.message}`,
-              }
-            },
-            onSuccess: (next): ControlReply => {
-              const plan = diffForReload(config, next)
-              const lines = formatReloadPlan(plan)
-              if (plan.ok) {
-                config = next
-                // What the plan calls live must be: the core's timings and policies, the log level.
-                log.level = next.log.level
-                enqueue((now) => ({ _tag: "Reconfigure", now, config: toClusterConfig(next) }))
-                log.info({ event: "reloaded" }, lines.join("; "))
-              } else log.error({ event: "reload-refused" }, lines.join("; "))
-              return { ok: plan.ok, message: lines.join("\n") }
-            },
-          }),
-        ),
+        Effect.gen(function* () {
+          const next = yield* loadConfig(configPath)
+          const nextSecrets = yield* readSecrets(next)
+          const plan = diffForReload(config, next)
+          if (!plan.ok) {
+            const lines = formatReloadPlan(plan)
+            log.error({ event: "reload-refused" }, lines.join("; "))
+            return { ok: false, message: lines.join("\n") }
+          }
+          const changed = changedSecrets(secrets, nextSecrets)
+          if (changed.includes("monitor")) {
+            const refusal = yield* monitorLoginRefusal(local, nextSecrets.monitor)
+            if (refusal !== null) return refuse(refusal)
+          }
+          const planLines = formatReloadPlan(plan)
+          const lines =
+            changed.length === 0
+              ? planLines
+              : [
+                  "reload: changing live:",
+                  ...(plan.live.length === 0 ? [] : planLines.slice(1)),
+                  ...changed.map(describeSecretChange),
+                ]
+          config = next
+          secrets = nextSecrets
+          // What the plan calls live must be: the core's timings and policies, the log level.
+          log.level = next.log.level
+          if (changed.includes("monitor")) {
+            // Connections opened from now on log in with it; the kept probe connection
+            // is dropped so that the next probe does at once.
+            monitorPassword.replace(nextSecrets.monitor.password)
+            yield* prober.reset
+          }
+          enqueue((now) => ({
+            _tag: "Reconfigure",
+            now,
+            config: toClusterConfig(next),
+            ...(changed.length === 0 ? {} : { changedSecrets: changed }),
+          }))
+          log.info({ event: "reloaded" }, lines.join("; "))
+          return { ok: true, message: lines.join("\n") } satisfies ControlReply
+        }).pipe(Effect.catch((e) => Effect.succeed(refuse(e.message)))),
       )
     const onHup = () => {
       reload().catch((e: unknown) => log.error({ event: "reload-refused" }, `reload: ${String(e)}`))

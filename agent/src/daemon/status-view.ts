@@ -21,6 +21,7 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
     ...(s.local.privileges.missing === null
       ? {}
       : { missingPrivileges: s.local.privileges.missing.map((m) => m.privilege) }),
+    ...(self?.replicationError == null ? {} : { replicationError: self.replicationError }),
     members: s.config.members.map((m) => {
       if (m.name === s.self) {
         return {
