@@ -379,6 +379,26 @@ export type VoteStage = "pre" | "frozen" | "unfrozen"
 export const freezeTimeoutWhy = "could not stop replication in time"
 
 /**
+ * Section 7: a voter that cannot freeze may still vouch for its data when
+ * its acknowledgements can no longer release anything. A semi-sync replica
+ * acknowledges only to the source its IO thread is connected to, and only
+ * after writing the transaction to its relay log (checked on the lab). Once
+ * that source, no longer leading, reports its mysqld quiet (refusing
+ * connections, or read-only with no commit waiting), no commit there can be
+ * released by a later acknowledgement; every acknowledgement that did
+ * release one was sent before, for a transaction then already written: a
+ * probe taken after the report holds it in its retrieved set, and the
+ * candidate must hold that set. So the vote may be decided on that probe.
+ */
+export const acksSettled = (s: AgentState): boolean => {
+  const p = s.local.probe
+  const source = p?.replica?.source ?? null
+  if (!s.local.up || p === null || source === null || source === s.self) return false
+  const since = s.peers.get(source)?.quietSince ?? null
+  return since !== null && s.local.lastProbeAt !== null && s.local.lastProbeAt > since
+}
+
+/**
  * Section 7: what keeps this data node from vouching for its data in a vote,
  * null when nothing. A `forced` vote (`failover --force`: the operator
  * accepts that acknowledged writes may be lost) waives the two rules that
@@ -400,6 +420,7 @@ const vouchRefusal = (
   if (s.local.resyncNeeded && from !== s.hard.record.primary) return resyncWhy
   // A replica whose IO thread cannot be stopped could still acknowledge to the old
   // primary after voting: a commit the candidate lacks would then get OK (I3).
+  if (acksSettled(s)) return null
   if (stage === "unfrozen") return freezeTimeoutWhy
   if (stage === "pre" && p.replica?.ioRunning === true) {
     if (s.local.freezeStuck) return `${freezeTimeoutWhy} (STOP REPLICA IO_THREAD still pending)`
@@ -523,8 +544,13 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
   return answerVote(next, out, req, verdict)
 }
 
-/** A data node always votes on a fresh probe taken after its IO thread stopped. */
-const mustFreeze = (s: AgentState): boolean => isDataNode(s.config, s.self)
+/**
+ * A data node votes on a fresh probe taken after its IO thread stopped; but
+ * not by a STOP that would hang behind an IO thread waiting for disk space
+ * (and block the probes with it) when its acknowledgements are settled.
+ */
+const mustFreeze = (s: AgentState): boolean =>
+  isDataNode(s.config, s.self) && !(s.local.stall !== null && acksSettled(s))
 
 /** A forced vote that waived a rule says so: the operator accepted the loss. */
 const waived = (out: Outputs, req: VoteRequestMessage, what: string): void =>
