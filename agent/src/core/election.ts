@@ -531,7 +531,7 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
   } else if (next.pendingVote !== null && next.pendingVote.request.from !== req.from) {
     verdict = { ok: false, why: `deciding on ${next.pendingVote.request.from}'s request first` }
   } else verdict = decideVote(next, req.from, req.kind, req.data)
-  if (verdict.ok && next.hard.votedFor === null && mustFreeze(next)) {
+  if (verdict.ok && next.hard.votedFor === null && mustFreeze(next, req.kind)) {
     if (next.pendingVote !== null) return next // the freeze is under way
     let frozen: AgentState = {
       ...next,
@@ -547,10 +547,11 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
 /**
  * A data node votes on a fresh probe taken after its IO thread stopped; but
  * not by a STOP that would hang behind an IO thread waiting for disk space
- * (and block the probes with it) when its acknowledgements are settled.
+ * (and block the probes with it) when the freeze is not needed: its
+ * acknowledgements are settled, or the operator forced the failover.
  */
-const mustFreeze = (s: AgentState): boolean =>
-  isDataNode(s.config, s.self) && !(s.local.stall !== null && acksSettled(s))
+const mustFreeze = (s: AgentState, kind: VoteKind): boolean =>
+  isDataNode(s.config, s.self) && !(s.local.stall !== null && (acksSettled(s) || kind === "forced"))
 
 /** A forced vote that waived a rule says so: the operator accepted the loss. */
 const waived = (out: Outputs, req: VoteRequestMessage, what: string): void =>
@@ -570,6 +571,12 @@ const answerVote = (
     req.from !== s.hard.record.primary
   )
     waived(out, req, "my relay logs may have held acknowledged transactions")
+  if (verdict.ok && req.kind === "forced" && s.local.stall !== null && !acksSettled(s))
+    waived(
+      out,
+      req,
+      `my IO thread is not frozen (${s.local.stall}): an acknowledgement it sends the old primary once it writes again may be lost`,
+    )
   if (verdict.ok) {
     const firstGrant = next.hard.votedFor === null
     next = {
