@@ -376,3 +376,32 @@ test("a voter stuck on a full disk votes without freezing once the source it ack
   }
   assert.equal(buildHeartbeat(hung, 1).observation?.quiet, false)
 })
+
+test("failover --force: a voter whose mysqld does not answer (wedged by a full disk) votes with the data it last reported, and says so", () => {
+  const w = running()
+  const base = voter(w)
+  const down: AgentState = { ...base, local: { ...base.local, up: false, hung: true } }
+  const vote = (s: AgentState, kind: "election" | "forced", received?: string): Input => {
+    const r = request(s, "VoteRequest")
+    return r._tag === "PeerReceived" && r.message._tag === "VoteRequest"
+      ? {
+          ...r,
+          message: {
+            ...r.message,
+            kind,
+            data: { ...r.message.data, received: received ?? r.message.data.received },
+          },
+        }
+      : r
+  }
+  const election = replies(step(down, vote(down, "election")).outputs)[0]
+  assert.equal(election?.granted, false)
+  assert.match(election?.reason ?? "", /mysqld is down/)
+  const r = step(down, vote(down, "forced"))
+  assert.ok(!r.outputs.some((o) => o._tag === "Mysql" && o.action._tag === "StopReplicaIo"))
+  assert.equal(replies(r.outputs)[0]?.granted, true, replies(r.outputs)[0]?.reason)
+  assert.ok(r.outputs.some((o) => o._tag === "Event" && o.event === "forced-vote"))
+  // Still refused to a candidate lacking what it last reported.
+  const lacking = replies(step(down, vote(down, "forced", "")).outputs)[0]
+  assert.equal(lacking?.granted, false)
+})

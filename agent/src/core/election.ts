@@ -401,9 +401,11 @@ export const acksSettled = (s: AgentState): boolean => {
 /**
  * Section 7: what keeps this data node from vouching for its data in a vote,
  * null when nothing. A `forced` vote (`failover --force`: the operator
- * accepts that acknowledged writes may be lost) waives the two rules that
- * only protect what the voter cannot vouch for: relay logs it may have lost,
- * and a freeze that does not complete.
+ * accepts that acknowledged writes may be lost) waives the rules that only
+ * protect what the voter cannot vouch for: relay logs it may have lost, a
+ * freeze that does not complete, and a mysqld that does not answer (it
+ * votes with the data it last reported; it still refuses a candidate that
+ * lacks any of it).
  */
 const vouchRefusal = (
   s: AgentState,
@@ -412,9 +414,12 @@ const vouchRefusal = (
   stage: VoteStage,
 ): string | null => {
   const p = s.local.probe
-  if (!s.local.up || p === null) return "my mysqld is down: I cannot vouch for my data"
+  const down = !s.local.up || p === null
+  // A forced vote vouches with what this node last saw of its data (kept while it is down):
+  // a replica wedged by a full disk (its probes hang) is one the operator must be able to pass.
+  if (down && kind !== "forced") return "my mysqld is down: I cannot vouch for my data"
   // (A primary stepping down fences itself before its freeze completes: judged frozen only.)
-  if (stage !== "pre" && !p.superReadOnly) return "my mysqld is still writable"
+  if (!down && stage !== "pre" && !p.superReadOnly) return "my mysqld is still writable"
   if (kind === "forced") return null
   // Whatever relay logs it lost, the recorded primary has in its binlog: vote only for it.
   if (s.local.resyncNeeded && from !== s.hard.record.primary) return resyncWhy
@@ -422,7 +427,7 @@ const vouchRefusal = (
   // primary after voting: a commit the candidate lacks would then get OK (I3).
   if (acksSettled(s)) return null
   if (stage === "unfrozen") return freezeTimeoutWhy
-  if (stage === "pre" && p.replica?.ioRunning === true) {
+  if (stage === "pre" && p?.replica?.ioRunning === true) {
     if (s.local.freezeStuck) return `${freezeTimeoutWhy} (STOP REPLICA IO_THREAD still pending)`
     if (s.local.stall !== null) return `${freezeTimeoutWhy}: ${s.local.stall}`
   }
@@ -551,7 +556,9 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
  * acknowledgements are settled, or the operator forced the failover.
  */
 const mustFreeze = (s: AgentState, kind: VoteKind): boolean =>
-  isDataNode(s.config, s.self) && !(s.local.stall !== null && (acksSettled(s) || kind === "forced"))
+  isDataNode(s.config, s.self) &&
+  !(kind === "forced" && (s.local.stall !== null || !s.local.up)) &&
+  !(s.local.stall !== null && acksSettled(s))
 
 /** A forced vote that waived a rule says so: the operator accepted the loss. */
 const waived = (out: Outputs, req: VoteRequestMessage, what: string): void =>
@@ -571,7 +578,9 @@ const answerVote = (
     req.from !== s.hard.record.primary
   )
     waived(out, req, "my relay logs may have held acknowledged transactions")
-  if (verdict.ok && req.kind === "forced" && s.local.stall !== null && !acksSettled(s))
+  if (verdict.ok && req.kind === "forced" && !s.local.up)
+    waived(out, req, "my mysqld does not answer: I vote with the data it last reported")
+  else if (verdict.ok && req.kind === "forced" && s.local.stall !== null && !acksSettled(s))
     waived(
       out,
       req,
