@@ -1,9 +1,21 @@
 // Issue 10 item 4: a replica that cannot freeze or lost its relay log.
 //
 // (a) A replica whose relay log disk is full (a 1 MB tmpfs, filled): its
-//     agent shows CRITICAL with the cause, it is never promoted; when the
-//     primary fails it cannot freeze, and its refusal happens at PreVote, so
-//     the terms do not climb; once the disk is freed a primary is elected.
+//     agent shows CRITICAL with the cause, it is never promoted, and it
+//     cannot freeze (STOP REPLICA IO_THREAD waits with the IO thread). One
+//     cluster, three checks:
+//     1. MySQL acknowledges only after the relay-log write: with the other
+//        replica's MySQL port cut, a commit waits while the disk is full and
+//        gets OK once it is freed, the row then on the stuck replica only.
+//     2. The primary's mysqld stops for good (its agent alive): the agent
+//        resigns and reports its mysqld refused, so the stuck voter's
+//        acknowledgements can release nothing; it votes on its last probe
+//        without freezing, and the healthy replica is ACTIVE within
+//        restart_timeout + 15 s, the disk still full (protocol.md section 7).
+//     3. The same with the primary's agent gone too (no report): the stuck
+//        voter refuses at PreVote (no climbing terms), nothing is elected;
+//        `failover --force` elects the healthy replica, the voter logging
+//        what it waived.
 // (b) A replica's mysqld killed during an election:
 // 1. What MySQL 9.7 really does with the relay log across kill -9 of a
 //    replica's mysqld, checked before the agent relies on it: with
