@@ -110,6 +110,12 @@ export const Observation = Schema.Struct({
   errant: GtidText,
   /** The sender could stand for election now (eligible, healthy, data it can vouch for). */
   eligible: Schema.Boolean,
+  /**
+   * This mysqld can release no commit that waits for a semi-sync
+   * acknowledgement, now or later: it refuses connections (down, not hung),
+   * or it is read-only with no commit waiting (protocol section 7).
+   */
+  quiet: Schema.optionalKey(Schema.Boolean),
 })
 export type Observation = typeof Observation.Type
 

@@ -6,8 +6,14 @@
  */
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import { decideVote, selfEligible, type VoteStage } from "../../agent/src/core/election.ts"
+import {
+  acksSettled,
+  decideVote,
+  selfEligible,
+  type VoteStage,
+} from "../../agent/src/core/election.ts"
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
+import { buildHeartbeat } from "../../agent/src/core/heartbeat.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
@@ -309,4 +315,93 @@ test("a mysqld that only stopped answering (uptime ran on) lost nothing; one tha
   assert.equal(hung.local.resyncNeeded, false, "it never restarted: its relay log is intact")
   const restarted = probed(s, { ...p, uptimeSeconds: 3 }, 30_000)
   assert.equal(restarted.local.resyncNeeded, true)
+})
+
+test("a voter stuck on a full disk votes without freezing once the source it acknowledges to, no longer leading, reports its mysqld refused", () => {
+  const w = running()
+  let s = probed(voter(w), stuckProbe(voter(w)))
+  assert.equal(s.local.probe?.replica?.source, "db1")
+  // db1's agent: its mysqld refuses connections.
+  const primary = w.node("db1").state
+  const down = (leader: string | null, t: number): Input => ({
+    _tag: "PeerReceived",
+    now: t,
+    from: "db1",
+    message: {
+      ...buildHeartbeat(
+        {
+          ...primary,
+          leader,
+          local: { ...primary.local, up: false, hung: false, refused: true },
+        },
+        99,
+      ),
+    },
+  })
+  const pre = () => replies(step(s, request(s, "PreVoteRequest")).outputs)[0]
+  // Still leading (its agent may restart mysqld and reopen it): no waiver.
+  s = step(s, down("db1", s.now + 1)).state
+  assert.equal(s.peers.get("db1")?.quietSince, null)
+  assert.equal(pre()?.granted, false)
+  // Resigned (leader null): quiet from now, but the last probe predates the report.
+  s = step(s, {
+    _tag: "PeerReceived",
+    now: s.now + 1,
+    from: "db1",
+    message: { _tag: "Resign", from: "db1", term: s.hard.term, reason: "mysqld down" },
+  }).state
+  s = step(s, down(null, s.now + 1)).state
+  assert.equal(acksSettled(s), false, "a probe taken before the report does not bound the acks")
+  assert.match(pre()?.reason ?? "", /Waiting for disk space/)
+  // A probe after the report: granted, and the vote does not issue the STOP that would hang.
+  s = probed(s, stuckProbe(s))
+  assert.equal(acksSettled(s), true)
+  assert.equal(pre()?.granted, true, pre()?.reason)
+  const r = step(s, request(s, "VoteRequest"))
+  assert.ok(!r.outputs.some((o) => o._tag === "Mysql" && o.action._tag === "StopReplicaIo"))
+  assert.equal(replies(r.outputs)[0]?.granted, true, replies(r.outputs)[0]?.reason)
+  // A candidate that lacks what the stuck voter received is still refused.
+  const lacking: Input = {
+    ...request(s, "VoteRequest"),
+  }
+  if (lacking._tag === "PeerReceived" && lacking.message._tag === "VoteRequest") {
+    const m = { ...lacking.message, data: { ...lacking.message.data, received: "" } }
+    assert.equal(replies(step(s, { ...lacking, message: m }).outputs)[0]?.granted, false)
+  }
+  // A hung mysqld (probe timed out) may still hold waiting commits: not quiet.
+  const hung: AgentState = {
+    ...primary,
+    leader: null,
+    local: { ...primary.local, up: false, hung: true, refused: false },
+  }
+  assert.equal(buildHeartbeat(hung, 1).observation?.quiet, false)
+})
+
+test("failover --force: a voter whose mysqld does not answer (wedged by a full disk) votes with the data it last reported, and says so", () => {
+  const w = running()
+  const base = voter(w)
+  const down: AgentState = { ...base, local: { ...base.local, up: false, hung: true } }
+  const vote = (s: AgentState, kind: "election" | "forced", received?: string): Input => {
+    const r = request(s, "VoteRequest")
+    return r._tag === "PeerReceived" && r.message._tag === "VoteRequest"
+      ? {
+          ...r,
+          message: {
+            ...r.message,
+            kind,
+            data: { ...r.message.data, received: received ?? r.message.data.received },
+          },
+        }
+      : r
+  }
+  const election = replies(step(down, vote(down, "election")).outputs)[0]
+  assert.equal(election?.granted, false)
+  assert.match(election?.reason ?? "", /mysqld is down/)
+  const r = step(down, vote(down, "forced"))
+  assert.ok(!r.outputs.some((o) => o._tag === "Mysql" && o.action._tag === "StopReplicaIo"))
+  assert.equal(replies(r.outputs)[0]?.granted, true, replies(r.outputs)[0]?.reason)
+  assert.ok(r.outputs.some((o) => o._tag === "Event" && o.event === "forced-vote"))
+  // Still refused to a candidate lacking what it last reported.
+  const lacking = replies(step(down, vote(down, "forced", "")).outputs)[0]
+  assert.equal(lacking?.granted, false)
 })

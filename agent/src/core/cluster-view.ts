@@ -67,6 +67,8 @@ export const mergeHeartbeat = (
     primaryReachable: hb.primaryReachable,
     primaryFenced: hb.primaryFenced,
     heardOthersAt,
+    // Only after it stopped leading: a leader's agent may restart and reopen its mysqld.
+    quietSince: hb.leader !== hb.from && o?.quiet === true ? (before?.quietSince ?? now) : null,
     executedText: o?.executed ?? before?.executedText ?? "",
     retrievedText: o?.retrieved ?? before?.retrievedText ?? "",
   }

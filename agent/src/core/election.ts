@@ -379,11 +379,33 @@ export type VoteStage = "pre" | "frozen" | "unfrozen"
 export const freezeTimeoutWhy = "could not stop replication in time"
 
 /**
+ * Section 7: a voter that cannot freeze may still vouch for its data when
+ * its acknowledgements can no longer release anything. A semi-sync replica
+ * acknowledges only to the source its IO thread is connected to, and only
+ * after writing the transaction to its relay log (checked on the lab). Once
+ * that source, no longer leading, reports its mysqld quiet (refusing
+ * connections, or read-only with no commit waiting), no commit there can be
+ * released by a later acknowledgement; every acknowledgement that did
+ * release one was sent before, for a transaction then already written: a
+ * probe taken after the report holds it in its retrieved set, and the
+ * candidate must hold that set. So the vote may be decided on that probe.
+ */
+export const acksSettled = (s: AgentState): boolean => {
+  const p = s.local.probe
+  const source = p?.replica?.source ?? null
+  if (!s.local.up || p === null || source === null || source === s.self) return false
+  const since = s.peers.get(source)?.quietSince ?? null
+  return since !== null && s.local.lastProbeAt !== null && s.local.lastProbeAt > since
+}
+
+/**
  * Section 7: what keeps this data node from vouching for its data in a vote,
  * null when nothing. A `forced` vote (`failover --force`: the operator
- * accepts that acknowledged writes may be lost) waives the two rules that
- * only protect what the voter cannot vouch for: relay logs it may have lost,
- * and a freeze that does not complete.
+ * accepts that acknowledged writes may be lost) waives the rules that only
+ * protect what the voter cannot vouch for: relay logs it may have lost, a
+ * freeze that does not complete, and a mysqld that does not answer (it
+ * votes with the data it last reported; it still refuses a candidate that
+ * lacks any of it).
  */
 const vouchRefusal = (
   s: AgentState,
@@ -392,16 +414,20 @@ const vouchRefusal = (
   stage: VoteStage,
 ): string | null => {
   const p = s.local.probe
-  if (!s.local.up || p === null) return "my mysqld is down: I cannot vouch for my data"
+  const down = !s.local.up || p === null
+  // A forced vote vouches with what this node last saw of its data (kept while it is down):
+  // a replica wedged by a full disk (its probes hang) is one the operator must be able to pass.
+  if (down && kind !== "forced") return "my mysqld is down: I cannot vouch for my data"
   // (A primary stepping down fences itself before its freeze completes: judged frozen only.)
-  if (stage !== "pre" && !p.superReadOnly) return "my mysqld is still writable"
+  if (!down && stage !== "pre" && !p.superReadOnly) return "my mysqld is still writable"
   if (kind === "forced") return null
   // Whatever relay logs it lost, the recorded primary has in its binlog: vote only for it.
   if (s.local.resyncNeeded && from !== s.hard.record.primary) return resyncWhy
   // A replica whose IO thread cannot be stopped could still acknowledge to the old
   // primary after voting: a commit the candidate lacks would then get OK (I3).
+  if (acksSettled(s)) return null
   if (stage === "unfrozen") return freezeTimeoutWhy
-  if (stage === "pre" && p.replica?.ioRunning === true) {
+  if (stage === "pre" && p?.replica?.ioRunning === true) {
     if (s.local.freezeStuck) return `${freezeTimeoutWhy} (STOP REPLICA IO_THREAD still pending)`
     if (s.local.stall !== null) return `${freezeTimeoutWhy}: ${s.local.stall}`
   }
@@ -510,7 +536,7 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
   } else if (next.pendingVote !== null && next.pendingVote.request.from !== req.from) {
     verdict = { ok: false, why: `deciding on ${next.pendingVote.request.from}'s request first` }
   } else verdict = decideVote(next, req.from, req.kind, req.data)
-  if (verdict.ok && next.hard.votedFor === null && mustFreeze(next)) {
+  if (verdict.ok && next.hard.votedFor === null && mustFreeze(next, req.kind)) {
     if (next.pendingVote !== null) return next // the freeze is under way
     let frozen: AgentState = {
       ...next,
@@ -523,8 +549,16 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
   return answerVote(next, out, req, verdict)
 }
 
-/** A data node always votes on a fresh probe taken after its IO thread stopped. */
-const mustFreeze = (s: AgentState): boolean => isDataNode(s.config, s.self)
+/**
+ * A data node votes on a fresh probe taken after its IO thread stopped; but
+ * not by a STOP that would hang behind an IO thread waiting for disk space
+ * (and block the probes with it) when the freeze is not needed: its
+ * acknowledgements are settled, or the operator forced the failover.
+ */
+const mustFreeze = (s: AgentState, kind: VoteKind): boolean =>
+  isDataNode(s.config, s.self) &&
+  !(kind === "forced" && (s.local.stall !== null || !s.local.up)) &&
+  !(s.local.stall !== null && acksSettled(s))
 
 /** A forced vote that waived a rule says so: the operator accepted the loss. */
 const waived = (out: Outputs, req: VoteRequestMessage, what: string): void =>
@@ -544,6 +578,14 @@ const answerVote = (
     req.from !== s.hard.record.primary
   )
     waived(out, req, "my relay logs may have held acknowledged transactions")
+  if (verdict.ok && req.kind === "forced" && !s.local.up)
+    waived(out, req, "my mysqld does not answer: I vote with the data it last reported")
+  else if (verdict.ok && req.kind === "forced" && s.local.stall !== null && !acksSettled(s))
+    waived(
+      out,
+      req,
+      `my IO thread is not frozen (${s.local.stall}): an acknowledgement it sends the old primary once it writes again may be lost`,
+    )
   if (verdict.ok) {
     const firstGrant = next.hard.votedFor === null
     next = {

@@ -177,6 +177,8 @@ const missed = (
       ...s.local,
       up: false,
       hung,
+      // The connection was refused: no mysqld listens there, so none can hold a waiting commit.
+      refused: !hung && /\b(ECONNREFUSED|ENOENT)\b/.test(reason),
       health,
       lastProbeAt: outcome._tag === "ProbeLate" ? s.local.lastProbeAt : s.now,
       resyncNeeded,

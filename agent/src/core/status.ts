@@ -49,5 +49,11 @@ export const observation = (s: AgentState): Observation | null => {
     lagSeconds: p?.replica?.lagSeconds ?? null,
     errant: formatGtidSet(s.local.errant),
     eligible: selfEligible(s).ok,
+    // Down only counts when refused: a hung server, or one that refuses the agent's
+    // user (too many connections), may still hold commits that wait.
+    quiet:
+      p === null
+        ? s.local.refused === true
+        : p.readOnly && p.superReadOnly && p.semiSyncWaiters === 0,
   }
 }

@@ -368,6 +368,12 @@ export interface PeerView {
   readonly primaryFenced: boolean | null
   /** Local time at which the peer last heard each other member (indirect evidence). */
   readonly heardOthersAt: ReadonlyMap<string, number>
+  /**
+   * Since when (local time) the peer, no longer claiming to lead, has reported
+   * its mysqld quiet: it can release no commit waiting for an acknowledgement
+   * (section 7). Null (or absent) when it did not in its last heartbeat.
+   */
+  readonly quietSince?: number | null
   /** Raw GTID texts, kept to skip parsing when they did not change. */
   readonly executedText: string
   readonly retrievedText: string
@@ -452,6 +458,8 @@ export interface LocalNode {
    * would wait behind the hung process).
    */
   readonly hung: boolean
+  /** The last failed probe was refused (ECONNREFUSED, ENOENT): no mysqld listens. */
+  readonly refused?: boolean
 }
 
 export interface LeaderLease {
