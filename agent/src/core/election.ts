@@ -26,6 +26,7 @@ import {
   ranksBetter,
 } from "./ranking.ts"
 import { crashLoopWhy } from "./restart-routine.ts"
+import { commitStallWhy } from "./commit-stall.ts"
 import { adoptTerm } from "./term.ts"
 import type { AgentState, Election } from "./types.ts"
 
@@ -140,6 +141,9 @@ export const selfEligible = (s: AgentState): Verdict => {
   if (looping !== null) return { ok: false, why: looping }
   if (s.clone?.phase === "cloning")
     return { ok: false, why: "this node is being re-seeded by clone" }
+  // Section 12: a node whose server could not commit takes no role back until it commits again.
+  const cannotCommit = commitStallWhy(s)
+  if (cannotCommit !== null) return { ok: false, why: cannotCommit }
   // A replica that cannot receive (its disk is full) is behind by an unknown amount.
   if (s.local.stall !== null) return { ok: false, why: s.local.stall }
   const refused = s.preFailoverRefused

@@ -49,6 +49,7 @@ import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotio
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
 import { guardReplication } from "./replication.ts"
 import { onResign, resign } from "./resignation.ts"
+import { watchCommits } from "./commit-stall.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
 import {
   failbackTimer,
@@ -127,6 +128,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       break
     case "LocalProbed":
       s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
+      s = watchCommits(s, out)
       s = watchLag(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)

@@ -69,6 +69,11 @@ export interface MysqlProbe {
    * now. Disabling semi-sync as a source would give their clients OK.
    */
   readonly semiSyncWaiters: number
+  /**
+   * Client sessions stuck in commit other than for an acknowledgement (a full
+   * binlog disk), and the longest wait in seconds; undefined when unknown.
+   */
+  readonly commitWait?: { readonly sessions: number; readonly oldestSeconds: number }
 }
 
 export interface ReplicaStatus {
@@ -584,6 +589,19 @@ export type Switchover =
       readonly target: GtidSet
     })
 
+/**
+ * Commits that do not progress on this node's mysqld (commit-stall.ts): seen
+ * since `since` with gtid_executed at `executed`.
+ */
+export interface CommitStall {
+  readonly since: number
+  readonly executed: GtidSet
+  /** Why, as status and the log say it. */
+  readonly cause: string
+  /** This node gave up its term for it: it stands for no election until its server commits again. */
+  readonly resigned: boolean
+}
+
 export interface AgentState {
   readonly self: string
   readonly config: ClusterConfig
@@ -663,6 +681,8 @@ export interface AgentState {
   } | null
   /** The primary failure on_failure_detected last ran for ("primary@record term.seq"). */
   readonly failureSeen: string | null
+  /** Commits stuck on the local mysqld (undefined: none seen). */
+  readonly commitStall?: CommitStall | null
   /**
    * What on_role_change compares with: the role state last seen (null before the
    * first probe), the last ACTIVE primary known, and the one before it.

@@ -1,0 +1,216 @@
+// Issue 16 item 1: a primary whose binlog disk is full answers reads but
+// cannot commit.
+// 1. What MySQL 9.7 really does, checked before the agent relies on it: every
+//    commit waits in processlist state "waiting for handler commit" (mysqld
+//    logs "Disk is full writing ... Retry in 60 secs"), gtid_executed stops,
+//    no session waits for a semi-sync acknowledgement, SELECT and SHOW answer
+//    at once; SET GLOBAL super_read_only = ON pends ("Waiting for global read
+//    lock") and mysqld keeps running (binlog_error_action = ABORT_SERVER does
+//    not fire on a write that waits for space).
+// 2. The primary's disk fills under the writer: its agent sees the stuck
+//    commits, goes CRITICAL with the cause and resigns; a replica is ACTIVE
+//    within 10 s, nothing acknowledged lost, never two writable; the old
+//    primary does not take the role back.
+import assert from "node:assert/strict"
+import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { test } from "node:test"
+import { agentStatus, bringBackOldPrimary } from "./acceptance-scenarios.ts"
+import { runScenario } from "./cluster.ts"
+import { run, sleep, waitFor } from "./exec.ts"
+import { Lab } from "./lab.ts"
+
+/** A host's binary log on a small tmpfs of its own, that a test can fill and free. */
+export interface SmallBinlogDisk {
+  readonly fill: () => Promise<void>
+  readonly free: () => Promise<void>
+  readonly unmount: () => Promise<void>
+}
+
+/**
+ * Moves `host`'s binary log to a `sizeKb` tmpfs: a clean shutdown (so that
+ * gtid_executed is saved in mysql.gtid_executed: the new log starts empty),
+ * the mount in the supervisor's mount namespace (the mysqld it starts sees
+ * it), log-bin pointed there, and mysqld started again.
+ */
+export const binlogOnTmpfs = async (
+  lab: Lab,
+  host: string,
+  sizeKb: number,
+): Promise<SmallBinlogDisk> => {
+  const rootfs = lab.state.rootfs
+  const hostDir = lab.host(host).hostDir
+  const dir = lab.hostPath(host, "binfs")
+  await writeFile(lab.hostPath(host, "disabled"), "")
+  await lab.query(host, "SHUTDOWN")
+  await waitFor(
+    `${host}'s mysqld to shut down`,
+    async () => lab.mysqldPid(host) === undefined,
+    60_000,
+  )
+  await mkdir(dir, { recursive: true })
+  const uid = (await run("chroot", [rootfs, "id", "-u", "mysql"])).stdout.trim()
+  const gid = (await run("chroot", [rootfs, "id", "-g", "mysql"])).stdout.trim()
+  const supervisor = (
+    await run("pgrep", ["-o", "-f", `supervisor.sh ${rootfs} ${hostDir}$`])
+  ).stdout.trim()
+  const inHost = (args: ReadonlyArray<string>) => run("nsenter", ["-t", supervisor, "-m", ...args])
+  await inHost([
+    "mount",
+    "-t",
+    "tmpfs",
+    "-o",
+    `size=${sizeKb}k,uid=${uid},gid=${gid},mode=0750`,
+    "tmpfs",
+    dir,
+  ])
+  const cnf = lab.hostPath(host, "my.cnf")
+  const text = await readFile(cnf, "utf8")
+  await writeFile(cnf, text.replace(/^log-bin=binlog$/m, `log-bin=${hostDir}/binfs/binlog`))
+  await lab.inject({ _tag: "StartMysqld", host })
+  return {
+    fill: async () => {
+      await inHost(["dd", "if=/dev/zero", `of=${dir}/filler`, "bs=4k"]).catch(() => {})
+    },
+    free: async () => {
+      await inHost(["rm", "-f", `${dir}/filler`])
+    },
+    unmount: async () => {
+      await inHost(["umount", "-l", dir]).catch(() => {})
+    },
+  }
+}
+
+interface CommitWaits {
+  readonly states: ReadonlyArray<string>
+  readonly oldest: number
+}
+
+/** What client sessions other than `not` are doing (needs PROCESS; root here). */
+const clientSessions = async (lab: Lab, host: string): Promise<CommitWaits> => {
+  const rows = await lab.query<{ STATE: string; TIME: number }>(
+    host,
+    "SELECT STATE, TIME FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE 'INSERT%'",
+  )
+  return {
+    states: rows.map((r) => r.STATE),
+    oldest: Math.max(0, ...rows.map((r) => Number(r.TIME))),
+  }
+}
+
+test("MySQL 9.7: a primary whose binlog disk is full answers reads, its commits wait in 'waiting for handler commit', gtid_executed stops", {
+  timeout: 300_000,
+}, async () => {
+  const lab = await Lab.up({ hosts: 2, replication: true, semiSync: true })
+  try {
+    await lab.query("db1", "CREATE DATABASE app")
+    await lab.query("db1", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(4000))")
+    await lab.waitReplicasCaughtUp("db1")
+    const disk = await binlogOnTmpfs(lab, "db1", 1024)
+    await lab.startReplication({ semiSync: true })
+    try {
+      await lab.query("db1", "INSERT INTO app.t VALUES (1, 'x')")
+      await disk.fill()
+      // The binlog's last page may still take a few rows: write until one hangs.
+      const conn = await lab.connect("db1")
+      let hung = false
+      for (let i = 100; i < 200 && !hung; i++) {
+        const insert = conn.query(`INSERT INTO app.t VALUES (${i}, REPEAT('y', 3000))`).then(
+          () => "done",
+          () => "failed",
+        )
+        hung = (await Promise.race([insert, sleep(2000).then(() => "hung")])) === "hung"
+      }
+      assert.ok(hung, "a commit hangs once the binlog disk is full")
+      const [before] = await lab.query<{ g: string }>("db1", "SELECT @@gtid_executed AS g")
+      await sleep(3000)
+      const t0 = performance.now()
+      const [after] = await lab.query<{ g: string; bea: string }>(
+        "db1",
+        "SELECT @@gtid_executed AS g, @@binlog_error_action AS bea",
+      )
+      const status = await lab.query<{ Variable_name: string; Value: string }>(
+        "db1",
+        "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_wait_sessions'",
+      )
+      const readMs = performance.now() - t0
+      const waits = await clientSessions(lab, "db1")
+      console.log(
+        `full binlog disk: sessions ${JSON.stringify(waits.states)} for ${waits.oldest} s, reads answer in ${readMs.toFixed(0)} ms, binlog_error_action ${after?.bea}`,
+      )
+      assert.equal(after?.g, before?.g, "gtid_executed does not move")
+      assert.ok(readMs < 1000, `SELECT and SHOW answer (${readMs} ms)`)
+      assert.equal(status[0]?.Value, "0", "no commit waits for a semi-sync acknowledgement")
+      assert.deepEqual(waits.states, ["waiting for handler commit"], "the commit waits in commit")
+      assert.ok(waits.oldest >= 3, "for as long as the disk is full")
+      const log = await readFile(lab.hostPath("db1", "error.log"), "utf8")
+      assert.match(log, /Disk is full writing .*binlog.*Retry in 60 secs/)
+      // The fence pends behind the stuck commit; mysqld does not abort.
+      const fencer = await lab.connect("db1")
+      const fence = fencer.query("SET GLOBAL super_read_only = ON").then(
+        () => "done",
+        (e: Error) => `failed: ${e.message}`,
+      )
+      const fenced = await Promise.race([fence, sleep(3000).then(() => "pending")])
+      const [fenceState] = await lab.query<{ STATE: string }>(
+        "db1",
+        "SELECT STATE FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SET GLOBAL super_read_only%'",
+      )
+      console.log(`SET GLOBAL super_read_only = ON: ${fenced} (${fenceState?.STATE ?? "-"})`)
+      assert.equal(fenced, "pending")
+      assert.equal(fenceState?.STATE, "Waiting for global read lock")
+      assert.ok(await lab.isMysqldUp("db1"), "mysqld keeps running")
+      conn.destroy()
+      fencer.destroy()
+    } finally {
+      await disk.free()
+      await disk.unmount()
+    }
+  } finally {
+    await lab.down()
+  }
+})
+
+test("a primary whose disk fills under the writer: CRITICAL with its cause, resigns, a replica ACTIVE within 10 s, nothing acknowledged lost", {
+  timeout: 420_000,
+}, async () => {
+  let disk: SmallBinlogDisk | undefined
+  try {
+    await runScenario(
+      {
+        slug: "disk-full-primary",
+        beforeAgents: async (lab) => {
+          disk = await binlogOnTmpfs(lab, "db1", 4096)
+          await lab.startReplication({ semiSync: true })
+        },
+      },
+      async (c) => {
+        const primary = await c.waitForPrimary(10_000)
+        assert.equal(primary, "db1", "db1, whose binlog is on the small disk, leads")
+        const faultAt = Date.now()
+        await disk!.fill()
+        const next = await c.waitForPrimary(30_000, primary)
+        const failoverMs = Date.now() - faultAt
+        const view = await agentStatus(c, next)
+        const old = view.members.find((m) => m.name === primary)
+        const own = await agentStatus(c, primary)
+        console.log(
+          `${primary}'s binlog disk full: ${next} ACTIVE after ${failoverMs} ms; ${primary} health ${old?.health} (as ${next} sees it); ${primary}'s own status: ${own.electionStatus}`,
+        )
+        assert.match(own.electionStatus, /could not commit/)
+        // It takes no role back while it cannot commit.
+        await sleep(5000)
+        assert.equal(await c.primary(), next, `${next} stays the primary`)
+        await disk!.free()
+        await bringBackOldPrimary(c, primary, next)
+        const result = await c.check(faultAt)
+        assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
+        console.log(
+          `write downtime ${result.downtimeMs} ms, ${result.acked} acknowledged writes, none lost`,
+        )
+        assert.ok(failoverMs <= 10_000, `a replica ACTIVE within 10 s (took ${failoverMs} ms)`)
+      },
+    )
+  } finally {
+    await disk?.unmount()
+  }
+})
