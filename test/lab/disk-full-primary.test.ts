@@ -5,17 +5,25 @@
 //    logs "Disk is full writing ... Retry in 60 secs"), gtid_executed stops,
 //    no session waits for a semi-sync acknowledgement, SELECT and SHOW answer
 //    at once; SET GLOBAL super_read_only = ON pends ("Waiting for global read
-//    lock") and mysqld keeps running (binlog_error_action = ABORT_SERVER does
-//    not fire on a write that waits for space).
+//    lock") and mysqld keeps running; KILL of the stuck commit (the fence kills
+//    the sessions that hold it up) makes the binlog write fail and, with
+//    binlog_error_action = ABORT_SERVER (the default), mysqld stops.
 // 2. The primary's disk fills under the writer: its agent sees the stuck
 //    commits, goes CRITICAL with the cause and resigns; a replica is ACTIVE
 //    within 10 s, nothing acknowledged lost, never two writable; the old
 //    primary does not take the role back.
+// 3. Issue 17 item 2, on the same cluster: the new primary's disk fills and
+//    the operator runs `failover --to <third> --force` before the agent acts:
+//    the request reaches the primary's agent (which holds the lease), it
+//    fences itself and resigns naming the third node, which is ACTIVE without
+//    the lease being waited out.
 import assert from "node:assert/strict"
+import { readFileSync } from "node:fs"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { join } from "node:path"
 import { test } from "node:test"
 import { agentStatus, bringBackOldPrimary } from "./acceptance-scenarios.ts"
-import { runScenario } from "./cluster.ts"
+import { type LabCluster, runScenario } from "./cluster.ts"
 import { run, sleep, waitFor } from "./exec.ts"
 import { Lab } from "./lab.ts"
 
@@ -159,6 +167,19 @@ test("MySQL 9.7: a primary whose binlog disk is full answers reads, its commits 
       assert.equal(fenced, "pending")
       assert.equal(fenceState?.STATE, "Waiting for global read lock")
       assert.ok(await lab.isMysqldUp("db1"), "mysqld keeps running")
+      // Killing the stuck commit (what a fence that kills its blockers does) stops mysqld.
+      const pid = lab.mysqldPid("db1")
+      const [stuck] = await lab.query<{ ID: number }>(
+        "db1",
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT%'",
+      )
+      await lab.query("db1", `KILL ${stuck?.ID}`)
+      await waitFor("mysqld to abort", async () => lab.mysqldPid("db1") !== pid, 30_000, 100)
+      const aborted = await readFile(lab.hostPath("db1", "error.log"), "utf8")
+      assert.match(
+        aborted,
+        /binlog_error_action' is set to 'ABORT_SERVER'\. Server is being stopped/,
+      )
       conn.destroy()
       fencer.destroy()
     } finally {
@@ -170,47 +191,77 @@ test("MySQL 9.7: a primary whose binlog disk is full answers reads, its commits 
   }
 })
 
-test("a primary whose disk fills under the writer: CRITICAL with its cause, resigns, a replica ACTIVE within 10 s, nothing acknowledged lost", {
-  timeout: 420_000,
+const agentLog = (c: LabCluster, host: string): string =>
+  readFileSync(join(c.lab.runDir(), host, "agent.log"), "utf8")
+
+test("a primary whose disk fills: it resigns by itself within 10 s; then the operator's failover --to moves the role away from a live one at once; nothing acknowledged lost", {
+  timeout: 600_000,
 }, async () => {
-  let disk: SmallBinlogDisk | undefined
+  const disks = new Map<string, SmallBinlogDisk>()
   try {
     await runScenario(
       {
         slug: "disk-full-primary",
+        // Every binary log on a small disk of its own: any node may be the primary of the second check.
         beforeAgents: async (lab) => {
-          disk = await binlogOnTmpfs(lab, "db1", 4096)
+          for (const h of lab.hosts) disks.set(h.name, await binlogOnTmpfs(lab, h.name, 4096))
           await lab.startReplication({ semiSync: true })
         },
       },
       async (c) => {
+        // 1. Detection: the primary's disk fills; nobody does anything.
         const primary = await c.waitForPrimary(10_000)
-        assert.equal(primary, "db1", "db1, whose binlog is on the small disk, leads")
         const faultAt = Date.now()
-        await disk!.fill()
+        await disks.get(primary)!.fill()
         const next = await c.waitForPrimary(30_000, primary)
         const failoverMs = Date.now() - faultAt
         const view = await agentStatus(c, next)
         const old = view.members.find((m) => m.name === primary)
         const own = await agentStatus(c, primary)
+        const stalled = agentLog(c, primary)
+          .split("\n")
+          .find((l) => l.includes('"commit-stalled"'))
         console.log(
-          `${primary}'s binlog disk full: ${next} ACTIVE after ${failoverMs} ms; ${primary} health ${old?.health} (as ${next} sees it); ${primary}'s own status: ${own.electionStatus}`,
+          `${primary}'s binlog disk full: ${next} ACTIVE after ${failoverMs} ms; ${primary} health ${old?.health} (as ${next} sees it), its own status: ${own.electionStatus}; ${stalled}`,
         )
-        assert.match(own.electionStatus, /could not commit/)
+        assert.match(stalled ?? "", /mysqld cannot commit: .* client commit\(s\) stuck/)
+        // Its fence killed the stuck commits: mysqld aborted (ABORT_SERVER) and may be down still.
+        assert.match(own.electionStatus, /could not commit|not up/)
         // It takes no role back while it cannot commit.
         await sleep(5000)
         assert.equal(await c.primary(), next, `${next} stays the primary`)
-        await disk!.free()
+        await disks.get(primary)!.free()
         await bringBackOldPrimary(c, primary, next)
+        assert.ok(failoverMs <= 10_000, `a replica ACTIVE within 10 s (took ${failoverMs} ms)`)
+
+        // 2. The operator: the new primary's disk fills and, before the agent would act
+        //    (commit_stall_timeout, 4 s), failover --to the third node.
+        const third = c.lab.hosts.map((h) => h.name).find((n) => n !== primary && n !== next)!
+        await disks.get(next)!.fill()
+        const askedAt = Date.now()
+        const answer = await c.agents.cli(third, ["failover", "--to", third, "--force"])
+        const after = await c.waitForPrimary(30_000, next)
+        const overrideMs = Date.now() - askedAt
+        const resigned = agentLog(c, next)
+          .split("\n")
+          .find((l) => l.includes('"resigned"'))
+        console.log(
+          `failover --to ${third} against ${next} (disk full, agent holding the lease): "${answer.stdout.trim()}"; ${after} ACTIVE after ${overrideMs} ms; ${resigned}`,
+        )
+        assert.equal(after, third, "the node the operator named")
+        assert.match(resigned ?? "", /operator forced a failover to/)
+        await disks.get(next)!.free()
+        await bringBackOldPrimary(c, next, third)
         const result = await c.check(faultAt)
         assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
         console.log(
           `write downtime ${result.downtimeMs} ms, ${result.acked} acknowledged writes, none lost`,
         )
-        assert.ok(failoverMs <= 10_000, `a replica ACTIVE within 10 s (took ${failoverMs} ms)`)
+        // The lease (4 s) is not waited out: the primary's agent resigned for it.
+        assert.ok(overrideMs <= 8_000, `${third} ACTIVE within 8 s (took ${overrideMs} ms)`)
       },
     )
   } finally {
-    await disk?.unmount()
+    for (const d of disks.values()) await d.unmount()
   }
 })

@@ -12,6 +12,7 @@ import type {
 } from "../../../shared/peer-messages.ts"
 import { isExcluded, lastPrimary, recoveryBlockStops } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
+import { commitStallWhy } from "./commit-stall.ts"
 import { isDataNode, memberOf, quorum } from "./config.ts"
 import { count, emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet, subtract } from "./gtid.ts"
 import { inLease } from "./lease.ts"
@@ -26,7 +27,6 @@ import {
   ranksBetter,
 } from "./ranking.ts"
 import { crashLoopWhy } from "./restart-routine.ts"
-import { commitStallWhy } from "./commit-stall.ts"
 import { adoptTerm } from "./term.ts"
 import type { AgentState, Election } from "./types.ts"
 

@@ -12,6 +12,7 @@ import type { PeerMessage } from "../../../shared/peer-messages.ts"
 import { cloneProgress, onCloneResult } from "./clone.ts"
 import { initialRecord } from "./cluster-record.ts"
 import { knownPrimary } from "./cluster-view.ts"
+import { watchCommits } from "./commit-stall.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
 import {
   electionClock,
@@ -37,7 +38,7 @@ import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
-import { answerCommitted } from "./operator.ts"
+import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
 import {
   onPrivilegesChecked,
@@ -49,7 +50,6 @@ import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotio
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
 import { guardReplication } from "./replication.ts"
 import { onResign, resign } from "./resignation.ts"
-import { watchCommits } from "./commit-stall.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
 import {
   failbackTimer,
@@ -335,6 +335,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = resendProposal(s, out)
   s = answerCommitted(s, out)
   s = forwardTimers(s, out)
+  s = forcedFailoverTimer(s, out)
   s = trackRecoveryBlock(s)
   s = guardWritability(s, out)
   s = guardReplication(s, out)

@@ -681,6 +681,8 @@ export interface AgentState {
   } | null
   /** The primary failure on_failure_detected last ran for ("primary@record term.seq"). */
   readonly failureSeen: string | null
+  /** A forced failover to this node asked `from` (the live primary) to resign; until then it waits. */
+  readonly forcedFailover?: { readonly from: string; readonly until: number } | null
   /** Commits stuck on the local mysqld (undefined: none seen). */
   readonly commitStall?: CommitStall | null
   /**
