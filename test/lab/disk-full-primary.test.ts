@@ -232,7 +232,6 @@ test("a primary whose disk fills: it resigns by itself within 10 s; then the ope
         assert.equal(await c.primary(), next, `${next} stays the primary`)
         await disks.get(primary)!.free()
         await bringBackOldPrimary(c, primary, next)
-        assert.ok(failoverMs <= 10_000, `a replica ACTIVE within 10 s (took ${failoverMs} ms)`)
 
         // 2. The operator: the new primary's disk fills and, before the agent would act
         //    (commit_stall_timeout, 4 s), failover --to the third node.
@@ -257,6 +256,7 @@ test("a primary whose disk fills: it resigns by itself within 10 s; then the ope
         console.log(
           `write downtime ${result.downtimeMs} ms, ${result.acked} acknowledged writes, none lost`,
         )
+        assert.ok(failoverMs <= 10_000, `a replica ACTIVE within 10 s (took ${failoverMs} ms)`)
         // The lease (4 s) is not waited out: the primary's agent resigned for it.
         assert.ok(overrideMs <= 8_000, `${third} ACTIVE within 8 s (took ${overrideMs} ms)`)
       },

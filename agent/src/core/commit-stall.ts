@@ -29,7 +29,7 @@ import { event, type Outputs } from "./outputs.ts"
 import { resign } from "./resignation.ts"
 import type { AgentState } from "./types.ts"
 
-export const defaultCommitStallMs = 4_000
+export const defaultCommitStallMs = 3_000
 
 const stallLimit = (s: AgentState): number => s.config.timings.commitStallMs ?? defaultCommitStallMs
 
