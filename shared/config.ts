@@ -239,7 +239,7 @@ export const Timings = Schema.Struct({
   switchover_timeout: PositiveMillis.pipe(defaultTo(5_000)),
   fence_timeout: PositiveMillis.pipe(defaultTo(10_000)),
   /** The primary whose client commits are stuck this long (disk full) resigns; 0: never (protocol.md section 2). */
-  commit_stall_timeout: Millis.pipe(defaultTo(4_000)),
+  commit_stall_timeout: Millis.pipe(defaultTo(3_000)),
   recovery_block_period: Millis.pipe(defaultTo(600_000)),
   failback_delay: Millis.pipe(defaultTo(300_000)),
 })

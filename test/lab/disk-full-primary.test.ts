@@ -234,7 +234,7 @@ test("a primary whose disk fills: it resigns by itself within 10 s; then the ope
         await bringBackOldPrimary(c, primary, next)
 
         // 2. The operator: the new primary's disk fills and, before the agent would act
-        //    (commit_stall_timeout, 4 s), failover --to the third node.
+        //    (commit_stall_timeout, 3 s), failover --to the third node.
         const third = c.lab.hosts.map((h) => h.name).find((n) => n !== primary && n !== next)!
         await disks.get(next)!.fill()
         const askedAt = Date.now()

@@ -43,7 +43,7 @@ export interface Timings {
   /**
    * A primary whose client commits have been stuck (not waiting for an
    * acknowledgement) this long while gtid_executed does not move cannot
-   * commit: it resigns (commit-stall.ts). Default 4000; 0 turns the check off.
+   * commit: it resigns (commit-stall.ts). Default 3000; 0 turns the check off.
    */
   readonly commitStallMs?: number
 }
