@@ -191,6 +191,13 @@ test("MySQL 9.7: a primary whose binlog disk is full answers reads, its commits 
   }
 })
 
+/**
+ * The aborted mysqld's crash recovery waits for space too, and retries only
+ * every 60 s (the agent's restarts time out meanwhile): give it that long.
+ */
+const backAfterFullDisk = (c: LabCluster, host: string): Promise<void> =>
+  c.lab.waitMysqld(host, 180_000)
+
 const agentLog = (c: LabCluster, host: string): string =>
   readFileSync(join(c.lab.runDir(), host, "agent.log"), "utf8")
 
@@ -231,6 +238,7 @@ test("a primary whose disk fills: it resigns by itself within 10 s; then the ope
         await sleep(5000)
         assert.equal(await c.primary(), next, `${next} stays the primary`)
         await disks.get(primary)!.free()
+        await backAfterFullDisk(c, primary)
         await bringBackOldPrimary(c, primary, next)
 
         // 2. The operator: the new primary's disk fills and, before the agent would act
@@ -250,6 +258,7 @@ test("a primary whose disk fills: it resigns by itself within 10 s; then the ope
         assert.equal(after, third, "the node the operator named")
         assert.match(resigned ?? "", /operator forced a failover to/)
         await disks.get(next)!.free()
+        await backAfterFullDisk(c, next)
         await bringBackOldPrimary(c, next, third)
         const result = await c.check(faultAt)
         assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
