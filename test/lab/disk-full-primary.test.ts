@@ -22,6 +22,7 @@ import { readFileSync } from "node:fs"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { test } from "node:test"
+import { stringify } from "yaml"
 import { agentStatus, bringBackOldPrimary } from "./acceptance-scenarios.ts"
 import { type LabCluster, runScenario } from "./cluster.ts"
 import { run, sleep, waitFor } from "./exec.ts"
@@ -241,8 +242,16 @@ test("a primary whose disk fills: it resigns by itself within 10 s; then the ope
         await backAfterFullDisk(c, primary)
         await bringBackOldPrimary(c, primary, next)
 
-        // 2. The operator: the new primary's disk fills and, before the agent would act
-        //    (commit_stall_timeout, 3 s), failover --to the third node.
+        // 2. The operator: the new primary's disk fills and the operator runs failover --to the
+        //    third node. The agents' own check is turned off first (commit_stall_timeout 0,
+        //    reloaded live): on a loaded machine the CLI cannot be relied on to beat its 3 s,
+        //    and the override must work for any fault the agent does not see by itself.
+        for (const h of c.lab.hosts) {
+          const config = c.agents.config(h.name) as { timings: Record<string, unknown> }
+          const off = { ...config, timings: { ...config.timings, commit_stall_timeout: "0s" } }
+          await writeFile(c.agents.configPath(h.name), stringify(off))
+          await c.agents.cli(h.name, ["reload"])
+        }
         const third = c.lab.hosts.map((h) => h.name).find((n) => n !== primary && n !== next)!
         await disks.get(next)!.fill()
         const askedAt = Date.now()
