@@ -43,6 +43,9 @@ export const resign = (
     lease: noLease,
     promise: null,
     resignedTerm: s.hard.term,
+    // Its fence may still be pending (and mysqld writable): the "restarted recorded primary
+    // reclaims" rule must not make it stand again before its own Resign has left.
+    reclaimTried: true,
   }
 }
 
