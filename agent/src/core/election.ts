@@ -141,6 +141,9 @@ export const selfEligible = (s: AgentState): Verdict => {
   if (looping !== null) return { ok: false, why: looping }
   if (s.clone?.phase === "cloning")
     return { ok: false, why: "this node is being re-seeded by clone" }
+  const handedOver = s.handedOver ?? null
+  if (handedOver !== null && s.now < handedOver.until)
+    return { ok: false, why: `handed the role to ${handedOver.to} at the operator's request` }
   // Section 12: a node whose server could not commit takes no role back until it commits again.
   const cannotCommit = commitStallWhy(s)
   if (cannotCommit !== null) return { ok: false, why: cannotCommit }

@@ -141,7 +141,9 @@ export const onOperator = (
         if (isActivePrimary(s) && isDataNode(s.config, to)) {
           event(out, "warn", "forced-failover", `operator forced a failover to ${to}`)
           reply(out, requestId, true, `${s.self} fenced itself and resigned for ${to}`)
-          return resign(s, out, `operator forced a failover to ${to}`, to)
+          // It does not stand against `to` meanwhile (it would rank best: it has everything).
+          const handedOver = { to, until: s.now + 2 * s.config.timings.leaseDurationMs }
+          return { ...resign(s, out, `operator forced a failover to ${to}`, to), handedOver }
         }
         reply(out, requestId, false, `run on ${to}`)
         return s

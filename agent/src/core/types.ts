@@ -683,6 +683,8 @@ export interface AgentState {
   readonly failureSeen: string | null
   /** A forced failover to this node asked `from` (the live primary) to resign; until then it waits. */
   readonly forcedFailover?: { readonly from: string; readonly until: number } | null
+  /** This primary resigned for `to` at the operator's request: it does not stand until `until`. */
+  readonly handedOver?: { readonly to: string; readonly until: number } | null
   /** Commits stuck on the local mysqld (undefined: none seen). */
   readonly commitStall?: CommitStall | null
   /**
