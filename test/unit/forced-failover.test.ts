@@ -81,8 +81,8 @@ test("the target of a forced failover asks the live primary first, and stands by
   assert.equal(request[0]!.to, "db1")
   assert.equal(sent(asked.outputs, "PreVoteRequest").length, 0, "no election yet")
   assert.equal(sent(asked.outputs, "VoteRequest").length, 0, "no election yet")
-  // db1 does not answer: after two rpc timeouts db2 stands (forced) as before.
-  const wait = 2 * db2.config.timings.rpcTimeoutMs
+  // db1 does not answer: after a lease db2 stands (forced) as before.
+  const wait = db2.config.timings.leaseDurationMs
   const late = feed(asked.s, { _tag: "Tick", now: asked.s.now + wait + 1, random: 0.5 })
   assert.ok(
     late.outputs.some((o) => o._tag === "Event" && /did not resign in time/.test(o.reason)),

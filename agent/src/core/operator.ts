@@ -182,7 +182,7 @@ export const onOperator = (
         )
         return {
           ...s,
-          forcedFailover: { from: primary, until: s.now + 2 * s.config.timings.rpcTimeoutMs },
+          forcedFailover: { from: primary, until: s.now + s.config.timings.leaseDurationMs },
         }
       }
       event(
