@@ -238,6 +238,8 @@ export const Timings = Schema.Struct({
   apply_timeout: PositiveMillis.pipe(defaultTo(30_000)),
   switchover_timeout: PositiveMillis.pipe(defaultTo(5_000)),
   fence_timeout: PositiveMillis.pipe(defaultTo(10_000)),
+  /** The primary whose client commits are stuck this long (disk full) resigns; 0: never (protocol.md section 2). */
+  commit_stall_timeout: Millis.pipe(defaultTo(3_000)),
   recovery_block_period: Millis.pipe(defaultTo(600_000)),
   failback_delay: Millis.pipe(defaultTo(300_000)),
 })

@@ -32,6 +32,7 @@ interface MemberView {
   readonly source: string | null
   readonly executed: string
   readonly errant: string
+  readonly health?: string
 }
 
 export interface StatusView {

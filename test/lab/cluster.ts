@@ -24,6 +24,8 @@ export interface ClusterOptions extends AgentsOptions {
   readonly hosts?: number
   /** Lab id (default: a fresh one). */
   readonly id?: string
+  /** Runs on the lab (db1 the source, replication running) before the agents start. */
+  readonly beforeAgents?: (lab: Lab) => Promise<void>
 }
 
 export class LabCluster {
@@ -54,6 +56,7 @@ export class LabCluster {
         "CREATE TABLE app.writes (id BIGINT PRIMARY KEY, client_ms BIGINT, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",
       )
       await lab.waitReplicasCaughtUp("db1")
+      await options.beforeAgents?.(lab)
       const agents = await LabAgents.prepare(lab, options)
       const cluster = new LabCluster(lab, agents)
       await agents.startAll()

@@ -111,10 +111,25 @@ export interface LocalObservation {
   readonly semiSync: SemiSyncObservation
   /** Status `Uptime`: tells a restarted mysqld from one that only did not answer for a while. */
   readonly uptimeSeconds: number | null
+  /** Client statements stuck in commit (see `COMMIT_WAIT_SQL`). */
+  readonly commitWait: CommitWaitObservation
   /** How long this probe took, including a reconnect if one was needed. */
   readonly durationMs: number
   /** True when this probe had to open a new connection. */
   readonly reconnected: boolean
+}
+
+/**
+ * Client sessions whose statement waits in commit: processlist state
+ * "waiting for handler commit" (a full binlog disk: mysqld waits for space
+ * and retries every 60 s; test/lab/disk-full-primary.test.ts) or "Waiting for
+ * disk space". A commit waiting for a semi-sync acknowledgement shows
+ * "Waiting for semi-sync ACK from replica" instead: not counted here.
+ */
+export interface CommitWaitObservation {
+  readonly sessions: number
+  /** The longest wait in seconds (processlist TIME), 0 when none. */
+  readonly oldestSeconds: number
 }
 
 /** The outcome of a probe of another member's mysqld. */
@@ -236,6 +251,11 @@ const LOCAL_SQL = `SELECT @@server_uuid AS server_uuid, @@server_id AS server_id
   @@read_only AS read_only, @@super_read_only AS super_read_only, @@gtid_executed AS gtid_executed,
   @@relay_log_recovery AS relay_log_recovery`
 
+/** Needs PROCESS (without it only the agent's own sessions show: no stuck commit is ever seen). */
+const COMMIT_WAIT_SQL = `SELECT COUNT(*) AS sessions, COALESCE(MAX(TIME), 0) AS oldest
+  FROM information_schema.PROCESSLIST
+  WHERE COMMAND = 'Query' AND STATE IN ('waiting for handler commit', 'Waiting for disk space')`
+
 /** The queries of one local probe on an open session (each bounded by the query timeout). */
 const observe = Effect.fnUntraced(function* (session: MysqlSession) {
   const target = session.target
@@ -249,6 +269,7 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
     "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
   )
   const uptime = nameValueMap(semiStatus).get("uptime")
+  const [waits] = yield* session.query("probe", COMMIT_WAIT_SQL)
   return {
     serverUuid: str(vars, "server_uuid").toLowerCase(),
     serverId: num(vars, "server_id") ?? 0,
@@ -260,6 +281,10 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
     replica: yield* parseReplica(target, replicaRows),
     semiSync: parseSemiSync(semiVars, semiStatus),
     uptimeSeconds: uptime === undefined || uptime === "" ? null : Number(uptime),
+    commitWait: {
+      sessions: waits === undefined ? 0 : (num(waits, "sessions") ?? 0),
+      oldestSeconds: waits === undefined ? 0 : (num(waits, "oldest") ?? 0),
+    },
   }
 })
 
@@ -586,6 +611,7 @@ export const toMysqlProbe = (
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
     semiSyncReplicaOn: o.semiSync.replicaEnabled,
     semiSyncWaiters: o.semiSync.sourceWaitSessions,
+    commitWait: o.commitWait,
     ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
   }
 }

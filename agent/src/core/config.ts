@@ -40,6 +40,12 @@ export interface Timings {
   readonly switchoverTimeoutMs: number
   readonly recoveryBlockPeriodMs: number
   readonly failbackDelayMs: number
+  /**
+   * A primary whose client commits have been stuck (not waiting for an
+   * acknowledgement) this long while gtid_executed does not move cannot
+   * commit: it resigns (commit-stall.ts). Default 3000; 0 turns the check off.
+   */
+  readonly commitStallMs?: number
 }
 
 export type SemiSyncMode = "off" | "on" | "strict"

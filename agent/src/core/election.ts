@@ -12,6 +12,7 @@ import type {
 } from "../../../shared/peer-messages.ts"
 import { isExcluded, lastPrimary, recoveryBlockStops } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
+import { commitStallWhy } from "./commit-stall.ts"
 import { isDataNode, memberOf, quorum } from "./config.ts"
 import { count, emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet, subtract } from "./gtid.ts"
 import { inLease } from "./lease.ts"
@@ -140,6 +141,12 @@ export const selfEligible = (s: AgentState): Verdict => {
   if (looping !== null) return { ok: false, why: looping }
   if (s.clone?.phase === "cloning")
     return { ok: false, why: "this node is being re-seeded by clone" }
+  const handedOver = s.handedOver ?? null
+  if (handedOver !== null && s.now < handedOver.until)
+    return { ok: false, why: `handed the role to ${handedOver.to} at the operator's request` }
+  // Section 12: a node whose server could not commit takes no role back until it commits again.
+  const cannotCommit = commitStallWhy(s)
+  if (cannotCommit !== null) return { ok: false, why: cannotCommit }
   // A replica that cannot receive (its disk is full) is behind by an unknown amount.
   if (s.local.stall !== null) return { ok: false, why: s.local.stall }
   const refused = s.preFailoverRefused

@@ -11,7 +11,7 @@ import { isDataNode, memberOf } from "./config.ts"
 import { rejoinReappliesCredentials } from "./credentials.ts"
 import { startVote } from "./election.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
-import { event, issueMysql, type Outputs } from "./outputs.ts"
+import { event, issueMysql, type Outputs, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
@@ -137,6 +137,15 @@ export const onOperator = (
       // Run on the node to promote (the daemon forwards `--to`).
       const to = request.to ?? s.self
       if (to !== s.self) {
+        // Asked by `to` (issue 17 item 2): a live primary that cannot serve (its disk is full,
+        // say) hands the role over: it fences itself and resigns, naming `to`.
+        if (isActivePrimary(s) && isDataNode(s.config, to)) {
+          event(out, "warn", "forced-failover", `operator forced a failover to ${to}`)
+          reply(out, requestId, true, `${s.self} fenced itself and resigned for ${to}`)
+          // It does not stand against `to` meanwhile (it would rank best: it has everything).
+          const handedOver = { to, until: s.now + 2 * s.config.timings.leaseDurationMs }
+          return { ...resign(s, out, `operator forced a failover to ${to}`, to), handedOver }
+        }
         reply(out, requestId, false, `run on ${to}`)
         return s
       }
@@ -149,6 +158,33 @@ export const onOperator = (
       if (lacking !== null) {
         reply(out, requestId, false, `cannot stand: ${lacking}`)
         return s
+      }
+      // A live primary holds the lease: ask it to fence itself and resign for this node first;
+      // if it does not (unreachable), the forced vote waits out its lease as before.
+      const primary = s.leader !== null && s.leaderActive && s.leader !== s.self ? s.leader : null
+      if (primary !== null && s.forcedFailover == null) {
+        send(out, primary, {
+          _tag: "OperatorRequest",
+          from: s.self,
+          requestId: forcedFailoverRequestId,
+          request: { _tag: "Failover", to: s.self },
+        })
+        event(
+          out,
+          "warn",
+          "forced-failover",
+          `operator forced a failover: asking ${primary} to resign for ${s.self}`,
+        )
+        reply(
+          out,
+          requestId,
+          true,
+          `asked ${primary} to fence itself and resign for ${s.self}; standing for election`,
+        )
+        return {
+          ...s,
+          forcedFailover: { from: primary, until: s.now + s.config.timings.leaseDurationMs },
+        }
       }
       event(
         out,
@@ -303,4 +339,28 @@ const demote = (
 
 function absurd(value: never): never {
   throw new Error(`unexpected ${JSON.stringify(value)}`)
+}
+
+/** The id of the request to a primary to step down: its reply is nobody's (ignored). */
+const forcedFailoverRequestId = 0
+
+/**
+ * A forced failover asked the live primary to step down: its transfer makes
+ * this node stand, and a new primary ends the wait. Without either in time
+ * (the primary's agent is unreachable), stand for a forced election, which
+ * waits out the lease.
+ */
+export const forcedFailoverTimer = (s: AgentState, out: Outputs): AgentState => {
+  const f = s.forcedFailover ?? null
+  if (f === null) return s
+  if (s.role !== "follower" || (s.leader !== null && s.leader !== f.from && s.leaderActive))
+    return { ...s, forcedFailover: null }
+  if (s.now < f.until) return s
+  event(
+    out,
+    "warn",
+    "forced-failover",
+    `${f.from} did not resign in time: standing for a forced election`,
+  )
+  return startVote({ ...s, forcedFailover: null, preFailoverRefused: null }, out, "forced")
 }

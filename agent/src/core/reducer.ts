@@ -12,6 +12,7 @@ import type { PeerMessage } from "../../../shared/peer-messages.ts"
 import { cloneProgress, onCloneResult } from "./clone.ts"
 import { initialRecord } from "./cluster-record.ts"
 import { knownPrimary } from "./cluster-view.ts"
+import { watchCommits } from "./commit-stall.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
 import { replicationPasswordChanged } from "./credentials.ts"
 import {
@@ -38,7 +39,7 @@ import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
-import { answerCommitted } from "./operator.ts"
+import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
 import {
   onPrivilegesChecked,
@@ -128,6 +129,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       break
     case "LocalProbed":
       s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
+      s = watchCommits(s, out)
       s = watchLag(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)
@@ -335,6 +337,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = resendProposal(s, out)
   s = answerCommitted(s, out)
   s = forwardTimers(s, out)
+  s = forcedFailoverTimer(s, out)
   s = trackRecoveryBlock(s)
   s = guardWritability(s, out)
   s = guardReplication(s, out)

@@ -9,8 +9,27 @@ import { noLease } from "./lease.ts"
 import { broadcast, event, type Outputs } from "./outputs.ts"
 import type { AgentState } from "./types.ts"
 
-export const resign = (s: AgentState, out: Outputs, reason: string): AgentState => {
+/**
+ * `preferred`: the member the operator asked for (issue 17 item 2). Between
+ * the fence and the Resign, every peer gets a TransferLeadership naming it:
+ * it stands at once (a transfer vote), and voters grant it without waiting
+ * out the lease; the others wait for it as in a switchover.
+ */
+export const resign = (
+  s: AgentState,
+  out: Outputs,
+  reason: string,
+  preferred?: string,
+): AgentState => {
   const fenced = selfFence(s, out, `resigning: ${reason}`)
+  if (preferred !== undefined)
+    broadcast(fenced, out, {
+      _tag: "TransferLeadership",
+      from: s.self,
+      term: s.hard.term,
+      to: preferred,
+      reason,
+    })
   broadcast(fenced, out, { _tag: "Resign", from: s.self, term: s.hard.term, reason })
   event(out, "warn", "resigned", `term ${s.hard.term}: ${reason}`)
   return {
@@ -24,6 +43,9 @@ export const resign = (s: AgentState, out: Outputs, reason: string): AgentState 
     lease: noLease,
     promise: null,
     resignedTerm: s.hard.term,
+    // Its fence may still be pending (and mysqld writable): the "restarted recorded primary
+    // reclaims" rule must not make it stand again before its own Resign has left.
+    reclaimTried: true,
   }
 }
 

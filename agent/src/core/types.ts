@@ -70,6 +70,11 @@ export interface MysqlProbe {
    * now. Disabling semi-sync as a source would give their clients OK.
    */
   readonly semiSyncWaiters: number
+  /**
+   * Client sessions stuck in commit other than for an acknowledgement (a full
+   * binlog disk), and the longest wait in seconds; undefined when unknown.
+   */
+  readonly commitWait?: { readonly sessions: number; readonly oldestSeconds: number }
 }
 
 export interface ReplicaStatus {
@@ -603,6 +608,19 @@ export type Switchover =
       readonly target: GtidSet
     })
 
+/**
+ * Commits that do not progress on this node's mysqld (commit-stall.ts): seen
+ * since `since` with gtid_executed at `executed`.
+ */
+export interface CommitStall {
+  readonly since: number
+  readonly executed: GtidSet
+  /** Why, as status and the log say it. */
+  readonly cause: string
+  /** This node gave up its term for it: it stands for no election until its server commits again. */
+  readonly resigned: boolean
+}
+
 export interface AgentState {
   readonly self: string
   readonly config: ClusterConfig
@@ -682,6 +700,12 @@ export interface AgentState {
   } | null
   /** The primary failure on_failure_detected last ran for ("primary@record term.seq"). */
   readonly failureSeen: string | null
+  /** A forced failover to this node asked `from` (the live primary) to resign; until then it waits. */
+  readonly forcedFailover?: { readonly from: string; readonly until: number } | null
+  /** This primary resigned for `to` at the operator's request: it does not stand until `until`. */
+  readonly handedOver?: { readonly to: string; readonly until: number } | null
+  /** Commits stuck on the local mysqld (undefined: none seen). */
+  readonly commitStall?: CommitStall | null
   /**
    * What on_role_change compares with: the role state last seen (null before the
    * first probe), the last ACTIVE primary known, and the one before it.

@@ -30,6 +30,7 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
     switchoverTimeoutMs: c.timings.switchover_timeout,
     recoveryBlockPeriodMs: c.timings.recovery_block_period,
     failbackDelayMs: c.timings.failback_delay,
+    commitStallMs: c.timings.commit_stall_timeout,
   },
   health: {
     failuresToInfo: c.health.info_after,
