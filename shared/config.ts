@@ -317,6 +317,8 @@ export const HOOK_NAMES = [
   "on_split_brain",
   "on_lag_threshold_exceeded",
   "on_lag_recovered",
+  "on_writes_blocked",
+  "on_writes_unblocked",
 ] as const
 export type HookName = (typeof HOOK_NAMES)[number]
 
@@ -338,6 +340,9 @@ export const Hooks = Schema.Struct({
   on_split_brain: Schema.optionalKey(AbsolutePath),
   on_lag_threshold_exceeded: Schema.optionalKey(AbsolutePath),
   on_lag_recovered: Schema.optionalKey(AbsolutePath),
+  /** The primary's commits wait for acknowledgements no connected replica can give (and when that ends). */
+  on_writes_blocked: Schema.optionalKey(AbsolutePath),
+  on_writes_unblocked: Schema.optionalKey(AbsolutePath),
   /** Each run is killed (its whole process group) after this long. */
   timeout: PositiveMillis.pipe(defaultTo(30_000)),
   /** Pending non-blocking hooks; when full the oldest is dropped and counted. */

@@ -77,6 +77,8 @@ export const StatusView = Schema.Struct({
    * missing the node does not stand for election. Absent before a grants check succeeded.
    */
   missingPrivileges: Schema.optional(Schema.Array(Schema.String)),
+  /** "writes are blocked: N acknowledgements needed, M replicas connected ...", from the primary; absent when not. */
+  writesBlocked: Schema.optional(Schema.String),
   members: Schema.Array(MemberStatus),
 })
 export type StatusView = typeof StatusView.Type

@@ -110,6 +110,8 @@ export const Observation = Schema.Struct({
   errant: GtidText,
   /** The sender could stand for election now (eligible, healthy, data it can vouch for). */
   eligible: Schema.Boolean,
+  /** The sender is the primary and its writes are blocked (writes-blocked.ts): the words to show. */
+  writesBlocked: Schema.optionalKey(Schema.String),
 })
 export type Observation = typeof Observation.Type
 

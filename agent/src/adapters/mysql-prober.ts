@@ -585,6 +585,10 @@ export const toMysqlProbe = (
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
     semiSyncReplicaOn: o.semiSync.replicaEnabled,
     semiSyncWaiters: o.semiSync.sourceWaitSessions,
+    semiSyncClients: o.semiSync.sourceClients,
+    ...(o.semiSync.waitForReplicaCount === null
+      ? {}
+      : { semiSyncWaitCount: o.semiSync.waitForReplicaCount }),
     ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
   }
 }

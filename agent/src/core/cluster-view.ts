@@ -69,6 +69,7 @@ export const mergeHeartbeat = (
     heardOthersAt,
     executedText: o?.executed ?? before?.executedText ?? "",
     retrievedText: o?.retrieved ?? before?.retrievedText ?? "",
+    writesBlocked: o?.writesBlocked ?? null,
   }
   const peers = new Map(s.peers)
   peers.set(hb.from, view)

@@ -58,6 +58,7 @@ import {
 } from "./switchover.ts"
 import { adoptTerm } from "./term.ts"
 import type { AgentState, HardState, Input, Output } from "./types.ts"
+import { watchWritesBlocked } from "./writes-blocked.ts"
 
 export interface StepResult {
   readonly state: AgentState
@@ -128,6 +129,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
     case "LocalProbed":
       s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
       s = watchLag(s, out)
+      s = watchWritesBlocked(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)
       break
