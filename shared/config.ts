@@ -526,6 +526,18 @@ export const crossFieldViolations = (c: Fields): Array<RuleViolation> => {
       "strict semi-sync needs at least 2 data members (a replica must ack)",
     )
   }
+  // protocol.md section 9: strict waits for members - quorum acknowledgements
+  // (witnesses vote but hold no data); more than there are data replicas and
+  // no commit could ever complete.
+  const acks = Math.max(1, members.length - (Math.floor(members.length / 2) + 1))
+  if (c.semi_sync.mode === "strict" && dataMembers.length >= 2 && acks > dataMembers.length - 1) {
+    add(
+      ["semi_sync", "mode"],
+      `strict semi-sync with ${members.length} members waits for ${acks} acknowledgements per commit ` +
+        `(members - quorum: witnesses vote but hold no data), but only ${dataMembers.length - 1} data ` +
+        "replicas exist: no write could ever commit. Add data members or remove witnesses",
+    )
+  }
   const tls = c.mysql.tls
   if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
     add(["mysql", "tls"], "cert and key must be given together")
