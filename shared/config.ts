@@ -319,6 +319,8 @@ export const HOOK_NAMES = [
   "on_split_brain",
   "on_lag_threshold_exceeded",
   "on_lag_recovered",
+  "on_writes_blocked",
+  "on_writes_unblocked",
 ] as const
 export type HookName = (typeof HOOK_NAMES)[number]
 
@@ -340,6 +342,9 @@ export const Hooks = Schema.Struct({
   on_split_brain: Schema.optionalKey(AbsolutePath),
   on_lag_threshold_exceeded: Schema.optionalKey(AbsolutePath),
   on_lag_recovered: Schema.optionalKey(AbsolutePath),
+  /** The primary's commits wait for acknowledgements no connected replica can give (and when that ends). */
+  on_writes_blocked: Schema.optionalKey(AbsolutePath),
+  on_writes_unblocked: Schema.optionalKey(AbsolutePath),
   /** Each run is killed (its whole process group) after this long. */
   timeout: PositiveMillis.pipe(defaultTo(30_000)),
   /** Pending non-blocking hooks; when full the oldest is dropped and counted. */
@@ -521,6 +526,18 @@ export const crossFieldViolations = (c: Fields): Array<RuleViolation> => {
     add(
       ["semi_sync", "mode"],
       "strict semi-sync needs at least 2 data members (a replica must ack)",
+    )
+  }
+  // protocol.md section 9: strict waits for members - quorum acknowledgements
+  // (witnesses vote but hold no data); more than there are data replicas and
+  // no commit could ever complete.
+  const acks = Math.max(1, members.length - (Math.floor(members.length / 2) + 1))
+  if (c.semi_sync.mode === "strict" && dataMembers.length >= 2 && acks > dataMembers.length - 1) {
+    add(
+      ["semi_sync", "mode"],
+      `strict semi-sync with ${members.length} members waits for ${acks} acknowledgements per commit ` +
+        `(members - quorum: witnesses vote but hold no data), but only ${dataMembers.length - 1} data ` +
+        "replicas exist: no write could ever commit. Add data members or remove witnesses",
     )
   }
   const tls = c.mysql.tls

@@ -79,6 +79,8 @@ export const StatusView = Schema.Struct({
   missingPrivileges: Schema.optional(Schema.Array(Schema.String)),
   /** Why this node's replication does not run (its IO or SQL thread's error), while it lasts. */
   replicationError: Schema.optional(Schema.String),
+  /** "writes are blocked: N acknowledgements needed, M replicas connected ...", from the primary; absent when not. */
+  writesBlocked: Schema.optional(Schema.String),
   members: Schema.Array(MemberStatus),
 })
 export type StatusView = typeof StatusView.Type

@@ -116,6 +116,8 @@ export const Observation = Schema.Struct({
    * or it is read-only with no commit waiting (protocol section 7).
    */
   quiet: Schema.optionalKey(Schema.Boolean),
+  /** The sender is the primary and its writes are blocked (writes-blocked.ts): the words to show. */
+  writesBlocked: Schema.optionalKey(Schema.String),
 })
 export type Observation = typeof Observation.Type
 

@@ -324,7 +324,7 @@ export const bringBackOldPrimary = async (
  */
 
 /** Writes stopped (the run's last part), the forced replica is re-seeded by clone and rejoins. */
-const reseedQuietly = async (c: LabCluster, old: string, primary: string): Promise<void> => {
+export const reseedQuietly = async (c: LabCluster, old: string, primary: string): Promise<void> => {
   await c.lab.stopProcess("client", "writer")
   const clone = await c.agents.cli(primary, ["clone", "--recipient", old])
   assert.match(clone.stdout, /./, "clone answered")

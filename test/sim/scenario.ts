@@ -19,7 +19,7 @@
  *   expect failovers 0 | expect role db1 DIVERGED | expect replicating db3 db2
  *   expect writable db2 no | expect errant db3 yes | expect reply ok [text]
  *   expect converged | expect write-gap-under 1s | expect acked-at-least 10
- *   expect promoted-since-mark db1 no
+ *   expect promoted-since-mark db1 no | expect writes-blocked db1 yes
  */
 
 import { isEmpty } from "../../agent/src/core/gtid.ts"
@@ -310,6 +310,12 @@ const expect = (
     case "acked-at-least":
       if (w.ackedCount < Number(a)) fail(`only ${w.ackedCount} writes acknowledged`)
       return
+    case "writes-blocked": {
+      // The primary's own report (writes-blocked.ts), past its grace period.
+      const blocked = w.node(a!).state.writesBlocked?.reported === true
+      if (blocked !== (b === "yes")) fail(`${a} reports writes blocked: ${blocked}`)
+      return
+    }
     case "no-violations":
       if (w.violations.length > 0)
         fail(w.violations.map((v) => `${v.invariant}: ${v.detail}`).join("; "))

@@ -75,7 +75,8 @@ export class SimMysqld {
     return union(this.executed, this.retrieved)
   }
 
-  probe(): MysqlProbe {
+  /** `clients`: semi-sync replicas connected now (the world knows the network). */
+  probe(clients = 0): MysqlProbe {
     return {
       serverUuid: this.uuid,
       readOnly: this.readOnly,
@@ -95,6 +96,8 @@ export class SimMysqld {
       semiSyncSourceOn: true,
       semiSyncReplicaOn: true,
       semiSyncWaiters: 0,
+      semiSyncClients: clients,
+      semiSyncWaitCount: this.semiSyncWaitCount,
     }
   }
 

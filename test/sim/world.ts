@@ -516,7 +516,7 @@ export class World {
         this.schedule(this.now + (hung ? 400 : 1 + this.rng.next() * 3), () => {
           if (n.incarnation !== incarnation) return
           const up = m.up && !m.hung
-          const probe = up ? m.probe() : null
+          const probe = up ? m.probe(this.semiSyncClients(n)) : null
           this.input(n, (now) => ({
             _tag: "LocalProbed",
             now,
@@ -850,6 +850,12 @@ export class World {
     const m = n.mysqld
     if (m === null || !m.writable || m.hung) return false
     if (this.config.semiSync === "off") return true
+    return this.semiSyncClients(n) >= m.semiSyncWaitCount
+  }
+
+  /** Replicas whose IO thread pulls from `n`'s mysqld now (Rpl_semi_sync_source_clients). */
+  semiSyncClients(n: Node): number {
+    const m = n.mysqld
     let connected = 0
     for (const r of this.nodes.values()) {
       const rm = r.mysqld
@@ -857,7 +863,7 @@ export class World {
         continue
       if (this.net.roundTrip(n.name, r.name, "mysql")) connected++
     }
-    return connected >= m.semiSyncWaitCount
+    return connected
   }
 
   /** I3: a node becoming writable must hold every acknowledged write. */

@@ -365,6 +365,24 @@ test("other cross-field rules: positive intervals, mysql auth, fence, strict sem
     strict.error.lines[0] ?? "",
     /semi_sync\.mode: strict semi-sync needs at least 2 data members/,
   )
+  // 2 data + 3 witnesses: quorum 3 of 5, each commit would wait for 2 acknowledgements, 1 replica exists.
+  const witnesses = [1, 2, 3]
+    .map(
+      (i) =>
+        `    - name: w${i}\n      address: 10.0.1.${i}\n      agent_port: 7946\n      kind: witness\n`,
+    )
+    .join("")
+  const tooMany = await loadError(
+    t,
+    minimal(
+      "semi_sync:\n  mode: strict\n",
+      `    - name: db1\n      address: 10.0.0.11\n      agent_port: 7946\n    - name: db2\n      address: 10.0.0.12\n      agent_port: 7946\n${witnesses}`,
+    ),
+  )
+  assert.match(
+    tooMany.error.lines[0] ?? "",
+    /semi_sync\.mode: strict semi-sync with 5 members waits for 2 acknowledgements per commit \(members - quorum: witnesses vote but hold no data\), but only 1 data replicas exist/,
+  )
 })
 
 test("health thresholds must climb the ladder", async (t) => {

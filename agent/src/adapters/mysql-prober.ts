@@ -612,6 +612,10 @@ export const toMysqlProbe = (
     semiSyncReplicaOn: o.semiSync.replicaEnabled,
     semiSyncWaiters: o.semiSync.sourceWaitSessions,
     commitWait: o.commitWait,
+    semiSyncClients: o.semiSync.sourceClients,
+    ...(o.semiSync.waitForReplicaCount === null
+      ? {}
+      : { semiSyncWaitCount: o.semiSync.waitForReplicaCount }),
     ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
   }
 }

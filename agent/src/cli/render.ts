@@ -12,9 +12,10 @@ const UNHEALTHY_ROLES = new Set(["FAIL", "DIVERGED", "UNKNOWN"])
 export const primaryOf = (s: StatusView): string | null =>
   s.leader ?? s.members.find((m) => m.role === "ACTIVE")?.name ?? null
 
-/** `OK`, `DEGRADED` (a member unhealthy or not in its place) or `NO PRIMARY`. */
+/** `OK`, `DEGRADED` (a member unhealthy or not in its place), `WRITES BLOCKED` or `NO PRIMARY`. */
 export const clusterHealth = (s: StatusView): string => {
   if (s.leader === null || !s.leaderActive) return "NO PRIMARY"
+  if (s.writesBlocked !== undefined) return "WRITES BLOCKED"
   const data = s.members.filter((m) => m.kind !== "witness")
   const bad = data.some((m) => !HEALTHY.has(m.health) || UNHEALTHY_ROLES.has(m.role))
   return bad ? "DEGRADED" : "OK"
@@ -58,8 +59,11 @@ export const renderStatus = (s: StatusView): string => {
         ]
   const replication =
     s.replicationError === undefined ? [] : [`this node's replication: ${s.replicationError}`]
+  const blocked =
+    s.writesBlocked === undefined ? [] : [`primary ${s.leader ?? "?"}: ${s.writesBlocked}`]
   return [
     head,
+    ...blocked,
     `this node: ${s.node} (${s.role}); ${s.electionStatus}`,
     ...privileges,
     ...replication,

@@ -71,6 +71,7 @@ export const mergeHeartbeat = (
     quietSince: hb.leader !== hb.from && o?.quiet === true ? (before?.quietSince ?? now) : null,
     executedText: o?.executed ?? before?.executedText ?? "",
     retrievedText: o?.retrieved ?? before?.retrievedText ?? "",
+    writesBlocked: o?.writesBlocked ?? null,
   }
   const peers = new Map(s.peers)
   peers.set(hb.from, view)

@@ -60,6 +60,7 @@ import {
 } from "./switchover.ts"
 import { adoptTerm } from "./term.ts"
 import type { AgentState, HardState, Input, Output } from "./types.ts"
+import { watchWritesBlocked } from "./writes-blocked.ts"
 
 export interface StepResult {
   readonly state: AgentState
@@ -131,6 +132,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
       s = watchCommits(s, out)
       s = watchLag(s, out)
+      s = watchWritesBlocked(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)
       break

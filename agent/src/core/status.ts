@@ -8,6 +8,19 @@ import { backlogOf, selfEligible } from "./election.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { formatGtidSet } from "./gtid.ts"
 import type { AgentState } from "./types.ts"
+import { describeWritesBlocked, reportedWritesBlocked } from "./writes-blocked.ts"
+
+/**
+ * The primary's "writes are blocked" report as this node knows it: its own
+ * when it is the primary, else what the leader's last heartbeat said.
+ */
+export const clusterWritesBlocked = (s: AgentState): string | null => {
+  const own = reportedWritesBlocked(s)
+  if (own !== null) return describeWritesBlocked(own)
+  if (s.leader === null || s.leader === s.self) return null
+  const v = s.peers.get(s.leader)
+  return v?.writesBlocked ?? null
+}
 
 export const nodeRole = (s: AgentState): NodeRole => {
   if (!isDataNode(s.config, s.self)) return "UNKNOWN"
@@ -32,6 +45,7 @@ export const nodeRole = (s: AgentState): NodeRole => {
 export const observation = (s: AgentState): Observation | null => {
   if (!isDataNode(s.config, s.self) || s.local.lastProbeAt === null) return null
   const p = s.local.up ? s.local.probe : null
+  const blocked = reportedWritesBlocked(s)
   return {
     role: nodeRole(s),
     health: s.local.health.level,
@@ -55,5 +69,6 @@ export const observation = (s: AgentState): Observation | null => {
       p === null
         ? s.local.refused === true
         : p.readOnly && p.superReadOnly && p.semiSyncWaiters === 0,
+    ...(blocked === null ? {} : { writesBlocked: describeWritesBlocked(blocked) }),
   }
 }

@@ -75,6 +75,10 @@ export interface MysqlProbe {
    * binlog disk), and the longest wait in seconds; undefined when unknown.
    */
   readonly commitWait?: { readonly sessions: number; readonly oldestSeconds: number }
+  /** Rpl_semi_sync_source_clients: semi-sync replicas connected now (undefined: not probed). */
+  readonly semiSyncClients?: number
+  /** rpl_semi_sync_source_wait_for_replica_count (undefined: not probed). */
+  readonly semiSyncWaitCount?: number
 }
 
 export interface ReplicaStatus {
@@ -201,6 +205,8 @@ export type HookName =
   | "on_split_brain"
   | "on_lag_threshold_exceeded"
   | "on_lag_recovered"
+  | "on_writes_blocked"
+  | "on_writes_unblocked"
   | "fence_command"
 
 export type VipOp = "add" | "remove" | "refresh"
@@ -382,6 +388,8 @@ export interface PeerView {
   /** Raw GTID texts, kept to skip parsing when they did not change. */
   readonly executedText: string
   readonly retrievedText: string
+  /** The peer is the primary and says its writes are blocked (the words), else null. */
+  readonly writesBlocked?: string | null
 }
 
 /** The local mysqld as the agent last saw it. */
@@ -715,6 +723,22 @@ export interface AgentState {
     readonly primary: string | null
     readonly former: string | null
   } | null
+  /** This primary's commits cannot get their semi-sync acknowledgements (writes-blocked.ts). */
+  readonly writesBlocked?: WritesBlocked | null
+}
+
+/**
+ * Seen on the writable primary's own probe: fewer semi-sync replicas connected
+ * than `rpl_semi_sync_source_wait_for_replica_count`, with semi-sync on as a
+ * source, so every commit waits. `reported` once it lasted the grace period.
+ */
+export interface WritesBlocked {
+  readonly needed: number
+  readonly connected: number
+  /** Commits waiting for an acknowledgement at the last probe. */
+  readonly waiting: number
+  readonly since: number
+  readonly reported: boolean
 }
 
 export interface Clone {

@@ -15,8 +15,9 @@ import type { MeshMetrics, PeerState } from "../adapters/mesh.ts"
 import type { VipMetrics } from "../adapters/vip.ts"
 import { isDataNode } from "../core/config.ts"
 import { leaseRemaining } from "../core/lease.ts"
-import { nodeRole } from "../core/status.ts"
+import { clusterWritesBlocked, nodeRole } from "../core/status.ts"
 import type { AgentState } from "../core/types.ts"
+import { describeWritesBlocked, reportedWritesBlocked } from "../core/writes-blocked.ts"
 import {
   loopAgeMs,
   CONTENT_TYPE as METRICS_CONTENT_TYPE,
@@ -120,7 +121,12 @@ const health = (v: HttpView): HttpReply => {
   const why = stale(v)
   if (why !== undefined) return unavailable(why)
   const s = v.state as AgentState
-  if (!isDataNode(s.config, s.self)) return ok("witness: the agent runs (no mysqld to check)")
+  if (!isDataNode(s.config, s.self)) {
+    const blocked = clusterWritesBlocked(s)
+    return ok(
+      `witness: the agent runs (no mysqld to check)${blocked === null ? "" : `; the primary ${s.leader ?? "?"} says ${blocked}`}`,
+    )
+  }
   if (s.local.lastProbeAt === null) return unavailable("mysqld not probed yet")
   // The agent could not do its job here (fence, promote): say so, with the names.
   const missing = s.local.privileges.missing ?? []
@@ -134,6 +140,13 @@ const health = (v: HttpView): HttpReply => {
   if (!s.local.up)
     return unavailable(`mysqld is down (health ${level})${lacks === null ? "" : `, or ${lacks}`}`)
   if (lacks !== null) return unavailable(`mysqld is up (health ${level}) but ${lacks}`)
+  // On the primary, every commit waits for acknowledgements that cannot come: not healthy.
+  const own = reportedWritesBlocked(s)
+  if (own !== null)
+    return unavailable(`mysqld is up (health ${level}) but ${describeWritesBlocked(own)}`)
+  const blocked = clusterWritesBlocked(s)
+  if (blocked !== null)
+    return ok(`mysqld is up (health ${level}); the primary ${s.leader ?? "?"} says ${blocked}`)
   return ok(`mysqld is up (health ${s.local.health.level})`)
 }
 

@@ -19,6 +19,7 @@ import { count } from "../core/gtid.ts"
 import { leaseRemaining } from "../core/lease.ts"
 import { nodeRole } from "../core/status.ts"
 import type { AgentState, Output } from "../core/types.ts"
+import { reportedWritesBlocked } from "../core/writes-blocked.ts"
 import { statusView } from "./status-view.ts"
 
 /** Filled in at build time by packaging/build.sh, as in main.ts (not imported from there: no cycle). */
@@ -462,6 +463,27 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
     "mha_semi_sync_active",
     "1 when the local mysqld has semi-sync on as a source (the primary waits for replica acknowledgements).",
     bool(probe?.semiSyncSourceOn === true),
+  )
+  const writesBlocked = s === undefined ? null : reportedWritesBlocked(s)
+  x.gauge(
+    "mha_writes_blocked",
+    "1 on the primary while every commit waits for semi-sync acknowledgements that cannot come: fewer semi-sync replicas connected than rpl_semi_sync_source_wait_for_replica_count, for longer than a grace period.",
+    bool(writesBlocked !== null),
+  )
+  x.gauge(
+    "mha_semi_sync_acks_needed",
+    "rpl_semi_sync_source_wait_for_replica_count on the local mysqld (acknowledgements each commit waits for), as last probed.",
+    probe?.semiSyncWaitCount === undefined ? [] : probe.semiSyncWaitCount,
+  )
+  x.gauge(
+    "mha_semi_sync_replicas_connected",
+    "Rpl_semi_sync_source_clients on the local mysqld: semi-sync replicas connected now, as last probed.",
+    probe?.semiSyncClients === undefined ? [] : probe.semiSyncClients,
+  )
+  x.gauge(
+    "mha_semi_sync_waiting_commits",
+    "Rpl_semi_sync_source_wait_sessions on the local mysqld: commits waiting for an acknowledgement now.",
+    probe == null ? [] : probe.semiSyncWaiters,
   )
   x.gauge(
     "mha_semi_sync_mode",

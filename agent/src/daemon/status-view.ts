@@ -3,11 +3,20 @@
 import type { StatusView } from "../../../shared/control.ts"
 import { whyNoElection } from "../core/election.ts"
 import { formatGtidSet } from "../core/gtid.ts"
-import { nodeRole, observation } from "../core/status.ts"
+import { clusterWritesBlocked, nodeRole, observation } from "../core/status.ts"
 import type { AgentState } from "../core/types.ts"
+
+/** A witness runs no mysqld: its role is WITNESS, its health whether its agent is heard. */
+const witnessHealth = (s: AgentState, name: string): string => {
+  if (name === s.self) return "OK"
+  const v = s.peers.get(name)
+  if (v === undefined) return "UNKNOWN"
+  return s.now - v.lastHeardAt <= s.config.timings.leaseDurationMs ? "OK" : "FAIL"
+}
 
 export const statusView = (s: AgentState, cluster: string): StatusView => {
   const self = observation(s)
+  const writesBlocked = clusterWritesBlocked(s)
   return {
     cluster,
     node: s.self,
@@ -22,7 +31,23 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
       ? {}
       : { missingPrivileges: s.local.privileges.missing.map((m) => m.privilege) }),
     ...(self?.replicationError == null ? {} : { replicationError: self.replicationError }),
+    ...(writesBlocked === null ? {} : { writesBlocked }),
     members: s.config.members.map((m) => {
+      if (m.kind === "witness") {
+        const v = s.peers.get(m.name)
+        return {
+          name: m.name,
+          kind: m.kind,
+          role: "WITNESS",
+          health: witnessHealth(s, m.name),
+          lastHeardMs:
+            m.name === s.self || v === undefined ? null : Math.round(s.now - v.lastHeardAt),
+          source: null,
+          executed: "",
+          errant: "",
+          lagSeconds: null,
+        }
+      }
       if (m.name === s.self) {
         return {
           name: m.name,
