@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { agentCommand, LabAgents } from "./agents.ts"
+import { type AbuseResult, abuseControlSocket } from "./control-abuse.ts"
 import { alive, sleep, tryRun, waitFor } from "./exec.ts"
 import { agentHttp } from "./http-client.ts"
 import { Lab } from "./lab.ts"
@@ -201,6 +202,102 @@ describe("a running cluster of agents under bad input", () => {
     } finally {
       writeFileSync(file, good)
     }
+  })
+
+  test("a replica's stopped SQL thread is started again, logged with its reason and counted; excluded, it is left stopped", async () => {
+    const primary = await waitForWritable(lab)
+    const replica = lab.hosts.map((h) => h.name).find((n) => n !== primary) ?? ""
+    const sqlRunning = async (): Promise<boolean> => {
+      const [row] = await lab.query<{ Replica_SQL_Running: string }>(replica, "SHOW REPLICA STATUS")
+      return row?.Replica_SQL_Running === "Yes"
+    }
+    const metric = async (re: RegExp): Promise<number> =>
+      Number(re.exec((await agentHttp(lab, replica, "/metrics")).body)?.[1] ?? Number.NaN)
+    const restarts = () => metric(/^mha_replication_repairs_total\{kind="start_replica"\} (\d+)$/m)
+    const excluded = () =>
+      metric(new RegExp(`^mha_node_excluded\\{node="${replica}"\\} (\\d)$`, "m"))
+    const logged = () =>
+      logOf(agents, replica)
+        .split("\n")
+        .filter((l) => l.includes('"event":"replication-restart"'))
+    const before = await restarts()
+    assert.ok(Number.isFinite(before), `${replica}'s /metrics shows mha_replication_repairs_total`)
+    const loggedBefore = logged().length
+    // 1. The agent repairs it, and says so.
+    await lab.query(replica, "STOP REPLICA SQL_THREAD")
+    await waitFor(`${replica}'s SQL thread to run again`, sqlRunning, 10_000)
+    await waitFor("the repair counted", async () => (await restarts()) >= before + 1, 5_000)
+    const lines = logged().slice(loggedBefore)
+    assert.ok(lines.length >= 1, "a replication-restart log line")
+    assert.match(
+      lines[0] ?? "",
+      new RegExp(`SQL thread of replication from ${primary} stopped with no error`),
+    )
+    console.log(`repair logged on ${replica}: ${lines[0]}`)
+    // 2. Excluded for maintenance: the operator's STOP stays.
+    const ex = await agents.cli(replica, ["exclude", replica])
+    assert.match(ex.stdout, /no longer repairs its replication/)
+    await waitFor(`${replica} to know it is excluded`, async () => (await excluded()) === 1, 10_000)
+    const counted = await restarts()
+    await lab.query(replica, "STOP REPLICA SQL_THREAD")
+    await sleep(3_000)
+    assert.equal(await sqlRunning(), false, "an excluded node's stopped SQL thread stays stopped")
+    assert.equal(await restarts(), counted)
+    // 3. Included again: repaired.
+    await agents.cli(replica, ["include", replica])
+    await waitFor(`${replica}'s SQL thread to run again after include`, sqlRunning, 10_000)
+    assert.equal(await restarts(), counted + 1)
+  })
+
+  test("the control socket under 200 clients looping status and 50 sending garbage: answered or refused with a reason, lease kept, RSS bounded", async () => {
+    const primary = await waitForWritable(lab)
+    const pid = agentPid(lab, primary)
+    const rss = (): number =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024
+    const rssBefore = rss()
+    let rssMax = rssBefore
+    const sampler = setInterval(() => {
+      rssMax = Math.max(rssMax, rss())
+    }, 100)
+    const started = Date.now()
+    let result: AbuseResult
+    try {
+      result = await abuseControlSocket({
+        socketPath: agents.socketPath(primary),
+        statusClients: 200,
+        garbageClients: 50,
+        durationMs: 6_000,
+      })
+    } finally {
+      clearInterval(sampler)
+    }
+    const took = Date.now() - started
+    await sleep(5_000)
+    const rssAfter = rss()
+    console.log(
+      `control socket abuse on ${primary} for ${took} ms: ${result.statusOk} statuses, refused ${JSON.stringify([...result.refused])}, ` +
+        `garbage answered ${JSON.stringify([...result.garbageAnswered])}, closed ${result.garbageClosed}; ` +
+        `RSS ${rssBefore.toFixed(1)} -> max ${rssMax.toFixed(1)} -> ${rssAfter.toFixed(1)} MiB 5 s later`,
+    )
+    assert.deepEqual(
+      result.wrong.slice(0, 5),
+      [],
+      "every reply a status or a refusal that says why",
+    )
+    assert.ok(result.statusOk >= 200, `statuses answered: ${result.statusOk}`)
+    for (const kind of ["binary", "long-line", "bad-lines"]) {
+      assert.ok(
+        [...result.garbageAnswered.keys()].some((k) => k.startsWith(`${kind}:`)),
+        `${kind} clients got an error reply`,
+      )
+    }
+    assert.ok(rssMax - rssBefore < 50, `RSS grew by ${(rssMax - rssBefore).toFixed(1)} MiB`)
+    assert.ok(rssAfter - rssBefore < 25, `RSS after: +${(rssAfter - rssBefore).toFixed(1)} MiB`)
+    assert.ok(alive(pid))
+    // It kept its lease: still the one writable primary, with the same agent.
+    assert.equal(await waitForWritable(lab), primary)
+    const status = await agents.cli(primary, ["status", "--json"])
+    assert.equal((JSON.parse(status.stdout) as { ok: boolean }).ok, true)
   })
 })
 

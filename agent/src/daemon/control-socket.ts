@@ -116,33 +116,125 @@ export const answer = async (
   return options.ask(operator)
 }
 
+/**
+ * What one local client may hold (issue 16): the socket is for the CLI and
+ * scripts, so a client that floods it, sends garbage or never speaks is cut
+ * off with a reply saying why, and the agent's memory stays bounded: at most
+ * `maxConnections` connections, each with at most one request line of
+ * `maxLineBytes` buffered, one request answered at a time (reading pauses
+ * meanwhile) and one reply waiting to be written.
+ */
+export interface ControlSocketLimits {
+  readonly maxConnections: number
+  readonly maxLineBytes: number
+  /** A connection with no request under way that sends nothing for this long is closed. */
+  readonly idleTimeoutMs: number
+}
+
+export const DEFAULT_CONTROL_LIMITS: ControlSocketLimits = {
+  maxConnections: 100,
+  maxLineBytes: MAX_CONTROL_LINE,
+  idleTimeoutMs: 10_000,
+}
+
+const replyLine = (reply: ControlReply): string => `${JSON.stringify(encodeReply(reply))}\n`
+
+/** Says why, then closes: what the client sends after that is never read. */
+const refuse = (socket: Socket, message: string): void => {
+  socket.removeAllListeners("data")
+  socket.pause()
+  if (socket.destroyed) return
+  // A client that does not read is not waited for.
+  const cut = setTimeout(() => socket.destroy(), 1000)
+  cut.unref()
+  socket.write(replyLine({ ok: false, message }), () => {
+    clearTimeout(cut)
+    socket.destroy()
+  })
+}
+
+/** One client's connection: requests answered one at a time, in order. */
+const serveConnection = (
+  options: ControlSocketOptions,
+  limits: ControlSocketLimits,
+  socket: Socket,
+): void => {
+  let buffer = ""
+  let busy = false
+  let idle: ReturnType<typeof setTimeout> | undefined
+  const armIdle = () => {
+    clearTimeout(idle)
+    idle = setTimeout(
+      () => refuse(socket, `idle for ${limits.idleTimeoutMs} ms with no complete request: closing`),
+      limits.idleTimeoutMs,
+    )
+    idle.unref()
+  }
+  socket.setEncoding("utf8")
+  socket.on("error", () => socket.destroy())
+  socket.on("close", () => clearTimeout(idle))
+  const next = (): void => {
+    if (busy || socket.destroyed) return
+    for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
+      const line = buffer.slice(0, nl)
+      buffer = buffer.slice(nl + 1)
+      if (line.length > limits.maxLineBytes) {
+        refuse(socket, `request too long: more than ${limits.maxLineBytes} bytes in one line`)
+        return
+      }
+      if (line.trim() === "") continue
+      busy = true
+      clearTimeout(idle)
+      socket.pause()
+      answer(options, line)
+        .catch(
+          (e: unknown): ControlReply => ({ ok: false, message: `internal error: ${String(e)}` }),
+        )
+        .then((reply) => {
+          if (socket.destroyed) return
+          const resume = () => {
+            busy = false
+            armIdle()
+            socket.resume()
+            next()
+          }
+          // Backpressure: the next request is read once this reply is out.
+          if (socket.write(replyLine(reply))) resume()
+          else socket.once("drain", resume)
+        })
+      return
+    }
+    // UTF-16 length, an upper bound on the line's bytes for ASCII JSON.
+    if (buffer.length > limits.maxLineBytes) {
+      refuse(socket, `request too long: more than ${limits.maxLineBytes} bytes without a newline`)
+    }
+  }
+  socket.on("data", (chunk: string) => {
+    buffer += chunk
+    armIdle()
+    next()
+  })
+  armIdle()
+}
+
 /** Serves the socket until the scope closes. */
-export const serveControlSocket = (options: ControlSocketOptions) =>
+export const serveControlSocket = (
+  options: ControlSocketOptions,
+  limits: ControlSocketLimits = DEFAULT_CONTROL_LIMITS,
+) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       await mkdir(dirname(options.path), { recursive: true })
       await rm(options.path, { force: true })
+      let open = 0
       const server: Server = createServer((socket: Socket) => {
-        let buffer = ""
-        socket.setEncoding("utf8")
-        socket.on("error", () => socket.destroy())
-        socket.on("data", (chunk: string) => {
-          buffer += chunk
-          if (buffer.length > MAX_CONTROL_LINE) {
-            socket.end(`${JSON.stringify({ ok: false, message: "request too long" })}\n`)
-            return
-          }
-          for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
-            const line = buffer.slice(0, nl)
-            buffer = buffer.slice(nl + 1)
-            if (line.trim() === "") continue
-            answer(options, line)
-              .catch((e: unknown) => ({ ok: false, message: `internal error: ${String(e)}` }))
-              .then((reply) => {
-                if (!socket.destroyed) socket.write(`${JSON.stringify(encodeReply(reply))}\n`)
-              })
-          }
-        })
+        if (open >= limits.maxConnections) {
+          refuse(socket, `busy: ${open} control connections already open; retry`)
+          return
+        }
+        open++
+        socket.once("close", () => open--)
+        serveConnection(options, limits, socket)
       })
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject)
