@@ -23,9 +23,14 @@ export interface AbuseResult {
   garbageAnswered: Map<string, number>
   /** Garbage connections closed by the agent. */
   garbageClosed: number
+  /** Socket errors seen by any client, by code. */
+  errors: Map<string, number>
 }
 
-const GARBAGE = ["binary", "long-line", "bad-lines", "silent"] as const
+const GARBAGE = ["binary", "long-line", "bad-lines", "unread-status", "silent"] as const
+
+/** Socket errors the clients saw, by code (a connection reset loses the reply). */
+const errors = new Map<string, number>()
 
 const firstLine = (socket: Socket): Promise<string | null> =>
   new Promise((resolve) => {
@@ -41,7 +46,10 @@ const firstLine = (socket: Socket): Promise<string | null> =>
       if (nl >= 0) done(buffer.slice(0, nl))
     })
     socket.on("close", () => done(null))
-    socket.on("error", () => done(null))
+    socket.on("error", (e: NodeJS.ErrnoException) => {
+      errors.set(e.code ?? e.message, (errors.get(e.code ?? e.message) ?? 0) + 1)
+      done(null)
+    })
   })
 
 const statusOnce = async (path: string, result: AbuseResult): Promise<void> => {
@@ -63,8 +71,13 @@ const statusOnce = async (path: string, result: AbuseResult): Promise<void> => {
 }
 
 /** Writes `chunk` again and again, with backpressure, until the socket closes or `until`. */
-const flood = async (socket: Socket, chunk: Buffer | string, until: number): Promise<void> => {
-  while (!socket.destroyed && Date.now() < until) {
+const flood = async (
+  socket: Socket,
+  chunk: Buffer | string,
+  until: number,
+  answered: { done: boolean },
+): Promise<void> => {
+  while (!socket.destroyed && !answered.done && Date.now() < until) {
     if (!socket.write(chunk)) {
       await new Promise<void>((r) => {
         socket.once("drain", r)
@@ -86,40 +99,52 @@ const garbageOnce = async (
     socket.once("connect", r)
     socket.once("close", r)
   })
-  const line = firstLine(socket)
+  // Each sends until the agent replies or closes the connection (the reply
+  // read, as a client would), or the run ends; unread-status never reads.
+  const answered = { done: false }
+  const line =
+    kind === "unread-status"
+      ? Promise.resolve(null)
+      : firstLine(socket).then((l) => {
+          answered.done = true
+          return l
+        })
+  const closed = new Promise<void>((r) => socket.once("close", r))
   switch (kind) {
     case "binary": {
+      // Not UTF-8, and no newline ever.
       const bytes = Buffer.alloc(64 * 1024)
-      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 131 + 7) % 256
-      void flood(socket, bytes, until)
+      for (let i = 0; i < bytes.length; i++) bytes[i] = 0x80 + ((i * 131 + 7) % 128)
+      void flood(socket, bytes, until, answered)
       break
     }
     case "long-line":
-      // 10 MB without a newline, then the newline.
-      void (async () => {
-        const mb = Buffer.alloc(1024 * 1024, "x")
-        for (let i = 0; i < 10 && !socket.destroyed; i++) {
-          if (!socket.write(mb)) await new Promise((r) => socket.once("drain", r))
-        }
-        if (!socket.destroyed) socket.write("\n")
-      })()
+      // 10 MB lines, written 1 MB at a time.
+      void flood(socket, Buffer.alloc(1024 * 1024, "x"), until, answered)
       break
     case "bad-lines":
-      void flood(socket, "{not json\n", until)
+      void flood(socket, "{not json\n", until, answered)
+      break
+    case "unread-status":
+      // Requests, and never a reply read.
+      socket.pause()
+      void flood(socket, `${JSON.stringify({ _tag: "Status" })}\n`.repeat(100), until, answered)
       break
     case "silent":
       break
   }
   const got = await Promise.race([
     line,
-    new Promise<"timeout">((r) => setTimeout(() => r("timeout"), Math.max(0, until - Date.now()))),
+    new Promise<null>((r) => setTimeout(() => r(null), Math.max(0, until - Date.now()))),
   ])
   if (typeof got === "string") {
     const reply = JSON.parse(got) as { ok: boolean; message: string }
     if (reply.ok) result.wrong.push(`${kind}: ok reply ${got.slice(0, 200)}`)
     const key = `${kind}: ${reply.message.replace(/\d+/g, "N").slice(0, 80)}`
     result.garbageAnswered.set(key, (result.garbageAnswered.get(key) ?? 0) + 1)
-  } else if (got === null) result.garbageClosed++
+  }
+  await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())))])
+  if (socket.destroyed || socket.readableEnded) result.garbageClosed++
   socket.destroy()
 }
 
@@ -130,7 +155,9 @@ export const abuseControlSocket = async (options: AbuseOptions): Promise<AbuseRe
     wrong: [],
     garbageAnswered: new Map(),
     garbageClosed: 0,
+    errors,
   }
+  errors.clear()
   const until = Date.now() + options.durationMs
   const loops: Array<Promise<void>> = []
   for (let i = 0; i < options.statusClients; i++) {

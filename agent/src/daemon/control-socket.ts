@@ -127,7 +127,10 @@ export const answer = async (
 export interface ControlSocketLimits {
   readonly maxConnections: number
   readonly maxLineBytes: number
-  /** A connection with no request under way that sends nothing for this long is closed. */
+  /**
+   * A connection with no request under way that sends nothing for this long
+   * is closed, and so is one whose client reads no reply for this long.
+   */
   readonly idleTimeoutMs: number
 }
 
@@ -139,18 +142,21 @@ export const DEFAULT_CONTROL_LIMITS: ControlSocketLimits = {
 
 const replyLine = (reply: ControlReply): string => `${JSON.stringify(encodeReply(reply))}\n`
 
-/** Says why, then closes: what the client sends after that is never read. */
+/**
+ * Says why, then closes. What the client sends after that is read and
+ * dropped for a moment (a lingering close): closing a socket with unread
+ * input would reset the connection, and the client could lose the reply.
+ */
 const refuse = (socket: Socket, message: string): void => {
-  socket.removeAllListeners("data")
-  socket.pause()
   if (socket.destroyed) return
-  // A client that does not read is not waited for.
+  socket.removeAllListeners("data")
+  socket.on("data", () => {})
+  socket.resume()
+  // A client that neither reads nor stops is not waited for.
   const cut = setTimeout(() => socket.destroy(), 1000)
   cut.unref()
-  socket.write(replyLine({ ok: false, message }), () => {
-    clearTimeout(cut)
-    socket.destroy()
-  })
+  socket.once("close", () => clearTimeout(cut))
+  socket.end(replyLine({ ok: false, message }))
 }
 
 /** One client's connection: requests answered one at a time, in order. */
@@ -200,7 +206,15 @@ const serveConnection = (
           }
           // Backpressure: the next request is read once this reply is out.
           if (socket.write(replyLine(reply))) resume()
-          else socket.once("drain", resume)
+          else {
+            // A client that stops reading its replies is cut off after the idle timeout.
+            const stuck = setTimeout(() => socket.destroy(), limits.idleTimeoutMs)
+            stuck.unref()
+            socket.once("drain", () => {
+              clearTimeout(stuck)
+              resume()
+            })
+          }
         })
       return
     }
