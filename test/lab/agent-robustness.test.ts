@@ -236,7 +236,7 @@ describe("a running cluster of agents under bad input", () => {
     await waitFor(`${replica}'s SQL thread to run again`, sqlRunning, 10_000)
     await waitFor("the repair counted", async () => (await restarts()) >= before + 1, 5_000)
     const sqlOnly = new RegExp(
-      `"msg":"SQL thread of replication from ${primary} stopped with no error: starting replication`,
+      `"msg":"(I/O and )?SQL threads? of replication from ${primary} stopped with no error: starting replication`,
     )
     const line = logged()
       .slice(loggedBefore)

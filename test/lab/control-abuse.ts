@@ -55,11 +55,18 @@ const firstLine = (socket: Socket): Promise<string | null> =>
 const statusOnce = async (path: string, result: AbuseResult): Promise<void> => {
   const socket = connect(path)
   const line = firstLine(socket)
-  socket.on("connect", () => socket.write(`${JSON.stringify({ _tag: "Status" })}\n`))
+  const started = Date.now()
+  let connectedAfter = -1
+  socket.on("connect", () => {
+    connectedAfter = Date.now() - started
+    socket.write(`${JSON.stringify({ _tag: "Status" })}\n`)
+  })
   const got = await line
   socket.destroy()
   if (got === null) {
-    result.wrong.push("status: the connection closed without a reply")
+    result.wrong.push(
+      `status: the connection closed without a reply after ${Date.now() - started} ms (connected after ${connectedAfter} ms)`,
+    )
     return
   }
   const reply = JSON.parse(got) as { ok: boolean; message: string; status?: unknown }
@@ -123,7 +130,7 @@ const garbageOnce = async (
       void flood(socket, Buffer.alloc(1024 * 1024, "x"), until, answered)
       break
     case "bad-lines":
-      void flood(socket, "{not json\n", until, answered)
+      void flood(socket, "{not json\n".repeat(1000), until, answered)
       break
     case "unread-status":
       // Requests, and never a reply read.
