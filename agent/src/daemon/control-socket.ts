@@ -143,21 +143,29 @@ export const DEFAULT_CONTROL_LIMITS: ControlSocketLimits = {
 const replyLine = (reply: ControlReply): string => `${JSON.stringify(encodeReply(reply))}\n`
 
 /**
- * Says why, then closes. What the client sends after that is read and
- * dropped for a moment (a lingering close): closing a socket with unread
- * input would reset the connection, and the client could lose the reply.
+ * Says why, then closes. Closing a socket with unread input would reset the
+ * connection and the client could lose the reply, so the connection lingers
+ * up to {@link LINGER_MS}: what the client sends is read and dropped up to
+ * {@link LINGER_BYTES} (a client that read the reply and closes is seen at
+ * once), then no longer read (a flood costs no CPU), and closed at the end.
  */
 const refuse = (socket: Socket, message: string): void => {
   if (socket.destroyed) return
   socket.removeAllListeners("data")
-  socket.on("data", () => {})
+  let dropped = 0
+  socket.on("data", (chunk: string | Buffer) => {
+    dropped += chunk.length
+    if (dropped > LINGER_BYTES) socket.pause()
+  })
   socket.resume()
-  // A client that neither reads nor stops is not waited for.
-  const cut = setTimeout(() => socket.destroy(), 1000)
+  const cut = setTimeout(() => socket.destroy(), LINGER_MS)
   cut.unref()
   socket.once("close", () => clearTimeout(cut))
   socket.end(replyLine({ ok: false, message }))
 }
+
+const LINGER_MS = 5_000
+const LINGER_BYTES = 1024 * 1024
 
 /** One client's connection: requests answered one at a time, in order. */
 const serveConnection = (
