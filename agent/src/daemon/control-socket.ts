@@ -135,7 +135,7 @@ export interface ControlSocketLimits {
 }
 
 export const DEFAULT_CONTROL_LIMITS: ControlSocketLimits = {
-  maxConnections: 100,
+  maxConnections: 32,
   maxLineBytes: MAX_CONTROL_LINE,
   idleTimeoutMs: 10_000,
 }
@@ -151,6 +151,8 @@ const replyLine = (reply: ControlReply): string => `${JSON.stringify(encodeReply
  */
 const refuse = (socket: Socket, message: string): void => {
   if (socket.destroyed) return
+  // The client may be gone already (EPIPE): never an uncaught error.
+  if (socket.listenerCount("error") === 0) socket.on("error", () => socket.destroy())
   socket.removeAllListeners("data")
   let dropped = 0
   socket.on("data", (chunk: string | Buffer) => {
@@ -164,8 +166,8 @@ const refuse = (socket: Socket, message: string): void => {
   socket.end(replyLine({ ok: false, message }))
 }
 
-const LINGER_MS = 5_000
-const LINGER_BYTES = 1024 * 1024
+const LINGER_MS = 2_000
+const LINGER_BYTES = 256 * 1024
 
 /** One client's connection: requests answered one at a time, in order. */
 const serveConnection = (
