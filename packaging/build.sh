@@ -72,6 +72,17 @@ echo "build: mha-agent $version ($commit) on node $node_version into $out"
   --outfile="$work/mha-agent.cjs" --metafile="$work/meta.json" --log-level=warning \
   "--define:__MHA_BUILD__={\"version\":\"$version\",\"commit\":\"$commit\"}"
 
+# The CLI alone (packaging/sea-entry.ts): main.ts without the daemon. The
+# daemon's imports stay external; sea-entry never lets main.ts reach them.
+"$esbuild" packaging/sea-entry.ts --bundle --platform=node --target=node24 --format=cjs \
+  --outfile="$work/sea-entry.cjs" --log-level=warning \
+  --external:./daemon/run.ts --external:./daemon/config-load.ts --external:effect \
+  "--define:__MHA_BUILD__={\"version\":\"$version\",\"commit\":\"$commit\"}"
+if LC_ALL=C grep -q '[^[:print:][:space:]]' "$work/sea-entry.cjs"; then
+  echo "build: the CLI bundle is not ASCII" >&2
+  exit 1
+fi
+
 # The bundle must be ASCII: one other character anywhere and V8 keeps the
 # whole 4.6 MB source as two-byte text in every agent (+4.4 MB RSS, issue 12).
 # esbuild escapes every non-ASCII character in strings, regular expressions
@@ -118,9 +129,28 @@ EOF
 # others (a warning on every start, and the cache wasted).
 v8_flags=(--max-semi-space-size=1 --optimize-for-size --max-old-space-size=64)
 exec_argv=$(printf '"%s", ' "${v8_flags[@]}")
+# The agent's code cache, made as the SEA makes the main script's: compiled
+# (not run) by the same Node under the same flags, with sea-entry.ts's wrapper.
+cat >"$work/make-cache.cjs" <<'EOF'
+const { readFileSync, writeFileSync } = require("node:fs")
+const { compileFunction } = require("node:vm")
+const [source, cache] = process.argv.slice(2)
+const params = ["exports", "require", "module", "__filename", "__dirname"]
+const fn = compileFunction(readFileSync(source, "utf8"), params, {
+  filename: "mha-agent.cjs",
+  produceCachedData: true,
+})
+if (!fn.cachedDataProduced) {
+  console.error("build: V8 made no code cache for the agent")
+  process.exit(1)
+}
+writeFileSync(cache, fn.cachedData)
+EOF
+"$node" "${v8_flags[@]}" "$work/make-cache.cjs" "$work/mha-agent.cjs" "$work/mha-agent.cache"
 cat >"$work/sea-config.json" <<EOF
 {
-  "main": "$work/mha-agent.cjs",
+  "main": "$work/sea-entry.cjs",
+  "assets": { "mha-agent.cjs": "$work/mha-agent.cjs", "mha-agent.cache": "$work/mha-agent.cache" },
   "output": "$work/sea-prep.blob",
   "disableExperimentalSEAWarning": true,
   "useSnapshot": false,
@@ -143,6 +173,16 @@ got=$("$bin" version --json 2>"$work/version.err")
 want="{\"version\":\"$version\",\"commit\":\"$commit\",\"node\":\"$node_version\"}"
 if [ "$got" != "$want" ]; then
   echo "build: the binary says $got, expected $want" >&2
+  exit 1
+fi
+# The whole agent, from the asset: check-config reaches it.
+if "$bin" check-config --config "$work/no-such-config.yaml" >"$work/check.out" 2>&1; then
+  echo "build: check-config accepted a missing file" >&2
+  exit 1
+fi
+if ! grep -q "no-such-config.yaml" "$work/check.out" || grep -q "code cache" "$work/check.out"; then
+  echo "build: check-config through the asset failed:" >&2
+  cat "$work/check.out" >&2
   exit 1
 fi
 # Silent, or something is wrong (e.g. "Code cache data rejected").

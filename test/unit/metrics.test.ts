@@ -228,6 +228,9 @@ describe("the /metrics page", () => {
       { _tag: "Mysql", id: 3, action: { _tag: "Fence", until: "pending" } },
       { _tag: "Event", level: "warn", event: "self-fenced", reason: "lease lost" },
       { _tag: "Mysql", id: 4, action: { _tag: "KillSessions" } },
+      { _tag: "Event", level: "warn", event: "replication-restart", reason: "SQL thread" },
+      { _tag: "Event", level: "warn", event: "replication-restart", reason: "I/O thread" },
+      { _tag: "Event", level: "info", event: "repoint", reason: "replicating from db1" },
     ])
     countEvent("mysqld-failed")
     const f = parsePromText(renderMetrics(full()))
@@ -247,6 +250,9 @@ describe("the /metrics page", () => {
     assert.equal(sampleValue(f, "mha_mysqld_failures_total"), 1)
     assert.equal(sampleValue(f, "mha_events_total", { event: "self-fenced" }), 1)
     assert.equal(sampleValue(f, "mha_events_total", { event: "promoted" }), 2)
+    assert.equal(sampleValue(f, "mha_replication_repairs_total", { kind: "start_replica" }), 2)
+    assert.equal(sampleValue(f, "mha_replication_repairs_total", { kind: "repoint" }), 1)
+    assert.equal(sampleValue(f, "mha_replication_repairs_total", { kind: "semi_sync" }), 0)
   })
 
   test("label values are escaped and read back unchanged", () => {

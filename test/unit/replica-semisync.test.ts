@@ -79,3 +79,59 @@ test("a returning node repoints only with the record that names the new primary"
   })
   assert.equal(repoints(current.out), 1)
 })
+
+// Issue 16 item 3: every repair is an event with its reason, and an excluded
+// node (maintenance) is left as the operator put it.
+const startReplicas = (out: ReadonlyArray<Output>) =>
+  out.filter((o) => o._tag === "Mysql" && o.action._tag === "StartReplica").length
+const eventsNamed = (out: ReadonlyArray<Output>, name: string) =>
+  out.flatMap((o) => (o._tag === "Event" && o.event === name ? [o] : []))
+
+test("a stopped SQL thread is started again, with an event that says which thread and why", () => {
+  const { s, probe } = replicaOfDb1()
+  assert.ok(probe.replica !== null)
+  const stopped: MysqlProbe = { ...probe, replica: { ...probe.replica, sqlRunning: false } }
+  const r = run(s, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql: stopped } })
+  assert.equal(startReplicas(r.out), 1)
+  const events = eventsNamed(r.out, "replication-restart")
+  assert.equal(events.length, 1)
+  assert.match(events[0]?.reason ?? "", /SQL thread of replication from db1 stopped with no error/)
+  assert.match(events[0]?.reason ?? "", /exclude db3/)
+})
+
+test("an excluded node's stopped replication, semi-sync and source are left alone; rejoin still repoints", () => {
+  const { s, probe } = replicaOfDb1()
+  assert.ok(probe.replica !== null)
+  const excluded: AgentState = {
+    ...s,
+    hard: { ...s.hard, record: { ...s.hard.record, excluded: ["db3"] } },
+  }
+  const broken: ReadonlyArray<MysqlProbe> = [
+    { ...probe, replica: { ...probe.replica, sqlRunning: false, ioRunning: false } },
+    { ...probe, semiSyncReplicaOn: false },
+    { ...probe, replica: null },
+  ]
+  for (const mysql of broken) {
+    const r = run(excluded, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql } })
+    const repairs = r.out.filter(
+      (o) =>
+        o._tag === "Mysql" &&
+        (o.action._tag === "StartReplica" ||
+          o.action._tag === "SetSemiSync" ||
+          o.action._tag === "ReplicateFrom"),
+    )
+    assert.deepEqual(repairs, [], JSON.stringify(mysql.replica))
+  }
+  // The operator's rejoin is an explicit request: it repoints even while excluded.
+  const asked: AgentState = { ...excluded, local: { ...excluded.local, rejoinRequested: true } }
+  const r = run(asked, {
+    _tag: "LocalProbed",
+    now: s.now + 10,
+    result: { _tag: "Up", mysql: { ...probe, replica: null } },
+  })
+  assert.equal(
+    r.out.filter((o) => o._tag === "Mysql" && o.action._tag === "ReplicateFrom").length,
+    1,
+  )
+  assert.match(eventsNamed(r.out, "repoint")[0]?.reason ?? "", /it replicated from no source/)
+})

@@ -2,10 +2,8 @@
 // out, one line back), with every way of not getting an answer worded for the
 // operator: not running, permission denied, no reply in time.
 import { connect } from "node:net"
-import { Schema } from "effect"
-import { ControlReply, type ControlRequest } from "../../../shared/control.ts"
-
-const decodeReply = Schema.decodeUnknownSync(ControlReply)
+import type { ControlReply, ControlRequest } from "../../../shared/control.ts"
+import { decodeReply } from "./reply.ts"
 
 /** The agent could not be reached or did not answer (exit 3); the message is one line. */
 export class DaemonUnreachable extends Error {

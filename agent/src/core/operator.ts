@@ -100,7 +100,7 @@ export const onOperator = (
         {
           excluded: r.excluded.includes(request.node) ? r.excluded : [...r.excluded, request.node],
         },
-        `${request.node} excluded from candidacy`,
+        `${request.node} excluded from candidacy; its agent no longer repairs its replication`,
       )
     case "Include":
       return changeRecord(
@@ -108,7 +108,7 @@ export const onOperator = (
         out,
         requestId,
         { excluded: r.excluded.filter((n) => n !== request.node) },
-        `${request.node} included in candidacy`,
+        `${request.node} included in candidacy; its agent repairs its replication again`,
       )
     case "AckRecovery":
       if (!isActivePrimary(s)) {

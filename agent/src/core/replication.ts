@@ -5,6 +5,7 @@
  */
 
 import { cloneHoldsReplication } from "./clone.ts"
+import { isExcluded } from "./cluster-record.ts"
 import { isDataNode, strictAckCount } from "./config.ts"
 import { credentialsApplied, credentialsToReapply } from "./credentials.ts"
 import { formatGtidSet, isEmpty } from "./gtid.ts"
@@ -20,6 +21,17 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   // A clone resets replication and then restarts mysqld: wait for a probe after it.
   if (cloneHoldsReplication(s)) return s
   if (!isDataNode(s.config, leader) || isInFlight(s, "replication")) return s
+  // Excluded for maintenance: the operator owns this node's replication, and
+  // the agent repairs nothing (no restart, no semi-sync, no repoint) unless
+  // the operator asks for it (rejoin, demote, clone).
+  if (
+    isExcluded(s.hard.record, s.self) &&
+    !s.local.rejoinRequested &&
+    !s.local.rejoinForced &&
+    s.clone === null
+  ) {
+    return s
+  }
   const replica = probe.replica
   if (replica === null || replica.source !== leader) {
     const view = s.peers.get(leader)
@@ -54,7 +66,8 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     let next = s
     ;[next] = issueMysql(next, out, { _tag: "ReplicateFrom", source: leader }, "replication")
     next = setReplicaSemiSync(next, out)
-    event(out, "info", "repoint", `replicating from ${leader} with auto-position`)
+    const was = replica === null ? "replicated from no source" : `replicated from ${replica.source}`
+    event(out, "info", "repoint", `replicating from ${leader} with auto-position (it ${was})`)
     next = credentialsApplied(next)
     return { ...next, local: { ...next.local, rejoinForced: false, rejoinRequested: false } }
   }
@@ -91,6 +104,13 @@ const keepReplicaRunning = (s: AgentState, out: Outputs, probe: MysqlProbe): Age
     return setReplicaSemiSync(s, out)
   }
   if ((!replica.ioRunning || !replica.sqlRunning) && replica.lastError === null) {
+    const stopped = [replica.ioRunning ? [] : ["I/O"], replica.sqlRunning ? [] : ["SQL"]].flat()
+    event(
+      out,
+      "warn",
+      "replication-restart",
+      `${stopped.join(" and ")} thread${stopped.length > 1 ? "s" : ""} of replication from ${replica.source} stopped with no error: starting replication (exclude ${s.self} to keep the agent from repairing it)`,
+    )
     const [next] = issueMysql(s, out, { _tag: "StartReplica" }, "replication")
     return next
   }

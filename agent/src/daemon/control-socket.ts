@@ -116,33 +116,149 @@ export const answer = async (
   return options.ask(operator)
 }
 
+/**
+ * What one local client may hold (issue 16): the socket is for the CLI and
+ * scripts, so a client that floods it, sends garbage or never speaks is cut
+ * off with a reply saying why, and the agent's memory stays bounded: at most
+ * `maxConnections` connections, each with at most one request line of
+ * `maxLineBytes` buffered, one request answered at a time (reading pauses
+ * meanwhile) and one reply waiting to be written.
+ */
+export interface ControlSocketLimits {
+  readonly maxConnections: number
+  readonly maxLineBytes: number
+  /**
+   * A connection with no request under way that sends nothing for this long
+   * is closed, and so is one whose client reads no reply for this long.
+   */
+  readonly idleTimeoutMs: number
+}
+
+export const DEFAULT_CONTROL_LIMITS: ControlSocketLimits = {
+  maxConnections: 32,
+  maxLineBytes: MAX_CONTROL_LINE,
+  idleTimeoutMs: 10_000,
+}
+
+const replyLine = (reply: ControlReply): string => `${JSON.stringify(encodeReply(reply))}\n`
+
+/**
+ * Says why, then closes. Closing a socket with unread input would reset the
+ * connection and the client could lose the reply, so the connection lingers
+ * up to {@link LINGER_MS}: what the client sends is read and dropped up to
+ * {@link LINGER_BYTES} (a client that read the reply and closes is seen at
+ * once), then no longer read (a flood costs no CPU), and closed at the end.
+ */
+const refuse = (socket: Socket, message: string): void => {
+  if (socket.destroyed) return
+  // The client may be gone already (EPIPE): never an uncaught error.
+  if (socket.listenerCount("error") === 0) socket.on("error", () => socket.destroy())
+  socket.removeAllListeners("data")
+  let dropped = 0
+  socket.on("data", (chunk: string | Buffer) => {
+    dropped += chunk.length
+    if (dropped > LINGER_BYTES) socket.pause()
+  })
+  socket.resume()
+  const cut = setTimeout(() => socket.destroy(), LINGER_MS)
+  cut.unref()
+  socket.once("close", () => clearTimeout(cut))
+  socket.end(replyLine({ ok: false, message }))
+}
+
+const LINGER_MS = 2_000
+const LINGER_BYTES = 256 * 1024
+
+/** One client's connection: requests answered one at a time, in order. */
+const serveConnection = (
+  options: ControlSocketOptions,
+  limits: ControlSocketLimits,
+  socket: Socket,
+): void => {
+  let buffer = ""
+  let busy = false
+  let idle: ReturnType<typeof setTimeout> | undefined
+  const armIdle = () => {
+    clearTimeout(idle)
+    idle = setTimeout(
+      () => refuse(socket, `idle for ${limits.idleTimeoutMs} ms with no complete request: closing`),
+      limits.idleTimeoutMs,
+    )
+    idle.unref()
+  }
+  socket.setEncoding("utf8")
+  socket.on("error", () => socket.destroy())
+  socket.on("close", () => clearTimeout(idle))
+  const next = (): void => {
+    if (busy || socket.destroyed) return
+    for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
+      const line = buffer.slice(0, nl)
+      buffer = buffer.slice(nl + 1)
+      if (line.length > limits.maxLineBytes) {
+        refuse(socket, `request too long: more than ${limits.maxLineBytes} bytes in one line`)
+        return
+      }
+      if (line.trim() === "") continue
+      busy = true
+      clearTimeout(idle)
+      socket.pause()
+      answer(options, line)
+        .catch(
+          (e: unknown): ControlReply => ({ ok: false, message: `internal error: ${String(e)}` }),
+        )
+        .then((reply) => {
+          if (socket.destroyed) return
+          const resume = () => {
+            busy = false
+            armIdle()
+            socket.resume()
+            next()
+          }
+          // Backpressure: the next request is read once this reply is out.
+          if (socket.write(replyLine(reply))) resume()
+          else {
+            // A client that stops reading its replies is cut off after the idle timeout.
+            const stuck = setTimeout(() => socket.destroy(), limits.idleTimeoutMs)
+            stuck.unref()
+            socket.once("drain", () => {
+              clearTimeout(stuck)
+              resume()
+            })
+          }
+        })
+      return
+    }
+    // UTF-16 length, an upper bound on the line's bytes for ASCII JSON.
+    if (buffer.length > limits.maxLineBytes) {
+      refuse(socket, `request too long: more than ${limits.maxLineBytes} bytes without a newline`)
+    }
+  }
+  socket.on("data", (chunk: string) => {
+    buffer += chunk
+    armIdle()
+    next()
+  })
+  armIdle()
+}
+
 /** Serves the socket until the scope closes. */
-export const serveControlSocket = (options: ControlSocketOptions) =>
+export const serveControlSocket = (
+  options: ControlSocketOptions,
+  limits: ControlSocketLimits = DEFAULT_CONTROL_LIMITS,
+) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       await mkdir(dirname(options.path), { recursive: true })
       await rm(options.path, { force: true })
+      let open = 0
       const server: Server = createServer((socket: Socket) => {
-        let buffer = ""
-        socket.setEncoding("utf8")
-        socket.on("error", () => socket.destroy())
-        socket.on("data", (chunk: string) => {
-          buffer += chunk
-          if (buffer.length > MAX_CONTROL_LINE) {
-            socket.end(`${JSON.stringify({ ok: false, message: "request too long" })}\n`)
-            return
-          }
-          for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
-            const line = buffer.slice(0, nl)
-            buffer = buffer.slice(nl + 1)
-            if (line.trim() === "") continue
-            answer(options, line)
-              .catch((e: unknown) => ({ ok: false, message: `internal error: ${String(e)}` }))
-              .then((reply) => {
-                if (!socket.destroyed) socket.write(`${JSON.stringify(encodeReply(reply))}\n`)
-              })
-          }
-        })
+        if (open >= limits.maxConnections) {
+          refuse(socket, `busy: ${open} control connections already open; retry`)
+          return
+        }
+        open++
+        socket.once("close", () => open--)
+        serveConnection(options, limits, socket)
       })
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject)

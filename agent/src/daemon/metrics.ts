@@ -117,6 +117,13 @@ const FAILOVER_RESULTS = ["succeeded", "aborted"] as const
 const SWITCHOVER_RESULTS = ["requested", "succeeded", "refused", "rolled_back"] as const
 const FENCING_ACTIONS = ["local_fence", "remote_fence", "fence_command"] as const
 const PROMOTION_KINDS = ["election", "transfer", "bootstrap", "forced", "reclaim"] as const
+/** Repairs of this node's replication, by the core event that announced them (replication.ts). */
+const REPAIR_KINDS = ["start_replica", "semi_sync", "repoint"] as const
+const REPAIR_EVENTS: Readonly<Record<string, (typeof REPAIR_KINDS)[number]>> = {
+  "replication-restart": "start_replica",
+  "semi-sync-replica": "semi_sync",
+  repoint: "repoint",
+}
 /** Event names come from the core's fixed vocabulary; the cap only guards against a bug. */
 const MAX_EVENT_NAMES = 200
 
@@ -136,6 +143,7 @@ const makeCounters = () => ({
   mysqldRestarts: 0,
   probeFailures: 0,
   resignations: 0,
+  repairs: zeros(REPAIR_KINDS),
 })
 
 let counters = makeCounters()
@@ -146,6 +154,8 @@ export const countEvent = (event: string, reason = ""): void => {
   if (c.events.has(event) || c.events.size < MAX_EVENT_NAMES) {
     c.events.set(event, (c.events.get(event) ?? 0) + 1)
   }
+  const repair = Object.hasOwn(REPAIR_EVENTS, event) ? REPAIR_EVENTS[event] : undefined
+  if (repair !== undefined) c.repairs[repair] += 1
   switch (event) {
     case "election":
       c.electionsStarted += 1
@@ -585,6 +595,11 @@ const counterMetrics = (x: Exposition): void => {
   x.counter("mha_mysqld_failures_total", "Times the local mysqld was found down.", c.mysqldFailures)
   x.counter("mha_mysqld_restarts_total", "Restart attempts of the local mysqld.", c.mysqldRestarts)
   x.counter("mha_resignations_total", "Times this agent resigned leadership.", c.resignations)
+  x.counter(
+    "mha_replication_repairs_total",
+    "Repairs of this node's replication by its agent, by kind (start_replica: a stopped thread started again; semi_sync: replica semi-sync re-enabled; repoint: pointed at the primary). Each is also logged with its reason.",
+    REPAIR_KINDS.map((k) => ({ labels: { kind: k }, value: c.repairs[k] })),
+  )
   x.counter(
     "mha_events_total",
     "Events of the decision core (the `event` of its log lines), by name.",
