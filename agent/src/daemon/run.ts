@@ -23,7 +23,7 @@ import type { AgentState, OperatorRequest } from "../core/types.ts"
 import { ConfigError, diffForReload, formatReloadPlan, loadConfig } from "./config-load.ts"
 import { serveControlSocket } from "./control-socket.ts"
 import { toClusterConfig } from "./core-config.ts"
-import { runDecisionLoop, runTicker } from "./decision-loop.ts"
+import { type DirectStep, deliverInput, runDecisionLoop, runTicker } from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
@@ -100,6 +100,10 @@ const agent = (
       isData && vipOptions !== undefined
         ? yield* makeVip({ ...vipOptions, duplicateCheck: "background" })
         : undefined
+    const inbox = yield* Queue.unbounded<PendingInput>()
+    // Ticks and peer messages are stepped at once while the decision loop runs (decision-loop.ts).
+    const direct: DirectStep = { current: null }
+    const deliver = (input: PendingInput) => deliverInput(direct, inbox, input)
     const mesh = yield* makeMesh(
       yield* meshOptionsFromConfig(config, PeerMessage, {
         claimedSender: (m) => m.from,
@@ -117,7 +121,6 @@ const agent = (
       schema: HardStateSchema,
     })
 
-    const inbox = yield* Queue.unbounded<PendingInput>()
     const enqueue = (input: PendingInput) => {
       Queue.offerUnsafe(inbox, input)
     }
@@ -159,11 +162,13 @@ const agent = (
         self,
         clusterConfig,
         inbox,
+        direct,
         hardState: store,
         execute: executor.execute,
-        publish: (s) => {
+        publish: (s, changed) => {
           latest = s
           notePublished(s)
+          if (!changed) return
           // Safety over speed, said out loud: why no election runs, whenever that changes.
           const why = s.role === "leader" ? "" : whyNoElection(s)
           if (why !== lastWhy) {
@@ -176,7 +181,7 @@ const agent = (
           ? {}
           : { injectDefectAt: injectedDefect("decision-loop") as number }),
       }),
-      ticker: withInjectedDefect("ticker", runTicker(inbox, TICK_MS)),
+      ticker: withInjectedDefect("ticker", runTicker(deliver, TICK_MS)),
       "mesh-inbound": withInjectedDefect(
         "mesh-inbound",
         Stream.runForEach(mesh.inbound, (m) =>
