@@ -107,6 +107,8 @@ const agent = (
     const mesh = yield* makeMesh(
       yield* meshOptionsFromConfig(config, PeerMessage, {
         claimedSender: (m) => m.from,
+        deliver: (m) =>
+          deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
         // A vote request or heartbeat older than the rpc timeout is useless.
         queueMaxAgeMs: config.timings.rpc_timeout,
       }),
@@ -182,6 +184,7 @@ const agent = (
           : { injectDefectAt: injectedDefect("decision-loop") as number }),
       }),
       ticker: withInjectedDefect("ticker", runTicker(deliver, TICK_MS)),
+      // Peer messages go straight to the decision loop (`deliver` above): this stays idle.
       "mesh-inbound": withInjectedDefect(
         "mesh-inbound",
         Stream.runForEach(mesh.inbound, (m) =>
