@@ -110,7 +110,17 @@ export interface MeshOptions<A, I> {
   readonly queueMaxAgeMs?: number
   /** Received messages not yet taken; the oldest is dropped when full. Default 4096. */
   readonly inboundCapacity?: number
-  /** WebSocket ping period. Default 1000 ms. */
+  /**
+   * Handles every received message at once, in the socket's callback, instead
+   * of queueing it for `inbound` (which then stays empty): no queue hop and no
+   * fiber wake-up per message. It must not throw.
+   */
+  readonly deliver?: (message: Inbound<A>) => void
+  /**
+   * WebSocket ping period. No ping is sent on a connection where messages
+   * went both ways within the last period: they prove it alive to both ends.
+   * Default 1000 ms.
+   */
   readonly pingIntervalMs?: number
   /** A connection with nothing received (message, ping or pong) for this long is cut. Default 3000 ms. */
   readonly deadAfterMs?: number
@@ -277,6 +287,9 @@ interface PeerRuntime {
   lastSeenAt: number | null
   /** monotonicNow() of the last frame, ping or pong: the silent-peer cut uses this. */
   lastSeenMonotonic: number | null
+  /** monotonicNow() of the last message received from / sent to the peer (pings skipped while both flow). */
+  lastMessageInAt: number
+  lastMessageOutAt: number
   lastError: string | null
   reconnects: number
   queue: Array<Queued>
@@ -390,6 +403,8 @@ class Transport<A, I> {
         everConnected: false,
         lastSeenAt: null,
         lastSeenMonotonic: null,
+        lastMessageInAt: 0,
+        lastMessageOutAt: 0,
         lastError: null,
         reconnects: 0,
         queue: [],
@@ -714,6 +729,7 @@ class Transport<A, I> {
     ws.on("ping", seen)
     ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
       seen()
+      peer.lastMessageInAt = peer.lastSeenMonotonic as number
       this.onFrame(peer.name, data, isBinary)
     })
     ws.on("error", (e: Error & { code?: string }) => {
@@ -816,7 +832,13 @@ class Transport<A, I> {
         c.ws.terminate()
         continue
       }
-      c.ws.ping()
+      // Messages both ways within the period: each end has just heard the other.
+      const flowing =
+        now - p.lastMessageInAt < this.pingIntervalMs &&
+        now - p.lastMessageOutAt < this.pingIntervalMs &&
+        p.lastMessageInAt >= c.openedAtMonotonic &&
+        p.lastMessageOutAt >= c.openedAtMonotonic
+      if (!flowing) c.ws.ping()
     }
   }
 
@@ -878,6 +900,7 @@ class Transport<A, I> {
       }
       this.counters.messagesOut += 1
       this.counters.bytesOut += frame.bytes
+      peer.lastMessageOutAt = now
       c.ws.send(frame.data, () => {
         if (peer.queue.length > 0) this.pump(peer)
       })
@@ -958,7 +981,7 @@ export const makeMesh = <A, I>(
         try: async () => {
           const t = new Transport(
             options,
-            (m) => void Queue.offerUnsafe(inbound, m),
+            options.deliver ?? ((m) => void Queue.offerUnsafe(inbound, m)),
             (c) => void PubSub.publishUnsafe(changes, c),
             log,
           )

@@ -212,6 +212,15 @@ export interface MysqlSession {
     params?: ReadonlyArray<unknown>,
     timeoutMs?: number,
   ) => Effect.Effect<Array<Row>, MysqlError>
+  /**
+   * Runs several constant statements in one round trip (a session opened with
+   * `multipleStatements`), bounded together by `timeoutMs`: one result per statement.
+   */
+  readonly queryBatch: (
+    action: string,
+    sqls: ReadonlyArray<string>,
+    timeoutMs?: number,
+  ) => Effect.Effect<Array<Array<Row>>, MysqlError>
   /** Ends the connection: gracefully when healthy, at once when broken. */
   readonly close: Effect.Effect<void>
   /** Destroys the socket at once. */
@@ -222,15 +231,21 @@ type AuthPluginFactory = (options: { serverPublicKey?: string }) => unknown
 const authPlugins = (mysql as unknown as { authPlugins: Record<string, AuthPluginFactory> })
   .authPlugins
 
+/** Per-session options: statements batched into one round trip (constant SQL only, never user input). */
+export interface SessionOptions {
+  readonly multipleStatements?: boolean
+}
+
 export const connectionOptions = (
   endpoint: MysqlEndpoint,
   settings: MysqlClientSettings,
+  session: SessionOptions = {},
 ): mysql.ConnectionOptions => {
   const base: mysql.ConnectionOptions = {
     user: settings.user,
     password: Redacted.value(settings.password),
     connectTimeout: settings.connectTimeoutMs,
-    multipleStatements: false,
+    multipleStatements: session.multipleStatements === true,
     supportBigNumbers: true,
     bigNumberStrings: true,
     dateStrings: true,
@@ -274,12 +289,13 @@ export const openSession = (
   action: string,
   endpoint: MysqlEndpoint,
   settings: MysqlClientSettings,
+  options: SessionOptions = {},
 ): Effect.Effect<MysqlSession, MysqlError> => {
   const target = describeEndpoint(endpoint)
   return Effect.suspend(() => {
     let conn: RawConnection
     try {
-      conn = mysql.createConnection(connectionOptions(endpoint, settings))
+      conn = mysql.createConnection(connectionOptions(endpoint, settings, options))
     } catch (e) {
       return Effect.fail(toMysqlError(action, target, "connect", e))
     }
@@ -297,51 +313,83 @@ export const openSession = (
       broken = true
       destroyNow(conn)
     }
+    /** One round trip: the statement's result as mysql2 gives it, bounded by `timeoutMs`. */
+    const run = (
+      queryAction: string,
+      sql: string,
+      params: ReadonlyArray<unknown> | undefined,
+      timeoutMs: number | undefined,
+    ): Effect.Effect<unknown, MysqlError> => {
+      const ms = timeoutMs ?? settings.queryTimeoutMs
+      return Effect.callback<unknown, MysqlError>((resume) => {
+        if (broken) {
+          resume(
+            Effect.fail(
+              new MysqlError({
+                action: queryAction,
+                target,
+                kind: "connection-lost",
+                code: "CONNECTION_BROKEN",
+                errno: null,
+                sqlState: null,
+                reason: "the connection broke earlier and cannot be reused",
+              }),
+            ),
+          )
+          return
+        }
+        conn.query(
+          { sql, values: params === undefined ? undefined : [...params] },
+          (err: unknown, rows: unknown) => {
+            if (err) {
+              const e = toMysqlError(queryAction, target, "query", err)
+              if (e.kind !== "server") markBroken()
+              resume(Effect.fail(e))
+            } else {
+              resume(Effect.succeed(rows))
+            }
+          },
+        )
+        return Effect.sync(markBroken)
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: Duration.millis(ms),
+          orElse: () => Effect.fail(timeoutError(queryAction, target, "the query", ms)),
+        }),
+      )
+    }
     const session: MysqlSession = {
       target,
       get threadId() {
         return conn.threadId
       },
       isBroken: () => broken,
-      query: (queryAction, sql, params, timeoutMs) => {
-        const ms = timeoutMs ?? settings.queryTimeoutMs
-        return Effect.callback<Array<Row>, MysqlError>((resume) => {
-          if (broken) {
-            resume(
-              Effect.fail(
-                new MysqlError({
-                  action: queryAction,
-                  target,
-                  kind: "connection-lost",
-                  code: "CONNECTION_BROKEN",
-                  errno: null,
-                  sqlState: null,
-                  reason: "the connection broke earlier and cannot be reused",
-                }),
-              ),
-            )
-            return
-          }
-          conn.query(
-            { sql, values: params === undefined ? undefined : [...params] },
-            (err: unknown, rows: unknown) => {
-              if (err) {
-                const e = toMysqlError(queryAction, target, "query", err)
-                if (e.kind !== "server") markBroken()
-                resume(Effect.fail(e))
-              } else {
-                resume(Effect.succeed(Array.isArray(rows) ? (rows as Array<Row>) : []))
-              }
-            },
-          )
-          return Effect.sync(markBroken)
-        }).pipe(
-          Effect.timeoutOrElse({
-            duration: Duration.millis(ms),
-            orElse: () => Effect.fail(timeoutError(queryAction, target, "the query", ms)),
+      query: (queryAction, sql, params, timeoutMs) =>
+        run(queryAction, sql, params, timeoutMs).pipe(
+          Effect.map((rows) => (Array.isArray(rows) ? (rows as Array<Row>) : [])),
+        ),
+      queryBatch: (queryAction, sqls, timeoutMs) =>
+        run(queryAction, sqls.join(";\n"), undefined, timeoutMs).pipe(
+          Effect.flatMap((results) => {
+            // One statement gives its rows; several give one result per statement.
+            const all = sqls.length === 1 ? [results] : results
+            return Array.isArray(all) &&
+              all.length === sqls.length &&
+              all.every((r) => Array.isArray(r))
+              ? Effect.succeed(all as Array<Array<Row>>)
+              : Effect.fail(
+                  new MysqlError({
+                    action: queryAction,
+                    target,
+                    kind: "unexpected",
+                    code: null,
+                    errno: null,
+                    sqlState: null,
+                    reason: `a batch of ${sqls.length} statements did not return ${sqls.length} row sets`,
+                  }),
+                )
           }),
-        )
-      },
+        ),
       close: Effect.callback<void>((resume) => {
         if (broken) {
           destroyNow(conn)

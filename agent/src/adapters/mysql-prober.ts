@@ -259,15 +259,17 @@ const COMMIT_WAIT_SQL = `SELECT COUNT(*) AS sessions, COALESCE(MAX(TIME), 0) AS 
 /** The queries of one local probe on an open session (each bounded by the query timeout). */
 const observe = Effect.fnUntraced(function* (session: MysqlSession) {
   const target = session.target
-  const [vars] = yield* session.query("probe", LOCAL_SQL)
+  // One round trip for all of them (the session allows multiple statements).
+  const batch = yield* session.queryBatch("probe", [
+    LOCAL_SQL,
+    "SHOW REPLICA STATUS",
+    "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'",
+    "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
+  ])
+  // queryBatch returns exactly one row set per statement.
+  const [[vars], replicaRows, semiVars, semiStatus] = batch as [Row[], Row[], Row[], Row[]]
   if (vars === undefined)
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
-  const replicaRows = yield* session.query("probe", "SHOW REPLICA STATUS")
-  const semiVars = yield* session.query("probe", "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'")
-  const semiStatus = yield* session.query(
-    "probe",
-    "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
-  )
   const uptime = nameValueMap(semiStatus).get("uptime")
   const [waits] = yield* session.query("probe", COMMIT_WAIT_SQL)
   return {
@@ -387,7 +389,7 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
     if (kept === undefined || kept.isBroken()) {
       kept?.destroy()
       kept = undefined
-      kept = yield* openSession("probe", local, settings)
+      kept = yield* openSession("probe", local, settings, { multipleStatements: true })
       reconnected = true
     }
     const session = kept

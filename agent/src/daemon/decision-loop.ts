@@ -1,8 +1,15 @@
 // The decision loop: the one place that owns the core's state. It takes
-// inputs one at a time from the inbox, stamps them with the monotonic clock,
-// calls the pure `step`, publishes the new state for status and HTTP, and
-// hands the step's outputs to the executor. If it crashes, its supervisor
-// starts it again from the hard-state file, as an agent restart would.
+// inputs one at a time, stamps them with the monotonic clock, calls the pure
+// `step`, publishes the new state for status and HTTP, and hands the step's
+// outputs to the executor. If it crashes, its supervisor starts it again from
+// the hard-state file, as an agent restart would.
+//
+// Inputs arrive two ways. Ticks and peer messages are stepped at once in the
+// caller's turn of the event loop (`direct`): twenty ticks a second and every
+// heartbeat through a queue and a fiber wake-up cost more CPU at rest than
+// all the agent's real work. Everything else (completions, operator requests,
+// reloads) goes through the inbox; while the inbox holds anything, direct
+// inputs queue behind it, so inputs are still stepped in arrival order.
 import { Effect, Option, Queue } from "effect"
 import type pino from "pino"
 import { monotonicNow, newBootId, randomUnit } from "../adapters/clock.ts"
@@ -13,10 +20,17 @@ import { stillWanted } from "../core/supersession.ts"
 import type { AgentState, HardState, Output } from "../core/types.ts"
 import type { PendingInput } from "./executor.ts"
 
+/** Steps an input at once while a decision loop runs (null while none does). */
+export interface DirectStep {
+  current: ((input: PendingInput) => void) | null
+}
+
 export interface DecisionLoopOptions {
   readonly self: string
   readonly clusterConfig: () => ClusterConfig
   readonly inbox: Queue.Queue<PendingInput>
+  /** Filled in while the loop runs; see {@link deliverInput}. */
+  readonly direct?: DirectStep
   readonly hardState: HardStateStore<HardState>
   /**
    * Runs a step's outputs; `incarnation` (this run's bootId) comes back with
@@ -28,18 +42,41 @@ export interface DecisionLoopOptions {
     incarnation: string,
     stillWanted: (output: Output) => boolean,
   ) => Effect.Effect<void>
-  /** Called with every new state (status, HTTP endpoints, metrics). */
-  readonly publish: (state: AgentState) => void
+  /**
+   * Called with every new state (status, HTTP endpoints, metrics); `changed`
+   * is false when the step only advanced the clock (no output, every other
+   * field the same object as before).
+   */
+  readonly publish: (state: AgentState, changed: boolean) => void
   readonly log: pino.Logger
   /** Test hook: a defect injected into the n-th step (MHA_AGENT_INJECT_DEFECT=decision-loop:n). */
   readonly injectDefectAt?: number
+}
+
+/** Steps `input` at once when a decision loop runs and nothing waits in its inbox; queues it otherwise. */
+export const deliverInput = (
+  direct: DirectStep,
+  inbox: Queue.Queue<PendingInput>,
+  input: PendingInput,
+): void => {
+  if (direct.current !== null) direct.current(input)
+  else Queue.offerUnsafe(inbox, input)
+}
+
+/** True when `after` differs from `before` in anything but the clock (the reducer keeps untouched parts). */
+const changedBeyondClock = (before: AgentState, after: AgentState): boolean => {
+  if (before === after) return false
+  for (const key of Object.keys(after) as Array<keyof AgentState>) {
+    if (key !== "now" && after[key] !== before[key]) return true
+  }
+  return false
 }
 
 export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<never, unknown> => {
   // Outside the loop's run, so that an injected defect fires once, not after every restart.
   let defectInjected = false
   // The newest state of whichever run is current: a batch of an earlier run
-  // (before a restart of the loop) is checked against it, not its own.
+  // is checked against it, and so finds its actions no longer wanted.
   let current: AgentState | null = null
   return Effect.gen(function* () {
     const hard = Option.getOrNull(yield* options.hardState.load)
@@ -48,48 +85,89 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
       { event: "agent-start", term: hard?.term ?? 0, bootId },
       hard === null ? "no hard state yet: a new member" : `resuming from term ${hard.term}`,
     )
+    // Outputs run as fibers of their own, with this loop's services.
+    const fork = Effect.runForkWith(yield* Effect.context<never>())
     let state = initialState(options.clusterConfig(), options.self)
     let steps = 0
-    const apply = (pending: PendingInput) =>
-      Effect.gen(function* () {
+    /** True while a step runs: an input arriving from inside it (re-entrant) is queued. */
+    let busy = false
+    const apply = (pending: PendingInput): void => {
+      busy = true
+      try {
         steps++
         if (steps === options.injectDefectAt && !defectInjected) {
           defectInjected = true
           throw new Error(`injected defect in step ${steps}`)
         }
+        const before = state
         const result = step(state, pending(monotonicNow()))
         state = result.state
         current = state
-        options.publish(state)
+        options.publish(state, result.outputs.length > 0 || changedBeyondClock(before, state))
         if (result.outputs.length > 0)
-          yield* Effect.forkDetach(
+          fork(
             options.execute(
               result.outputs,
               bootId,
               (o) => current !== null && stillWanted(current, o, bootId),
             ),
           )
-      })
-    yield* apply((now) => ({
-      _tag: "Start",
-      now,
-      hard,
-      bootId,
-      random: randomUnit(),
-      wallClock: Date.now(),
-    }))
-    for (;;) yield* apply(yield* Queue.take(options.inbox))
+      } finally {
+        busy = false
+      }
+    }
+    const direct = options.direct
+    const stepDirect = (pending: PendingInput): void => {
+      if (busy || Queue.sizeUnsafe(options.inbox) > 0) {
+        Queue.offerUnsafe(options.inbox, pending)
+        return
+      }
+      try {
+        apply(pending)
+      } catch (e) {
+        // A defect in a direct step ends this run of the loop like one in the loop
+        // itself: the loop takes it from the inbox, dies, and its supervisor restarts it.
+        if (direct !== undefined && direct.current === stepDirect) direct.current = null
+        Queue.offerUnsafe(options.inbox, () => {
+          throw e
+        })
+      }
+    }
+    yield* Effect.sync(() =>
+      apply((now) => ({
+        _tag: "Start",
+        now,
+        hard,
+        bootId,
+        random: randomUnit(),
+        wallClock: Date.now(),
+      })),
+    )
+    if (direct !== undefined) direct.current = stepDirect
+    return yield* Effect.forever(
+      Effect.flatMap(Queue.take(options.inbox), (pending) => Effect.sync(() => apply(pending))),
+    ).pipe(
+      Effect.ensuring(
+        Effect.sync(() => {
+          if (direct !== undefined && direct.current === stepDirect) direct.current = null
+        }),
+      ),
+    )
   })
 }
 
-/** Feeds a Tick into the inbox every `intervalMs`: the core's only notion of time passing. */
+/**
+ * Steps a Tick every `intervalMs` (the core's only notion of time passing):
+ * a plain timer, not a fiber that sleeps and offers to a queue.
+ */
 export const runTicker = (
-  inbox: Queue.Queue<PendingInput>,
+  deliver: (input: PendingInput) => void,
   intervalMs: number,
 ): Effect.Effect<never> =>
-  Effect.forever(
-    Effect.andThen(
-      Queue.offer(inbox, (now) => ({ _tag: "Tick", now, random: randomUnit() })),
-      Effect.sleep(intervalMs),
-    ),
-  )
+  Effect.callback<never>(() => {
+    const timer = setInterval(
+      () => deliver((now) => ({ _tag: "Tick", now, random: randomUnit() })),
+      intervalMs,
+    )
+    return Effect.sync(() => clearInterval(timer))
+  })

@@ -30,7 +30,7 @@ import {
   readSecrets,
   rotatingPassword,
 } from "./credentials.ts"
-import { runDecisionLoop, runTicker } from "./decision-loop.ts"
+import { type DirectStep, deliverInput, runDecisionLoop, runTicker } from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
@@ -110,9 +110,15 @@ const agent = (
       isData && vipOptions !== undefined
         ? yield* makeVip({ ...vipOptions, duplicateCheck: "background" })
         : undefined
+    const inbox = yield* Queue.unbounded<PendingInput>()
+    // Ticks and peer messages are stepped at once while the decision loop runs (decision-loop.ts).
+    const direct: DirectStep = { current: null }
+    const deliver = (input: PendingInput) => deliverInput(direct, inbox, input)
     const mesh = yield* makeMesh(
       yield* meshOptionsFromConfig(config, PeerMessage, {
         claimedSender: (m) => m.from,
+        deliver: (m) =>
+          deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
         // A vote request or heartbeat older than the rpc timeout is useless.
         queueMaxAgeMs: config.timings.rpc_timeout,
       }),
@@ -127,7 +133,6 @@ const agent = (
       schema: HardStateSchema,
     })
 
-    const inbox = yield* Queue.unbounded<PendingInput>()
     const enqueue = (input: PendingInput) => {
       Queue.offerUnsafe(inbox, input)
     }
@@ -168,11 +173,13 @@ const agent = (
         self,
         clusterConfig,
         inbox,
+        direct,
         hardState: store,
         execute: executor.execute,
-        publish: (s) => {
+        publish: (s, changed) => {
           latest = s
           notePublished(s)
+          if (!changed) return
           // Safety over speed, said out loud: why no election runs, whenever that changes.
           const why = s.role === "leader" ? "" : whyNoElection(s)
           if (why !== lastWhy) {
@@ -185,7 +192,8 @@ const agent = (
           ? {}
           : { injectDefectAt: injectedDefect("decision-loop") as number }),
       }),
-      ticker: withInjectedDefect("ticker", runTicker(inbox, TICK_MS)),
+      ticker: withInjectedDefect("ticker", runTicker(deliver, TICK_MS)),
+      // Peer messages go straight to the decision loop (`deliver` above): this stays idle.
       "mesh-inbound": withInjectedDefect(
         "mesh-inbound",
         Stream.runForEach(mesh.inbound, (m) =>

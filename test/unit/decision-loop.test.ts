@@ -1,0 +1,104 @@
+// The decision loop's direct path (issue 12): ticks and peer messages are
+// stepped at once in the caller's turn, in arrival order with queued inputs,
+// and a step that only advanced the clock is published as unchanged.
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import { Effect, Fiber, Option, Queue } from "effect"
+import pino from "pino"
+import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
+import {
+  type DirectStep,
+  deliverInput,
+  runDecisionLoop,
+  runTicker,
+} from "../../agent/src/daemon/decision-loop.ts"
+import type { PendingInput } from "../../agent/src/daemon/executor.ts"
+import { dataMembers, makeConfig } from "../sim/world.ts"
+
+const tick: PendingInput = (now) => ({ _tag: "Tick", now, random: 0.5 })
+
+const start = async (injectDefectAt?: number) => {
+  const inbox = Effect.runSync(Queue.unbounded<PendingInput>())
+  const direct: DirectStep = { current: null }
+  const published: Array<{ state: AgentState; changed: boolean }> = []
+  const executed: Array<ReadonlyArray<Output>> = []
+  const seen: Array<Input["_tag"]> = []
+  const fiber = Effect.runFork(
+    runDecisionLoop({
+      self: "db1",
+      clusterConfig: () => makeConfig(dataMembers(3)),
+      inbox,
+      direct,
+      hardState: { path: "-", load: Effect.succeed(Option.none()), save: () => Effect.void },
+      execute: (outputs) => Effect.sync(() => void executed.push(outputs)),
+      publish: (state, changed) => void published.push({ state, changed }),
+      log: pino({ level: "silent" }),
+      ...(injectDefectAt === undefined ? {} : { injectDefectAt }),
+    }),
+  )
+  for (let i = 0; i < 100 && direct.current === null; i++)
+    await new Promise((r) => setTimeout(r, 5))
+  assert.ok(direct.current !== null, "the running loop takes direct inputs")
+  const deliver = (p: PendingInput) =>
+    deliverInput(direct, inbox, (now) => {
+      const input = p(now)
+      seen.push(input._tag)
+      return input
+    })
+  return { inbox, direct, published, executed, seen, fiber, deliver }
+}
+
+test("a tick is stepped before deliverInput returns; a tick with nothing due is published as unchanged", async () => {
+  const l = await start()
+  try {
+    const before = l.published.length
+    // A second later by the core's clock: probes and heartbeats are due.
+    l.deliver((now) => ({ _tag: "Tick", now: now + 1000, random: 0.5 }))
+    assert.equal(l.published.length, before + 1, "stepped in the caller's turn")
+    assert.equal(l.published.at(-1)?.changed, true)
+    l.deliver((now) => ({ _tag: "Tick", now: now + 1001, random: 0.5 })) // nothing due yet
+    assert.equal(l.published.length, before + 2)
+    assert.equal(l.published.at(-1)?.changed, false, "only the clock advanced")
+  } finally {
+    await Effect.runPromise(Fiber.interrupt(l.fiber))
+  }
+  assert.equal(l.direct.current, null, "a stopped loop takes no direct input")
+})
+
+test("inputs already in the inbox are stepped first: a direct input queues behind them", async () => {
+  const l = await start()
+  try {
+    Queue.offerUnsafe(l.inbox, (now) => {
+      l.seen.push("Reconfigure")
+      return tick(now)
+    })
+    l.deliver(tick)
+    assert.deepEqual(l.seen, [], "nothing stepped yet: the inbox was not empty")
+    for (let i = 0; i < 100 && l.seen.length < 2; i++) await new Promise((r) => setTimeout(r, 5))
+    assert.deepEqual(l.seen, ["Reconfigure", "Tick"], "in arrival order")
+    l.deliver(tick)
+    assert.equal(l.seen.length, 3, "the inbox drained: direct again")
+  } finally {
+    await Effect.runPromise(Fiber.interrupt(l.fiber))
+  }
+})
+
+test("a defect in a direct step ends this run of the loop, for its supervisor to restart", async () => {
+  const l = await start(2) // step 1 is Start; step 2 is the first tick
+  l.deliver(tick)
+  assert.equal(l.direct.current, null, "no direct input after the defect")
+  const exit = await Effect.runPromise(Fiber.await(l.fiber))
+  assert.equal(exit._tag, "Failure")
+  assert.match(String(JSON.stringify(exit.cause)) + String(exit), /injected defect in step 2/)
+})
+
+test("the ticker delivers a Tick every interval until interrupted", async () => {
+  const got: Array<string> = []
+  const fiber = Effect.runFork(runTicker((p) => void got.push(p(0)._tag), 10))
+  await new Promise((r) => setTimeout(r, 65))
+  await Effect.runPromise(Fiber.interrupt(fiber))
+  const n = got.length
+  assert.ok(n >= 3 && got.every((t) => t === "Tick"), `${n} ticks`)
+  await new Promise((r) => setTimeout(r, 40))
+  assert.equal(got.length, n, "no tick after the interrupt")
+})
