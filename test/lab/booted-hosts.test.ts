@@ -58,7 +58,13 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
   timeout: 15 * 60_000,
 }, async (t) => {
   const started = Date.now()
-  const c = await BootedCluster.up({ log })
+  // Restarts time out sooner than the defaults (as in the acceptance tests),
+  // and the anti-flap block is short, so that scenario 2's failover is not
+  // blocked if an earlier check failed over.
+  const c = await BootedCluster.up({
+    log,
+    timings: { restart_timeout: "10s", apply_timeout: "10s", recovery_block_period: "20s" },
+  })
   let failed = false
   // A failed step is recorded (and the logs kept at the end); the next steps still run.
   const step = (name: string, body: () => Promise<void>) =>
@@ -125,6 +131,7 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
     await step(
       "scenario 1: mysqld killed, the agent restarts mysql.service through polkit, no failover",
       async () => {
+        primary = await c.waitForPrimary(30_000)
         // Debian's unit restarts mysqld itself (Restart=on-failure) and can win
         // the race; with Restart=no only the agent's `systemctl restart mysql`
         // (as user mha-agent, allowed by the shipped polkit rule) brings it back.
@@ -136,15 +143,24 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
           const before = (await agentRecords(c, primary)).length
           const faultAt = Date.now()
           await c.in(primary, ["kill", "-9", String(await c.mainPid(primary, "mysql"))])
-          await c.waitForWritesAfter(faultAt, 90_000)
-          const restarted = (await agentRecords(c, primary))
-            .slice(before)
-            .filter((r) => r.rec.event === "mysqld-restart")
+          let restarted: Awaited<ReturnType<typeof agentRecords>> = []
+          await waitFor(
+            "the agent to restart mysqld",
+            async () => {
+              restarted = (await agentRecords(c, primary))
+                .slice(before)
+                .filter((r) => r.rec.event === "mysqld-restart")
+              return restarted.length > 0
+            },
+            90_000,
+            500,
+          )
           log(`agent's restart line: ${restarted.map((r) => r.message).join(" | ")}`)
           assert.ok(
             restarted.some((r) => r.rec.msg === "mysqld restarted"),
-            "the agent did not log that it restarted mysqld",
+            "the agent's restart of mysqld failed",
           )
+          await c.waitForWritesAfter(Date.now(), 60_000)
           assert.equal(await c.primary(), primary, "failover after a restartable mysqld crash")
           const r = await c.check(faultAt)
           log(`scenario 1: write downtime ${r.downtimeMs} ms, ${r.acked} acknowledged writes`)
@@ -174,6 +190,7 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
     })
 
     await step("kill -9 of the agent: systemd brings it back, no failover", async () => {
+      primary = await c.waitForPrimary(30_000)
       const pid = await c.mainPid(primary, "mha-agent")
       const faultAt = Date.now()
       await c.in(primary, ["kill", "-9", String(pid)])
@@ -195,8 +212,22 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
         "mha-agent",
       ])
       assert.ok(Number(restarts.stdout.trim()) >= 1, `NRestarts=${restarts.stdout}`)
-      await sleep(5_000)
+      // As scenario 5 of the plain lab: the restarted agent leads its own mysqld again.
+      await waitFor(
+        `${primary}'s restarted agent to answer status as the leader`,
+        async () => {
+          const r = await c.tryIn(primary, ["mha-agent", "status", "--json"])
+          if (r.code !== 0) return false
+          const { status } = JSON.parse(r.stdout) as {
+            status: { leader?: string; leaderActive?: boolean }
+          }
+          return status.leader === primary && status.leaderActive === true
+        },
+        30_000,
+        500,
+      )
       await c.waitForWritesAfter(Date.now(), 30_000)
+      await sleep(2_000)
       assert.equal(await c.primary(), primary, "failover after the agent was killed and restarted")
       const r = await c.check(faultAt)
       log(`agent killed: write downtime ${r.downtimeMs} ms`)
@@ -204,27 +235,31 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
     })
 
     await step("systemctl reload applies a changed config", async () => {
+      primary = await c.waitForPrimary(30_000)
       const file = c.pathIn(primary, "/etc/mha-agent/config.yaml")
-      const config = c.agentConfig(primary, {})
+      const config = c.agentConfig(primary, c.timings)
       await writeFile(file, stringify({ ...config, log: { level: "debug" } }))
       const before = (await agentRecords(c, primary)).length
       await c.in(primary, ["systemctl", "reload", "mha-agent"])
+      let reloaded = ""
       await waitFor(
-        "the agent to log the reload and then debug lines",
+        "the agent to log the reload",
         async () => {
           const after = (await agentRecords(c, primary)).slice(before)
-          return (
-            after.some((r) => r.rec.event === "reloaded") && after.some((r) => r.priority === "7")
-          )
+          reloaded = after.find((r) => r.rec.event === "reloaded")?.message ?? ""
+          return reloaded !== ""
         },
         20_000,
         500,
       )
+      log(`reload: ${reloaded}`)
+      assert.match(reloaded, /changing live.*log\.level: \\"info\\" -> \\"debug\\"/)
       await writeFile(file, stringify(config))
       await c.in(primary, ["systemctl", "reload", "mha-agent"])
     })
 
     await step("systemctl stop mha-agent on the primary hands over", async () => {
+      primary = await c.waitForPrimary(30_000)
       const faultAt = Date.now()
       await c.in(primary, ["systemctl", "stop", "mha-agent"], 90_000)
       const next = await c.waitForPrimary(30_000, primary)
@@ -239,6 +274,7 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
     })
 
     await step("scenario 2: mysqld cannot restart, failover", async () => {
+      primary = await c.waitForPrimary(30_000)
       const old = primary
       const oldMac = await macOf(c, old)
       // Debian's start script refuses to start a frozen MySQL: neither
