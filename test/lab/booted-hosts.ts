@@ -48,6 +48,38 @@ const ensureNspawnRun = async (): Promise<void> => {
   await writeFile(NSPAWN_MOUNT_NOTE, `${new Date().toISOString()}\n`)
 }
 
+/**
+ * Each container's systemd needs a cgroup v2 subtree of its own: on this
+ * machine (cgroup v1, no systemd) nspawn would otherwise hand every container
+ * the root of the v2 hierarchy, and the containers' units would share
+ * cgroups (db1's mha-agent.service holding db2's agent: a stop of one waits
+ * for the others to exit). systemd-nspawn --keep-unit takes the cgroup it is
+ * started in as the container's root.
+ */
+const CGROUP2_HOST = "/sys/fs/cgroup/unified"
+const CGROUP2_MOUNT_NOTE = join(bootedBase(), ".cgroup2-mounted-by-lab")
+
+const cgroup2Root = async (): Promise<string> => {
+  const mounted = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .find((f) => f[2] === "cgroup2")?.[1]
+  if (mounted !== undefined) return mounted
+  await mkdir(CGROUP2_HOST, { recursive: true })
+  await run("mount", ["-t", "cgroup2", "cgroup2", CGROUP2_HOST])
+  await mkdir(bootedBase(), { recursive: true })
+  await writeFile(CGROUP2_MOUNT_NOTE, `${new Date().toISOString()}\n`)
+  return CGROUP2_HOST
+}
+
+const hostCgroupName = (labId: string, host: string) => `mha-lab-${labId}-${host}`
+
+/** Removes a container's cgroup subtree (after its processes are gone), deepest first. */
+const removeCgroup = async (dir: string): Promise<void> => {
+  if (!existsSync(dir)) return
+  await tryRun("find", [dir, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+}
+
 const nspawnRunning = (): boolean =>
   readdirSync("/proc").some((p) => {
     if (!/^\d+$/.test(p)) return false
@@ -86,12 +118,19 @@ export const bootHost = async (
 ): Promise<number> => {
   await ensureNspawnRun()
   const { dir, root } = bootedHostPaths(labId, host)
+  const cgroup = join(await cgroup2Root(), hostCgroupName(labId, host))
+  await mkdir(cgroup, { recursive: true })
   const fd = openSync(join(dir, "console.log"), "a")
   let pid: number
   try {
     pid = spawnDetached(
-      "systemd-nspawn",
+      "sh",
       [
+        "-c",
+        // Into its own cgroup first, then become systemd-nspawn (same pid).
+        'echo $$ > "$0/cgroup.procs" && exec "$@"',
+        cgroup,
+        "systemd-nspawn",
         // No system bus on this machine: no registration with machined, no scope unit.
         "--keep-unit",
         "--register=no",
@@ -213,6 +252,19 @@ export const haltBootedHosts = async (labId: string): Promise<void> => {
       }
     }
     await rm(labDir, { recursive: true, force: true })
+  }
+  const cgroupRoot = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .find((f) => f[2] === "cgroup2")?.[1]
+  if (cgroupRoot !== undefined && existsSync(cgroupRoot)) {
+    for (const e of await readdir(cgroupRoot)) {
+      if (e.startsWith(`mha-lab-${labId}-`)) await removeCgroup(join(cgroupRoot, e))
+    }
+  }
+  if (existsSync(CGROUP2_MOUNT_NOTE) && !nspawnRunning()) {
+    await tryRun("umount", [CGROUP2_HOST])
+    await rm(CGROUP2_MOUNT_NOTE, { force: true })
   }
   if (existsSync(NSPAWN_MOUNT_NOTE) && !nspawnRunning()) {
     if (isMounted(NSPAWN_RUN)) await tryRun("umount", [NSPAWN_RUN])
