@@ -38,7 +38,16 @@ const isMounted = (path: string): boolean =>
  * (/run is not one on this machine). Mounted once, noted, and unmounted by
  * the last teardown, so the machine is left as it was.
  */
-const ensureNspawnRun = async (): Promise<void> => {
+let nspawnRunReady: Promise<void> | undefined
+// One at a time: hosts boot concurrently, and two mounts would stack.
+const ensureNspawnRun = (): Promise<void> => {
+  nspawnRunReady ??= mountNspawnRun().finally(() => {
+    nspawnRunReady = undefined
+  })
+  return nspawnRunReady
+}
+
+const mountNspawnRun = async (): Promise<void> => {
   if (isMounted(NSPAWN_RUN)) return
   const r = await tryRun("stat", ["-f", "-c", "%T", "/run"])
   if (r.ok && r.stdout.trim() === "tmpfs") return
@@ -59,7 +68,15 @@ const ensureNspawnRun = async (): Promise<void> => {
 const CGROUP2_HOST = "/sys/fs/cgroup/unified"
 const CGROUP2_MOUNT_NOTE = join(bootedBase(), ".cgroup2-mounted-by-lab")
 
-const cgroup2Root = async (): Promise<string> => {
+let cgroup2Ready: Promise<string> | undefined
+const cgroup2Root = (): Promise<string> => {
+  cgroup2Ready ??= findOrMountCgroup2().finally(() => {
+    cgroup2Ready = undefined
+  })
+  return cgroup2Ready
+}
+
+const findOrMountCgroup2 = async (): Promise<string> => {
   const mounted = readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
     .map((l) => l.split(" "))
@@ -76,8 +93,11 @@ const hostCgroupName = (labId: string, host: string) => `mha-lab-${labId}-${host
 
 /** Removes a container's cgroup subtree (after its processes are gone), deepest first. */
 const removeCgroup = async (dir: string): Promise<void> => {
-  if (!existsSync(dir)) return
-  await tryRun("find", [dir, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+  // A cgroup whose last process just exited may still be busy for a moment.
+  for (let attempt = 0; attempt < 20 && existsSync(dir); attempt++) {
+    await tryRun("find", [dir, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+    if (existsSync(dir)) await sleep(250)
+  }
 }
 
 const nspawnRunning = (): boolean =>
