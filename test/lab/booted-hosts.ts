@@ -93,6 +93,11 @@ const hostCgroupName = (labId: string, host: string) => `mha-lab-${labId}-${host
 
 /** Removes a container's cgroup subtree (after its processes are gone), deepest first. */
 const removeCgroup = async (dir: string): Promise<void> => {
+  // A container whose systemd-nspawn had to be killed leaves its processes
+  // behind: cgroup.kill ends everything in this container's subtree, and
+  // nothing else.
+  if (existsSync(join(dir, "cgroup.kill")))
+    await writeFile(join(dir, "cgroup.kill"), "1").catch(() => {})
   // A cgroup whose last process just exited may still be busy for a moment.
   for (let attempt = 0; attempt < 20 && existsSync(dir); attempt++) {
     await tryRun("find", [dir, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
@@ -263,7 +268,13 @@ export const haltBootedHosts = async (labId: string): Promise<void> => {
     }
     const deadline = Date.now() + 30_000
     while (pids.some(alive) && Date.now() < deadline) await sleep(200)
-    for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL")
+    const stuck = pids.filter(alive)
+    for (const pid of stuck) process.kill(pid, "SIGKILL")
+    if (stuck.length > 0) {
+      console.error(
+        `booted lab ${labId}: ${stuck.length} container(s) did not halt within 30 s; killed`,
+      )
+    }
     for (const h of hosts) {
       const root = join(labDir, h, "root")
       if (isMounted(root)) {
