@@ -252,6 +252,17 @@ export const tryInContainer = (
  * removes their files; then unmounts the nspawn tmpfs if we mounted it and
  * no container runs any more. Idempotent; works after a crashed test.
  */
+const removeLabCgroups = async (labId: string): Promise<void> => {
+  const cgroupRoot = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .find((f) => f[2] === "cgroup2")?.[1]
+  if (cgroupRoot === undefined || !existsSync(cgroupRoot)) return
+  for (const e of await readdir(cgroupRoot)) {
+    if (e.startsWith(`mha-lab-${labId}-`)) await removeCgroup(join(cgroupRoot, e))
+  }
+}
+
 export const haltBootedHosts = async (labId: string): Promise<void> => {
   const labDir = bootedLabDir(labId)
   if (existsSync(labDir)) {
@@ -275,6 +286,8 @@ export const haltBootedHosts = async (labId: string): Promise<void> => {
         `booted lab ${labId}: ${stuck.length} container(s) did not halt within 30 s; killed`,
       )
     }
+    // Whatever is left of the containers goes before their roots are unmounted.
+    await removeLabCgroups(labId)
     for (const h of hosts) {
       const root = join(labDir, h, "root")
       if (isMounted(root)) {
@@ -284,15 +297,7 @@ export const haltBootedHosts = async (labId: string): Promise<void> => {
     }
     await rm(labDir, { recursive: true, force: true })
   }
-  const cgroupRoot = readFileSync("/proc/self/mounts", "utf8")
-    .split("\n")
-    .map((l) => l.split(" "))
-    .find((f) => f[2] === "cgroup2")?.[1]
-  if (cgroupRoot !== undefined && existsSync(cgroupRoot)) {
-    for (const e of await readdir(cgroupRoot)) {
-      if (e.startsWith(`mha-lab-${labId}-`)) await removeCgroup(join(cgroupRoot, e))
-    }
-  }
+  await removeLabCgroups(labId)
   if (existsSync(CGROUP2_MOUNT_NOTE) && !nspawnRunning()) {
     await tryRun("umount", [CGROUP2_HOST])
     await rm(CGROUP2_MOUNT_NOTE, { force: true })
