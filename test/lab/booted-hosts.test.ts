@@ -309,7 +309,10 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
     throw e
   } finally {
     if (failed) log(`logs kept in ${await c.keepLogs("booted-hosts")}`)
+    const downAt = Date.now()
     await c.down()
-    log(`booted-hosts test: ${((Date.now() - started) / 1000).toFixed(0)} s`)
+    log(
+      `booted-hosts test: ${((Date.now() - started) / 1000).toFixed(0)} s, of which teardown ${((Date.now() - downAt) / 1000).toFixed(1)} s`,
+    )
   }
 })
