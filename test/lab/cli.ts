@@ -1,15 +1,20 @@
 // The lab's command line: `npm run lab -- <command>`.
 
+import { BootedCluster } from "./booted-cluster.ts"
+import { ensureBootedRootfs } from "./booted-rootfs.ts"
 import { FAULT_USAGE, parseFault } from "./faults.ts"
 import { formatTopology, Lab } from "./lab.ts"
 import { ensureRootfs } from "./rootfs.ts"
 
 const USAGE = `usage: npm run lab -- <command> [--id ID]
   up [--hosts N] [--no-replication] [--semi-sync]   create a lab (default: 3 hosts, db1 the source)
+  up --booted [--hosts N]                          booted hosts (systemd, mysql.service, the .deb's agent
+                                                   under systemctl), semi-sync from db1, a writer (random id)
   down [--all] [--prefix P]                        remove a lab (or every lab, or those whose id starts with P)
   list                                             labs with anything left on this machine
   topology                                         each host's role, read-only flags, GTIDs and replication
   rootfs                                           build the MySQL 9.7 root filesystem if missing
+  booted-rootfs                                    build the booted hosts' root (systemd, mysql-server) if missing
   fault <fault...>                                 inject a fault (see below)
   mysql H "SQL"                                    run SQL as root on host H
   exec H|client CMD...                             run a command inside a host's namespace
@@ -39,6 +44,18 @@ const main = async (argv: string[]): Promise<void> => {
   switch (command) {
     case "up": {
       const hosts = Number(takeOption(rest, "--hosts") ?? "3")
+      if (takeFlag(rest, "--booted")) {
+        const c = await BootedCluster.up({ hosts, log })
+        console.log(
+          `booted lab ${c.lab.id} is up (apt-get install to an ACTIVE primary: ${(c.times.installToActiveMs / 1000).toFixed(1)} s)`,
+        )
+        for (const h of c.lab.hosts)
+          console.log(
+            `  ${h.name}  ${h.address}  nsenter -t ${c.leader(h.name)} -a  (systemd's pid)`,
+          )
+        console.log(formatTopology(await c.lab.topology()))
+        return
+      }
       const replication = !takeFlag(rest, "--no-replication")
       const semiSync = takeFlag(rest, "--semi-sync")
       const started = Date.now()
@@ -70,6 +87,9 @@ const main = async (argv: string[]): Promise<void> => {
       return
     case "rootfs":
       console.log(await ensureRootfs(log))
+      return
+    case "booted-rootfs":
+      console.log(await ensureBootedRootfs(log))
       return
     case "fault": {
       const lab = await Lab.open(id)

@@ -7,6 +7,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import mysql from "mysql2/promise"
+import { bootedLabIds, haltBootedHosts } from "./booted-hosts.ts"
 import { LabError, run, spawnDetached, tryRun, waitFor } from "./exec.ts"
 import type { Fault, LabProcess } from "./faults.ts"
 import * as net from "./network.ts"
@@ -89,7 +90,14 @@ datadir=${host.hostDir}/data
 socket=${host.hostDir}/mysqld.sock
 pid-file=${host.hostDir}/mysqld.pid
 log-error=${host.hostDir}/error.log
-port=${net.MYSQL_PORT}
+${mysqldSettings(host)}# lab ${lab.id}, host ${host.name}
+`
+
+/** The replication settings of every lab mysqld, plain or booted (no paths). */
+export const mysqldSettings = (host: {
+  readonly address: string
+  readonly serverId: number
+}): string => `port=${net.MYSQL_PORT}
 bind-address=0.0.0.0
 report-host=${host.address}
 server-id=${host.serverId}
@@ -113,12 +121,11 @@ skip-name-resolve
 plugin-load-add=semisync_source.so
 plugin-load-add=semisync_replica.so
 plugin-load-add=mysql_clone.so
-# lab ${lab.id}, host ${host.name}
 `
 
 // Users are created with the binary log off, so no host starts with
 // transactions of its own (which would be errant on the replicas).
-const initSql = (): string => {
+export const initSql = (): string => {
   const { agent, replication, app } = LAB_USERS
   return `SET sql_log_bin = 0;
 CREATE USER '${agent.user}'@'%' IDENTIFIED WITH caching_sha2_password BY '${agent.password}';
@@ -200,6 +207,11 @@ export class Lab {
     }
   }
 
+  /** A lab whose hosts another module made (booted hosts: booted-cluster.ts). */
+  static attach(state: LabState, log: (line: string) => void = () => {}): Lab {
+    return new Lab(state, log)
+  }
+
   /** Opens a running lab by id (for the CLI, which runs in another process). */
   static async open(id: string): Promise<Lab> {
     const file = join(runRoot(), id, "lab.json")
@@ -209,6 +221,8 @@ export class Lab {
 
   /** Removes everything of lab `id`; idempotent, and works without its state file. */
   static async down(id: string): Promise<void> {
+    // Booted hosts first: a clean halt of their systemd, before their namespaces go.
+    await haltBootedHosts(id)
     const namespaces = (await net.listNamespaces()).filter((ns) =>
       ns.startsWith(`${net.NS_PREFIX}${id}-`),
     )
@@ -232,6 +246,7 @@ export class Lab {
     for (const dir of [runRoot(), join(rootfsPath(), "var/lib/mha-lab")]) {
       if (existsSync(dir)) for (const e of await readdir(dir)) ids.add(e)
     }
+    for (const id of await bootedLabIds()) ids.add(id)
     return [...ids].filter((id) => id.startsWith(prefix)).sort()
   }
 
