@@ -161,7 +161,17 @@ export const onOperator = (
       }
       // A live primary holds the lease: ask it to fence itself and resign for this node first;
       // if it does not (unreachable), the forced vote waits out its lease as before.
-      const primary = s.leader !== null && s.leaderActive && s.leader !== s.self ? s.leader : null
+      // Only a primary heard within a heartbeat or two can hand over; one whose agent is
+      // silent (killed, cut off) would only delay the forced election by a lease.
+      const heard = s.leader === null ? undefined : s.peers.get(s.leader)
+      const primary =
+        s.leader !== null &&
+        s.leaderActive &&
+        s.leader !== s.self &&
+        heard !== undefined &&
+        s.now - heard.lastHeardAt <= s.config.timings.rpcTimeoutMs
+          ? s.leader
+          : null
       if (primary !== null && s.forcedFailover == null) {
         send(out, primary, {
           _tag: "OperatorRequest",
@@ -353,7 +363,13 @@ const forcedFailoverRequestId = 0
 export const forcedFailoverTimer = (s: AgentState, out: Outputs): AgentState => {
   const f = s.forcedFailover ?? null
   if (f === null) return s
-  if (s.role !== "follower" || (s.leader !== null && s.leader !== f.from && s.leaderActive))
+  // A pre-vote of its own meanwhile does not cancel the operator's request; standing or
+  // leading, or another primary, does.
+  if (
+    s.role === "candidate" ||
+    s.role === "leader" ||
+    (s.leader !== null && s.leader !== f.from && s.leaderActive)
+  )
     return { ...s, forcedFailover: null }
   if (s.now < f.until) return s
   event(
