@@ -1,6 +1,6 @@
 // Issue 10 item 4: a replica that cannot freeze or lost its relay log.
 //
-// (a) A replica whose relay log disk is full (a 1 MB tmpfs, filled): its
+// (a) A replica whose relay log disk is full (a 64 MB tmpfs, filled): its
 //     agent shows CRITICAL with the cause, it is never promoted, and it
 //     cannot freeze (STOP REPLICA IO_THREAD waits with the IO thread). One
 //     cluster, three checks:
@@ -200,7 +200,11 @@ test(
       const rootfs = c.lab.state.rootfs
       const hostDir = c.lab.host(stuck).hostDir
       const dir = c.lab.hostPath(stuck, "relayfs")
-      // The relay log moves to a 1 MB tmpfs (relay_log_recovery ON for this move only).
+      // The relay log moves to a 64 MB tmpfs (relay_log_recovery ON for this move only). Not
+      // smaller: the relay log never rotates here (max_relay_log_size 0: 1 GB), so the applier
+      // purges nothing, and the backlog the stuck replica fetches once the disk is freed (minutes
+      // of the writer's rows) must fit; with 1 MB it filled the disk again within 25 ms of the
+      // retry, STOP REPLICA hung for good, and a kill then left mysqld segfaulting at every start.
       await c.lab.inject({ _tag: "StopMysqld", host: stuck })
       await mkdir(dir, { recursive: true })
       const uid = (await run("chroot", [rootfs, "id", "-u", "mysql"])).stdout.trim()
@@ -250,7 +254,7 @@ test(
         "-t",
         "tmpfs",
         "-o",
-        `size=1m,uid=${uid},gid=${gid},mode=0750`,
+        `size=64m,uid=${uid},gid=${gid},mode=0750`,
         "tmpfs",
         dir,
       ])
@@ -418,19 +422,12 @@ test(
         await free()
         await c.agents.start(healthy)
         await bringBackOldPrimary(c, healthy, primary)
-        // Seen once in two runs: after this second fill the stuck replica's mysqld stays
-        // wedged after the disk is freed (every repoint times out). Reported, not fixed yet:
-        // the operator's way out is a restart of that mysqld, which is what this does.
-        const standby = async () =>
-          (await c.agentRole(primary, stuck).catch(() => "")) === "STANDBY"
-        const settled = await waitFor(`${stuck} STANDBY of ${primary}`, standby, 90_000, 1000)
-          .then(() => true)
-          .catch(() => false)
-        if (!settled) {
-          console.log(`${stuck}'s mysqld still wedged 90 s after the disk was freed: restarting it`)
-          await c.lab.inject({ _tag: "KillMysqld", host: stuck })
-          await waitFor(`${stuck} STANDBY of ${primary}`, standby, 180_000, 1000)
-        }
+        await waitFor(
+          `${stuck} STANDBY of ${primary}`,
+          async () => (await c.agentRole(primary, stuck).catch(() => "")) === "STANDBY",
+          180_000,
+          1000,
+        )
         const result = await c.check(faultAt)
         assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
         console.log(
