@@ -24,15 +24,6 @@ import { ensureBootedRootfs } from "./booted-rootfs.ts"
 import { makeCerts } from "./certs.ts"
 import { run, waitFor } from "./exec.ts"
 import {
-  convergence,
-  missingAckedWrites,
-  readSamplerLog,
-  readWriterLog,
-  splitBrainRounds,
-  type WriterLog,
-  writeDowntimeMs,
-} from "./invariants.ts"
-import {
   initSql,
   LAB_USERS,
   Lab,
@@ -43,6 +34,7 @@ import {
 } from "./lab.ts"
 import * as net from "./network.ts"
 import { requireRoot } from "./rootfs.ts"
+import { type Invariants, WatchedCluster } from "./watched-cluster.ts"
 
 const here = import.meta.dirname
 /** Inside each container: the lab's mysqld files (its socket, reachable from outside through the overlay). */
@@ -61,19 +53,14 @@ export interface BootedTimes {
   readonly installToActiveMs: number
 }
 
-export class BootedCluster {
-  readonly lab: Lab
+export class BootedCluster extends WatchedCluster {
   readonly leaders: Map<string, number>
-  readonly writerLog: string
-  readonly samplerLog: string
   times: BootedTimes = { rootMs: 0, installToActiveMs: 0 }
   timings: AgentTimings = {}
 
   private constructor(lab: Lab, leaders: Map<string, number>) {
-    this.lab = lab
+    super(lab)
     this.leaders = leaders
-    this.writerLog = join(lab.runDir(), "writer.ndjson")
-    this.samplerLog = join(lab.runDir(), "sampler.ndjson")
   }
 
   /** Boots the hosts, replicates from db1 with semi-sync, installs and starts the agents, then the writer and sampler. */
@@ -293,92 +280,14 @@ export class BootedCluster {
       .map((l) => JSON.parse(l) as Record<string, string>)
   }
 
-  writes(): WriterLog {
-    return readWriterLog(this.writerLog)
-  }
-
-  async holdsVip(host: string): Promise<boolean> {
-    const { stdout } = await run("ip", [
-      "-n",
-      this.lab.host(host).ns,
-      "-4",
-      "addr",
-      "show",
-      "dev",
-      "eth0",
-    ])
-    return stdout.includes(`${net.VIP}/`)
-  }
-
-  /** The node that is writable and holds the VIP, if exactly one does. */
-  async primary(): Promise<string | undefined> {
-    const views = await this.lab.topology()
-    const writable = views.filter((v) => v.up && v.superReadOnly === false)
-    if (writable.length !== 1) return undefined
-    const name = writable[0]!.host
-    return (await this.holdsVip(name)) ? name : undefined
-  }
-
-  async waitForPrimary(timeoutMs: number, not?: string): Promise<string> {
-    let found: string | undefined
-    await waitFor(
-      not ? `a primary other than ${not}` : "a primary (writable, holding the VIP)",
-      async () => {
-        found = await this.primary()
-        return found !== undefined && found !== not
-      },
-      timeoutMs,
-      200,
-    )
-    return found!
-  }
-
-  /** Acknowledged writes after `t` (epoch ms). */
-  writesAfter(t: number): number {
-    return this.writes().acked.filter((a) => a.t > t).length
-  }
-
-  async waitForWritesAfter(t: number, timeoutMs: number): Promise<void> {
-    await waitFor("acknowledged writes after the fault", () => this.writesAfter(t) > 5, timeoutMs)
-  }
-
   /**
    * The three invariants of lab.md over the whole run so far, while the
    * writer keeps running (the cluster is reused by the next check): no
    * acknowledged write missing on the primary, never two writable nodes,
    * convergence. Returns the client-observed downtime after `faultAt`.
    */
-  async check(faultAt: number): Promise<{ downtimeMs: number; acked: number; problems: string[] }> {
-    const problems: string[] = []
-    const primary = await this.waitForPrimary(30_000).catch(() => undefined)
-    const log = this.writes()
-    if (primary === undefined) problems.push("no single primary holding the VIP")
-    else {
-      const missing = await missingAckedWrites(this.lab, primary, log)
-      if (missing.length > 0)
-        problems.push(
-          `${missing.length} acknowledged writes missing on ${primary}: ${missing.slice(0, 5).join(", ")}`,
-        )
-    }
-    let last = { problems: [] as string[], diverged: [] as string[] }
-    try {
-      await waitFor(
-        "convergence",
-        async () => {
-          last = await convergence(this.lab)
-          return last.problems.length === 0 && last.diverged.length === 0
-        },
-        30_000,
-      )
-    } catch {
-      problems.push(...last.problems, ...last.diverged.map((d) => `${d} is DIVERGED`))
-    }
-    const splits = splitBrainRounds(readSamplerLog(this.samplerLog))
-    if (splits.length > 0)
-      problems.push(
-        `two writable nodes at once in ${splits.length} samples, first ${JSON.stringify(splits[0])}`,
-      )
-    return { downtimeMs: writeDowntimeMs(log, faultAt), acked: log.acked.length, problems }
+  async check(faultAt: number): Promise<Invariants> {
+    return this.invariants(faultAt, true)
   }
 
   /** Copies the run folder, every host's journal and mysqld error log to a folder that survives `down`. */

@@ -5,18 +5,10 @@
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { type AgentsOptions, LabAgents } from "./agents.ts"
-import { run, waitFor } from "./exec.ts"
-import {
-  convergence,
-  missingAckedWrites,
-  readSamplerLog,
-  readWriterLog,
-  splitBrainRounds,
-  type WriterLog,
-  writeDowntimeMs,
-} from "./invariants.ts"
+import { waitFor } from "./exec.ts"
 import { Lab } from "./lab.ts"
 import { VIP } from "./network.ts"
+import { type Invariants, WatchedCluster } from "./watched-cluster.ts"
 
 const here = import.meta.dirname
 
@@ -28,17 +20,12 @@ export interface ClusterOptions extends AgentsOptions {
   readonly beforeAgents?: (lab: Lab) => Promise<void>
 }
 
-export class LabCluster {
-  readonly lab: Lab
+export class LabCluster extends WatchedCluster {
   readonly agents: LabAgents
-  readonly writerLog: string
-  readonly samplerLog: string
 
   private constructor(lab: Lab, agents: LabAgents) {
-    this.lab = lab
+    super(lab)
     this.agents = agents
-    this.writerLog = join(lab.runDir(), "writer.ndjson")
-    this.samplerLog = join(lab.runDir(), "sampler.ndjson")
   }
 
   /** Lab, replication from db1, agents, then the writer and the sampler once a primary is ACTIVE. */
@@ -89,46 +76,6 @@ export class LabCluster {
     }
   }
 
-  writes(): WriterLog {
-    return readWriterLog(this.writerLog)
-  }
-
-  /** The node that is writable and holds the VIP, if exactly one does. */
-  async primary(): Promise<string | undefined> {
-    const views = await this.lab.topology()
-    const writable = views.filter((v) => v.up && v.superReadOnly === false)
-    if (writable.length !== 1) return undefined
-    const name = writable[0]!.host
-    return (await this.holdsVip(name)) ? name : undefined
-  }
-
-  async holdsVip(host: string): Promise<boolean> {
-    const { stdout } = await run("ip", [
-      "-n",
-      this.lab.host(host).ns,
-      "-4",
-      "addr",
-      "show",
-      "dev",
-      "eth0",
-    ])
-    return stdout.includes(`${VIP}/`)
-  }
-
-  async waitForPrimary(timeoutMs: number, not?: string): Promise<string> {
-    let found: string | undefined
-    await waitFor(
-      not ? `a primary other than ${not}` : "a primary (writable, holding the VIP)",
-      async () => {
-        found = await this.primary()
-        return found !== undefined && found !== not
-      },
-      timeoutMs,
-      100,
-    )
-    return found!
-  }
-
   /** The term in a node's hard-state file (what it has persisted). */
   term(host: string): number {
     const file = join(this.lab.runDir(), host, "state", "hard-state.json")
@@ -136,56 +83,18 @@ export class LabCluster {
     return (JSON.parse(readFileSync(file, "utf8")) as { term: number }).term
   }
 
-  /** Acknowledged writes after `t` (epoch ms). */
-  writesAfter(t: number): number {
-    return this.writes().acked.filter((a) => a.t > t).length
-  }
-
-  async waitForWritesAfter(t: number, timeoutMs: number): Promise<void> {
-    await waitFor("acknowledged writes after the fault", () => this.writesAfter(t) > 5, timeoutMs)
-  }
-
   /**
    * Stops the writer and checks the invariants; returns the client-observed
    * downtime after `faultAt` and the nodes left DIVERGED (an old primary with
-   * unacknowledged transactions of its own, which its agent must report).
+   * unacknowledged transactions of its own, which its agent must report: a
+   * problem if it does not).
    */
-  async check(
-    faultAt: number,
-  ): Promise<{ downtimeMs: number; acked: number; problems: string[]; diverged: string[] }> {
+  async check(faultAt: number): Promise<Invariants> {
     await this.lab.stopProcess("client", "writer")
-    const problems: string[] = []
-    const log = this.writes()
-    const primary = await this.waitForPrimary(30_000).catch(() => undefined)
-    if (primary === undefined) problems.push("no single primary holding the VIP at the end")
-    else {
-      const missing = await missingAckedWrites(this.lab, primary, log)
-      if (missing.length > 0)
-        problems.push(
-          `${missing.length} acknowledged writes missing on ${primary}: ${missing.slice(0, 5).join(", ")}`,
-        )
-    }
-    let last = { problems: [] as string[], diverged: [] as string[] }
-    try {
-      await waitFor(
-        "convergence",
-        async () => {
-          last = await convergence(this.lab)
-          return last.problems.length === 0
-        },
-        30_000,
-      )
-    } catch {
-      problems.push(...last.problems)
-    }
-    // After the convergence wait: the sampler runs on until here, and the whole run counts.
-    const splits = splitBrainRounds(readSamplerLog(this.samplerLog))
-    if (splits.length > 0)
-      problems.push(
-        `two writable nodes at once in ${splits.length} samples, first ${JSON.stringify(splits[0])}`,
-      )
+    const result = await this.invariants(faultAt, false)
+    const problems = result.problems
     // Its agent may still be catching up with the new term and record: give it a few probes.
-    for (const host of last.diverged) {
+    for (const host of result.diverged) {
       let role = "unknown"
       await waitFor(
         `${host}'s agent to say DIVERGED`,
@@ -199,12 +108,7 @@ export class LabCluster {
         problems.push(`${host} holds transactions the primary lacks, but its agent says ${role}`)
       })
     }
-    return {
-      downtimeMs: writeDowntimeMs(log, faultAt),
-      acked: log.acked.length,
-      problems,
-      diverged: last.diverged,
-    }
+    return result
   }
 
   /**

@@ -5,9 +5,10 @@
 // test copies, installs into with chroot, and removes.
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises"
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { ensureCachedRoot } from "../support/cached-root.ts"
 
 export const repoRoot = join(import.meta.dirname, "..", "..")
 
@@ -179,12 +180,6 @@ const DEPENDENCIES = ["adduser", "iproute2", "iputils-arping", "procps"]
 
 export const cacheDir = (): string => process.env.MHA_LAB_CACHE ?? "/var/cache/mha-lab"
 export const bookwormPath = (): string => join(cacheDir(), "rootfs-bookworm-pkg")
-const marker = (dir: string) => join(dir, ".mha-pkg-rootfs")
-
-const isReady = async (dir: string): Promise<boolean> => {
-  if (!existsSync(marker(dir))) return false
-  return (await readFile(marker(dir), "utf8")).trim() === RECIPE_VERSION
-}
 
 const chrootEnv = {
   DEBIAN_FRONTEND: "noninteractive",
@@ -206,33 +201,26 @@ export const inRootOk = (dir: string, args: ReadonlyArray<string>, timeoutMs = 3
 /** Returns the cached bookworm root filesystem, building it first when missing or stale. */
 export const ensureBookworm = async (log: (line: string) => void = () => {}): Promise<string> => {
   requireRoot()
-  const dir = bookwormPath()
-  if (await isReady(dir)) return dir
-  if (!existsSync("/usr/sbin/debootstrap")) {
-    throw new PkgTestError(
-      "debootstrap is missing: install it with 'apt-get install -y debootstrap'",
-    )
-  }
-  await mkdir(cacheDir(), { recursive: true })
-  const tmp = `${dir}.build-${process.pid}`
-  await rm(tmp, { recursive: true, force: true })
-  log(`building the bookworm root filesystem in ${dir} with debootstrap (about a minute)`)
-  const started = Date.now()
-  try {
-    await run("debootstrap", ["--variant=minbase", "bookworm", tmp], { timeoutMs: 15 * 60_000 })
-    // Package lists, and the dependencies' .debs in apt's cache: installing
-    // the package later resolves them as apt would, without the network.
-    await inRootOk(tmp, ["apt-get", "update", "-qq"])
-    await inRootOk(tmp, ["apt-get", "install", "-y", "-qq", "--download-only", ...DEPENDENCIES])
-    await writeFile(marker(tmp), `${RECIPE_VERSION}\n`)
-    await rm(dir, { recursive: true, force: true })
-    await rename(tmp, dir)
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true })
-    throw e
-  }
-  log(`bookworm root filesystem ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-  return dir
+  return ensureCachedRoot(
+    {
+      dir: bookwormPath(),
+      marker: ".mha-pkg-rootfs",
+      recipe: RECIPE_VERSION,
+      needs: [],
+      what: "the bookworm root filesystem with debootstrap (about a minute)",
+      error: (m) => new PkgTestError(m),
+      build: async (tmp) => {
+        await run("debootstrap", ["--variant=minbase", "bookworm", tmp], {
+          timeoutMs: 15 * 60_000,
+        })
+        // Package lists, and the dependencies' .debs in apt's cache: installing
+        // the package later resolves them as apt would, without the network.
+        await inRootOk(tmp, ["apt-get", "update", "-qq"])
+        await inRootOk(tmp, ["apt-get", "install", "-y", "-qq", "--download-only", ...DEPENDENCIES])
+      },
+    },
+    log,
+  )
 }
 
 /**
