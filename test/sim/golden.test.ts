@@ -26,6 +26,10 @@ for (const file of readdirSync(dir)
       return
     }
     assert.ok(expected !== null, `${file} has no ${"----"} line: run with UPDATE_GOLDEN=1`)
-    assert.equal(rendered, expected, `${file}: the core's outputs changed (UPDATE_GOLDEN=1 rewrites)`)
+    assert.equal(
+      rendered,
+      expected,
+      `${file}: the core's outputs changed (UPDATE_GOLDEN=1 rewrites)`,
+    )
   })
 }

@@ -16,15 +16,16 @@
  *
  * Commands added to the scenario language here:
  *   record                       start rendering (once; the cluster is bootstrapped before)
- *   vote db2 from=db3 [pre] [kind=election] [term=+1|-1|N] [received=empty]
+ *   vote db2 from=db3 [pre] [kind=election] [term=+1|-1|N] [received=empty|voter]
  *        [lease=none] [voted=db1]
  *     feeds db2's core, as it is now, one (Pre)VoteRequest from db3 built from db3's
- *     own candidate data, and renders the outputs; the world does not see the step
+ *     own candidate data (or with no transactions, or with exactly the voter's), and renders the outputs; the world does not see the step
  *     (db2 keeps its state). `lease=none` drops db2's lease promise first and
  *     `voted=db1` records a vote for db1 in the request's term first (both shown).
  */
-import { formatGtidSet } from "../../agent/src/core/gtid.ts"
+
 import { candidateData } from "../../agent/src/core/election.ts"
+import { formatGtidSet } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import type { AgentState, Input, MysqlAction, Output } from "../../agent/src/core/types.ts"
@@ -220,19 +221,22 @@ const at = (ms: number): string => `+${Math.round(ms)}ms`.padStart(9)
 const voteCommand = (world: World, args: ReadonlyArray<string>, rendered: Array<string>): void => {
   const voter = world.node(args[0]!)
   const o = new Map(
-    args.filter((a) => a.includes("=")).map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]),
+    args
+      .filter((a) => a.includes("="))
+      .map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]),
   )
   const from = o.get("from")
   if (from === undefined) throw new Error("vote needs from=<candidate>")
   const pre = args.includes("pre")
   const kind = (o.get("kind") ?? "election") as "election"
   const termOpt = o.get("term") ?? "+1"
-  const term = /^[+-]/.test(termOpt)
-    ? voter.state.hard.term + Number(termOpt)
-    : Number(termOpt)
+  const term = /^[+-]/.test(termOpt) ? voter.state.hard.term + Number(termOpt) : Number(termOpt)
   const data = {
     ...candidateData(world.node(from).state),
     ...(o.get("received") === "empty" ? { received: "" } : {}),
+    ...(o.get("received") === "voter"
+      ? { received: formatGtidSet(voter.state.local.received) }
+      : {}),
   }
   let state = voter.state
   const notes: Array<string> = []
@@ -264,7 +268,8 @@ export const runGolden = (script: string): { result: ScenarioResult; rendered: s
   let faultsSeen = 0
   const reducer = (before: AgentState, input: Input) => {
     const result = step(before, input)
-    if (world === null) return result
+    // Only the recorded world's agents (a later `cluster` starts another world).
+    if (world === null || world.nodes.get(before.self)?.state !== before) return result
     const w: World = world
     for (; faultsSeen < w.faultLog.length; faultsSeen++) {
       // "<world ms, padded> <what>"
