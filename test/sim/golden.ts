@@ -169,8 +169,12 @@ export const renderOutput = (o: Output): string | null => {
     case "ProbePrimary":
     case "CheckPrivileges":
       return null
-    case "Event":
-      return `event ${o.level} ${o.event}: ${o.reason}`
+    case "Event": {
+      // The name, the typed facts some events carry (events.ts), the reason.
+      const { _tag, level, event, reason, ...facts } = o
+      const shown = Object.entries(facts).map(([k, v]) => ` ${k}=${v}`)
+      return `event ${level} ${event}${shown.join("")}: ${reason}`
+    }
     case "OperatorReply":
       return `reply #${o.requestId} ${o.ok ? "ok" : "refused"}: ${o.message}`
   }

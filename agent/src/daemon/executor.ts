@@ -516,8 +516,9 @@ export const makeExecutor = (services: ExecutorServices) => {
           ),
         )
       case "Event": {
-        const fields = { event: output.event }
-        return Effect.sync(() => log[output.level](fields, output.reason))
+        // The event's name and its typed facts (events.ts: a promotion's kind and term).
+        const { _tag, level, reason, ...fields } = output
+        return Effect.sync(() => log[level](fields, reason))
       }
       case "OperatorReply":
         return Effect.sync(() => services.operatorReply(output.requestId, output))
