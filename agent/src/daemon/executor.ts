@@ -399,18 +399,9 @@ export const makeExecutor = (services: ExecutorServices) => {
             enqueue((now) => ({ _tag: "VipDone", now, op: output.op, ok: true })),
           )
         }
+        // The adapter logs what it did (vip-acquired, vip-released): one line per event.
         const op =
-          output.op === "add"
-            ? vip.acquire.pipe(
-                Effect.tap((r) =>
-                  Effect.sync(() =>
-                    log.info({ event: "vip-acquired", vip: vip.address }, JSON.stringify(r)),
-                  ),
-                ),
-              )
-            : output.op === "remove"
-              ? vip.release
-              : vip.refresh
+          output.op === "add" ? vip.acquire : output.op === "remove" ? vip.release : vip.refresh
         return Effect.exit(op).pipe(
           Effect.map((exit) => {
             if (Exit.isFailure(exit))
