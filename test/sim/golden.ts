@@ -17,11 +17,18 @@
  * Commands added to the scenario language here:
  *   record                       start rendering (once; the cluster is bootstrapped before)
  *   vote db2 from=db3 [pre] [kind=election] [term=+1|-1|N] [received=empty|voter]
- *        [lease=none] [voted=db1]
+ *        [lease=none] [voted=db1] [resync]
  *     feeds db2's core, as it is now, one (Pre)VoteRequest from db3 built from db3's
  *     own candidate data (or with no transactions, or with exactly the voter's), and renders the outputs; the world does not see the step
  *     (db2 keeps its state). `lease=none` drops db2's lease promise first and
- *     `voted=db1` records a vote for db1 in the request's term first (both shown).
+ *     `voted=db1` records a vote for db1 in the request's term first, `resync` marks
+ *     its relay logs lost (local.resyncNeeded) first (each shown).
+ *   then mysql-done [fail] | then probe [writable] [io-running] | then tick +3s
+ *   then vote from=db1 [pre] [term=+0] ...
+ *     one more input to that voter's core, apart from the world as well: the last
+ *     MySQL action it asked for completes; its last probe comes again (replica IO
+ *     thread stopped unless `io-running`; `writable`: super_read_only off); time
+ *     passes; another request arrives.
  */
 
 import { candidateData } from "../../agent/src/core/election.ts"
@@ -222,8 +229,31 @@ export const renderStep = (
 
 const at = (ms: number): string => `+${Math.round(ms)}ms`.padStart(9)
 
-const voteCommand = (world: World, args: ReadonlyArray<string>, rendered: Array<string>): void => {
-  const voter = world.node(args[0]!)
+/** A voter's core stepped apart from the world by `vote` and `then` (the world never sees it). */
+interface Detached {
+  readonly name: string
+  state: AgentState
+  /** The id of the last Mysql output, for `then mysql-done`. */
+  lastMysql: number | null
+}
+
+const feed = (d: Detached, input: Input, note: string, rendered: Array<string>): void => {
+  const result = step(d.state, input)
+  rendered.push(
+    `${input._tag === "PeerReceived" ? "vote" : "then"} ${d.name} ${renderInput(input)}${note}`,
+    ...renderStep(d.state, result.state, result.outputs).map((l) => `  ${l}`),
+  )
+  for (const o of result.outputs) if (o._tag === "Mysql") d.lastMysql = o.id
+  d.state = result.state
+}
+
+const voteCommand = (
+  world: World,
+  args: ReadonlyArray<string>,
+  rendered: Array<string>,
+  base: Detached | null,
+): Detached => {
+  const name = base?.name ?? args[0]!
   const o = new Map(
     args
       .filter((a) => a.includes("="))
@@ -231,22 +261,24 @@ const voteCommand = (world: World, args: ReadonlyArray<string>, rendered: Array<
   )
   const from = o.get("from")
   if (from === undefined) throw new Error("vote needs from=<candidate>")
+  let state = base?.state ?? world.node(name).state
   const pre = args.includes("pre")
   const kind = (o.get("kind") ?? "election") as "election"
   const termOpt = o.get("term") ?? "+1"
-  const term = /^[+-]/.test(termOpt) ? voter.state.hard.term + Number(termOpt) : Number(termOpt)
+  const term = /^[+-]/.test(termOpt) ? state.hard.term + Number(termOpt) : Number(termOpt)
   const data = {
     ...candidateData(world.node(from).state),
     ...(o.get("received") === "empty" ? { received: "" } : {}),
-    ...(o.get("received") === "voter"
-      ? { received: formatGtidSet(voter.state.local.received) }
-      : {}),
+    ...(o.get("received") === "voter" ? { received: formatGtidSet(state.local.received) } : {}),
   }
-  let state = voter.state
   const notes: Array<string> = []
   if (o.get("lease") === "none") {
     state = { ...state, promise: null }
     notes.push("lease promise dropped")
+  }
+  if (args.includes("resync")) {
+    state = { ...state, local: { ...state.local, resyncNeeded: true } }
+    notes.push("relay logs lost")
   }
   const voted = o.get("voted")
   if (voted !== undefined) {
@@ -256,12 +288,70 @@ const voteCommand = (world: World, args: ReadonlyArray<string>, rendered: Array<
   const message: PeerMessage = pre
     ? { _tag: "PreVoteRequest", from, term, kind, data }
     : { _tag: "VoteRequest", from, term, kind, data }
-  const input: Input = { _tag: "PeerReceived", now: state.now, from, message }
-  const result = step(state, input)
-  rendered.push(
-    `vote ${voter.name} ${renderInput(input)}${notes.length > 0 ? ` (${notes.join(", ")})` : ""}`,
-    ...renderStep(state, result.state, result.outputs).map((l) => `  ${l}`),
+  const d: Detached = { name, state, lastMysql: base?.lastMysql ?? null }
+  const now = state.now + (base === null ? 0 : 10)
+  feed(
+    d,
+    { _tag: "PeerReceived", now, from, message },
+    notes.length > 0 ? ` (${notes.join(", ")})` : "",
+    rendered,
   )
+  return d
+}
+
+/** `then ...`: one more input to the voter stepped apart by the last `vote`. */
+const thenCommand = (
+  world: World,
+  d: Detached | null,
+  args: ReadonlyArray<string>,
+  rendered: Array<string>,
+): Detached => {
+  if (d === null) throw new Error("`then` needs a `vote` before it")
+  const now = d.state.now + 10
+  switch (args[0]) {
+    case "mysql-done": {
+      if (d.lastMysql === null) throw new Error("no MySQL action to complete")
+      const ok = !args.includes("fail")
+      const error = ok ? null : "failed by the script"
+      const input: Input = {
+        _tag: "MysqlDone",
+        now,
+        incarnation: d.state.bootId,
+        id: d.lastMysql,
+        ok,
+        error,
+      }
+      feed(d, input, "", rendered)
+      return d
+    }
+    case "probe": {
+      // The voter's last probe, after the freeze: IO thread stopped unless `io-running`.
+      const p = d.state.local.probe
+      if (p === null) throw new Error(`${d.name} has no probe to repeat`)
+      const writable = args.includes("writable")
+      const mysql = {
+        ...p,
+        readOnly: !writable,
+        superReadOnly: !writable,
+        replica:
+          p.replica === null ? null : { ...p.replica, ioRunning: args.includes("io-running") },
+      }
+      const note = writable ? " (made writable by the script)" : ""
+      feed(d, { _tag: "LocalProbed", now, result: { _tag: "Up", mysql } }, note, rendered)
+      return d
+    }
+    case "tick": {
+      const m = /^\+(\d+)(ms|s)$/.exec(args[1] ?? "")
+      if (m === null) throw new Error("then tick +<n>ms|s")
+      const later = d.state.now + Number(m[1]) * (m[2] === "s" ? 1000 : 1)
+      feed(d, { _tag: "Tick", now: later, random: 0.5 }, ` ${args[1]}`, rendered)
+      return d
+    }
+    case "vote":
+      return voteCommand(world, args.slice(1), rendered, d)
+    default:
+      throw new Error(`unknown: then ${args[0]}`)
+  }
 }
 
 /** Runs a golden file's script and renders what the cores did from `record` on. */
@@ -270,6 +360,7 @@ export const runGolden = (script: string): { result: ScenarioResult; rendered: s
   let world: World | null = null
   let start = 0
   let faultsSeen = 0
+  let detached: Detached | null = null
   const reducer = (before: AgentState, input: Input) => {
     const result = step(before, input)
     // Only the recorded world's agents (a later `cluster` starts another world).
@@ -297,7 +388,10 @@ export const runGolden = (script: string): { result: ScenarioResult; rendered: s
         faultsSeen = w.faultLog.length
         return true
       case "vote":
-        voteCommand(w, args, rendered)
+        detached = voteCommand(w, args, rendered, null)
+        return true
+      case "then":
+        detached = thenCommand(w, detached, args, rendered)
         return true
       default:
         return false
