@@ -39,7 +39,7 @@ test("a failover's phases come from the first lines after the fault", () => {
       line(1100, "pre-vote"),
       line(1105, "election"),
       line(1130, "elected"),
-      line(1190, "vip_acquired"),
+      line(1190, "vip-acquired"),
       line(1191, "promoted"),
     ].join("\n"),
   )
@@ -81,7 +81,7 @@ test("write blocks: the longest gap ending in the window, clipped at its start",
   assert.deepEqual(switchoverBlocks(lines, log, T0 + 45), [4080, 670])
   const more = parseAgentLog(
     "db2",
-    [line(600, "transfer"), line(880, "vip_acquired"), line(890, "promoted")].join("\n"),
+    [line(600, "transfer"), line(880, "vip-acquired"), line(890, "promoted")].join("\n"),
   )
   assert.deepEqual(switchoverPhases([...lines, ...more], log, T0 + 45), [
     { blockMs: 4080, drainMs: 550, handoverMs: 290, vipMoveMs: 20 },

@@ -56,11 +56,11 @@ export interface FailoverTimes {
   readonly electionMs?: number
   /** elected → promoted on the winner (fence, catch-up, record committed, writable, VIP). */
   readonly promotionMs?: number
-  /** vip_acquired on the new primary → first write acknowledged through the VIP after it. */
+  /** vip-acquired on the new primary → first write acknowledged through the VIP after it. */
   readonly vipMoveMs?: number
   /** mysqld-failed → the same agent's "mysqld restarted" line (scenario 1). */
   readonly restartMs?: number
-  /** fault → first write acknowledged through the VIP after the new primary's vip_acquired. */
+  /** fault → first write acknowledged through the VIP after the new primary's vip-acquired. */
   readonly faultToAckMs?: number
   /** last restart-failed before the primary resigned → first acknowledged write after it. */
   readonly afterRestartGaveUpMs?: number
@@ -113,7 +113,7 @@ export const failoverTimes = (
     const vip = firstAfter(
       sorted,
       elected.t,
-      (l) => l.event === "vip_acquired" && l.host === elected.host,
+      (l) => l.event === "vip-acquired" && l.host === elected.host,
     )
     if (vip) {
       const ack = firstAckAtOrAfter(writes, vip.t)
@@ -173,7 +173,7 @@ export interface SwitchoverPhases {
   readonly drainMs?: number
   /** transfer → promoted on the target (its election and promotion). */
   readonly handoverMs?: number
-  /** vip_acquired on the target → the first write acknowledged through the VIP after it. */
+  /** vip-acquired on the target → the first write acknowledged through the VIP after it. */
   readonly vipMoveMs?: number
 }
 
@@ -196,7 +196,7 @@ export const switchoverPhases = (
     if (transfer) r.drainMs = transfer.t - req.t
     const promoted = sorted.find((l) => within(l) && l.event === "promoted")
     if (transfer && promoted) r.handoverMs = promoted.t - transfer.t
-    const vip = sorted.find((l) => within(l) && l.event === "vip_acquired")
+    const vip = sorted.find((l) => within(l) && l.event === "vip-acquired")
     const ack = vip ? firstAckAtOrAfter(writes, vip.t) : undefined
     if (vip && ack !== undefined) r.vipMoveMs = ack - vip.t
     return r

@@ -145,8 +145,8 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
     "- wait: detection → the first pre-vote (the lease wait, or the restart attempts in scenario 2).",
     "- election: the first pre-vote → elected (the winner's line).",
     "- promotion: elected → promoted on the winner (fencing, catch-up, record committed, writable, VIP added).",
-    "- VIP move: vip_acquired on the new primary → the first write acknowledged through the VIP after it (gratuitous ARP, client reconnect).",
-    "- fault → first ack: fault → the first acknowledged write after the new primary's vip_acquired.",
+    "- VIP move: vip-acquired on the new primary → the first write acknowledged through the VIP after it (gratuitous ARP, client reconnect).",
+    "- fault → first ack: fault → the first acknowledged write after the new primary's vip-acquired.",
     "- after the restart gave up (scenario 2): the last restart-failed line before resigned → the first acknowledged write after it.",
     '- switchover write block (scenario 8): per switchover, the longest ack gap ending between its "switchover" request line (the first from the CLI call) and the next switchover\'s.',
     "- false failover (5, 6): any term change or a different primary after the stress (measured 10 to 15 s after it ended).",
@@ -236,7 +236,7 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
     ["blockMs", "write block"],
     ["drainMs", "drain (request → transfer)"],
     ["handoverMs", "handover (transfer → promoted)"],
-    ["vipMoveMs", "VIP move (vip_acquired → first ack)"],
+    ["vipMoveMs", "VIP move (vip-acquired → first ack)"],
   ]
   for (const [i, label] of [
     [0, "there"],

@@ -351,9 +351,9 @@ const execute = async (
     for (const line of readFileSync(file, "utf8").split("\n")) {
       if (!line.includes('"event":"promoted"')) continue
       try {
-        const entry = JSON.parse(line) as { time: string; msg: string }
-        const m = /ACTIVE for term (\d+) \(([^)]*)\)/.exec(entry.msg)
-        promotions.push(`${entry.time} ${h}@${m?.[1] ?? "?"} (${m?.[2] ?? entry.msg})`)
+        // The promoted event carries its term and kind as fields (core/events.ts).
+        const entry = JSON.parse(line) as { time: string; term?: number; kind?: string }
+        promotions.push(`${entry.time} ${h}@${entry.term ?? "?"} (${entry.kind ?? "?"})`)
       } catch {
         // a torn last line of a killed agent
       }

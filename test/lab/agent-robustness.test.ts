@@ -77,13 +77,13 @@ describe("a running cluster of agents under bad input", () => {
       assert.ok(alive(agentPid(lab, h.name)), `${h.name}'s agent still runs`)
       const lines = logOf(agents, h.name)
         .split("\n")
-        .filter((l) => l.includes('"event":"fiber_restart"'))
+        .filter((l) => l.includes('"event":"fiber-restart"'))
       assert.equal(lines.length, CHILDREN.length, lines.join("\n"))
     }
     console.log(
       `restart log lines on db1:\n${logOf(agents, "db1")
         .split("\n")
-        .filter((l) => l.includes("fiber_restart"))
+        .filter((l) => l.includes("fiber-restart"))
         .join("\n")}\nprimary afterwards: ${primary}`,
     )
   })
@@ -178,7 +178,7 @@ describe("a running cluster of agents under bad input", () => {
     assert.equal((JSON.parse(r.stdout) as { opened: boolean }).opened, true)
     await waitFor(
       "db3 to log the dropped messages",
-      () => /mesh_message_dropped|dropped/.test(logOf(agents, "db3")),
+      () => /mesh-message-dropped|dropped/.test(logOf(agents, "db3")),
       10_000,
     )
     assert.ok(alive(agentPid(lab, "db3")))

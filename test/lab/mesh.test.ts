@@ -346,7 +346,7 @@ describe("the mesh on a three-host lab", () => {
     }
     // Each refusal is logged once.
     const refusalLogs = (await logs("db3")).filter(
-      (l) => l.annotations?.event === "mesh_peer_refused",
+      (l) => l.annotations?.event === "mesh-peer-refused",
     )
     assert.ok(refusalLogs.some((l) => l.annotations?.reason === "bad-certificate"))
     assert.ok(
@@ -408,7 +408,7 @@ describe("the mesh on a three-host lab", () => {
 
     // Logged once per peer and reason, although malformed JSON came twice.
     const dropLogs = (await logs("db1")).filter(
-      (l) => l.annotations?.event === "mesh_message_dropped" && l.annotations?.peer === "aux",
+      (l) => l.annotations?.event === "mesh-message-dropped" && l.annotations?.peer === "aux",
     )
     assert.equal(dropLogs.filter((l) => l.annotations?.reason === "malformed-json").length, 1)
     assert.equal(dropLogs.filter((l) => l.annotations?.reason === "schema").length, 1)

@@ -50,7 +50,17 @@ const options = (words: ReadonlyArray<string>): Map<string, string> => {
   return m
 }
 
-export const runScenario = (script: string, reducer?: Reducer): ScenarioResult => {
+/**
+ * Commands a caller adds to the language (the golden tests' `record` and
+ * `vote`): called for a command the interpreter does not know; true when handled.
+ */
+export type ExtraCommand = (world: World, cmd: string, args: ReadonlyArray<string>) => boolean
+
+export const runScenario = (
+  script: string,
+  reducer?: Reducer,
+  extra?: ExtraCommand,
+): ScenarioResult => {
   const failures: Array<string> = []
   let world: World | null = null
   let markAt = 0
@@ -188,7 +198,7 @@ export const runScenario = (script: string, reducer?: Reducer): ScenarioResult =
           expect(w(), args, markAt, fail)
           break
         default:
-          fail(`unknown command ${cmd}`)
+          if (extra === undefined || !extra(w(), cmd!, args)) fail(`unknown command ${cmd}`)
       }
     } catch (e) {
       fail(String(e))

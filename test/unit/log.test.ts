@@ -71,7 +71,7 @@ test("Effect's log calls go to the same logger with their annotations", async ()
   const { lines, logger } = capture(true)
   await Effect.runPromise(
     Effect.logWarning("prober crashed").pipe(
-      Effect.annotateLogs({ event: "fiber_restart", child: "prober" }),
+      Effect.annotateLogs({ event: "fiber-restart", child: "prober" }),
       Effect.provide(effectLoggerLayer(logger)),
     ),
   )

@@ -268,7 +268,7 @@ export class HookRunner extends Context.Service<HookRunner, HookRunnerService>()
             if (label !== undefined && label !== "succeeded") {
               const tail = result._tag === "Ran" ? result.run.stderrTail : ""
               yield* Effect.logWarning(describeHookRun(result)).pipe(
-                Effect.annotateLogs({ event: "hook_failed", hook: event.hook, stderr: tail }),
+                Effect.annotateLogs({ event: "hook-failed", hook: event.hook, stderr: tail }),
               )
             }
             return result
@@ -302,7 +302,7 @@ export class HookRunner extends Context.Service<HookRunner, HookRunnerService>()
                 ? Effect.void
                 : Effect.logWarning(
                     `hook queue full (${capacity}): dropped the oldest pending run of ${lost.join(", ")}`,
-                  ).pipe(Effect.annotateLogs({ event: "hook_dropped", dropped_total: dropped }))
+                  ).pipe(Effect.annotateLogs({ event: "hook-dropped", dropped_total: dropped }))
             }),
           )
 

@@ -528,7 +528,7 @@ class Transport<A, I> {
       "warn",
       `mesh refused a connection (${reason}) with ${who}: ${detail}`,
       {
-        event: "mesh_peer_refused",
+        event: "mesh-peer-refused",
         peer: who,
         reason,
       },
@@ -542,7 +542,7 @@ class Transport<A, I> {
       "warn",
       `mesh dropped a message from ${peer} (${reason}): ${detail}`,
       {
-        event: "mesh_message_dropped",
+        event: "mesh-message-dropped",
         peer,
         reason,
       },
@@ -584,7 +584,7 @@ class Transport<A, I> {
       if (old !== undefined) {
         this.counters.replaced += 1
         this.log("info", `mesh: a newer connection from ${peer.name} replaces the old one`, {
-          event: "mesh_connection_replaced",
+          event: "mesh-connection-replaced",
           peer: peer.name,
         })
         peer.conn = undefined
@@ -675,7 +675,7 @@ class Transport<A, I> {
           "info",
           `mesh: cannot connect to ${peer.name} at ${peer.address}:${peer.port}: ${errorText(e)}`,
           {
-            event: "mesh_dial_failed",
+            event: "mesh-dial-failed",
             peer: peer.name,
           },
         )
@@ -717,7 +717,7 @@ class Transport<A, I> {
     peer.everConnected = true
     this.changed({ peer: peer.name, status: "connected", direction, at: now })
     this.log("info", `mesh: connected with ${peer.name} (${direction}, ${tlsProtocol ?? "?"})`, {
-      event: "mesh_peer_connected",
+      event: "mesh-peer-connected",
       peer: peer.name,
       direction,
     })
@@ -742,7 +742,7 @@ class Transport<A, I> {
           "warn",
           `mesh: connection with ${peer.name} failed: ${errorText(e)}`,
           {
-            event: "mesh_connection_error",
+            event: "mesh-connection-error",
             peer: peer.name,
           },
         )
@@ -758,7 +758,7 @@ class Transport<A, I> {
         "info",
         `mesh: disconnected from ${peer.name} (code ${code} ${reason.toString("utf8")}) after ${lived} ms`,
         {
-          event: "mesh_peer_disconnected",
+          event: "mesh-peer-disconnected",
           peer: peer.name,
         },
       )
@@ -826,7 +826,7 @@ class Transport<A, I> {
       if (silentMs > this.deadAfterMs) {
         p.lastError = `nothing received for ${silentMs} ms`
         this.log("warn", `mesh: ${p.name} silent for ${silentMs} ms; cutting the connection`, {
-          event: "mesh_peer_silent",
+          event: "mesh-peer-silent",
           peer: p.name,
         })
         c.ws.terminate()
@@ -879,7 +879,7 @@ class Transport<A, I> {
         "warn",
         `mesh: outbound queue to ${peer.name} is full; dropping its oldest messages`,
         {
-          event: "mesh_queue_full",
+          event: "mesh-queue-full",
           peer: peer.name,
         },
       )
@@ -1003,7 +1003,7 @@ export const makeMesh = <A, I>(
     )
     yield* Effect.logInfo(
       `mesh listening on ${options.listen.host}:${options.listen.port} as ${options.self}`,
-    ).pipe(Effect.annotateLogs({ component: "mesh", event: "mesh_started" }))
+    ).pipe(Effect.annotateLogs({ component: "mesh", event: "mesh-started" }))
 
     const send = (peer: string, message: A): Effect.Effect<void, MeshSendError> =>
       Effect.suspend(() => {

@@ -99,7 +99,7 @@ export const restartService = Effect.fn("ServiceManager.restart")(function* (
     yield* Effect.annotateCurrentSpan({ [`attempt.${n}`]: attempt.summary })
     if (attempt.outcome === "succeeded") return { _tag: "Succeeded", attempts: n, history }
     yield* Effect.logWarning(`restart command attempt ${n}/${attempts} ${attempt.summary}`).pipe(
-      Effect.annotateLogs({ event: "restart_attempt_failed", stderr: attempt.stderrTail }),
+      Effect.annotateLogs({ event: "restart-attempt-failed", stderr: attempt.stderrTail }),
     )
   }
   return { _tag: "Failed", history }

@@ -268,7 +268,7 @@ export const makeVip = (
             counters.duplicatesSeen += 1
             yield* Effect.logWarning(
               `VIP ${address} is already answered for on ${iface} by ${macs.join(", ")}`,
-            ).pipe(Effect.annotateLogs({ event: "vip_duplicate", macs: macs.join(",") }))
+            ).pipe(Effect.annotateLogs({ event: "vip-duplicate", macs: macs.join(",") }))
             return { _tag: "Taken", macs } as const
           }
         }
@@ -332,7 +332,7 @@ export const makeVip = (
       }
       yield* Effect.logInfo(
         `VIP ${address}/${options.prefix} ${added ? "added to" : "already on"} ${iface}; announcing it`,
-      ).pipe(Effect.annotateLogs({ event: "vip_acquired" }))
+      ).pipe(Effect.annotateLogs({ event: "vip-acquired" }))
       // The first burst runs now, the second after the delay; neither holds up
       // the caller, and release() cancels whatever has not run yet.
       const announce = Effect.andThen(
@@ -341,7 +341,7 @@ export const makeVip = (
       ).pipe(
         Effect.catch((e) =>
           Effect.logWarning(`gratuitous ARP for ${address} failed: ${e.message}`).pipe(
-            Effect.annotateLogs({ event: "vip_garp_failed" }),
+            Effect.annotateLogs({ event: "vip-garp-failed" }),
           ),
         ),
         annotate,
@@ -369,7 +369,7 @@ export const makeVip = (
       }
       counters.removes += 1
       yield* Effect.logInfo(`VIP ${address} removed from ${iface}`).pipe(
-        Effect.annotateLogs({ event: "vip_released" }),
+        Effect.annotateLogs({ event: "vip-released" }),
       )
       return true
     }).pipe(annotate, Effect.withSpan("Vip.release"))
@@ -384,7 +384,7 @@ export const makeVip = (
         }
         yield* release
         yield* Effect.logWarning(`removed a stray VIP ${address} from ${iface}`).pipe(
-          Effect.annotateLogs({ event: "vip_stray_removed" }),
+          Effect.annotateLogs({ event: "vip-stray-removed" }),
         )
         return "removed" as const
       }).pipe(annotate, Effect.withSpan("Vip.reconcile", { attributes: { shouldHold } }))

@@ -4,6 +4,7 @@
  * routine that asked for it.
  */
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
+import type { CoreEvent, PlainEventName } from "./events.ts"
 import type { AgentState, HookName, LogLevel, MysqlAction, Output } from "./types.ts"
 
 /** The outputs of one step, in the order the driver must execute them. */
@@ -70,8 +71,14 @@ export const send = (out: Outputs, to: string, message: PeerMessage): void => {
   out.push({ _tag: "Send", to, message })
 }
 
-export const event = (out: Outputs, level: LogLevel, name: string, reason: string): void => {
-  out.push({ _tag: "Event", level, event: name, reason })
+/** An event (events.ts): a plain one by its name, or one with the facts it carries. */
+export const event = (
+  out: Outputs,
+  level: LogLevel,
+  e: PlainEventName | CoreEvent,
+  reason: string,
+): void => {
+  out.push({ _tag: "Event", level, reason, ...(typeof e === "string" ? { event: e } : e) })
 }
 
 export const persist = (s: AgentState, out: Outputs): void => {

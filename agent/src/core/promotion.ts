@@ -190,7 +190,12 @@ const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
   const vip = { held: s.local.vip.held, pending: "add" as const }
   const executed = s.local.executedText
   broadcast(s, out, { _tag: "LeaderAnnounce", from: s.self, term: p.term, executed })
-  event(out, "info", "promoted", `${s.self} is ACTIVE for term ${p.term} (${p.kind})`)
+  event(
+    out,
+    "info",
+    { event: "promoted", kind: p.kind, term: p.term },
+    `${s.self} is ACTIVE for term ${p.term} (${p.kind})`,
+  )
   // Bootstrap and reclaim have no post hook of their own: on_role_change (hook-events.ts) tells.
   const hook =
     p.kind === "transfer"
@@ -279,7 +284,16 @@ const next = (s: AgentState, out: Outputs): AgentState => {
 }
 
 export const abortPromotion = (s: AgentState, out: Outputs, why: string): AgentState => {
-  event(out, "error", "promotion-aborted", why)
+  event(
+    out,
+    "error",
+    {
+      event: "promotion-aborted",
+      kind: s.promotion?.kind ?? null,
+      term: s.promotion?.term ?? s.hard.term,
+    },
+    why,
+  )
   const [withHook] = runHook(
     s,
     out,

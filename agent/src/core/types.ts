@@ -27,6 +27,7 @@ import type {
 } from "../../../shared/peer-messages.ts"
 import type { ClusterConfig } from "./config.ts"
 import type { ReplicationCredentials } from "./credentials.ts"
+import type { CoreEvent } from "./events.ts"
 import type { GtidSet } from "./gtid.ts"
 import type { HealthState } from "./health.ts"
 
@@ -329,13 +330,8 @@ export type Output =
   | { readonly _tag: "ProbePrimary"; readonly target: string }
   /** SHOW GRANTS on the local mysqld against the privileges the agent's actions need. */
   | { readonly _tag: "CheckPrivileges" }
-  /** Something worth a log line and a place in `status`; always says why. */
-  | {
-      readonly _tag: "Event"
-      readonly level: LogLevel
-      readonly event: string
-      readonly reason: string
-    }
+  /** Something worth a log line and a place in `status`; always says why (events.ts). */
+  | ({ readonly _tag: "Event"; readonly level: LogLevel; readonly reason: string } & CoreEvent)
   | {
       readonly _tag: "OperatorReply"
       readonly requestId: number

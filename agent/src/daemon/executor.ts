@@ -399,18 +399,9 @@ export const makeExecutor = (services: ExecutorServices) => {
             enqueue((now) => ({ _tag: "VipDone", now, op: output.op, ok: true })),
           )
         }
+        // The adapter logs what it did (vip-acquired, vip-released): one line per event.
         const op =
-          output.op === "add"
-            ? vip.acquire.pipe(
-                Effect.tap((r) =>
-                  Effect.sync(() =>
-                    log.info({ event: "vip-acquired", vip: vip.address }, JSON.stringify(r)),
-                  ),
-                ),
-              )
-            : output.op === "remove"
-              ? vip.release
-              : vip.refresh
+          output.op === "add" ? vip.acquire : output.op === "remove" ? vip.release : vip.refresh
         return Effect.exit(op).pipe(
           Effect.map((exit) => {
             if (Exit.isFailure(exit))
@@ -516,8 +507,9 @@ export const makeExecutor = (services: ExecutorServices) => {
           ),
         )
       case "Event": {
-        const fields = { event: output.event }
-        return Effect.sync(() => log[output.level](fields, output.reason))
+        // The event's name and its typed facts (events.ts: a promotion's kind and term).
+        const { _tag, level, reason, ...fields } = output
+        return Effect.sync(() => log[level](fields, reason))
       }
       case "OperatorReply":
         return Effect.sync(() => services.operatorReply(output.requestId, output))

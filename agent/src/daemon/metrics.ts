@@ -15,6 +15,7 @@ import { recoveryBlockApplies } from "../core/cluster-record.ts"
 import { livenessOf } from "../core/cluster-view.ts"
 import { isDataNode } from "../core/config.ts"
 import { backlogOf } from "../core/election.ts"
+import type { CoreEvent, EventName } from "../core/events.ts"
 import { count } from "../core/gtid.ts"
 import { leaseRemaining } from "../core/lease.ts"
 import { nodeRole } from "../core/status.ts"
@@ -119,19 +120,12 @@ const FENCING_ACTIONS = ["local_fence", "remote_fence", "fence_command"] as cons
 const PROMOTION_KINDS = ["election", "transfer", "bootstrap", "forced", "reclaim"] as const
 /** Repairs of this node's replication, by the core event that announced them (replication.ts). */
 const REPAIR_KINDS = ["start_replica", "semi_sync", "repoint"] as const
-const REPAIR_EVENTS: Readonly<Record<string, (typeof REPAIR_KINDS)[number]>> = {
-  "replication-restart": "start_replica",
-  "semi-sync-replica": "semi_sync",
-  repoint: "repoint",
-}
-/** Event names come from the core's fixed vocabulary; the cap only guards against a bug. */
-const MAX_EVENT_NAMES = 200
 
 const zeros = <K extends string>(keys: ReadonlyArray<K>): Record<K, number> =>
   Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>
 
 const makeCounters = () => ({
-  events: new Map<string, number>(),
+  events: new Map<EventName, number>(),
   electionsStarted: 0,
   elections: zeros(ELECTION_RESULTS),
   votesRefused: { pre_vote: 0, vote: 0 },
@@ -146,17 +140,17 @@ const makeCounters = () => ({
   repairs: zeros(REPAIR_KINDS),
 })
 
+type Counters = ReturnType<typeof makeCounters>
+
 let counters = makeCounters()
 
-/** Counts one core event (`Event` output): its name, and what it says about elections and failovers. */
-export const countEvent = (event: string, reason = ""): void => {
-  const c = counters
-  if (c.events.has(event) || c.events.size < MAX_EVENT_NAMES) {
-    c.events.set(event, (c.events.get(event) ?? 0) + 1)
-  }
-  const repair = Object.hasOwn(REPAIR_EVENTS, event) ? REPAIR_EVENTS[event] : undefined
-  if (repair !== undefined) c.repairs[repair] += 1
-  switch (event) {
+/**
+ * What one core event counts beyond `mha_events_total`. Every event of the
+ * core is listed (events.ts), so a new one does not compile until it is
+ * classified here; facts come from the event's typed fields, never its text.
+ */
+const countFacts = (c: Counters, e: CoreEvent): void => {
+  switch (e.event) {
     case "election":
       c.electionsStarted += 1
       return
@@ -172,15 +166,11 @@ export const countEvent = (event: string, reason = ""): void => {
     case "vote-refused":
       c.votesRefused.vote += 1
       return
-    case "promoted": {
-      // "<self> is ACTIVE for term <t> (<kind>)"
-      const kind = /\((\w+)\)\s*$/.exec(reason)?.[1]
-      if (kind !== undefined && kind in c.promotions)
-        c.promotions[kind as keyof typeof c.promotions] += 1
-      if (kind === "election" || kind === "forced") c.failovers.succeeded += 1
-      if (kind === "transfer") c.switchovers.succeeded += 1
+    case "promoted":
+      c.promotions[e.kind] += 1
+      if (e.kind === "election" || e.kind === "forced") c.failovers.succeeded += 1
+      if (e.kind === "transfer") c.switchovers.succeeded += 1
       return
-    }
     case "promotion-aborted":
       c.failovers.aborted += 1
       return
@@ -202,13 +192,88 @@ export const countEvent = (event: string, reason = ""): void => {
     case "resigned":
       c.resignations += 1
       return
+    case "replication-restart":
+      c.repairs.start_replica += 1
+      return
+    case "semi-sync-replica":
+      c.repairs.semi_sync += 1
+      return
+    case "repoint":
+      c.repairs.repoint += 1
+      return
+    // Counted by name only.
+    case "agent-start":
+    case "clone-failed":
+    case "clone-rejoined":
+    case "clone-started":
+    case "cloned":
+    case "commit-stalled":
+    case "commits-resumed":
+    case "converged":
+    case "crash-loop":
+    case "credentials":
+    case "demoted":
+    case "diverged":
+    case "errant-transactions":
+    case "failback":
+    case "fence-escalated":
+    case "forced-failover":
+    case "forced-vote":
+    case "lag-recovered":
+    case "lag-threshold-exceeded":
+    case "lease-regained":
+    case "mysql-action-failed":
+    case "mysqld-failed-again":
+    case "new-primary":
+    case "no-restart":
+    case "old-primary-unreachable":
+    case "operator":
+    case "operator-forwarded":
+    case "operator-request":
+    case "peer-message-dropped":
+    case "pre-vote":
+    case "primary-failure-detected":
+    case "primary-resigned":
+    case "privilege-check-failed":
+    case "privilege-missing":
+    case "privileges-complete":
+    case "reconfigured":
+    case "record-committed":
+    case "relay-log-lost":
+    case "replication-resumed":
+    case "replication-stalled":
+    case "restart-failed":
+    case "restart-held":
+    case "restart-succeeded":
+    case "role-change":
+    case "self-fenced":
+    case "split-brain-guard":
+    case "stale-completion":
+    case "step-down":
+    case "switchover-converged":
+    case "transfer":
+    case "transfer-refused":
+    case "vip-failed":
+    case "writes-blocked":
+    case "writes-unblocked":
+      return
+    default: {
+      const unhandled: never = e
+      throw new Error(`unclassified core event ${JSON.stringify(unhandled)}`)
+    }
   }
+}
+
+/** Counts one core event (`Event` output): its name, and what it says about elections and failovers. */
+export const countEvent = (e: CoreEvent): void => {
+  counters.events.set(e.event, (counters.events.get(e.event) ?? 0) + 1)
+  countFacts(counters, e)
 }
 
 /** Counts what one step asks the executor to do: its events and its fencing actions. */
 export const countOutputs = (outputs: ReadonlyArray<Output>): void => {
   for (const o of outputs) {
-    if (o._tag === "Event") countEvent(o.event, o.reason)
+    if (o._tag === "Event") countEvent(o)
     else if (o._tag === "Mysql" && o.action._tag === "Fence") counters.fencing.local_fence += 1
     else if (o._tag === "Mysql" && o.action._tag === "FenceRemote")
       counters.fencing.remote_fence += 1

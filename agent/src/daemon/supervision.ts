@@ -120,15 +120,15 @@ export const logSupervisionEvent = (event: SupervisionEvent): Effect.Effect<void
     case "ChildCrashed":
       return Effect.logWarning(
         `${event.child} crashed: ${firstLine(event.cause)}; restarting in ${event.restartInMs} ms (restart ${event.restartsInWindow} in the window)`,
-      ).pipe(Effect.annotateLogs({ event: "fiber_restart", child: event.child }))
+      ).pipe(Effect.annotateLogs({ event: "fiber-restart", child: event.child }))
     case "ChildReturned":
       return Effect.logWarning(
         `${event.child} returned, which a permanent fiber must not; restarting in ${event.restartInMs} ms`,
-      ).pipe(Effect.annotateLogs({ event: "fiber_restart", child: event.child }))
+      ).pipe(Effect.annotateLogs({ event: "fiber-restart", child: event.child }))
     case "ChildEscalated":
       return Effect.logError(
         `${event.child} restarted too often; the agent exits so that its service manager restarts it: ${firstLine(event.cause)}`,
-      ).pipe(Effect.annotateLogs({ event: "fiber_escalated", child: event.child }))
+      ).pipe(Effect.annotateLogs({ event: "fiber-escalated", child: event.child }))
     default: {
       const unhandled: never = event
       return unhandled
