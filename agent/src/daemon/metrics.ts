@@ -17,6 +17,7 @@ import { isDataNode } from "../core/config.ts"
 import { backlogOf } from "../core/election.ts"
 import { count } from "../core/gtid.ts"
 import { leaseRemaining } from "../core/lease.ts"
+import { reportedSemiSyncFallback } from "../core/semi-sync-fallback.ts"
 import { nodeRole } from "../core/status.ts"
 import type { AgentState, Output } from "../core/types.ts"
 import { reportedWritesBlocked } from "../core/writes-blocked.ts"
@@ -479,6 +480,11 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
     "mha_writes_blocked",
     "1 on the primary while every commit waits for semi-sync acknowledgements that cannot come: fewer semi-sync replicas connected than rpl_semi_sync_source_wait_for_replica_count, for longer than a grace period.",
     bool(writesBlocked !== null),
+  )
+  x.gauge(
+    "mha_semi_sync_fallback",
+    "1 on the primary while its semi-sync has fallen back to asynchronous replication (rpl_semi_sync_source_enabled ON, Rpl_semi_sync_source_status OFF: commits no longer wait for an acknowledgement), for longer than a grace period.",
+    bool(s !== undefined && reportedSemiSyncFallback(s) !== null),
   )
   x.gauge(
     "mha_semi_sync_acks_needed",
