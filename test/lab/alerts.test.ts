@@ -261,6 +261,12 @@ test("semi-sync fallback reported and restored; a real Prometheus fires the ship
         const old = await bringBackOldPrimary(c, primary, next)
         const result = await c.check(faultAt)
         assert.deepEqual(result.problems, [], `the invariants hold: ${result.problems.join("; ")}`)
+        // The new primary turned semi-sync on before its replicas repointed: no false alarm.
+        assert.deepEqual(
+          hooks.events(next).filter((l) => l.startsWith("on_semi_sync_")),
+          [],
+          `${next} reported no fallback`,
+        )
 
         // Every dashboard query runs on the real Prometheus (Grafana's variables filled in).
         const dashboard = JSON.parse(
