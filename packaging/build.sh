@@ -240,6 +240,10 @@ stage() {
   install -D -m 0644 packaging/README.package "$doc/README"
   install -m 0644 packaging/haproxy.cfg.example packaging/polkit-mha-agent.rules "$doc/"
   install -m 0644 "$copyright" "$doc/copyright"
+  # Prometheus alerting rules (with their promtool unit tests) and the Grafana dashboard.
+  install -D -m 0644 -t "$dir/usr/share/mha-agent/prometheus" \
+    packaging/prometheus/mha-agent-alerts.yml packaging/prometheus/mha-agent-alerts.test.yml
+  install -D -m 0644 -t "$dir/usr/share/mha-agent/grafana" packaging/grafana/mha-agent-dashboard.json
   install -d -m 0755 "$dir/usr/share/man/man1"
   gzip -9n <packaging/mha-agent.1 >"$dir/usr/share/man/man1/mha-agent.1.gz"
   chmod 0644 "$dir/usr/share/man/man1/mha-agent.1.gz"

@@ -321,6 +321,8 @@ export const HOOK_NAMES = [
   "on_lag_recovered",
   "on_writes_blocked",
   "on_writes_unblocked",
+  "on_semi_sync_fallback",
+  "on_semi_sync_restored",
 ] as const
 export type HookName = (typeof HOOK_NAMES)[number]
 
@@ -345,6 +347,9 @@ export const Hooks = Schema.Struct({
   /** The primary's commits wait for acknowledgements no connected replica can give (and when that ends). */
   on_writes_blocked: Schema.optionalKey(AbsolutePath),
   on_writes_unblocked: Schema.optionalKey(AbsolutePath),
+  /** The primary's semi-sync ("on" mode) fell back to asynchronous replication (and when it is back). */
+  on_semi_sync_fallback: Schema.optionalKey(AbsolutePath),
+  on_semi_sync_restored: Schema.optionalKey(AbsolutePath),
   /** Each run is killed (its whole process group) after this long. */
   timeout: PositiveMillis.pipe(defaultTo(30_000)),
   /** Pending non-blocking hooks; when full the oldest is dropped and counted. */

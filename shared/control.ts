@@ -81,6 +81,8 @@ export const StatusView = Schema.Struct({
   replicationError: Schema.optional(Schema.String),
   /** "writes are blocked: N acknowledgements needed, M replicas connected ...", from the primary; absent when not. */
   writesBlocked: Schema.optional(Schema.String),
+  /** "semi-sync fell back to asynchronous replication: ...", from the primary; absent when not. */
+  semiSyncFallback: Schema.optional(Schema.String),
   members: Schema.Array(MemberStatus),
 })
 export type StatusView = typeof StatusView.Type

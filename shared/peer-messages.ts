@@ -118,6 +118,8 @@ export const Observation = Schema.Struct({
   quiet: Schema.optionalKey(Schema.Boolean),
   /** The sender is the primary and its writes are blocked (writes-blocked.ts): the words to show. */
   writesBlocked: Schema.optionalKey(Schema.String),
+  /** The sender is the primary and its semi-sync fell back to asynchronous (semi-sync-fallback.ts): the words. */
+  semiSyncFallback: Schema.optionalKey(Schema.String),
 })
 export type Observation = typeof Observation.Type
 

@@ -129,6 +129,9 @@ describe("the .deb", { skip, timeout: 20 * 60_000 }, () => {
       "./usr/share/doc/mha-agent/haproxy.cfg.example",
       "./usr/share/doc/mha-agent/copyright",
       "./usr/share/man/man1/mha-agent.1.gz",
+      "./usr/share/mha-agent/prometheus/mha-agent-alerts.yml",
+      "./usr/share/mha-agent/prometheus/mha-agent-alerts.test.yml",
+      "./usr/share/mha-agent/grafana/mha-agent-dashboard.json",
     ]) {
       assert.ok(files.includes(` ${f}\n`), `${f} missing from the .deb:\n${files}`)
     }
@@ -207,6 +210,17 @@ describe("the .deb", { skip, timeout: 20 * 60_000 }, () => {
     assert.match(unit, /^ExecStart=\/usr\/bin\/mha-agent run$/m)
     assert.match(unit, /^User=mha-agent$/m)
     assert.ok(existsSync(join(root, "usr/share/doc/mha-agent/haproxy.cfg.example")))
+    // The shipped alerts and dashboard, installed as built (test/unit/alerts.test.ts checks their content).
+    for (const f of [
+      "prometheus/mha-agent-alerts.yml",
+      "prometheus/mha-agent-alerts.test.yml",
+      "grafana/mha-agent-dashboard.json",
+    ])
+      assert.equal(
+        await readFile(join(root, "usr/share/mha-agent", f), "utf8"),
+        await readFile(join(import.meta.dirname, "../../packaging", f), "utf8"),
+        `/usr/share/mha-agent/${f}`,
+      )
     // Not enabled, not started: the example config is not this host's yet.
     assert.ok(
       !existsSync(join(root, "etc/systemd/system/multi-user.target.wants/mha-agent.service")),
@@ -301,6 +315,12 @@ describe("the .rpm", { skip, timeout: 20 * 60_000 }, () => {
       "/usr/share/doc/mha-agent/haproxy.cfg.example",
       "/usr/share/doc/mha-agent/polkit-mha-agent.rules",
       "/usr/share/man/man1/mha-agent.1.gz",
+      "/usr/share/mha-agent",
+      "/usr/share/mha-agent/grafana",
+      "/usr/share/mha-agent/grafana/mha-agent-dashboard.json",
+      "/usr/share/mha-agent/prometheus",
+      "/usr/share/mha-agent/prometheus/mha-agent-alerts.test.yml",
+      "/usr/share/mha-agent/prometheus/mha-agent-alerts.yml",
       "/var/lib/mha-agent",
     ])
     const flags = await rpmOk(["-qp", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", pkgs.rpm])

@@ -611,6 +611,7 @@ export const toMysqlProbe = (
     executed: o.executed,
     replica,
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
+    semiSyncSourceEnabled: o.semiSync.sourceEnabled,
     semiSyncReplicaOn: o.semiSync.replicaEnabled,
     semiSyncWaiters: o.semiSync.sourceWaitSessions,
     commitWait: o.commitWait,

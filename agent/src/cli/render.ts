@@ -16,6 +16,8 @@ export const primaryOf = (s: StatusView): string | null =>
 export const clusterHealth = (s: StatusView): string => {
   if (s.leader === null || !s.leaderActive) return "NO PRIMARY"
   if (s.writesBlocked !== undefined) return "WRITES BLOCKED"
+  // Writes go on, but without a replica's acknowledgement: a failover may lose them.
+  if (s.semiSyncFallback !== undefined) return "DEGRADED"
   const data = s.members.filter((m) => m.kind !== "witness")
   const bad = data.some((m) => !HEALTHY.has(m.health) || UNHEALTHY_ROLES.has(m.role))
   return bad ? "DEGRADED" : "OK"
@@ -61,9 +63,12 @@ export const renderStatus = (s: StatusView): string => {
     s.replicationError === undefined ? [] : [`this node's replication: ${s.replicationError}`]
   const blocked =
     s.writesBlocked === undefined ? [] : [`primary ${s.leader ?? "?"}: ${s.writesBlocked}`]
+  const fallback =
+    s.semiSyncFallback === undefined ? [] : [`primary ${s.leader ?? "?"}: ${s.semiSyncFallback}`]
   return [
     head,
     ...blocked,
+    ...fallback,
     `this node: ${s.node} (${s.role}); ${s.electionStatus}`,
     ...privileges,
     ...replication,

@@ -72,6 +72,7 @@ export const mergeHeartbeat = (
     executedText: o?.executed ?? before?.executedText ?? "",
     retrievedText: o?.retrieved ?? before?.retrievedText ?? "",
     writesBlocked: o?.writesBlocked ?? null,
+    semiSyncFallback: o?.semiSyncFallback ?? null,
   }
   const peers = new Map(s.peers)
   peers.set(hb.from, view)

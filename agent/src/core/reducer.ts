@@ -52,6 +52,7 @@ import { onRecordAck, onRecordAppend, resendProposal } from "./record-replicatio
 import { guardReplication } from "./replication.ts"
 import { onResign, resign } from "./resignation.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
+import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
 import {
   failbackTimer,
   onSwitchoverProbe,
@@ -133,6 +134,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       s = watchCommits(s, out)
       s = watchLag(s, out)
       s = watchWritesBlocked(s, out)
+      s = watchSemiSyncFallback(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)
       break

@@ -7,6 +7,7 @@ import { isDataNode } from "./config.ts"
 import { backlogOf, selfEligible } from "./election.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { formatGtidSet } from "./gtid.ts"
+import { describeSemiSyncFallback, reportedSemiSyncFallback } from "./semi-sync-fallback.ts"
 import type { AgentState } from "./types.ts"
 import { describeWritesBlocked, reportedWritesBlocked } from "./writes-blocked.ts"
 
@@ -20,6 +21,14 @@ export const clusterWritesBlocked = (s: AgentState): string | null => {
   if (s.leader === null || s.leader === s.self) return null
   const v = s.peers.get(s.leader)
   return v?.writesBlocked ?? null
+}
+
+/** The primary's "semi-sync fell back" report as this node knows it (as clusterWritesBlocked). */
+export const clusterSemiSyncFallback = (s: AgentState): string | null => {
+  const own = reportedSemiSyncFallback(s)
+  if (own !== null) return describeSemiSyncFallback(own)
+  if (s.leader === null || s.leader === s.self) return null
+  return s.peers.get(s.leader)?.semiSyncFallback ?? null
 }
 
 export const nodeRole = (s: AgentState): NodeRole => {
@@ -46,6 +55,7 @@ export const observation = (s: AgentState): Observation | null => {
   if (!isDataNode(s.config, s.self) || s.local.lastProbeAt === null) return null
   const p = s.local.up ? s.local.probe : null
   const blocked = reportedWritesBlocked(s)
+  const fallback = reportedSemiSyncFallback(s)
   return {
     role: nodeRole(s),
     health: s.local.health.level,
@@ -70,5 +80,6 @@ export const observation = (s: AgentState): Observation | null => {
         ? s.local.refused === true
         : p.readOnly && p.superReadOnly && p.semiSyncWaiters === 0,
     ...(blocked === null ? {} : { writesBlocked: describeWritesBlocked(blocked) }),
+    ...(fallback === null ? {} : { semiSyncFallback: describeSemiSyncFallback(fallback) }),
   }
 }

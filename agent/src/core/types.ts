@@ -62,6 +62,12 @@ export interface MysqlProbe {
   readonly replica: ReplicaStatus | null
   readonly semiSyncSourceOn: boolean
   /**
+   * rpl_semi_sync_source_enabled alone (undefined: not probed). Enabled while
+   * semiSyncSourceOn is false: the source fell back to asynchronous
+   * replication (Rpl_semi_sync_source_status OFF), see semi-sync-fallback.ts.
+   */
+  readonly semiSyncSourceEnabled?: boolean
+  /**
    * rpl_semi_sync_replica_enabled: a runtime setting that a restarted mysqld
    * loses unless its my.cnf sets it, so the agent checks it on every probe.
    */
@@ -208,6 +214,8 @@ export type HookName =
   | "on_lag_recovered"
   | "on_writes_blocked"
   | "on_writes_unblocked"
+  | "on_semi_sync_fallback"
+  | "on_semi_sync_restored"
   | "fence_command"
 
 export type VipOp = "add" | "remove" | "refresh"
@@ -386,6 +394,8 @@ export interface PeerView {
   readonly retrievedText: string
   /** The peer is the primary and says its writes are blocked (the words), else null. */
   readonly writesBlocked?: string | null
+  /** The peer is the primary and says its semi-sync fell back to asynchronous (the words), else null. */
+  readonly semiSyncFallback?: string | null
 }
 
 /** The local mysqld as the agent last saw it. */
@@ -721,6 +731,20 @@ export interface AgentState {
   } | null
   /** This primary's commits cannot get their semi-sync acknowledgements (writes-blocked.ts). */
   readonly writesBlocked?: WritesBlocked | null
+  /** This primary's semi-sync fell back to asynchronous replication (semi-sync-fallback.ts). */
+  readonly semiSyncFallback?: SemiSyncFallback | null
+}
+
+/**
+ * Seen on the writable primary's own probe, semi-sync "on" or "strict":
+ * rpl_semi_sync_source_enabled but Rpl_semi_sync_source_status OFF, so
+ * commits no longer wait for any replica. `reported` once it lasted the grace period.
+ */
+export interface SemiSyncFallback {
+  readonly needed: number
+  readonly connected: number
+  readonly since: number
+  readonly reported: boolean
 }
 
 /**

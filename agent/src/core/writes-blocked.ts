@@ -13,6 +13,7 @@
  * a replica restart (replicas reconnect within a second or two) is not
  * reported: the condition must last WRITES_BLOCKED_GRACE_MS.
  */
+import { trackAlarm } from "./alarm.ts"
 import { event, type Outputs, runHook } from "./outputs.ts"
 import type { AgentState, WritesBlocked } from "./types.ts"
 
@@ -52,24 +53,18 @@ const hookEnv = (b: WritesBlocked, reason: string) => ({
 
 /** After each local probe: track the condition, report its start and end once each. */
 export const watchWritesBlocked = (s: AgentState, out: Outputs): AgentState => {
-  const now = writesBlockedNow(s)
   const prev = s.writesBlocked ?? null
-  if (now === null) {
-    if (prev === null) return s
-    if (!prev.reported) return { ...s, writesBlocked: null }
-    const reason = `writes are no longer blocked (${prev.needed} acknowledgement(s) needed, ${prev.connected} replica(s) connected for ${Math.round(s.now - prev.since)} ms)`
-    event(out, "info", "writes-unblocked", reason)
-    const [next] = runHook(s, out, "on_writes_unblocked", hookEnv(prev, reason), "hook")
-    return { ...next, writesBlocked: null }
-  }
-  const since = prev?.since ?? s.now
-  const current: WritesBlocked = { ...now, since, reported: prev?.reported ?? false }
-  if (current.reported || s.now - since < WRITES_BLOCKED_GRACE_MS) {
-    return { ...s, writesBlocked: current }
-  }
-  const reported: WritesBlocked = { ...current, reported: true }
-  const reason = describeWritesBlocked(reported)
-  event(out, "error", "writes-blocked", reason)
-  const [next] = runHook(s, out, "on_writes_blocked", hookEnv(reported, reason), "hook")
-  return { ...next, writesBlocked: reported }
+  const [next, writesBlocked] = trackAlarm(s, writesBlockedNow(s), prev, WRITES_BLOCKED_GRACE_MS, {
+    start: (s, b) => {
+      const reason = describeWritesBlocked(b)
+      event(out, "error", "writes-blocked", reason)
+      return runHook(s, out, "on_writes_blocked", hookEnv(b, reason), "hook")[0]
+    },
+    end: (s, last) => {
+      const reason = `writes are no longer blocked (${last.needed} acknowledgement(s) needed, ${last.connected} replica(s) connected for ${Math.round(s.now - last.since)} ms)`
+      event(out, "info", "writes-unblocked", reason)
+      return runHook(s, out, "on_writes_unblocked", hookEnv(last, reason), "hook")[0]
+    },
+  })
+  return next === s && writesBlocked === prev ? s : { ...next, writesBlocked }
 }

@@ -18,6 +18,7 @@ import { leaseRemaining } from "../core/lease.ts"
 import { clusterWritesBlocked, nodeRole } from "../core/status.ts"
 import type { AgentState } from "../core/types.ts"
 import { describeWritesBlocked, reportedWritesBlocked } from "../core/writes-blocked.ts"
+import type { CertificateExpiry } from "./cert-expiry.ts"
 import {
   loopAgeMs,
   CONTENT_TYPE as METRICS_CONTENT_TYPE,
@@ -249,6 +250,8 @@ export interface HttpOptions {
   }
   readonly vip?: { readonly metrics: Effect.Effect<VipMetrics> } | undefined
   readonly hooks?: { readonly stats: Effect.Effect<HookStats> }
+  /** The certificates in use, for `/metrics` (cert-expiry.ts). */
+  readonly certificates?: ReadonlyArray<CertificateExpiry>
 }
 
 const readSync = <A>(e: Effect.Effect<A> | undefined): A | undefined => {
@@ -282,6 +285,7 @@ export const viewOf = (options: HttpOptions): HttpView => {
           : { mesh: { metrics: meshMetrics, peers: peers ?? [] } }),
         ...(vip === undefined ? {} : { vip }),
         ...(hooks === undefined ? {} : { hooks }),
+        ...(options.certificates === undefined ? {} : { certificates: options.certificates }),
       }
       return renderMetrics(sources)
     },

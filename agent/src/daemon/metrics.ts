@@ -18,9 +18,11 @@ import { backlogOf } from "../core/election.ts"
 import type { CoreEvent, EventName } from "../core/events.ts"
 import { count } from "../core/gtid.ts"
 import { leaseRemaining } from "../core/lease.ts"
+import { reportedSemiSyncFallback } from "../core/semi-sync-fallback.ts"
 import { nodeRole } from "../core/status.ts"
 import type { AgentState, Output } from "../core/types.ts"
 import { reportedWritesBlocked } from "../core/writes-blocked.ts"
+import type { CertificateExpiry } from "./cert-expiry.ts"
 import { statusView } from "./status-view.ts"
 
 /** Filled in at build time by packaging/build.sh, as in main.ts (not imported from there: no cycle). */
@@ -138,6 +140,7 @@ const makeCounters = () => ({
   probeFailures: 0,
   resignations: 0,
   repairs: zeros(REPAIR_KINDS),
+  splitBrainFences: 0,
 })
 
 type Counters = ReturnType<typeof makeCounters>
@@ -278,6 +281,8 @@ export const countOutputs = (outputs: ReadonlyArray<Output>): void => {
     else if (o._tag === "Mysql" && o.action._tag === "FenceRemote")
       counters.fencing.remote_fence += 1
     else if (o._tag === "RunHook" && o.hook === "fence_command") counters.fencing.fence_command += 1
+    // The split-brain guard (fencing.ts) always asks for this hook, configured or not.
+    else if (o._tag === "RunHook" && o.hook === "on_split_brain") counters.splitBrainFences += 1
   }
 }
 
@@ -376,6 +381,8 @@ export interface MetricsSources {
   /** Undefined when this node has no VIP (none configured, or a witness). */
   readonly vip?: VipMetrics
   readonly hooks?: HookStats
+  /** The certificates in use (cert-expiry.ts); none when unknown. */
+  readonly certificates?: ReadonlyArray<CertificateExpiry>
 }
 
 const NODE_ROLES = ["ACTIVE", "STANDBY", "FENCED", "DIVERGED", "FAIL", "UNKNOWN"] as const
@@ -546,6 +553,11 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
     bool(writesBlocked !== null),
   )
   x.gauge(
+    "mha_semi_sync_fallback",
+    "1 on the primary while its semi-sync has fallen back to asynchronous replication (rpl_semi_sync_source_enabled ON, Rpl_semi_sync_source_status OFF: commits no longer wait for an acknowledgement), for longer than a grace period.",
+    bool(s !== undefined && reportedSemiSyncFallback(s) !== null),
+  )
+  x.gauge(
     "mha_semi_sync_acks_needed",
     "rpl_semi_sync_source_wait_for_replica_count on the local mysqld (acknowledgements each commit waits for), as last probed.",
     probe?.semiSyncWaitCount === undefined ? [] : probe.semiSyncWaitCount,
@@ -661,6 +673,11 @@ const counterMetrics = (x: Exposition): void => {
   x.counter("mha_mysqld_restarts_total", "Restart attempts of the local mysqld.", c.mysqldRestarts)
   x.counter("mha_resignations_total", "Times this agent resigned leadership.", c.resignations)
   x.counter(
+    "mha_split_brain_fences_total",
+    "Times this node found its mysqld writable without the lease of the highest term and fenced it (the split-brain guard, with the on_split_brain hook).",
+    c.splitBrainFences,
+  )
+  x.counter(
     "mha_replication_repairs_total",
     "Repairs of this node's replication by its agent, by kind (start_replica: a stopped thread started again; semi_sync: replica semi-sync re-enabled; repoint: pointed at the primary). Each is also logged with its reason.",
     REPAIR_KINDS.map((k) => ({ labels: { kind: k }, value: c.repairs[k] })),
@@ -757,6 +774,14 @@ const adapterMetrics = (x: Exposition, src: MetricsSources): void => {
     "mha_mesh_peer_queued",
     "Messages waiting in a peer's outbound queue.",
     (src.mesh?.peers ?? []).map((p) => ({ labels: { node: p.name }, value: p.queued })),
+  )
+  x.gauge(
+    "mha_certificate_expiry_timestamp_seconds",
+    "When each certificate the agent uses stops being valid (notAfter), in seconds since the epoch: mesh_cert is this agent's mesh certificate, mesh_ca the cluster CA, as loaded at start.",
+    (src.certificates ?? []).map((c) => ({
+      labels: { certificate: c.certificate },
+      value: c.notAfterSeconds,
+    })),
   )
   const v = src.vip
   x.gauge("mha_vip_configured", "1 when this node manages a VIP.", bool(v !== undefined))

@@ -20,6 +20,7 @@ import { restartService } from "../adapters/service-manager.ts"
 import { makeVip, vipOptionsFromConfig } from "../adapters/vip.ts"
 import { whyNoElection } from "../core/election.ts"
 import type { AgentState, OperatorRequest } from "../core/types.ts"
+import { meshCertificateExpiries } from "./cert-expiry.ts"
 import { ConfigError, diffForReload, formatReloadPlan, loadConfig } from "./config-load.ts"
 import { serveControlSocket } from "./control-socket.ts"
 import { toClusterConfig } from "./core-config.ts"
@@ -114,15 +115,14 @@ const agent = (
     // Ticks and peer messages are stepped at once while the decision loop runs (decision-loop.ts).
     const direct: DirectStep = { current: null }
     const deliver = (input: PendingInput) => deliverInput(direct, inbox, input)
-    const mesh = yield* makeMesh(
-      yield* meshOptionsFromConfig(config, PeerMessage, {
-        claimedSender: (m) => m.from,
-        deliver: (m) =>
-          deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
-        // A vote request or heartbeat older than the rpc timeout is useless.
-        queueMaxAgeMs: config.timings.rpc_timeout,
-      }),
-    )
+    const meshOptions = yield* meshOptionsFromConfig(config, PeerMessage, {
+      claimedSender: (m) => m.from,
+      deliver: (m) =>
+        deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
+      // A vote request or heartbeat older than the rpc timeout is useless.
+      queueMaxAgeMs: config.timings.rpc_timeout,
+    })
+    const mesh = yield* makeMesh(meshOptions)
     // Built in the agent's scope: the hook worker lives as long as the agent.
     const hooks = Context.get(
       yield* Layer.build(HookRunner.layer(Effect.sync(() => hookSettingsFromConfig(config)))),
@@ -263,7 +263,15 @@ const agent = (
       reload: () => reload(),
       log,
     })
-    yield* serveHttp({ config: currentConfig, state: () => latest, log, mesh, vip, hooks })
+    yield* serveHttp({
+      config: currentConfig,
+      state: () => latest,
+      log,
+      mesh,
+      vip,
+      hooks,
+      certificates: meshCertificateExpiries(meshOptions.tls),
+    })
 
     // SIGHUP and `mha-agent reload`: re-read the config and the password files;
     // a bad or refused one keeps the running one.

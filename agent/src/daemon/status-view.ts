@@ -3,7 +3,12 @@
 import type { StatusView } from "../../../shared/control.ts"
 import { whyNoElection } from "../core/election.ts"
 import { formatGtidSet } from "../core/gtid.ts"
-import { clusterWritesBlocked, nodeRole, observation } from "../core/status.ts"
+import {
+  clusterSemiSyncFallback,
+  clusterWritesBlocked,
+  nodeRole,
+  observation,
+} from "../core/status.ts"
 import type { AgentState } from "../core/types.ts"
 
 /** A witness runs no mysqld: its role is WITNESS, its health whether its agent is heard. */
@@ -17,6 +22,7 @@ const witnessHealth = (s: AgentState, name: string): string => {
 export const statusView = (s: AgentState, cluster: string): StatusView => {
   const self = observation(s)
   const writesBlocked = clusterWritesBlocked(s)
+  const semiSyncFallback = clusterSemiSyncFallback(s)
   return {
     cluster,
     node: s.self,
@@ -32,6 +38,7 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
       : { missingPrivileges: s.local.privileges.missing.map((m) => m.privilege) }),
     ...(self?.replicationError == null ? {} : { replicationError: self.replicationError }),
     ...(writesBlocked === null ? {} : { writesBlocked }),
+    ...(semiSyncFallback === null ? {} : { semiSyncFallback }),
     members: s.config.members.map((m) => {
       if (m.kind === "witness") {
         const v = s.peers.get(m.name)
