@@ -250,6 +250,8 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
     case "restart-succeeded":
     case "role-change":
     case "self-fenced":
+    case "semi-sync-fallback":
+    case "semi-sync-restored":
     case "split-brain-guard":
     case "stale-completion":
     case "step-down":
