@@ -6,8 +6,9 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { adoptionEnds, recogniseSource } from "../../agent/src/core/adoption.ts"
+import { decideVote } from "../../agent/src/core/election.ts"
 import { guardWritability } from "../../agent/src/core/fencing.ts"
-import { unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
+import { formatGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
 import type { Outputs } from "../../agent/src/core/outputs.ts"
 import { initialState } from "../../agent/src/core/reducer.ts"
 import type { AgentState, MysqlProbe, PeerView } from "../../agent/src/core/types.ts"
@@ -128,4 +129,55 @@ test("a replica's Source_Host in another form is recognised by Source_UUID", () 
   assert.equal(seen("db1.example.com:3306"), "db1.example.com:3306")
   // A member name stays.
   assert.equal(seen("db3", UUID1), "db3")
+})
+
+test("a replica votes for the source being adopted though the source's report lags behind what it received", () => {
+  // db2 received db1's transactions 1-105; db1's last probe (in its request) says 1-100.
+  const s = initialState(config3, "db2")
+  const received = unsafeParseGtidSet(`${UUID1}:1-105`)
+  const voter: AgentState = {
+    ...s,
+    started: true,
+    now: NOW,
+    local: {
+      ...s.local,
+      up: true,
+      lastProbeAt: NOW - 100,
+      received,
+      probe: {
+        serverUuid: "bbbbbbbb-71ca-11e1-9e33-c80aa9429562",
+        readOnly: true,
+        superReadOnly: true,
+        executed: received,
+        replica: {
+          source: "db1",
+          ioRunning: true,
+          sqlRunning: true,
+          retrieved: received,
+          lagSeconds: 0,
+          lastError: null,
+        },
+        semiSyncSourceOn: false,
+        semiSyncReplicaOn: true,
+        semiSyncWaiters: 0,
+      },
+    },
+    peers: new Map([["db1", replicaPeer({ source: null, writable: true, serverUuid: UUID1 })]]),
+  }
+  const data = (uuid: string, set: string) => ({
+    serverUuid: uuid,
+    received: set,
+    backlog: 0,
+    errant: "",
+    replicationError: null,
+  })
+  const lagging = data(UUID1, formatGtidSet(unsafeParseGtidSet(`${UUID1}:1-100`)))
+  assert.deepEqual(decideVote(voter, "db1", "bootstrap", lagging), { ok: true })
+  // Transactions of another server that the candidate lacks still refuse the vote.
+  const other = "cccccccc-71ca-11e1-9e33-c80aa9429562"
+  const withOther: AgentState = {
+    ...voter,
+    local: { ...voter.local, received: unsafeParseGtidSet(`${UUID1}:1-105,${other}:1-2`) },
+  }
+  assert.match(decideVote(withOther, "db1", "bootstrap", lagging).ok ? "" : "refused", /refused/)
 })

@@ -19,8 +19,10 @@
  * With failover_before_healthy the config allows ordinary elections before a
  * primary was recorded, so the guard fences as before.
  */
+import type { VoteKind } from "../../../shared/peer-messages.ts"
 import { aliveWindow } from "./cluster-view.ts"
 import { isDataNode } from "./config.ts"
+import { type GtidSet, restrictToUuids } from "./gtid.ts"
 import type { AgentState, MysqlProbe } from "./types.ts"
 
 /** Why this node's writable mysqld must be fenced although nobody holds a lease, or null (adopt it). */
@@ -67,3 +69,23 @@ export const recogniseSource = (s: AgentState, probe: MysqlProbe): MysqlProbe =>
   }
   return probe
 }
+
+/**
+ * What a voter compares with a bootstrap candidate's data (section 7): its
+ * own received set without the candidate's own transactions. A source being
+ * adopted goes on committing while it stands, so its report (its last probe)
+ * lags behind what its replicas already received from it; those transactions
+ * are in its binary log all the same (it executed them). Other kinds compare
+ * whole sets.
+ */
+export const comparedWithCandidate = (
+  voterReceived: GtidSet,
+  kind: VoteKind,
+  candidateUuid: string,
+): GtidSet =>
+  kind !== "bootstrap" || candidateUuid === "" || !voterReceived.sids.has(candidateUuid)
+    ? voterReceived
+    : restrictToUuids(
+        voterReceived,
+        new Set([...voterReceived.sids.keys()].filter((u) => u !== candidateUuid)),
+      )
