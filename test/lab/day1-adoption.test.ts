@@ -247,7 +247,7 @@ test("day-1 on the plain lab: mysql-accounts and check-mysql, then adoption of a
     assert.equal(noProcess.ok, false)
     assert.match(
       noProcess.stdout,
-      /PROCESS privileges: mha_partial@% lacks PROCESS: GRANT PROCESS ON \*\.\* TO mha_partial@%/,
+      /PROBLEM privileges: mha_partial@% lacks PROCESS: GRANT PROCESS ON \*\.\* TO mha_partial@%/,
     )
     assert.match(noProcess.stdout, /1 problem: fix it/)
     await lab.query("db3", "SET GLOBAL server_id = 1")
