@@ -11,6 +11,7 @@ import { guardWritability } from "../../agent/src/core/fencing.ts"
 import { formatGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
 import type { Outputs } from "../../agent/src/core/outputs.ts"
 import { initialState } from "../../agent/src/core/reducer.ts"
+import { resign } from "../../agent/src/core/resignation.ts"
 import type { AgentState, MysqlProbe, PeerView } from "../../agent/src/core/types.ts"
 import { config3, standbyState, UUID1 } from "./daemon-states.ts"
 
@@ -180,4 +181,44 @@ test("a replica votes for the source being adopted though the source's report la
     local: { ...voter.local, received: unsafeParseGtidSet(`${UUID1}:1-105,${other}:1-2`) },
   }
   assert.match(decideVote(withOther, "db1", "bootstrap", lagging).ok ? "" : "refused", /refused/)
+})
+
+test("its own first promotion keeps the source writable; an abort before the record is committed does not fence it", () => {
+  const base = source()
+  const promoting = (recordTerm: number): AgentState => ({
+    ...base,
+    role: "leader",
+    leader: "db1",
+    hard: {
+      ...base.hard,
+      term: 1,
+      votedFor: "db1",
+      record:
+        recordTerm === 0
+          ? base.hard.record
+          : { ...base.hard.record, term: 1, seq: 1, primary: "db1", lastActive: null },
+    },
+    promotion: {
+      term: 1,
+      kind: "bootstrap",
+      step: recordTerm === 0 ? "commit-record" : "semi-sync",
+      oldPrimary: null,
+      waitingFor: null,
+      stepDeadline: NOW + 1000,
+      startedAt: NOW,
+      triggeredAt: NOW,
+      reason: "bootstrap",
+    },
+  })
+  assert.equal(fences(promoting(0)), false)
+  assert.equal(fences(promoting(1)), false, "the record names it, the promotion goes on")
+  const fenceIn = (s: AgentState) => {
+    const out: Outputs = []
+    resign(s, out, "promotion aborted: test")
+    return out.some((o) => o._tag === "Mysql" && o.action._tag === "Fence")
+  }
+  assert.equal(fenceIn(promoting(0)), false, "no quorum recorded it: nobody else can win")
+  // Once a quorum recorded it as the primary, an abort fences as before: another node may
+  // then be elected, and could not fence it if it were cut off.
+  assert.equal(fenceIn(promoting(1)), true)
 })
