@@ -139,7 +139,12 @@ const version = async (args: ReadonlyArray<string>, io: Io): Promise<number> => 
 }
 
 const checkConfig = async (args: ReadonlyArray<string>, io: Io): Promise<number> => {
-  const { values } = parseOptions("check-config", args, { values: ["--config"] })
+  const { values, flags } = parseOptions("check-config", args, {
+    values: ["--config", "--user"],
+    flags: ["--files"],
+  })
+  if (values.has("--user") && !flags.has("--files"))
+    throw new UsageError("check-config: --user goes with --files")
   const file = values.get("--config") ?? DEFAULT_CONFIG
   const [{ Effect }, { loadConfig }] = await Promise.all([
     import("effect"),
@@ -161,7 +166,25 @@ const checkConfig = async (args: ReadonlyArray<string>, io: Io): Promise<number>
     `  vip ${c.vip === undefined ? "none" : `${c.vip.address} on ${c.vip.interface}`}; semi-sync ${c.semi_sync.mode}; log level ${c.log.level}`,
   ]
   io.out(`${lines.join("\n")}\n`)
-  return EXIT_OK
+  if (!flags.has("--files")) return EXIT_OK
+  // The files it names, as the agent's user will meet them (./cli/check-files.ts).
+  const { checkFiles, lookupAccount } = await import("./cli/check-files.ts")
+  const user = values.get("--user") ?? "mha-agent"
+  const account = lookupAccount(user)
+  if (account === undefined) {
+    io.err(`check-config: no user '${user}' on this host (the agent's user; give --user NAME)\n`)
+    return EXIT_FAILED
+  }
+  const { problems, notes } = checkFiles(c, account)
+  for (const n of notes) io.out(`  ${n}\n`)
+  if (problems.length === 0) {
+    io.out(`  files OK: every file is readable by user ${user}, secrets by nobody else\n`)
+    return EXIT_OK
+  }
+  io.err(
+    `files of ${file} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  ${problems.join("\n  ")}\n`,
+  )
+  return EXIT_FAILED
 }
 
 const optionLines = (options: ReadonlyArray<OptionSpec>): Array<readonly [string, string]> =>
@@ -209,18 +232,90 @@ export const commands: Readonly<Record<string, Command>> = {
     run: (args) => load(import("./daemon/run.ts"), args),
   },
   "check-config": {
-    usage: `check-config [--config FILE]`,
+    usage: `check-config [--config FILE] [--files [--user NAME]]`,
     summary: `validate the config file (default ${DEFAULT_CONFIG}) without starting`,
     description:
       "Reads and validates the config file as `run` would and prints what it found; an\n" +
-      "error names the file, the path inside it and what was expected.",
-    options: [["--config FILE", `the config file (default ${DEFAULT_CONFIG})`]],
+      "error names the file, the path inside it and what was expected. With --files it\n" +
+      "also checks the files the config names: the mesh certificate names this member\n" +
+      "(node) and no other, is issued by mesh.ca, is valid now and matches mesh.key;\n" +
+      "every file is readable by the agent's user, and the secrets by nobody else.",
+    options: [
+      ["--config FILE", `the config file (default ${DEFAULT_CONFIG})`],
+      ["--files", "also check the certificates, keys and password files it names"],
+      ["--user NAME", "with --files: the agent's user (default mha-agent)"],
+    ],
     exitCodes: [
-      [0, "the config is valid"],
-      [1, "the config is invalid (the reason is printed)"],
+      [0, "the config is valid (and with --files, its files too)"],
+      [1, "the config or one of its files is not right (each problem is printed)"],
       [2, "bad command line"],
     ],
     run: checkConfig,
+  },
+  "make-certs": {
+    usage: "make-certs --dir DIR [--members A,B,C] [--config FILE] [--days N] [--group G]",
+    summary: "make the cluster CA and one mesh certificate per member",
+    description:
+      "Makes DIR/ca.pem and DIR/ca.key (the cluster CA; an existing pair is reused to\n" +
+      "issue more certificates), then DIR/NAME.pem and DIR/NAME.key for each member,\n" +
+      "the member name as CN and SAN DNS name (what peers check). Certificates 0644,\n" +
+      "member keys 0640 root:G (0600 when group G does not exist here), CA key 0600.\n" +
+      "Copy ca.pem, NAME.pem and NAME.key to host NAME; keep ca.key off the hosts.",
+    options: [
+      ["--dir DIR", "where to write (created if missing; existing member files are refused)"],
+      ["--members A,B,C", "the member names"],
+      ["--config FILE", `take the members from this config (default ${DEFAULT_CONFIG})`],
+      ["--days N", "validity in days (default 825)"],
+      ["--group G", "the group that may read the member keys (default mha-agent)"],
+    ],
+    exitCodes: [
+      [0, "made"],
+      [1, "nothing or not everything was made (the reason is printed)"],
+      [2, "bad command line"],
+    ],
+    run: async (args, io) => (await import("./cli/make-certs.ts")).main(args, io),
+  },
+  "mysql-accounts": {
+    usage: "mysql-accounts [--config FILE] [--host H]",
+    summary: "print the SQL that creates the agent's MySQL accounts and grants",
+    description:
+      "Prints CREATE USER and GRANT statements for mysql.monitor (every privilege the\n" +
+      "agent checks at start) and mysql.replication (REPLICATION SLAVE), with the\n" +
+      "passwords of the config's password files. Run it once on the source, binary log\n" +
+      "on, so that replication carries the accounts to the replicas:\n" +
+      "  mha-agent mysql-accounts | mysql",
+    options: [
+      ["--config FILE", `the config file (default ${DEFAULT_CONFIG})`],
+      ["--host H", "the accounts' host part (default %)"],
+    ],
+    exitCodes: [
+      [0, "printed"],
+      [1, "the config or a password file could not be read (the reason is printed)"],
+      [2, "bad command line"],
+    ],
+    run: async (args, io) => (await import("./cli/mysql-setup.ts")).accountsMain(args, io),
+  },
+  "check-mysql": {
+    usage: "check-mysql [--config FILE] [--member NAME] [--my-cnf FILE] [--json]",
+    summary: "check a running mysqld: the agent's privileges and the settings it relies on",
+    description:
+      "Connects to the member's mysqld (default: this node's) with mysql.monitor and\n" +
+      "checks every privilege the agent needs, gtid_mode, enforce_gtid_consistency,\n" +
+      "log_bin, log_replica_updates, a server_id and server_uuid no other member has,\n" +
+      "super_read_only=ON at boot, the semi-sync plugins, and relay_log_recovery=OFF\n" +
+      "(recommended). Each problem is printed with its fix; warnings do not fail.",
+    options: [
+      ["--config FILE", `the config file (default ${DEFAULT_CONFIG})`],
+      ["--member NAME", "the member whose mysqld to check (default: node)"],
+      ["--my-cnf FILE", "the mysqld's option file, to check super_read_only=ON at boot"],
+      ["--json", "one JSON line"],
+    ],
+    exitCodes: [
+      [0, "no problem (warnings may be printed)"],
+      [1, "a problem, or mysqld could not be asked (each is printed)"],
+      [2, "bad command line"],
+    ],
+    run: async (args, io) => (await import("./cli/mysql-setup.ts")).checkMain(args, io),
   },
   ...controlCommandTable,
   version: {
@@ -243,8 +338,9 @@ export const helpText = (): string => {
     "commands:",
     ...Object.values(commands).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
     "",
-    "Commands other than run, check-config and version talk to the local agent over its",
-    `control socket (--socket PATH, $MHA_AGENT_SOCKET); --json prints the agent's reply.`,
+    "Commands other than run, check-config, make-certs, mysql-accounts, check-mysql and",
+    "version talk to the local agent over its control socket (--socket PATH,",
+    `$MHA_AGENT_SOCKET); --json prints the agent's reply.`,
     "'mha-agent <command> --help' shows one command's options and exit codes.",
     "",
   ].join("\n")

@@ -5,6 +5,7 @@
  *
  *   cluster data=3 witness=0 seed=7 initial_primary=db1 recovery_block=10m failback=true
  *           failback_delay=5s auto_rejoin=false source=none fence_command=required
+ *           writable_source=true agents_at=db1:0,db2:3s,db3:6s
  *   run 10s
  *   kill-mysqld db1 restart=fail | start-mysqld db1
  *   crash-loop db1 up=1s | crash-loop db1 off
@@ -17,7 +18,7 @@
  *   mark
  *   expect primary db2 | expect primary none | expect primary-not db1
  *   expect failovers 0 | expect role db1 DIVERGED | expect replicating db3 db2
- *   expect writable db2 no | expect errant db3 yes | expect reply ok [text]
+ *   expect writable db2 no | expect errant db3 yes | expect reply ok [text] | expect term db1 1
  *   expect converged | expect write-gap-under 1s | expect acked-at-least 10
  *   expect promoted-since-mark db1 no | expect writes-blocked db1 yes
  */
@@ -85,6 +86,18 @@ export const runScenario = (
             members,
             reducer,
             initialSource: source === "none" ? null : (source ?? "db1"),
+            writableSource: o.get("writable_source") === "true",
+            // agents_at=db1:0,db2:3s,db3:6s: each agent starts then (adoption, one host at a time).
+            ...(o.has("agents_at")
+              ? {
+                  agentStartAt: Object.fromEntries(
+                    (o.get("agents_at") ?? "").split(",").map((x) => {
+                      const [name, at] = x.split(":")
+                      return [name, at === "0" ? 0 : duration(at)]
+                    }),
+                  ),
+                }
+              : {}),
             config: {
               initialPrimary: o.get("initial_primary") ?? null,
               autoRejoin: o.get("auto_rejoin") !== "false",
@@ -257,6 +270,11 @@ const expect = (
     case "primary": {
       const p = w.primary()
       if ((a === "none" ? null : a) !== p) fail(`primary is ${p ?? "none"}`)
+      return
+    }
+    case "term": {
+      const t = w.node(a!).state.hard.term
+      if (t !== Number(b)) fail(`${a} is in term ${t}`)
       return
     }
     case "primary-not": {

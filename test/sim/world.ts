@@ -66,6 +66,13 @@ export interface WorldOptions {
   readonly writeIntervalMs?: number
   /** Initial topology: who replicates from whom at time 0 (default: first data node is the source). */
   readonly initialSource?: string | null
+  /**
+   * Adoption of a running replication set (issue 14): the initial source
+   * starts writable (super_read_only and read_only OFF), as before any agent ran.
+   */
+  readonly writableSource?: boolean
+  /** When each node's agent first starts, in ms (default: at random within 200 ms). */
+  readonly agentStartAt?: Readonly<Record<string, number>>
 }
 
 interface Node {
@@ -277,7 +284,12 @@ export class World {
     }
     const src = source === null ? undefined : this.nodes.get(source)?.mysqld
     if (src) src.semiSyncWaitCount = strictAckCount(this.config)
-    for (const n of this.nodes.values()) this.startAgent(n, this.rng.int(0, 200))
+    if (src && options.writableSource === true) {
+      src.superReadOnly = false
+      src.readOnly = false
+    }
+    for (const n of this.nodes.values())
+      this.startAgent(n, options.agentStartAt?.[n.name] ?? this.rng.int(0, 200))
     this.every(MYSQL_TICK_MS, () => this.mysqlTick())
     const writeInterval = options.writeIntervalMs ?? 100
     if (writeInterval > 0) this.scheduleWrites(writeInterval)

@@ -27,6 +27,9 @@ const OPERATIONS_COMMANDS = [
   "history",
   "reload",
   "check-config",
+  "make-certs",
+  "mysql-accounts",
+  "check-mysql",
   "version",
 ]
 

@@ -262,7 +262,11 @@ export const REQUIRED_PRIVILEGES: ReadonlyArray<Requirement> = [
   {
     privilege: "PROCESS",
     anyOf: ["PROCESS"],
-    neededBy: ["killClientSessions (see every session)"],
+    neededBy: [
+      "killClientSessions (see every session)",
+      "commit-stall probe (every session in information_schema.PROCESSLIST)",
+      "switchover --drain-timeout (busy sessions)",
+    ],
   },
   {
     privilege: "CONNECTION_ADMIN",

@@ -602,6 +602,7 @@ export const toMysqlProbe = (
           lagSeconds: o.replica.secondsBehindSource,
           lastError: describeReplicationError(o.replica),
           ioErrno: o.replica.lastIoError?.errno ?? null,
+          ...(o.replica.sourceUuid === "" ? {} : { sourceUuid: o.replica.sourceUuid }),
         }
   return {
     serverUuid: o.serverUuid,

@@ -10,6 +10,7 @@ import type {
   VoteRequestMessage,
   VoteResponseMessage,
 } from "../../../shared/peer-messages.ts"
+import { comparedWithCandidate } from "./adoption.ts"
 import { isExcluded, lastPrimary, recoveryBlockStops } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
 import { commitStallWhy } from "./commit-stall.ts"
@@ -485,7 +486,8 @@ export const decideVote = (
   const parsed = parseGtidSet(data.received)
   const received = parsed._tag === "Ok" ? parsed.set : emptyGtidSet
   const lineage = currentLineage(s)
-  if (!atLeastAsComplete(received, s.local.received, lineage)) {
+  const own = comparedWithCandidate(s.local.received, kind, data.serverUuid)
+  if (!atLeastAsComplete(received, own, lineage)) {
     return { ok: false, why: `${from} lacks transactions this node has` }
   }
   if (kind === "election" || kind === "forced") {

@@ -3,6 +3,7 @@
  * VIP" equal to "ACTIVE" (sections 9, 10, 11): a node that is writable
  * without the lease of the highest term is fenced at once, whoever made it so.
  */
+import { adoptionEnds } from "./adoption.ts"
 import { isDataNode } from "./config.ts"
 import { leaseValid } from "./lease.ts"
 import { event, isInFlight, issueMysql, type Outputs, runHook } from "./outputs.ts"
@@ -81,7 +82,14 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
   const cloning = s.clone?.phase === "cloning"
   const writable =
     probe !== null && (cloning ? !probe.readOnly : !probe.superReadOnly || !probe.readOnly)
-  if (writable && !allowed && !switchoverFenced(s.switchover) && !reclaiming(s)) {
+  if (
+    writable &&
+    !allowed &&
+    !switchoverFenced(s.switchover) &&
+    !reclaiming(s) &&
+    // Section 16: a running source being adopted stays writable (adoption.ts).
+    adoptionEnds(s) !== null
+  ) {
     if (!isInFlight(next, "fence")) {
       event(
         out,

@@ -2,6 +2,7 @@
  * The local mysqld as probed (section 2): health ladder, GTID summary and
  * errant transactions (section 10).
  */
+import { recogniseSource } from "./adoption.ts"
 import { isDataNode } from "./config.ts"
 import { initialCredentials } from "./credentials.ts"
 import {
@@ -121,7 +122,11 @@ export const onLocalProbed = (
     }
     case "Up":
       // mysqld answers again (started, restarted): its grants are checked again.
-      return withProbe(s.local.up ? answered : recheckPrivileges(answered), out, result.mysql)
+      return withProbe(
+        s.local.up ? answered : recheckPrivileges(answered),
+        out,
+        recogniseSource(s, result.mysql),
+      )
     default:
       return absurd(result)
   }

@@ -4,6 +4,7 @@
  * its lease to run out. The Resign message is emitted after the fence
  * outputs, and the driver executes outputs in order.
  */
+import { adoptionEnds } from "./adoption.ts"
 import { selfFence } from "./fencing.ts"
 import { noLease } from "./lease.ts"
 import { broadcast, event, type Outputs } from "./outputs.ts"
@@ -21,7 +22,11 @@ export const resign = (
   reason: string,
   preferred?: string,
 ): AgentState => {
-  const fenced = selfFence(s, out, `resigning: ${reason}`)
+  // A source being adopted whose first promotion aborted before a quorum recorded it as the
+  // primary was writable before and nobody else can win meanwhile: it stays so (adoption.ts).
+  const adopted =
+    s.promotion?.kind === "bootstrap" && s.hard.record.term === 0 && adoptionEnds(s) === null
+  const fenced = adopted ? s : selfFence(s, out, `resigning: ${reason}`)
   if (preferred !== undefined)
     broadcast(fenced, out, {
       _tag: "TransferLeadership",

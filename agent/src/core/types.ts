@@ -100,6 +100,8 @@ export interface ReplicaStatus {
   readonly lastError: string | null
   /** Last_IO_Errno (0 or absent: none), e.g. 1045 when the IO thread cannot log in. */
   readonly ioErrno?: number | null
+  /** Source_UUID (absent or empty before the IO thread first connected): names the source when Source_Host is not the config's address. */
+  readonly sourceUuid?: string
 }
 
 /** A privilege the agent's MySQL user lacks, and the actions that need it. */
