@@ -20,6 +20,7 @@ import { type MysqlEndpoint, memberEndpoint } from "../adapters/mysql-connection
 import { MysqlProber } from "../adapters/mysql-prober.ts"
 import { ServiceManager } from "../adapters/service-manager.ts"
 import { makeVip, type VipService, vipOptionsFromConfig } from "../adapters/vip.ts"
+import { BUSY_TICK_MS } from "../core/deadline.ts"
 import { whyNoElection } from "../core/election.ts"
 import type { AgentState, OperatorRequest } from "../core/types.ts"
 import { ConfigError, diffForReload, formatReloadPlan, loadConfig } from "./config-load.ts"
@@ -33,7 +34,13 @@ import {
   rotatingPassword,
   type Secrets,
 } from "./credentials.ts"
-import { type DirectStep, deliverInput, runDecisionLoop, runTicker } from "./decision-loop.ts"
+import {
+  type Alarm,
+  type DirectStep,
+  deliverInput,
+  runAlarm,
+  runDecisionLoop,
+} from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
@@ -41,8 +48,11 @@ import { notePublished } from "./metrics.ts"
 import { supervise } from "./supervision.ts"
 
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
-/** How often the core hears that time passed; well under every timing it keeps. */
-const TICK_MS = 50
+/**
+ * The core names when it next needs a Tick (core/deadline.ts); the alarm never
+ * sleeps longer than this all the same, and wakes this soon after a (re)start.
+ */
+const MAX_SLEEP_MS = 1_000
 /** How long the control socket waits for a clone's answer (the copy may take long). */
 const CLONE_ANSWER_MS = 6 * 3_600_000
 
@@ -346,6 +356,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
   })
   let latest: AgentState | undefined
   let lastWhy = ""
+  const alarm: Alarm = { current: null }
 
   const children = {
     "decision-loop": runDecisionLoop({
@@ -355,6 +366,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
       direct: inbox.direct,
       hardState: store,
       execute: executor.execute,
+      alarm,
       publish: (s, changed) => {
         latest = s
         notePublished(s)
@@ -371,7 +383,10 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
         ? {}
         : { injectDefectAt: injectedDefect("decision-loop") as number }),
     }),
-    ticker: withInjectedDefect("ticker", runTicker(inbox.deliver, TICK_MS)),
+    ticker: withInjectedDefect(
+      "ticker",
+      runAlarm(inbox.deliver, alarm, MAX_SLEEP_MS, BUSY_TICK_MS),
+    ),
     // Peer messages go straight to the decision loop (the mesh's `deliver`): this stays idle.
     "mesh-inbound": withInjectedDefect(
       "mesh-inbound",
