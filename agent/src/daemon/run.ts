@@ -1,7 +1,8 @@
 // `mha-agent run`: the daemon. It only wires: layers, one concern each,
-// composed with Layer.provide at the bottom (`agentLayer`):
+// composed with Layer.provideMerge at the bottom (`agentLayer`):
 //   config → inbox → adapters → fibers → reload → control socket + HTTP, signals.
-// The fibers (decision loop, ticker, mesh inbound pump, VIP refresher) connect
+// The fibers (decision loop, the alarm that ticks at the core's next deadline,
+// mesh inbound pump, VIP refresher) connect
 // the pure core to the world. SIGHUP reloads the config (a bad one keeps the
 // running one); SIGTERM hands over or resigns (protocol.md section 14) and
 // exits 0; a fiber restarted too often exits 1 so that systemd restarts the
