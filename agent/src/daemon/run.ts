@@ -1,12 +1,11 @@
 // `mha-agent run`: the daemon. It only wires: layers, one concern each,
 // composed with Layer.provideMerge at the bottom (`agentLayer`):
 //   config → inbox → adapters → fibers → reload → control socket + HTTP, signals.
-// The fibers (decision loop, the alarm that ticks at the core's next deadline,
-// mesh inbound pump, VIP refresher) connect
-// the pure core to the world. SIGHUP reloads the config (a bad one keeps the
-// running one); SIGTERM hands over or resigns (protocol.md section 14) and
-// exits 0; a fiber restarted too often exits 1 so that systemd restarts the
-// whole agent.
+// The fibers (decision loop, the alarm that ticks at the core's next
+// deadline, mesh inbound pump, VIP refresher) connect the pure core to the
+// world. SIGHUP reloads the config (a bad one keeps the running one); SIGTERM
+// hands over or resigns (protocol.md section 14) and exits 0; a fiber
+// restarted too often exits 1 so that systemd restarts the whole agent.
 import { join } from "node:path"
 import { Context, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
 import type pino from "pino"
