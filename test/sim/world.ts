@@ -18,6 +18,7 @@ import {
   quorum,
   strictAckCount,
 } from "../../agent/src/core/config.ts"
+import { changedBeyondClock, nextDeadline, routineRunning } from "../../agent/src/core/deadline.ts"
 import { whyNoElection } from "../../agent/src/core/election.ts"
 import {
   contains,
@@ -49,7 +50,7 @@ import { type PendingWrite, SimMysqld } from "./sim-mysqld.ts"
 export type Reducer = (state: AgentState, input: Input) => StepResult
 
 export interface Violation {
-  readonly invariant: "I1" | "I2" | "I3" | "I4" | "I5" | "L1"
+  readonly invariant: "I1" | "I2" | "I3" | "I4" | "I5" | "L1" | "D1"
   readonly at: number
   readonly detail: string
 }
@@ -372,6 +373,7 @@ export class World {
     const before = n.state
     const result = this.reducer(before, input)
     n.state = result.state
+    if (input._tag === "Tick" && this.reducer === step) this.checkDeadline(n, before, input, result)
     this.observeTransition(n, before, input)
     const outputs = result.outputs.map((o) =>
       o._tag === "PersistHardState" ? { ...o, seq: ++n.persistEmitted } : o,
@@ -816,6 +818,24 @@ export class World {
 
   // -------------------------------------------------------------------------
   // Invariants
+
+  /**
+   * D1: a Tick before the deadline the core named (core/deadline.ts) changes
+   * nothing but the clock: the daemon, which sleeps until that deadline,
+   * would have missed it.
+   */
+  private checkDeadline(n: Node, before: AgentState, input: Input, result: StepResult): void {
+    // While a routine runs the core asks for the fixed tick: its timers keep their old precision.
+    if (!before.started || routineRunning(before) || input.now >= nextDeadline(before)) return
+    if (result.outputs.length === 0 && !changedBeyondClock(before, result.state)) return
+    const fields = (Object.keys(result.state) as Array<keyof AgentState>).filter(
+      (k) => k !== "now" && result.state[k] !== before[k],
+    )
+    this.violate(
+      "D1",
+      `${n.name}: a Tick at ${input.now.toFixed(1)} before its deadline ${nextDeadline(before).toFixed(1)} changed ${fields.join(", ") || "nothing"} and output ${result.outputs.map((o) => o._tag).join(", ") || "nothing"}`,
+    )
+  }
 
   private violate(invariant: Violation["invariant"], detail: string): void {
     if (this.violations.some((v) => v.invariant === invariant)) return

@@ -7,10 +7,11 @@ import { Effect, Fiber, Option, Queue } from "effect"
 import pino from "pino"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import {
+  type Alarm,
   type DirectStep,
   deliverInput,
+  runAlarm,
   runDecisionLoop,
-  runTicker,
 } from "../../agent/src/daemon/decision-loop.ts"
 import type { PendingInput } from "../../agent/src/daemon/executor.ts"
 import { dataMembers, makeConfig } from "../sim/world.ts"
@@ -92,13 +93,25 @@ test("a defect in a direct step ends this run of the loop, for its supervisor to
   assert.match(String(JSON.stringify(exit.cause)) + String(exit), /injected defect in step 2/)
 })
 
-test("the ticker delivers a Tick every interval until interrupted", async () => {
-  const got: Array<string> = []
-  const fiber = Effect.runFork(runTicker((p) => void got.push(p(0)._tag), 10))
-  await new Promise((r) => setTimeout(r, 65))
-  await Effect.runPromise(Fiber.interrupt(fiber))
-  const n = got.length
-  assert.ok(n >= 3 && got.every((t) => t === "Tick"), `${n} ticks`)
+test("the alarm ticks when the deadline asked for is due, and at the latest every maxSleepMs", async () => {
+  const got: Array<number> = []
+  const alarm: Alarm = { current: null }
+  const t0 = performance.now()
+  const fiber = Effect.runFork(
+    runAlarm(() => void got.push(performance.now() - t0), alarm, 200, 10),
+  )
   await new Promise((r) => setTimeout(r, 40))
-  assert.equal(got.length, n, "no tick after the interrupt")
+  assert.equal(got.length, 1, "the first tick comes firstAfterMs after the start")
+  // Nobody asks: the next one after maxSleepMs only.
+  await new Promise((r) => setTimeout(r, 100))
+  assert.equal(got.length, 1, "no tick before maxSleepMs without a deadline")
+  // A deadline 20 ms ahead replaces the pending 200 ms timer; a later one does not delay it.
+  alarm.current?.(performance.now() + 20)
+  alarm.current?.(performance.now() + 150)
+  await new Promise((r) => setTimeout(r, 60))
+  assert.equal(got.length, 2, `the asked deadline was kept: ${got.map(Math.round).join(", ")}`)
+  await Effect.runPromise(Fiber.interrupt(fiber))
+  assert.equal(alarm.current, null, "the alarm leaves with its fiber")
+  await new Promise((r) => setTimeout(r, 250))
+  assert.equal(got.length, 2, "no tick after the interrupt")
 })

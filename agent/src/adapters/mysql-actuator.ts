@@ -33,7 +33,7 @@
  *   on the recipient; the donor's user needs BACKUP_ADMIN on the donor;
  * - waitForExecutedGtidSet, checkGrants: nothing.
  */
-import { Context, Deferred, Duration, Effect, Layer, Redacted } from "effect"
+import { Deferred, Duration, Effect, Redacted } from "effect"
 import { count, formatGtidSet, type GtidSet, parseGtidSet } from "../core/gtid.ts"
 import {
   describeEndpoint,
@@ -340,14 +340,6 @@ export const missingPrivileges = (granted: ReadonlySet<string>): Array<MissingPr
 
 // ---------------------------------------------------------------------------
 // The actions
-
-export interface MysqlActuatorOptions {
-  /** The local mysqld. */
-  readonly local: MysqlEndpoint
-  readonly settings: MysqlClientSettings
-  /** Bound of each simple action (fence_timeout from the config is a good value). Default 10 s. */
-  readonly actionTimeoutMs?: number
-}
 
 const secret = (p: Redacted.Redacted<string> | string): string =>
   typeof p === "string" ? p : Redacted.value(p)
@@ -874,22 +866,4 @@ export const mysqlActions = (
     clone,
     checkGrants,
   }
-}
-
-/** Actions on the local mysqld (`local`) and, for fencing, on other members' (`at`). */
-export class MysqlActuator extends Context.Service<
-  MysqlActuator,
-  {
-    readonly local: MysqlActions
-    readonly at: (endpoint: MysqlEndpoint) => MysqlActions
-  }
->()("mha-agent/adapters/MysqlActuator") {
-  static readonly layer = (options: MysqlActuatorOptions): Layer.Layer<MysqlActuator> =>
-    Layer.succeed(
-      MysqlActuator,
-      MysqlActuator.of({
-        local: mysqlActions(options.local, options.settings, options.actionTimeoutMs),
-        at: (endpoint) => mysqlActions(endpoint, options.settings, options.actionTimeoutMs),
-      }),
-    )
 }

@@ -22,7 +22,7 @@
  * an error. IPv4 only: arping has no IPv6 counterpart here.
  */
 import { isIPv4 } from "node:net"
-import { Context, Effect, Fiber, Layer, Schema, type Scope } from "effect"
+import { Effect, Fiber, Schema, type Scope } from "effect"
 import type { Config } from "../../../shared/config.ts"
 import { describeRun, type ProcessRunResult, runInProcessGroup } from "./process-group.ts"
 
@@ -408,9 +408,3 @@ export const makeVip = (
       metrics: Effect.sync(() => ({ ...counters })),
     } satisfies VipService
   })
-
-/** The VIP of this host. */
-export class Vip extends Context.Service<Vip, VipService>()("mha-agent/adapters/Vip") {
-  static readonly layer = (options: VipOptions): Layer.Layer<Vip, VipConfigError> =>
-    Layer.effect(Vip, makeVip(options))
-}

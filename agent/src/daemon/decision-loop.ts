@@ -15,6 +15,7 @@ import type pino from "pino"
 import { monotonicNow, newBootId, randomUnit } from "../adapters/clock.ts"
 import type { HardStateStore } from "../adapters/hard-state-file.ts"
 import type { ClusterConfig } from "../core/config.ts"
+import { changedBeyondClock, nextDeadline } from "../core/deadline.ts"
 import { initialState, step } from "../core/reducer.ts"
 import { stillWanted } from "../core/supersession.ts"
 import type { AgentState, HardState, Output } from "../core/types.ts"
@@ -48,6 +49,8 @@ export interface DecisionLoopOptions {
    * field the same object as before).
    */
   readonly publish: (state: AgentState, changed: boolean) => void
+  /** Told after every step when the core next needs a Tick (core/deadline.ts). */
+  readonly alarm?: Alarm
   readonly log: pino.Logger
   /** Test hook: a defect injected into the n-th step (MHA_AGENT_INJECT_DEFECT=decision-loop:n). */
   readonly injectDefectAt?: number
@@ -61,15 +64,6 @@ export const deliverInput = (
 ): void => {
   if (direct.current !== null) direct.current(input)
   else Queue.offerUnsafe(inbox, input)
-}
-
-/** True when `after` differs from `before` in anything but the clock (the reducer keeps untouched parts). */
-const changedBeyondClock = (before: AgentState, after: AgentState): boolean => {
-  if (before === after) return false
-  for (const key of Object.keys(after) as Array<keyof AgentState>) {
-    if (key !== "now" && after[key] !== before[key]) return true
-  }
-  return false
 }
 
 export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<never, unknown> => {
@@ -104,6 +98,7 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
         state = result.state
         current = state
         options.publish(state, result.outputs.length > 0 || changedBeyondClock(before, state))
+        options.alarm?.current?.(nextDeadline(state))
         if (result.outputs.length > 0)
           fork(
             options.execute(
@@ -156,18 +151,44 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
   })
 }
 
+/** Where the decision loop asks to be woken (the alarm fills it in while it runs). */
+export interface Alarm {
+  current: ((deadline: number) => void) | null
+}
+
 /**
- * Steps a Tick every `intervalMs` (the core's only notion of time passing):
- * a plain timer, not a fiber that sleeps and offers to a queue.
+ * Steps a Tick when the core's next deadline is due (core/deadline.ts; the
+ * decision loop passes it on after every step), instead of twenty a second.
+ * A plain timer, not a fiber that sleeps and offers to a queue. An earlier
+ * deadline replaces a later one; a later one waits for the pending timer (a
+ * Tick too early changes nothing). When no step asks (the loop is
+ * restarting), it wakes after `maxSleepMs` all the same.
  */
-export const runTicker = (
+export const runAlarm = (
   deliver: (input: PendingInput) => void,
-  intervalMs: number,
+  alarm: Alarm,
+  maxSleepMs: number,
+  firstAfterMs: number,
 ): Effect.Effect<never> =>
   Effect.callback<never>(() => {
-    const timer = setInterval(
-      () => deliver((now) => ({ _tag: "Tick", now, random: randomUnit() })),
-      intervalMs,
-    )
-    return Effect.sync(() => clearInterval(timer))
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let fireAt = Number.POSITIVE_INFINITY
+    const schedule = (deadline: number): void => {
+      if (deadline >= fireAt) return
+      if (timer !== undefined) clearTimeout(timer)
+      fireAt = deadline
+      timer = setTimeout(fire, Math.max(1, Math.ceil(deadline - monotonicNow())))
+    }
+    const fire = (): void => {
+      timer = undefined
+      fireAt = Number.POSITIVE_INFINITY
+      deliver((now) => ({ _tag: "Tick", now, random: randomUnit() }))
+      if (timer === undefined) schedule(monotonicNow() + maxSleepMs)
+    }
+    alarm.current = schedule
+    schedule(monotonicNow() + firstAfterMs)
+    return Effect.sync(() => {
+      if (alarm.current === schedule) alarm.current = null
+      if (timer !== undefined) clearTimeout(timer)
+    })
   })

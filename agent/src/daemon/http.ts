@@ -28,7 +28,7 @@ import {
 } from "./metrics.ts"
 import { statusView } from "./status-view.ts"
 
-/** The decision loop ticks every 50 ms; no step for this long means it is stuck. */
+/** The decision loop steps at least every second (run.ts MAX_SLEEP_MS); no step for this long means it is stuck. */
 export const LIVENESS_MS = 5_000
 
 export interface HttpView {

@@ -1,9 +1,11 @@
-// `mha-agent run`: the daemon. It only wires: config, log, adapters, and the
-// supervised fibers (decision loop, ticker, mesh inbound pump, VIP refresher)
-// that connect the pure core to the world. SIGHUP reloads the config (a bad
-// one keeps the running one); SIGTERM hands over or resigns (protocol.md
-// section 14) and exits 0; a fiber restarted too often exits 1 so that
-// systemd restarts the whole agent.
+// `mha-agent run`: the daemon. It only wires: layers, one concern each,
+// composed with Layer.provideMerge at the bottom (`agentLayer`):
+//   config → inbox → adapters → fibers → reload → control socket + HTTP, signals.
+// The fibers (decision loop, the alarm that ticks at the core's next
+// deadline, mesh inbound pump, VIP refresher) connect the pure core to the
+// world. SIGHUP reloads the config (a bad one keeps the running one); SIGTERM
+// hands over or resigns (protocol.md section 14) and exits 0; a fiber
+// restarted too often exits 1 so that systemd restarts the whole agent.
 import { join } from "node:path"
 import { Context, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
 import type pino from "pino"
@@ -12,15 +14,16 @@ import type { ControlReply } from "../../../shared/control.ts"
 import { ClusterRecord, PeerMessage } from "../../../shared/peer-messages.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
-import { makeMesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
+import { Mesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
 import { mysqlActions } from "../adapters/mysql-actuator.ts"
-import { memberEndpoint } from "../adapters/mysql-connection.ts"
-import { makeMysqlProber } from "../adapters/mysql-prober.ts"
-import { restartService } from "../adapters/service-manager.ts"
-import { makeVip, vipOptionsFromConfig } from "../adapters/vip.ts"
+import { type MysqlEndpoint, memberEndpoint } from "../adapters/mysql-connection.ts"
+import { MysqlProber } from "../adapters/mysql-prober.ts"
+import { ServiceManager } from "../adapters/service-manager.ts"
+import { makeVip, type VipService, vipOptionsFromConfig } from "../adapters/vip.ts"
+import { BUSY_TICK_MS } from "../core/deadline.ts"
 import { whyNoElection } from "../core/election.ts"
 import type { AgentState, OperatorRequest } from "../core/types.ts"
-import { meshCertificateExpiries } from "./cert-expiry.ts"
+import { type CertificateExpiry, meshCertificateExpiries } from "./cert-expiry.ts"
 import { ConfigError, diffForReload, formatReloadPlan, loadConfig } from "./config-load.ts"
 import { serveControlSocket } from "./control-socket.ts"
 import { toClusterConfig } from "./core-config.ts"
@@ -30,8 +33,15 @@ import {
   monitorLoginRefusal,
   readSecrets,
   rotatingPassword,
+  type Secrets,
 } from "./credentials.ts"
-import { type DirectStep, deliverInput, runDecisionLoop, runTicker } from "./decision-loop.ts"
+import {
+  type Alarm,
+  type DirectStep,
+  deliverInput,
+  runAlarm,
+  runDecisionLoop,
+} from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
@@ -39,8 +49,11 @@ import { notePublished } from "./metrics.ts"
 import { supervise } from "./supervision.ts"
 
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
-/** How often the core hears that time passed; well under every timing it keeps. */
-const TICK_MS = 50
+/**
+ * The core names when it next needs a Tick (core/deadline.ts); the alarm never
+ * sleeps longer than this all the same, and wakes this soon after a (re)start.
+ */
+const MAX_SLEEP_MS = 1_000
 /** How long the control socket waits for a clone's answer (the copy may take long). */
 const CLONE_ANSWER_MS = 6 * 3_600_000
 
@@ -75,303 +88,527 @@ const withInjectedDefect = <E, R>(child: string, loop: Effect.Effect<unknown, E,
   })
 }
 
-export interface RunningAgent {
-  /** The latest core state (status, HTTP, metrics). */
-  readonly state: () => AgentState | undefined
-  readonly config: () => Config
+// ---------------------------------------------------------------------------
+// Services of the daemon (the adapters' own services come from their modules)
+
+/** Completed with the exit code when the agent is to stop (SIGTERM, a fatal error). */
+export class Stopping extends Context.Service<Stopping, Deferred.Deferred<number>>()(
+  "mha-agent/daemon/Stopping",
+) {
+  static readonly layer: Layer.Layer<Stopping> = Layer.effect(Stopping, Deferred.make<number>())
 }
 
-const agent = (
-  configPath: string,
+const stop = (stopping: Deferred.Deferred<number>, code: number): void => {
+  Effect.runFork(Deferred.succeed(stopping, code))
+}
+
+/** The config in force (a reload replaces it), its passwords, the logger, and what start fixed. */
+export class AgentConfig extends Context.Service<
+  AgentConfig,
+  {
+    readonly path: string
+    readonly log: pino.Logger
+    readonly current: () => Config
+    readonly secrets: () => Secrets
+    /** A reload's accepted config and passwords. */
+    readonly replace: (config: Config, secrets: Secrets) => void
+    readonly self: string
+    /** False on a witness: no mysqld, no VIP. */
+    readonly isData: boolean
+    /** The local mysqld. */
+    readonly local: MysqlEndpoint
+    /** The monitor password, replaced on reload (daemon/credentials.ts). */
+    readonly monitor: ReturnType<typeof rotatingPassword>
+  }
+>()("mha-agent/daemon/AgentConfig") {
+  static readonly layer = (path: string, config0: Config, log: pino.Logger) =>
+    Layer.effect(AgentConfig, makeAgentConfig(path, config0, log))
+}
+
+const makeAgentConfig = Effect.fn("daemon.config")(function* (
+  path: string,
   config0: Config,
   log: pino.Logger,
-  stopping: Deferred.Deferred<number>,
-) =>
-  Effect.gen(function* () {
-    let config = config0
-    const currentConfig = () => config
-    const clusterConfig = () => toClusterConfig(config)
-    const self = config.node
-    const member = config.cluster.members.find((m) => m.name === self)
-    const isData = member?.kind !== "witness"
+) {
+  let config = config0
+  let secrets = yield* readSecrets(config)
+  const self = config.node
+  const member = config.cluster.members.find((m) => m.name === self)
+  return AgentConfig.of({
+    path,
+    log,
+    current: () => config,
+    secrets: () => secrets,
+    replace: (next, nextSecrets) => {
+      config = next
+      secrets = nextSecrets
+    },
+    self,
+    isData: member?.kind !== "witness",
+    local: memberEndpoint(config, self) ?? { host: "127.0.0.1", port: 3306 },
+    // The replication password is read again by every repoint.
+    monitor: rotatingPassword(secrets.monitor),
+  })
+})
 
-    let secrets = yield* readSecrets(config)
-    // The monitor password is replaced on reload (daemon/credentials.ts); the
-    // replication one is read again by every repoint.
-    const monitorPassword = rotatingPassword(secrets.monitor)
-    const monitor = monitorPassword.settings
-    const local = memberEndpoint(config, self) ?? { host: "127.0.0.1", port: 3306 }
-    const prober = yield* makeMysqlProber({ local, settings: monitor })
-    const mysql = {
-      local: mysqlActions(local, monitor, config.timings.fence_timeout),
-      at: (e: typeof local) => mysqlActions(e, monitor, config.timings.fence_timeout),
-    }
-    const vipOptions = vipOptionsFromConfig(config)
-    const vip =
-      isData && vipOptions !== undefined
-        ? yield* makeVip({ ...vipOptions, duplicateCheck: "background" })
-        : undefined
-    const inbox = yield* Queue.unbounded<PendingInput>()
-    // Ticks and peer messages are stepped at once while the decision loop runs (decision-loop.ts).
-    const direct: DirectStep = { current: null }
-    const deliver = (input: PendingInput) => deliverInput(direct, inbox, input)
-    const meshOptions = yield* meshOptionsFromConfig(config, PeerMessage, {
+/**
+ * How inputs reach the decision loop, and the operator requests waiting for
+ * the core's reply.
+ */
+export class Inbox extends Context.Service<
+  Inbox,
+  {
+    readonly queue: Queue.Queue<PendingInput>
+    /** Filled in while the decision loop runs (decision-loop.ts). */
+    readonly direct: DirectStep
+    /** Ticks and peer messages: stepped at once while the decision loop runs. */
+    readonly deliver: (input: PendingInput) => void
+    /** Everything else: through the queue, in arrival order. */
+    readonly enqueue: (input: PendingInput) => void
+    /** Hands an operator request to the core; resolves with its reply (or a timeout). */
+    readonly ask: (request: OperatorRequest) => Promise<ControlReply>
+    /** Hands a request to the core and calls `onReply` with its reply (no timeout). */
+    readonly request: (request: OperatorRequest, onReply: (reply: ControlReply) => void) => void
+    /** The core's reply to request `requestId` (the executor calls it). */
+    readonly answer: (requestId: number, reply: ControlReply) => void
+  }
+>()("mha-agent/daemon/Inbox") {
+  static readonly layer = Layer.effect(
+    Inbox,
+    Effect.gen(function* () {
+      const { current } = yield* AgentConfig
+      return yield* makeInbox(current)
+    }),
+  )
+}
+
+const makeInbox = Effect.fn("daemon.inbox")(function* (config: () => Config) {
+  const queue = yield* Queue.unbounded<PendingInput>()
+  const direct: DirectStep = { current: null }
+  const enqueue = (input: PendingInput) => {
+    Queue.offerUnsafe(queue, input)
+  }
+  const replies = new Map<number, (reply: ControlReply) => void>()
+  let requestIds = 0
+  const request = (
+    operatorRequest: OperatorRequest,
+    onReply: (reply: ControlReply) => void,
+  ): number => {
+    const requestId = ++requestIds
+    replies.set(requestId, onReply)
+    enqueue((now) => ({ _tag: "Operator", now, requestId, request: operatorRequest }))
+    return requestId
+  }
+  const ask = (asked: OperatorRequest) =>
+    new Promise<ControlReply>((resolve) => {
+      const t = config().timings
+      // A clone answers when the copy is done; a switchover once the transfer is;
+      // the core refuses a forwarded request nobody answered well before this.
+      const timeoutMs =
+        asked._tag === "Clone"
+          ? CLONE_ANSWER_MS
+          : t.switchover_timeout * 3 +
+            t.apply_timeout +
+            (asked._tag === "Switchover" ? (asked.drainTimeoutMs ?? 0) : 0) +
+            5_000
+      const timer = setTimeout(() => {
+        replies.delete(requestId)
+        resolve({ ok: false, message: "no answer from the decision loop in time" })
+      }, timeoutMs)
+      const requestId = request(asked, (reply) => {
+        clearTimeout(timer)
+        resolve(reply)
+      })
+    })
+  return Inbox.of({
+    queue,
+    direct,
+    deliver: (input) => deliverInput(direct, queue, input),
+    enqueue,
+    ask,
+    request: (r, onReply) => {
+      request(r, onReply)
+    },
+    answer: (requestId, reply) => {
+      replies.get(requestId)?.(reply)
+      replies.delete(requestId)
+    },
+  })
+})
+
+/** The mesh to the other agents, typed with the peer protocol. */
+const PeerMesh = Mesh.tag<PeerMessage>()
+
+/** This host's VIP; undefined on a witness or without `vip` in the config. */
+export class AgentVip extends Context.Service<AgentVip, VipService | undefined>()(
+  "mha-agent/daemon/AgentVip",
+) {}
+
+/** When the certificates the mesh loaded at start run out (a metric and an alert). */
+export class MeshCertificates extends Context.Service<
+  MeshCertificates,
+  ReadonlyArray<CertificateExpiry>
+>()("mha-agent/daemon/MeshCertificates") {}
+
+/** The latest core state (status, HTTP, metrics), published by the decision loop. */
+export class AgentView extends Context.Service<
+  AgentView,
+  { readonly state: () => AgentState | undefined }
+>()("mha-agent/daemon/AgentView") {}
+
+/** Re-reads the config and the password files (SIGHUP, `mha-agent reload`). */
+export class Reload extends Context.Service<
+  Reload,
+  { readonly reload: () => Promise<ControlReply> }
+>()("mha-agent/daemon/Reload") {}
+
+// ---------------------------------------------------------------------------
+// Adapters
+
+const proberLayer = Layer.unwrap(
+  Effect.gen(function* () {
+    const { local, monitor } = yield* AgentConfig
+    return MysqlProber.layer({ local, settings: monitor.settings })
+  }),
+)
+
+const vipLayer = Layer.effect(
+  AgentVip,
+  Effect.gen(function* () {
+    const { current, isData } = yield* AgentConfig
+    const options = vipOptionsFromConfig(current())
+    return isData && options !== undefined
+      ? yield* makeVip({ ...options, duplicateCheck: "background" })
+      : undefined
+  }),
+)
+
+const meshLayer = Layer.unwrap(
+  Effect.gen(function* () {
+    const { current } = yield* AgentConfig
+    const { deliver } = yield* Inbox
+    const options = yield* meshOptionsFromConfig(current(), PeerMessage, {
       claimedSender: (m) => m.from,
       deliver: (m) =>
         deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
       // A vote request or heartbeat older than the rpc timeout is useless.
-      queueMaxAgeMs: config.timings.rpc_timeout,
+      queueMaxAgeMs: current().timings.rpc_timeout,
     })
-    const mesh = yield* makeMesh(meshOptions)
-    // Built in the agent's scope: the hook worker lives as long as the agent.
-    const hooks = Context.get(
-      yield* Layer.build(HookRunner.layer(Effect.sync(() => hookSettingsFromConfig(config)))),
-      HookRunner,
+    return Layer.merge(
+      Mesh.layer(options),
+      Layer.succeed(MeshCertificates, meshCertificateExpiries(options.tls)),
     )
-    const store = Context.get(yield* Layer.build(HardStateFile.layer), HardStateFile).store({
-      path: join(config.state_dir, "hard-state.json"),
-      schema: HardStateSchema,
-    })
+  }),
+)
 
-    const enqueue = (input: PendingInput) => {
-      Queue.offerUnsafe(inbox, input)
-    }
-    const replies = new Map<number, (reply: ControlReply) => void>()
-    const executor = makeExecutor({
-      config: currentConfig,
-      log,
-      enqueue,
-      hardState: store,
-      mesh,
-      prober,
-      mysql,
-      vip,
-      restart: restartService,
-      hooks,
-      // A hard state that could not be written: exit non-zero; systemd (Restart=on-failure)
-      // starts the agent again from the file.
-      fatal: (reason) => {
-        log.fatal({ event: "agent-exit", child: "executor" }, reason)
-        Effect.runFork(Deferred.succeed(stopping, 1))
-      },
-      operatorReply: (id, r) => {
-        replies.get(id)?.({
-          ok: r.ok,
-          message: r.message,
-          ...(r.answeredBy === undefined ? {} : { answeredBy: r.answeredBy }),
-          ...(r.steps === undefined ? {} : { steps: [...r.steps] }),
-        })
-        replies.delete(id)
-      },
-    })
-    let latest: AgentState | undefined
-    let requestIds = 0
-    let lastWhy = ""
+const hooksLayer = Layer.unwrap(
+  Effect.gen(function* () {
+    const { current } = yield* AgentConfig
+    // The hook worker lives as long as the agent.
+    return HookRunner.layer(Effect.sync(() => hookSettingsFromConfig(current())))
+  }),
+)
 
-    const children = {
-      "decision-loop": runDecisionLoop({
-        self,
-        clusterConfig,
-        inbox,
-        direct,
-        hardState: store,
-        execute: executor.execute,
-        publish: (s, changed) => {
-          latest = s
-          notePublished(s)
-          if (!changed) return
-          // Safety over speed, said out loud: why no election runs, whenever that changes.
-          const why = s.role === "leader" ? "" : whyNoElection(s)
-          if (why !== lastWhy) {
-            lastWhy = why
-            if (why !== "") log.info({ event: "election-status", term: s.hard.term }, why)
-          }
-        },
-        log,
-        ...(injectedDefect("decision-loop") === undefined
-          ? {}
-          : { injectDefectAt: injectedDefect("decision-loop") as number }),
-      }),
-      ticker: withInjectedDefect("ticker", runTicker(deliver, TICK_MS)),
-      // Peer messages go straight to the decision loop (`deliver` above): this stays idle.
-      "mesh-inbound": withInjectedDefect(
-        "mesh-inbound",
-        Stream.runForEach(mesh.inbound, (m) =>
-          Effect.sync(() =>
-            enqueue((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
-          ),
-        ),
-      ),
-      // Section 11: gratuitous ARP again every garp_refresh while holding the VIP.
-      "vip-refresher": withInjectedDefect(
-        "vip-refresher",
-        Effect.forever(
-          Effect.andThen(
-            Effect.sleep(config.vip?.garp_refresh ?? 10_000),
-            // Suspended: whether the VIP is held is read after every sleep, not once at start.
-            Effect.suspend(() =>
-              vip !== undefined && latest?.local.vip.held === true
-                ? Effect.ignore(vip.refresh)
-                : Effect.void,
-            ),
-          ),
-        ),
-      ),
-    }
-    for (const [name, child] of Object.entries(children)) {
-      yield* Effect.forkScoped(
-        supervise(name, child).pipe(
-          Effect.catch((e) =>
-            Effect.andThen(
-              Effect.sync(() => log.fatal({ event: "agent-exit", child: name }, e.message)),
-              Deferred.succeed(stopping, 1),
-            ),
-          ),
-        ),
-      )
-    }
+/** Every adapter the fibers use, in the order the agent has always started them. */
+const adaptersLayer = Layer.mergeAll(
+  proberLayer,
+  vipLayer,
+  meshLayer,
+  hooksLayer,
+  HardStateFile.layer,
+  ServiceManager.layer,
+)
 
-    /** Hands an operator request to the core; resolves with its reply (or a timeout). */
-    const ask = (request: OperatorRequest) =>
-      new Promise<ControlReply>((resolve) => {
-        const requestId = ++requestIds
-        const t = config.timings
-        // A clone answers when the copy is done; a switchover once the transfer is;
-        // the core refuses a forwarded request nobody answered well before this.
-        const timeoutMs =
-          request._tag === "Clone"
-            ? CLONE_ANSWER_MS
-            : t.switchover_timeout * 3 +
-              t.apply_timeout +
-              (request._tag === "Switchover" ? (request.drainTimeoutMs ?? 0) : 0) +
-              5_000
-        const timer = setTimeout(() => {
-          replies.delete(requestId)
-          resolve({ ok: false, message: "no answer from the decision loop in time" })
-        }, timeoutMs)
-        replies.set(requestId, (reply) => {
-          clearTimeout(timer)
-          resolve(reply)
-        })
-        enqueue((now) => ({ _tag: "Operator", now, requestId, request }))
-      })
-    yield* serveControlSocket({
-      path: config.control.socket,
-      cluster: () => config.cluster.name,
-      state: () => latest,
-      ask,
-      reload: () => reload(),
-      log,
-    })
-    yield* serveHttp({
-      config: currentConfig,
-      state: () => latest,
-      log,
-      mesh,
-      vip,
-      hooks,
-      certificates: meshCertificateExpiries(meshOptions.tls),
-    })
+// ---------------------------------------------------------------------------
+// Fibers: the executor and the supervised children
 
-    // SIGHUP and `mha-agent reload`: re-read the config and the password files;
-    // a bad or refused one keeps the running one.
-    const refuse = (message: string): ControlReply => {
-      log.error({ event: "reload-refused" }, `reload: ${message}`)
-      return { ok: false, message: `reload refused; the running config stays in force: ${message}` }
-    }
-    const reload = (): Promise<ControlReply> =>
-      Effect.runPromise(
-        Effect.gen(function* () {
-          const next = yield* loadConfig(configPath)
-          const nextSecrets = yield* readSecrets(next)
-          const plan = diffForReload(config, next)
-          if (!plan.ok) {
-            const lines = formatReloadPlan(plan)
-            log.error({ event: "reload-refused" }, lines.join("; "))
-            return { ok: false, message: lines.join("\n") }
-          }
-          const changed = changedSecrets(secrets, nextSecrets)
-          if (changed.includes("monitor")) {
-            const refusal = yield* monitorLoginRefusal(local, nextSecrets.monitor)
-            if (refusal !== null) return refuse(refusal)
-          }
-          const planLines = formatReloadPlan(plan)
-          const lines =
-            changed.length === 0
-              ? planLines
-              : [
-                  "reload: changing live:",
-                  ...(plan.live.length === 0 ? [] : planLines.slice(1)),
-                  ...changed.map(describeSecretChange),
-                ]
-          config = next
-          secrets = nextSecrets
-          // What the plan calls live must be: the core's timings and policies, the log level.
-          log.level = next.log.level
-          if (changed.includes("monitor")) {
-            // Connections opened from now on log in with it; the kept probe connection
-            // is dropped so that the next probe does at once.
-            monitorPassword.replace(nextSecrets.monitor.password)
-            yield* prober.reset
-          }
-          enqueue((now) => ({
-            _tag: "Reconfigure",
-            now,
-            config: toClusterConfig(next),
-            ...(changed.length === 0 ? {} : { changedSecrets: changed }),
-          }))
-          log.info({ event: "reloaded" }, lines.join("; "))
-          return { ok: true, message: lines.join("\n") } satisfies ControlReply
-        }).pipe(Effect.catch((e) => Effect.succeed(refuse(e.message)))),
-      )
-    const onHup = () => {
-      reload().catch((e: unknown) => log.error({ event: "reload-refused" }, `reload: ${String(e)}`))
-    }
-    // SIGTERM: section 14, hand over or resign, then exit 0.
-    const onTerm = () => {
-      const requestId = ++requestIds
-      log.info({ event: "stopping" }, "SIGTERM: handing over or resigning before exit")
-      replies.set(requestId, ({ ok, message }) => {
-        log.info({ event: "stopped", ok }, message)
-        Effect.runFork(Deferred.succeed(stopping, 0))
-      })
-      enqueue((now) => ({ _tag: "Operator", now, requestId, request: { _tag: "Shutdown" } }))
-      // Never hang on the way out: whatever happened by then, stop. The handover may converge
-      // unfenced for a switchover_timeout, then fence and wait for the target for another.
-      setTimeout(
-        () => Effect.runFork(Deferred.succeed(stopping, 0)),
-        2 * config.timings.switchover_timeout + 2_000,
-      ).unref()
-    }
-    process.on("SIGHUP", onHup)
-    process.on("SIGTERM", onTerm)
-    process.on("SIGINT", onTerm)
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        process.off("SIGHUP", onHup)
-        process.off("SIGTERM", onTerm)
-        process.off("SIGINT", onTerm)
-      }),
-    )
-    log.info(
-      { event: "agent-running", members: config.cluster.members.length },
-      `agent ${self} running`,
-    )
-    return { state: () => latest, config: currentConfig } satisfies RunningAgent
+const startFibers = Effect.fn("daemon.fibers")(function* () {
+  const { current, log, self, local, monitor } = yield* AgentConfig
+  const inbox = yield* Inbox
+  const stopping = yield* Stopping
+  const prober = yield* MysqlProber
+  const mesh = yield* PeerMesh
+  const vip = yield* AgentVip
+  const hooks = yield* HookRunner
+  const { restart } = yield* ServiceManager
+  const store = (yield* HardStateFile).store({
+    path: join(current().state_dir, "hard-state.json"),
+    schema: HardStateSchema,
   })
+  const mysql = {
+    local: mysqlActions(local, monitor.settings, current().timings.fence_timeout),
+    at: (e: MysqlEndpoint) => mysqlActions(e, monitor.settings, current().timings.fence_timeout),
+  }
+  const executor = makeExecutor({
+    config: current,
+    log,
+    enqueue: inbox.enqueue,
+    hardState: store,
+    mesh,
+    prober,
+    mysql,
+    vip,
+    restart,
+    hooks,
+    // A hard state that could not be written: exit non-zero; systemd (Restart=on-failure)
+    // starts the agent again from the file.
+    fatal: (reason) => {
+      log.fatal({ event: "agent-exit", child: "executor" }, reason)
+      stop(stopping, 1)
+    },
+    operatorReply: (id, r) =>
+      inbox.answer(id, {
+        ok: r.ok,
+        message: r.message,
+        ...(r.answeredBy === undefined ? {} : { answeredBy: r.answeredBy }),
+        ...(r.steps === undefined ? {} : { steps: [...r.steps] }),
+      }),
+  })
+  let latest: AgentState | undefined
+  let lastWhy = ""
+  const alarm: Alarm = { current: null }
 
-export const main = async (args: ReadonlyArray<string>): Promise<number> => {
+  const children = {
+    "decision-loop": runDecisionLoop({
+      self,
+      clusterConfig: () => toClusterConfig(current()),
+      inbox: inbox.queue,
+      direct: inbox.direct,
+      hardState: store,
+      execute: executor.execute,
+      alarm,
+      publish: (s, changed) => {
+        latest = s
+        notePublished(s)
+        if (!changed) return
+        // Safety over speed, said out loud: why no election runs, whenever that changes.
+        const why = s.role === "leader" ? "" : whyNoElection(s)
+        if (why !== lastWhy) {
+          lastWhy = why
+          if (why !== "") log.info({ event: "election-status", term: s.hard.term }, why)
+        }
+      },
+      log,
+      ...(injectedDefect("decision-loop") === undefined
+        ? {}
+        : { injectDefectAt: injectedDefect("decision-loop") as number }),
+    }),
+    ticker: withInjectedDefect(
+      "ticker",
+      runAlarm(inbox.deliver, alarm, MAX_SLEEP_MS, BUSY_TICK_MS),
+    ),
+    // Peer messages go straight to the decision loop (the mesh's `deliver`): this stays idle.
+    "mesh-inbound": withInjectedDefect(
+      "mesh-inbound",
+      Stream.runForEach(mesh.inbound, (m) =>
+        Effect.sync(() =>
+          inbox.enqueue((now) => ({
+            _tag: "PeerReceived",
+            now,
+            from: m.from,
+            message: m.message,
+          })),
+        ),
+      ),
+    ),
+    // Section 11: gratuitous ARP again every garp_refresh while holding the VIP.
+    "vip-refresher": withInjectedDefect(
+      "vip-refresher",
+      Effect.forever(
+        Effect.andThen(
+          Effect.sleep(current().vip?.garp_refresh ?? 10_000),
+          // Suspended: whether the VIP is held is read after every sleep, not once at start.
+          Effect.suspend(() =>
+            vip !== undefined && latest?.local.vip.held === true
+              ? Effect.ignore(vip.refresh)
+              : Effect.void,
+          ),
+        ),
+      ),
+    ),
+  }
+  for (const [name, child] of Object.entries(children)) {
+    yield* Effect.forkScoped(
+      supervise(name, child).pipe(
+        Effect.catch((e) =>
+          Effect.andThen(
+            Effect.sync(() => log.fatal({ event: "agent-exit", child: name }, e.message)),
+            Deferred.succeed(stopping, 1),
+          ),
+        ),
+      ),
+    )
+  }
+  return AgentView.of({ state: () => latest })
+})
+
+const fibersLayer = Layer.effect(AgentView, startFibers())
+
+// ---------------------------------------------------------------------------
+// Reload: SIGHUP and `mha-agent reload` re-read the config and the password
+// files; a bad or refused one keeps the running one.
+
+const makeReload = Effect.fn("daemon.reload")(function* () {
+  const config = yield* AgentConfig
+  const { log, local, monitor } = config
+  const prober = yield* MysqlProber
+  const { enqueue } = yield* Inbox
+  const refuse = (message: string): ControlReply => {
+    log.error({ event: "reload-refused" }, `reload: ${message}`)
+    return { ok: false, message: `reload refused; the running config stays in force: ${message}` }
+  }
+  const reload = (): Promise<ControlReply> =>
+    Effect.runPromise(
+      Effect.gen(function* () {
+        const next = yield* loadConfig(config.path)
+        const nextSecrets = yield* readSecrets(next)
+        const plan = diffForReload(config.current(), next)
+        if (!plan.ok) {
+          const lines = formatReloadPlan(plan)
+          log.error({ event: "reload-refused" }, lines.join("; "))
+          return { ok: false, message: lines.join("\n") }
+        }
+        const changed = changedSecrets(config.secrets(), nextSecrets)
+        if (changed.includes("monitor")) {
+          const refusal = yield* monitorLoginRefusal(local, nextSecrets.monitor)
+          if (refusal !== null) return refuse(refusal)
+        }
+        const planLines = formatReloadPlan(plan)
+        const lines =
+          changed.length === 0
+            ? planLines
+            : [
+                "reload: changing live:",
+                ...(plan.live.length === 0 ? [] : planLines.slice(1)),
+                ...changed.map(describeSecretChange),
+              ]
+        config.replace(next, nextSecrets)
+        // What the plan calls live must be: the core's timings and policies, the log level.
+        log.level = next.log.level
+        if (changed.includes("monitor")) {
+          // Connections opened from now on log in with it; the kept probe connection
+          // is dropped so that the next probe does at once.
+          monitor.replace(nextSecrets.monitor.password)
+          yield* prober.reset
+        }
+        enqueue((now) => ({
+          _tag: "Reconfigure",
+          now,
+          config: toClusterConfig(next),
+          ...(changed.length === 0 ? {} : { changedSecrets: changed }),
+        }))
+        log.info({ event: "reloaded" }, lines.join("; "))
+        return { ok: true, message: lines.join("\n") } satisfies ControlReply
+      }).pipe(Effect.catch((e) => Effect.succeed(refuse(e.message)))),
+    )
+  return Reload.of({ reload })
+})
+
+const reloadLayer = Layer.effect(Reload, makeReload())
+
+// ---------------------------------------------------------------------------
+// Control socket and HTTP
+
+const serveControl = Effect.fn("daemon.control")(function* () {
+  const { current, log } = yield* AgentConfig
+  const { ask } = yield* Inbox
+  const { state } = yield* AgentView
+  const { reload } = yield* Reload
+  const mesh = yield* PeerMesh
+  const vip = yield* AgentVip
+  const hooks = yield* HookRunner
+  const certificates = yield* MeshCertificates
+  yield* serveControlSocket({
+    path: current().control.socket,
+    cluster: () => current().cluster.name,
+    state,
+    ask,
+    reload,
+    log,
+  })
+  yield* serveHttp({ config: current, state, log, mesh, vip, hooks, certificates })
+})
+
+const controlLayer = Layer.effectDiscard(serveControl())
+
+// ---------------------------------------------------------------------------
+// Signals: SIGHUP reloads; SIGTERM and SIGINT hand over or resign (section 14), then exit 0.
+
+const handleSignals = Effect.fn("daemon.signals")(function* () {
+  const { current, log } = yield* AgentConfig
+  const inbox = yield* Inbox
+  const stopping = yield* Stopping
+  const { reload } = yield* Reload
+  const onHup = () => {
+    reload().catch((e: unknown) => log.error({ event: "reload-refused" }, `reload: ${String(e)}`))
+  }
+  const onTerm = () => {
+    log.info({ event: "stopping" }, "SIGTERM: handing over or resigning before exit")
+    inbox.request({ _tag: "Shutdown" }, ({ ok, message }) => {
+      log.info({ event: "stopped", ok }, message)
+      stop(stopping, 0)
+    })
+    // Never hang on the way out: whatever happened by then, stop. The handover may converge
+    // unfenced for a switchover_timeout, then fence and wait for the target for another.
+    setTimeout(() => stop(stopping, 0), 2 * current().timings.switchover_timeout + 2_000).unref()
+  }
+  process.on("SIGHUP", onHup)
+  process.on("SIGTERM", onTerm)
+  process.on("SIGINT", onTerm)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      process.off("SIGHUP", onHup)
+      process.off("SIGTERM", onTerm)
+      process.off("SIGINT", onTerm)
+    }),
+  )
+})
+
+const signalsLayer = Layer.effectDiscard(handleSignals())
+
+// ---------------------------------------------------------------------------
+// The agent: each layer provided with the ones it needs, built in this order.
+
+export const agentLayer = (configPath: string, config: Config, log: pino.Logger) =>
+  Layer.mergeAll(controlLayer, signalsLayer).pipe(
+    Layer.provideMerge(reloadLayer),
+    Layer.provideMerge(fibersLayer),
+    Layer.provideMerge(adaptersLayer),
+    Layer.provideMerge(Inbox.layer),
+    Layer.provideMerge(AgentConfig.layer(configPath, config, log)),
+    Layer.provideMerge(Stopping.layer),
+  )
+
+/** Runs the agent until it is told to stop; its exit code. */
+const runAgent = Effect.gen(function* () {
+  const { log, self, current } = yield* AgentConfig
+  log.info(
+    { event: "agent-running", members: current().cluster.members.length },
+    `agent ${self} running`,
+  )
+  return yield* Deferred.await(yield* Stopping)
+})
+
+/** The config named on the command line (`--config FILE`), or a usage error. */
+const parseArgs = (args: ReadonlyArray<string>): string | { readonly usage: string } => {
   let configPath = DEFAULT_CONFIG
   for (let i = 0; i < args.length; i++) {
     const a = args[i]
     if (a === "--config") configPath = args[++i] ?? ""
     else if (a?.startsWith("--config=")) configPath = a.slice("--config=".length)
-    else {
-      process.stderr.write(
-        `mha-agent run: unknown argument '${a}' (usage: mha-agent run [--config FILE])\n`,
-      )
-      return 2
-    }
+    else
+      return {
+        usage: `mha-agent run: unknown argument '${a}' (usage: mha-agent run [--config FILE])\n`,
+      }
+  }
+  return configPath
+}
+
+export const main = async (args: ReadonlyArray<string>): Promise<number> => {
+  const configPath = parseArgs(args)
+  if (typeof configPath !== "string") {
+    process.stderr.write(configPath.usage)
+    return 2
   }
   const loaded = await Effect.runPromiseExit(loadConfig(configPath))
   if (Exit.isFailure(loaded)) {
@@ -393,13 +630,10 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
     cluster: config.cluster.name,
     node: config.node,
   })
-  const program = Effect.scoped(
-    Effect.gen(function* () {
-      const stopping = yield* Deferred.make<number>()
-      yield* agent(configPath, config, log, stopping)
-      return yield* Deferred.await(stopping)
-    }),
-  ).pipe(Effect.provide(effectLoggerLayer(log)))
+  const program = runAgent.pipe(
+    Effect.provide(agentLayer(configPath, config, log)),
+    Effect.provide(effectLoggerLayer(log)),
+  )
   const exit = await Effect.runPromiseExit(program)
   if (Exit.isSuccess(exit)) return exit.value
   log.fatal({ event: "agent-exit" }, `the agent could not run: ${String(exit.cause)}`)
