@@ -47,8 +47,8 @@ export const routineRunning = (s: AgentState): boolean =>
   (s.forcedFailover ?? null) !== null
 
 /**
- * The local monotonic time at which the core must be stepped next (a Tick),
- * always later than `s.now`.
+ * The local monotonic time at which the core must be stepped next (a Tick):
+ * later than `s.now`, or `s.now` itself when the next step must come at once.
  */
 export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): number => {
   const now = s.now
@@ -68,10 +68,10 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   if (s.lease.fencedAt !== null) at(s.lease.fencedAt + t.leaseDurationMs)
   at(s.promise?.until)
   // Elections (section 6). A guard later in the step than the election clock may have
-  // allowed an election: the next step arms its timeout.
+  // allowed an election: the next step, at once, arms its timeout.
   at(s.electionDueAt)
   if (s.role === "follower" && s.election === null && s.electionDueAt === null) {
-    if (electionTrigger(s).ok) at(now + 1)
+    if (electionTrigger(s).ok) next = now
   }
   at(s.recoveryBlock?.until)
   at(s.handedOver?.until)
