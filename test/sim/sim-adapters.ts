@@ -428,7 +428,7 @@ export const simAgentProcess = (options: {
     const at = `${name}:3306`
     const reachable = () => {
       const t = host.mysqldOf(name)
-      return t !== null && t.up && !t.hung && host.reachable(self, name)
+      return t?.up === true && !t.hung && host.reachable(self, name)
     }
     const call = <A>(action: string, body: (t: SimMysqld) => Effect.Effect<A, MysqlError>) =>
       Effect.suspend(() => {
@@ -512,7 +512,7 @@ export const simAgentProcess = (options: {
         const name = "socketPath" in endpoint ? self : endpoint.host
         const reachable = (): boolean => {
           const t = host.mysqldOf(name)
-          return t !== null && t.up && !t.hung && host.reachable(self, name)
+          return t?.up === true && !t.hung && host.reachable(self, name)
         }
         return after(reachable() ? 2 : 400, () => {
           const t = host.mysqldOf(name)
