@@ -40,6 +40,20 @@ for (const m of mutants) {
   })
 }
 
+test("bug variants caught by their recorded seeds: all of them", () => {
+  const caught = mutants.filter((m) =>
+    randomRun(m.caughtBy, { reducer: m.reducer }).violations.some((v) =>
+      m.expect.includes(v.invariant),
+    ),
+  )
+  console.log(`# bug variants caught: ${caught.length} of ${mutants.length}`)
+  assert.deepEqual(
+    mutants.filter((m) => !caught.includes(m)).map((m) => m.name),
+    [],
+    "a variant whose recorded seed no longer catches it: its own test searches the budget",
+  )
+})
+
 test("without a mutant the recorded seeds pass", () => {
   for (const m of mutants) {
     const r = randomRun(m.caughtBy)

@@ -4,7 +4,9 @@
  */
 
 import { initialRecord, recoveryBlockApplies } from "../../agent/src/core/cluster-record.ts"
+import { strictAckCount } from "../../agent/src/core/config.ts"
 import { count, emptyGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
+import { isInFlight, issueMysql } from "../../agent/src/core/outputs.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output, PeerView } from "../../agent/src/core/types.ts"
 import type { Reducer } from "./world.ts"
@@ -173,6 +175,79 @@ const blockStopsLastPrimary: Reducer = (s: AgentState, i: Input) => {
 }
 
 /**
+ * Demotion as it was at dfc83b6 (the safety issue's lost write): a follower
+ * repoints its old primary's mysqld and turns semi-sync off as a source as
+ * soon as it sees the new leader, while a commit still waits for an
+ * acknowledgement (the guard `fencedQuietly` removed). MySQL then gives that
+ * commit's client OK for a transaction no replica has.
+ */
+const releaseOnDemotion: Reducer = (s, i) => {
+  const r = step(s, i)
+  if (i._tag !== "LocalProbed") return r
+  const st = r.state
+  const probe = st.local.up ? st.local.probe : null
+  if (
+    st.role !== "follower" ||
+    st.leader === null ||
+    st.leader === st.self ||
+    !st.leaderActive ||
+    probe === null ||
+    probe.semiSyncWaiters === 0 ||
+    st.hard.record.primary !== st.leader ||
+    isInFlight(st, "replication")
+  )
+    return r
+  const out = [...r.outputs]
+  let next = issueMysql(st, out, { _tag: "ReplicateFrom", source: st.leader }, "replication")[0]
+  next = issueMysql(
+    next,
+    out,
+    {
+      _tag: "SetSemiSync",
+      source: false,
+      replica: st.config.semiSync !== "off",
+      waitForReplicaCount: st.config.semiSync === "strict" ? strictAckCount(st.config) : 1,
+    },
+    "semi-sync",
+  )[0]
+  return { state: next, outputs: out }
+}
+
+/**
+ * PreVote judged more leniently than the vote (the safety issue): a pre-vote
+ * is granted whatever the voter would refuse for it, so a candidate the vote
+ * refuses bumps the term again and again (each bump deposes the leader).
+ */
+const preVoteGrantsAll: Reducer = (s, i) => {
+  const r = step(s, i)
+  if (i._tag !== "PeerReceived" || i.message._tag !== "PreVoteRequest") return r
+  return {
+    state: r.state,
+    outputs: r.outputs.map((o) =>
+      o._tag === "Send" && o.message._tag === "PreVoteResponse" && !o.message.granted
+        ? { ...o, message: { ...o.message, granted: true, reason: "ok" } }
+        : o,
+    ),
+  }
+}
+
+/**
+ * A voter waits forever for its freeze (STOP REPLICA IO_THREAD) to finish:
+ * no rpc_timeout on the pending vote, so a STOP that hangs (an IO thread
+ * waiting for disk space, a hung mysqld) keeps the voter from answering and
+ * from voting for anyone else.
+ */
+const voterWaitsForFreeze: Reducer = (s, i) => {
+  const p = s.pendingVote
+  if (p === null || p.stopped) return step(s, i)
+  const r = step({ ...s, pendingVote: { ...p, since: i.now } }, i)
+  const q = r.state.pendingVote
+  return q !== null && q.request === p.request
+    ? { state: { ...r.state, pendingVote: { ...q, since: p.since } }, outputs: r.outputs }
+    : r
+}
+
+/**
  * Mutants the simulator must catch. `caughtBy` is the first seed known to
  * catch it (from `runSeedsInParallel(1, 10_000, name)`); the test replays it
  * and searches the whole CI budget again only if it no longer does.
@@ -191,7 +266,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
       "the winner does not wait for its relay log to be applied before RESET REPLICA ALL",
     expect: ["I3"],
     reducer: skipRelayApply,
-    caughtBy: 1559,
+    caughtBy: 2625,
   },
   {
     name: "forgetful-voter",
@@ -222,6 +297,15 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     reducer: blockStopsLastPrimary,
     caughtBy: 1516,
   },
+  {
+    name: "semi-sync-release-on-demotion",
+    description: "disable semi-sync as a source on demotion while a commit waits",
+    // Seeds whose application runs as SYSTEM_USER (random-run.ts systemUserSeed): the fence
+    // pends behind a commit it cannot kill; the demotion releases it with OK.
+    expect: ["I3"],
+    reducer: releaseOnDemotion,
+    caughtBy: 651,
+  },
 ]
 
 /**
@@ -234,8 +318,23 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
  *   fresh data, so the wrong candidate seldom asks at all.
  * - ignore-voter-records: records also spread in heartbeats, so the winner
  *   almost always holds the newest committed record already.
+ * - voter-waits-for-freeze: no simulated STOP REPLICA hangs yet (the IO
+ *   thread waiting for disk space is not modelled): on a hung mysqld the
+ *   STOP fails at the query timeout and the voter answers on its next probe.
  */
 export const maskedMutants: ReadonlyArray<Mutant> = [
+  {
+    name: "pre-vote-grants-all",
+    description: "pre-vote grants what the vote refuses",
+    expect: ["L1", "I1", "I2", "I3"],
+    reducer: preVoteGrantsAll,
+  },
+  {
+    name: "voter-waits-for-freeze",
+    description: "a voter waits forever for a freeze",
+    expect: ["L1"],
+    reducer: voterWaitsForFreeze,
+  },
   {
     name: "unpersisted-vote",
     description: "a vote is sent without persisting it",

@@ -22,6 +22,11 @@ export interface RunOptions {
   readonly faultsFromMs?: number
   readonly healAtMs?: number
   readonly settleMs?: number
+  /**
+   * rpl_semi_sync_source_enabled after a mysqld start (sim-mysqld.ts): true
+   * by default; false is the lab's my.cnf.
+   */
+  readonly semiSyncSourceAtBoot?: boolean
 }
 
 const shapes: ReadonlyArray<{ name: string; members: () => Array<MemberConfig>; weight: number }> =
@@ -51,6 +56,14 @@ const pickShape = (rng: Prng) => {
  */
 export const witnessSeed = (seed: number): boolean => seed % 16 === 0 || seed % 16 === 6
 
+/**
+ * Seeds whose application writes as a user with SYSTEM_USER, whose sessions
+ * the agent may not KILL (as test/lab/demotion.test.ts runs it): a fence
+ * behind a waiting commit then pends until fence_timeout and mysqld is
+ * stopped hard (fencing.ts). Chosen by the seed, no draw from the generator.
+ */
+export const systemUserSeed = (seed: number): boolean => seed % 8 === 3
+
 /** Seeds that run with the anti-flap block on (the others with recovery_block_period 0). */
 export const antiFlapSeed = (seed: number): boolean => seed % 4 === 0
 
@@ -74,6 +87,14 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
       timings: antiFlapSeed(seed) ? { ...simTimings, recoveryBlockPeriodMs: 600_000 } : simTimings,
     },
   })
+  if (options.semiSyncSourceAtBoot === false) {
+    for (const n of world.nodes.values())
+      if (n.mysqld !== null) n.mysqld.semiSyncSourceAtBoot = false
+  }
+  if (systemUserSeed(seed)) {
+    world.fault("the application writes as a SYSTEM_USER user (its sessions cannot be killed)")
+    for (const n of world.nodes.values()) if (n.mysqld !== null) n.mysqld.systemUserClients = true
+  }
   const from = options.faultsFromMs ?? 4000
   const healAt = options.healAtMs ?? 16_000
   const settle = options.settleMs ?? 16_000

@@ -4,9 +4,12 @@
  * A failing seed prints its fault schedule and the last events of every node;
  * rerun it alone with `--seeds 1 --start <seed> --trace` (the whole trace).
  * `--mutant NAME` runs under a deliberate bug of mutations.ts instead.
+ * Without it, the run ends with the bug variants of mutations.ts: each one's
+ * recorded seed replayed (the range searched again only if that no longer
+ * catches it), and how many of them were caught.
  */
 import { availableParallelism } from "node:os"
-import { allMutants } from "./mutations.ts"
+import { allMutants, mutants } from "./mutations.ts"
 import { runSeedsInParallel } from "./parallel.ts"
 import { randomRun } from "./random-run.ts"
 
@@ -67,4 +70,25 @@ const seconds = (performance.now() - began) / 1000
 console.log(
   `${seeds} seeds from ${start}: ${failed} failed ${JSON.stringify(Object.fromEntries(byInvariant))}; ${seconds.toFixed(1)} s, ${(seeds / seconds).toFixed(1)} seeds/s`,
 )
-process.exitCode = failed > 0 ? 1 : 0
+let missed = 0
+if (mutant === undefined && !showTrace && !process.argv.includes("--no-mutants")) {
+  let caught = 0
+  for (const m of mutants) {
+    let by: { seed: number; what: string } | null = null
+    const replay = randomRun(m.caughtBy, { reducer: m.reducer })
+    if (replay.violations.some((v) => m.expect.includes(v.invariant)))
+      by = { seed: m.caughtBy, what: replay.violations.map((v) => v.invariant).join(",") }
+    else {
+      const first = (await runSeedsInParallel(start, seeds, m.name, workers))[0]
+      if (first?.violations.some((v) => m.expect.includes(v.invariant)))
+        by = { seed: first.seed, what: first.violations.map((v) => v.invariant).join(",") }
+    }
+    if (by !== null) caught++
+    console.log(
+      `  ${by === null ? "MISSED" : "caught"} ${m.name} (${m.description})${by === null ? "" : `: seed ${by.seed}, ${by.what}`}`,
+    )
+  }
+  missed = mutants.length - caught
+  console.log(`bug variants caught: ${caught} of ${mutants.length}`)
+}
+process.exitCode = failed > 0 || missed > 0 ? 1 : 0

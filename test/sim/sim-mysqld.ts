@@ -2,7 +2,40 @@
  * A simulated mysqld: GTID executed set and binlog, a replica's IO thread
  * (relay log, retrieved set) and SQL thread, semi-sync acknowledgements,
  * super_read_only, crashes and hangs. Enough of MySQL's behaviour to judge
- * the agents, nothing more.
+ * the agents, nothing more; and where the order of the agent's side effects
+ * matters, MySQL's behaviour as the lab asserts it on MySQL 9.7:
+ *
+ * - a commit under semi-sync (rpl_semi_sync_source_enabled ON) waits for
+ *   rpl_semi_sync_source_wait_for_replica_count acknowledgements; turning
+ *   semi-sync off as a source releases every waiter and its client gets OK
+ *   (test/lab/semisync-behaviour.test.ts "super_read_only = ON pends behind a
+ *   waiting commit and reverts at its timeout; disabling semi-sync gives the
+ *   waiter OK"); the waiters are counted (Rpl_semi_sync_source_wait_sessions)
+ *   ("while a fence pends behind a waiter: ... the waiter is counted");
+ * - `SET GLOBAL super_read_only = ON` pends behind a waiting commit: meanwhile
+ *   super_read_only reads ON and read_only OFF, and new writes wait behind it;
+ *   it completes once no commit waits; aborted (a timeout kills its
+ *   connection) it puts the old value back (the same two tests);
+ * - KILL of a waiting session: its client gets an error at once and never OK,
+ *   the transaction stays in the binlog ("KILL CONNECTION of a waiting
+ *   session ..."); a SYSTEM_USER session cannot be killed by the agent
+ *   ("... the agent may not KILL a SYSTEM_USER session"; test/lab/demotion.test.ts
+ *   runs its application user so);
+ * - kill -9 while a commit waits: the client gets an error, the restarted
+ *   server holds the transaction and is read-only ("kill -9 of mysqld while a
+ *   commit waits ...");
+ * - relay_log_recovery=ON discards received but unapplied transactions at
+ *   every start (test/lab/relay-log.test.ts "relay_log_recovery=OFF keeps a
+ *   killed replica's relay log, ON discards it");
+ * - a hung mysqld (SIGSTOP) accepts connections and never answers, a stopped
+ *   one refuses them (test/lab/hung-mysqld.test.ts reads the greeting of both):
+ *   the world's adapters answer a query on a hung server with a timeout, on a
+ *   stopped one with "connection refused".
+ *
+ * Not modelled (no lab test asserts them yet, or no simulated fault needs
+ * them): lowering the wait count or the timeout releasing waiters, STOP
+ * REPLICA hanging while the IO thread waits for disk space, lag beyond the
+ * relay log, CLONE.
  */
 import {
   addTransaction,
@@ -28,6 +61,8 @@ export interface PendingWrite {
   readonly writeId: number
   readonly gno: number
   readonly acks: Set<string>
+  /** Made by a SYSTEM_USER application user: the agent may not KILL its session. */
+  readonly systemUser: boolean
 }
 
 export class SimMysqld {
@@ -57,8 +92,17 @@ export class SimMysqld {
   ioCursor = 0
   ioSourceIncarnation = -1
   // Source side
+  /** rpl_semi_sync_source_enabled: commits wait for acknowledgements. */
+  semiSyncSourceEnabled = false
   semiSyncWaitCount = 1
+  /** Commits waiting for acknowledgements (their clients wait for OK). */
   pending: Array<PendingWrite> = []
+  /** A `SET GLOBAL super_read_only = ON` that waits behind `pending`. */
+  fencePending = false
+  /** Called with true when a pending fence completes, false when it is aborted or mysqld dies. */
+  private fenceWaiters: Array<(done: boolean) => void> = []
+  /** The application's writes come from a SYSTEM_USER user (KILL denied to the agent). */
+  systemUserClients = false
   /** Bumped on every crash: replicas reconnect. */
   incarnation = 0
 
@@ -93,21 +137,75 @@ export class SimMysqld {
               lagSeconds: this.relay.length > 0 ? 0.1 : 0,
               lastError: this.lastError,
             },
-      semiSyncSourceOn: true,
+      relayLogRecovery: true,
+      semiSyncSourceOn: this.semiSyncSourceEnabled,
       semiSyncReplicaOn: true,
-      semiSyncWaiters: 0,
+      semiSyncWaiters: this.semiSyncSourceEnabled ? this.pending.length : 0,
       semiSyncClients: clients,
       semiSyncWaitCount: this.semiSyncWaitCount,
     }
   }
 
-  /** A client transaction on this server (must be writable). */
+  /**
+   * A client transaction on this server (must be writable): in the binlog at
+   * once; under semi-sync its client waits (`pending`), else it has OK now.
+   */
   commit(writeId: number, now: number): PendingWrite {
     const gno = nextGno(this.executed, this.uuid)
     this.appendToBinlog({ sid: this.uuid, gno, at: now, writeId })
-    const p: PendingWrite = { writeId, gno, acks: new Set() }
-    this.pending.push(p)
+    const p: PendingWrite = { writeId, gno, acks: new Set(), systemUser: this.systemUserClients }
+    if (this.semiSyncSourceEnabled) this.pending.push(p)
     return p
+  }
+
+  /** The waiters that got their acknowledgements (or were released, killed, lost) are gone. */
+  setPending(keep: Array<PendingWrite>): void {
+    this.pending = keep
+    if (this.fencePending && keep.length === 0) this.settleFence(true)
+  }
+
+  private settleFence(done: boolean): void {
+    this.fencePending = false
+    if (done) this.readOnly = true
+    const waiters = this.fenceWaiters
+    this.fenceWaiters = []
+    for (const w of waiters) w(done)
+  }
+
+  /**
+   * `SET GLOBAL super_read_only = ON`: done at once (true), or pending behind
+   * waiting commits (false): super_read_only reads ON, read_only OFF, and
+   * `onDone` is called when it completes or is aborted.
+   */
+  requestFence(onDone: (done: boolean) => void): boolean {
+    this.superReadOnly = true
+    if (this.pending.length === 0 && !this.fencePending) {
+      this.readOnly = true
+      return true
+    }
+    this.fencePending = true
+    this.fenceWaiters.push(onDone)
+    return false
+  }
+
+  /** The pending SET was aborted (its connection killed at a timeout): MySQL puts the old value back. */
+  abortFence(): void {
+    if (!this.fencePending) return
+    this.superReadOnly = false
+    this.settleFence(false)
+  }
+
+  /**
+   * rpl_semi_sync_source_enabled and the wait count; turning it off releases
+   * every waiter: returned, their clients get OK.
+   */
+  setSemiSyncSource(enabled: boolean, waitCount: number): Array<PendingWrite> {
+    this.semiSyncSourceEnabled = enabled
+    this.semiSyncWaitCount = waitCount
+    if (enabled) return []
+    const released = this.pending
+    this.setPending([])
+    return released
   }
 
   /** An errant transaction made by hand on a replica (bypassing super_read_only). */
@@ -140,14 +238,28 @@ export class SimMysqld {
     this.incarnation++
     const lost = this.pending
     this.pending = []
+    if (this.fencePending) this.settleFence(false)
     return lost
   }
 
-  /** Boot: super_read_only from my.cnf, relay_log_recovery drops unapplied relay logs. */
+  /**
+   * rpl_semi_sync_source_enabled after a start: what my.cnf says. ON by
+   * default here. OFF is what the lab's my.cnf gives (a runtime SET GLOBAL is
+   * lost at restart), and then a primary whose mysqld restarted under its
+   * lease is made writable without semi-sync (the core re-enables it only when
+   * it promotes): seed 48 loses acknowledged writes so (simulator.test.ts).
+   */
+  semiSyncSourceAtBoot = true
+
+  /**
+   * Boot: super_read_only from my.cnf, relay_log_recovery drops unapplied
+   * relay logs, semi-sync as a source from my.cnf.
+   */
   boot(): void {
     this.up = true
     this.superReadOnly = true
     this.readOnly = true
+    this.semiSyncSourceEnabled = this.semiSyncSourceAtBoot
     this.ioRunning = false
     this.sqlRunning = false
     this.relay = []
@@ -156,19 +268,15 @@ export class SimMysqld {
     this.ioSourceIncarnation = -1
   }
 
-  fence(): Array<PendingWrite> {
-    this.superReadOnly = true
-    this.readOnly = true
-    return this.killSessions()
-  }
-
+  /** KILL of every client session the agent may kill: their clients get an error. */
   killSessions(): Array<PendingWrite> {
-    const lost = this.pending
-    this.pending = []
-    return lost
+    const killed = this.pending.filter((p) => !p.systemUser)
+    if (killed.length > 0) this.setPending(this.pending.filter((p) => p.systemUser))
+    return killed
   }
 
   makeWritable(): void {
+    if (this.fencePending) this.settleFence(false)
     this.superReadOnly = false
     this.readOnly = false
   }

@@ -9,6 +9,7 @@ import { Schema } from "effect"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input } from "../../agent/src/core/types.ts"
 import { PeerMessage } from "../../shared/peer-messages.ts"
+import { mutants } from "./mutations.ts"
 import { Prng } from "./prng.ts"
 import { randomRun } from "./random-run.ts"
 import { dataMembers, World } from "./world.ts"
@@ -94,4 +95,30 @@ test("a failing run prints the faults and the last events of every node", () => 
   assert.match(trace, /-- db1 \(term \d+/)
   assert.match(trace, /resigned/)
   assert.match(trace, /-- db3 /)
+})
+
+test("seed 651: the demotion of dfc83b6 (semi-sync off as a source while a commit waits) gives a lost write OK; the real one stops mysqld hard once its fence pends for fence_timeout", () => {
+  // Seed 651 under the dfc83b6 demotion: db1, cut off with commits waiting, turns semi-sync
+  // off as a source on seeing the new leader while its own fence still pends (SYSTEM_USER
+  // sessions cannot be killed): the waiters get OK and the new primary lacks them (I3).
+  const bad = randomRun(651, {
+    reducer: mutants.find((m) => m.name === "semi-sync-release-on-demotion")?.reducer,
+  })
+  assert.match(bad.violations.map((v) => `${v.invariant}: ${v.detail}`).join("; "), /^I3: /)
+  assert.match(bad.trace(), /semi-sync off as a source released \d+ waiting commit/)
+  // The real demotion waits for the fence: the pending fence fails at fence_timeout and the
+  // executor's kill_command stops mysqld hard (fencing.ts onFenceFailed), nobody gets OK.
+  const good = randomRun(651)
+  assert.deepEqual(good.violations, [])
+  assert.match(good.trace(), /fence-escalated/)
+})
+
+test("a primary whose mysqld restarts under its lease with the lab's my.cnf (semi-sync as a source OFF at start) acknowledges writes no replica has", {
+  todo: "the core turns semi-sync on as a source only when it promotes, not when a restarted mysqld of the ACTIVE primary is made writable again (guardWritability)",
+}, () => {
+  const r = randomRun(48, { semiSyncSourceAtBoot: false })
+  assert.deepEqual(
+    r.violations.map((v) => `${v.invariant}: ${v.detail}`),
+    [],
+  )
 })

@@ -3,11 +3,11 @@
  * simulated mysqld per data node, a client that writes and records what was
  * acknowledged, a network, per-node clocks, all driven by one seed.
  *
- * The adapters here interpret the reducer's outputs the way the daemon will:
- * outputs of one step run in order; PersistHardState, Vip and Mysql outputs
- * finish before the next one starts; probes, restarts and hooks only start,
- * and their results come back as inputs. As in the daemon, each output is
- * performed only if the core still wants it when its turn comes.
+ * The reducer's outputs are performed by the daemon's own executor
+ * (agent/src/daemon/executor.ts) over simulated adapters (sim-adapters.ts):
+ * the order and escalation of side effects is the daemon's, not a copy.
+ * Fibers run on a scheduler the world drains after each simulated event, on
+ * the node's simulated clock.
  */
 
 import { compareVersions } from "../../agent/src/core/cluster-record.ts"
@@ -38,13 +38,18 @@ import type {
   HardState,
   HookName,
   Input,
-  MysqlAction,
   OperatorRequest,
-  Output,
 } from "../../agent/src/core/types.ts"
 import type { ClusterRecord, PeerMessage } from "../../shared/peer-messages.ts"
 import { Network } from "./network.ts"
 import { Prng } from "./prng.ts"
+import {
+  FiberTasks,
+  type SimAgentProcess,
+  type SimHost,
+  simAgentProcess,
+  simDaemonConfig,
+} from "./sim-adapters.ts"
 import { type PendingWrite, SimMysqld } from "./sim-mysqld.ts"
 
 export type Reducer = (state: AgentState, input: Input) => StepResult
@@ -92,9 +97,8 @@ interface Node {
   restartFails: boolean
   /** A crash loop: mysqld dies this long after every start, and the service manager starts it again. */
   crashLoopUpMs: number | null
-  /** PersistHardState outputs are numbered as emitted: an older one never overwrites a newer. */
-  persistEmitted: number
-  persistWritten: number
+  /** The running agent process's executor (the daemon's, over simulated adapters). */
+  process: SimAgentProcess | null
   readonly hookExit: Map<HookName, number>
   /** How long a hook runs before it exits (default 5 ms). */
   readonly hookMs: Map<HookName, number>
@@ -195,7 +199,7 @@ export const dataMembers = (n: number, witnesses = 0): Array<MemberConfig> => [
   })),
 ]
 
-export class World {
+export class World implements SimHost {
   readonly rng: Prng
   readonly net: Network
   readonly config: ClusterConfig
@@ -212,6 +216,8 @@ export class World {
     steps: ReadonlyArray<string>
   }> = []
   private readonly queue = new EventQueue()
+  /** Every agent's fiber tasks, drained after each event. */
+  readonly fibers = new FiberTasks()
   private readonly reducer: Reducer
   private readonly traceSize: number
   now = 0
@@ -265,8 +271,7 @@ export class World {
         clockRate: 1 + (this.rng.next() * 2 - 1) * maxDrift,
         restartFails: false,
         crashLoopUpMs: null,
-        persistEmitted: 0,
-        persistWritten: 0,
+        process: null,
         hookExit: new Map(),
         hookMs: new Map(),
         missingPrivileges: new Set(),
@@ -284,7 +289,10 @@ export class World {
       n.mysqld.semiSyncWaitCount = strictAckCount(this.config)
     }
     const src = source === null ? undefined : this.nodes.get(source)?.mysqld
-    if (src) src.semiSyncWaitCount = strictAckCount(this.config)
+    if (src) {
+      src.semiSyncWaitCount = strictAckCount(this.config)
+      src.semiSyncSourceEnabled = this.config.semiSync !== "off"
+    }
     if (src && options.writableSource === true) {
       src.superReadOnly = false
       src.readOnly = false
@@ -322,6 +330,7 @@ export class World {
       if (e === undefined) break
       this.now = e.at
       e.run()
+      this.fibers.flush()
       this.checkSafety()
     }
     this.now = until
@@ -339,6 +348,21 @@ export class World {
     this.schedule(this.now + delay, () => {
       n.agentUp = true
       n.incarnation++
+      const incarnation = n.incarnation
+      n.process = simAgentProcess({
+        host: this,
+        self: n.name,
+        config: simDaemonConfig(
+          n.name,
+          this.config.members,
+          this.config.semiSync,
+          this.config.fenceCommand !== null,
+        ),
+        alive: () => n.agentUp && n.incarnation === incarnation,
+        enqueue: (make) => this.input(n, make),
+        // A hard state that could not be written: the agent exits (never in the simulator).
+        fatal: (reason) => this.traceNode(n.name, `fatal: ${reason}`),
+      })
       n.state = initialState(this.config, n.name)
       n.pausedUntil = 0
       n.deferred = []
@@ -375,10 +399,126 @@ export class World {
     n.state = result.state
     if (input._tag === "Tick" && this.reducer === step) this.checkDeadline(n, before, input, result)
     this.observeTransition(n, before, input)
-    const outputs = result.outputs.map((o) =>
-      o._tag === "PersistHardState" ? { ...o, seq: ++n.persistEmitted } : o,
-    )
-    this.execute(n, outputs, 0, n.incarnation)
+    if (result.outputs.length === 0 || n.process === null) return
+    // As the decision loop does: the batch runs in the background, each output asked
+    // before its turn whether the core (its state then) still wants it.
+    const bootId = n.state.bootId
+    n.process.execute(result.outputs, bootId, (o) => stillWanted(n.state, o, bootId))
+  }
+
+  // -------------------------------------------------------------------------
+  // The world as the simulated adapters see it (SimHost, sim-adapters.ts)
+
+  localNowOf(name: string, at: number = this.now): number {
+    return this.localNow(this.node(name), at)
+  }
+
+  realMsOf(name: string, ms: number): number {
+    return ms / this.node(name).clockRate
+  }
+
+  mysqldOf(name: string): SimMysqld | null {
+    return this.nodes.get(name)?.mysqld ?? null
+  }
+
+  reachable(from: string, to: string): boolean {
+    return this.net.roundTrip(from, to, "mysql")
+  }
+
+  semiSyncClientsOf(name: string): number {
+    return this.semiSyncClients(this.node(name))
+  }
+
+  deliver(from: string, to: string, message: PeerMessage): void {
+    const target = this.nodes.get(to)
+    if (target === undefined) return
+    for (const d of this.net.deliveries(from, to)) {
+      this.schedule(this.now + d, () =>
+        this.input(target, (now) => ({ _tag: "PeerReceived", now, from, message })),
+      )
+    }
+  }
+
+  onPersisted(name: string, hard: HardState): void {
+    this.node(name).disk = hard
+    this.onPersist()
+  }
+
+  onVip(name: string, op: "add" | "remove" | "refresh"): void {
+    if (op === "remove") this.vipHolders.delete(name)
+    else this.vipHolders.add(name)
+  }
+
+  restartMysqld(name: string, done: (ok: boolean) => void): void {
+    const n = this.node(name)
+    const m = n.mysqld
+    this.trace(n, "restart mysqld")
+    const duration = 600 + this.rng.next() * 1500
+    this.schedule(this.now + duration, () => {
+      let ok = false
+      if (m !== null && !n.restartFails) {
+        if (m.up) this.lose(m.crash(), m)
+        this.boot(n, m)
+        ok = true
+      }
+      done(ok)
+    })
+  }
+
+  stopMysqldHard(name: string, reason: string): void {
+    // SIGKILL through the service manager, which starts it again (Restart=on-failure).
+    const n = this.node(name)
+    const m = n.mysqld
+    this.trace(n, `kill -9 mysqld: ${reason}`)
+    if (m?.up) this.lose(m.crash(), m)
+    this.schedule(this.now + 600 + this.rng.next() * 1500, () => {
+      if (m !== null && !m.up && !n.restartFails) m.boot()
+    })
+  }
+
+  hookResult(name: string, hook: HookName): { readonly exitCode: number; readonly ms: number } {
+    const n = this.node(name)
+    return { exitCode: n.hookExit.get(hook) ?? 0, ms: n.hookMs.get(hook) ?? 5 }
+  }
+
+  missingPrivileges(name: string): ReadonlyArray<string> {
+    return [...this.node(name).missingPrivileges]
+  }
+
+  traceNode(name: string, line: string): void {
+    this.trace(this.node(name), line)
+  }
+
+  operatorReply(
+    name: string,
+    requestId: number,
+    r: {
+      readonly ok: boolean
+      readonly message: string
+      readonly answeredBy?: string
+      readonly steps?: ReadonlyArray<string>
+    },
+  ): void {
+    this.operatorReplies.push({
+      node: name,
+      requestId,
+      ok: r.ok,
+      message: r.message,
+      answeredBy: r.answeredBy ?? null,
+      steps: r.steps ?? [],
+    })
+    this.trace(this.node(name), `operator reply ${r.ok ? "ok" : "refused"}: ${r.message}`)
+  }
+
+  logged(name: string, level: string, fields: unknown, message: string): void {
+    const event =
+      typeof fields === "object" && fields !== null && "event" in fields
+        ? String((fields as { event: unknown }).event)
+        : "log"
+    this.eventsSeen.add(event)
+    if (level !== "info" || tracedEvents.has(event)) {
+      this.trace(this.node(name), `${level} ${event}: ${message}`)
+    }
   }
 
   private observeTransition(n: Node, before: AgentState, input: Input): void {
@@ -419,313 +559,6 @@ export class World {
       if (content !== undefined && content !== JSON.stringify(s.hard.record)) {
         this.violate("I5", `two different records share version ${v}`)
       }
-    }
-  }
-
-  private execute(n: Node, outputs: ReadonlyArray<Output>, i: number, incarnation: number): void {
-    for (let k = i; k < outputs.length; k++) {
-      if (n.incarnation !== incarnation || !n.agentUp) return
-      const o = outputs[k]!
-      if (!stillWanted(n.state, o, n.state.bootId)) {
-        this.trace(n, `superseded, not performed: ${o._tag === "Mysql" ? o.action._tag : o._tag}`)
-        // As the daemon: reported like a failure, so that no routine waits for it for ever.
-        if (o._tag === "Mysql") {
-          this.schedule(this.now + 1, () => {
-            if (n.incarnation !== incarnation || !n.agentUp) return
-            this.input(n, (now) => ({
-              _tag: "MysqlDone",
-              now,
-              incarnation: `${n.name}-${incarnation}`,
-              id: o.id,
-              ok: false,
-              error: "not performed: superseded",
-            }))
-          })
-        }
-        continue
-      }
-      const latency = this.perform(n, o, incarnation)
-      if (latency > 0) {
-        // Blocking output: the rest runs once it finished.
-        this.schedule(this.now + latency, () => {
-          if (n.incarnation !== incarnation || !n.agentUp) return
-          this.complete(n, o, incarnation)
-          this.execute(n, outputs, k + 1, incarnation)
-        })
-        return
-      }
-    }
-  }
-
-  /** Starts an output; returns its latency when the next output must wait for it, else 0. */
-  private perform(n: Node, o: Output, incarnation: number): number {
-    switch (o._tag) {
-      case "PersistHardState":
-        return 0.5 + this.rng.next() * 2
-      case "Send": {
-        this.onSend(n, o.to, o.message)
-        for (const d of this.net.deliveries(n.name, o.to)) {
-          const to = this.nodes.get(o.to)
-          if (to === undefined) continue
-          this.schedule(this.now + d, () =>
-            this.input(to, (now) => ({
-              _tag: "PeerReceived",
-              now,
-              from: n.name,
-              message: o.message,
-            })),
-          )
-        }
-        return 0
-      }
-      case "Mysql":
-        return this.mysqlLatency(n, o.action)
-      case "Vip":
-        return 3 + this.rng.next() * 4
-      case "RestartMysqld": {
-        const m = n.mysqld
-        this.trace(n, `restart mysqld attempt ${o.attempt}`)
-        const duration = 600 + this.rng.next() * 1500
-        this.schedule(this.now + duration, () => {
-          let ok = false
-          if (m !== null && !n.restartFails) {
-            if (m.up) this.lose(m.crash(), m)
-            this.boot(n, m)
-            ok = true
-          }
-          if (n.incarnation === incarnation)
-            this.input(n, (now) => ({ _tag: "RestartDone", now, ok }))
-        })
-        return 0
-      }
-      case "KillMysqld": {
-        // SIGKILL through the service manager, which starts it again (Restart=on-failure).
-        const m = n.mysqld
-        this.trace(n, `kill -9 mysqld: ${o.reason}`)
-        if (m?.up) this.lose(m.crash(), m)
-        this.schedule(this.now + 600 + this.rng.next() * 1500, () => {
-          if (m !== null && !m.up && !n.restartFails) m.boot()
-        })
-        return 0
-      }
-      case "RunHook": {
-        const code = n.hookExit.get(o.hook) ?? 0
-        this.schedule(this.now + (n.hookMs.get(o.hook) ?? 5), () => {
-          if (n.incarnation === incarnation) {
-            this.input(n, (now) => ({
-              _tag: "HookDone",
-              now,
-              incarnation: `${n.name}-${incarnation}`,
-              id: o.id,
-              exitCode: code,
-            }))
-          }
-        })
-        return 0
-      }
-      case "ProbeLocal": {
-        const m = n.mysqld
-        if (m === null) return 0
-        const hung = m.up && m.hung
-        this.schedule(this.now + (hung ? 400 : 1 + this.rng.next() * 3), () => {
-          if (n.incarnation !== incarnation) return
-          const up = m.up && !m.hung
-          const probe = up ? m.probe(this.semiSyncClients(n)) : null
-          this.input(n, (now) => ({
-            _tag: "LocalProbed",
-            now,
-            result:
-              probe === null
-                ? { _tag: "Down", reason: m.up ? "timeout" : "connection refused", hung: m.up }
-                : { _tag: "Up", mysql: probe },
-          }))
-        })
-        return 0
-      }
-      case "CheckPrivileges": {
-        const m = n.mysqld
-        if (m === null) return 0
-        // A fixed latency: no draw from the generator, so seeds keep their runs.
-        this.schedule(this.now + 2, () => {
-          if (n.incarnation !== incarnation) return
-          const up = m.up && !m.hung
-          const missing = [...n.missingPrivileges].map((privilege) => ({
-            privilege,
-            neededBy: ["promotion"],
-          }))
-          this.input(n, (now) => ({
-            _tag: "PrivilegesChecked",
-            now,
-            result: up
-              ? { _tag: "Checked", user: "mha@%", missing }
-              : { _tag: "Failed", reason: "connection refused" },
-          }))
-        })
-        return 0
-      }
-      case "ProbePrimary": {
-        const target = this.nodes.get(o.target)?.mysqld
-        const reachable = (): boolean =>
-          target?.up === true && !target.hung && this.net.roundTrip(n.name, o.target, "mysql")
-        const quick = reachable()
-        this.schedule(this.now + (quick ? 2 : 400), () => {
-          if (n.incarnation !== incarnation) return
-          const ok = reachable()
-          this.input(n, (now) => ({
-            _tag: "PrimaryProbed",
-            now,
-            target: o.target,
-            reachable: ok,
-            superReadOnly: ok && target ? target.superReadOnly : null,
-          }))
-        })
-        return 0
-      }
-      case "Event":
-        this.eventsSeen.add(o.event)
-        if (o.level !== "info" || tracedEvents.has(o.event)) {
-          this.trace(n, `${o.level} ${o.event}: ${o.reason}`)
-        }
-        return 0
-      case "OperatorReply":
-        this.operatorReplies.push({
-          node: n.name,
-          requestId: o.requestId,
-          ok: o.ok,
-          message: o.message,
-          answeredBy: o.answeredBy ?? null,
-          steps: o.steps ?? [],
-        })
-        this.trace(n, `operator reply ${o.ok ? "ok" : "refused"}: ${o.message}`)
-        return 0
-      default:
-        return absurd(o)
-    }
-  }
-
-  /** A blocking output finished: apply its effect and report it. */
-  private complete(n: Node, o: Output, incarnation: number): void {
-    switch (o._tag) {
-      case "PersistHardState": {
-        const seq = (o as { seq?: number }).seq ?? 0
-        if (seq > n.persistWritten) {
-          n.persistWritten = seq
-          n.disk = o.hard
-          this.onPersist()
-        }
-        return
-      }
-      case "Vip":
-        if (o.op === "remove") this.vipHolders.delete(n.name)
-        else this.vipHolders.add(n.name)
-        this.input(n, (now) => ({ _tag: "VipDone", now, op: o.op, ok: true }))
-        return
-      case "Mysql": {
-        const result = this.applyMysql(n, o.action)
-        if (o.action._tag !== "WaitForRelayLog" && o.action._tag !== "FenceRemote") {
-          this.trace(
-            n,
-            `mysql ${describeAction(o.action)} ${result === null ? "ok" : `failed: ${result}`}`,
-          )
-        }
-        this.input(n, (now) => ({
-          _tag: "MysqlDone",
-          now,
-          // The bootId of the run that issued it (startAgent names runs so).
-          incarnation: `${n.name}-${incarnation}`,
-          id: o.id,
-          ok: result === null,
-          error: result,
-        }))
-        return
-      }
-      default:
-        return
-    }
-  }
-
-  private mysqlLatency(n: Node, action: MysqlAction): number {
-    if (action._tag === "FenceRemote") {
-      const t = this.nodes.get(action.target)?.mysqld
-      const ok = t?.up && !t.hung && this.net.roundTrip(n.name, action.target, "mysql")
-      return ok ? 2 + this.rng.next() * 4 : this.config.timings.rpcTimeoutMs
-    }
-    const m = n.mysqld
-    if (m === null || !m.up) return 2
-    if (m.hung) return 1000
-    if (action._tag === "WaitForRelayLog") {
-      // Relay apply runs at the mysql tick; poll for it.
-      let waited = 0
-      while (waited < action.timeoutMs && !this.relayWillBeApplied(m, waited))
-        waited += MYSQL_TICK_MS
-      return Math.max(1, Math.min(waited, action.timeoutMs) + 1)
-    }
-    return 1 + this.rng.next() * 5
-  }
-
-  private relayWillBeApplied(m: SimMysqld, after: number): boolean {
-    if (m.applyStalled) return false
-    const last = m.relay[m.relay.length - 1]
-    return last === undefined || last.at + this.applyDelay + MYSQL_TICK_MS <= this.now + after
-  }
-
-  /** Applies a MySQL action; null when it succeeded, else the error. */
-  private applyMysql(n: Node, action: MysqlAction): string | null {
-    if (action._tag === "FenceRemote") {
-      const t = this.nodes.get(action.target)?.mysqld
-      if (!t?.up || t.hung || !this.net.roundTrip(n.name, action.target, "mysql")) {
-        return "unreachable"
-      }
-      this.lose(t.fence(), t)
-      return null
-    }
-    const m = n.mysqld
-    if (m === null) return "no mysqld"
-    if (!m.up) return "connection refused"
-    if (m.hung) return "query timeout"
-    switch (action._tag) {
-      case "Fence":
-        this.lose(m.fence(), m)
-        return null
-      case "KillSessions":
-        this.lose(m.killSessions(), m)
-        return null
-      case "MakeWritable":
-        if (!m.writable) this.onBecomesWritable(n, m)
-        m.makeWritable()
-        return null
-      case "StopReplicaIo":
-        m.stopIo()
-        return null
-      case "ResetReplicaAll":
-        m.resetReplicaAll()
-        return null
-      case "ReplicateFrom":
-        m.replicateFrom(action.source)
-        return null
-      case "StartReplica":
-        m.startReplica()
-        return null
-      case "WaitForExecuted":
-        return isSubset(action.gtids, m.executed) ? null : "timeout"
-      case "WaitForRelayLog":
-        this.applyRelay(m, Number.POSITIVE_INFINITY)
-        return m.relayApplied() ? null : "timeout"
-      case "SetSemiSync":
-        if (m.systemVariablesDenied)
-          return "Access denied; you need (at least one of) the SUPER or SYSTEM_VARIABLES_ADMIN privilege(s)"
-        m.semiSyncWaitCount = action.waitForReplicaCount
-        return null
-      case "InjectEmpty":
-        m.injectEmpty(action.gtids, this.now)
-        return null
-      case "DrainSessions":
-        // The simulated client commits in one step: nothing is left running.
-        return null
-      case "Clone":
-        return "CLONE is not simulated"
-      default:
-        return absurd(action)
     }
   }
 
@@ -775,17 +608,23 @@ export class World {
   private ackSemiSync(s: SimMysqld, gno: number, replica: string): void {
     if (s.pending.length === 0) return
     const keep: Array<PendingWrite> = []
+    const acked: Array<PendingWrite> = []
     for (const p of s.pending) {
       if (p.gno === gno) p.acks.add(replica)
-      if (p.acks.size >= s.semiSyncWaitCount) this.acknowledge(s, p)
+      if (p.acks.size >= s.semiSyncWaitCount) acked.push(p)
       else keep.push(p)
     }
-    s.pending = keep
+    if (acked.length === 0) return
+    this.acknowledge(s, acked)
+    s.setPending(keep)
   }
 
-  private acknowledge(s: SimMysqld, p: PendingWrite): void {
-    this.acked = union(this.acked, { sids: new Map([[s.uuid, [{ start: p.gno, end: p.gno }]]]) })
-    this.ackedCount++
+  /** The clients of these commits on `s` got OK (the client-level ledger of I3). */
+  acknowledge(s: SimMysqld, writes: ReadonlyArray<{ readonly gno: number }>): void {
+    for (const p of writes) {
+      this.acked = union(this.acked, { sids: new Map([[s.uuid, [{ start: p.gno, end: p.gno }]]]) })
+      this.ackedCount++
+    }
   }
 
   private lose(_writes: ReadonlyArray<PendingWrite>, _m: SimMysqld): void {
@@ -808,8 +647,10 @@ export class World {
       for (const n of this.nodes.values()) {
         const m = n.mysqld
         if (m === null || !m.writable || m.hung) continue
+        // Without semi-sync as a source the client gets OK at once.
+        const waits = m.semiSyncSourceEnabled
         const p = m.commit(++this.writeSeq, this.now)
-        if (this.config.semiSync === "off") this.acknowledge(m, p)
+        if (!waits) this.acknowledge(m, [p])
       }
       this.schedule(this.now + interval * (0.5 + this.rng.next()), loop)
     }
@@ -881,7 +722,7 @@ export class World {
   private acceptsAcknowledgedWrites(n: Node): boolean {
     const m = n.mysqld
     if (m === null || !m.writable || m.hung) return false
-    if (this.config.semiSync === "off") return true
+    if (!m.semiSyncSourceEnabled) return true
     return this.semiSyncClients(n) >= m.semiSyncWaitCount
   }
 
@@ -899,7 +740,8 @@ export class World {
   }
 
   /** I3: a node becoming writable must hold every acknowledged write. */
-  private onBecomesWritable(n: Node, m: SimMysqld): void {
+  onBecomesWritable(name: string, m: SimMysqld): void {
+    const n = this.node(name)
     if (!isSubset(this.acked, m.executed)) {
       this.violate(
         "I3",
@@ -909,9 +751,9 @@ export class World {
   }
 
   /** I4: no node votes twice in one term. */
-  private onSend(n: Node, to: string, message: PeerMessage): void {
+  onSend(from: string, to: string, message: PeerMessage): void {
     if (message._tag !== "VoteResponse" || !message.granted) return
-    this.recordVote(n.name, message.term, to)
+    this.recordVote(from, message.term, to)
   }
 
   private recordVote(voter: string, term: number, candidate: string): void {
@@ -1113,6 +955,7 @@ export class World {
       requestId,
       request,
     }))
+    this.fibers.flush()
     return requestId
   }
 
@@ -1196,23 +1039,6 @@ const versionKey = (r: { term: number; seq: number }): string => `${r.term}.${r.
 const parseVersion = (v: string): { term: number; seq: number } => {
   const [t, s] = v.split(".")
   return { term: Number(t), seq: Number(s) }
-}
-
-const describeAction = (a: MysqlAction): string => {
-  switch (a._tag) {
-    case "ReplicateFrom":
-      return `ReplicateFrom(${a.source})`
-    case "FenceRemote":
-      return `FenceRemote(${a.target})`
-    case "SetSemiSync":
-      return `SetSemiSync(source=${a.source}, replica=${a.replica}, n=${a.waitForReplicaCount})`
-    default:
-      return a._tag
-  }
-}
-
-function absurd(value: never): never {
-  throw new Error(`unexpected ${JSON.stringify(value)}`)
 }
 
 /** Info-level events worth a line in the trace. */

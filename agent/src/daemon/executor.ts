@@ -5,11 +5,10 @@
 // and an older one never overwrites a newer one. A message leaves only once
 // every hard state emitted before it (in its step or an earlier one) is on
 // disk; a write that fails stops the agent (systemd restarts it from the file).
-import { Cause, Deferred, Effect, Exit, Fiber, Semaphore } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Semaphore } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
-import { monotonicNow } from "../adapters/clock.ts"
 import type { HardStateStore } from "../adapters/hard-state-file.ts"
 import { describeHookRun, type HookRunnerService, hookAllows } from "../adapters/hook-runner.ts"
 import type { MeshService } from "../adapters/mesh.ts"
@@ -39,6 +38,13 @@ export interface ExecutorServices {
     options: ReturnType<typeof restartOptionsFromConfig>,
   ) => Effect.Effect<RestartResult>
   readonly hooks: HookRunnerService
+  /**
+   * Reads a MySQL user's password file (and TLS files) afresh; the simulator
+   * gives its own (test/sim/sim-adapters.ts). Default: readMysqlSettings.
+   */
+  readonly mysqlSettings?: typeof readMysqlSettings
+  /** Runs fence_command and service.kill_command; the simulator gives its own. Default: runInProcessGroup. */
+  readonly runProcess?: typeof runInProcessGroup
   /**
    * The agent cannot go on safely (the hard state could not be written): it
    * logs why and exits non-zero, so that its service manager restarts it from
@@ -70,6 +76,8 @@ const errorText = (e: unknown): string =>
 
 export const makeExecutor = (services: ExecutorServices) => {
   const { log, enqueue } = services
+  const mysqlSettings = services.mysqlSettings ?? readMysqlSettings
+  const runProcess = services.runProcess ?? runInProcessGroup
   const persistLock = Semaphore.makeUnsafe(1)
   let emitted = 0
   let written = 0
@@ -167,7 +175,7 @@ export const makeExecutor = (services: ExecutorServices) => {
         }
         const tls = config.mysql.tls
         // The password file read afresh: a rotated password applies (issue 17).
-        return readMysqlSettings(config, "replication").pipe(
+        return mysqlSettings(config, "replication").pipe(
           Effect.flatMap((replication) =>
             local.repoint({
               host: source.host,
@@ -223,8 +231,10 @@ export const makeExecutor = (services: ExecutorServices) => {
         ])
       case "DrainSessions": {
         // Never fails: whatever is still busy at the deadline is killed by the fence after it.
-        // Monotonic: a wall-clock step must not stretch the drain (issue 16).
-        const deadline = monotonicNow() + action.timeoutMs
+        // Monotonic: a wall-clock step must not stretch the drain (issue 16). Effect's clock,
+        // so that the simulator drives it.
+        const monotonicMs = Effect.map(Clock.monotonicTimeNanos, (ns) => Number(ns / 1_000_000n))
+        let deadline = 0
         const poll: Effect.Effect<void> = local
           .busyClientSessions({ skipUsers: [monitorUser] })
           .pipe(
@@ -241,17 +251,22 @@ export const makeExecutor = (services: ExecutorServices) => {
                 )
                 return Effect.void
               }
-              if (monotonicNow() >= deadline) {
-                log.warn(
-                  { event: "drain-timeout" },
-                  `${busy} client session(s) still busy after ${action.timeoutMs} ms: the fence kills them`,
-                )
-                return Effect.void
-              }
-              return Effect.andThen(Effect.sleep(100), poll)
+              return Effect.flatMap(monotonicMs, (now) => {
+                if (now >= deadline) {
+                  log.warn(
+                    { event: "drain-timeout" },
+                    `${busy} client session(s) still busy after ${action.timeoutMs} ms: the fence kills them`,
+                  )
+                  return Effect.void
+                }
+                return Effect.andThen(Effect.sleep(100), poll)
+              })
             }),
           )
-        return poll
+        return Effect.flatMap(monotonicMs, (now) => {
+          deadline = now + action.timeoutMs
+          return poll
+        })
       }
       case "InjectEmpty":
         return local.injectEmptyTransactions(action.gtids)
@@ -271,7 +286,7 @@ export const makeExecutor = (services: ExecutorServices) => {
         if (donor === undefined || "socketPath" in donor) {
           return Effect.fail(new Error(`${action.donor} is not a data member`))
         }
-        return readMysqlSettings(config, "monitor").pipe(
+        return mysqlSettings(config, "monitor").pipe(
           Effect.flatMap((monitor) =>
             local.clone({
               donorHost: donor.host,
@@ -303,7 +318,7 @@ export const makeExecutor = (services: ExecutorServices) => {
     const config = services.config()
     if (hook === "fence_command") {
       if (config.fence_command === undefined) return Effect.succeed(0)
-      return runInProcessGroup({
+      return runProcess({
         file: "/bin/sh",
         args: ["-c", config.fence_command],
         timeoutMs: config.timings.fence_timeout,
@@ -427,7 +442,7 @@ export const makeExecutor = (services: ExecutorServices) => {
         ).pipe(Effect.asVoid)
       case "KillMysqld": {
         const config = services.config()
-        return runInProcessGroup({
+        return runProcess({
           file: "/bin/sh",
           args: ["-c", config.service.kill_command],
           timeoutMs: config.timings.fence_timeout,
