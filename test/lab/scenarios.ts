@@ -19,6 +19,13 @@ export const mysqldKilledRestarts: Scenario = async (c) => {
   await sleep(2000)
   assert.equal(await c.primary(), primary, "the same primary")
   assert.equal(c.term(primary), term, "no election")
+  // The lab's my.cnf does not enable semi-sync as a source (a runtime SET GLOBAL,
+  // lost by the restart): the agent turns it on again before it makes mysqld writable.
+  const [semiSync] = await c.lab.query<{ on: number }>(
+    primary,
+    "SELECT @@GLOBAL.rpl_semi_sync_source_enabled AS `on`",
+  )
+  assert.equal(Number(semiSync?.on), 1, "semi-sync as a source on again after the restart")
   return faultAt
 }
 

@@ -139,6 +139,7 @@ export class SimMysqld {
             },
       relayLogRecovery: true,
       semiSyncSourceOn: this.semiSyncSourceEnabled,
+      semiSyncSourceEnabled: this.semiSyncSourceEnabled,
       semiSyncReplicaOn: true,
       semiSyncWaiters: this.semiSyncSourceEnabled ? this.pending.length : 0,
       semiSyncClients: clients,

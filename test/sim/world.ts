@@ -236,6 +236,12 @@ export class World implements SimHost {
   private longestGap = 0
   /** Set while a scenario deliberately made a node writable by hand. */
   splitBrainByHand = false
+  /**
+   * mysqlds the operator made writable by hand, until fenced again: what their
+   * clients write there is errant by the operator's hand, not a write the
+   * agents acknowledged (I3 does not count it; the agents report it as errant).
+   */
+  private readonly writableByHand = new Set<SimMysqld>()
   /** Called when a node starts a real vote: lets a fault schedule strike mid-election. */
   onCandidate: ((name: string) => void) | null = null
   /** Every event name the agents emitted, and promotion kinds as `promoted:<kind>`. */
@@ -621,6 +627,7 @@ export class World implements SimHost {
 
   /** The clients of these commits on `s` got OK (the client-level ledger of I3). */
   acknowledge(s: SimMysqld, writes: ReadonlyArray<{ readonly gno: number }>): void {
+    if (this.writableByHand.has(s)) return
     for (const p of writes) {
       this.acked = union(this.acked, { sids: new Map([[s.uuid, [{ start: p.gno, end: p.gno }]]]) })
       this.ackedCount++
@@ -646,6 +653,7 @@ export class World implements SimHost {
     const loop = () => {
       for (const n of this.nodes.values()) {
         const m = n.mysqld
+        if (m !== null && !m.writable) this.writableByHand.delete(m)
         if (m === null || !m.writable || m.hung) continue
         // Without semi-sync as a source the client gets OK at once.
         const waits = m.semiSyncSourceEnabled
@@ -942,6 +950,7 @@ export class World implements SimHost {
     if (m === null || !m.up) return
     this.fault(`SET GLOBAL super_read_only=OFF by hand on ${name}`)
     this.splitBrainByHand = true
+    this.writableByHand.add(m)
     m.makeWritable()
   }
 

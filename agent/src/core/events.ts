@@ -66,6 +66,7 @@ export type PlainEventName =
   | "semi-sync-fallback"
   | "semi-sync-replica"
   | "semi-sync-restored"
+  | "semi-sync-source"
   | "split-brain-guard"
   | "stale-completion"
   | "step-down"

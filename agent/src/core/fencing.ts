@@ -4,7 +4,7 @@
  * without the lease of the highest term is fenced at once, whoever made it so.
  */
 import { adoptionEnds } from "./adoption.ts"
-import { isDataNode } from "./config.ts"
+import { isDataNode, strictAckCount } from "./config.ts"
 import { leaseValid } from "./lease.ts"
 import { event, isInFlight, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import type { AgentState, Switchover, VipOp } from "./types.ts"
@@ -70,6 +70,13 @@ export const onFenceFailed = (s: AgentState, out: Outputs, error: string | null)
   return { ...s, awaitingProbe: new Set([...s.awaitingProbe, "kill-mysqld"]) }
 }
 
+/** Semi-sync is configured, and the probe shows it off as a source (not merely fallen back). */
+const semiSyncSourceMissing = (
+  s: AgentState,
+  probe: { readonly semiSyncSourceEnabled?: boolean; readonly semiSyncSourceOn: boolean },
+): boolean =>
+  s.config.semiSync !== "off" && !(probe.semiSyncSourceEnabled ?? probe.semiSyncSourceOn)
+
 /** Keeps the local mysqld's writability and the VIP equal to what the role allows. */
 export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
   // Section 14: while paused, no fencing and no VIP moves.
@@ -109,8 +116,34 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
     }
   }
   if (probe?.superReadOnly && allowed && !isInFlight(next, "make-writable")) {
-    // A lease regained in the same term, or mysqld restarted under a live lease.
-    ;[next] = issueMysql(next, out, { _tag: "MakeWritable" }, "make-writable")
+    // A lease regained in the same term, or mysqld restarted under a live lease. A restart
+    // loses a runtime SET GLOBAL rpl_semi_sync_source_enabled unless my.cnf sets it: writable
+    // without it, clients would get OK for commits no replica has. Semi-sync first; writable
+    // once a probe shows it on.
+    if (semiSyncSourceMissing(next, probe)) {
+      if (!isInFlight(next, "semi-sync-source")) {
+        event(
+          out,
+          "warn",
+          "semi-sync-source",
+          "rpl_semi_sync_source_enabled is OFF (mysqld restarted; my.cnf does not set it): turning it on before making mysqld writable",
+        )
+        ;[next] = issueMysql(
+          next,
+          out,
+          {
+            _tag: "SetSemiSync",
+            source: true,
+            replica: false,
+            waitForReplicaCount:
+              next.config.semiSync === "strict" ? strictAckCount(next.config) : 1,
+          },
+          "semi-sync-source",
+        )
+      }
+    } else {
+      ;[next] = issueMysql(next, out, { _tag: "MakeWritable" }, "make-writable")
+    }
   }
   // Section 11: a reconcile loop keeps "VIP present" equal to "I am ACTIVE".
   const vip = next.local.vip

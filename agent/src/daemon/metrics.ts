@@ -252,6 +252,7 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
     case "self-fenced":
     case "semi-sync-fallback":
     case "semi-sync-restored":
+    case "semi-sync-source":
     case "split-brain-guard":
     case "stale-completion":
     case "step-down":
