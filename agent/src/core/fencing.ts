@@ -115,7 +115,13 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
       )
     }
   }
-  if (probe?.superReadOnly && allowed && !isInFlight(next, "make-writable")) {
+  if (
+    probe?.superReadOnly &&
+    allowed &&
+    !isInFlight(next, "make-writable") &&
+    // The promotion just made it writable (and turned semi-sync on): this probe predates that.
+    !isInFlight(next, "promotion")
+  ) {
     // A lease regained in the same term, or mysqld restarted under a live lease. A restart
     // loses a runtime SET GLOBAL rpl_semi_sync_source_enabled unless my.cnf sets it: writable
     // without it, clients would get OK for commits no replica has. Semi-sync first; writable
