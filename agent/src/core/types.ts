@@ -560,6 +560,8 @@ export interface RestartRoutine {
   readonly back: boolean
   /** When mysqld failed, oldest first: the last restartAttempts + 1, all the window bound needs. */
   readonly failures: ReadonlyArray<number>
+  /** When the restart command in flight (or the last one) was issued. */
+  readonly issuedAt?: number
 }
 
 /** The switchover target's executed set as a heartbeat brought it, with its local arrival time. */
