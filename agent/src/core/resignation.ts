@@ -8,6 +8,7 @@ import { selfFence } from "./fencing.ts"
 import { noLease } from "./lease.ts"
 import { broadcast, event, type Outputs } from "./outputs.ts"
 import type { AgentState } from "./types.ts"
+import { mysqldRefuses } from "./vip-handover.ts"
 
 /**
  * `preferred`: the member the operator asked for (issue 17 item 2). Between
@@ -21,7 +22,9 @@ export const resign = (
   reason: string,
   preferred?: string,
 ): AgentState => {
-  const fenced = selfFence(s, out, `resigning: ${reason}`)
+  // A mysqld that refuses connections takes no write: the VIP stays until the next primary
+  // has it, so clients get a reset and retry at once instead of a dropped SYN (vip-handover.ts).
+  const fenced = selfFence(s, out, `resigning: ${reason}`, mysqldRefuses(s))
   if (preferred !== undefined)
     broadcast(fenced, out, {
       _tag: "TransferLeadership",

@@ -727,6 +727,20 @@ export interface AgentState {
   } | null
   /** This primary's commits cannot get their semi-sync acknowledgements (writes-blocked.ts). */
   readonly writesBlocked?: WritesBlocked | null
+  /** The VIP this old primary keeps, fenced, for a make-before-break handover (vip-handover.ts). */
+  readonly vipHandover?: VipHandover | null
+}
+
+/**
+ * The old primary of `term`, fenced (super_read_only, or its mysqld refuses
+ * connections), keeps the VIP until a primary of a later term announced
+ * itself and had time to take it, or `until` at the latest.
+ */
+export interface VipHandover {
+  readonly term: number
+  readonly until: number
+  /** The later primary's announce was seen: `until` is already shortened. */
+  readonly announced: boolean
 }
 
 /**
