@@ -65,9 +65,23 @@ export const onResign = (
   event(out, "warn", "primary-resigned", `${from} resigned term ${term}: ${reason}`)
   return {
     ...s,
+    // Probe the local mysqld now and tell the peers at once (heartbeatAfterResign): the
+    // election that follows ranks on what each replica received, and a view up to a probe
+    // plus a heartbeat interval old made the first pre-votes refuse each other (issue 13).
+    nextProbeAt: s.now,
+    freshViewWanted: true,
     leader: null,
     leaderActive: false,
     promise: s.promise?.leader === from ? null : s.promise,
     resignedTerm: term,
   }
 }
+
+/**
+ * After a resignation, the first local probe's result goes to the peers in a
+ * heartbeat at once, not at the next heartbeat tick.
+ */
+export const heartbeatAfterResign = (s: AgentState): AgentState =>
+  s.freshViewWanted === true
+    ? { ...s, freshViewWanted: false, nextHeartbeatAt: Math.min(s.nextHeartbeatAt, s.now) }
+    : s

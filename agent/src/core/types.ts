@@ -727,6 +727,8 @@ export interface AgentState {
   } | null
   /** This primary's commits cannot get their semi-sync acknowledgements (writes-blocked.ts). */
   readonly writesBlocked?: WritesBlocked | null
+  /** A primary resigned: send a heartbeat right after the next local probe (resignation.ts). */
+  readonly freshViewWanted?: boolean
   /** The VIP this old primary keeps, fenced, for a make-before-break handover (vip-handover.ts). */
   readonly vipHandover?: VipHandover | null
 }
