@@ -119,12 +119,19 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
   switch (step) {
     case "fence-old-primary": {
       if (p.oldPrimary === null) return enterStep(next, out, "fence-command")
-      const fencing = act(next, out, { _tag: "FenceRemote", target: p.oldPrimary })
-      if (!fenceNeedNotBlock(next, p.kind, p.oldPrimary)) return fencing
+      if (!fenceNeedNotBlock(next, p.kind, p.oldPrimary))
+        return act(next, out, { _tag: "FenceRemote", target: p.oldPrimary })
       // Section 9 step 2: "if it does not answer, the lease wait already passed". Waiting for
       // the connect timeout against a host that does not answer only adds downtime (issue 13):
-      // the fence goes on in the background (its late result is ignored) and the promotion
-      // moves on to the revoke at once.
+      // the fence is started in the background (the step's later outputs do not wait for it;
+      // its late result is ignored, not being the step's waitingFor) and the promotion moves
+      // on to the revoke at once.
+      const [fencing] = issueMysql(
+        next,
+        out,
+        { _tag: "FenceRemote", target: p.oldPrimary, background: true },
+        "promotion",
+      )
       event(
         out,
         "info",

@@ -179,7 +179,15 @@ export type MysqlAction =
   /** Commit one empty transaction per GTID (errant-gtid --fix, on the primary). */
   | { readonly _tag: "InjectEmpty"; readonly gtids: GtidSet }
   /** Over the network, on another member's mysqld: super_read_only=ON, kill sessions. */
-  | { readonly _tag: "FenceRemote"; readonly target: string }
+  | {
+      readonly _tag: "FenceRemote"
+      readonly target: string
+      /**
+       * Started, not awaited: the outputs after it in the step do not wait for it (a
+       * promotion that does not wait for the fence of an unreachable old primary, issue 13).
+       */
+      readonly background?: boolean
+    }
   /**
    * Waits up to `timeoutMs` until no client session runs a statement or holds
    * an open transaction (not system, replication or agent sessions); never
