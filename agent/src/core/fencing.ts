@@ -42,11 +42,18 @@ export const selfFence = (
   keepVip = false,
 ): AgentState => {
   // keepVip (a resigning primary whose mysqld refuses connections): the VIP stays for a
-  // make-before-break handover (vip-handover.ts); the reconcile loop removes it later.
-  let next: AgentState = keepVip
-    ? beginVipHandover(s, s.config.timings.leaseDurationMs)
-    : { ...s, local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } } }
-  if (!keepVip) out.push({ _tag: "Vip", op: "remove" })
+  // make-before-break handover (vip-handover.ts); the reconcile loop removes it later. A
+  // handover already under way (a switchover's old primary, fenced, stepping down when the
+  // target's vote request brings the next term) keeps it too.
+  const keeping = keepVipForHandover(s)
+  const keep = keepVip || keeping.keep
+  let next: AgentState
+  if (keepVip) next = beginVipHandover(s, s.config.timings.leaseDurationMs)
+  else if (keep) next = keeping.state
+  else {
+    out.push({ _tag: "Vip", op: "remove" })
+    next = { ...s, local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } } }
+  }
   if (isDataNode(s.config, s.self)) {
     ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
     ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
