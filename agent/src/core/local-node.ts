@@ -153,9 +153,11 @@ const missed = (
   // Only a replica that was receiving, or held received transactions not yet applied
   // (its IO thread stopped by a vote freeze, say), may have lost relay logs.
   const replica = s.local.up ? (s.local.probe?.replica ?? null) : null
+  // A winner whose promotion has not made it writable is still a replica (restart-routine.ts).
+  const stillReplica = s.role !== "leader" || (s.promotion !== null && s.promotion.step !== "done")
   const relayHeld =
     replica !== null &&
-    s.role !== "leader" &&
+    stillReplica &&
     (replica.ioRunning || !isSubset(replica.retrieved, s.local.probe!.executed))
   // With relay_log_recovery OFF the relay log survives a mysqld crash: check it on return.
   const keeps = s.local.probe?.relayLogRecovery === false
