@@ -200,6 +200,8 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
     "",
   )
 
+  out.push(...issue13Targets(records))
+
   // ---- write downtime ------------------------------------------------------
   out.push(
     "## Client-observed write downtime (ms)",
@@ -406,4 +408,70 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
   }
   out.push("")
   return out.join("\n")
+}
+
+/** orchestrator's medians on our lab (design/peers.md), ms. */
+const ORCHESTRATOR_MS: Readonly<Record<string, number>> = { "2": 1590, "3": 8350, "8": 930 }
+
+/**
+ * Issue 13's downtime goals, judged per agent commit (a median over runs of
+ * different code says nothing), with the ratio to orchestrator's median.
+ */
+const issue13Targets = (records: ReadonlyArray<RunRecord>): string[] => {
+  const goals: ReadonlyArray<{
+    readonly key: string
+    readonly what: string
+    readonly limitMs: number
+    readonly values: (rs: ReadonlyArray<RunRecord>) => number[]
+  }> = [
+    {
+      key: "2",
+      what: "mysqld dead, cannot restart: median write downtime ≤ 1.2 s",
+      limitMs: 1200,
+      values: (rs) => defined(rs.map((r) => r.downtimeMs)),
+    },
+    {
+      key: "3",
+      what: "primary host isolated: median write downtime ≤ 5.0 s",
+      limitMs: 5000,
+      values: (rs) => defined(rs.map((r) => r.downtimeMs)),
+    },
+    {
+      key: "8",
+      what: "planned switchover: median write block per leg ≤ 300 ms",
+      limitMs: 300,
+      values: (rs) => rs.flatMap((r) => (r.switchovers ?? []).map((x) => x.blockMs)),
+    },
+  ]
+  const commits = [...new Set(records.map((r) => r.commit))]
+  const rows: string[] = []
+  for (const g of goals) {
+    for (const c of commits) {
+      const rs = records.filter((r) => r.scenario === g.key && r.commit === c)
+      const xs = g.values(rs)
+      if (xs.length === 0) continue
+      const m = median(xs)
+      const orch = ORCHESTRATOR_MS[g.key]!
+      rows.push(
+        `| ${g.what} | ${c} | ${fmt(m)} ms (max ${fmt(Math.max(...xs))}) | ${xs.length}${g.key === "8" ? " legs" : ""} | ${fmt(orch)} ms | ${fmt(m / orch, 2)} | ${status(m <= g.limitMs)} |`,
+      )
+    }
+  }
+  for (const c of commits) {
+    const rs = records.filter((r) => r.scenario === "1" && r.commit === c)
+    if (rs.length === 0) continue
+    const failovers = rs.filter((r) => r.termBefore === undefined || r.termAfter !== r.termBefore)
+    rows.push(
+      `| mysqld crash that a restart fixes: no failover | ${c} | ${failovers.length} runs with a term change; median downtime ${fmt(median(defined(rs.map((r) => r.downtimeMs))))} ms | ${rs.length} | fails over every time | – | ${status(failovers.length === 0)} |`,
+    )
+  }
+  if (rows.length === 0) return []
+  return [
+    "## Targets (issue 13: faster than orchestrator), by agent commit",
+    "",
+    "| goal | agent commit | median | runs | orchestrator median | ratio (ours / orchestrator) | status |",
+    "|---|---|---|---|---|---|---|",
+    ...rows,
+    "",
+  ]
 }

@@ -37,7 +37,7 @@ frontend mysql_write
 backend mysql_primary
     option httpchk GET /primary
     http-check expect status 200
-    default-server inter 500 fall 2 rise 1 on-marked-down shutdown-sessions port ${HTTP_PORT}
+    default-server inter 250ms fastinter 100ms downinter 100ms fall 2 rise 1 on-marked-down shutdown-sessions port ${HTTP_PORT}
 ${list}
 
 # Reads: replicas within 10 s of lag, the primary when none is.

@@ -47,24 +47,22 @@ class Driver {
   }
 
   /** One probe PROBE_MS after the last, then the routine's timers (as afterInput runs them). */
-  tick(up: boolean, times = 1): this {
+  tick(up: boolean, times = 1, reason = "connect ECONNREFUSED"): this {
     for (let i = 0; i < times; i++) {
       const s: AgentState = { ...this.s, now: this.s.now + PROBE_MS, awaitingProbe: new Set() }
       const probed = onLocalProbed(
         s,
         this.out,
-        up
-          ? { _tag: "Up", mysql: this.probe }
-          : { _tag: "Down", reason: "connect ECONNREFUSED", hung: false },
+        up ? { _tag: "Up", mysql: this.probe } : { _tag: "Down", reason, hung: false },
       )
       this.s = restartTimers(probed, this.out)
     }
     return this
   }
 
-  /** The service manager's answer to the restart in flight. */
-  restartDone(ok = true): this {
-    this.s = onRestartDone(this.s, this.out, ok)
+  /** The service manager's answer to the restart in flight, `afterMs` after the last probe. */
+  restartDone(ok = true, afterMs = 0): this {
+    this.s = onRestartDone({ ...this.s, now: this.s.now + afterMs }, this.out, ok)
     return this
   }
 
@@ -131,8 +129,9 @@ test("crash loop on the primary: mysqld back for a probe or two each time: it re
 test("a crash loop the service manager restarts (no restart by the agent): the failures still count", () => {
   const { primary } = cluster()
   const d = new Driver(primary)
-  // Down only 3 probes (INFO..CRITICAL, never FAIL) at first: not a failure yet.
-  d.tick(false, 3).tick(true, 1)
+  // Down only 3 probes (INFO..CRITICAL, never FAIL) at first: not a failure yet (timeouts:
+  // a refused connection would be FAIL at once).
+  d.tick(false, 3, "connect ETIMEDOUT").tick(true, 1)
   assert.equal(d.s.restart.running, false)
   assert.equal(d.restarts, 0)
   d.tick(false, 4) // FAIL: failure 1, restart issued
@@ -210,4 +209,53 @@ test("a crash-looping replica gives up restarting and does not stand until it st
   d.tick(false, 4)
   assert.equal(d.s.restart.gaveUp, true)
   assert.equal(d.restarts, restarts)
+})
+
+// Issue 13: a refused connection on the local socket or port is certain; a
+// restart command that fails at once cannot do better on a retry.
+test("a refused local connection is FAIL at once: the restart is issued at the first refused probe", () => {
+  const { primary } = cluster()
+  const d = new Driver(primary).tick(false, 1)
+  assert.equal(d.s.local.health.level, "FAIL")
+  assert.equal(d.events("mysqld-failed"), 1)
+  assert.equal(d.restarts, 1)
+})
+
+test("a probe timeout still climbs the ladder: no FAIL before four misses", () => {
+  const { primary } = cluster()
+  const d = new Driver(primary).tick(false, 3, "the probe did not finish within 2000 ms")
+  assert.equal(d.s.local.health.level, "CRITICAL")
+  assert.equal(d.restarts, 0)
+  d.tick(false, 1, "the probe did not finish within 2000 ms")
+  assert.equal(d.s.local.health.level, "FAIL")
+})
+
+test("the primary's restart command fails at once: it resigns at once, no second attempt", () => {
+  const { primary } = cluster()
+  const d = new Driver(primary).tick(false, 1).restartDone(false, 80)
+  assert.equal(d.restarts, 1)
+  assert.equal(d.resigned, true)
+  assert.equal(d.s.restart.gaveUp, true)
+  assert.equal(d.s.role, "follower")
+  d.tick(false, 4)
+  assert.equal(d.restarts, 1, "no restart after giving up")
+})
+
+test("the primary's restart command fails slowly (a start that ran): retried as before", () => {
+  const { primary } = cluster()
+  const d = new Driver(primary).tick(false, 1).restartDone(false, 3000)
+  assert.equal(d.resigned, false)
+  d.tick(false, 1)
+  assert.equal(d.restarts, 2, "a second attempt")
+  d.restartDone(false, 3000).tick(false, 1)
+  assert.equal(d.resigned, true, "the attempts are spent")
+})
+
+test("a replica's restart command fails at once: it keeps its attempts", () => {
+  const { replica } = cluster()
+  const d = new Driver(replica).tick(false, 1)
+  assert.equal(d.restarts, 1)
+  d.restartDone(false, 80).tick(false, 1)
+  assert.equal(d.s.restart.gaveUp, false)
+  assert.equal(d.restarts, 2)
 })

@@ -699,9 +699,17 @@ export const electionClock = (s: AgentState, out: Outputs, random: number): Agen
   }
   if (s.electionDueAt === null) {
     const span = timings.electionTimeoutMaxMs - timings.electionTimeoutMinMs
+    // The first round after the failure is judged waits only a short random delay (up to
+    // election_timeout_min): a node stands only when no eligible peer ranks better in its view,
+    // so two candidates at once are rare, and every moment here is write downtime (issue 13).
+    // A later round (no one was elected) takes the full randomised timeout against split votes.
+    const delay =
+      s.electionArmedAt === null
+        ? random * timings.electionTimeoutMinMs
+        : timings.electionTimeoutMinMs + random * span
     return {
       ...s,
-      electionDueAt: s.now + timings.electionTimeoutMinMs + random * span,
+      electionDueAt: s.now + delay,
       // The first moment the failure was judged, kept across election rounds (history).
       electionArmedAt: s.electionArmedAt ?? s.now,
     }

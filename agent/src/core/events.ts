@@ -27,6 +27,7 @@ export type PlainEventName =
   | "errant-transactions"
   | "failback"
   | "fence-escalated"
+  | "fence-not-awaited"
   | "forced-failover"
   | "forced-vote"
   | "lag-recovered"

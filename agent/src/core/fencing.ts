@@ -8,6 +8,7 @@ import { isDataNode, strictAckCount } from "./config.ts"
 import { leaseValid } from "./lease.ts"
 import { event, isInFlight, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import type { AgentState, Switchover, VipOp } from "./types.ts"
+import { beginVipHandover, keepVipForHandover } from "./vip-handover.ts"
 
 /**
  * The switchover has started to fence this node (VIP off, super_read_only):
@@ -35,11 +36,24 @@ const reclaiming = (s: AgentState): boolean =>
  * Remove the VIP, super_read_only=ON, kill client sessions: in this order,
  * so clients lose the address before they lose the ability to write.
  */
-export const selfFence = (s: AgentState, out: Outputs, reason: string): AgentState => {
-  out.push({ _tag: "Vip", op: "remove" })
-  let next: AgentState = {
-    ...s,
-    local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } },
+export const selfFence = (
+  s: AgentState,
+  out: Outputs,
+  reason: string,
+  keepVip = false,
+): AgentState => {
+  // keepVip (a resigning primary whose mysqld refuses connections): the VIP stays for a
+  // make-before-break handover (vip-handover.ts); the reconcile loop removes it later. A
+  // handover already under way (a later fence, e.g. stepping down when a vote request
+  // brings the next term) keeps it too.
+  const keeping = keepVipForHandover(s)
+  const keep = keepVip || keeping.keep
+  let next: AgentState
+  if (keepVip) next = beginVipHandover(s, s.config.timings.leaseDurationMs)
+  else if (keep) next = keeping.state
+  else {
+    out.push({ _tag: "Vip", op: "remove" })
+    next = { ...s, local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } } }
   }
   if (isDataNode(s.config, s.self)) {
     ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
@@ -151,14 +165,17 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
       ;[next] = issueMysql(next, out, { _tag: "MakeWritable" }, "make-writable")
     }
   }
-  // Section 11: a reconcile loop keeps "VIP present" equal to "I am ACTIVE".
+  // Section 11: a reconcile loop keeps "VIP present" equal to "I am ACTIVE" (an old primary
+  // that can take no write keeps it until the new one has it: vip-handover.ts).
+  const handover = keepVipForHandover(next)
+  next = handover.state
   const vip = next.local.vip
   if (vip.pending === null) {
     const want = allowed && probe !== null && !probe.superReadOnly
     if (want && vip.held !== true) {
       out.push({ _tag: "Vip", op: "add" })
       next = { ...next, local: { ...next.local, vip: { held: vip.held, pending: "add" } } }
-    } else if (!allowed && vip.held !== false) {
+    } else if (!allowed && vip.held !== false && !handover.keep) {
       out.push({ _tag: "Vip", op: "remove" })
       next = { ...next, local: { ...next.local, vip: { held: vip.held, pending: "remove" } } }
     }

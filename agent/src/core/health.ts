@@ -14,6 +14,8 @@
  *   sends no other probe behind it. A probe that hit its timeout is reported
  *   by the prober as `ProbeFailed`, a miss too: one miss per probe interval
  *   without an answer.
+ * - A refused connection (`ProbeRefused`: nothing listens on the local
+ *   socket or port) is certain: FAIL at once, the streak counted as full.
  * - A good probe ends the failure streak. Its lag maps to a level (below
  *   `lagInfoSeconds`: OK, then INFO, WARN, CRITICAL; lag alone never gives
  *   FAIL: a lagging server is alive). If that is worse than the current
@@ -197,6 +199,12 @@ export type ProbeOutcome =
   | { readonly _tag: "ProbeFailed"; readonly reason: string }
   /** No answer yet when the next probe was due. */
   | { readonly _tag: "ProbeLate" }
+  /**
+   * The local socket or port refused the connection (ECONNREFUSED, ENOENT):
+   * no mysqld listens there. That is certain, not a guess from silence: FAIL
+   * at once (issue 13), where a timeout or a late probe climbs the ladder.
+   */
+  | { readonly _tag: "ProbeRefused"; readonly reason: string }
 
 export const probeOk = (lagSeconds: number | null = null): ProbeOutcome => ({
   _tag: "ProbeOk",
@@ -236,6 +244,13 @@ export function stepHealth(
     case "ProbeFailed":
     case "ProbeLate":
       return onMiss(thresholds, state)
+    case "ProbeRefused":
+      return {
+        level: "FAIL",
+        consecutiveFailures: Math.max(state.consecutiveFailures + 1, thresholds.failuresToFail),
+        consecutiveSuccesses: 0,
+        recoveryStreak: 0,
+      }
     case "ProbeOk":
       return onGood(thresholds, state, levelForLag(thresholds, outcome.lagSeconds))
     default:

@@ -110,13 +110,12 @@ export const onLocalProbed = (
   const answered: AgentState = { ...s, local: { ...s.local, probeSentAt: null } }
   switch (result._tag) {
     case "Down": {
-      const next = missed(
-        answered,
-        out,
-        { _tag: "ProbeFailed", reason: result.reason },
-        result.reason,
-        result.hung,
-      )
+      // Refused on the local socket or port: no mysqld listens, FAIL at once (a timeout still
+      // climbs the ladder: a slow server is not a dead one).
+      const outcome: ProbeOutcome = isRefusal(result.reason, result.hung)
+        ? { _tag: "ProbeRefused", reason: result.reason }
+        : { _tag: "ProbeFailed", reason: result.reason }
+      const next = missed(answered, out, outcome, result.reason, result.hung)
       // Probes start failing: is it a privilege the probe needs (then mysqld is not down)?
       return s.local.up ? recheckPrivileges(next) : next
     }
@@ -131,6 +130,10 @@ export const onLocalProbed = (
       return absurd(result)
   }
 }
+
+/** The connection was refused: nothing listens on the local socket or port. */
+const isRefusal = (reason: string, hung: boolean): boolean =>
+  !hung && /\b(ECONNREFUSED|ENOENT)\b/.test(reason)
 
 /**
  * One missed probe: failed (mysqld is down from now on) or late (down only
@@ -155,9 +158,11 @@ const missed = (
   // Only a replica that was receiving, or held received transactions not yet applied
   // (its IO thread stopped by a vote freeze, say), may have lost relay logs.
   const replica = s.local.up ? (s.local.probe?.replica ?? null) : null
+  // A winner whose promotion has not made it writable is still a replica (restart-routine.ts).
+  const stillReplica = s.role !== "leader" || (s.promotion !== null && s.promotion.step !== "done")
   const relayHeld =
     replica !== null &&
-    s.role !== "leader" &&
+    stillReplica &&
     (replica.ioRunning || !isSubset(replica.retrieved, s.local.probe!.executed))
   // With relay_log_recovery OFF the relay log survives a mysqld crash: check it on return.
   const keeps = s.local.probe?.relayLogRecovery === false
@@ -183,7 +188,7 @@ const missed = (
       up: false,
       hung,
       // The connection was refused: no mysqld listens there, so none can hold a waiting commit.
-      refused: !hung && /\b(ECONNREFUSED|ENOENT)\b/.test(reason),
+      refused: isRefusal(reason, hung),
       health,
       lastProbeAt: outcome._tag === "ProbeLate" ? s.local.lastProbeAt : s.now,
       resyncNeeded,

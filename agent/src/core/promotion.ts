@@ -14,7 +14,7 @@ import { highestRecord, nextRecord } from "./cluster-record.ts"
 import { strictAckCount } from "./config.ts"
 import { noteFailure } from "./failure-detected.ts"
 import { formatGtidSet } from "./gtid.ts"
-import { leaseValid } from "./lease.ts"
+import { inLease, leaseValid } from "./lease.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, runHook } from "./outputs.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
@@ -81,6 +81,24 @@ export const beginPromotion = (s: AgentState, out: Outputs, e: Election): AgentS
   return enterStep(next, out, "fence-old-primary")
 }
 
+/**
+ * The remote fence need not hold the promotion back: an election (not forced,
+ * not a transfer) that the lease wait preceded, no vote promise left here, and
+ * this node's last probe of the old primary's mysqld found it unreachable.
+ * A reachable old primary is fenced first (that is fast), since only the
+ * fence then makes it read-only.
+ */
+const fenceNeedNotBlock = (s: AgentState, kind: Election["kind"], oldPrimary: string): boolean => {
+  if (kind !== "election" || inLease(s)) return false
+  const probe = s.primaryProbe
+  return (
+    probe !== null &&
+    probe.target === oldPrimary &&
+    !probe.reachable &&
+    s.now - probe.at <= s.config.timings.leaseDurationMs
+  )
+}
+
 const withPromotion = (s: AgentState, change: Partial<Promotion>): AgentState =>
   s.promotion === null ? s : { ...s, promotion: { ...s.promotion, ...change } }
 
@@ -99,9 +117,29 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
   if (p === null) return next
   const probe = next.local.probe
   switch (step) {
-    case "fence-old-primary":
+    case "fence-old-primary": {
       if (p.oldPrimary === null) return enterStep(next, out, "fence-command")
-      return act(next, out, { _tag: "FenceRemote", target: p.oldPrimary })
+      if (!fenceNeedNotBlock(next, p.kind, p.oldPrimary))
+        return act(next, out, { _tag: "FenceRemote", target: p.oldPrimary })
+      // Section 9 step 2: "if it does not answer, the lease wait already passed". Waiting for
+      // the connect timeout against a host that does not answer only adds downtime (issue 13):
+      // the fence is started in the background (the step's later outputs do not wait for it;
+      // its late result is ignored, not being the step's waitingFor) and the promotion moves
+      // on to the revoke at once.
+      const [fencing] = issueMysql(
+        next,
+        out,
+        { _tag: "FenceRemote", target: p.oldPrimary, background: true },
+        "promotion",
+      )
+      event(
+        out,
+        "info",
+        "fence-not-awaited",
+        `${p.oldPrimary}'s mysqld was unreachable from here and no lease is left (term ${p.term} won by election): not waiting for the remote fence`,
+      )
+      return enterStep(fencing, out, "fence-command")
+    }
     case "fence-command": {
       // Step 3, revoke: everyone stops replicating from the old primary.
       broadcast(next, out, { _tag: "Revoke", from: next.self, term: p.term })

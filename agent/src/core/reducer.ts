@@ -50,7 +50,7 @@ import {
 import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotion.ts"
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
 import { guardReplication } from "./replication.ts"
-import { onResign, resign } from "./resignation.ts"
+import { heartbeatAfterResign, onResign, resign } from "./resignation.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
 import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
 import {
@@ -137,6 +137,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       s = watchSemiSyncFallback(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)
+      s = heartbeatAfterResign(s)
       break
     case "PrimaryProbed":
       s = {

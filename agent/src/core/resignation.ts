@@ -9,6 +9,7 @@ import { selfFence } from "./fencing.ts"
 import { noLease } from "./lease.ts"
 import { broadcast, event, type Outputs } from "./outputs.ts"
 import type { AgentState } from "./types.ts"
+import { mysqldRefuses } from "./vip-handover.ts"
 
 /**
  * `preferred`: the member the operator asked for (issue 17 item 2). Between
@@ -26,7 +27,9 @@ export const resign = (
   // primary was writable before and nobody else can win meanwhile: it stays so (adoption.ts).
   const adopted =
     s.promotion?.kind === "bootstrap" && s.hard.record.term === 0 && adoptionEnds(s) === null
-  const fenced = adopted ? s : selfFence(s, out, `resigning: ${reason}`)
+  // A mysqld that refuses connections takes no write: the VIP stays until the next primary
+  // has it, so clients get a reset and retry at once instead of a dropped SYN (vip-handover.ts).
+  const fenced = adopted ? s : selfFence(s, out, `resigning: ${reason}`, mysqldRefuses(s))
   if (preferred !== undefined)
     broadcast(fenced, out, {
       _tag: "TransferLeadership",
@@ -67,9 +70,23 @@ export const onResign = (
   event(out, "warn", "primary-resigned", `${from} resigned term ${term}: ${reason}`)
   return {
     ...s,
+    // Probe the local mysqld now and tell the peers at once (heartbeatAfterResign): the
+    // election that follows ranks on what each replica received, and a view up to a probe
+    // plus a heartbeat interval old made the first pre-votes refuse each other (issue 13).
+    nextProbeAt: s.now,
+    freshViewWanted: true,
     leader: null,
     leaderActive: false,
     promise: s.promise?.leader === from ? null : s.promise,
     resignedTerm: term,
   }
 }
+
+/**
+ * After a resignation, the first local probe's result goes to the peers in a
+ * heartbeat at once, not at the next heartbeat tick.
+ */
+export const heartbeatAfterResign = (s: AgentState): AgentState =>
+  s.freshViewWanted === true
+    ? { ...s, freshViewWanted: false, nextHeartbeatAt: Math.min(s.nextHeartbeatAt, s.now) }
+    : s

@@ -16,7 +16,9 @@
  * - On the primary the lease keeps being renewed meanwhile (the agent is
  *   alive), so a crash that a restart fixes causes no failover; if the
  *   restarts fail, time out or the server crash-loops, the primary fences
- *   itself and resigns.
+ *   itself and resigns. A restart command that fails at once
+ *   (`immediateRestartFailureMs`) ends the primary's attempts there: a retry
+ *   meets the same cause, and the wait is write downtime.
  * - A node that gave up stands for no election (and says so in heartbeats,
  *   so it is no switchover or failback target) until its run ends: a
  *   crash-looping node must not take the role back while it keeps crashing.
@@ -32,6 +34,13 @@ import { probeDenied } from "./privileges.ts"
 import { abortPromotion } from "./promotion.ts"
 import { resign } from "./resignation.ts"
 import type { AgentState, RestartRoutine } from "./types.ts"
+
+/**
+ * A restart command that fails within this long never got as far as starting
+ * a mysqld (InnoDB start-up alone takes longer): the cause is one a retry
+ * meets again.
+ */
+export const immediateRestartFailureMs = 1000
 
 export const idleRestart: RestartRoutine = {
   attempts: 0,
@@ -179,6 +188,7 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
       ...r,
       attempts: attempt,
       inFlight: true,
+      issuedAt: s.now,
       deadline: r.deadline === null || r.deadline < 0 ? s.now + t.restartTimeoutMs : r.deadline,
     },
   }
@@ -187,7 +197,32 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
 export const onRestartDone = (s: AgentState, out: Outputs, ok: boolean): AgentState => {
   const restart = { ...s.restart, inFlight: false }
   if (!ok) {
-    event(out, "error", "restart-failed", `attempt ${s.restart.attempts}`)
+    const tookMs = s.restart.issuedAt === undefined ? null : s.now - s.restart.issuedAt
+    event(
+      out,
+      "error",
+      "restart-failed",
+      `attempt ${s.restart.attempts}${tookMs === null ? "" : ` (after ${tookMs} ms)`}`,
+    )
+    // On the primary every moment without mysqld is write downtime: a restart command that
+    // fails before it can have started a mysqld (a masked unit, a bad config, a disabled
+    // service) would fail the same way again, so the primary gives up at once instead of
+    // waiting out the remaining attempts. A slower failure (a start that ran and failed) is
+    // retried as before, and so is every failure on a replica.
+    if (
+      s.role === "leader" &&
+      (s.promotion === null || s.promotion.step === "done") &&
+      tookMs !== null &&
+      tookMs < immediateRestartFailureMs &&
+      !restart.gaveUp
+    ) {
+      return giveUp(
+        { ...s, restart },
+        out,
+        restart,
+        `mysqld restart command failed at once (after ${tookMs} ms): a retry cannot do better`,
+      )
+    }
     return { ...s, restart }
   }
   // The service manager says mysqld is back: look at once, and restart no more

@@ -188,7 +188,15 @@ export type MysqlAction =
   /** Commit one empty transaction per GTID (errant-gtid --fix, on the primary). */
   | { readonly _tag: "InjectEmpty"; readonly gtids: GtidSet }
   /** Over the network, on another member's mysqld: super_read_only=ON, kill sessions. */
-  | { readonly _tag: "FenceRemote"; readonly target: string }
+  | {
+      readonly _tag: "FenceRemote"
+      readonly target: string
+      /**
+       * Started, not awaited: the outputs after it in the step do not wait for it (a
+       * promotion that does not wait for the fence of an unreachable old primary, issue 13).
+       */
+      readonly background?: boolean
+    }
   /**
    * Waits up to `timeoutMs` until no client session runs a statement or holds
    * an open transaction (not system, replication or agent sessions); never
@@ -568,6 +576,8 @@ export interface RestartRoutine {
   readonly back: boolean
   /** When mysqld failed, oldest first: the last restartAttempts + 1, all the window bound needs. */
   readonly failures: ReadonlyArray<number>
+  /** When the restart command in flight (or the last one) was issued. */
+  readonly issuedAt?: number
 }
 
 /** The switchover target's executed set as a heartbeat brought it, with its local arrival time. */
@@ -735,6 +745,10 @@ export interface AgentState {
   readonly writesBlocked?: WritesBlocked | null
   /** This primary's semi-sync fell back to asynchronous replication (semi-sync-fallback.ts). */
   readonly semiSyncFallback?: SemiSyncFallback | null
+  /** A primary resigned: send a heartbeat right after the next local probe (resignation.ts). */
+  readonly freshViewWanted?: boolean
+  /** The VIP this old primary keeps, fenced, for a make-before-break handover (vip-handover.ts). */
+  readonly vipHandover?: VipHandover | null
 }
 
 /**
@@ -747,6 +761,18 @@ export interface SemiSyncFallback {
   readonly connected: number
   readonly since: number
   readonly reported: boolean
+}
+
+/**
+ * The old primary of `term`, fenced (super_read_only, or its mysqld refuses
+ * connections), keeps the VIP until a primary of a later term announced
+ * itself and had time to take it, or `until` at the latest.
+ */
+export interface VipHandover {
+  readonly term: number
+  readonly until: number
+  /** The later primary's announce was seen: `until` is already shortened. */
+  readonly announced: boolean
 }
 
 /**

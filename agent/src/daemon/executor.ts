@@ -591,7 +591,8 @@ export const makeExecutor = (services: ExecutorServices) => {
           }
           return o._tag === "ProbeLocal" ||
             o._tag === "ProbePrimary" ||
-            o._tag === "CheckPrivileges"
+            o._tag === "CheckPrivileges" ||
+            (o._tag === "Mysql" && o.action._tag === "FenceRemote" && o.action.background === true)
             ? Effect.forkDetach(one(o, undefined, durableSeqs[i] ?? 0, incarnation, wanted))
             : one(o, seqs[i], durableSeqs[i] ?? 0, incarnation, wanted)
         }),

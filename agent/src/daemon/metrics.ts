@@ -220,6 +220,7 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
     case "errant-transactions":
     case "failback":
     case "fence-escalated":
+    case "fence-not-awaited":
     case "forced-failover":
     case "forced-vote":
     case "lag-recovered":
