@@ -272,10 +272,13 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     name: "forgetful-voter",
     description:
       "a vote is sent without persisting it, and a restarted voter votes at once (no post-restart lease abstention)",
-    // Forgetting the term lets the deposed leader commit a record behind the new one's back.
-    expect: ["I4", "I5"],
+    // Forgetting the term lets the deposed leader commit a record behind the new one's back
+    // (I4, I5); forgetting the lease promise lets a restarted voter (here the witness, restarted
+    // for 86 ms) elect a second leader while the first still holds its lease (I1). Since the
+    // faster elections of issue 13 the first catching seed is above the 10,000 of the budget.
+    expect: ["I1", "I4", "I5"],
     reducer: forgetfulVoter,
-    caughtBy: 8857,
+    caughtBy: 13961,
   },
   {
     name: "no-self-fence",
