@@ -73,10 +73,12 @@ echo "build: mha-agent $version ($commit) on node $node_version into $out"
   "--define:__MHA_BUILD__={\"version\":\"$version\",\"commit\":\"$commit\"}"
 
 # The CLI alone (packaging/sea-entry.ts): main.ts without the daemon. The
-# daemon's imports stay external; sea-entry never lets main.ts reach them.
+# daemon's imports stay external, and so do the day-1 commands' (they load
+# the config, mysql2 and Effect); sea-entry never lets main.ts reach them.
 "$esbuild" packaging/sea-entry.ts --bundle --platform=node --target=node24 --format=cjs \
   --outfile="$work/sea-entry.cjs" --log-level=warning \
   --external:./daemon/run.ts --external:./daemon/config-load.ts --external:effect \
+  --external:./cli/check-files.ts --external:./cli/make-certs.ts --external:./cli/mysql-setup.ts \
   "--define:__MHA_BUILD__={\"version\":\"$version\",\"commit\":\"$commit\"}"
 if LC_ALL=C grep -q '[^[:print:][:space:]]' "$work/sea-entry.cjs"; then
   echo "build: the CLI bundle is not ASCII" >&2

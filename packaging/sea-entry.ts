@@ -1,5 +1,5 @@
-// The binary's entry point (packaging/build.sh). Only `run` and
-// `check-config` need the whole agent: the 4.6 MB bundle that V8 would parse
+// The binary's entry point (packaging/build.sh). Only `run`, `check-config`
+// and the day-1 commands need the whole agent: the 4.6 MB bundle that V8 would parse
 // on every start (about +20 MB RSS and +100 ms CPU for each `mha-agent
 // status`, issue 16). So the binary's main script is the CLI alone (main.ts
 // bundled without the daemon, Effect or mysql2), and the whole agent is a
@@ -10,8 +10,11 @@ import { compileFunction } from "node:vm"
 /** The CommonJS wrapper's parameters: build.sh makes the code cache with the same ones. */
 const PARAMS = ["exports", "require", "module", "__filename", "__dirname"]
 
+/** Commands that load the config, Effect or mysql2: the whole agent runs them. */
+const WHOLE_AGENT = new Set(["run", "check-config", "make-certs", "mysql-accounts", "check-mysql"])
+
 const command = process.argv[2]
-if (command === "run" || command === "check-config") {
+if (command !== undefined && WHOLE_AGENT.has(command)) {
   const code = getAsset("mha-agent.cjs", "utf8")
   const wrapper = compileFunction(code, PARAMS, {
     filename: "mha-agent.cjs",
