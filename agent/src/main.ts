@@ -21,6 +21,7 @@
  * 78 `run` with an invalid config (EX_CONFIG: systemd does not retry it).
  */
 import pkg from "../../package.json" with { type: "json" }
+import type { Config } from "../../shared/config.ts"
 import type { OptionSpec } from "./cli/args.ts"
 import { COMMON_OPTIONS, CONTROL_EXIT_CODES, controlCommands } from "./cli/commands.ts"
 import { type Io, processIo } from "./cli/io.ts"
@@ -138,6 +139,24 @@ const version = async (args: ReadonlyArray<string>, io: Io): Promise<number> => 
   return EXIT_OK
 }
 
+/**
+ * The config of `file` for a command that needs it whole (check-config and
+ * the day-1 commands), or null once its problem is printed. Loaded on demand:
+ * the control commands never reach the config loader, Effect or yaml.
+ */
+export const loadValidConfig = async (file: string, io: Io): Promise<Config | null> => {
+  const [{ Effect }, { loadConfig }] = await Promise.all([
+    import("effect"),
+    import("./daemon/config-load.ts"),
+  ])
+  const result = await Effect.runPromise(Effect.result(loadConfig(file)))
+  if (result._tag === "Failure") {
+    io.err(`${result.failure.message}\n`)
+    return null
+  }
+  return result.success
+}
+
 const checkConfig = async (args: ReadonlyArray<string>, io: Io): Promise<number> => {
   const { values, flags } = parseOptions("check-config", args, {
     values: ["--config", "--user"],
@@ -146,16 +165,8 @@ const checkConfig = async (args: ReadonlyArray<string>, io: Io): Promise<number>
   if (values.has("--user") && !flags.has("--files"))
     throw new UsageError("check-config: --user goes with --files")
   const file = values.get("--config") ?? DEFAULT_CONFIG
-  const [{ Effect }, { loadConfig }] = await Promise.all([
-    import("effect"),
-    import("./daemon/config-load.ts"),
-  ])
-  const result = await Effect.runPromise(Effect.result(loadConfig(file)))
-  if (result._tag === "Failure") {
-    io.err(`${result.failure.message}\n`)
-    return EXIT_FAILED
-  }
-  const c = result.success
+  const c = await loadValidConfig(file, io)
+  if (c === null) return EXIT_FAILED
   const members = c.cluster.members.map((m) =>
     m.kind === "witness" ? `${m.name} (witness)` : m.name,
   )

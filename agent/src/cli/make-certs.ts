@@ -9,7 +9,14 @@ import { execFile } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { DEFAULT_CONFIG, EXIT_FAILED, EXIT_OK, parseOptions, UsageError } from "../main.ts"
+import {
+  DEFAULT_CONFIG,
+  EXIT_FAILED,
+  EXIT_OK,
+  loadValidConfig,
+  parseOptions,
+  UsageError,
+} from "../main.ts"
 import type { Io } from "./io.ts"
 
 /** The same rule as the config's member names (shared/config.ts). */
@@ -195,17 +202,9 @@ export const main = async (args: ReadonlyArray<string>, io: Io): Promise<number>
   if (list !== undefined) {
     members = list.split(",").map((m) => m.trim())
   } else {
-    const file = values.get("--config") ?? DEFAULT_CONFIG
-    const [{ Effect }, { loadConfig }] = await Promise.all([
-      import("effect"),
-      import("../daemon/config-load.ts"),
-    ])
-    const result = await Effect.runPromise(Effect.result(loadConfig(file)))
-    if (result._tag === "Failure") {
-      io.err(`${result.failure.message}\n`)
-      return EXIT_FAILED
-    }
-    members = result.success.cluster.members.map((m) => m.name)
+    const config = await loadValidConfig(values.get("--config") ?? DEFAULT_CONFIG, io)
+    if (config === null) return EXIT_FAILED
+    members = config.cluster.members.map((m) => m.name)
   }
   try {
     const made = await makeCerts({

@@ -6,7 +6,14 @@
 // The judging is pure (`judgeMysql`); the queries are in `observeMysql`.
 import { readFileSync } from "node:fs"
 import type { Config } from "../../../shared/config.ts"
-import { DEFAULT_CONFIG, EXIT_FAILED, EXIT_OK, parseOptions, UsageError } from "../main.ts"
+import {
+  DEFAULT_CONFIG,
+  EXIT_FAILED,
+  EXIT_OK,
+  loadValidConfig,
+  parseOptions,
+  UsageError,
+} from "../main.ts"
 import type { Io } from "./io.ts"
 
 // ---------------------------------------------------------------------------
@@ -216,19 +223,6 @@ export const superReadOnlyInMyCnf = (text: string): boolean => {
 
 // ---------------------------------------------------------------------------
 // The commands
-
-const loadValidConfig = async (file: string, io: Io): Promise<Config | null> => {
-  const [{ Effect }, { loadConfig }] = await Promise.all([
-    import("effect"),
-    import("../daemon/config-load.ts"),
-  ])
-  const result = await Effect.runPromise(Effect.result(loadConfig(file)))
-  if (result._tag === "Failure") {
-    io.err(`${result.failure.message}\n`)
-    return null
-  }
-  return result.success
-}
 
 const readPassword = (path: string, file: string): string => {
   try {
