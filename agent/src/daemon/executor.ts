@@ -521,11 +521,9 @@ export const makeExecutor = (services: ExecutorServices) => {
             })),
           ),
         )
-      case "Event": {
-        // The event's name and its typed facts (events.ts: a promotion's kind and term).
-        const { _tag, level, reason, ...fields } = output
-        return Effect.sync(() => log[level](fields, reason))
-      }
+      case "Event":
+        // Logged when the step made it (execute), not behind the step's earlier actions.
+        return Effect.void
       case "OperatorReply":
         return Effect.sync(() => services.operatorReply(output.requestId, output))
       default: {
@@ -563,6 +561,16 @@ export const makeExecutor = (services: ExecutorServices) => {
       return seq
     })
     countOutputs(outputs)
+    // An event tells what the core decided, so it is logged now: in its batch it would wait
+    // behind the actions before it (a fence pending behind a commit that waits for an
+    // acknowledgement holds the batch up to fence_timeout), and the log would be silent
+    // about a decision already taken (a resignation logged 10 s late).
+    for (const o of outputs) {
+      if (o._tag !== "Event") continue
+      // The event's name and its typed facts (events.ts: a promotion's kind and term).
+      const { _tag, level, reason, ...fields } = o
+      log[level](fields, reason)
+    }
     return Effect.forEach(
       outputs,
       (o, i) =>
