@@ -181,7 +181,8 @@ export const step = (state: AgentState, input: Input): StepResult => {
       break
     }
     case "VipDone":
-      if (!input.ok) event(out, "error", "vip-failed", `ip addr ${input.op} failed`)
+      if (!input.ok)
+        event(out, "error", "vip-failed", `ip addr ${input.op} failed: ${input.error ?? "error"}`)
       s = onVipDone(s, input.op, input.ok)
       break
     case "PrivilegesChecked":
@@ -234,7 +235,14 @@ const onStart = (
   bootId: string,
 ): AgentState => {
   const record = hard?.record ?? initialRecord
-  event(out, "info", "agent-start", `term ${hard?.term ?? 0}, record ${record.term}.${record.seq}`)
+  event(
+    out,
+    "info",
+    "agent-start",
+    hard === null
+      ? `no hard state yet: a new member (boot ${bootId})`
+      : `resuming from term ${hard.term}, record ${record.term}.${record.seq} (boot ${bootId})`,
+  )
   return {
     ...s,
     started: true,

@@ -290,7 +290,14 @@ export type Input =
       readonly ok: boolean
       readonly error: string | null
     }
-  | { readonly _tag: "VipDone"; readonly now: number; readonly op: VipOp; readonly ok: boolean }
+  | {
+      readonly _tag: "VipDone"
+      readonly now: number
+      readonly op: VipOp
+      readonly ok: boolean
+      /** What the adapter said when it failed (logged by the core). */
+      readonly error?: string
+    }
   /** The answer to a CheckPrivileges output. */
   | {
       readonly _tag: "PrivilegesChecked"

@@ -74,11 +74,8 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
   let current: AgentState | null = null
   return Effect.gen(function* () {
     const hard = Option.getOrNull(yield* options.hardState.load)
+    // The core logs the start (agent-start) with this run's bootId.
     const bootId = newBootId()
-    options.log.info(
-      { event: "agent-start", term: hard?.term ?? 0, bootId },
-      hard === null ? "no hard state yet: a new member" : `resuming from term ${hard.term}`,
-    )
     // Outputs run as fibers of their own, with this loop's services.
     const fork = Effect.runForkWith(yield* Effect.context<never>())
     let state = initialState(options.clusterConfig(), options.self)

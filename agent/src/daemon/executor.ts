@@ -395,8 +395,9 @@ export const makeExecutor = (services: ExecutorServices) => {
         return Effect.exit(mysqlAction(output.action, wanted)).pipe(
           Effect.map((exit) => {
             const error = Exit.isFailure(exit) ? errorText(Cause.squash(exit.cause)) : null
+            // The core logs the failure with its purpose (mysql-action-failed, promotion-aborted ...).
             if (error !== null)
-              log.warn({ event: "mysql-action-failed", action: output.action._tag }, error)
+              log.debug({ event: "mysql-action-error", action: output.action._tag }, error)
             enqueue((now) => ({
               _tag: "MysqlDone",
               now,
@@ -419,9 +420,15 @@ export const makeExecutor = (services: ExecutorServices) => {
           output.op === "add" ? vip.acquire : output.op === "remove" ? vip.release : vip.refresh
         return Effect.exit(op).pipe(
           Effect.map((exit) => {
-            if (Exit.isFailure(exit))
-              log.error({ event: "vip-failed", op: output.op }, Cause.pretty(exit.cause))
-            enqueue((now) => ({ _tag: "VipDone", now, op: output.op, ok: Exit.isSuccess(exit) }))
+            // The core logs a failure (vip-failed) with this error.
+            const error = Exit.isFailure(exit) ? errorText(Cause.squash(exit.cause)) : undefined
+            enqueue((now) => ({
+              _tag: "VipDone",
+              now,
+              op: output.op,
+              ok: Exit.isSuccess(exit),
+              ...(error === undefined ? {} : { error }),
+            }))
           }),
         )
       }
