@@ -6,6 +6,7 @@
 // never reclaims the role in the same run, even while its fence is pending.
 import assert from "node:assert/strict"
 import { test } from "node:test"
+import { electionTrigger } from "../../agent/src/core/election.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
@@ -89,4 +90,25 @@ test("the target of a forced failover asks the live primary first, and stands by
     "falls back to a forced election",
   )
   assert.equal(late.s.forcedFailover, null)
+})
+
+test("the last primary reclaims the role only while its own health is OK (or INFO, a fresh start)", () => {
+  const db1 = cluster().node("db1").state
+  // db1's agent restarted: a follower that the record names as primary, its mysqld writable.
+  const restarted = (level: AgentState["local"]["health"]["level"]): AgentState => ({
+    ...db1,
+    role: "follower",
+    leader: null,
+    promotion: null,
+    reclaimTried: false,
+    local: { ...db1.local, health: { ...db1.local.health, level } },
+  })
+  for (const level of ["OK", "INFO"] as const) {
+    assert.deepEqual(electionTrigger(restarted(level)), { ok: true, kind: "reclaim" }, level)
+  }
+  for (const level of ["WARN", "CRITICAL", "FAIL"] as const) {
+    const t = electionTrigger(restarted(level))
+    assert.equal(t.ok, false, level)
+    assert.match(t.ok ? "" : t.why, new RegExp(`health ${level}: the last primary`))
+  }
 })

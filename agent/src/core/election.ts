@@ -148,6 +148,15 @@ export const selfEligible = (s: AgentState): Verdict => {
   // Section 12: a node whose server could not commit takes no role back until it commits again.
   const cannotCommit = commitStallWhy(s)
   if (cannotCommit !== null) return { ok: false, why: cannotCommit }
+  // Nor does the last primary while its own health is poor (issue 17): INFO is a freshly
+  // started agent's level before its first good probes, so an agent restart still reclaims at once.
+  const level = s.local.health.level
+  if (lastPrimary(s.hard.record) === s.self && level !== "OK" && level !== "INFO") {
+    return {
+      ok: false,
+      why: `health ${level}: the last primary takes the role back only once its health is OK`,
+    }
+  }
   // A replica that cannot receive (its disk is full) is behind by an unknown amount.
   if (s.local.stall !== null) return { ok: false, why: s.local.stall }
   const refused = s.preFailoverRefused
@@ -320,7 +329,6 @@ export const startVote = (
       ...origin,
     },
     electionDueAt: null,
-    local: { ...s.local, revokedTerm: term },
   }
   persist(next, out)
   if (isDataNode(s.config, s.self) && s.local.probe?.replica?.ioRunning) {
@@ -550,7 +558,6 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
     let frozen: AgentState = {
       ...next,
       pendingVote: { request: req, stopped: false, since: next.now, stoppedAt: 0 },
-      local: { ...next.local, revokedTerm: req.term },
     }
     ;[frozen] = issueMysql(frozen, out, { _tag: "StopReplicaIo" }, "vote-freeze")
     return frozen
@@ -600,7 +607,6 @@ const answerVote = (
     next = {
       ...next,
       hard: { ...next.hard, votedFor: req.from },
-      local: { ...next.local, revokedTerm: req.term },
       electionDueAt: null,
     }
     if (firstGrant) persist(next, out)
