@@ -176,6 +176,8 @@ const checkConfig = async (args: ReadonlyArray<string>, io: Io): Promise<number>
     `  mesh ${c.mesh.listen ?? "(every address, agent_port)"}, http ${c.http.listen}, control ${c.control.socket}, state ${c.state_dir}`,
     `  vip ${c.vip === undefined ? "none" : `${c.vip.address} on ${c.vip.interface}`}; semi-sync ${c.semi_sync.mode}; log level ${c.log.level}`,
   ]
+  const { configWarnings } = await import("./daemon/config-load.ts")
+  for (const w of configWarnings(c)) lines.push(`  warning: ${w}`)
   io.out(`${lines.join("\n")}\n`)
   if (!flags.has("--files")) return EXIT_OK
   // The files it names, as the agent's user will meet them (./cli/check-files.ts).

@@ -6,6 +6,7 @@ import { type TestContext, test } from "node:test"
 import { Effect, Exit } from "effect"
 import {
   type ConfigError,
+  configWarnings,
   diffForReload,
   formatReloadPlan,
   loadConfig,
@@ -549,5 +550,28 @@ test("reload: the lease timings are refused (restart every agent, one at a time)
   assert.deepEqual(
     mixed.live.map((c) => c.path),
     ["timings.probe_interval"],
+  )
+})
+
+test("check-config and the agent's start warn when strict semi-sync blocks writes before the quorum goes (witnesses)", async (t) => {
+  const member = (name: string, i: number, witness = false) =>
+    `    - name: ${name}\n      address: 10.0.2.${i}\n      agent_port: 7946\n${witness ? "      kind: witness\n" : ""}`
+  const threeData = [member("db1", 1), member("db2", 2), member("db3", 3)].join("")
+  const strict = "semi_sync:\n  mode: strict\n"
+  // 3 data nodes: one acknowledgement, two replicas: one data node may go, as may one member.
+  assert.deepEqual(configWarnings(await loadOk(t, minimal(strict, threeData))), [])
+  // 3 data + 2 witnesses: two acknowledgements from two replicas: one lost data node blocks
+  // every write, while the quorum (3 of 5) survives two lost members.
+  const withWitnesses = `${threeData}${member("w1", 4, true)}${member("w2", 5, true)}`
+  const warnings = configWarnings(await loadOk(t, minimal(strict, withWitnesses)))
+  assert.equal(warnings.length, 1)
+  assert.match(
+    warnings[0] ?? "",
+    /waits for 2 acknowledgements and only the 2 data replicas can send them \(witnesses never acknowledge\): with 1 data node lost every write blocks .* survives 2 lost members/,
+  )
+  // Mode "on" falls back to asynchronous instead of blocking: nothing to warn about.
+  assert.deepEqual(
+    configWarnings(await loadOk(t, minimal('semi_sync:\n  mode: "on"\n', withWitnesses))),
+    [],
   )
 })

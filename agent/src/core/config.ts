@@ -105,6 +105,27 @@ export const isDataNode = (config: ClusterConfig, name: string): boolean =>
 export const strictAckCount = (config: ClusterConfig): number =>
   Math.max(1, config.members.length - quorum(config))
 
+/**
+ * What the config costs in availability, said before it bites (issue 18): under
+ * strict semi-sync a commit waits for `strictAckCount` acknowledgements, and
+ * only data replicas send them (witnesses never do). When fewer data nodes may
+ * be lost before writes block than members may be lost before the quorum goes,
+ * the operator is told at check-config and at the agent's start.
+ */
+export const availabilityWarnings = (config: ClusterConfig): ReadonlyArray<string> => {
+  if (config.semiSync !== "strict") return []
+  const data = config.members.filter((m) => m.kind === "data").length
+  const witnesses = config.members.length - data
+  const acks = strictAckCount(config)
+  const dataLossBeforeBlock = data - 1 - acks
+  const memberLossBeforeNoQuorum = config.members.length - quorum(config)
+  if (dataLossBeforeBlock >= memberLossBeforeNoQuorum) return []
+  const lost = dataLossBeforeBlock + 1
+  return [
+    `semi-sync strict: every commit waits for ${acks} acknowledgement${acks === 1 ? "" : "s"} and only the ${data - 1} data replica${data === 2 ? "" : "s"} can send them${witnesses > 0 ? ` (witnesses never acknowledge)` : ""}: with ${lost} data node${lost === 1 ? "" : "s"} lost every write blocks (reported as writes-blocked) although the quorum survives ${memberLossBeforeNoQuorum} lost member${memberLossBeforeNoQuorum === 1 ? "" : "s"}; add a data node, or use semi_sync.mode: on to fall back to asynchronous instead`,
+  ]
+}
+
 /** Section 5: `heartbeat_interval * 2 + rpc_timeout < lease_duration`. */
 export const checkTimings = (t: Timings): ReadonlyArray<string> => {
   const problems: Array<string> = []

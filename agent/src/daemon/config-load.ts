@@ -21,6 +21,8 @@ import {
   formatPath,
   formatProblem,
 } from "../../../shared/config.ts"
+import { availabilityWarnings } from "../core/config.ts"
+import { toClusterConfig } from "./core-config.ts"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -297,3 +299,7 @@ export const formatReloadPlan = (plan: ReloadPlan): ReadonlyArray<string> => {
     ...plan.live.map((c) => `  ${c.path}: ${show(c.from)} -> ${show(c.to)}`),
   ]
 }
+
+/** What a valid config costs in availability (core/config.ts), for check-config and the agent's start. */
+export const configWarnings = (c: Config): ReadonlyArray<string> =>
+  availabilityWarnings(toClusterConfig(c))

@@ -24,7 +24,13 @@ import { BUSY_TICK_MS } from "../core/deadline.ts"
 import { whyNoElection } from "../core/election.ts"
 import type { AgentState, OperatorRequest } from "../core/types.ts"
 import { type CertificateExpiry, meshCertificateExpiries } from "./cert-expiry.ts"
-import { ConfigError, diffForReload, formatReloadPlan, loadConfig } from "./config-load.ts"
+import {
+  ConfigError,
+  configWarnings,
+  diffForReload,
+  formatReloadPlan,
+  loadConfig,
+} from "./config-load.ts"
 import { serveControlSocket } from "./control-socket.ts"
 import { toClusterConfig } from "./core-config.ts"
 import {
@@ -586,6 +592,7 @@ const runAgent = Effect.gen(function* () {
     { event: "agent-running", members: current().cluster.members.length },
     `agent ${self} running`,
   )
+  for (const w of configWarnings(current())) log.warn({ event: "config-warning" }, w)
   return yield* Deferred.await(yield* Stopping)
 })
 
