@@ -167,10 +167,12 @@ export const controlCommands: Readonly<Record<string, ControlCommandSpec>> = {
   },
   exclude: {
     usage: "exclude NODE",
-    summary: "take NODE out of candidacy (maintenance)",
+    summary: "take NODE out of candidacy and out of the agent's repairs (maintenance)",
     description:
-      "NODE keeps replicating but is never promoted, by failover or switchover, until\n" +
-      "`mha-agent include NODE`. Kept in the cluster record.",
+      "NODE is never promoted, by failover or switchover, until `mha-agent include NODE`,\n" +
+      "and its agent repairs nothing in its replication meanwhile: threads stopped by\n" +
+      "hand stay stopped, no semi-sync change, no repointing (rejoin, demote and clone\n" +
+      "still act when asked). Kept in the cluster record.",
     options: [],
     positional: { name: "NODE", required: true, help: "the node to exclude" },
     plan: (p) => ({ request: { _tag: "Exclude", node: node(p) }, rendering: "message" }),
