@@ -203,7 +203,10 @@ export const VoteResponse = Schema.TaggedStruct("VoteResponse", {
   record: ClusterRecord,
 })
 
-/** Step 3 of section 9: stop replicating from the old primary. */
+/**
+ * Sent by agents up to dfc83b6 at step 3 of section 9, and accepted from them during a
+ * rolling upgrade; no longer sent: the voters' freeze at vote time is the revoke.
+ */
 export const Revoke = Schema.TaggedStruct("Revoke", {
   from: Name,
   term: Term,

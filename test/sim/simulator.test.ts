@@ -74,7 +74,6 @@ test("every peer message sent in a run decodes with the wire schema", () => {
     "PreVoteResponse",
     "VoteRequest",
     "VoteResponse",
-    "Revoke",
     "LeaderAnnounce",
     "TransferLeadership",
     "RecordAppend",

@@ -42,7 +42,6 @@ export const initialLocal: LocalNode = {
   rejoinForced: false,
   rejoinRequested: false,
   credentials: initialCredentials,
-  revokedTerm: 0,
   vip: { held: "unknown", pending: null },
   lag: { exceeded: false, belowStreak: 0 },
   privileges: initialPrivileges,

@@ -141,8 +141,9 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
       return enterStep(fencing, out, "fence-command")
     }
     case "fence-command": {
-      // Step 3, revoke: everyone stops replicating from the old primary.
-      broadcast(next, out, { _tag: "Revoke", from: next.self, term: p.term })
+      // Step 3, revoke, happened at the vote: each voter froze (stopped its IO thread) before
+      // granting; under strict semi-sync the replicas outside the quorum are fewer than the
+      // acknowledgements a commit waits for, so the old primary gets no commit acknowledged.
       if (next.config.fenceCommand === null || p.oldPrimary === null) {
         return enterStep(next, out, "pre-failover")
       }
@@ -259,7 +260,7 @@ const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
     {
       ...next,
       leaderActive: true,
-      local: { ...next.local, vip, revokedTerm: 0 },
+      local: { ...next.local, vip },
     },
     out,
     p,

@@ -280,14 +280,10 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
       return onVoteRequest(s, out, m)
     case "VoteResponse":
       return onVoteResponse(s, out, m)
-    case "Revoke": {
-      const next = m.term > s.hard.term ? adoptTerm(s, out, m.term, `revoke from ${m.from}`) : s
-      if (m.term < next.hard.term) return next
-      return {
-        ...next,
-        local: { ...next.local, revokedTerm: Math.max(next.local.revokedTerm, m.term) },
-      }
-    }
+    case "Revoke":
+      // Sent by agents up to dfc83b6 (a rolling upgrade) and no longer: the voters' freeze is
+      // the revoke (promotion.ts, step 3). Its term still counts, like any message's.
+      return m.term > s.hard.term ? adoptTerm(s, out, m.term, `revoke from ${m.from}`) : s
     case "LeaderAnnounce": {
       const next = m.term > s.hard.term ? adoptTerm(s, out, m.term, `announce from ${m.from}`) : s
       if (m.term < next.hard.term || next.role === "leader") return next

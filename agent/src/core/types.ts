@@ -475,8 +475,6 @@ export interface LocalNode {
   readonly rejoinRequested: boolean
   /** The replication credentials the channel holds: re-applied on a changed file, rejoin, 1045. */
   readonly credentials: ReplicationCredentials
-  /** The node has been told to stay out of replication until a leader of this term announces. */
-  readonly revokedTerm: number
   /** The VIP as the last VipDone reported it, and the operation in flight. */
   readonly vip: { readonly held: boolean | "unknown"; readonly pending: VipOp | null }
   /**
