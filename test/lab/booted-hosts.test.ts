@@ -68,10 +68,10 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
   const started = Date.now()
   // Restarts time out sooner than the defaults (as in the acceptance tests),
   // and the anti-flap block is short, so that scenario 2's failover is not
-  // blocked if an earlier check failed over.
+  // blocked if an earlier check failed over, and scenario 3's waits little.
   const c = await BootedCluster.up({
     log,
-    timings: { restart_timeout: "10s", apply_timeout: "10s", recovery_block_period: "20s" },
+    timings: { restart_timeout: "10s", apply_timeout: "10s", recovery_block_period: "10s" },
   })
   let failed = false
   // A failed step is recorded (and the logs kept at the end); the next steps still run.
@@ -88,7 +88,7 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
     log(
       `root ${(c.times.rootMs / 1000).toFixed(1)} s; apt-get install to an ACTIVE primary ${(c.times.installToActiveMs / 1000).toFixed(1)} s (the guide's steps), systemctl enable --now to it ${(c.times.startToActiveMs / 1000).toFixed(1)} s`,
     )
-    // The end of the last automatic failover: the next one waits out recovery_block_period (20 s).
+    // The end of the last automatic failover: the next one waits out recovery_block_period (10 s).
     let failoverAt = 0
     let primary = await c.waitForPrimary(10_000)
 
@@ -356,6 +356,18 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
         assert.equal(await c.waitForPrimary(30_000, from), to)
         await c.waitForWritesAfter(Date.now(), 30_000)
         gaps.push(longestGap(c, at, Date.now()))
+        // The agents' part of the block, from their journals: the old primary fenced -> the target promoted.
+        const eventAt = async (host: string, event: string) =>
+          (await agentRecords(c, host))
+            .filter((x) => x.rec.event === event)
+            .map((x) => Date.parse(String(x.rec.time)))
+            .filter((t) => t >= at)
+            .at(-1)
+        const converged = await eventAt(from, "switchover-converged")
+        const promoted = await eventAt(to, "promoted")
+        log(
+          `switchover ${from} -> ${to}: agents' block ${converged !== undefined && promoted !== undefined ? promoted - converged : "?"} ms, write gap through the VIP ${gaps.at(-1)} ms`,
+        )
       }
       const r = await c.check(faultAt)
       log(
@@ -370,7 +382,7 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
       "scenario 3: the primary host isolated: it fences itself, a replica is elected, the VIP moves",
       async () => {
         const old = await c.waitForPrimary(30_000)
-        const wait = failoverAt + 22_000 - Date.now()
+        const wait = failoverAt + 12_000 - Date.now()
         if (wait > 0) {
           log(`scenario 3: waiting ${wait} ms for scenario 2's anti-flap block to end`)
           await sleep(wait)
@@ -397,7 +409,9 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
           const fenced = (await agentRecords(c, old))
             .slice(before)
             .filter((r) =>
-              ["self-fenced", "resigned", "mysqld-killed", "vip-released"].includes(String(r.rec.event)),
+              ["self-fenced", "resigned", "mysqld-killed", "vip-released"].includes(
+                String(r.rec.event),
+              ),
             )
           for (const f of fenced) log(`scenario 3, ${old}'s journal: ${f.message.slice(0, 200)}`)
           log(`scenario 3: ${old} isolated -> ${next}`)
