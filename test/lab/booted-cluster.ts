@@ -1,18 +1,19 @@
 // A cluster of booted lab hosts (lab.md "Booted hosts"), as an operator runs
 // one: each host a systemd-nspawn container with systemd as PID 1, Debian's
-// mysql-server as mysql.service, the agent installed from the .deb with
-// apt-get, its config, certificates and secrets in /etc/mha-agent, the
-// shipped polkit rule in place, started with `systemctl enable --now`, and
-// restart_command left at its default `systemctl restart mysql`. The
-// network, the client's writer and sampler and the invariants are the plain
-// lab's.
+// mysql-server as mysql.service, the agent put on the hosts by following
+// the operator's guide packaging/README.package command by command
+// (booted-guide.ts: the .deb installed with apt-get, the day-1 commands, the
+// config, certificates and secrets in /etc/mha-agent, the shipped polkit
+// rule, `systemctl enable --now`), restart_command left at its default
+// `systemctl restart mysql`. The network, the client's writer and sampler
+// and the invariants are the plain lab's.
 import { cpSync, existsSync, mkdirSync } from "node:fs"
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
-import { basename, join } from "node:path"
-import { stringify } from "yaml"
+import { join } from "node:path"
 import { packagesUnderTest } from "../pkg/helpers.ts"
 import type { AgentTimings } from "./agents.ts"
+import { followGuide, guideConfig, labConfig } from "./booted-guide.ts"
 import {
   bootedHostPaths,
   bootHost,
@@ -21,17 +22,8 @@ import {
   tryInContainer,
 } from "./booted-hosts.ts"
 import { ensureBootedRootfs } from "./booted-rootfs.ts"
-import { makeCerts } from "./certs.ts"
 import { run, waitFor } from "./exec.ts"
-import {
-  initSql,
-  LAB_USERS,
-  Lab,
-  type LabHost,
-  type LabState,
-  mysqldSettings,
-  newLabId,
-} from "./lab.ts"
+import { initSql, Lab, type LabHost, type LabState, mysqldSettings, newLabId } from "./lab.ts"
 import * as net from "./network.ts"
 import { requireRoot } from "./rootfs.ts"
 import { type Invariants, WatchedCluster } from "./watched-cluster.ts"
@@ -49,13 +41,15 @@ export interface BootedClusterOptions {
 export interface BootedTimes {
   /** Building (or finding) the cached root. */
   readonly rootMs: number
-  /** From the first `apt-get install ./mha-agent_*.deb` to a writable primary holding the VIP. */
+  /** From the guide's `apt-get install ./mha-agent_*.deb` to a writable primary holding the VIP. */
   readonly installToActiveMs: number
+  /** From the guide's `systemctl enable --now mha-agent` (done on every host) to the same. */
+  readonly startToActiveMs: number
 }
 
 export class BootedCluster extends WatchedCluster {
   readonly leaders: Map<string, number>
-  times: BootedTimes = { rootMs: 0, installToActiveMs: 0 }
+  times: BootedTimes = { rootMs: 0, installToActiveMs: 0, startToActiveMs: 0 }
   timings: AgentTimings = {}
 
   private constructor(lab: Lab, leaders: Map<string, number>) {
@@ -117,26 +111,19 @@ export class BootedCluster extends WatchedCluster {
       )
       await lab.waitReplicasCaughtUp("db1")
       const cluster = new BootedCluster(lab, leaders)
-      await mkdir(join(lab.runDir(), "tls"), { recursive: true })
-      const certs = await makeCerts({
-        members: hosts.map((h) => h.name),
-        dir: join(lab.runDir(), "tls"),
-      })
       cluster.timings = options.timings ?? {}
-      // On every host at once, as configuration management would.
-      const installStart = Date.now()
-      await Promise.all(
-        hosts.map((h) =>
-          cluster.installAgent(h.name, pkgs.deb, {
-            ca: certs.ca,
-            cert: certs.members[h.name]!.cert,
-            key: certs.members[h.name]!.key,
-            timings: cluster.timings,
-          }),
-        ),
-      )
+      // The operator's steps: every block of packaging/README.package, in order.
+      const guide = await followGuide(cluster, {
+        deb: pkgs.deb,
+        workstation: join(scratch, "workstation"),
+        log,
+      })
       await cluster.waitForPrimary(60_000)
-      cluster.times = { rootMs, installToActiveMs: Date.now() - installStart }
+      cluster.times = {
+        rootMs,
+        installToActiveMs: Date.now() - guide.installAt,
+        startToActiveMs: Date.now() - guide.startedAt,
+      }
       await lab.spawn("client", "sampler", [
         process.execPath,
         join(here, "client/sampler.ts"),
@@ -189,78 +176,9 @@ export class BootedCluster extends WatchedCluster {
     return join(bootedHostPaths(this.lab.id, host).root, file)
   }
 
-  /** The operator's steps of packaging/README.package, on one host. */
-  private async installAgent(
-    host: string,
-    deb: string,
-    files: { ca: string; cert: string; key: string; timings: AgentTimings },
-  ): Promise<void> {
-    await copyFile(deb, this.pathIn(host, `/root/${basename(deb)}`))
-    await this.in(
-      host,
-      ["sh", "-c", `DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/${basename(deb)}`],
-      300_000,
-    )
-    const etc = this.pathIn(host, "/etc/mha-agent")
-    await mkdir(join(etc, "tls"), { recursive: true })
-    await copyFile(files.ca, join(etc, "tls/ca.pem"))
-    await copyFile(files.cert, join(etc, `tls/${host}.pem`))
-    await copyFile(files.key, join(etc, `tls/${host}.key`))
-    await writeFile(join(etc, "monitor.password"), `${LAB_USERS.agent.password}\n`)
-    await writeFile(join(etc, "replication.password"), `${LAB_USERS.replication.password}\n`)
-    await writeFile(join(etc, "config.yaml"), stringify(this.agentConfig(host, files.timings)))
-    // Readable by the agent's user, the secrets by nobody else (README.package step 2).
-    await this.in(host, [
-      "sh",
-      "-c",
-      "cd /etc/mha-agent && chown root:mha-agent config.yaml monitor.password replication.password tls tls/* " +
-        "&& chmod 0640 config.yaml monitor.password replication.password tls/* && chmod 0750 tls",
-    ])
-    await this.in(host, [
-      "cp",
-      "/usr/share/doc/mha-agent/polkit-mha-agent.rules",
-      "/etc/polkit-1/rules.d/50-mha-agent.rules",
-    ])
-    await this.in(host, ["mha-agent", "check-config"])
-    await this.in(host, ["systemctl", "enable", "--now", "mha-agent"])
-  }
-
-  /** /etc/mha-agent/config.yaml of a host; `service` is left at its defaults. */
+  /** /etc/mha-agent/config.yaml of a host: the guide's, with the lab's addresses (booted-guide.ts labConfig). */
   agentConfig(host: string, timings: AgentTimings): Record<string, unknown> {
-    return {
-      cluster: {
-        name: `lab-${this.lab.id}`,
-        members: this.lab.hosts.map((h) => ({
-          name: h.name,
-          address: h.address,
-          mysql_port: net.MYSQL_PORT,
-          agent_port: net.AGENT_PORT,
-          priority: 100 - h.index,
-        })),
-      },
-      node: host,
-      mysql: {
-        monitor: { user: LAB_USERS.agent.user, password_file: "/etc/mha-agent/monitor.password" },
-        replication: {
-          user: LAB_USERS.replication.user,
-          password_file: "/etc/mha-agent/replication.password",
-        },
-        get_source_public_key: true,
-        connect_timeout: "1s",
-        query_timeout: "1s",
-      },
-      timings: { ...timings },
-      semi_sync: { mode: "strict" },
-      vip: { address: `${net.VIP}/${net.PREFIX_LEN}`, interface: "eth0" },
-      mesh: {
-        listen: `0.0.0.0:${net.AGENT_PORT}`,
-        ca: "/etc/mha-agent/tls/ca.pem",
-        cert: `/etc/mha-agent/tls/${host}.pem`,
-        key: `/etc/mha-agent/tls/${host}.key`,
-      },
-      http: { listen: `0.0.0.0:${net.HTTP_PORT}` },
-      log: { level: "info" },
-    }
+    return labConfig(guideConfig(), this.lab, host, timings)
   }
 
   /** MainPID of a unit inside a host (its pid in the host's namespace), 0 when not running. */
@@ -288,6 +206,32 @@ export class BootedCluster extends WatchedCluster {
    */
   async check(faultAt: number): Promise<Invariants> {
     return this.invariants(faultAt, true)
+  }
+
+  /**
+   * As check, but a node left DIVERGED (an old primary holding unacknowledged
+   * transactions of its own, lab.md scenario 3) is no problem if its agent
+   * reports it so.
+   */
+  async checkRejoinedOrDiverged(faultAt: number): Promise<Invariants> {
+    const r = await this.invariants(faultAt, false)
+    for (const host of r.diverged) {
+      let role = "unknown"
+      await waitFor(
+        `${host}'s agent to say DIVERGED`,
+        async () => {
+          const s = await this.tryIn(host, ["mha-agent", "status", "--json"])
+          if (s.code !== 0) return false
+          role = (JSON.parse(s.stdout) as { status: { role: string } }).status.role
+          return role === "DIVERGED"
+        },
+        20_000,
+        500,
+      ).catch(() => {
+        r.problems.push(`${host} holds transactions the primary lacks, but its agent says ${role}`)
+      })
+    }
+    return r
   }
 
   /** Copies the run folder, every host's journal and mysqld error log to a folder that survives `down`. */

@@ -54,16 +54,24 @@ const gratuitousFrom = (lines: ReadonlyArray<string>, mac: string): string[] =>
     return sha === mac && spa === VIP && tpa === VIP
   })
 
+/** The longest gap between acknowledged writes through the VIP inside [from, to]. */
+const longestGap = (c: BootedCluster, from: number, to: number): number => {
+  const acked = c.writes().acked.filter((a) => a.t >= from && a.t <= to)
+  let worst = acked.length === 0 ? to - from : acked[0]!.t - from
+  for (let i = 1; i < acked.length; i++) worst = Math.max(worst, acked[i]!.t - acked[i - 1]!.t)
+  return worst
+}
+
 test("booted hosts: the .deb under systemd, polkit and journald", {
   timeout: 15 * 60_000,
 }, async (t) => {
   const started = Date.now()
   // Restarts time out sooner than the defaults (as in the acceptance tests),
   // and the anti-flap block is short, so that scenario 2's failover is not
-  // blocked if an earlier check failed over.
+  // blocked if an earlier check failed over, and scenario 3's waits little.
   const c = await BootedCluster.up({
     log,
-    timings: { restart_timeout: "10s", apply_timeout: "10s", recovery_block_period: "20s" },
+    timings: { restart_timeout: "10s", apply_timeout: "10s", recovery_block_period: "10s" },
   })
   let failed = false
   // A failed step is recorded (and the logs kept at the end); the next steps still run.
@@ -78,8 +86,10 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
     })
   try {
     log(
-      `root ${(c.times.rootMs / 1000).toFixed(1)} s; apt-get install to an ACTIVE primary ${(c.times.installToActiveMs / 1000).toFixed(1)} s`,
+      `root ${(c.times.rootMs / 1000).toFixed(1)} s; apt-get install to an ACTIVE primary ${(c.times.installToActiveMs / 1000).toFixed(1)} s (the guide's steps), systemctl enable --now to it ${(c.times.startToActiveMs / 1000).toFixed(1)} s`,
     )
+    // The end of the last automatic failover: the next one waits out recovery_block_period (10 s).
+    let failoverAt = 0
     let primary = await c.waitForPrimary(10_000)
 
     await step("installed by apt, enabled and active under systemd", async () => {
@@ -292,6 +302,7 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
       )
       assert.ok(gratuitousFrom(seen, newMac).length > 0, "the new holder sent no gratuitous ARP")
       assert.notEqual(newMac, oldMac)
+      failoverAt = Date.now()
       const r = await c.check(faultAt)
       log(`scenario 2: write downtime ${r.downtimeMs} ms`)
       assert.deepEqual(r.problems, [])
@@ -301,6 +312,119 @@ test("booted hosts: the .deb under systemd, polkit and journald", {
       await c.tryIn(old, ["systemctl", "reset-failed", "mysql"])
       await c.in(old, ["systemctl", "start", "mysql"], 120_000)
     })
+
+    await step("scenario 8: switchover there and back with mha-agent switchover", async () => {
+      const first = await c.waitForPrimary(30_000)
+      // A switchover's target must be a caught-up replica of the primary, as
+      // `status` on the primary shows it (scenario 2's old primary may still be rejoining).
+      const standbyOf = async (on: string, source: string, host?: string) => {
+        let found = ""
+        await waitFor(
+          `${on}'s agent to see ${host ?? "a replica"} replicating from ${source}`,
+          async () => {
+            const r = await c.tryIn(on, ["mha-agent", "status", "--json"])
+            if (r.code !== 0) return false
+            const { status } = JSON.parse(r.stdout) as {
+              status: { members: Array<{ name: string; role: string; source: string | null }> }
+            }
+            found =
+              status.members.find(
+                (m) =>
+                  m.role === "STANDBY" &&
+                  m.source === source &&
+                  (host === undefined || m.name === host),
+              )?.name ?? ""
+            return found !== ""
+          },
+          60_000,
+          500,
+        )
+        return found
+      }
+      const target = await standbyOf(first, first)
+      const faultAt = Date.now()
+      const gaps: number[] = []
+      for (const [from, to] of [
+        [first, target],
+        [target, first],
+      ] as const) {
+        if (to === first) await standbyOf(from, from, to)
+        const at = Date.now()
+        const r = await c.in(from, ["mha-agent", "switchover", "--to", to], 90_000)
+        log(`switchover ${from} -> ${to}: ${r.stdout.trim()}`)
+        assert.match(r.stdout, /transferred/)
+        assert.equal(await c.waitForPrimary(30_000, from), to)
+        await c.waitForWritesAfter(Date.now(), 30_000)
+        gaps.push(longestGap(c, at, Date.now()))
+        // The agents' part of the block, from their journals: the old primary fenced -> the target promoted.
+        const eventAt = async (host: string, event: string) =>
+          (await agentRecords(c, host))
+            .filter((x) => x.rec.event === event)
+            .map((x) => Date.parse(String(x.rec.time)))
+            .filter((t) => t >= at)
+            .at(-1)
+        const converged = await eventAt(from, "switchover-converged")
+        const promoted = await eventAt(to, "promoted")
+        log(
+          `switchover ${from} -> ${to}: agents' block ${converged !== undefined && promoted !== undefined ? promoted - converged : "?"} ms, write gap through the VIP ${gaps.at(-1)} ms`,
+        )
+      }
+      const r = await c.check(faultAt)
+      log(
+        `scenario 8: ${first} -> ${target} -> ${first}; longest write gap through the VIP ${gaps.join(" ms, ")} ms`,
+      )
+      assert.deepEqual(r.problems, [])
+      // As switchover-load.test.ts bounds it: the agents' block plus the client's reconnect after the VIP moved.
+      for (const g of gaps) assert.ok(g < 4_000, `a switchover blocked writes for ${g} ms`)
+    })
+
+    await step(
+      "scenario 3: the primary host isolated: it fences itself, a replica is elected, the VIP moves",
+      async () => {
+        const old = await c.waitForPrimary(30_000)
+        const wait = failoverAt + 12_000 - Date.now()
+        if (wait > 0) {
+          log(`scenario 3: waiting ${wait} ms for scenario 2's anti-flap block to end`)
+          await sleep(wait)
+        }
+        const before = (await agentRecords(c, old)).length
+        const faultAt = Date.now()
+        await c.lab.inject({ _tag: "Isolate", host: old })
+        try {
+          const next = await c.waitForPrimary(60_000, old)
+          // Its own socket needs no network: the isolated node fenced itself.
+          await waitFor(
+            `${old} to be read-only`,
+            async () => {
+              const [row] = await c.lab
+                .query<{ sro: number }>(old, "SELECT @@super_read_only AS sro")
+                .catch(() => [])
+              return Number(row?.sro) === 1
+            },
+            30_000,
+            200,
+          )
+          assert.equal(await c.holdsVip(old), false, `the isolated ${old} still holds the VIP`)
+          await c.waitForWritesAfter(faultAt, 30_000)
+          const fenced = (await agentRecords(c, old))
+            .slice(before)
+            .filter((r) =>
+              ["self-fenced", "resigned", "mysqld-killed", "vip-released"].includes(
+                String(r.rec.event),
+              ),
+            )
+          for (const f of fenced) log(`scenario 3, ${old}'s journal: ${f.message.slice(0, 200)}`)
+          log(`scenario 3: ${old} isolated -> ${next}`)
+        } finally {
+          await c.lab.inject({ _tag: "Heal", hosts: [] })
+        }
+        const r = await c.checkRejoinedOrDiverged(faultAt)
+        log(
+          `scenario 3: write downtime ${r.downtimeMs} ms; after the heal ${old} ${r.diverged.includes(old) ? "is DIVERGED (its agent says so)" : "replicates again"}`,
+        )
+        assert.deepEqual(r.problems, [])
+      },
+    )
 
     const writes = c.writes()
     log(`writer: ${writes.acked.length} acknowledged, ${writes.errors} failed attempts`)
