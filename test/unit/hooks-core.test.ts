@@ -211,3 +211,40 @@ test("lag hooks: once per crossing of lag_warn, recovered only below the INFO ba
     "on_lag_threshold_exceeded@15",
   ])
 })
+
+test("on_failure_detected is not run for the winner of a failover while it promotes (read-only on purpose until it announces)", () => {
+  const w = runScenario("cluster data=3 seed=12\nrun 5s\nkill-mysqld db1 restart=fail").world!
+  // db3 once db2 has won term 2 and before db2 announced that it is writable.
+  let db3: AgentState | null = null
+  for (let t = 5_000; t < 15_000 && db3 === null; t += 5) {
+    w.runUntil(t)
+    const s = w.node("db3").state
+    if (s.leader === "db2" && !s.leaderActive) db3 = s
+  }
+  assert.ok(db3 !== null, "db3 saw db2 lead term 2 before it announced")
+  // Its lease promise to db2 not (yet) made, db2's mysqld read-only as every peer sees it:
+  // the failure rule alone would call db2 lost.
+  const peers = new Map(
+    [...db3.peers].map(([name, v]) => [
+      name,
+      { ...v, probedPrimary: "db2", primaryReachable: true, primaryFenced: true },
+    ]),
+  )
+  const quiet: AgentState = {
+    ...db3,
+    promise: null,
+    failureSeen: null,
+    peers,
+    primaryProbe: { target: "db2", reachable: true, fenced: true, at: db3.now },
+  }
+  const ran = (s: AgentState) =>
+    step(s, { _tag: "Tick", now: s.now + 1, random: 0.5 }).outputs.filter(
+      (o) => o._tag === "RunHook" && o.hook === "on_failure_detected",
+    )
+  assert.deepEqual(ran(quiet), [])
+  // Its agent silent for the alive window: a failure after all.
+  const silent = new Map(
+    [...peers].map(([name, v]) => [name, name === "db2" ? { ...v, lastHeardAt: -1e9 } : v]),
+  )
+  assert.equal(ran({ ...quiet, peers: silent }).length, 1)
+})

@@ -5,7 +5,7 @@
  * `on_lag_threshold_exceeded` / `on_lag_recovered` (once per crossing of the
  * health lag threshold, with hysteresis). Each runs without blocking anything.
  */
-import { knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
+import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
 import { isDataNode } from "./config.ts"
 import { failureKey, noteFailure } from "./failure-detected.ts"
 import { inLease } from "./lease.ts"
@@ -23,6 +23,16 @@ export const watchPrimaryFailure = (s: AgentState, out: Outputs): AgentState => 
   const primary = knownPrimary(s)
   if (primary === null || primary === s.self || !isDataNode(s.config, primary)) return s
   if (s.failureSeen === failureKey(s, primary)) return s
+  // A winner still promoting is read-only on purpose until it announces: no failure while
+  // its agent is heard (if it aborts it resigns, and that is reported below).
+  const winner = s.peers.get(primary)
+  if (
+    s.leader === primary &&
+    !s.leaderActive &&
+    winner !== undefined &&
+    s.now - winner.lastHeardAt < aliveWindow(s.config)
+  )
+    return s
   const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && s.leader === null
   if (resigned) return noteFailure(s, out, primary, `${primary} resigned term ${s.resignedTerm}`)
   if (inLease(s)) return s
