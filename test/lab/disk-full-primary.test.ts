@@ -210,6 +210,11 @@ test("a primary whose disk fills: it resigns by itself within 10 s; then the ope
     await runScenario(
       {
         slug: "disk-full-primary",
+        // The hung-mysqld rule (a probe unanswered for fail_after intervals, 2 s by default:
+        // kill and restart) is another path, tested by hung-mysqld's test. A loaded CI machine
+        // once left a probe unanswered for 2 s right after the agents started, before the
+        // disk filled, and the restart then met the full disk: give the commit check room.
+        extra: { health: { fail_after: 10 } },
         // Every binary log on a small disk of its own: any node may be the primary of the second check.
         beforeAgents: async (lab) => {
           for (const h of lab.hosts) disks.set(h.name, await binlogOnTmpfs(lab, h.name, 4096))
