@@ -18,6 +18,9 @@ export const PREVIOUS_RELEASE = "dfc83b6"
 
 const cacheDir = (): string => process.env.MHA_LAB_CACHE ?? "/var/cache/mha-lab"
 
+/** Bumped when the build below changes, so cached builds are redone. */
+const RECIPE = "r2"
+
 const git = async (args: ReadonlyArray<string>, cwd = repo): Promise<string> =>
   (await run("git", [...args], { cwd, maxBuffer: 16 * 1024 * 1024 })).stdout.trim()
 
@@ -54,7 +57,7 @@ export const ensurePreviousRelease = async (
       `the previous release ${commit} is not in this clone's history: fetch it (git fetch --unshallow) to run the mixed-version tests`,
     )
   }
-  const dir = join(cacheDir(), "releases", full)
+  const dir = join(cacheDir(), "releases", `${full}-${RECIPE}`)
   const ready = async (): Promise<PreviousRelease | undefined> => {
     const binary = join(dir, "mha-agent")
     if (!existsSync(binary) || !existsSync(join(dir, "deb"))) return undefined
@@ -79,9 +82,19 @@ export const ensurePreviousRelease = async (
     if (same) await symlink(join(repo, "node_modules"), join(tree, "node_modules"))
     else await run("npm", ["ci", "--no-audit", "--no-fund"], { cwd: tree, maxBuffer: 64 << 20 })
     const dist = join(tmp, "dist")
+    // VERSION-COMMIT, packaged as VERSION~COMMIT: it sorts before this checkout's
+    // VERSION, so `apt-get install` of the current .deb is an upgrade, and back a downgrade.
+    const version = (
+      JSON.parse(await readFile(join(tree, "package.json"), "utf8")) as { version: string }
+    ).version
     await run("bash", ["packaging/build.sh"], {
       cwd: tree,
-      env: { ...process.env, MHA_DIST: dist, MHA_COMPRESS: "gzip" },
+      env: {
+        ...process.env,
+        MHA_DIST: dist,
+        MHA_COMPRESS: "gzip",
+        MHA_VERSION: `${version.split("-")[0]}-${full.slice(0, 7)}`,
+      },
       maxBuffer: 64 << 20,
     })
     const { stdout } = await run("bash", ["-c", `cd '${dist}' && ls mha-agent_*.deb`])
