@@ -33,6 +33,10 @@ export interface AgentsOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Environment for one host's agent only, on top of `env` (e.g. libfaketime on one node). */
   readonly hostEnv?: Readonly<Record<string, Readonly<Record<string, string>>>>
+  /** The agent command per host (default agentCommand()): e.g. a previous release's binary. */
+  readonly command?: (host: string) => ReadonlyArray<string>
+  /** Adjusts a host's config file before it is written (e.g. what a previous release accepts). */
+  readonly configFor?: (host: string, config: Record<string, unknown>) => Record<string, unknown>
 }
 
 /** The command that runs the agent: the packaged binary, or the source tree on Node 24. */
@@ -148,15 +152,25 @@ export class LabAgents {
     await writeFile(join(dir, "replication.password"), `${LAB_USERS.replication.password}\n`, {
       mode: 0o600,
     })
-    await writeFile(this.configPath(host), stringify(this.config(host)), { mode: 0o640 })
+    await this.writeConfig(host)
     await chmod(dir, 0o750)
+  }
+
+  /** (Re)writes a host's config file (read by its agent at start and reload). */
+  async writeConfig(host: string): Promise<void> {
+    const config = this.options.configFor?.(host, this.config(host)) ?? this.config(host)
+    await writeFile(this.configPath(host), stringify(config), { mode: 0o640 })
+  }
+
+  private command(host: string): ReadonlyArray<string> {
+    return this.options.command?.(host) ?? agentCommand()
   }
 
   async start(host: string): Promise<void> {
     await this.lab.spawn(
       host,
       "agent",
-      [...agentCommand(), "run", "--config", this.configPath(host)],
+      [...this.command(host), "run", "--config", this.configPath(host)],
       {
         ...process.env,
         ...this.options.env,
@@ -183,6 +197,6 @@ export class LabAgents {
 
   /** Runs the CLI against one host's agent (inside the host's namespace). */
   cli(host: string, args: ReadonlyArray<string>) {
-    return this.lab.exec(host, [...agentCommand(), ...args, "--socket", this.socketPath(host)])
+    return this.lab.exec(host, [...this.command(host), ...args, "--socket", this.socketPath(host)])
   }
 }

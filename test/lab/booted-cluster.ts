@@ -36,6 +36,8 @@ export interface BootedClusterOptions {
   readonly hosts?: number
   readonly timings?: AgentTimings
   readonly log?: (line: string) => void
+  /** The agent's .deb to install (default: this checkout's); e.g. a previous release's. */
+  readonly deb?: string
 }
 
 export interface BootedTimes {
@@ -90,7 +92,7 @@ export class BootedCluster extends WatchedCluster {
     await writeFile(join(lab.runDir(), "lab.json"), JSON.stringify({ ...state, booted: true }))
     const leaders = new Map<string, number>()
     try {
-      const pkgs = await packagesUnderTest(scratch, log)
+      const pkgs = { deb: options.deb ?? (await packagesUnderTest(scratch, log)).deb }
       await net.createBridge(id)
       for (const h of hosts) await net.attachNamespace(id, h.ns, `v${h.name}`, h.address)
       await net.attachNamespace(id, state.client.ns, "vclient", state.client.address)

@@ -13,11 +13,25 @@
  * (a fresh member), but an empty, unparsable or schema-invalid file is a
  * typed error naming the file and what is wrong. Starting from nothing after
  * a vote would let this member vote twice in one term (invariant I4).
+ *
+ * Versions (shared/protocol-version.ts): with a `format`, the document carries
+ * `"format": "MAJOR.MINOR"` unless the caller's `legacy` form (1.0, no
+ * `format` key: what the release before versions wrote and reads) says the
+ * same. A file of a newer major is refused naming both versions; one of the
+ * same major and a newer minor is read ignoring the fields this reader does
+ * not know (a minor only adds ignorable ones); any other unknown field is an
+ * error, as is everything unexpected in a file that holds a vote.
  */
 import { randomBytes } from "node:crypto"
 import { open, readdir, readFile, rename, unlink } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import { Context, Effect, Layer, Option, Schema, SchemaIssue, Semaphore } from "effect"
+import {
+  formatVersion,
+  type ProtocolVersion,
+  parseVersion,
+  UNVERSIONED,
+} from "../../../shared/protocol-version.ts"
 
 /** The file exists but cannot be trusted: empty, not JSON, or not the expected shape. */
 export class HardStateCorruptError extends Schema.TaggedError<HardStateCorruptError>()(
@@ -33,6 +47,20 @@ export class HardStateCorruptError extends Schema.TaggedError<HardStateCorruptEr
   }
 }
 
+/** The file was written in a format of a major version this agent cannot read (a newer release). */
+export class HardStateVersionError extends Schema.TaggedError<HardStateVersionError>()(
+  "HardStateVersionError",
+  { path: Schema.String, fileVersion: Schema.String, ownVersion: Schema.String },
+) {
+  override get message(): string {
+    return (
+      `hard state file ${this.path} is in format ${this.fileVersion}, this agent reads format ${this.ownVersion} ` +
+      "and older: it was written by a newer release. Start that release again (or one that reads both); " +
+      "do not delete the file, it holds this member's term and vote"
+    )
+  }
+}
+
 /** A file system operation on the hard state failed. */
 export class HardStateIoError extends Schema.TaggedError<HardStateIoError>()("HardStateIoError", {
   path: Schema.String,
@@ -44,7 +72,7 @@ export class HardStateIoError extends Schema.TaggedError<HardStateIoError>()("Ha
   }
 }
 
-export type HardStateError = HardStateCorruptError | HardStateIoError
+export type HardStateError = HardStateCorruptError | HardStateIoError | HardStateVersionError
 
 /** One hard state document at one path, typed by its schema. */
 export interface HardStateStore<A> {
@@ -58,7 +86,19 @@ export interface HardStateStore<A> {
 export interface HardStateStoreOptions<A, I> {
   readonly path: string
   readonly schema: Schema.Codec<A, I>
+  /** Versioned documents (see the top of this file); none: the document as the schema encodes it. */
+  readonly format?: HardStateFormat<I>
 }
+
+export interface HardStateFormat<I> {
+  /** The version written (when the legacy form cannot say the same) and the newest major read. */
+  readonly version: ProtocolVersion
+  /** The 1.0 document for `encoded`, or undefined when 1.0 cannot say the same. */
+  readonly legacy?: (encoded: I) => unknown
+}
+
+/** The key of the format version in a versioned document. */
+export const FORMAT_KEY = "format"
 
 const TMP_INFIX = ".tmp-"
 
@@ -69,15 +109,34 @@ const reasonOf = (e: unknown): string => {
 
 const formatIssue = SchemaIssue.makeFormatterDefault()
 
-const encodeDocument = <A, I>(schema: Schema.Codec<A, I>, path: string, value: A) =>
+const encodeDocument = <A, I>(
+  schema: Schema.Codec<A, I>,
+  path: string,
+  value: A,
+  format?: HardStateFormat<I>,
+) =>
   Schema.encodeEffect(schema)(value).pipe(
-    Effect.map((encoded) => `${JSON.stringify(encoded, null, 2)}\n`),
+    Effect.map((encoded) => {
+      const doc =
+        format === undefined
+          ? encoded
+          : (format.legacy?.(encoded) ?? {
+              [FORMAT_KEY]: formatVersion(format.version),
+              ...(encoded as object),
+            })
+      return `${JSON.stringify(doc, null, 2)}\n`
+    }),
     Effect.mapError(
       (e) => new HardStateIoError({ path, operation: "encode", reason: formatIssue(e.issue) }),
     ),
   )
 
-const decodeDocument = <A, I>(schema: Schema.Codec<A, I>, path: string, text: string) =>
+const decodeDocument = <A, I>(
+  schema: Schema.Codec<A, I>,
+  path: string,
+  text: string,
+  format?: HardStateFormat<I>,
+) =>
   Effect.gen(function* () {
     if (text.trim() === "") {
       return yield* new HardStateCorruptError({ path, reason: "the file is empty" })
@@ -88,7 +147,34 @@ const decodeDocument = <A, I>(schema: Schema.Codec<A, I>, path: string, text: st
     } catch (e) {
       return yield* new HardStateCorruptError({ path, reason: `not valid JSON (${reasonOf(e)})` })
     }
-    return yield* Schema.decodeUnknownEffect(schema)(json, { onExcessProperty: "error" }).pipe(
+    let onExcessProperty: "error" | "ignore" = "error"
+    if (format !== undefined && typeof json === "object" && json !== null && !Array.isArray(json)) {
+      const { [FORMAT_KEY]: tag, ...rest } = json as Record<string, unknown>
+      const parsed =
+        tag === undefined
+          ? ({ ok: true, version: UNVERSIONED } as const)
+          : typeof tag === "string"
+            ? parseVersion(tag)
+            : ({
+                ok: false,
+                error: `${FORMAT_KEY} ${JSON.stringify(tag)} is not a string`,
+              } as const)
+      if (!parsed.ok) return yield* new HardStateCorruptError({ path, reason: parsed.error })
+      const own = format.version
+      if (parsed.version.major > own.major) {
+        return yield* new HardStateVersionError({
+          path,
+          fileVersion: formatVersion(parsed.version),
+          ownVersion: formatVersion(own),
+        })
+      }
+      // Same major, newer minor: its extra fields are ignorable by the rule of minors.
+      if (parsed.version.major === own.major && parsed.version.minor > own.minor) {
+        onExcessProperty = "ignore"
+      }
+      json = rest
+    }
+    return yield* Schema.decodeUnknownEffect(schema)(json, { onExcessProperty }).pipe(
       Effect.mapError(
         (e) =>
           new HardStateCorruptError({
@@ -155,7 +241,7 @@ const cleanStaleTemps = (path: string): Effect.Effect<void> =>
   })
 
 const makeFileStore = <A, I>(options: HardStateStoreOptions<A, I>): HardStateStore<A> => {
-  const { path, schema } = options
+  const { path, schema, format } = options
   const lock = Semaphore.makeUnsafe(1)
   const load = Effect.gen(function* () {
     const text = yield* Effect.tryPromise({
@@ -171,13 +257,13 @@ const makeFileStore = <A, I>(options: HardStateStoreOptions<A, I>): HardStateSto
     )
     yield* cleanStaleTemps(path)
     if (Option.isNone(text)) return Option.none<A>()
-    return Option.some(yield* decodeDocument(schema, path, text.value))
+    return Option.some(yield* decodeDocument(schema, path, text.value, format))
   }).pipe(
     Semaphore.withPermit(lock),
     Effect.withSpan("HardStateFile.load", { attributes: { path } }),
   )
   const save = (value: A) =>
-    encodeDocument(schema, path, value).pipe(
+    encodeDocument(schema, path, value, format).pipe(
       Effect.flatMap((text) => writeFileAtomic(path, text)),
       Semaphore.withPermit(lock),
       Effect.withSpan("HardStateFile.save", { attributes: { path } }),
@@ -189,17 +275,17 @@ const makeMemoryStore = <A, I>(
   files: Map<string, string>,
   options: HardStateStoreOptions<A, I>,
 ): HardStateStore<A> => {
-  const { path, schema } = options
+  const { path, schema, format } = options
   return {
     path,
     load: Effect.suspend(() => {
       const text = files.get(path)
       return text === undefined
         ? Effect.succeed(Option.none<A>())
-        : Effect.map(decodeDocument(schema, path, text), Option.some)
+        : Effect.map(decodeDocument(schema, path, text, format), Option.some)
     }),
     save: (value) =>
-      Effect.map(encodeDocument(schema, path, value), (text) => {
+      Effect.map(encodeDocument(schema, path, value, format), (text) => {
         files.set(path, text)
       }),
   }

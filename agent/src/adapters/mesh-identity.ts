@@ -32,6 +32,8 @@ export type RefusalReason =
   | "name-mismatch"
   /** Inbound from a member that we dial ourselves (one connection per pair). */
   | "wrong-direction"
+  /** The peer speaks another major protocol version (shared/protocol-version.ts). */
+  | "protocol-version"
 
 export const REFUSAL_REASONS: ReadonlyArray<RefusalReason> = [
   "bad-certificate",
@@ -42,6 +44,7 @@ export const REFUSAL_REASONS: ReadonlyArray<RefusalReason> = [
   "self",
   "name-mismatch",
   "wrong-direction",
+  "protocol-version",
 ]
 
 /** Every name a certificate carries: CN(s) and SAN DNS names, without duplicates. */

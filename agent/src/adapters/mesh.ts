@@ -51,6 +51,15 @@ import {
 import WebSocket, { WebSocketServer } from "ws"
 import type { Config } from "../../../shared/config.ts"
 import { meshListen } from "../../../shared/config.ts"
+import {
+  compatible,
+  formatVersion,
+  incompatibleText,
+  MESH_PROTOCOL,
+  PROTOCOL_HEADER,
+  type ProtocolVersion,
+  parseVersion,
+} from "../../../shared/protocol-version.ts"
 import { monotonicNow } from "./clock.ts"
 import {
   classifyTlsError,
@@ -122,6 +131,8 @@ export interface MeshOptions<A, I> {
    * Default 1000 ms.
    */
   readonly pingIntervalMs?: number
+  /** The protocol version this end announces and checks (protocol-version.ts); tests set others. */
+  readonly protocol?: ProtocolVersion
   /** A connection with nothing received (message, ping or pong) for this long is cut. Default 3000 ms. */
   readonly deadAfterMs?: number
   /** Dial timeout (TCP, TLS and WebSocket upgrade). Default 2000 ms. */
@@ -318,6 +329,7 @@ class Transport<A, I> {
   readonly peers: Map<string, PeerRuntime>
   private readonly maxMessageBytes: number
   private readonly maxFrameBytes: number
+  private readonly protocol: ProtocolVersion
   private readonly queueLimit: number
   private readonly queueMaxAgeMs: number
   private readonly pingIntervalMs: number
@@ -370,6 +382,7 @@ class Transport<A, I> {
     this.self = options.self
     this.memberNames = new Set(options.members.map((m) => m.name))
     this.maxMessageBytes = options.maxMessageBytes ?? 1_048_576
+    this.protocol = options.protocol ?? MESH_PROTOCOL
     this.maxFrameBytes = Math.max(
       options.maxFrameBytes ?? this.maxMessageBytes * 4,
       this.maxMessageBytes,
@@ -440,6 +453,10 @@ class Transport<A, I> {
       maxPayload: this.maxFrameBytes,
       perMessageDeflate: false,
       clientTracking: false,
+    })
+    // Every accepted upgrade answers with our version: the dialler checks it too.
+    this.wss.on("headers", (headers: Array<string>) => {
+      headers.push(`${PROTOCOL_HEADER}: ${formatVersion(this.protocol)}`)
     })
     server.on("secureConnection", (socket: TLSSocket) => this.onSecureConnection(socket))
     server.on("tlsClientError", (error: Error, socket: TLSSocket) => {
@@ -549,6 +566,25 @@ class Transport<A, I> {
     )
   }
 
+  /**
+   * The version a peer announced (`header`: its value, absent for 1.0), or
+   * undefined when it is malformed or of another major: then the refusal is
+   * logged naming both versions and counted (reason "protocol-version").
+   */
+  private peerVersion(peer: string, header: string | Array<string> | undefined) {
+    const parsed = parseVersion(Array.isArray(header) ? header[0] : header)
+    const detail = !parsed.ok
+      ? `peer ${peer} sent a ${parsed.error}; this agent speaks ${formatVersion(this.protocol)}`
+      : compatible(this.protocol, parsed.version)
+        ? undefined
+        : incompatibleText(peer, parsed.version, this.protocol)
+    if (detail === undefined && parsed.ok) return parsed.version
+    const p = this.peers.get(peer)
+    if (p !== undefined) p.lastError = detail ?? null
+    this.refuse("protocol-version", peer, detail ?? "")
+    return undefined
+  }
+
   // ---- inbound --------------------------------------------------------------------
 
   private onSecureConnection(socket: TLSSocket) {
@@ -575,6 +611,15 @@ class Transport<A, I> {
       socket.destroy()
       return
     }
+    // A peer of another major version is refused before any message (no header: 1.0).
+    const theirs = this.peerVersion(peer.name, req.headers[PROTOCOL_HEADER])
+    if (theirs === undefined) {
+      socket.write(
+        `HTTP/1.1 426 Upgrade Required\r\n${PROTOCOL_HEADER}: ${formatVersion(this.protocol)}\r\nConnection: close\r\n\r\n`,
+      )
+      socket.destroy()
+      return
+    }
     this.wss?.handleUpgrade(req, socket, head, (ws) => {
       if (this.stopping) {
         ws.terminate()
@@ -591,7 +636,7 @@ class Transport<A, I> {
         old.ws.close(4000, "replaced by a newer connection")
         setTimeout(() => old.ws.terminate(), 1_000).unref()
       }
-      this.attach(peer, ws, "inbound", id?.tls ?? null)
+      this.attach(peer, ws, "inbound", id?.tls ?? null, theirs)
     })
   }
 
@@ -643,24 +688,41 @@ class Transport<A, I> {
       maxPayload: this.maxFrameBytes,
       perMessageDeflate: false,
       followRedirects: false,
+      headers: { [PROTOCOL_HEADER]: formatVersion(this.protocol) },
     } as unknown as WebSocket.ClientOptions)
     peer.dialing = ws
     let tlsProtocol: string | null = null
+    let theirs: ProtocolVersion | undefined
+    /** Refused for its version: logged and counted already, its close is no dial error. */
+    let versionRefused = false
     let opened = false
     ws.on("upgrade", (res: IncomingMessage) => {
       tlsProtocol = (res.socket as TLSSocket).getProtocol?.() ?? null
+      theirs = this.peerVersion(peer.name, res.headers[PROTOCOL_HEADER])
+      versionRefused = theirs === undefined
+    })
+    // A peer of another major version answers 426 with its version: refused the same way.
+    ws.on("unexpected-response", (_req: unknown, res: IncomingMessage) => {
+      if (res.statusCode === 426) {
+        versionRefused = this.peerVersion(peer.name, res.headers[PROTOCOL_HEADER]) === undefined
+      }
+      ws.terminate()
     })
     ws.once("open", () => {
       opened = true
       peer.dialing = undefined
-      if (this.stopping) {
+      if (this.stopping || theirs === undefined) {
         ws.terminate()
+        if (theirs === undefined) {
+          this.counters.dialFailures += 1
+          this.scheduleDial(peer)
+        }
         return
       }
-      this.attach(peer, ws, "outbound", tlsProtocol)
+      this.attach(peer, ws, "outbound", tlsProtocol, theirs)
     })
     ws.on("error", (e: Error) => {
-      if (opened) return // attach() handles errors of open connections
+      if (opened || versionRefused) return // attach() handles errors of open connections
       peer.lastError = errorText(e)
       if (identityFailure !== undefined) {
         this.refuse(identityFailure, peer.name, errorText(e))
@@ -696,6 +758,7 @@ class Transport<A, I> {
     ws: WebSocket,
     direction: Conn["direction"],
     tlsProtocol: string | null,
+    protocol: ProtocolVersion,
   ) {
     const now = Date.now()
     const conn: Conn = {
@@ -716,11 +779,16 @@ class Transport<A, I> {
     }
     peer.everConnected = true
     this.changed({ peer: peer.name, status: "connected", direction, at: now })
-    this.log("info", `mesh: connected with ${peer.name} (${direction}, ${tlsProtocol ?? "?"})`, {
-      event: "mesh-peer-connected",
-      peer: peer.name,
-      direction,
-    })
+    const v = formatVersion(protocol)
+    this.log(
+      "info",
+      `mesh: connected with ${peer.name} (${direction}, ${tlsProtocol ?? "?"}, protocol ${v})`,
+      {
+        event: "mesh-peer-connected",
+        peer: peer.name,
+        direction,
+      },
+    )
     const seen = () => {
       peer.lastSeenAt = Date.now()
       peer.lastSeenMonotonic = monotonicNow()

@@ -49,6 +49,7 @@ import {
   runDecisionLoop,
 } from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
+import { HARD_STATE_FORMAT } from "./hard-state-format.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
 import { notePublished } from "./metrics.ts"
@@ -340,6 +341,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
   const store = (yield* HardStateFile).store({
     path: join(current().state_dir, "hard-state.json"),
     schema: HardStateSchema,
+    format: HARD_STATE_FORMAT,
   })
   const mysql = {
     local: mysqlActions(local, monitor.settings, current().timings.fence_timeout),

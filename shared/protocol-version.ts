@@ -1,0 +1,71 @@
+/**
+ * Versions on the wire and on disk (proposed protocol.md section 17, "Versions").
+ *
+ * A version is MAJOR.MINOR. Within one major, a newer minor only ADDS optional
+ * fields that an older reader may ignore without changing a decision, and no
+ * message kind an older peer cannot decode (such a peer drops it as a schema
+ * mismatch, which is safe only for messages nothing depends on). Anything
+ * else (a field that must not be ignored, a changed meaning, a removed field)
+ * bumps the major, and agents of different majors refuse each other: on the
+ * mesh the connection is refused, naming both versions; on disk the file is
+ * refused, naming both versions.
+ *
+ * The release before versions existed (dfc83b6 and earlier) sends no version
+ * and writes none: it is 1.0. Its decoders ignore unknown fields in mesh
+ * messages (Effect Schema's default) but refuse them in the hard-state file
+ * (onExcessProperty "error"), which is why the file is written in its 1.0
+ * form whenever the 1.0 form says the same thing (hard-state-format.ts).
+ */
+
+export interface ProtocolVersion {
+  readonly major: number
+  readonly minor: number
+}
+
+/**
+ * The mesh protocol this agent speaks. 1.1: the observation's `quiet`,
+ * `writesBlocked`, `semiSyncFallback` and the record's `lastActive` (all
+ * optional; 1.0 peers ignore them) and the version header itself.
+ */
+export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 1 }
+
+/** A peer or file that names no version: the release before versions existed. */
+export const UNVERSIONED: ProtocolVersion = { major: 1, minor: 0 }
+
+/** The HTTP header of the mesh's WebSocket upgrade, request and response, carrying "MAJOR.MINOR". */
+export const PROTOCOL_HEADER = "mha-protocol"
+
+export const formatVersion = (v: ProtocolVersion): string => `${v.major}.${v.minor}`
+
+/**
+ * Reads "MAJOR.MINOR" (a header's value). Undefined: the peer sent none, it
+ * predates versions (1.0). A malformed value is an error naming it.
+ */
+export const parseVersion = (
+  text: string | undefined,
+):
+  | { readonly ok: true; readonly version: ProtocolVersion }
+  | { readonly ok: false; readonly error: string } => {
+  if (text === undefined) return { ok: true, version: UNVERSIONED }
+  const m = /^(\d{1,6})\.(\d{1,6})$/.exec(text.trim())
+  if (m === null)
+    return {
+      ok: false,
+      error: `malformed protocol version ${JSON.stringify(text.slice(0, 40))} (expected MAJOR.MINOR)`,
+    }
+  return { ok: true, version: { major: Number(m[1]), minor: Number(m[2]) } }
+}
+
+/** Can an agent speaking `ours` exchange messages with one speaking `theirs`? Same major. */
+export const compatible = (ours: ProtocolVersion, theirs: ProtocolVersion): boolean =>
+  ours.major === theirs.major
+
+/** The refusal, naming both versions, as the log and the peer's status show it. */
+export const incompatibleText = (
+  peer: string,
+  theirs: ProtocolVersion,
+  ours: ProtocolVersion,
+): string =>
+  `peer ${peer} speaks protocol ${formatVersion(theirs)}, this agent ${formatVersion(ours)}: ` +
+  `different major versions cannot share a cluster; upgrade or downgrade one of them ` +
+  `(a rolling upgrade goes through a release that speaks both)`
