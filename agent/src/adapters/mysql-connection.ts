@@ -49,6 +49,8 @@ export interface MysqlTlsPem {
   readonly ca?: string
   readonly cert?: string
   readonly key?: string
+  /** Also check that the certificate names the host connected to (needs `ca`). */
+  readonly verifyIdentity?: boolean
 }
 
 /** How to log in and how long to wait. */
@@ -266,6 +268,9 @@ export const connectionOptions = (
             ...(settings.tls.cert === undefined ? {} : { cert: settings.tls.cert }),
             ...(settings.tls.key === undefined ? {} : { key: settings.tls.key }),
             rejectUnauthorized: settings.tls.ca !== undefined,
+            // Node's check against the host connected to: a SAN IP for an
+            // address, a SAN DNS name (or the CN) for a name.
+            verifyIdentity: settings.tls.ca !== undefined && settings.tls.verifyIdentity === true,
           },
         }
   const pinned =
@@ -513,7 +518,9 @@ export const readMysqlSettings = Effect.fn("MysqlSettings.read")(function* (
   const tlsConf = config.mysql.tls
   let tls: MysqlTlsPem | undefined
   if (tlsConf !== undefined) {
-    const t: { ca?: string; cert?: string; key?: string } = {}
+    const t: { ca?: string; cert?: string; key?: string; verifyIdentity?: boolean } = {
+      verifyIdentity: tlsConf.verify_identity,
+    }
     if (tlsConf.ca !== undefined) t.ca = yield* readText("mysql.tls.ca", tlsConf.ca)
     if (tlsConf.cert !== undefined) t.cert = yield* readText("mysql.tls.cert", tlsConf.cert)
     if (tlsConf.key !== undefined) t.key = yield* readText("mysql.tls.key", tlsConf.key)
