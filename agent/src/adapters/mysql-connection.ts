@@ -25,6 +25,7 @@
  * is never copied.
  */
 import { readFile } from "node:fs/promises"
+import { checkServerIdentity, type TLSSocket } from "node:tls"
 import { Duration, Effect, Redacted, Schema } from "effect"
 import mysql from "mysql2"
 import type { Config } from "../../../shared/config.ts"
@@ -268,9 +269,10 @@ export const connectionOptions = (
             ...(settings.tls.cert === undefined ? {} : { cert: settings.tls.cert }),
             ...(settings.tls.key === undefined ? {} : { key: settings.tls.key }),
             rejectUnauthorized: settings.tls.ca !== undefined,
-            // Node's check against the host connected to: a SAN IP for an
-            // address, a SAN DNS name (or the CN) for a name.
-            verifyIdentity: settings.tls.ca !== undefined && settings.tls.verifyIdentity === true,
+            // The name is checked by openSession (checkNameOnTls), not by
+            // mysql2: for a host given as an IP address, mysql2 3.x has Node
+            // check the certificate against "localhost" (seen on the lab).
+            verifyIdentity: false,
           },
         }
   const pinned =
@@ -284,6 +286,33 @@ export const connectionOptions = (
           },
         }
   return { ...base, ...where, ...ssl, ...pinned }
+}
+
+/**
+ * Has the TLS upgrade of `conn` fail unless the server's certificate names
+ * `host` (Node's rules: a SAN IP entry for an address, a SAN DNS entry for a
+ * name), checked once the handshake is done and before any credential is
+ * sent. mysql2's own `verifyIdentity` cannot do it for an IP address: on the
+ * socket it upgrades, Node has no host name and checks "localhost".
+ */
+const checkNameOnTls = (conn: RawConnection, host: string): void => {
+  const c = conn as unknown as {
+    startTLS?: (onSecure: (err?: Error) => void) => void
+    stream?: Partial<TLSSocket>
+  }
+  const startTLS = c.startTLS
+  if (typeof startTLS !== "function") return
+  c.startTLS = function (this: unknown, onSecure: (err?: Error) => void) {
+    startTLS.call(this, (err?: Error) => {
+      if (err) return onSecure(err)
+      const peer = c.stream?.getPeerCertificate?.(false)
+      onSecure(
+        peer === undefined || Object.keys(peer).length === 0
+          ? new Error(`the server at ${host} sent no certificate`)
+          : checkServerIdentity(host, peer),
+      )
+    })
+  }
 }
 
 /**
@@ -301,6 +330,8 @@ export const openSession = (
     let conn: RawConnection
     try {
       conn = mysql.createConnection(connectionOptions(endpoint, settings, options))
+      if (settings.tls?.ca !== undefined && settings.tls.verifyIdentity && "host" in endpoint)
+        checkNameOnTls(conn, endpoint.host)
     } catch (e) {
       return Effect.fail(toMysqlError(action, target, "connect", e))
     }

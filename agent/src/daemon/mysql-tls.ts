@@ -109,29 +109,18 @@ export const tlsFileProblems = (
   return out
 }
 
-/** Node's and mysql2's codes for a certificate that does not verify, or a server without TLS. */
-const CERTIFICATE_CODES = new Set([
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_SIGNATURE_FAILURE",
-  "CERT_UNTRUSTED",
-  "CERT_REJECTED",
-  "INVALID_CA",
-  "HOSTNAME_MISMATCH",
-  "HANDSHAKE_NO_SSL_SUPPORT",
-])
+/**
+ * A certificate that does not verify or does not name the host, as Node words
+ * it (mysql2 replaces Node's code by HANDSHAKE_SSL_ERROR, whatever failed).
+ */
+const CERTIFICATE_FAILURE =
+  /certificate|altnames|self[- ]signed|unable to (get|verify)|no certificate|wrong version number|alert/i
 
 /** Whether a failed connect failed on TLS grounds (the certificate, or no TLS at all). */
 export const isCertificateFailure = (e: MysqlError): boolean =>
   e.kind === "connect" &&
-  ((e.code !== null && CERTIFICATE_CODES.has(e.code)) ||
-    /certificate|altnames|ssl routines|tls alert/i.test(e.reason))
+  (e.code === "HANDSHAKE_NO_SSL_SUPPORT" ||
+    (e.code === "HANDSHAKE_SSL_ERROR" && CERTIFICATE_FAILURE.test(e.reason)))
 
 /** Why the local mysqld's certificate refuses the start, in words an operator can act on. */
 export const describeCertificateFailure = (
@@ -139,12 +128,11 @@ export const describeCertificateFailure = (
   target: string,
   e: MysqlError,
 ): string => {
-  const code = e.code === null ? "" : ` (${e.code})`
   if (e.code === "HANDSHAKE_NO_SSL_SUPPORT")
-    return `mysql.tls is set but the local mysqld ${target} offers no TLS (ssl_cert/ssl_key in its my.cnf): ${e.reason}`
-  if (e.code === "ERR_TLS_CERT_ALTNAME_INVALID")
-    return `the certificate of the local mysqld ${target} does not name ${target.replace(/:\d+$/, "")} (mysql.tls.verify_identity is on; the name must be a SAN IP or DNS entry equal to this member's address): ${e.reason}${code}`
-  return `the certificate of the local mysqld ${target} does not verify against mysql.tls.ca (${tls.ca ?? "none"}): ${e.reason}${code}`
+    return `mysql.tls is set but the local mysqld ${target} offers no TLS (ssl_cert and ssl_key in its my.cnf): ${e.reason}`
+  if (/altnames/i.test(e.reason))
+    return `the certificate of the local mysqld ${target} does not name ${target.replace(/:\d+$/, "")} (mysql.tls.verify_identity is on: a SAN IP or DNS entry must equal this member's address): ${e.reason}`
+  return `the certificate of the local mysqld ${target} does not verify against mysql.tls.ca (${tls.ca ?? "none"}): ${e.reason}`
 }
 
 export interface TlsStartCheck {
