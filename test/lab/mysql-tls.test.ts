@@ -143,12 +143,29 @@ test(
           assert.equal(v?.rsa ?? "", "", `${h.name} has no RSA key pair for caching_sha2_password`)
         }
         const db2 = c.lab.host("db2").address
-        const plain = await mysqlCli(c, db2, ["--ssl-mode=DISABLED", "-e", "SELECT 1"])
+        // A cold cache (app never logged in to db2): the full authentication over plain
+        // TCP would need the server's RSA key, and there is none.
+        const noRsa = await mysqlCli(c, db2, [
+          "--ssl-mode=DISABLED",
+          "--get-server-public-key",
+          "-e",
+          "SELECT 1",
+        ])
+        assert.notEqual(noRsa.code, 0, `no login without TLS, RSA requested: ${noRsa.out}`)
+        // A warm cache (the writer logged in to the primary over TLS): the scramble passes,
+        // then require_secure_transport refuses the plain connection.
+        const first = await c.waitForPrimary(10_000)
+        const plain = await mysqlCli(c, c.lab.host(first).address, [
+          "--ssl-mode=DISABLED",
+          "-e",
+          "SELECT 1",
+        ])
         assert.notEqual(plain.code, 0, "a client without TLS is refused")
         assert.match(plain.out, /3159|secure transport/i, `refused for want of TLS: ${plain.out}`)
         // FLUSH PRIVILEGES empties caching_sha2_password's cache: the next login is a full
         // authentication, which without RSA must go over TLS (and verifies the name).
-        await c.lab.query("db2", "FLUSH PRIVILEGES")
+        // LOCAL: not binary-logged (it would be an errant transaction on a replica).
+        await c.lab.query("db2", "FLUSH LOCAL PRIVILEGES")
         const verified = await mysqlCli(c, db2, [
           "--ssl-mode=VERIFY_IDENTITY",
           `--ssl-ca=${c.lab.mysqlTls().hostCa("db2")}`,
