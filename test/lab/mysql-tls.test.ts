@@ -68,6 +68,9 @@ const agentRunOnce = (c: LabCluster, host: string, config: string) =>
     )
   })
 
+const refusalLine = (out: string) =>
+  out.split("\n").find((l) => l.startsWith("mha-agent run:")) ?? "(no refusal line)"
+
 interface SessionRow {
   user: string
   host: string | null
@@ -212,6 +215,14 @@ test(
           await assertReplicaTls(c, h.name, next)
           await assertAllTls(c, h.name)
         }
+        await waitFor(
+          `${primary}'s agent logged in to its restarted mysqld (cold cache, TLS, no RSA)`,
+          async () =>
+            (await assertAllTls(c, primary)).some(
+              (r) => r.user === LAB_USERS.agent.user && r.host === c.lab.host(primary).address,
+            ),
+          15_000,
+        )
         const after = await assertAllTls(c, next)
         assert.equal(
           after.filter((r) => r.user === LAB_USERS.replication.user).length,
@@ -238,6 +249,7 @@ test(
           }),
         )
         const byRogue = await agentRunOnce(c, replica, rogue)
+        console.log(`mysql-tls: rogue CA: exit ${byRogue.code}: ${refusalLine(byRogue.out)}`)
         assert.equal(byRogue.code, 78, `a rogue CA refuses the start (exit 78): ${byRogue.out}`)
         assert.ok(
           byRogue.out.includes(c.lab.mysqlTls().rogueCa) &&
@@ -254,6 +266,7 @@ test(
         await setCert("wrong-name")
         try {
           const byName = await agentRunOnce(c, replica, c.agents.configPath(replica))
+          console.log(`mysql-tls: name mismatch: exit ${byName.code}: ${refusalLine(byName.out)}`)
           assert.equal(
             byName.code,
             78,
