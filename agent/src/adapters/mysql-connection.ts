@@ -301,7 +301,9 @@ const checkNameOnTls = (conn: RawConnection, host: string): void => {
     stream?: Partial<TLSSocket>
   }
   const startTLS = c.startTLS
-  if (typeof startTLS !== "function") return
+  // Never a silent downgrade: a mysql2 without this method cannot have the name checked.
+  if (typeof startTLS !== "function")
+    throw new Error("this mysql2 has no startTLS: the server's name cannot be checked")
   c.startTLS = function (this: unknown, onSecure: (err?: Error) => void) {
     startTLS.call(this, (err?: Error) => {
       if (err) return onSecure(err)
@@ -330,10 +332,17 @@ export const openSession = (
     let conn: RawConnection
     try {
       conn = mysql.createConnection(connectionOptions(endpoint, settings, options))
-      if (settings.tls?.ca !== undefined && settings.tls.verifyIdentity && "host" in endpoint)
-        checkNameOnTls(conn, endpoint.host)
     } catch (e) {
       return Effect.fail(toMysqlError(action, target, "connect", e))
+    }
+    if (settings.tls?.ca !== undefined && settings.tls.verifyIdentity && "host" in endpoint) {
+      try {
+        checkNameOnTls(conn, endpoint.host)
+      } catch (e) {
+        conn.on("error", () => {})
+        destroyNow(conn)
+        return Effect.fail(toMysqlError(action, target, "connect", e))
+      }
     }
     let broken = false
     // An error with no command waiting (the server closed an idle
