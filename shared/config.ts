@@ -204,9 +204,24 @@ const MysqlUser = Schema.Struct({
 })
 
 export const MysqlTls = Schema.Struct({
+  /** The CA the servers' certificates must chain to; without it the channel is encrypted but not verified. */
   ca: Schema.optionalKey(AbsolutePath),
   cert: Schema.optionalKey(AbsolutePath),
   key: Schema.optionalKey(AbsolutePath),
+  /**
+   * Also check the name: a server's certificate must name the member's
+   * `address` (a SAN IP or DNS entry); replication gets
+   * SOURCE_SSL_VERIFY_SERVER_CERT = 1. Needs `ca`.
+   */
+  verify_identity: Schema.Boolean.pipe(defaultTo(false)),
+  /**
+   * The same files as the local mysqld reads them, for CHANGE REPLICATION
+   * SOURCE TO SOURCE_SSL_CA / _CERT / _KEY (mysqld runs as another user, in
+   * a container or a chroot); default: `ca`, `cert`, `key`.
+   */
+  source_ssl_ca: Schema.optionalKey(AbsolutePath),
+  source_ssl_cert: Schema.optionalKey(AbsolutePath),
+  source_ssl_key: Schema.optionalKey(AbsolutePath),
 })
 
 export const Mysql = Schema.Struct({
@@ -548,6 +563,12 @@ export const crossFieldViolations = (c: Fields): Array<RuleViolation> => {
   const tls = c.mysql.tls
   if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
     add(["mysql", "tls"], "cert and key must be given together")
+  }
+  if (tls?.verify_identity && tls.ca === undefined) {
+    add(
+      ["mysql", "tls", "verify_identity"],
+      "verify_identity needs mysql.tls.ca (a name is only worth checking on a certificate the CA signed)",
+    )
   }
   if (tls === undefined && !c.mysql.get_source_public_key) {
     add(

@@ -118,7 +118,17 @@ export class LabAgents {
           user: LAB_USERS.replication.user,
           password_file: join(dir, "replication.password"),
         },
-        get_source_public_key: true,
+        // With tls: verified by CA and address, no RSA key (the lab's mysqlds have none).
+        ...(this.lab.state.tls
+          ? {
+              tls: {
+                ca: this.lab.mysqlTls().ca,
+                verify_identity: true,
+                source_ssl_ca: this.lab.mysqlTls().hostCa(host),
+              },
+              get_source_public_key: false,
+            }
+          : { get_source_public_key: true }),
         connect_timeout: "1s",
         query_timeout: "1s",
       },

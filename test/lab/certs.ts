@@ -85,6 +85,8 @@ const makeLeaf = async (
   name: string,
   ca: { cert: string; key: string },
   days: number,
+  /** More subjectAltName entries ("IP:10.0.0.1"); the name is always there as DNS. */
+  altNames: ReadonlyArray<string> = [],
 ): Promise<CertFiles> => {
   if (!NAME.test(name)) throw new LabError(`'${name}' is not a valid member name for a certificate`)
   const key = join(dir, `${base}.key`)
@@ -112,7 +114,7 @@ const makeLeaf = async (
       "basicConstraints=critical,CA:FALSE",
       "keyUsage=critical,digitalSignature",
       "extendedKeyUsage=serverAuth,clientAuth",
-      `subjectAltName=DNS:${name}`,
+      `subjectAltName=${[`DNS:${name}`, ...altNames].join(",")}`,
       "",
     ].join("\n"),
   )
@@ -166,4 +168,32 @@ export const makeCerts = async (options: CertOptions): Promise<LabCerts> => {
     await remove()
     throw e
   }
+}
+
+export interface MysqlServerCerts {
+  readonly dir: string
+  /** The CA every mysqld's certificate chains to. */
+  readonly ca: string
+  /** One server certificate per host, naming the host (DNS) and its address (IP). */
+  readonly hosts: Readonly<Record<string, CertFiles>>
+  /** From the same CA, naming a host and an address no member has: a name mismatch. */
+  readonly wrongName: CertFiles
+  /** A CA that signed none of them. */
+  readonly rogueCa: string
+}
+
+/** Server certificates for the lab's mysqlds (TLS to MySQL, issue 15 item 3), into `dir`. */
+export const makeMysqlServerCerts = async (
+  dir: string,
+  hosts: ReadonlyArray<{ readonly name: string; readonly address: string }>,
+  days = 30,
+): Promise<MysqlServerCerts> => {
+  await requireOpenssl()
+  const ca = await makeCa(dir, "ca", "MySQL servers CA (lab)", days)
+  const rogueCa = await makeCa(dir, "rogue-ca", "rogue MySQL CA (lab)", days)
+  const out: Record<string, CertFiles> = {}
+  for (const h of hosts)
+    out[h.name] = await makeLeaf(dir, h.name, h.name, ca, days, [`IP:${h.address}`])
+  const wrongName = await makeLeaf(dir, "wrong-name", "elsewhere", ca, days, ["IP:192.0.2.1"])
+  return { dir, ca: ca.cert, hosts: out, wrongName, rogueCa: rogueCa.cert }
 }

@@ -16,6 +16,8 @@ export interface ClusterOptions extends AgentsOptions {
   readonly hosts?: number
   /** Lab id (default: a fresh one). */
   readonly id?: string
+  /** TLS to MySQL only (Lab's UpOptions.tls); the agents, writer and sampler verify the servers. */
+  readonly tls?: boolean
   /** Runs on the lab (db1 the source, replication running) before the agents start. */
   readonly beforeAgents?: (lab: Lab) => Promise<void>
 }
@@ -34,6 +36,7 @@ export class LabCluster extends WatchedCluster {
       hosts: options.hosts ?? 3,
       replication: true,
       semiSync: true,
+      ...(options.tls ? { tls: true } : {}),
       ...(options.id === undefined ? {} : { id: options.id }),
     })
     try {
@@ -48,6 +51,7 @@ export class LabCluster extends WatchedCluster {
       const cluster = new LabCluster(lab, agents)
       await agents.startAll()
       await cluster.waitForPrimary(30_000)
+      const ca = lab.state.tls ? ["--ca", lab.mysqlTls().ca] : []
       await lab.spawn("client", "sampler", [
         process.execPath,
         join(here, "client/sampler.ts"),
@@ -55,6 +59,7 @@ export class LabCluster extends WatchedCluster {
         lab.hosts.map((h) => `${h.name}=${h.address}`).join(","),
         "--out",
         cluster.samplerLog,
+        ...ca,
       ])
       await lab.spawn("client", "writer", [
         process.execPath,
@@ -63,6 +68,7 @@ export class LabCluster extends WatchedCluster {
         VIP,
         "--out",
         cluster.writerLog,
+        ...ca,
       ])
       await waitFor(
         "the first acknowledged writes through the VIP",

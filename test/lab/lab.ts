@@ -3,11 +3,12 @@
 // Everything a lab creates carries its id, and `down` removes all of it,
 // also after the test that created it crashed.
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs"
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises"
+import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import mysql from "mysql2/promise"
 import { bootedLabIds, haltBootedHosts } from "./booted-hosts.ts"
+import { makeMysqlServerCerts } from "./certs.ts"
 import { LabError, run, spawnDetached, tryRun, waitFor } from "./exec.ts"
 import type { Fault, LabProcess } from "./faults.ts"
 import * as net from "./network.ts"
@@ -44,6 +45,8 @@ export interface LabState {
   readonly rootfs: string
   readonly hosts: ReadonlyArray<LabHost>
   readonly client: { readonly ns: string; readonly address: string }
+  /** Every mysqld has a certificate from the lab's MySQL CA and accepts TCP clients over TLS only. */
+  readonly tls?: boolean
 }
 
 export interface ReplicaView {
@@ -70,6 +73,13 @@ export interface UpOptions {
   /** Host 1 becomes the source, the others replicate from it with auto-position. */
   readonly replication?: boolean
   readonly semiSync?: boolean
+  /**
+   * TLS to MySQL (issue 15 item 3): each mysqld gets a server certificate
+   * from a lab CA naming its host and address, require_secure_transport=ON
+   * (no TCP client without TLS), and no RSA key pair at all, so that
+   * caching_sha2_password can only send passwords over TLS.
+   */
+  readonly tls?: boolean
   readonly log?: (line: string) => void
 }
 
@@ -84,13 +94,30 @@ export const newLabId = (): string => {
   return `${prefix}${random}`
 }
 
-const myCnf = (lab: { id: string }, host: LabHost): string => `[mysqld]
+const myCnf = (lab: { id: string; tls?: boolean }, host: LabHost): string => `[mysqld]
 user=mysql
 datadir=${host.hostDir}/data
 socket=${host.hostDir}/mysqld.sock
 pid-file=${host.hostDir}/mysqld.pid
 log-error=${host.hostDir}/error.log
-${mysqldSettings(host)}# lab ${lab.id}, host ${host.name}
+${mysqldSettings(host)}${lab.tls ? mysqldTlsSettings(host) : ""}# lab ${lab.id}, host ${host.name}
+`
+
+/**
+ * TLS only, and no RSA key pair: without one, caching_sha2_password's full
+ * authentication (a cold cache, after a restart) cannot fall back to RSA, so
+ * every login that succeeds sent its password over TLS. performance_schema is
+ * on for the tests to see each session's CONNECTION_TYPE.
+ */
+const mysqldTlsSettings = (host: LabHost): string => `ssl_ca=${host.hostDir}/tls/ca.pem
+ssl_cert=${host.hostDir}/tls/server.pem
+ssl_key=${host.hostDir}/tls/server.key
+require_secure_transport=ON
+auto_generate_certs=OFF
+caching_sha2_password_auto_generate_rsa_keys=OFF
+caching_sha2_password_private_key_path=${host.hostDir}/tls/no-rsa-private.pem
+caching_sha2_password_public_key_path=${host.hostDir}/tls/no-rsa-public.pem
+performance_schema=ON
 `
 
 /** The replication settings of every lab mysqld, plain or booted (no paths). */
@@ -185,6 +212,7 @@ export class Lab {
       rootfs,
       hosts,
       client: { ns: net.hostNs(id, "client"), address: net.CLIENT_ADDRESS },
+      ...(options.tls ? { tls: true } : {}),
     }
     const lab = new Lab(state, log)
     // Written first, so that `down` finds everything even if `up` dies halfway.
@@ -195,6 +223,10 @@ export class Lab {
       await net.createBridge(id)
       for (const h of hosts) await net.attachNamespace(id, h.ns, `v${h.name}`, h.address)
       await net.attachNamespace(id, state.client.ns, "vclient", state.client.address)
+      if (options.tls) {
+        await mkdir(join(lab.runDir(), "tls-mysql"), { recursive: true })
+        await makeMysqlServerCerts(join(lab.runDir(), "tls-mysql"), hosts)
+      }
       await Promise.all(hosts.map((h) => lab.initializeMysqld(h)))
       for (const h of hosts) lab.startSupervisor(h)
       await Promise.all(hosts.map((h) => lab.waitMysqld(h.name)))
@@ -280,6 +312,22 @@ export class Lab {
     await mkdir(dir, { recursive: true })
     await writeFile(join(dir, "my.cnf"), myCnf(this.state, h), { mode: 0o644 })
     await writeFile(join(dir, "init.sql"), initSql(), { mode: 0o644 })
+    if (this.state.tls) {
+      // The files mysqld reads, inside its root; wrong-name.* for the name-mismatch test.
+      const tls = this.mysqlTls()
+      await mkdir(join(dir, "tls"), { recursive: true })
+      for (const [from, to] of [
+        [tls.ca, "ca.pem"],
+        [join(tls.dir, `${h.name}.crt`), "server.pem"],
+        [join(tls.dir, `${h.name}.key`), "server.key"],
+        [join(tls.dir, "wrong-name.crt"), "wrong-name.pem"],
+        [join(tls.dir, "wrong-name.key"), "wrong-name.key"],
+      ] as const) {
+        await copyFile(from, join(dir, "tls", to))
+        await chmod(join(dir, "tls", to), to.endsWith(".key") ? 0o600 : 0o644)
+      }
+      await run("chroot", [this.state.rootfs, "chown", "-R", "mysql:mysql", `${h.hostDir}/tls`])
+    }
     await run("chroot", [this.state.rootfs, "chown", "mysql:mysql", h.hostDir])
     await run(
       "chroot",
@@ -304,6 +352,26 @@ export class Lab {
       )
     } finally {
       closeSync(fd)
+    }
+  }
+
+  /**
+   * The lab's MySQL TLS files as the agents and clients read them (outside
+   * the mysqlds' root); `hostCa` is the CA as a host's mysqld reads it.
+   */
+  mysqlTls(): {
+    readonly dir: string
+    readonly ca: string
+    readonly rogueCa: string
+    readonly hostCa: (name: string) => string
+  } {
+    if (!this.state.tls) throw new LabError(`lab ${this.id} was made without tls`)
+    const dir = join(this.runDir(), "tls-mysql")
+    return {
+      dir,
+      ca: join(dir, "ca.crt"),
+      rogueCa: join(dir, "rogue-ca.crt"),
+      hostCa: (name) => `${this.host(name).hostDir}/tls/ca.pem`,
     }
   }
 
@@ -390,12 +458,21 @@ export class Lab {
       await this.query(h.name, "STOP REPLICA")
       if (options.semiSync)
         await this.query(h.name, "SET GLOBAL rpl_semi_sync_replica_enabled = ON")
+      // With tls: the source's certificate checked against the CA and the address, no RSA.
+      const auth = this.state.tls
+        ? "GET_SOURCE_PUBLIC_KEY = 0, SOURCE_SSL = 1, SOURCE_SSL_CA = ?, SOURCE_SSL_VERIFY_SERVER_CERT = 1"
+        : "GET_SOURCE_PUBLIC_KEY = 1"
       await this.query(
         h.name,
         `CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?,
-           SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, SOURCE_RETRY_COUNT = 86400,
-           GET_SOURCE_PUBLIC_KEY = 1`,
-        [source.address, net.MYSQL_PORT, replication.user, replication.password],
+           SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, SOURCE_RETRY_COUNT = 86400, ${auth}`,
+        [
+          source.address,
+          net.MYSQL_PORT,
+          replication.user,
+          replication.password,
+          ...(this.state.tls ? [this.mysqlTls().hostCa(h.name)] : []),
+        ],
       )
       await this.query(h.name, "START REPLICA")
     }

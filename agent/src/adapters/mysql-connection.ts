@@ -25,6 +25,7 @@
  * is never copied.
  */
 import { readFile } from "node:fs/promises"
+import { checkServerIdentity, type TLSSocket } from "node:tls"
 import { Duration, Effect, Redacted, Schema } from "effect"
 import mysql from "mysql2"
 import type { Config } from "../../../shared/config.ts"
@@ -49,6 +50,8 @@ export interface MysqlTlsPem {
   readonly ca?: string
   readonly cert?: string
   readonly key?: string
+  /** Also check that the certificate names the host connected to (needs `ca`). */
+  readonly verifyIdentity?: boolean
 }
 
 /** How to log in and how long to wait. */
@@ -266,6 +269,10 @@ export const connectionOptions = (
             ...(settings.tls.cert === undefined ? {} : { cert: settings.tls.cert }),
             ...(settings.tls.key === undefined ? {} : { key: settings.tls.key }),
             rejectUnauthorized: settings.tls.ca !== undefined,
+            // The name is checked by openSession (checkNameOnTls), not by
+            // mysql2: for a host given as an IP address, mysql2 3.x has Node
+            // check the certificate against "localhost" (seen on the lab).
+            verifyIdentity: false,
           },
         }
   const pinned =
@@ -279,6 +286,35 @@ export const connectionOptions = (
           },
         }
   return { ...base, ...where, ...ssl, ...pinned }
+}
+
+/**
+ * Has the TLS upgrade of `conn` fail unless the server's certificate names
+ * `host` (Node's rules: a SAN IP entry for an address, a SAN DNS entry for a
+ * name), checked once the handshake is done and before any credential is
+ * sent. mysql2's own `verifyIdentity` cannot do it for an IP address: on the
+ * socket it upgrades, Node has no host name and checks "localhost".
+ */
+const checkNameOnTls = (conn: RawConnection, host: string): void => {
+  const c = conn as unknown as {
+    startTLS?: (onSecure: (err?: Error) => void) => void
+    stream?: Partial<TLSSocket>
+  }
+  const startTLS = c.startTLS
+  // Never a silent downgrade: a mysql2 without this method cannot have the name checked.
+  if (typeof startTLS !== "function")
+    throw new Error("this mysql2 has no startTLS: the server's name cannot be checked")
+  c.startTLS = function (this: unknown, onSecure: (err?: Error) => void) {
+    startTLS.call(this, (err?: Error) => {
+      if (err) return onSecure(err)
+      const peer = c.stream?.getPeerCertificate?.(false)
+      onSecure(
+        peer === undefined || Object.keys(peer).length === 0
+          ? new Error(`the server at ${host} sent no certificate`)
+          : checkServerIdentity(host, peer),
+      )
+    })
+  }
 }
 
 /**
@@ -298,6 +334,15 @@ export const openSession = (
       conn = mysql.createConnection(connectionOptions(endpoint, settings, options))
     } catch (e) {
       return Effect.fail(toMysqlError(action, target, "connect", e))
+    }
+    if (settings.tls?.ca !== undefined && settings.tls.verifyIdentity && "host" in endpoint) {
+      try {
+        checkNameOnTls(conn, endpoint.host)
+      } catch (e) {
+        conn.on("error", () => {})
+        destroyNow(conn)
+        return Effect.fail(toMysqlError(action, target, "connect", e))
+      }
     }
     let broken = false
     // An error with no command waiting (the server closed an idle
@@ -513,7 +558,9 @@ export const readMysqlSettings = Effect.fn("MysqlSettings.read")(function* (
   const tlsConf = config.mysql.tls
   let tls: MysqlTlsPem | undefined
   if (tlsConf !== undefined) {
-    const t: { ca?: string; cert?: string; key?: string } = {}
+    const t: { ca?: string; cert?: string; key?: string; verifyIdentity?: boolean } = {
+      verifyIdentity: tlsConf.verify_identity,
+    }
     if (tlsConf.ca !== undefined) t.ca = yield* readText("mysql.tls.ca", tlsConf.ca)
     if (tlsConf.cert !== undefined) t.cert = yield* readText("mysql.tls.cert", tlsConf.cert)
     if (tlsConf.key !== undefined) t.key = yield* readText("mysql.tls.key", tlsConf.key)

@@ -9,6 +9,7 @@ import { readFileSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 import type { Config } from "../../../shared/config.ts"
 import { certificateNames } from "../adapters/mesh-identity.ts"
+import { tlsFileProblems } from "../daemon/mysql-tls.ts"
 
 export interface Account {
   readonly name: string
@@ -175,6 +176,23 @@ export const checkFiles = (
       if (!String(e).includes("ENOENT"))
         problems.push(`mesh.key: ${config.mesh.key} is not a PEM private key (${errText(e)})`)
     }
+  }
+  // TLS to mysqld: the same checks as `run` makes at start (daemon/mysql-tls.ts).
+  if (tls !== undefined) {
+    const text = (file: string | undefined) => {
+      try {
+        return file === undefined ? undefined : readFileSync(file, "utf8")
+      } catch {
+        return undefined // named above already
+      }
+    }
+    problems.push(
+      ...tlsFileProblems(
+        tls,
+        { ca: text(tls.ca), cert: text(tls.cert), key: text(tls.key) },
+        now.getTime(),
+      ),
+    )
   }
   return { problems, notes }
 }

@@ -202,6 +202,10 @@ const RESTART_REASON: Readonly<Record<string, string>> = {
   vip: "the VIP cannot move to another address or interface while held; restart to change it",
 }
 
+/** The monitor's TLS files are read and checked against the local mysqld at start (daemon/mysql-tls.ts). */
+const MYSQL_TLS_REASON =
+  "TLS to mysqld is read and verified against the local mysqld at start; restart the agent to change it"
+
 /**
  * The lease's timings, refused on reload: applied live on one node at a time,
  * an old leader and a voter would disagree on how long a lease lasts, and two
@@ -251,7 +255,7 @@ const describeMembers = (from: Config, to: Config): string => {
 /**
  * What a reload from `from` to `to` would do. Refused: any change of
  * `cluster.name`, `node` or `cluster.members` (identity and membership),
- * of `mesh`, `control`, `state_dir` and `vip` (bound at start), and of the
+ * of `mesh`, `control`, `state_dir`, `vip` and `mysql.tls` (set up at start), and of the
  * lease timings (`lease_duration`, `drift_margin`, `heartbeat_interval`,
  * `rpc_timeout`). Everything else changes live.
  */
@@ -277,6 +281,7 @@ export const diffForReload = (from: Config, to: Config): ReloadPlan => {
     const reason =
       IDENTITY_REASON[path] ??
       RESTART_REASON[top] ??
+      (path.startsWith("mysql.tls") ? MYSQL_TLS_REASON : undefined) ??
       (LEASE_TIMINGS.has(path) ? LEASE_TIMING_REASON : undefined)
     if (reason !== undefined) refused.push({ path, from: leaf.from, to: leaf.to, reason })
     else live.push({ path, from: leaf.from, to: leaf.to })

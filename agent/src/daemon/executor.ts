@@ -21,6 +21,7 @@ import { type RestartResult, restartOptionsFromConfig } from "../adapters/servic
 import type { VipService } from "../adapters/vip.ts"
 import type { HardState, Input, MysqlAction, Output } from "../core/types.ts"
 import { countOutputs } from "./metrics.ts"
+import { sourceSsl } from "./mysql-tls.ts"
 
 /** An input waiting for its `now`, which the decision loop stamps when it takes it. */
 export type PendingInput = (now: number) => Input
@@ -182,15 +183,7 @@ export const makeExecutor = (services: ExecutorServices) => {
               port: source.port,
               user: replication.user,
               password: replication.password,
-              auth:
-                tls === undefined
-                  ? { _tag: "GetSourcePublicKey" }
-                  : {
-                      _tag: "Ssl",
-                      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
-                      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-                      ...(tls.key === undefined ? {} : { key: tls.key }),
-                    },
+              auth: tls === undefined ? { _tag: "GetSourcePublicKey" } : sourceSsl(tls),
               semiSyncReplica: config.semi_sync.mode !== "off",
             }),
           ),

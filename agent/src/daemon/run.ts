@@ -53,6 +53,7 @@ import { HARD_STATE_FORMAT } from "./hard-state-format.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
 import { notePublished } from "./metrics.ts"
+import { checkMysqlTlsAtStart } from "./mysql-tls.ts"
 import { supervise } from "./supervision.ts"
 
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
@@ -639,6 +640,14 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
     cluster: config.cluster.name,
     node: config.node,
   })
+  // TLS to mysqld checked before anything is bound (daemon/mysql-tls.ts).
+  const tls = await Effect.runPromise(checkMysqlTlsAtStart(config))
+  for (const note of tls.notes) log.info({ event: "mysql-tls" }, note)
+  if (tls.refusal !== null) {
+    log.fatal({ event: "mysql-tls-refused" }, `mysql.tls: ${tls.refusal}; not starting`)
+    process.stderr.write(`mha-agent run: mysql.tls: ${tls.refusal}; not starting\n`)
+    return 78
+  }
   const program = runAgent.pipe(
     Effect.provide(agentLayer(configPath, config, log)),
     Effect.provide(effectLoggerLayer(log)),

@@ -3,7 +3,7 @@
 // super_read_only both OFF. Used to check "never two writable nodes at once".
 //   sampler.ts --hosts db1=10.88.0.11,db2=10.88.0.12 --out FILE [--interval-ms 100]
 // Output, one JSON object per round: {"t":ms,"nodes":{"db1":"writable"|"read-only"|"unreachable",...}}
-import { appendFileSync } from "node:fs"
+import { appendFileSync, readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import mysql from "mysql2/promise"
 
@@ -14,6 +14,8 @@ const { values } = parseArgs({
     user: { type: "string", default: "mha" },
     password: { type: "string", default: "mha-lab-agent" },
     "interval-ms": { type: "string", default: "100" },
+    /** TLS to MySQL, the servers verified against this CA. */
+    ca: { type: "string" },
   },
 })
 if (!values.hosts || !values.out) {
@@ -21,6 +23,7 @@ if (!values.hosts || !values.out) {
   process.exit(2)
 }
 const out = values.out
+const ssl = values.ca === undefined ? {} : { ssl: { ca: readFileSync(values.ca, "utf8") } }
 const hosts = values.hosts.split(",").map((pair) => {
   const [name, address] = pair.split("=")
   return { name: name ?? "", address: address ?? "" }
@@ -49,6 +52,7 @@ const sample = async (h: { name: string; address: string }): Promise<Sample> => 
           user: values.user,
           password: values.password,
           connectTimeout: 300,
+          ...ssl,
         }),
         400,
       )

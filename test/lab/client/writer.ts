@@ -5,7 +5,7 @@
 //   writer.ts --host H --port P --out FILE [--interval-ms 20] [--seconds S]
 // Output, one JSON object a line: {"ack":id,"t":ms} for an acknowledged write,
 // {"err":"...","id":id,"t":ms} for a failed or unknown one.
-import { appendFileSync } from "node:fs"
+import { appendFileSync, readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import mysql from "mysql2/promise"
 
@@ -19,6 +19,8 @@ const { values } = parseArgs({
     "interval-ms": { type: "string", default: "20" },
     seconds: { type: "string", default: "0" },
     "query-timeout-ms": { type: "string", default: "3000" },
+    /** TLS to MySQL, the servers verified against this CA (not their names: the VIP is in none). */
+    ca: { type: "string" },
   },
 })
 if (!values.host || !values.out) {
@@ -26,6 +28,7 @@ if (!values.host || !values.out) {
   process.exit(2)
 }
 const out = values.out
+const ssl = values.ca === undefined ? {} : { ssl: { ca: readFileSync(values.ca, "utf8") } }
 const interval = Number(values["interval-ms"])
 const stopAt = Number(values.seconds) > 0 ? Date.now() + Number(values.seconds) * 1000 : Infinity
 const queryTimeout = Number(values["query-timeout-ms"])
@@ -52,6 +55,7 @@ while (!stopping && Date.now() < stopAt) {
       password: values.password,
       database: "app",
       connectTimeout: 1000,
+      ...ssl,
     })
     await conn.query({
       sql: "INSERT INTO writes (id, client_ms) VALUES (?, ?)",
