@@ -630,6 +630,9 @@ export const simAgentProcess = (options: {
     prober,
     mysql: { local, at: (e) => remote("socketPath" in e ? self : e.host) },
     vip,
+    // Service discovery (etcd): the simulated registry only takes the wishes; the core's rule
+    // (core/discovery.ts) has its own tests, and the sim's configs leave the etcd section out.
+    discovery: { publish: () => undefined, withdraw: () => undefined },
     restart,
     hooks,
     mysqlSettings: (() =>

@@ -12,6 +12,7 @@ import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { ControlReply } from "../../../shared/control.ts"
 import { ClusterRecord, PeerMessage } from "../../../shared/peer-messages.ts"
+import { etcdOptionsFromConfig, makeEtcdClient, makePrimaryPublisher } from "../adapters/etcd.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
 import { Mesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
@@ -339,10 +340,29 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     local: mysqlActions(local, monitor.settings, current().timings.fence_timeout),
     at: (e: MysqlEndpoint) => mysqlActions(e, monitor.settings, current().timings.fence_timeout),
   }
+  // Service discovery (optional `etcd` section): a background publisher the executor only
+  // tells what the core wants; closed (its lease revoked) when the agent stops.
+  const etcd = etcdOptionsFromConfig(current())
+  const discovery =
+    etcd === undefined
+      ? undefined
+      : yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            makePrimaryPublisher({
+              client: makeEtcdClient(etcd.client),
+              key: etcd.key,
+              leaseTtlSeconds: etcd.leaseTtlSeconds,
+              value: etcd.value,
+              log: log.child({ child: "etcd" }),
+            }),
+          ),
+          (p) => Effect.promise(() => p.close()),
+        )
   const executor = makeExecutor({
     config: current,
     log,
     enqueue: inbox.enqueue,
+    ...(discovery === undefined ? {} : { discovery }),
     hardState: store,
     mesh,
     prober,
