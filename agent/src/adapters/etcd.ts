@@ -316,17 +316,23 @@ export const makePrimaryPublisher = (o: PublisherOptions): PrimaryPublisher => {
   let wake: (() => void) | null = null
   let failing = false
 
+  /** A wish arrived since the loop last looked: it must not sleep. */
+  let kicked = false
   const kick = () => {
+    kicked = true
     const w = wake
     wake = null
     w?.()
   }
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
+      if (kicked) return resolve()
       const t = setTimeout(() => {
         wake = null
         resolve()
       }, ms)
+      // The loop alone never keeps the process alive.
+      t.unref()
       wake = () => {
         clearTimeout(t)
         resolve()
@@ -420,6 +426,7 @@ export const makePrimaryPublisher = (o: PublisherOptions): PrimaryPublisher => {
 
   const loop = async () => {
     while (!closed) {
+      kicked = false
       let wait: number
       try {
         wait = await once()
