@@ -144,6 +144,19 @@ test("etcd adapter on a real etcd: a lower term never overwrites a higher one; a
     assert.equal(await client.get(key), null)
     assert.equal(await client.get(termKey), termText(12))
     await Promise.all([publisher.close(), stale.close()])
+    // A stopping agent's key goes with it (close revokes the lease).
+    const closing = makePrimaryPublisher({
+      client,
+      key,
+      leaseTtlSeconds: 3,
+      value: (term) => JSON.stringify({ primary: "db2", term }),
+      log: quiet,
+      counters: counters(),
+    })
+    closing.publish(13)
+    await waitFor("the key of term 13", async () => (await client.get(key)) !== null, 5_000, 50)
+    await closing.close()
+    assert.equal(await client.get(key), null, "revoked by close")
 
     // Unreachable: publish() returns at once; the failures are counted, nothing throws.
     const c3 = counters()
@@ -154,14 +167,17 @@ test("etcd adapter on a real etcd: a lower term never overwrites a higher one; a
       value: () => "{}",
       log: quiet,
       counters: c3,
+      closeWithinMs: 500,
     })
     const t0 = performance.now()
-    down.publish(13)
-    down.withdraw(13)
     down.publish(14)
+    down.withdraw(14)
+    down.publish(15)
     assert.ok(performance.now() - t0 < 5, "publish and withdraw return at once")
     await waitFor("failures counted", () => c3.errors >= 2, 5_000, 50)
+    const closeAt = performance.now()
     await down.close()
+    assert.ok(performance.now() - closeAt < 1_000, "close does not wait for an unreachable etcd")
     console.log(
       `etcd adapter: refused stale terms (stored 7 and 12), kept a 3 s lease for 4.5 s, unreachable: ${c3.errors} errors counted`,
     )

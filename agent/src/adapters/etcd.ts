@@ -284,6 +284,8 @@ export interface PublisherOptions {
   readonly value: (term: number) => string
   readonly log: pino.Logger
   readonly counters?: EtcdCounters
+  /** How long `close` may take (default 2000 ms): a stopping agent does not wait for an unreachable etcd. */
+  readonly closeWithinMs?: number
 }
 
 export interface PrimaryPublisher {
@@ -291,7 +293,7 @@ export interface PrimaryPublisher {
   readonly publish: (term: number) => void
   /** Not the primary any more: remove the key (returns at once). */
   readonly withdraw: (term: number) => void
-  /** Stops the background loop; revokes the lease if one is held (bounded by the request timeout). */
+  /** Stops the background loop and revokes the lease if one is held, within closeWithinMs. */
   readonly close: () => Promise<void>
 }
 
@@ -442,6 +444,11 @@ export const makePrimaryPublisher = (o: PublisherOptions): PrimaryPublisher => {
       }
       if (!closed && wait > 0) await pause(wait)
     }
+    // Stopped: the key goes with its lease now rather than lease_ttl later.
+    const lease = held?.lease
+    held = null
+    counters.published = 0
+    if (lease !== undefined) await o.client.revoke(lease).catch(() => undefined)
   }
   const running = loop()
 
@@ -459,11 +466,14 @@ export const makePrimaryPublisher = (o: PublisherOptions): PrimaryPublisher => {
     close: async () => {
       closed = true
       kick()
-      await running
-      const lease = held?.lease
-      held = null
-      counters.published = 0
-      if (lease !== undefined) await o.client.revoke(lease).catch(() => undefined)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([
+        running,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, o.closeWithinMs ?? 2_000)
+        }),
+      ])
+      clearTimeout(timer)
     },
   }
 }

@@ -324,7 +324,7 @@ const adaptersLayer = Layer.mergeAll(
 // Fibers: the executor and the supervised children
 
 const startFibers = Effect.fn("daemon.fibers")(function* () {
-  const { current, log, self, local, monitor } = yield* AgentConfig
+  const { current, log, self, local, monitor, isData } = yield* AgentConfig
   const inbox = yield* Inbox
   const stopping = yield* Stopping
   const prober = yield* MysqlProber
@@ -342,7 +342,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
   }
   // Service discovery (optional `etcd` section): a background publisher the executor only
   // tells what the core wants; closed (its lease revoked) when the agent stops.
-  const etcd = etcdOptionsFromConfig(current())
+  const etcd = isData ? etcdOptionsFromConfig(current()) : undefined
   const discovery =
     etcd === undefined
       ? undefined
