@@ -17,7 +17,8 @@ fi
 # openssl makes the mesh test certificates; rpm, lintian, rpmlint, systemd (systemd-analyze) and dpkg-dev build and check the packages;
 # systemd-container (systemd-nspawn) boots the booted lab hosts (test/lab/booted-hosts.ts);
 # prometheus: promtool tests the shipped alerts (test/unit/alerts.test.ts) and a real server scrapes the lab agents (test/lab/alerts.test.ts).
-packages=(debootstrap iproute2 nftables iputils-arping iputils-ping haproxy sysbench libfaketime procps openssl rpm lintian rpmlint systemd dpkg-dev systemd-container prometheus)
+# etcd-server and etcd-client: the agents publish the primary to a real etcd (test/lab/etcd.test.ts).
+packages=(debootstrap iproute2 nftables iputils-arping iputils-ping haproxy sysbench libfaketime procps openssl rpm lintian rpmlint systemd dpkg-dev systemd-container prometheus etcd-server etcd-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -294,6 +294,58 @@ export const Vip = Schema.Struct({
   garp_refresh: Millis.pipe(defaultTo(10_000)),
 })
 
+const ETCD_ENDPOINT_EXPECTED =
+  'an etcd client URL "http://host:port" or "https://host:port" (no path)'
+/** `http(s)://host:port` of an etcd member's client listener. */
+export const EtcdEndpoint = Schema.String.check(
+  Schema.makeFilter<string>(
+    (s) => {
+      try {
+        const u = new URL(s)
+        return (
+          (u.protocol === "http:" || u.protocol === "https:") &&
+          u.hostname !== "" &&
+          (u.pathname === "/" || u.pathname === "") &&
+          u.search === "" &&
+          u.username === "" &&
+          /^[a-z]+:\/\/[^/]+\/?$/i.test(s)
+        )
+      } catch {
+        return false
+      }
+    },
+    { expected: ETCD_ENDPOINT_EXPECTED },
+  ),
+)
+
+/**
+ * Publishing the primary for service discovery (operations.md): while ACTIVE
+ * the agent keeps `key` (JSON: cluster, primary, host, port, term) under an
+ * etcd lease of `lease_ttl`, and the highest term it ever published in
+ * `<key>/term`, which no lower term overwrites.
+ */
+export const Etcd = Schema.Struct({
+  endpoints: Schema.Array(EtcdEndpoint),
+  /** Default: /mha-agent/<cluster.name>/primary. */
+  key: Schema.optionalKey(
+    Schema.String.check(
+      Schema.makeFilter<string>((s) => s.startsWith("/") && !s.endsWith("/") && !/\s/.test(s), {
+        expected: 'a key like "/mha-agent/prod-db/primary" (starting with "/", no spaces)',
+      }),
+    ),
+  ),
+  /** The lease the key lives under: a crashed agent's key is gone this long after its last refresh. */
+  lease_ttl: Millis.pipe(defaultTo(5_000)),
+  /** Each etcd request (per endpoint) gives up after this long. */
+  request_timeout: PositiveMillis.pipe(defaultTo(1_000)),
+  /** TLS towards etcd (https endpoints): the CA, and a client certificate if etcd asks for one. */
+  tls: Schema.optionalKey(MysqlTls),
+  /** etcd authentication (its auth enabled): a user with read-write on the key and `<key>/term`. */
+  username: Schema.optionalKey(Schema.NonEmptyString),
+  password_file: Schema.optionalKey(AbsolutePath),
+})
+export type Etcd = typeof Etcd.Type
+
 export const Service = Schema.Struct({
   restart_command: Schema.NonEmptyString.pipe(defaultTo("systemctl restart mysql")),
   /**
@@ -389,6 +441,7 @@ const ConfigFields = Schema.Struct({
   health: sectionDefault(Health),
   semi_sync: sectionDefault(SemiSync),
   vip: Schema.optionalKey(Vip),
+  etcd: Schema.optionalKey(Etcd),
   service: sectionDefault(Service),
   mesh: Mesh,
   http: sectionDefault(Http),
@@ -575,6 +628,31 @@ export const crossFieldViolations = (c: Fields): Array<RuleViolation> => {
       ["mysql"],
       "replication with caching_sha2_password needs TLS (mysql.tls) or get_source_public_key: true",
     )
+  }
+  const etcd = c.etcd
+  if (etcd !== undefined) {
+    if (etcd.endpoints.length === 0) add(["etcd", "endpoints"], "Expected at least 1 endpoint")
+    const ttl = etcd.lease_ttl
+    if (ttl < 2_000 || ttl % 1_000 !== 0) {
+      add(
+        ["etcd", "lease_ttl"],
+        `lease_ttl (${formatDurationMs(ttl)}) must be a whole number of seconds, at least 2s (etcd leases count in seconds and refuse shorter ones)`,
+      )
+    } else if (etcd.request_timeout * 2 >= ttl) {
+      add(
+        ["etcd", "request_timeout"],
+        `request_timeout (${formatDurationMs(etcd.request_timeout)}) must be below half of lease_ttl (${formatDurationMs(ttl)}): the lease is refreshed every lease_ttl / 3`,
+      )
+    }
+    if (etcd.tls !== undefined && (etcd.tls.cert === undefined) !== (etcd.tls.key === undefined)) {
+      add(["etcd", "tls"], "cert and key must be given together")
+    }
+    if (etcd.tls !== undefined && etcd.endpoints.some((e) => e.startsWith("http:"))) {
+      add(["etcd", "endpoints"], "etcd.tls is set: every endpoint must be https://")
+    }
+    if ((etcd.username === undefined) !== (etcd.password_file === undefined)) {
+      add(["etcd"], "username and password_file must be given together")
+    }
   }
   if (c.fence_required && c.fence_command === undefined) {
     add(["fence_required"], "fence_required is true but no fence_command is configured")

@@ -166,6 +166,10 @@ export const renderOutput = (o: Output): string | null => {
       return `mysql #${o.id} ${renderAction(o.action)}`
     case "Vip":
       return `vip ${o.op}`
+    case "PublishPrimary":
+      return `publish-primary term=${o.term}`
+    case "WithdrawPrimary":
+      return `withdraw-primary term=${o.term}`
     case "RestartMysqld":
       return `restart-mysqld attempt ${o.attempt}`
     case "KillMysqld":

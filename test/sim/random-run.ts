@@ -85,6 +85,9 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
       // Every fourth seed keeps the anti-flap block (section 10) on: it must never leave the healed
       // cluster without a primary (the last primary takes the role back), so L1 still holds.
       timings: antiFlapSeed(seed) ? { ...simTimings, recoveryBlockPeriodMs: 600_000 } : simTimings,
+      // Every other seed publishes the primary to the simulated etcd: L1 then also requires etcd
+      // to name the ACTIVE primary once healed. (No draw from rng: the run is otherwise the same.)
+      publishPrimary: seed % 2 === 0,
     },
   })
   if (options.semiSyncSourceAtBoot === false) {

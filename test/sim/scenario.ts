@@ -5,7 +5,7 @@
  *
  *   cluster data=3 witness=0 seed=7 initial_primary=db1 recovery_block=10m failback=true
  *           failback_delay=5s auto_rejoin=false source=none fence_command=required
- *           writable_source=true agents_at=db1:0,db2:3s,db3:6s
+ *           writable_source=true agents_at=db1:0,db2:3s,db3:6s etcd=true
  *   run 10s
  *   kill-mysqld db1 restart=fail | start-mysqld db1
  *   crash-loop db1 up=1s | crash-loop db1 off
@@ -21,6 +21,7 @@
  *   expect writable db2 no | expect errant db3 yes | expect reply ok [text] | expect term db1 1
  *   expect converged | expect write-gap-under 1s | expect acked-at-least 10
  *   expect promoted-since-mark db1 no | expect writes-blocked db1 yes
+ *   expect published db2 | expect published none (etcd=true: whom the simulated etcd names)
  */
 
 import { isEmpty } from "../../agent/src/core/gtid.ts"
@@ -103,6 +104,7 @@ export const runScenario = (
               autoRejoin: o.get("auto_rejoin") !== "false",
               failback: o.get("failback") === "true",
               failoverBeforeHealthy: o.get("failover_before_healthy") === "true",
+              publishPrimary: o.get("etcd") === "true",
               fenceCommand: o.has("fence_command")
                 ? { required: o.get("fence_command") === "required" }
                 : null,
@@ -275,6 +277,12 @@ const expect = (
     case "term": {
       const t = w.node(a!).state.hard.term
       if (t !== Number(b)) fail(`${a} is in term ${t}`)
+      return
+    }
+    case "published": {
+      // expect published db2 | expect published none: whom the simulated etcd names.
+      const p = w.publishedPrimary()?.primary ?? null
+      if ((a === "none" ? null : a) !== p) fail(`etcd names ${p ?? "nobody"}`)
       return
     }
     case "primary-not": {

@@ -84,6 +84,8 @@ export interface SimHost {
   deliver(from: string, to: string, message: PeerMessage): void
   onPersisted(name: string, hard: HardState): void
   onVip(name: string, op: "add" | "remove" | "refresh"): void
+  /** Service discovery: the simulated etcd (world.ts). */
+  onDiscovery(name: string, op: "publish" | "withdraw", term: number): void
   restartMysqld(name: string, done: (ok: boolean) => void): void
   /** service.kill_command: SIGKILL through the service manager, which starts mysqld again. */
   stopMysqldHard(name: string, reason: string): void
@@ -630,6 +632,15 @@ export const simAgentProcess = (options: {
     prober,
     mysql: { local, at: (e) => remote("socketPath" in e ? self : e.host) },
     vip,
+    // Service discovery: the world's simulated etcd (used when config.publishPrimary is set).
+    discovery: {
+      publish: (term) => {
+        if (alive()) host.onDiscovery(self, "publish", term)
+      },
+      withdraw: (term) => {
+        if (alive()) host.onDiscovery(self, "withdraw", term)
+      },
+    },
     restart,
     hooks,
     mysqlSettings: (() =>

@@ -227,6 +227,14 @@ export class World implements SimHost {
   ackedCount = 0
   /** Writes that took place on each node's mysqld while it was writable (for I2 accounting). */
   private vipHolders = new Set<string>()
+  /**
+   * The simulated etcd (config.publishPrimary): the primary key, and the term
+   * key that refuses a lower term (adapters/etcd.ts's transaction). Always
+   * reachable; a withdrawal deletes the key only if it is still the
+   * withdrawing node's publication of that term (its lease).
+   */
+  private published: { readonly primary: string; readonly term: number } | null = null
+  private publishedTerm = 0
   // Ledgers for invariants
   private readonly votes = new Map<string, string>()
   private readonly recordParents = new Map<string, string | null>()
@@ -448,6 +456,21 @@ export class World implements SimHost {
   onPersisted(name: string, hard: HardState): void {
     this.node(name).disk = hard
     this.onPersist()
+  }
+
+  onDiscovery(name: string, op: "publish" | "withdraw", term: number): void {
+    if (op === "publish") {
+      if (term < this.publishedTerm) return
+      this.published = { primary: name, term }
+      this.publishedTerm = term
+    } else if (this.published?.primary === name && this.published.term === term) {
+      this.published = null
+    }
+  }
+
+  /** Who the simulated etcd names as primary (null: nobody). */
+  publishedPrimary(): { readonly primary: string; readonly term: number } | null {
+    return this.published
   }
 
   onVip(name: string, op: "add" | "remove" | "refresh"): void {
@@ -819,6 +842,9 @@ export class World implements SimHost {
     if (!this.vipHolders.has(p.name) || this.vipHolders.size !== 1) {
       return `VIP on ${[...this.vipHolders].join(",") || "nobody"}, primary ${p.name}`
     }
+    if (this.config.publishPrimary === true && this.published?.primary !== p.name) {
+      return `etcd names ${this.published?.primary ?? "nobody"}, primary ${p.name}`
+    }
     for (const n of this.nodes.values()) {
       const m = n.mysqld
       if (n === p || m === null || !m.up || !n.agentUp || n.state.local.diverged) continue
@@ -920,6 +946,8 @@ export class World implements SimHost {
     if (!n.agentUp) return
     this.fault(`kill agent on ${name} for ${downForMs} ms`)
     n.agentUp = false
+    // Its etcd lease is no longer refreshed: the key goes (the TTL is not modelled).
+    if (this.published?.primary === name) this.published = null
     n.incarnation++
     this.startAgent(n, downForMs)
   }

@@ -15,6 +15,7 @@ import { knownPrimary } from "./cluster-view.ts"
 import { watchCommits } from "./commit-stall.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
 import { replicationPasswordChanged } from "./credentials.ts"
+import { guardPublication } from "./discovery.ts"
 import {
   electionClock,
   electionTimers,
@@ -349,6 +350,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = forcedFailoverTimer(s, out)
   s = trackRecoveryBlock(s)
   s = guardWritability(s, out)
+  s = guardPublication(s, out)
   s = guardReplication(s, out)
   s = cloneProgress(s, out)
   s = watchPrimaryFailure(s, out)

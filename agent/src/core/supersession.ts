@@ -38,6 +38,8 @@ export const stillWanted = (s: AgentState, output: Output, incarnation: string):
     case "PersistHardState":
     case "Send":
     case "Vip":
+    case "PublishPrimary":
+    case "WithdrawPrimary":
     case "RestartMysqld":
     case "KillMysqld":
     case "ProbeLocal":

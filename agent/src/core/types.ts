@@ -342,6 +342,14 @@ export type Output =
   | { readonly _tag: "Send"; readonly to: string; readonly message: PeerMessage }
   | { readonly _tag: "Mysql"; readonly id: number; readonly action: MysqlAction }
   | { readonly _tag: "Vip"; readonly op: VipOp }
+  /**
+   * Service discovery (etcd, discovery.ts): keep this node published as the
+   * primary of `term` until a WithdrawPrimary. The driver performs both at
+   * once, without waiting for the outputs before them, and never lets them
+   * hold anything up (an unreachable registry must not slow a failover).
+   */
+  | { readonly _tag: "PublishPrimary"; readonly term: number }
+  | { readonly _tag: "WithdrawPrimary"; readonly term: number }
   | { readonly _tag: "RestartMysqld"; readonly attempt: number }
   /** SIGKILL of the local mysqld (`service.kill_command`): the fence's escalation. */
   | { readonly _tag: "KillMysqld"; readonly reason: string }
@@ -754,6 +762,8 @@ export interface AgentState {
   readonly freshViewWanted?: boolean
   /** The VIP this old primary keeps, fenced, for a make-before-break handover (vip-handover.ts). */
   readonly vipHandover?: VipHandover | null
+  /** The term this node last asked to be published as primary for, until withdrawn (discovery.ts). */
+  readonly published?: { readonly term: number } | null
 }
 
 /**

@@ -200,6 +200,7 @@ const RESTART_REASON: Readonly<Record<string, string>> = {
   control: "the control socket is bound at start; restart to change it",
   state_dir: "the hard state location is fixed while the agent runs; restart to change it",
   vip: "the VIP cannot move to another address or interface while held; restart to change it",
+  etcd: "the etcd publisher (endpoints, key, lease) is set up at start; restart to change it",
 }
 
 /** The monitor's TLS files are read and checked against the local mysqld at start (daemon/mysql-tls.ts). */

@@ -50,4 +50,5 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
   allowErrantPromotion: c.allow_errant_promotion,
   fenceCommand: c.fence_command === undefined ? null : { required: c.fence_required },
   hookTimeoutMs: c.hooks.timeout,
+  publishPrimary: c.etcd !== undefined,
 })

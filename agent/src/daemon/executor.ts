@@ -35,6 +35,14 @@ export interface ExecutorServices {
   readonly prober: MysqlProberService
   readonly mysql: { readonly local: MysqlActions; readonly at: (e: MysqlEndpoint) => MysqlActions }
   readonly vip: VipService | undefined
+  /**
+   * Publishes the primary for service discovery (adapters/etcd.ts); undefined
+   * without an `etcd` section. Both calls return at once.
+   */
+  readonly discovery?: {
+    readonly publish: (term: number) => void
+    readonly withdraw: (term: number) => void
+  }
   readonly restart: (
     options: ReturnType<typeof restartOptionsFromConfig>,
   ) => Effect.Effect<RestartResult>
@@ -425,6 +433,10 @@ export const makeExecutor = (services: ExecutorServices) => {
           }),
         )
       }
+      case "PublishPrimary":
+      case "WithdrawPrimary":
+        // Handed to the publisher when the batch arrived (execute).
+        return Effect.void
       case "RestartMysqld":
         // One attempt per output: the core counts attempts and decides what follows.
         return Effect.forkDetach(
@@ -570,6 +582,12 @@ export const makeExecutor = (services: ExecutorServices) => {
       // The event's name and its typed facts (events.ts: a promotion's kind and term).
       const { _tag, level, reason, ...fields } = o
       log[level](fields, reason)
+    }
+    // Service discovery too: the publisher only records the wish and works in the background,
+    // and a withdrawal must not wait behind a fence pending on an acknowledgement.
+    for (const o of outputs) {
+      if (o._tag === "PublishPrimary") services.discovery?.publish(o.term)
+      else if (o._tag === "WithdrawPrimary") services.discovery?.withdraw(o.term)
     }
     return Effect.forEach(
       outputs,

@@ -5,8 +5,10 @@
 // failures) are derived here from the outputs the executor runs
 // (`countOutputs`) and from the states the decision loop publishes
 // (`notePublished`). Counters are per agent and start at 0 with the process.
+
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import pkg from "../../../package.json" with { type: "json" }
+import { etcdCounters } from "../adapters/etcd.ts"
 import type { HookStats } from "../adapters/hook-runner.ts"
 import type { MeshMetrics, PeerState } from "../adapters/mesh.ts"
 import { REQUIRED_PRIVILEGES } from "../adapters/mysql-actuator.ts"
@@ -808,6 +810,21 @@ const adapterMetrics = (x: Exposition, src: MetricsSources): void => {
           { labels: { result: "ok" }, value: v.bursts - v.burstFailures },
           { labels: { result: "failed" }, value: v.burstFailures },
         ],
+  )
+  x.counter(
+    "mha_etcd_publish_errors_total",
+    "Requests to etcd (publishing the primary) that failed, refused publications included.",
+    etcdCounters.errors,
+  )
+  x.counter(
+    "mha_etcd_publish_refused_total",
+    "Publications refused because etcd holds a higher term.",
+    etcdCounters.refused,
+  )
+  x.gauge(
+    "mha_etcd_published",
+    "1 while this agent's primary key is in etcd, as far as it knows.",
+    etcdCounters.published,
   )
   x.counter(
     "mha_vip_duplicates_seen_total",

@@ -12,6 +12,7 @@ import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { ControlReply } from "../../../shared/control.ts"
 import { ClusterRecord, PeerMessage } from "../../../shared/peer-messages.ts"
+import { etcdOptionsFromConfig, makeEtcdClient, makePrimaryPublisher } from "../adapters/etcd.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
 import { Mesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
@@ -331,7 +332,7 @@ const adaptersLayer = Layer.mergeAll(
 // Fibers: the executor and the supervised children
 
 const startFibers = Effect.fn("daemon.fibers")(function* () {
-  const { current, log, self, local, monitor } = yield* AgentConfig
+  const { current, log, self, local, monitor, isData } = yield* AgentConfig
   const inbox = yield* Inbox
   const stopping = yield* Stopping
   const prober = yield* MysqlProber
@@ -348,10 +349,29 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     local: mysqlActions(local, monitor.settings, current().timings.fence_timeout),
     at: (e: MysqlEndpoint) => mysqlActions(e, monitor.settings, current().timings.fence_timeout),
   }
+  // Service discovery (optional `etcd` section): a background publisher the executor only
+  // tells what the core wants; closed (its lease revoked) when the agent stops.
+  const etcd = isData ? etcdOptionsFromConfig(current()) : undefined
+  const discovery =
+    etcd === undefined
+      ? undefined
+      : yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            makePrimaryPublisher({
+              client: makeEtcdClient(etcd.client),
+              key: etcd.key,
+              leaseTtlSeconds: etcd.leaseTtlSeconds,
+              value: etcd.value,
+              log: log.child({ child: "etcd" }),
+            }),
+          ),
+          (p) => Effect.promise(() => p.close()),
+        )
   const executor = makeExecutor({
     config: current,
     log,
     enqueue: inbox.enqueue,
+    ...(discovery === undefined ? {} : { discovery }),
     hardState: store,
     mesh,
     prober,
