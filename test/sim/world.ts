@@ -394,6 +394,9 @@ export class World implements SimHost {
       })
       n.state = initialState(this.config, n.name)
       n.voteWait = null
+      // A restarted voter judges afresh (its post-restart abstention is a new refusal).
+      for (const key of this.voteRefusals.keys())
+        if (key.startsWith(`${n.name}>`)) this.voteRefusals.delete(key)
       n.pausedUntil = 0
       n.deferred = []
       this.input(n, (now) => ({
@@ -826,7 +829,8 @@ export class World implements SimHost {
     }
     // Refusals the pre-vote cannot foresee: a race with another candidate, or a state only a
     // freeze shows (a primary stepping down is still writable until its fence completes).
-    const reason = message.reason.replace(/\d+/g, "N")
+    // The very same reason (a lease's end time included: a new lease is a new reason).
+    const reason = message.reason
     if (/^(already voted|stale term|deciding on|my mysqld is still writable)/.test(reason)) return
     const key = `${from}>${to}`
     const last = this.voteRefusals.get(key)
