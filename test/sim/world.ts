@@ -828,10 +828,16 @@ export class World implements SimHost {
       return
     }
     // Refusals the pre-vote cannot foresee: a race with another candidate, or a state only a
-    // freeze shows (a primary stepping down is still writable until its fence completes).
+    // freeze shows (a primary stepping down is still writable until its fence completes; the
+    // frozen voter may have received, from the candidate itself, what its request lacks).
     // The very same reason (a lease's end time included: a new lease is a new reason).
     const reason = message.reason
-    if (/^(already voted|stale term|deciding on|my mysqld is still writable)/.test(reason)) return
+    if (
+      /^(already voted|stale term|deciding on|my mysqld is still writable)|lacks transactions/.test(
+        reason,
+      )
+    )
+      return
     const key = `${from}>${to}`
     const last = this.voteRefusals.get(key)
     if (last !== undefined && last.reason === reason && last.preVoteGranted) {
