@@ -44,11 +44,14 @@
  *   stays 0 meanwhile (the applier has caught up with the relay log, however
  *   far behind the source it is); `STOP REPLICA [IO_THREAD]` (and so RESET
  *   REPLICA ALL and a repoint) waits with the IO thread until the disk is
- *   freed, when the IO thread writes what it held and stops
- *   (test/lab/relay-log.test.ts "a replica whose relay log disk is full: ...":
- *   the commit waits and gets OK once the disk is freed; the voter's freeze
- *   does not finish, "could not stop replication in time"; Seconds_Behind_Source
- *   0 while it waits);
+ *   freed, when the IO thread writes (and acknowledges) what it held and, if a
+ *   STOP waits, stops (test/lab/relay-log.test.ts "a replica whose relay log
+ *   disk is full: ...": the commit waits and gets OK once the disk is freed;
+ *   Seconds_Behind_Source 0 while it waits; the voter's freeze does not
+ *   finish, "could not stop replication in time"; that the IO thread stops
+ *   once the disk is freed is not asserted). MySQL retries the write every
+ *   60 s (on the lab the commit got OK 52 s after the disk was freed): the
+ *   simulated IO thread resumes at once;
  * - CLONE INSTANCE: the recipient's data is replaced by the donor's and
  *   mysqld restarts (through its service manager) with it, keeping its
  *   server_uuid, fenced (super_read_only from my.cnf), replication not
