@@ -309,6 +309,16 @@ test(
         assert.ok(Number(waits?.v) >= 1, "the commit waits for an acknowledgement")
         const stateWhileWaiting = await ioState()
         assert.match(stateWhileWaiting, /disk space/i)
+        // However far behind, the lag MySQL reports is 0: the applier has caught up with the
+        // relay log, which the IO thread cannot extend (the simulator's model assumes it).
+        const lagWhileWaiting = await within(
+          5_000,
+          c.lab
+            .query<Record<string, unknown>>(stuck, "SHOW REPLICA STATUS")
+            .then(([r]) => String(r?.Seconds_Behind_Source ?? "null")),
+          "(SHOW REPLICA STATUS blocked)",
+        )
+        assert.equal(lagWhileWaiting, "0", "Seconds_Behind_Source while it waits for disk space")
         const freedAt = Date.now()
         await free()
         // mysqld retries a full disk every 60 s.

@@ -11,7 +11,11 @@
 //   released later, the commit lands on the server but the client never saw OK;
 // - kill -9 of mysqld while a commit waits gives the client an error, and the
 //   restarted server holds the transaction (unacknowledged: the node is
-//   DIVERGED afterwards) and is read-only.
+//   DIVERGED afterwards) and is read-only;
+// - lowering rpl_semi_sync_source_wait_for_replica_count releases a waiting
+//   commit that has that many acknowledgements, like disabling semi-sync: its
+//   client gets OK; lowering rpl_semi_sync_source_timeout does not release a
+//   commit already waiting (its deadline was set when it began to wait).
 import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
 import mysql from "mysql2/promise"
@@ -307,6 +311,55 @@ describe("semi-sync waiters on real MySQL 9.7 (what the demotion relies on)", {
     assert.ok(
       await rowExists(3),
       "crash recovery commits the transaction it had written to its binlog",
+    )
+  })
+
+  const sourceStatus = async (name: string): Promise<string> =>
+    (await lab.query<{ Value: string }>("db1", "SHOW GLOBAL STATUS LIKE ?", [name]))[0]?.Value ?? ""
+
+  test("lowering rpl_semi_sync_source_wait_for_replica_count releases a waiting commit with OK; lowering rpl_semi_sync_source_timeout does not", async () => {
+    // db1 is back from the kill -9 above: writable again, semi-sync strict, waiting for 2.
+    await lab.query("db1", "SET GLOBAL super_read_only = OFF")
+    await lab.query("db1", "SET GLOBAL read_only = OFF")
+    await lab.query("db1", "SET GLOBAL rpl_semi_sync_source_timeout = 3600000")
+    await lab.query("db1", "SET GLOBAL rpl_semi_sync_source_wait_for_replica_count = 2")
+    await semiSyncSource(true)
+    await lab.query("db2", "START REPLICA IO_THREAD")
+    await waitFor(
+      "db2 a semi-sync client of db1",
+      async () => (await sourceStatus("Rpl_semi_sync_source_clients")) === "1",
+      30_000,
+      100,
+    )
+    // One acknowledgement (db2's) of the two it waits for.
+    const app = await appConnection()
+    const thread = await threadId(app)
+    const waiter = insertPending(app, 7)
+    await waitsForAck(thread)
+    await new Promise((r) => setTimeout(r, 500))
+    assert.equal(outcome(waiter), undefined, "one acknowledgement of two: the commit waits")
+    const lowered = Date.now()
+    await lab.query("db1", "SET GLOBAL rpl_semi_sync_source_wait_for_replica_count = 1")
+    await waitFor("the waiter to settle", async () => outcome(waiter) !== undefined, 5_000, 20)
+    assert.equal(outcome(waiter)?.ok, true, "lowering the wait count gives the waiter OK")
+    const countMs = (outcome(waiter)?.at ?? 0) - lowered
+    assert.ok(countMs < 2_000, `at once (${countMs} ms)`)
+
+    // Nobody acknowledges now: a commit waits (timeout one hour), then the timeout is lowered.
+    // (MySQL computes a waiter's deadline when it starts waiting.)
+    await lab.query("db2", "STOP REPLICA IO_THREAD")
+    const app2 = await appConnection()
+    const thread2 = await threadId(app2)
+    const waiter2 = insertPending(app2, 8)
+    await waitsForAck(thread2)
+    await lab.query("db1", "SET GLOBAL rpl_semi_sync_source_timeout = 500")
+    await new Promise((r) => setTimeout(r, 3_000))
+    assert.equal(outcome(waiter2), undefined, "a lowered timeout does not release a waiter")
+    await semiSyncSource(false)
+    await waitFor("the old waiter to settle", async () => outcome(waiter2) !== undefined, 5_000, 20)
+    assert.equal(outcome(waiter2)?.ok, true, "released by disabling semi-sync")
+    console.log(
+      `wait count 2 -> 1 released the waiter in ${countMs} ms; timeout 3600 s -> 0.5 s left the waiting commit waiting (3 s)`,
     )
   })
 })

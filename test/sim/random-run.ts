@@ -67,6 +67,17 @@ export const systemUserSeed = (seed: number): boolean => seed % 8 === 3
 /** Seeds that run with the anti-flap block on (the others with recovery_block_period 0). */
 export const antiFlapSeed = (seed: number): boolean => seed % 4 === 0
 
+/**
+ * Seeds where a replica's relay-log disk fills up (sim-mysqld.ts: its IO
+ * thread waits for disk space, STOP REPLICA hangs with it) and is freed
+ * later: at a random time, at the heal, or, in half of them, only after the
+ * run (the stuck replica is not healthy, L1 does not ask it to replicate; the
+ * others must still elect a primary). Half fill the disk as a node stands for
+ * election (its voters' freezes then hang); the others at a random time. The
+ * fault is drawn from a generator of its own: every other seed runs as before.
+ */
+export const diskFullSeed = (seed: number): boolean => seed % 4 === 1
+
 export const randomRun = (seed: number, options: RunOptions = {}): RunResult => {
   const rng = new Prng(seed ^ 0x5eed)
   const drawn = pickShape(rng)
@@ -243,6 +254,7 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
       world.schedule(world.now + rng.range(0, 15), () => world.killAgent(voter, rng.range(50, 400)))
     }
   }
+  if (diskFullSeed(seed)) scheduleDiskFull(world, new Prng(seed ^ 0xd15c), from, healAt)
   world.runUntil(healAt)
   world.healAll()
   world.runUntil(healAt + settle)
@@ -262,6 +274,33 @@ export const randomRun = (seed: number, options: RunOptions = {}): RunResult => 
     trace: () => world.renderTrace(),
     events: world.eventsSeen,
     stats: { ...world.stats, acked: world.ackedCount },
+  }
+}
+
+/** The relay-log disk of a replica fills up, and is freed later (diskFullSeed). */
+const scheduleDiskFull = (world: World, rng: Prng, from: number, healAt: number): void => {
+  const dataNames = [...world.nodes.values()].filter((n) => n.mysqld !== null).map((n) => n.name)
+  const afterRun = rng.chance(0.5)
+  const forMs = rng.range(3000, 14_000)
+  const fill = (name: string): void => {
+    world.fillRelayDisk(name, afterRun)
+    if (!afterRun) world.schedule(world.now + forMs, () => world.freeRelayDisk(name))
+  }
+  if (rng.chance(0.5)) {
+    const previous = world.onCandidate
+    let armed = true
+    world.onCandidate = (candidate) => {
+      previous?.(candidate)
+      if (!armed || world.now < from || world.now > healAt) return
+      armed = false
+      fill(rng.pick(dataNames.filter((n) => n !== candidate)))
+    }
+  } else {
+    world.schedule(rng.range(from, healAt - 1000), () => {
+      const p = world.primary()
+      const replicas = dataNames.filter((n) => n !== p)
+      if (replicas.length > 0) fill(rng.pick(replicas))
+    })
   }
 }
 

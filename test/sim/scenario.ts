@@ -24,7 +24,7 @@
  *   expect published db2 | expect published none (etcd=true: whom the simulated etcd names)
  */
 
-import { isEmpty } from "../../agent/src/core/gtid.ts"
+import { isEmpty, isSubset } from "../../agent/src/core/gtid.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import type { HookName, OperatorRequest } from "../../agent/src/core/types.ts"
 import type { Traffic } from "./network.ts"
@@ -181,6 +181,12 @@ export const runScenario = (
         case "start-mysqld":
           w().startMysqld(args[0]!)
           break
+        case "fill-relay-disk":
+          w().fillRelayDisk(args[0]!)
+          break
+        case "free-relay-disk":
+          w().freeRelayDisk(args[0]!)
+          break
         case "deny-system-variables":
           w().fault(`${args[0]}'s agent user loses SYSTEM_VARIABLES_ADMIN`)
           w().node(args[0]!).mysqld!.systemVariablesDenied = true
@@ -256,6 +262,8 @@ const operatorRequest = (words: ReadonlyArray<string>): OperatorRequest => {
       return { _tag: "FixErrant", dryRun: words.includes("dry-run") }
     case "shutdown":
       return { _tag: "Shutdown" }
+    case "clone":
+      return { _tag: "Clone", recipient: arg!, donor: words[2] ?? null }
     default:
       throw new Error(`unknown operator request ${what}`)
   }
@@ -350,6 +358,25 @@ const expect = (
       // The primary's own report (writes-blocked.ts), past its grace period.
       const blocked = w.node(a!).state.writesBlocked?.reported === true
       if (blocked !== (b === "yes")) fail(`${a} reports writes blocked: ${blocked}`)
+      return
+    }
+    case "io-waiting-for-disk": {
+      const m = w.node(a!).mysqld
+      if ((m?.ioWaitingForDisk ?? false) !== (b === "yes"))
+        fail(`${a}'s IO thread waiting for disk space: ${m?.ioWaitingForDisk}`)
+      return
+    }
+    case "seconds-behind-source": {
+      const lag = w.node(a!).mysqld?.probe().replica?.lagSeconds
+      if (lag !== Number(b)) fail(`${a}'s Seconds_Behind_Source is ${lag}`)
+      return
+    }
+    case "holds-executed-of": {
+      // `a`'s mysqld holds every transaction `b`'s has (a clone copied them).
+      const m = w.node(a!).mysqld
+      const d = w.node(b!).mysqld
+      if (m === null || d === null || !isSubset(d.executed, m.executed))
+        fail(`${a} lacks transactions of ${b}`)
       return
     }
     case "no-violations":

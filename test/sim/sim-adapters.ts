@@ -18,7 +18,11 @@ import type pino from "pino"
 import type { HardStateStore } from "../../agent/src/adapters/hard-state-file.ts"
 import type { HookRunnerService, HookRunResult } from "../../agent/src/adapters/hook-runner.ts"
 import type { MeshService } from "../../agent/src/adapters/mesh.ts"
-import type { GrantsReport, MysqlActions } from "../../agent/src/adapters/mysql-actuator.ts"
+import type {
+  CloneResult,
+  GrantsReport,
+  MysqlActions,
+} from "../../agent/src/adapters/mysql-actuator.ts"
 import { MysqlError } from "../../agent/src/adapters/mysql-connection.ts"
 import type {
   LocalObservation,
@@ -87,6 +91,8 @@ export interface SimHost {
   /** Service discovery: the simulated etcd (world.ts). */
   onDiscovery(name: string, op: "publish" | "withdraw", term: number): void
   restartMysqld(name: string, done: (ok: boolean) => void): void
+  /** CLONE INSTANCE FROM `donor` on `name`'s mysqld; `done(null)` once it restarted with the donor's data. */
+  cloneMysqld(name: string, donor: string, done: (error: string | null) => void): void
   /** service.kill_command: SIGKILL through the service manager, which starts mysqld again. */
   stopMysqldHard(name: string, reason: string): void
   hookResult(name: string, hook: HookName): { readonly exitCode: number; readonly ms: number }
@@ -104,6 +110,13 @@ export interface SimHost {
 const MYSQL_POLL_MS = 20
 /** A pending-fence SET aborted by the client's query timeout (config mysql.query_timeout). */
 const QUERY_TIMEOUT_MS = 1_000
+/**
+ * The bound of one MySQL action in the actuator (mysql-actuator.ts `act`):
+ * fence_timeout + connect_timeout of simDaemonConfig. A STOP REPLICA that
+ * waits longer fails with a timeout (the statement itself stays pending in
+ * mysqld).
+ */
+const ACTION_BOUND_MS = 10_000 + 1_000
 
 /** The daemon's config as the executor reads it, for a simulated member. */
 export const simDaemonConfig = (
@@ -146,7 +159,16 @@ const mysqlError = (
   kind: MysqlError["kind"],
   reason: string,
 ): MysqlError =>
-  new MysqlError({ action, target, kind, code: null, errno: null, sqlState: null, reason })
+  new MysqlError({
+    action,
+    target,
+    kind,
+    // A stopped mysqld: nothing listens, the connect is refused (as mysql2 reports it).
+    code: reason === "connection refused" ? "ECONNREFUSED" : null,
+    errno: null,
+    sqlState: null,
+    reason,
+  })
 
 const exited = (code: number, durationMs: number): ProcessRunResult => ({
   _tag: "Exited",
@@ -321,6 +343,40 @@ export const simAgentProcess = (options: {
       }
     })
 
+  /**
+   * The STOP REPLICA part of a statement: at once, or, while the IO thread
+   * waits for disk space, once the disk is freed; the client gives up at the
+   * action's bound.
+   */
+  const stopIoThread = (m: SimMysqld, action: string): Effect.Effect<void, MysqlError> =>
+    Effect.callback<void, MysqlError>((resume) => {
+      let settled = false
+      const settle = (e: Effect.Effect<void, MysqlError>) => {
+        if (settled) return
+        settled = true
+        if (alive()) resume(e)
+      }
+      const stoppedNow = m.requestIoStop((stopped) =>
+        settle(
+          stopped
+            ? Effect.void
+            : Effect.fail(mysqlError(action, target, "connection-lost", "mysqld died")),
+        ),
+      )
+      if (stoppedNow) return settle(Effect.void)
+      host.traceNode(
+        self,
+        `${action}: STOP REPLICA waits for the IO thread (waiting for disk space)`,
+      )
+      host.schedule(host.now + ACTION_BOUND_MS, () =>
+        settle(
+          Effect.fail(
+            mysqlError(action, target, "timeout", `did not finish within ${ACTION_BOUND_MS} ms`),
+          ),
+        ),
+      )
+    })
+
   const killSessions = (m: SimMysqld) =>
     Effect.sync(() => {
       const killed = m.killSessions()
@@ -346,19 +402,24 @@ export const simAgentProcess = (options: {
     busyClientSessions: () => statement("busy", () => Effect.succeed(0)),
     stopReplica: statement("stop-replica", (m) =>
       Effect.sync(() => {
-        m.stopIo()
         m.sqlRunning = false
-      }),
+      }).pipe(Effect.andThen(stopIoThread(m, "stop-replica"))),
     ),
-    stopReplicaIoThread: statement("stop-io", (m) => Effect.sync(() => m.stopIo())),
+    stopReplicaIoThread: statement("stop-io", (m) => stopIoThread(m, "stop-io")),
     startReplica: statement("start-replica", (m) => Effect.sync(() => m.startReplica())),
-    resetReplicaAll: statement("reset-replica", (m) => Effect.sync(() => m.resetReplicaAll())),
+    resetReplicaAll: statement("reset-replica", (m) =>
+      stopIoThread(m, "reset-replica").pipe(Effect.andThen(Effect.sync(() => m.resetReplicaAll()))),
+    ),
     repoint: (o) =>
       statement("repoint", (m) =>
-        Effect.sync(() => {
-          m.replicateFrom(o.host)
-          host.traceNode(self, `mysql ReplicateFrom(${o.host}) ok`)
-        }),
+        stopIoThread(m, "repoint").pipe(
+          Effect.andThen(
+            Effect.sync(() => {
+              m.replicateFrom(o.host)
+              host.traceNode(self, `mysql ReplicateFrom(${o.host}) ok`)
+            }),
+          ),
+        ),
       ),
     waitForExecutedGtidSet: (set, timeoutSeconds) =>
       statement("wait", (m) =>
@@ -384,7 +445,7 @@ export const simAgentProcess = (options: {
           if (released.length > 0) {
             host.traceNode(
               self,
-              `semi-sync off as a source released ${released.length} waiting commit(s)`,
+              `${o.enabled ? "semi-sync wait count lowered" : "semi-sync off as a source"} released ${released.length} waiting commit(s)`,
             )
             host.acknowledge(m, released)
           }
@@ -403,7 +464,26 @@ export const simAgentProcess = (options: {
           return 0
         }),
       ),
-    clone: () => Effect.fail(mysqlError("clone", target, "unexpected", "CLONE is not simulated")),
+    // The copy, then mysqld restarts with the donor's data: the reply once it answers again.
+    clone: (o) =>
+      statement("clone", (m) =>
+        Effect.callback<CloneResult, MysqlError>((resume) => {
+          const began = host.now
+          host.cloneMysqld(self, o.donorHost, (error) => {
+            if (!alive()) return
+            resume(
+              error === null
+                ? Effect.succeed({
+                    executed: m.executed,
+                    durationMs: host.now - began,
+                    copyMs: host.now - began,
+                    ending: "the server restarted",
+                  })
+                : Effect.fail(mysqlError("clone", target, "server", error)),
+            )
+          })
+        }),
+      ),
     checkGrants: Effect.suspend(() => {
       const m = host.mysqldOf(self)
       // A fixed latency: no draw from the generator.
@@ -480,7 +560,7 @@ export const simAgentProcess = (options: {
                   sourceUuid: "",
                   ioState: p.replica.ioRunning ? "Yes" : "No",
                   ioRunning: p.replica.ioRunning,
-                  ioStatus: "",
+                  ioStatus: p.replica.ioStatus ?? "",
                   sqlRunning: p.replica.sqlRunning,
                   retrieved: p.replica.retrieved,
                   executed: p.executed,

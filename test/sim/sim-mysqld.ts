@@ -30,12 +30,43 @@
  * - a hung mysqld (SIGSTOP) accepts connections and never answers, a stopped
  *   one refuses them (test/lab/hung-mysqld.test.ts reads the greeting of both):
  *   the world's adapters answer a query on a hung server with a timeout, on a
- *   stopped one with "connection refused".
+ *   stopped one with "connection refused";
+ * - lowering rpl_semi_sync_source_wait_for_replica_count releases the waiters
+ *   that have as many acknowledgements as the new count: their clients get OK,
+ *   as when semi-sync is turned off; lowering rpl_semi_sync_source_timeout
+ *   releases nobody already waiting (test/lab/semisync-behaviour.test.ts
+ *   "lowering rpl_semi_sync_source_wait_for_replica_count releases a waiting
+ *   commit with OK; lowering rpl_semi_sync_source_timeout does not");
+ * - a relay-log disk that is full: the IO thread, once it has a transaction
+ *   to write, waits for disk space (Replica_IO_State "Waiting for disk
+ *   space"): it writes and acknowledges nothing, and a commit that only it
+ *   could acknowledge waits until the disk is freed; Seconds_Behind_Source
+ *   stays 0 meanwhile (the applier has caught up with the relay log, however
+ *   far behind the source it is); `STOP REPLICA [IO_THREAD]` (and so RESET
+ *   REPLICA ALL and a repoint) waits with the IO thread until the disk is
+ *   freed, when the IO thread writes (and acknowledges) what it held and, if a
+ *   STOP waits, stops (test/lab/relay-log.test.ts "a replica whose relay log
+ *   disk is full: ...": the commit waits and gets OK once the disk is freed;
+ *   Seconds_Behind_Source 0 while it waits; the voter's freeze does not
+ *   finish, "could not stop replication in time"; that the IO thread stops
+ *   once the disk is freed is not asserted). MySQL retries the write every
+ *   60 s (on the lab the commit got OK 52 s after the disk was freed): the
+ *   simulated IO thread resumes at once;
+ * - CLONE INSTANCE: the recipient's data is replaced by the donor's and
+ *   mysqld restarts (through its service manager) with it, keeping its
+ *   server_uuid, fenced (super_read_only from my.cnf), replication not
+ *   configured (test/lab/mysql-adapters.test.ts "clone re-seeds a detached
+ *   replica from a donor").
  *
- * Not modelled (no lab test asserts them yet, or no simulated fault needs
- * them): lowering the wait count or the timeout releasing waiters, STOP
- * REPLICA hanging while the IO thread waits for disk space, lag beyond the
- * relay log, CLONE.
+ * Not modelled: lag beyond the relay log; the semi-sync timeout itself (a
+ * waiter released with OK once rpl_semi_sync_source_timeout passes, and the
+ * fallback to asynchronous commits: every simulated run is strict, where the
+ * agent sets the timeout to a year; no lab test asserts how a lowered timeout
+ * treats later commits: on the lab the next commit still waited 10 s behind
+ * the old waiter); a SHOW REPLICA
+ * STATUS that blocks behind a hanging STOP REPLICA (seen on the lab, not
+ * asserted); a clone copies the donor's binlog too (MySQL's does not: a
+ * replica of the recipient then fetches what it lacks elsewhere).
  */
 import {
   addTransaction,
@@ -105,6 +136,12 @@ export class SimMysqld {
   systemUserClients = false
   /** Bumped on every crash: replicas reconnect. */
   incarnation = 0
+  /** The relay log's disk has no room left (it stays full across restarts: it is the disk). */
+  relayDiskFull = false
+  /** The IO thread holds a transaction it cannot write: Replica_IO_State "Waiting for disk space". */
+  ioWaitingForDisk = false
+  /** STOP REPLICA statements waiting for the IO thread (called with false when mysqld dies). */
+  private ioStopWaiters: Array<(stopped: boolean) => void> = []
 
   constructor(name: string, uuid: string) {
     this.name = name
@@ -132,6 +169,7 @@ export class SimMysqld {
           : {
               source: this.source,
               ioRunning: this.ioRunning,
+              ioStatus: this.ioWaitingForDisk ? "Waiting for disk space" : "",
               sqlRunning: this.sqlRunning,
               retrieved: this.retrieved,
               lagSeconds: this.relay.length > 0 ? 0.1 : 0,
@@ -154,7 +192,12 @@ export class SimMysqld {
   commit(writeId: number, now: number): PendingWrite {
     const gno = nextGno(this.executed, this.uuid)
     this.appendToBinlog({ sid: this.uuid, gno, at: now, writeId })
-    const p: PendingWrite = { writeId, gno, acks: new Set(), systemUser: this.systemUserClients }
+    const p: PendingWrite = {
+      writeId,
+      gno,
+      acks: new Set(),
+      systemUser: this.systemUserClients,
+    }
     if (this.semiSyncSourceEnabled) this.pending.push(p)
     return p
   }
@@ -197,15 +240,15 @@ export class SimMysqld {
   }
 
   /**
-   * rpl_semi_sync_source_enabled and the wait count; turning it off releases
-   * every waiter: returned, their clients get OK.
+   * rpl_semi_sync_source_enabled and the wait count (the timeout releases
+   * nobody waiting): turning it off releases every waiter, lowering the count
+   * those that have enough acknowledgements; returned, their clients get OK.
    */
   setSemiSyncSource(enabled: boolean, waitCount: number): Array<PendingWrite> {
     this.semiSyncSourceEnabled = enabled
     this.semiSyncWaitCount = waitCount
-    if (enabled) return []
-    const released = this.pending
-    this.setPending([])
+    const released = enabled ? this.pending.filter((p) => p.acks.size >= waitCount) : this.pending
+    if (released.length > 0) this.setPending(this.pending.filter((p) => !released.includes(p)))
     return released
   }
 
@@ -240,6 +283,8 @@ export class SimMysqld {
     const lost = this.pending
     this.pending = []
     if (this.fencePending) this.settleFence(false)
+    this.ioWaitingForDisk = false
+    this.settleIoStop(false)
     return lost
   }
 
@@ -284,6 +329,52 @@ export class SimMysqld {
 
   stopIo(): void {
     this.ioRunning = false
+  }
+
+  /**
+   * STOP REPLICA's wait for the IO thread: stopped now (true), or, while the
+   * IO thread waits for disk space, once the disk is freed (`onStopped`).
+   */
+  requestIoStop(onStopped: (stopped: boolean) => void): boolean {
+    if (!this.ioWaitingForDisk) {
+      this.ioRunning = false
+      return true
+    }
+    this.ioStopWaiters.push(onStopped)
+    return false
+  }
+
+  /** Whether a STOP REPLICA waits for the IO thread (its kill flag is set). */
+  get ioStopRequested(): boolean {
+    return this.ioStopWaiters.length > 0
+  }
+
+  /** The disk has room again: the IO thread wrote what it held (the world did); a STOP takes effect. */
+  diskFreed(): void {
+    this.relayDiskFull = false
+    this.ioWaitingForDisk = false
+    if (this.ioStopRequested) {
+      this.ioRunning = false
+      this.settleIoStop(true)
+    }
+  }
+
+  private settleIoStop(stopped: boolean): void {
+    const waiters = this.ioStopWaiters
+    this.ioStopWaiters = []
+    for (const w of waiters) w(stopped)
+  }
+
+  /** A CLONE INSTANCE finished copying `donor`: this server holds the donor's data (restart follows). */
+  cloneFrom(donor: SimMysqld): void {
+    this.executed = donor.executed
+    this.log = [...donor.log]
+    this.source = null
+    this.ioRunning = false
+    this.sqlRunning = false
+    this.relay = []
+    this.retrieved = emptyGtidSet
+    this.lastError = null
   }
 
   resetReplicaAll(): void {

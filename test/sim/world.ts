@@ -55,7 +55,7 @@ import { type PendingWrite, SimMysqld } from "./sim-mysqld.ts"
 export type Reducer = (state: AgentState, input: Input) => StepResult
 
 export interface Violation {
-  readonly invariant: "I1" | "I2" | "I3" | "I4" | "I5" | "L1" | "D1"
+  readonly invariant: "I1" | "I2" | "I3" | "I4" | "I5" | "L1" | "L2" | "L3" | "D1"
   readonly at: number
   readonly detail: string
 }
@@ -104,6 +104,8 @@ interface Node {
   readonly hookMs: Map<HookName, number>
   /** Privileges the agent's MySQL user lacks on this node (what SHOW GRANTS would show missing). */
   readonly missingPrivileges: Set<string>
+  /** The vote request this agent holds unanswered while its freeze is under way, and since when (L3). */
+  voteWait: { readonly request: unknown; at: number } | null
   readonly trace: Array<string>
 }
 
@@ -162,6 +164,12 @@ const uuidFor = (i: number): string =>
   `${(i + 1).toString(16).padStart(8, "0")}-0000-4000-8000-${(0xabc000 + i).toString(16).padStart(12, "0")}`
 
 const TICK_MS = 50
+/**
+ * L3: a voter whose freeze (STOP REPLICA IO_THREAD) has not finished answers
+ * the vote request within this long (rpc_timeout bounds the wait, protocol.md
+ * section 7: "could not stop replication in time"; a tick and slack).
+ */
+const VOTE_ANSWER_LIMIT_MS = 4_000
 const MYSQL_TICK_MS = 20
 
 /** The timings every simulated run uses unless a script overrides them: the defaults, quicker to give up. */
@@ -237,6 +245,8 @@ export class World implements SimHost {
   private publishedTerm = 0
   // Ledgers for invariants
   private readonly votes = new Map<string, string>()
+  /** The last vote each voter refused each candidate, and whether it granted a pre-vote since (L2). */
+  private readonly voteRefusals = new Map<string, { reason: string; preVoteGranted: boolean }>()
   private readonly recordParents = new Map<string, string | null>()
   private committedRecords: Array<string> = []
   private readonly recordContent = new Map<string, string>()
@@ -250,11 +260,23 @@ export class World implements SimHost {
    * agents acknowledged (I3 does not count it; the agents report it as errant).
    */
   private readonly writableByHand = new Set<SimMysqld>()
+  /** Relay-log disks the heal leaves full: L1 does not ask those replicas to replicate. */
+  private readonly fullBeyondHeal = new Set<string>()
   /** Called when a node starts a real vote: lets a fault schedule strike mid-election. */
   onCandidate: ((name: string) => void) | null = null
   /** Every event name the agents emitted, and promotion kinds as `promoted:<kind>`. */
   readonly eventsSeen = new Set<string>()
-  stats = { elections: 0, promotions: 0, inputs: 0, twoWritableSteps: 0 }
+  stats = {
+    elections: 0,
+    promotions: 0,
+    inputs: 0,
+    twoWritableSteps: 0,
+    /** Most nodes stood for election, one after another, without anyone being elected. */
+    electionsWithoutLeader: 0,
+    /** Longest a vote request waited for its voter's freeze (L3). */
+    longestVoteWait: 0,
+  }
+  private standingSinceLeader = 0
   private readonly promotedTerms = new Set<number>()
   /** Every completed promotion (any kind, reclaims too): when and whom. */
   readonly promotions: Array<{ readonly at: number; readonly node: string }> = []
@@ -289,6 +311,7 @@ export class World implements SimHost {
         hookExit: new Map(),
         hookMs: new Map(),
         missingPrivileges: new Set(),
+        voteWait: null,
         trace: [],
       })
     }
@@ -378,6 +401,10 @@ export class World implements SimHost {
         fatal: (reason) => this.traceNode(n.name, `fatal: ${reason}`),
       })
       n.state = initialState(this.config, n.name)
+      n.voteWait = null
+      // A restarted voter judges afresh (its post-restart abstention is a new refusal).
+      for (const key of this.voteRefusals.keys())
+        if (key.startsWith(`${n.name}>`)) this.voteRefusals.delete(key)
       n.pausedUntil = 0
       n.deferred = []
       this.input(n, (now) => ({
@@ -411,6 +438,10 @@ export class World implements SimHost {
     const before = n.state
     const result = this.reducer(before, input)
     n.state = result.state
+    // L3 times a freeze that has not finished (a finished one waits for a probe after it).
+    const pv = n.state.pendingVote
+    if (pv === null || pv.stopped) n.voteWait = null
+    else if (n.voteWait?.request !== pv.request) n.voteWait = { request: pv.request, at: this.now }
     if (input._tag === "Tick" && this.reducer === step) this.checkDeadline(n, before, input, result)
     this.observeTransition(n, before, input)
     if (result.outputs.length === 0 || n.process === null) return
@@ -557,8 +588,14 @@ export class World implements SimHost {
         n,
         `term ${before.hard.term}->${s.hard.term} role ${before.role}->${s.role} (${input._tag}${input._tag === "PeerReceived" ? `:${input.message._tag} from ${input.from}` : ""})`,
       )
+      if (s.role === "leader" && before.role !== "leader") this.standingSinceLeader = 0
       if (s.role === "candidate" && before.role !== "candidate") {
         this.stats.elections++
+        this.standingSinceLeader++
+        this.stats.electionsWithoutLeader = Math.max(
+          this.stats.electionsWithoutLeader,
+          this.standingSinceLeader,
+        )
         // A candidate votes for itself: that is a vote too (I4).
         this.recordVote(n.name, s.hard.term, n.name)
         this.onCandidate?.(n.name)
@@ -607,6 +644,8 @@ export class World implements SimHost {
   }
 
   private pull(n: Node, m: SimMysqld): void {
+    // Waiting for disk space: it holds what it fetched, writes and acknowledges nothing.
+    if (m.ioWaitingForDisk) return
     const src = this.nodes.get(m.source!)
     const s = src?.mysqld
     if (!src || !s?.up || s.hung || !this.net.roundTrip(n.name, src.name, "mysql")) return
@@ -624,6 +663,12 @@ export class World implements SimHost {
       m.ioCursor++
     }
     if (fresh.length === 0) return
+    if (m.relayDiskFull) {
+      m.ioBacklog = fresh
+      m.ioWaitingForDisk = true
+      this.trace(n, "IO thread waiting for disk space")
+      return
+    }
     let retrieved = m.retrieved
     for (const t of fresh) {
       if (contains(retrieved, t.sid, t.gno) || contains(m.executed, t.sid, t.gno)) continue
@@ -725,6 +770,18 @@ export class World implements SimHost {
         who += ` ${n.name}(term ${n.state.hard.term})`
       }
       if (n.mysqld?.writable && !n.mysqld.hung) writable++
+      const wait = n.voteWait
+      if (wait !== null && n.agentUp && this.now >= n.pausedUntil) {
+        const ms = this.now - wait.at
+        if (ms > this.stats.longestVoteWait) this.stats.longestVoteWait = ms
+        if (ms > VOTE_ANSWER_LIMIT_MS) {
+          const req = n.state.pendingVote?.request
+          this.violate(
+            "L3",
+            `${n.name} left ${req?.from}'s vote request of term ${req?.term} unanswered for ${ms.toFixed(0)} ms (its freeze never finished)`,
+          )
+        }
+      }
     }
     if (holders > 1) this.violate("I1", `leases held by${who}`)
     if (writable === 0) this.gapStart ??= this.now
@@ -781,10 +838,38 @@ export class World implements SimHost {
     }
   }
 
-  /** I4: no node votes twice in one term. */
+  /** I4: no node votes twice in one term; L2: no pre-vote granted for a vote refused again. */
   onSend(from: string, to: string, message: PeerMessage): void {
-    if (message._tag !== "VoteResponse" || !message.granted) return
-    this.recordVote(from, message.term, to)
+    if (message._tag === "PreVoteResponse" && message.granted) {
+      const last = this.voteRefusals.get(`${from}>${to}`)
+      if (last !== undefined) last.preVoteGranted = true
+    }
+    if (message._tag !== "VoteResponse") return
+    if (message.granted) {
+      this.voteRefusals.delete(`${from}>${to}`)
+      this.recordVote(from, message.term, to)
+      return
+    }
+    // Refusals the pre-vote cannot foresee: a race with another candidate, or a state only a
+    // freeze shows (a primary stepping down is still writable until its fence completes; the
+    // frozen voter may have received, from the candidate itself, what its request lacks).
+    // The very same reason (a lease's end time included: a new lease is a new reason).
+    const reason = message.reason
+    if (
+      /^(already voted|stale term|deciding on|my mysqld is still writable)|lacks transactions/.test(
+        reason,
+      )
+    )
+      return
+    const key = `${from}>${to}`
+    const last = this.voteRefusals.get(key)
+    if (last !== undefined && last.reason === reason && last.preVoteGranted) {
+      this.violate(
+        "L2",
+        `${from} granted ${to}'s pre-vote, then refused its vote of term ${message.term} again: ${message.reason} (terms climb at every attempt)`,
+      )
+    }
+    this.voteRefusals.set(key, { reason, preVoteGranted: false })
   }
 
   private recordVote(voter: string, term: number, candidate: string): void {
@@ -848,6 +933,8 @@ export class World implements SimHost {
     for (const n of this.nodes.values()) {
       const m = n.mysqld
       if (n === p || m === null || !m.up || !n.agentUp || n.state.local.diverged) continue
+      // Its disk still full: not a healthy node; its IO thread may hang in a STOP (repoint).
+      if (m.relayDiskFull) continue
       if (m.source !== p.name || !m.ioRunning || !m.sqlRunning) {
         return `${n.name} does not replicate from ${p.name} (source ${m.source}, io ${m.ioRunning}, sql ${m.sqlRunning})`
       }
@@ -941,6 +1028,56 @@ export class World implements SimHost {
     })
   }
 
+  /**
+   * The relay log's disk fills up: the IO thread waits for disk space at its
+   * next transaction. `beyondHeal`: the heal leaves it full (freed after the run).
+   */
+  fillRelayDisk(name: string, beyondHeal = false): void {
+    const m = this.node(name).mysqld
+    if (m === null || m.relayDiskFull) return
+    this.fault(`relay-log disk of ${name} full${beyondHeal ? " (until after the run)" : ""}`)
+    m.relayDiskFull = true
+    if (beyondHeal) this.fullBeyondHeal.add(name)
+  }
+
+  /** Room again: the IO thread writes (and acknowledges) what it held; a pending STOP then stops it. */
+  freeRelayDisk(name: string): void {
+    const n = this.node(name)
+    const m = n.mysqld
+    if (m === null || !m.relayDiskFull) return
+    this.fault(`relay-log disk of ${name} freed`)
+    m.relayDiskFull = false
+    if (m.ioWaitingForDisk) {
+      m.ioWaitingForDisk = false
+      if (m.up && !m.hung && m.source !== null && m.ioRunning) this.pull(n, m)
+    }
+    m.diskFreed()
+  }
+
+  /**
+   * CLONE INSTANCE FROM `donor`: the copy (0.5 to 1.5 s), then the recipient's
+   * mysqld restarts with the donor's data through its service manager (1 to 2 s).
+   */
+  cloneMysqld(name: string, donor: string, done: (error: string | null) => void): void {
+    const n = this.node(name)
+    const m = n.mysqld
+    const d = this.nodes.get(donor)?.mysqld ?? null
+    this.trace(n, `CLONE INSTANCE FROM ${donor}`)
+    this.schedule(this.now + 500 + this.rng.next() * 1000, () => {
+      if (m === null || !m.up) return done("the recipient's mysqld went away during the clone")
+      if (d === null || !d.up || d.hung || !this.net.roundTrip(name, donor, "mysql"))
+        return done(`clone donor ${donor} unreachable`)
+      this.lose(m.crash(), m)
+      m.cloneFrom(d)
+      this.schedule(this.now + 1000 + this.rng.next() * 1000, () => {
+        if (m.up || n.restartFails) return done("mysqld did not come back after the clone")
+        this.boot(n, m)
+        this.trace(n, `mysqld restarted with ${donor}'s data`)
+        done(null)
+      })
+    })
+  }
+
   killAgent(name: string, downForMs: number): void {
     const n = this.node(name)
     if (!n.agentUp) return
@@ -962,6 +1099,8 @@ export class World implements SimHost {
       if (n.incarnation !== inc) return
       const work = n.deferred
       n.deferred = []
+      // A stopped process answers nothing: L3 counts from its resumption.
+      if (n.voteWait !== null) n.voteWait.at = this.now
       for (const w of work) w()
     })
   }
@@ -1012,6 +1151,7 @@ export class World implements SimHost {
       n.restartFails = false
       n.crashLoopUpMs = null
       if (n.mysqld !== null) n.mysqld.applyStalled = false
+      if (n.mysqld?.relayDiskFull && !this.fullBeyondHeal.has(n.name)) this.freeRelayDisk(n.name)
       if (!n.agentUp) this.startAgent(n, 0)
       const m = n.mysqld
       if (m?.hung) m.hung = false
