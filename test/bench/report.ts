@@ -299,7 +299,7 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
       (r) => r.primaryBefore !== undefined && r.primaryAfter !== r.primaryBefore,
     ).length
     out.push(
-      `| ${NAMES[s]} | ${rs.length} | ${rs.filter((r) => !r.ok).length} | ${rs.reduce((n, r) => n + (r.lostWrites ?? 0), 0)} | ${termChanged} | ${isStress ? newPrimary : "(failover expected)"} | ${isStress ? rs.filter((r) => r.falseFailover !== false).length : "–"} |`,
+      `| ${NAMES[s]} | ${rs.length} | ${rs.filter((r) => !r.ok).length} | ${rs.reduce((n, r) => n + (r.lostWrites ?? 0), 0)} | ${termChanged} | ${isStress ? newPrimary : "(not a stress run)"} | ${isStress ? rs.filter((r) => r.falseFailover !== false).length : "–"} |`,
     )
   }
   out.push("")
