@@ -139,16 +139,16 @@ const version = async (args: ReadonlyArray<string>, io: Io): Promise<number> => 
   return EXIT_OK
 }
 
+/** The daemon's config loader, loaded on demand (never on the control commands' path). */
+const configLoader = () => import("./daemon/config-load.ts")
+
 /**
  * The config of `file` for a command that needs it whole (check-config and
  * the day-1 commands), or null once its problem is printed. Loaded on demand:
  * the control commands never reach the config loader, Effect or yaml.
  */
 export const loadValidConfig = async (file: string, io: Io): Promise<Config | null> => {
-  const [{ Effect }, { loadConfig }] = await Promise.all([
-    import("effect"),
-    import("./daemon/config-load.ts"),
-  ])
+  const [{ Effect }, { loadConfig }] = await Promise.all([import("effect"), configLoader()])
   const result = await Effect.runPromise(Effect.result(loadConfig(file)))
   if (result._tag === "Failure") {
     io.err(`${result.failure.message}\n`)
@@ -176,7 +176,7 @@ const checkConfig = async (args: ReadonlyArray<string>, io: Io): Promise<number>
     `  mesh ${c.mesh.listen ?? "(every address, agent_port)"}, http ${c.http.listen}, control ${c.control.socket}, state ${c.state_dir}`,
     `  vip ${c.vip === undefined ? "none" : `${c.vip.address} on ${c.vip.interface}`}; semi-sync ${c.semi_sync.mode}; log level ${c.log.level}`,
   ]
-  const { configWarnings } = await import("./daemon/config-load.ts")
+  const { configWarnings } = await configLoader()
   for (const w of configWarnings(c)) lines.push(`  warning: ${w}`)
   io.out(`${lines.join("\n")}\n`)
   if (!flags.has("--files")) return EXIT_OK
