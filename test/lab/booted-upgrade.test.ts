@@ -1,10 +1,11 @@
-// The rolling upgrade of issue 14 item 2 as operators do it: booted hosts
-// (systemd, Debian's mysql-server, polkit) that run the previous release's
-// .deb (dfc83b6, built once per commit: test/support/prev-release.ts), then
-// one host at a time `apt-get install ./mha-agent_*.deb` of this checkout and
-// `systemctl restart mha-agent`: the replicas first, a switchover, the old
-// primary last. Then back (`apt-get install --allow-downgrades` of the
-// previous .deb) the same way. A writer runs throughout. Asserted: no
+// The rolling upgrade of issue 14 item 2 as operators do it, on booted hosts
+// (systemd, Debian's mysql-server, polkit). The hosts are set up by following
+// this checkout's guide (packaging/README.package), whose day-1 commands the
+// previous release (dfc83b6, built once per commit: test/support/prev-release.ts)
+// does not have; so the cluster first goes down to the previous release's .deb
+// one host at a time (`apt-get install --allow-downgrades`, `systemctl restart
+// mha-agent`: the replicas first, a switchover, the old primary last), runs on
+// it, and then comes up again to this checkout's .deb the same way. A writer runs throughout. Asserted: no
 // failover (the record's history holds exactly the two planned switchovers),
 // no acknowledged write lost, never two writable, and no write block beyond
 // the switchovers'.
@@ -65,7 +66,7 @@ test("booted hosts: rolling upgrade of the .deb from the previous release, one h
   try {
     const current = await packagesUnderTest(scratch, log)
     c = await BootedCluster.up({
-      deb: previous.deb,
+      deb: current.deb,
       timings: { restart_timeout: "10s", apply_timeout: "10s" },
       log,
     })
@@ -75,7 +76,7 @@ test("booted hosts: rolling upgrade of the .deb from the previous release, one h
       (await cluster.in(host, ["dpkg-query", "-W", "mha-agent"])).stdout.trim().split("\t")[1] ??
       "?"
     for (const h of cluster.lab.hosts) versions.set(h.name, await installed(h.name))
-    note("cluster up from the previous release's .deb")
+    note("cluster up from this checkout's .deb, by the guide")
     let primary = await cluster.waitForPrimary(30_000)
     assert.equal(primary, "db1")
 
@@ -103,7 +104,21 @@ test("booted hosts: rolling upgrade of the .deb from the previous release, one h
     }
     const switchover = async (to: string) => {
       await waitSteady(cluster, to, primary)
-      const r = await cluster.in(primary, ["mha-agent", "switchover", "--to", to], 60_000)
+      // The previous release takes an agent restart for a mysqld outage: its replica stands
+      // only once it has caught up with the primary again. Until then the primary refuses
+      // ("cannot stand for election now"), and the operator tries again.
+      let r = { code: 1, stdout: "", stderr: "" }
+      await waitFor(
+        `${primary} to hand over to ${to}`,
+        async () => {
+          r = await cluster.tryIn(primary, ["mha-agent", "switchover", "--to", to], 60_000)
+          if (r.code === 0) return true
+          if (/cannot stand for election now/.test(r.stderr + r.stdout)) return false
+          throw new Error(`switchover --to ${to}: ${r.stderr.trim()} ${r.stdout.trim()}`)
+        },
+        30_000,
+        1_000,
+      )
       assert.match(r.stdout, /transferred/, r.stderr)
       assert.equal(await cluster.waitForPrimary(30_000, primary), to)
       note(`switchover ${primary} -> ${to}`)
@@ -111,22 +126,23 @@ test("booted hosts: rolling upgrade of the .deb from the previous release, one h
       await cluster.waitForWritesAfter(Date.now(), 30_000)
     }
 
-    // Up: db3, db2, switchover to db2, db1.
+    // Down: db3, db2, switchover to db2, db1.
     for (const h of ["db3", "db2"]) {
-      await install(h, current.deb, false)
-      note(`${h} upgraded`)
-    }
-    await switchover("db2")
-    await install("db1", current.deb, false)
-    note("db1 upgraded: every host runs this checkout's .deb")
-    // Down: db3, db1, switchover back to db1, db2.
-    for (const h of ["db3", "db1"]) {
       await install(h, previous.deb, true)
       note(`${h} downgraded`)
     }
+    await switchover("db2")
+    await install("db1", previous.deb, true)
+    note("db1 downgraded: every host runs the previous release")
+    await cluster.waitForWritesAfter(Date.now(), 30_000)
+    // Up: db3, db1, switchover back to db1, db2.
+    for (const h of ["db3", "db1"]) {
+      await install(h, current.deb, false)
+      note(`${h} upgraded`)
+    }
     await switchover("db1")
-    await install("db2", previous.deb, true)
-    note("db2 downgraded: every host runs the previous release again")
+    await install("db2", current.deb, false)
+    note("db2 upgraded: every host runs this checkout's .deb again")
     await cluster.waitForWritesAfter(Date.now(), 30_000)
 
     const result = await cluster.check(started)
