@@ -104,9 +104,9 @@ test("booted hosts: rolling upgrade of the .deb from the previous release, one h
     }
     const switchover = async (to: string) => {
       await waitSteady(cluster, to, primary)
-      // The previous release takes an agent restart for a mysqld outage: its replica stands
-      // only once it has caught up with the primary again. Until then the primary refuses
-      // ("cannot stand for election now"), and the operator tries again.
+      // A replica whose agent just restarted stands only once it has caught up with the
+      // primary again (its mysqld may have dropped relay logs meanwhile; both releases): until
+      // then the primary refuses ("cannot stand for election now"), and the operator tries again.
       let r = { code: 1, stdout: "", stderr: "" }
       await waitFor(
         `${primary} to hand over to ${to}`,

@@ -174,7 +174,24 @@ const setVersion = async (
 
 const switchover = async (c: LabCluster, from: string, to: string) => {
   await waitRole(c, from, to, "STANDBY", from)
-  const r = await c.agents.cli(from, ["switchover", "--to", to])
+  // A replica whose agent just restarted stands only once it has caught up with the primary
+  // again (its mysqld may have dropped relay logs meanwhile): until then the primary refuses
+  // ("cannot stand for election now") and the operator tries again.
+  let r = { stdout: "", stderr: "" }
+  await waitFor(
+    `${from} to hand over to ${to}`,
+    async () => {
+      try {
+        r = await c.agents.cli(from, ["switchover", "--to", to])
+        return true
+      } catch (e) {
+        if (/cannot stand for election now/.test(String(e))) return false
+        throw e
+      }
+    },
+    30_000,
+    1_000,
+  )
   assert.match(r.stdout, /transferred/, `switchover ${from} -> ${to}: ${r.stdout} ${r.stderr}`)
   assert.equal(await c.waitForPrimary(20_000, from), to)
   await c.waitForWritesAfter(Date.now(), 30_000)
