@@ -104,21 +104,24 @@ test("booted hosts: rolling upgrade of the .deb from the previous release, one h
     }
     const switchover = async (to: string) => {
       await waitSteady(cluster, to, primary)
-      // A replica whose agent just restarted stands only once it has caught up with the
-      // primary again (its mysqld may have dropped relay logs meanwhile; both releases): until
-      // then the primary refuses ("cannot stand for election now"), and the operator tries again.
+      // A replica whose agent just restarted is a target only once it has caught up with the
+      // primary again (its mysqld may have dropped relay logs meanwhile; both releases) and
+      // replicates from it: until then the primary refuses ("cannot stand for election now",
+      // "does not replicate from"), with no write blocked, and the operator tries again.
       let r = { code: 1, stdout: "", stderr: "" }
       await waitFor(
         `${primary} to hand over to ${to}`,
         async () => {
           r = await cluster.tryIn(primary, ["mha-agent", "switchover", "--to", to], 60_000)
           if (r.code === 0) return true
-          if (/cannot stand for election now/.test(r.stderr + r.stdout)) return false
+          if (/switchover refused/.test(r.stderr + r.stdout)) return false
           throw new Error(`switchover --to ${to}: ${r.stderr.trim()} ${r.stdout.trim()}`)
         },
         30_000,
         1_000,
-      )
+      ).catch((e: unknown) => {
+        throw new Error(`${e instanceof Error ? e.message : e}; last answer: ${r.stderr.trim()}`)
+      })
       assert.match(r.stdout, /transferred/, r.stderr)
       assert.equal(await cluster.waitForPrimary(30_000, primary), to)
       note(`switchover ${primary} -> ${to}`)

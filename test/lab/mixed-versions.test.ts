@@ -174,9 +174,10 @@ const setVersion = async (
 
 const switchover = async (c: LabCluster, from: string, to: string) => {
   await waitRole(c, from, to, "STANDBY", from)
-  // A replica whose agent just restarted stands only once it has caught up with the primary
-  // again (its mysqld may have dropped relay logs meanwhile): until then the primary refuses
-  // ("cannot stand for election now") and the operator tries again.
+  // A replica whose agent just restarted is a target only once it has caught up with the
+  // primary again (its mysqld may have dropped relay logs meanwhile) and replicates from it:
+  // until then the primary refuses ("cannot stand for election now", "does not replicate
+  // from"), with no write blocked, and the operator tries again.
   let r = { stdout: "", stderr: "" }
   await waitFor(
     `${from} to hand over to ${to}`,
@@ -185,7 +186,7 @@ const switchover = async (c: LabCluster, from: string, to: string) => {
         r = await c.agents.cli(from, ["switchover", "--to", to])
         return true
       } catch (e) {
-        if (/cannot stand for election now/.test(String(e))) return false
+        if (/switchover refused/.test(String(e))) return false
         throw e
       }
     },
