@@ -71,6 +71,27 @@ test("rolling upgrade from the previous release and back, with a failover in the
       // --- downgrade, with a failover while the versions are mixed ---
       await setVersion(c, versions, "db3", "previous", "db2")
       note("db3 downgraded")
+      // db1's and db3's agents have just restarted: each stands, and votes for another than the
+      // recorded primary, only once it has caught up with the primary again (its mysqld may have
+      // dropped relay logs while its agent was down; both releases). A primary lost before that
+      // leaves no quorum but by `failover --force`; the test wants the automatic failover, so it
+      // waits until neither says so any more.
+      await waitFor(
+        "db1 and db3 caught up with db2 since their agents restarted",
+        async () => {
+          for (const h of ["db1", "db3"]) {
+            const why = await c.agents
+              .cli(h, ["status", "--json"])
+              .then((r) => (JSON.parse(r.stdout) as { status: { electionStatus?: string } }).status)
+              .then((v) => v.electionStatus ?? "")
+              .catch(() => "relay logs (no answer yet)")
+            if (/relay logs/.test(why)) return false
+          }
+          return true
+        },
+        30_000,
+        500,
+      )
       const faultAt = Date.now()
       await c.lab.inject({ _tag: "StopMysqld", host: "db2" })
       note("db2's mysqld stopped (the primary)")
