@@ -296,6 +296,22 @@ export const simAgentProcess = (options: {
   }
 
   /**
+   * A callback's resume that takes effect once (the first of an answer and a
+   * timeout wins), and only while this node's world is alive.
+   */
+  const settleOnce = (resume: (e: Effect.Effect<void, MysqlError>) => void) => {
+    let done = false
+    return {
+      settle: (e: Effect.Effect<void, MysqlError>): void => {
+        if (done) return
+        done = true
+        if (alive()) resume(e)
+      },
+      settled: (): boolean => done,
+    }
+  }
+
+  /**
    * `SET GLOBAL super_read_only = ON` on `m`: done at once, or pending behind
    * waiting commits until they end; `abortAfterMs`: the client's timeout kills
    * the SET (MySQL then puts the old value back); `giveUpAfterMs`: the caller
@@ -307,12 +323,7 @@ export const simAgentProcess = (options: {
     limit: { readonly abortAfterMs: number } | { readonly giveUpAfterMs: number },
   ): Effect.Effect<void, MysqlError> =>
     Effect.callback<void, MysqlError>((resume) => {
-      let settled = false
-      const settle = (e: Effect.Effect<void, MysqlError>) => {
-        if (settled) return
-        settled = true
-        if (alive()) resume(e)
-      }
+      const { settle, settled } = settleOnce(resume)
       const doneNow = m.requestFence((done) =>
         settle(
           done
@@ -323,7 +334,7 @@ export const simAgentProcess = (options: {
       if (doneNow) return settle(Effect.void)
       if ("abortAfterMs" in limit) {
         host.schedule(host.now + limit.abortAfterMs, () => {
-          if (settled) return
+          if (settled()) return
           m.abortFence()
           settle(Effect.fail(mysqlError("fence", at, "timeout", "query timeout")))
         })
@@ -350,12 +361,7 @@ export const simAgentProcess = (options: {
    */
   const stopIoThread = (m: SimMysqld, action: string): Effect.Effect<void, MysqlError> =>
     Effect.callback<void, MysqlError>((resume) => {
-      let settled = false
-      const settle = (e: Effect.Effect<void, MysqlError>) => {
-        if (settled) return
-        settled = true
-        if (alive()) resume(e)
-      }
+      const { settle } = settleOnce(resume)
       const stoppedNow = m.requestIoStop((stopped) =>
         settle(
           stopped
