@@ -142,7 +142,12 @@ export const Heartbeat = Schema.TaggedStruct("Heartbeat", {
   /** Did the sender see the primary's mysqld with super_read_only=ON? */
   primaryFenced: Schema.NullOr(Schema.Boolean),
   heardFrom: Schema.Array(HeardFrom),
-  record: ClusterRecord,
+  /**
+   * The sender's cluster record. Always sent on the TLS connection; left out
+   * of the datagram copy (mesh-datagram.ts), which must stay small enough to
+   * cross a lossy network in one packet (protocol 1.2).
+   */
+  record: Schema.optionalKey(ClusterRecord),
 })
 
 export const HeartbeatAck = Schema.TaggedStruct("HeartbeatAck", {

@@ -25,9 +25,16 @@ export interface ProtocolVersion {
 /**
  * The mesh protocol this agent speaks. 1.1: the observation's `quiet`,
  * `writesBlocked`, `semiSyncFallback` and the record's `lastActive` (all
- * optional; 1.0 peers ignore them) and the version header itself.
+ * optional; 1.0 peers ignore them) and the version header itself. 1.2: the
+ * agent also takes heartbeats and their acknowledgements as datagrams on its
+ * agent port over UDP (mesh-datagram.ts), a heartbeat's record may be absent
+ * there; datagrams go only to peers that announced 1.2 or later.
  */
-export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 1 }
+export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 2 }
+
+/** Does a peer speaking `v` take datagrams (protocol 1.2)? */
+export const takesDatagrams = (v: ProtocolVersion): boolean =>
+  v.major > 1 || (v.major === 1 && v.minor >= 2)
 
 /** A peer or file that names no version: the release before versions existed. */
 export const UNVERSIONED: ProtocolVersion = { major: 1, minor: 0 }

@@ -197,8 +197,16 @@ test("semi-sync fallback reported and restored; a real Prometheus fires the ship
         assert.match(metrics.body, /^mha_semi_sync_active 0$/m)
         const log = readFileSync(c.agents.logPath(primary), "utf8")
         assert.match(log, /"event":"semi-sync-fallback"/)
-        const onReplica = await c.agents.cli(replicas[0]!, ["status"])
-        assert.match(onReplica.stdout, /^primary \S+: semi-sync fell back to asynchronous/m)
+        // Replicas learn it from the primary's next heartbeats.
+        await waitFor(
+          `${replicas[0]}'s status to show the primary's fallback`,
+          async () =>
+            /^primary \S+: semi-sync fell back to asynchronous/m.test(
+              (await c.agents.cli(replicas[0]!, ["status"])).stdout,
+            ),
+          10_000,
+          250,
+        )
         let fallbackAlert: ReadonlyArray<PromResult> = []
         await waitFor(
           "Prometheus to fire MhaSemiSyncFallback",

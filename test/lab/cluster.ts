@@ -141,7 +141,11 @@ export class LabCluster extends WatchedCluster {
 
   /** The role of `member` as the agent on `on` reports it (status --json). */
   async agentRole(on: string, member: string): Promise<string> {
-    const r = await this.agents.cli(on, ["status", "--json"])
+    // An agent just (re)started has no control socket yet: that is an answer too, not an error.
+    const r = await this.agents.cli(on, ["status", "--json"]).catch((e: unknown) => ({
+      stdout: "",
+      stderr: e instanceof Error ? e.message : String(e),
+    }))
     try {
       const view = JSON.parse(r.stdout) as {
         status: { members: Array<{ name: string; role: string }> }

@@ -97,15 +97,22 @@ export const cutOutgoing = (ns: string, to: string) => addRules(ns, [`output ip 
 export const cutIncoming = (ns: string, from: string) =>
   addRules(ns, [`input ip saddr ${from} drop`])
 
-/** Drops TCP to or from the given ports of a peer, both ways, seen from this namespace. */
+/**
+ * Drops TCP and UDP to or from the given ports of a peer, both ways, seen
+ * from this namespace (the agent port carries the mesh's TLS connections and
+ * its heartbeat datagrams).
+ */
 export const cutPorts = (ns: string, peer: string, ports: ReadonlyArray<number>) => {
   const set = `{ ${ports.join(", ")} }`
-  return addRules(ns, [
-    `output ip daddr ${peer} tcp dport ${set} drop`,
-    `output ip daddr ${peer} tcp sport ${set} drop`,
-    `input ip saddr ${peer} tcp dport ${set} drop`,
-    `input ip saddr ${peer} tcp sport ${set} drop`,
-  ])
+  return addRules(
+    ns,
+    ["tcp", "udp"].flatMap((proto) => [
+      `output ip daddr ${peer} ${proto} dport ${set} drop`,
+      `output ip daddr ${peer} ${proto} sport ${set} drop`,
+      `input ip saddr ${peer} ${proto} dport ${set} drop`,
+      `input ip saddr ${peer} ${proto} sport ${set} drop`,
+    ]),
+  )
 }
 
 /** Drops this share of packets arriving on eth0 at random. */

@@ -41,7 +41,12 @@ const agentEvents = (c: LabCluster, host: string, fromByte: number): string[] =>
     .filter((l) => l.startsWith("{"))
     .map((l) => (JSON.parse(l) as { event?: string }).event ?? "")
 
-/** Acknowledged-write gaps of at least GAP_MS inside [from, to]. */
+/**
+ * Acknowledged-write gaps of at least GAP_MS inside [from, to] (ack times).
+ * Two gaps with only one write between them are one outage (e.g. the new
+ * primary's first commit went through, the next waited for a replica to
+ * reconnect): a flap shows as writes flowing between two gaps.
+ */
 const writeGaps = (c: LabCluster, from: number, to: number): Array<[number, number]> => {
   const acked = c.writes().acked
   const gaps: Array<[number, number]> = []
@@ -49,7 +54,10 @@ const writeGaps = (c: LabCluster, from: number, to: number): Array<[number, numb
     const prev = acked[i - 1]!.t
     const cur = acked[i]!.t
     if (cur < from || prev > to) continue
-    if (cur - prev >= GAP_MS) gaps.push([prev - from, cur - from])
+    if (cur - prev < GAP_MS) continue
+    const last = gaps.at(-1)
+    if (last !== undefined && last[1] === prev - from) last[1] = cur - from
+    else gaps.push([prev - from, cur - from])
   }
   return gaps
 }

@@ -43,6 +43,9 @@ const mesh: MeshMetrics = {
   dialAttempts: 2,
   dialFailures: 0,
   replaced: 0,
+  datagramsIn: 7,
+  datagramsOut: 8,
+  droppedDatagramsByReason: { malformed: 0, "unknown-key": 1, "bad-mac": 2, replay: 0 },
 }
 const peers: ReadonlyArray<PeerState> = ["db2", "db3"].map((name) => ({
   name,
@@ -94,6 +97,8 @@ const REQUIRED: ReadonlyArray<readonly [string, PromFamily["type"]]> = [
   ["mha_hook_runs_total", "counter"],
   ["mha_mesh_messages_total", "counter"],
   ["mha_mesh_dropped_total", "counter"],
+  ["mha_mesh_datagrams_total", "counter"],
+  ["mha_mesh_datagrams_dropped_total", "counter"],
   ["mha_process_cpu_seconds_total", "counter"],
   ["mha_process_resident_memory_bytes", "gauge"],
   ["mha_event_loop_delay_seconds", "summary"],
@@ -155,6 +160,8 @@ describe("the /metrics page", () => {
     assert.equal(sampleValue(f, "mha_mesh_messages_total", { direction: "in" }), 10)
     assert.equal(sampleValue(f, "mha_mesh_dropped_total", { reason: "malformed-json" }), 1)
     assert.equal(sampleValue(f, "mha_mesh_dropped_total", { reason: "queue-full" }), 2)
+    assert.equal(sampleValue(f, "mha_mesh_datagrams_total", { direction: "out" }), 8)
+    assert.equal(sampleValue(f, "mha_mesh_datagrams_dropped_total", { reason: "bad-mac" }), 2)
     assert.equal(sampleValue(f, "mha_mesh_peer_connected", { node: "db2" }), 1)
     assert.equal(sampleValue(f, "mha_hook_runs_total", { result: "succeeded" }), 4)
     assert.equal(sampleValue(f, "mha_vip_operations_total", { op: "add" }), 1)

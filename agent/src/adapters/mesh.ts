@@ -30,10 +30,11 @@
  * with the daemon's `PeerMessage` Schema, and `Mesh.tag<PeerMessage>()` to
  * use it. There is one mesh per agent, so every `tag<A>()` is the same key.
  */
+import { createSocket, type Socket as UdpSocket } from "node:dgram"
 import { readFile } from "node:fs/promises"
 import type { IncomingMessage } from "node:http"
 import { createServer, type Server } from "node:https"
-import { isIPv6 } from "node:net"
+import { isIP, isIPv6 } from "node:net"
 import type { Duplex } from "node:stream"
 import type { ConnectionOptions, PeerCertificate, TLSSocket } from "node:tls"
 import {
@@ -59,8 +60,16 @@ import {
   PROTOCOL_HEADER,
   type ProtocolVersion,
   parseVersion,
+  takesDatagrams,
 } from "../../../shared/protocol-version.ts"
 import { monotonicNow } from "./clock.ts"
+import {
+  DATAGRAM_DROP_REASONS,
+  type DatagramDropReason,
+  DatagramKeys,
+  exportKey,
+  MAX_DATAGRAM_PAYLOAD,
+} from "./mesh-datagram.ts"
 import {
   classifyTlsError,
   dials,
@@ -143,6 +152,12 @@ export interface MeshOptions<A, I> {
    * a message whose claim differs from the certificate's name is dropped.
    */
   readonly claimedSender?: (message: A) => string | undefined
+  /**
+   * Messages also sent as UDP datagrams (mesh-datagram.ts): the copy of a
+   * message to send that way, or undefined for the TLS connection only. When
+   * given, the mesh also listens on UDP at its listen address and port.
+   */
+  readonly datagram?: (message: A) => A | undefined
 }
 
 export interface Inbound<A> {
@@ -224,6 +239,11 @@ export interface MeshMetrics {
   readonly dialFailures: number
   /** Inbound connections replaced by a newer one from the same peer. */
   readonly replaced: number
+  /** Datagrams received (authenticated) and sent. */
+  readonly datagramsIn: number
+  readonly datagramsOut: number
+  /** Datagrams dropped before decoding, by reason. */
+  readonly droppedDatagramsByReason: Readonly<Record<DatagramDropReason, number>>
 }
 
 /** The mesh could not start: bad TLS material or the port could not be bound. */
@@ -288,6 +308,8 @@ interface PeerRuntime {
   readonly name: string
   readonly address: string
   readonly port: number
+  /** Where its datagrams go: its address if an IP literal, else the last connection's remote address. */
+  datagramAddress: string | undefined
   readonly dialer: boolean
   conn: Conn | undefined
   dialing: WebSocket | undefined
@@ -346,6 +368,8 @@ class Transport<A, I> {
   private sweep: NodeJS.Timeout | undefined
   private readonly inboundIdentity = new WeakMap<object, { name: string; tls: string | null }>()
   private stopping = false
+  private udp: UdpSocket | undefined
+  private readonly keys = new DatagramKeys()
 
   readonly counters = {
     messagesIn: 0,
@@ -360,8 +384,11 @@ class Transport<A, I> {
     dialAttempts: 0,
     dialFailures: 0,
     replaced: 0,
+    datagramsIn: 0,
+    datagramsOut: 0,
   }
   readonly dropped = zeroes(DROP_REASONS)
+  readonly droppedDatagrams = zeroes(DATAGRAM_DROP_REASONS)
   readonly refused = zeroes(REFUSAL_REASONS)
 
   private readonly options: MeshOptions<A, I>
@@ -408,6 +435,7 @@ class Transport<A, I> {
         name: m.name,
         address: m.address,
         port: m.port,
+        datagramAddress: isIP(m.address) === 0 ? undefined : m.address,
         dialer: dials(options.self, m.name),
         conn: undefined,
         dialing: undefined,
@@ -482,6 +510,45 @@ class Transport<A, I> {
         this.sweep = setInterval(() => this.liveness(), this.pingIntervalMs)
         this.sweep.unref()
         for (const p of this.peers.values()) if (p.dialer) this.dial(p)
+        this.startDatagrams().then(resolve, resolve)
+      })
+    })
+  }
+
+  /**
+   * Listens for datagrams on the mesh's address and port over UDP. If that
+   * fails the mesh runs on its TLS connections alone (as before protocol
+   * 1.2), and says so: losing the datagrams costs robustness under packet
+   * loss, not correctness.
+   */
+  private startDatagrams(): Promise<void> {
+    if (this.options.datagram === undefined) return Promise.resolve()
+    const { host, port } = this.options.listen
+    const udp = createSocket({ type: isIPv6(host) ? "udp6" : "udp4" })
+    return new Promise<void>((resolve) => {
+      udp.once("error", (e) => {
+        this.log(
+          "warn",
+          `mesh: cannot listen for datagrams on ${host}:${port}/udp (${errorText(e)}): heartbeats travel on the TLS connections only, which stall under packet loss`,
+          { event: "mesh-datagrams-unavailable" },
+        )
+        udp.close()
+        resolve()
+      })
+      udp.bind({ port, address: host }, () => {
+        udp.removeAllListeners("error")
+        udp.on("error", (e) =>
+          this.once(
+            `udp-error:${errorText(e)}`,
+            "warn",
+            `mesh: datagram socket error: ${errorText(e)}`,
+            {
+              event: "mesh-datagram-error",
+            },
+          ),
+        )
+        udp.on("message", (data) => this.onDatagram(data))
+        this.udp = udp
         resolve()
       })
     })
@@ -490,6 +557,8 @@ class Transport<A, I> {
   async stop(): Promise<void> {
     this.stopping = true
     if (this.sweep) clearInterval(this.sweep)
+    this.udp?.close()
+    this.udp = undefined
     const sockets: Array<WebSocket> = []
     for (const p of this.peers.values()) {
       if (p.timer) clearTimeout(p.timer)
@@ -636,7 +705,7 @@ class Transport<A, I> {
         old.ws.close(4000, "replaced by a newer connection")
         setTimeout(() => old.ws.terminate(), 1_000).unref()
       }
-      this.attach(peer, ws, "inbound", id?.tls ?? null, theirs)
+      this.attach(peer, ws, "inbound", id?.tls ?? null, theirs, socket as TLSSocket)
     })
   }
 
@@ -692,12 +761,14 @@ class Transport<A, I> {
     } as unknown as WebSocket.ClientOptions)
     peer.dialing = ws
     let tlsProtocol: string | null = null
+    let tlsSocket: TLSSocket | undefined
     let theirs: ProtocolVersion | undefined
     /** Refused for its version: logged and counted already, its close is no dial error. */
     let versionRefused = false
     let opened = false
     ws.on("upgrade", (res: IncomingMessage) => {
-      tlsProtocol = (res.socket as TLSSocket).getProtocol?.() ?? null
+      tlsSocket = res.socket as TLSSocket
+      tlsProtocol = tlsSocket.getProtocol?.() ?? null
       theirs = this.peerVersion(peer.name, res.headers[PROTOCOL_HEADER])
       versionRefused = theirs === undefined
     })
@@ -719,7 +790,7 @@ class Transport<A, I> {
         }
         return
       }
-      this.attach(peer, ws, "outbound", tlsProtocol, theirs)
+      this.attach(peer, ws, "outbound", tlsProtocol, theirs, tlsSocket)
     })
     ws.on("error", (e: Error) => {
       if (opened || versionRefused) return // attach() handles errors of open connections
@@ -759,8 +830,10 @@ class Transport<A, I> {
     direction: Conn["direction"],
     tlsProtocol: string | null,
     protocol: ProtocolVersion,
+    tlsSocket: TLSSocket | undefined,
   ) {
     const now = Date.now()
+    this.datagramKeys(peer, protocol, tlsSocket)
     const conn: Conn = {
       ws,
       direction,
@@ -838,6 +911,53 @@ class Transport<A, I> {
       }
     })
     this.pump(peer)
+  }
+
+  /** This connection's datagram keys, if the peer takes datagrams (protocol 1.2). */
+  private datagramKeys(
+    peer: PeerRuntime,
+    protocol: ProtocolVersion,
+    socket: TLSSocket | undefined,
+  ) {
+    if (this.options.datagram === undefined || !takesDatagrams(protocol) || socket === undefined)
+      return
+    const send = exportKey(socket, this.self)
+    const receive = exportKey(socket, peer.name)
+    if (send === undefined || receive === undefined) return
+    this.keys.connected(peer.name, send, receive)
+    if (isIP(peer.address) === 0 && socket.remoteAddress !== undefined)
+      peer.datagramAddress = socket.remoteAddress
+  }
+
+  /** The JSON of `message`'s datagram copy, undefined when it has none (or datagrams are off). */
+  datagramPayload(message: A): Buffer | undefined {
+    if (this.udp === undefined) return undefined
+    const copy = this.options.datagram?.(message)
+    if (copy === undefined) return undefined
+    const frame = this.encodeFrame(copy, null)
+    if (frame instanceof MeshSendError || frame.bytes > MAX_DATAGRAM_PAYLOAD) return undefined
+    return Buffer.from(frame.data, "utf8")
+  }
+
+  /** Sends a datagram copy to a peer that ever gave this member keys. */
+  sendDatagram(peer: PeerRuntime, payload: Buffer | undefined) {
+    const udp = this.udp
+    if (udp === undefined || payload === undefined || peer.datagramAddress === undefined) return
+    const datagram = this.keys.seal(peer.name, payload)
+    if (datagram === undefined) return
+    this.counters.datagramsOut += 1
+    // Fire and forget: a datagram lost is what the TLS connection is there for.
+    udp.send(datagram, peer.port, peer.datagramAddress, () => {})
+  }
+
+  private onDatagram(data: Buffer) {
+    const opened = this.keys.open(data)
+    if (opened._tag === "Dropped") {
+      this.droppedDatagrams[opened.reason] += 1
+      return
+    }
+    this.counters.datagramsIn += 1
+    this.onFrame(opened.peer, opened.payload, false)
   }
 
   private onFrame(from: string, data: WebSocket.RawData, isBinary: boolean) {
@@ -1009,6 +1129,7 @@ class Transport<A, I> {
       droppedBadByReason: { ...this.dropped },
       refusedPeers,
       refusedByReason: { ...this.refused },
+      droppedDatagramsByReason: { ...this.droppedDatagrams },
     }
   }
 }
@@ -1093,6 +1214,7 @@ export const makeMesh = <A, I>(
         const frame = transport.encodeFrame(message, peer)
         if (frame instanceof MeshSendError) return Effect.fail(frame)
         transport.enqueue(p, frame)
+        transport.sendDatagram(p, transport.datagramPayload(message))
         return Effect.void
       })
 
@@ -1105,7 +1227,11 @@ export const makeMesh = <A, I>(
         }
         const frame = transport.encodeFrame(message, null)
         if (frame instanceof MeshSendError) return Effect.fail(frame)
-        for (const p of transport.peers.values()) transport.enqueue(p, frame)
+        const payload = transport.datagramPayload(message)
+        for (const p of transport.peers.values()) {
+          transport.enqueue(p, frame)
+          transport.sendDatagram(p, payload)
+        }
         return Effect.void
       })
 

@@ -57,6 +57,7 @@ export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): 
   // Never a record of an older term than ours: our term's leader may already have adopted
   // the highest record of its quorum, and a late one must not look committed beside it.
   if (
+    hb.record !== undefined &&
     compareVersions(hb.record, next.hard.record) > 0 &&
     hb.record.term >= next.hard.term &&
     next.role !== "leader"

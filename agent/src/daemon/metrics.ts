@@ -748,6 +748,26 @@ const adapterMetrics = (x: Exposition, src: MetricsSources): void => {
         ],
   )
   x.counter(
+    "mha_mesh_datagrams_total",
+    "Heartbeat datagrams (UDP, beside the TLS connections) received and sent.",
+    m === undefined
+      ? []
+      : [
+          { labels: { direction: "in" }, value: m.datagramsIn },
+          { labels: { direction: "out" }, value: m.datagramsOut },
+        ],
+  )
+  x.counter(
+    "mha_mesh_datagrams_dropped_total",
+    "Datagrams dropped before decoding: malformed, unknown key, bad MAC, replayed or reordered.",
+    m === undefined
+      ? []
+      : Object.entries(m.droppedDatagramsByReason).map(([reason, n]) => ({
+          labels: { reason },
+          value: n,
+        })),
+  )
+  x.counter(
     "mha_mesh_refused_total",
     "Mesh connections refused, by reason.",
     m === undefined

@@ -298,6 +298,14 @@ const meshLayer = Layer.unwrap(
     const { deliver } = yield* Inbox
     const options = yield* meshOptionsFromConfig(current(), PeerMessage, {
       claimedSender: (m) => m.from,
+      // What the lease lives on also goes as datagrams, which packet loss does not stall;
+      // the heartbeat without its record, so that it fits one packet (mesh-datagram.ts).
+      datagram: (m) => {
+        if (m._tag === "HeartbeatAck") return m
+        if (m._tag !== "Heartbeat") return undefined
+        const { record: _, ...small } = m
+        return small
+      },
       deliver: (m) =>
         deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
       // A vote request or heartbeat older than the rpc timeout is useless.

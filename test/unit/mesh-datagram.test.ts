@@ -1,0 +1,243 @@
+// Heartbeat datagrams beside the mesh's TLS connections (adapters/mesh-datagram.ts):
+// the sealing rules one by one, then two real meshes on 127.0.0.1 exchanging
+// datagrams with keys from their TLS connection. The lab's scenario 6 (30 %
+// loss on every host) is what they are for.
+import assert from "node:assert/strict"
+import { randomBytes } from "node:crypto"
+import { createSocket } from "node:dgram"
+import { readFile } from "node:fs/promises"
+import { test } from "node:test"
+import { Effect, Queue, Schema } from "effect"
+import { type MeshService, makeMesh } from "../../agent/src/adapters/mesh.ts"
+import { DatagramKeys } from "../../agent/src/adapters/mesh-datagram.ts"
+import { PeerMessage } from "../../shared/peer-messages.ts"
+import type { ProtocolVersion } from "../../shared/protocol-version.ts"
+import { makeCerts } from "../lab/certs.ts"
+
+/** Both ends of one connection: db1's keys and db2's, as each derives them. */
+const pair = () => {
+  const k1 = randomBytes(32) // what db1 seals with
+  const k2 = randomBytes(32) // what db2 seals with
+  const db1 = new DatagramKeys()
+  const db2 = new DatagramKeys()
+  db1.connected("db2", k1, k2)
+  db2.connected("db1", k2, k1)
+  return { db1, db2, k1, k2 }
+}
+
+test("a sealed datagram opens once at its peer, naming the sender; tampered, replayed, unknown or short ones are dropped", () => {
+  const { db1, db2 } = pair()
+  const payload = Buffer.from('{"_tag":"Beat"}')
+  const d = db1.seal("db2", payload)
+  assert.ok(d !== undefined)
+  const opened = db2.open(d)
+  assert.equal(opened._tag, "Opened")
+  assert.equal(opened._tag === "Opened" && opened.peer, "db1")
+  assert.deepEqual(opened._tag === "Opened" && opened.payload, payload)
+
+  assert.deepEqual(db2.open(d), { _tag: "Dropped", reason: "replay" }, "the same datagram again")
+  const newer = db1.seal("db2", payload) as Buffer
+  const older = db1.seal("db2", payload) as Buffer
+  assert.equal(db2.open(older)._tag, "Opened")
+  assert.deepEqual(db2.open(newer), { _tag: "Dropped", reason: "replay" }, "reordered: older")
+
+  const tampered = Buffer.from(db1.seal("db2", payload) as Buffer)
+  tampered.writeUInt8(tampered.readUInt8(tampered.length - 2) ^ 1, tampered.length - 2)
+  assert.deepEqual(db2.open(tampered), { _tag: "Dropped", reason: "bad-mac" })
+  assert.deepEqual(db2.open(Buffer.from("MHA1")), { _tag: "Dropped", reason: "malformed" })
+  assert.deepEqual(db2.open(Buffer.alloc(100)), { _tag: "Dropped", reason: "malformed" })
+  const stranger = new DatagramKeys()
+  stranger.connected("db2", randomBytes(32), randomBytes(32))
+  assert.deepEqual(db2.open(stranger.seal("db2", payload) as Buffer), {
+    _tag: "Dropped",
+    reason: "unknown-key",
+  })
+  assert.equal(new DatagramKeys().seal("db2", payload), undefined, "no connection, no datagram")
+})
+
+test("a datagram cannot be reflected to its sender: each direction has its own key", () => {
+  const { db1 } = pair()
+  const d = db1.seal("db2", Buffer.from("{}")) as Buffer
+  assert.deepEqual(db1.open(d), { _tag: "Dropped", reason: "unknown-key" })
+})
+
+test("keys outlive their connection until two newer ones replaced them", () => {
+  const { db1, db2 } = pair()
+  const first = db1.seal("db2", Buffer.from("1")) as Buffer
+  const reconnect = () => {
+    const a = randomBytes(32)
+    const b = randomBytes(32)
+    db1.connected("db2", a, b)
+    db2.connected("db1", b, a)
+  }
+  reconnect()
+  assert.equal(db2.open(Buffer.from(first))._tag, "Opened", "sealed before the reconnection")
+  assert.equal(db2.open(db1.seal("db2", Buffer.from("2")) as Buffer)._tag, "Opened")
+  const second = db1.seal("db2", Buffer.from("3")) as Buffer
+  reconnect()
+  assert.equal(db2.open(second)._tag, "Opened", "the previous connection's key still opens")
+  reconnect()
+  assert.deepEqual(db2.open(db1.seal("db2", Buffer.from("4")) as Buffer)._tag, "Opened")
+})
+
+// ---- two real meshes -------------------------------------------------------------------
+
+const Beat = Schema.TaggedStruct("Beat", {
+  from: Schema.String,
+  seq: Schema.Int,
+  via: Schema.optionalKey(Schema.String),
+})
+type Beat = typeof Beat.Type
+
+/** db1 and db2 on 127.0.0.1, datagram copies marked `via: "udp"`; db2 may speak an older protocol. */
+const withPair = async (
+  db2Protocol: ProtocolVersion | undefined,
+  body: (
+    m1: MeshService<Beat>,
+    m2: MeshService<Beat>,
+    ports: [number, number],
+  ) => Effect.Effect<void>,
+) => {
+  const certs = await makeCerts({ members: ["db1", "db2"] })
+  try {
+    const base = 20_000 + Math.floor(Math.random() * 20_000)
+    const members = [
+      { name: "db1", address: "127.0.0.1", port: base },
+      { name: "db2", address: "127.0.0.1", port: base + 1 },
+    ]
+    const tls = async (self: "db1" | "db2") => ({
+      ca: await readFile(certs.ca),
+      cert: await readFile(certs.members[self]?.cert as string),
+      key: await readFile(certs.members[self]?.key as string),
+    })
+    const start = async (self: "db1" | "db2", port: number, protocol?: ProtocolVersion) =>
+      makeMesh<Beat, Beat>({
+        self,
+        members,
+        listen: { host: "127.0.0.1", port },
+        tls: await tls(self),
+        schema: Beat,
+        backoff: { maxMs: 200 },
+        claimedSender: (m) => m.from,
+        datagram: (m) => ({ ...m, via: "udp" }),
+        ...(protocol === undefined ? {} : { protocol }),
+      })
+    const s1 = await start("db1", base)
+    const s2 = await start("db2", base + 1, db2Protocol)
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const m1 = yield* s1
+          const m2 = yield* s2
+          yield* body(m1, m2, [base, base + 1])
+        }),
+      ).pipe(Effect.orDie),
+    )
+  } finally {
+    await certs.remove()
+  }
+}
+
+const waitUntil = (what: string, check: Effect.Effect<boolean>, ms = 10_000) =>
+  Effect.gen(function* () {
+    const end = Date.now() + ms
+    while (Date.now() < end) {
+      if (yield* check) return
+      yield* Effect.sleep(50)
+    }
+    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+  })
+
+const connected = (m: MeshService<Beat>) =>
+  Effect.map(m.peerStates, (ps) => ps.some((p) => p.status === "connected"))
+
+test("two meshes: every message goes on the TLS connection, and its datagram copy arrives too, from the member the key names", async () => {
+  await withPair(undefined, (m1, m2, [, port2]) =>
+    Effect.gen(function* () {
+      yield* waitUntil(
+        "db1 and db2 connected",
+        Effect.map(Effect.all([connected(m1), connected(m2)]), ([a, b]) => a && b),
+      )
+      // The inbound end may attach (and derive its keys) a moment after the dialler.
+      yield* Effect.sleep(200)
+      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 1 }).pipe(Effect.orDie)
+      yield* m2.broadcast({ _tag: "Beat", from: "db2", seq: 2 }).pipe(Effect.orDie)
+      const at2 = [yield* Queue.take(m2.inboundQueue), yield* Queue.take(m2.inboundQueue)]
+      const at1 = [yield* Queue.take(m1.inboundQueue), yield* Queue.take(m1.inboundQueue)]
+      assert.deepEqual(at2.map((m) => [m.from, m.message.via ?? "tls"]).sort(), [
+        ["db1", "tls"],
+        ["db1", "udp"],
+      ])
+      assert.deepEqual(at1.map((m) => [m.from, m.message.via ?? "tls"]).sort(), [
+        ["db2", "tls"],
+        ["db2", "udp"],
+      ])
+      assert.equal((yield* m1.metrics).datagramsOut, 1)
+      assert.equal((yield* m2.metrics).datagramsIn, 1)
+
+      // Forged: a datagram from no connection's key, or garbage, is counted and dropped.
+      const before = (yield* m2.metrics).droppedDatagramsByReason
+      const forger = new DatagramKeys()
+      forger.connected("db2", randomBytes(32), randomBytes(32))
+      const forged = forger.seal(
+        "db2",
+        Buffer.from(JSON.stringify({ _tag: "Beat", from: "db1", seq: 9 })),
+      )
+      yield* Effect.promise(
+        () =>
+          new Promise<void>((resolve) => {
+            const udp = createSocket("udp4")
+            udp.send(forged as Buffer, port2, "127.0.0.1", () =>
+              udp.send(Buffer.from("hello"), port2, "127.0.0.1", () => {
+                udp.close()
+                resolve()
+              }),
+            )
+          }),
+      )
+      yield* waitUntil(
+        "db2 to count both drops",
+        Effect.map(m2.metrics, (x) => {
+          const d = x.droppedDatagramsByReason
+          return d["unknown-key"] > before["unknown-key"] && d.malformed > before.malformed
+        }),
+      )
+      assert.equal(yield* Queue.size(m2.inboundQueue), 0, "nothing forged was delivered")
+    }),
+  )
+})
+
+test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async () => {
+  await withPair({ major: 1, minor: 1 }, (m1, m2) =>
+    Effect.gen(function* () {
+      yield* waitUntil(
+        "db1 and db2 connected",
+        Effect.map(Effect.all([connected(m1), connected(m2)]), ([a, b]) => a && b),
+      )
+      yield* Effect.sleep(200)
+      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 1 }).pipe(Effect.orDie)
+      const got = yield* Queue.take(m2.inboundQueue)
+      assert.equal(got.message.via, undefined)
+      assert.equal((yield* m1.metrics).datagramsOut, 0, "db1 sends none to a 1.1 peer")
+    }),
+  )
+})
+
+test("the agent's datagram copy of a heartbeat decodes without its record; an acknowledgement goes as it is", () => {
+  const decode = Schema.decodeUnknownSync(PeerMessage)
+  const hb = decode({
+    _tag: "Heartbeat",
+    from: "db1",
+    bootId: "b",
+    term: 3,
+    leader: "db1",
+    round: 7,
+    active: true,
+    observation: null,
+    probedPrimary: null,
+    primaryReachable: null,
+    primaryFenced: null,
+    heardFrom: [],
+  })
+  assert.equal(hb._tag === "Heartbeat" && hb.record, undefined)
+})
