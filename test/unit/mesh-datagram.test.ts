@@ -92,6 +92,7 @@ type Beat = typeof Beat.Type
 /** db1 and db2 on 127.0.0.1, datagram copies marked `via: "udp"`; db2 may speak an older protocol. */
 const withPair = async (
   db2Protocol: ProtocolVersion | undefined,
+  dedupe: boolean,
   body: (
     m1: MeshService<Beat>,
     m2: MeshService<Beat>,
@@ -120,6 +121,7 @@ const withPair = async (
         backoff: { maxMs: 200 },
         claimedSender: (m) => m.from,
         datagram: (m) => ({ ...m, via: "udp" }),
+        ...(dedupe ? { datagramId: (m: Beat) => `${m.seq}` } : {}),
         ...(protocol === undefined ? {} : { protocol }),
       })
     const s1 = await start("db1", base)
@@ -152,7 +154,7 @@ const connected = (m: MeshService<Beat>) =>
   Effect.map(m.peerStates, (ps) => ps.some((p) => p.status === "connected"))
 
 test("two meshes: every message goes on the TLS connection, and its datagram copy arrives too, from the member the key names", async () => {
-  await withPair(undefined, (m1, m2, [, port2]) =>
+  await withPair(undefined, false, (m1, m2, [, port2]) =>
     Effect.gen(function* () {
       yield* waitUntil(
         "db1 and db2 connected",
@@ -208,7 +210,7 @@ test("two meshes: every message goes on the TLS connection, and its datagram cop
 })
 
 test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async () => {
-  await withPair({ major: 1, minor: 1 }, (m1, m2) =>
+  await withPair({ major: 1, minor: 1 }, false, (m1, m2) =>
     Effect.gen(function* () {
       yield* waitUntil(
         "db1 and db2 connected",
@@ -219,6 +221,30 @@ test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async (
       const got = yield* Queue.take(m2.inboundQueue)
       assert.equal(got.message.via, undefined)
       assert.equal((yield* m1.metrics).datagramsOut, 0, "db1 sends none to a 1.1 peer")
+    }),
+  )
+})
+
+test("two meshes naming their messages: the first copy is delivered, the second is counted and dropped", async () => {
+  await withPair(undefined, true, (m1, m2) =>
+    Effect.gen(function* () {
+      yield* waitUntil(
+        "db1 and db2 connected",
+        Effect.map(Effect.all([connected(m1), connected(m2)]), ([a, b]) => a && b),
+      )
+      yield* Effect.sleep(200)
+      for (const seq of [1, 2, 3])
+        yield* m1.send("db2", { _tag: "Beat", from: "db1", seq }).pipe(Effect.orDie)
+      yield* waitUntil(
+        "db2 to have seen both copies of the three",
+        Effect.map(m2.metrics, (x) => x.duplicates === 3),
+      )
+      const got = [yield* Queue.takeAll(m2.inboundQueue)].flat()
+      assert.deepEqual(
+        got.map((m) => m.message.seq).sort(),
+        [1, 2, 3],
+        "each message once, whichever way came first",
+      )
     }),
   )
 })

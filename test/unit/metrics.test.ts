@@ -46,6 +46,7 @@ const mesh: MeshMetrics = {
   datagramsIn: 7,
   datagramsOut: 8,
   droppedDatagramsByReason: { malformed: 0, "unknown-key": 1, "bad-mac": 2, replay: 0 },
+  duplicates: 5,
 }
 const peers: ReadonlyArray<PeerState> = ["db2", "db3"].map((name) => ({
   name,

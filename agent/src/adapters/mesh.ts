@@ -158,6 +158,11 @@ export interface MeshOptions<A, I> {
    * given, the mesh also listens on UDP at its listen address and port.
    */
   readonly datagram?: (message: A) => A | undefined
+  /**
+   * Names a message sent both ways (on the TLS connection and as a datagram):
+   * the later of two copies with the same name from a peer is not delivered.
+   */
+  readonly datagramId?: (message: A) => string | undefined
 }
 
 export interface Inbound<A> {
@@ -244,6 +249,8 @@ export interface MeshMetrics {
   readonly datagramsOut: number
   /** Datagrams dropped before decoding, by reason. */
   readonly droppedDatagramsByReason: Readonly<Record<DatagramDropReason, number>>
+  /** Second copies (TLS or datagram) of a message already delivered: not delivered again. */
+  readonly duplicates: number
 }
 
 /** The mesh could not start: bad TLS material or the port could not be bound. */
@@ -326,6 +333,8 @@ interface PeerRuntime {
   lastError: string | null
   reconnects: number
   queue: Array<Queued>
+  /** Names (datagramId) of the last messages delivered from it, oldest first. */
+  readonly recentIds: Set<string>
 }
 
 type LogLevel = "debug" | "info" | "warn" | "error"
@@ -339,6 +348,17 @@ const errorText = (e: unknown): string => {
   const code = typeof err?.code === "string" ? `${err.code}: ` : ""
   return `${code}${String(err?.message ?? e)}`
 }
+
+/** An IPv4 peer from a (dual-stack) IPv6 socket goes to its mapped address; an IPv6 one cannot go from IPv4. */
+const datagramTarget = (socket: "udp4" | "udp6", address: string): string | undefined =>
+  socket === "udp6" && isIP(address) === 4
+    ? `::ffff:${address}`
+    : socket === "udp4" && isIP(address) === 6
+      ? undefined
+      : address
+
+/** Message names remembered per peer to drop second copies: a few seconds of heartbeats. */
+const RECENT_IDS = 64
 
 /** Marker on the Error our checkServerIdentity returns. */
 const PEER_IDENTITY_CODE = "ERR_MHA_PEER_IDENTITY"
@@ -369,6 +389,7 @@ class Transport<A, I> {
   private readonly inboundIdentity = new WeakMap<object, { name: string; tls: string | null }>()
   private stopping = false
   private udp: UdpSocket | undefined
+  private udpType: "udp4" | "udp6" = "udp4"
   private readonly keys = new DatagramKeys()
 
   readonly counters = {
@@ -386,6 +407,7 @@ class Transport<A, I> {
     replaced: 0,
     datagramsIn: 0,
     datagramsOut: 0,
+    duplicates: 0,
   }
   readonly dropped = zeroes(DROP_REASONS)
   readonly droppedDatagrams = zeroes(DATAGRAM_DROP_REASONS)
@@ -449,6 +471,7 @@ class Transport<A, I> {
         lastError: null,
         reconnects: 0,
         queue: [],
+        recentIds: new Set(),
       })
     }
   }
@@ -524,7 +547,8 @@ class Transport<A, I> {
   private startDatagrams(): Promise<void> {
     if (this.options.datagram === undefined) return Promise.resolve()
     const { host, port } = this.options.listen
-    const udp = createSocket({ type: isIPv6(host) ? "udp6" : "udp4" })
+    this.udpType = isIPv6(host) ? "udp6" : "udp4"
+    const udp = createSocket({ type: this.udpType })
     return new Promise<void>((resolve) => {
       udp.once("error", (e) => {
         this.log(
@@ -943,11 +967,13 @@ class Transport<A, I> {
   sendDatagram(peer: PeerRuntime, payload: Buffer | undefined) {
     const udp = this.udp
     if (udp === undefined || payload === undefined || peer.datagramAddress === undefined) return
+    const to = datagramTarget(this.udpType, peer.datagramAddress)
+    if (to === undefined) return
     const datagram = this.keys.seal(peer.name, payload)
     if (datagram === undefined) return
     this.counters.datagramsOut += 1
     // Fire and forget: a datagram lost is what the TLS connection is there for.
-    udp.send(datagram, peer.port, peer.datagramAddress, () => {})
+    udp.send(datagram, peer.port, to, () => {})
   }
 
   private onDatagram(data: Buffer) {
@@ -958,6 +984,20 @@ class Transport<A, I> {
     }
     this.counters.datagramsIn += 1
     this.onFrame(opened.peer, opened.payload, false)
+  }
+
+  /** Was this message (named by datagramId) delivered already, by the other way? */
+  private duplicate(from: string, message: A): boolean {
+    const id = this.options.datagramId?.(message)
+    const recent = this.peers.get(from)?.recentIds
+    if (id === undefined || recent === undefined) return false
+    if (recent.has(id)) {
+      this.counters.duplicates += 1
+      return true
+    }
+    recent.add(id)
+    if (recent.size > RECENT_IDS) recent.delete(recent.values().next().value as string)
+    return false
   }
 
   private onFrame(from: string, data: WebSocket.RawData, isBinary: boolean) {
@@ -1000,6 +1040,7 @@ class Transport<A, I> {
     if (claimed !== undefined && claimed !== from) {
       return this.drop(from, "sender-mismatch", `message claims to be from ${claimed}`)
     }
+    if (this.duplicate(from, message)) return
     this.counters.messagesIn += 1
     this.deliver({ from, message, receivedAt: Date.now(), receivedAtMonotonic: monotonicNow() })
   }

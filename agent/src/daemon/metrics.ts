@@ -768,6 +768,11 @@ const adapterMetrics = (x: Exposition, src: MetricsSources): void => {
         })),
   )
   x.counter(
+    "mha_mesh_duplicates_total",
+    "Heartbeats and acknowledgements that arrived both ways (TLS and datagram): the later copy, not handled again.",
+    m === undefined ? [] : m.duplicates,
+  )
+  x.counter(
     "mha_mesh_refused_total",
     "Mesh connections refused, by reason.",
     m === undefined

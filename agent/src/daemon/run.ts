@@ -306,6 +306,13 @@ const meshLayer = Layer.unwrap(
         const { record: _, ...small } = m
         return small
       },
+      // The first of the two copies counts; the second is not stepped through the core again.
+      datagramId: (m) =>
+        m._tag === "Heartbeat"
+          ? `hb ${m.bootId} ${m.round}`
+          : m._tag === "HeartbeatAck"
+            ? `ack ${m.term} ${m.round}`
+            : undefined,
       deliver: (m) =>
         deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
       // A vote request or heartbeat older than the rpc timeout is useless.
