@@ -55,6 +55,8 @@ const NAMES: Record<string, string> = {
   "5-pause": "5: primary's agent paused < lease",
   "5-kill": "5: primary's agent killed -9, restarted",
   "6": "6: 30 % loss on every host, 60 s",
+  "3-fast": "3: primary host isolated (fast profile)",
+  "6-fast": "6: 30 % loss on every host, 60 s (fast profile)",
   "rest-3": "at rest, 3 members",
   "rest-7": "at rest, 7 members",
   "rest-3-bin": "at rest, 3 members, packaged binary",
@@ -70,6 +72,8 @@ const ORDER = [
   "5-pause",
   "5-kill",
   "6",
+  "3-fast",
+  "6-fast",
   "rest-3",
   "rest-7",
   "rest-3-bin",
@@ -160,11 +164,11 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
   const gaveUp = defined(by("2").map((r) => r.times?.afterRestartGaveUpMs))
   const blocks = by("8").flatMap((r) => (r.switchovers ?? []).map((x) => x.blockMs))
   const hung = downtimes("hung")
-  const failoverKeys = ["1", "2", "hung", "3", "8", "5-pause", "5-kill", "6"]
+  const failoverKeys = ["1", "2", "hung", "3", "8", "5-pause", "5-kill", "6", "3-fast", "6-fast"]
   const withWrites = records.filter((r) => failoverKeys.includes(r.scenario))
   const lost = withWrites.reduce((n, r) => n + (r.lostWrites ?? 0), 0)
   const noCheck = withWrites.filter((r) => r.lostWrites === undefined).length
-  const stress = records.filter((r) => ["5-pause", "5-kill", "6"].includes(r.scenario))
+  const stress = records.filter((r) => STRESS.includes(r.scenario))
   const falseFailovers = stress.filter((r) => r.falseFailover !== false).length
   const rest = records.filter((r) => r.scenario.startsWith("rest-"))
   const restKinds: Array<[string, string]> = [
@@ -270,7 +274,7 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
     "| scenario | phase | runs | median | p95 | max |",
     "|---|---|---|---|---|---|",
   )
-  for (const s of present.filter((k) => ["1", "2", "3"].includes(k))) {
+  for (const s of present.filter((k) => ["1", "2", "3", "3-fast"].includes(k))) {
     for (const [key, label] of phases) {
       const xs = defined(by(s).map((r) => r.times?.[key] as number | undefined))
       if (xs.length > 0) out.push(`| ${NAMES[s]} | ${label} | ${xs.length} | ${stats(xs)} |`)
@@ -291,7 +295,7 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
   )
   for (const s of present.filter((k) => failoverKeys.includes(k))) {
     const rs = by(s)
-    const isStress = ["5-pause", "5-kill", "6"].includes(s)
+    const isStress = STRESS.includes(s)
     const termChanged = rs.filter(
       (r) => r.termBefore !== undefined && r.termAfter !== r.termBefore,
     ).length
@@ -410,6 +414,13 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
   return out.join("\n")
 }
 
+/** Runs where nothing fails and no failover may happen. */
+const STRESS: ReadonlyArray<string> = ["5-pause", "5-kill", "6", "6-fast"]
+
+/** Loss runs in which a primary fenced itself (its lease lapsed): writes stopped though nothing failed. */
+const selfFenced = (r: RunRecord): boolean =>
+  (r.incident ?? []).some((l) => / self-fenced: /.test(l))
+
 /** orchestrator's medians on our lab (design/peers.md), ms. */
 const ORCHESTRATOR_MS: Readonly<Record<string, number>> = { "2": 1590, "3": 8350, "8": 930 }
 
@@ -463,6 +474,29 @@ const issue13Targets = (records: ReadonlyArray<RunRecord>): string[] => {
     const failovers = rs.filter((r) => r.termBefore === undefined || r.termAfter !== r.termBefore)
     rows.push(
       `| mysqld crash that a restart fixes: no failover | ${c} | ${failovers.length} runs with a term change; median downtime ${fmt(median(defined(rs.map((r) => r.downtimeMs))))} ms | ${rs.length} | fails over every time | – | ${status(failovers.length === 0)} |`,
+    )
+  }
+  for (const [key, profile] of [
+    ["6", "default timings"],
+    ["6-fast", "fast profile"],
+  ] as const) {
+    for (const c of commits) {
+      const rs = records.filter((r) => r.scenario === key && r.commit === c)
+      if (rs.length === 0) continue
+      const falseFailovers = rs.filter((r) => r.falseFailover !== false).length
+      rows.push(
+        `| 30 % loss on every host for 60 s (${profile}): 0 false failovers in ≥ 10 runs | ${c} | ${falseFailovers} false failovers; ${rs.filter(selfFenced).length} runs with a primary that fenced itself | ${rs.length} | 1 in 3 false failovers | – | ${status(falseFailovers === 0 && rs.length >= 10)} |`,
+      )
+    }
+  }
+  for (const c of commits) {
+    const xs = defined(
+      records.filter((r) => r.scenario === "3-fast" && r.commit === c).map((r) => r.downtimeMs),
+    )
+    if (xs.length === 0) continue
+    const m = median(xs)
+    rows.push(
+      `| fast profile (lease 2 s, heartbeat 250 ms): primary host isolated, median write downtime (no target) | ${c} | ${fmt(m)} ms (max ${fmt(Math.max(...xs))}) | ${xs.length} | ${fmt(ORCHESTRATOR_MS["3"]!)} ms | ${fmt(m / ORCHESTRATOR_MS["3"]!, 2)} | – |`,
     )
   }
   if (rows.length === 0) return []

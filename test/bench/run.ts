@@ -2,7 +2,10 @@
 // record per run to bench/results.json; bench/results.md is regenerated from
 // all records after every run (and alone with --report).
 //   npm run bench -- [--runs N] [--only 1,2,hung,3,5,6,8,rest] [--report] [--keep-logs]
-//                    [--commit REV | --working-tree] [--packaged] [--results bench/results.json] [--out bench/results.md]
+//                    [--commit REV | --working-tree] [--packaged] [--profile default|fast]
+//                    [--results bench/results.json] [--out bench/results.md]
+// --profile fast runs the agents with the documented fast timings (FAST_TIMINGS) and
+// records the runs under the scenario's key with "-fast" (e.g. 3-fast, 6-fast).
 // Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
 // --runs defaults to 5 for the scenarios and to 1 for "rest" (one run is 2 × 70 s of measuring).
 import { execSync } from "node:child_process"
@@ -43,6 +46,17 @@ const repo = join(import.meta.dirname, "../..")
 
 /** The timings every run uses: the defaults, with the lab tests' shorter restart and apply timeouts. */
 export const BENCH_TIMINGS = { restart_timeout: "10s", apply_timeout: "10s" } as const
+/**
+ * The "fast" timing profile of packaging/config.example.yaml: half the default
+ * lease and election timeouts, heartbeats twice as often
+ * (heartbeat_interval * 2 + rpc_timeout stays below the lease).
+ */
+export const FAST_TIMINGS = {
+  lease_duration: "2s",
+  heartbeat_interval: "250ms",
+  election_timeout_min: "150ms",
+  election_timeout_max: "600ms",
+} as const
 const PAUSE_MS = 3000
 const LOSS_PERCENT = 30
 const LOSS_MS = 60_000
@@ -58,6 +72,7 @@ const { values } = parseArgs({
     "working-tree": { type: "boolean", default: false },
     packaged: { type: "boolean", default: false },
     commit: { type: "string", default: "HEAD" },
+    profile: { type: "string", default: "default" },
     results: { type: "string", default: join(repo, "bench/results.json") },
     out: { type: "string", default: join(repo, "bench/results.md") },
   },
@@ -183,10 +198,13 @@ const onCluster = async (
   options: ClusterOptions,
   body: (c: LabCluster) => Promise<Partial<RunRecord>>,
 ): Promise<RunRecord> => {
-  const started = base(scenario, run)
+  const started = base(`${scenario}${fast ? "-fast" : ""}`, run)
   let c: LabCluster
   try {
-    c = await LabCluster.up({ timings: BENCH_TIMINGS, ...options })
+    c = await LabCluster.up({
+      timings: { ...BENCH_TIMINGS, ...(fast ? FAST_TIMINGS : {}) },
+      ...options,
+    })
   } catch (e) {
     return { ...started, ok: false, error: `lab up: ${e instanceof Error ? e.message : e}` }
   }
@@ -303,6 +321,10 @@ const restRun = (hosts: number) => (run: number) =>
       })),
     }
   })
+
+if (values.profile !== "default" && values.profile !== "fast")
+  throw new Error(`unknown --profile '${values.profile}' (known: default, fast)`)
+const fast = values.profile === "fast"
 
 const PLAN: Record<string, ReadonlyArray<(run: number) => Promise<RunRecord>>> = {
   "1": [failoverRun("1", mysqldKilledRestarts)],
