@@ -25,6 +25,13 @@ export interface RunRecord {
   readonly termAfter?: number
   readonly times?: FailoverTimes
   readonly switchovers?: ReadonlyArray<SwitchoverPhases>
+  /** The same fault seen by a second writer through HAProxy (bench --haproxy). */
+  readonly haproxy?: {
+    readonly downtimeMs: number
+    readonly acked: number
+    readonly lostWrites: number
+    readonly switchoverBlocksMs: ReadonlyArray<number>
+  }
   readonly what?: string
   readonly primaryBefore?: string
   readonly primaryAfter?: string
@@ -377,6 +384,10 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
     for (const r of by(s)) {
       const n: string[] = []
       if (r.downtimeMs !== undefined) n.push(`downtime ${r.downtimeMs}`)
+      if (r.haproxy !== undefined)
+        n.push(
+          `through HAProxy ${r.haproxy.downtimeMs}${r.haproxy.switchoverBlocksMs.length > 0 ? ` (blocks ${r.haproxy.switchoverBlocksMs.join(", ")})` : ""}, ${r.haproxy.lostWrites} lost`,
+        )
       for (const x of r.switchovers ?? [])
         n.push(
           `switchover block ${x.blockMs} (drain ${x.drainMs}, handover ${x.handoverMs}, vip ${x.vipMoveMs})`,
@@ -465,6 +476,26 @@ const issue13Targets = (records: ReadonlyArray<RunRecord>): string[] => {
       const orch = ORCHESTRATOR_MS[g.key]!
       rows.push(
         `| ${g.what} | ${c} | ${fmt(m)} ms (max ${fmt(Math.max(...xs))}) | ${xs.length}${g.key === "8" ? " legs" : ""} | ${fmt(orch)} ms | ${fmt(m / orch, 2)} | ${status(m <= g.limitMs)} |`,
+      )
+    }
+  }
+  // The same goals through HAProxy, from runs that had its writer (bench --haproxy).
+  for (const g of goals) {
+    for (const c of commits) {
+      const rs = records.filter(
+        (r) => r.scenario === g.key && r.commit === c && r.haproxy !== undefined,
+      )
+      const xs = rs.flatMap((r) =>
+        g.key === "8"
+          ? (r.haproxy?.switchoverBlocksMs ?? [])
+          : [r.haproxy?.downtimeMs ?? Number.NaN],
+      )
+      if (xs.length === 0) continue
+      const m = median(xs)
+      const orch = ORCHESTRATOR_MS[g.key]!
+      const lost = rs.reduce((n, r) => n + (r.haproxy?.lostWrites ?? 0), 0)
+      rows.push(
+        `| ${g.what}, through HAProxy | ${c} | ${fmt(m)} ms (max ${fmt(Math.max(...xs))}; ${lost} lost) | ${xs.length}${g.key === "8" ? " legs" : ""} | ${fmt(orch)} ms | ${fmt(m / orch, 2)} | ${status(m <= g.limitMs && lost === 0)} |`,
       )
     }
   }

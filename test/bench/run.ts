@@ -2,10 +2,13 @@
 // record per run to bench/results.json; bench/results.md is regenerated from
 // all records after every run (and alone with --report).
 //   npm run bench -- [--runs N] [--only 1,2,hung,3,5,6,8,rest] [--report] [--keep-logs]
-//                    [--commit REV | --working-tree] [--packaged] [--profile default|fast]
+//                    [--commit REV | --working-tree] [--packaged] [--profile default|fast] [--haproxy]
 //                    [--results bench/results.json] [--out bench/results.md]
 // --profile fast runs the agents with the documented fast timings (FAST_TIMINGS) and
 // records the runs under the scenario's key with "-fast" (e.g. 3-fast, 6-fast).
+// --haproxy also runs HAProxy with the shipped example config in the client's
+// namespace and a second writer through it, for the failover scenarios (1, 2,
+// hung, 3, 8): their records then hold the downtime through HAProxy too.
 // Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
 // --runs defaults to 5 for the scenarios and to 1 for "rest" (one run is 2 × 70 s of measuring).
 import { execSync } from "node:child_process"
@@ -15,7 +18,9 @@ import { dirname, join } from "node:path"
 import { parseArgs } from "node:util"
 import { parseConfigText } from "../../agent/src/daemon/config-load.ts"
 import { type ClusterOptions, LabCluster } from "../lab/cluster.ts"
-import { sleep } from "../lab/exec.ts"
+import { sleep, waitFor } from "../lab/exec.ts"
+import { backendStates, startHaproxy, startHaproxyWriter } from "../lab/haproxy.ts"
+import { missingAckedWrites, readWriterLog, writeDowntimeMs } from "../lab/invariants.ts"
 import {
   mysqldCannotRestart,
   mysqldKilledRestarts,
@@ -73,6 +78,7 @@ const { values } = parseArgs({
     packaged: { type: "boolean", default: false },
     commit: { type: "string", default: "HEAD" },
     profile: { type: "string", default: "default" },
+    haproxy: { type: "boolean", default: false },
     results: { type: "string", default: join(repo, "bench/results.json") },
     out: { type: "string", default: join(repo, "bench/results.md") },
   },
@@ -227,14 +233,60 @@ const onCluster = async (
   }
 }
 
+/** HAProxy (packaging/haproxy.cfg.example) and a second writer through it, once it sees the primary. */
+const startHaproxyPath = async (c: LabCluster): Promise<string> => {
+  await startHaproxy(c.lab)
+  const primary = await c.waitForPrimary(10_000)
+  await waitFor(
+    `HAProxy to send writes to ${primary}`,
+    async () =>
+      (await backendStates(c.lab).catch(() => ({}) as Record<string, string>))[primary]?.startsWith(
+        "UP",
+      ) === true,
+    20_000,
+    200,
+  )
+  const out = join(c.lab.runDir(), "writer-haproxy.ndjson")
+  await startHaproxyWriter(c.lab, out)
+  await waitFor(
+    "writes acknowledged through HAProxy",
+    () => readWriterLog(out).acked.length > 20,
+    30_000,
+  )
+  return out
+}
+
+/** The HAProxy writer's downtime after the fault, its switchover blocks, and acknowledged writes the primary lacks. */
+const haproxyOutcome = async (
+  c: LabCluster,
+  out: string,
+  lines: ReadonlyArray<LogLine>,
+  faultAt: number,
+): Promise<NonNullable<RunRecord["haproxy"]>> => {
+  await c.lab.stopProcess("client", "writer-haproxy")
+  const log = readWriterLog(out)
+  const primary = await c.waitForPrimary(30_000)
+  const missing = await missingAckedWrites(c.lab, primary, log)
+  return {
+    downtimeMs: writeDowntimeMs(log, faultAt),
+    acked: log.acked.length,
+    lostWrites: missing.length,
+    switchoverBlocksMs: switchoverPhases(lines, log, faultAt).map((x) => x.blockMs),
+  }
+}
+
 const failoverRun = (key: string, scenario: Scenario) => (run: number) =>
   onCluster(key, run, {}, async (c) => {
     const termBefore = maxTerm(c)
+    const viaHaproxy = values.haproxy ? await startHaproxyPath(c) : undefined
     const faultAt = await scenario(c)
     const check = await c.check(faultAt)
     const lines = agentLines(c)
     const writes = c.writes()
+    const haproxy =
+      viaHaproxy === undefined ? undefined : await haproxyOutcome(c, viaHaproxy, lines, faultAt)
     return {
+      ...(haproxy === undefined ? {} : { haproxy }),
       downtimeMs: check.downtimeMs,
       acked: check.acked,
       lostWrites: lostWrites(check.problems),
@@ -367,6 +419,10 @@ if (values.report) {
 function summary(r: RunRecord): string {
   const parts = [`scenario ${r.scenario} run ${r.run}: ${r.ok ? "ok" : "FAILED"}`]
   if (r.downtimeMs !== undefined) parts.push(`downtime ${r.downtimeMs} ms`)
+  if (r.haproxy)
+    parts.push(
+      `through HAProxy: downtime ${r.haproxy.downtimeMs} ms, ${r.haproxy.lostWrites} lost${r.haproxy.switchoverBlocksMs.length > 0 ? `, blocks ${JSON.stringify(r.haproxy.switchoverBlocksMs)}` : ""}`,
+    )
   if (r.switchovers) parts.push(`switchovers ${JSON.stringify(r.switchovers)}`)
   if (r.times) parts.push(JSON.stringify(r.times))
   if (r.falseFailover !== undefined)
