@@ -4,8 +4,8 @@
 // outputs to the executor. If it crashes, its supervisor starts it again from
 // the hard-state file, as an agent restart would.
 //
-// Inputs arrive two ways. Ticks and peer messages are stepped at once in the
-// caller's turn of the event loop (`direct`): twenty ticks a second and every
+// Inputs arrive two ways. Ticks, peer messages and probe results are stepped
+// at once in the caller's turn of the event loop (`direct`): twenty ticks a second and every
 // heartbeat through a queue and a fiber wake-up cost more CPU at rest than
 // all the agent's real work. Everything else (completions, operator requests,
 // reloads) goes through the inbox; while the inbox holds anything, direct

@@ -170,7 +170,7 @@ export class Inbox extends Context.Service<
     readonly queue: Queue.Queue<PendingInput>
     /** Filled in while the decision loop runs (decision-loop.ts). */
     readonly direct: DirectStep
-    /** Ticks and peer messages: stepped at once while the decision loop runs. */
+    /** Ticks, peer messages and probe results: stepped at once while the decision loop runs. */
     readonly deliver: (input: PendingInput) => void
     /** Everything else: through the queue, in arrival order. */
     readonly enqueue: (input: PendingInput) => void
@@ -371,6 +371,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     config: current,
     log,
     enqueue: inbox.enqueue,
+    deliver: inbox.deliver,
     ...(discovery === undefined ? {} : { discovery }),
     hardState: store,
     mesh,
