@@ -391,5 +391,14 @@ export const serveHttp = (options: HttpOptions) =>
         moving = false
       }
     })
-    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(1_000), follow)))
+    // A plain timer that looks at the config once a second and does nothing when
+    // http.listen is unchanged: an Effect sleep loop cost more at rest (issue 12).
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        setInterval(() => {
+          if (options.config().http.listen !== tried && !moving) Effect.runFork(follow)
+        }, 1_000),
+      ),
+      (timer) => Effect.sync(() => clearInterval(timer)),
+    )
   })
