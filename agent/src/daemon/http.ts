@@ -24,7 +24,6 @@ import {
   CONTENT_TYPE as METRICS_CONTENT_TYPE,
   type MetricsSources,
   renderMetrics,
-  startProcessMetrics,
 } from "./metrics.ts"
 import { statusView } from "./status-view.ts"
 
@@ -356,7 +355,6 @@ const closeServer = (server: Server): Promise<void> =>
  */
 export const serveHttp = (options: HttpOptions) =>
   Effect.gen(function* () {
-    startProcessMetrics()
     let listen = options.config().http.listen
     let server: Server = yield* Effect.acquireRelease(
       Effect.tryPromise({

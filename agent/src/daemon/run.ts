@@ -53,7 +53,7 @@ import { makeExecutor, type PendingInput } from "./executor.ts"
 import { HARD_STATE_FORMAT } from "./hard-state-format.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
-import { notePublished } from "./metrics.ts"
+import { noteLoopDelay, notePublished } from "./metrics.ts"
 import { checkMysqlTlsAtStart } from "./mysql-tls.ts"
 import { supervise } from "./supervision.ts"
 
@@ -425,7 +425,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     }),
     ticker: withInjectedDefect(
       "ticker",
-      runAlarm(inbox.deliver, alarm, MAX_SLEEP_MS, BUSY_TICK_MS),
+      runAlarm(inbox.deliver, alarm, MAX_SLEEP_MS, BUSY_TICK_MS, noteLoopDelay),
     ),
     // Peer messages go straight to the decision loop (the mesh's `deliver`): this stays idle.
     "mesh-inbound": withInjectedDefect(
