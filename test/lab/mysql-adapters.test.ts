@@ -195,6 +195,9 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
     assert.equal(src.semiSync.sourceEnabled, false)
     assert.equal(src.semiSync.sourceActive, false)
     assert.equal(rep.semiSync.replicaEnabled, false)
+    // The processlist statement rides in the probe's one batch (issue 12): nothing stuck in commit.
+    assert.deepEqual(src.commitWait, { sessions: 0, oldestSeconds: 0 })
+    assert.deepEqual(rep.commitWait, { sessions: 0, oldestSeconds: 0 })
     // A write shows up in the next probes.
     await lab.query("db1", "INSERT INTO app.t VALUES (3, 'three')")
     await lab.waitReplicasCaughtUp("db1")

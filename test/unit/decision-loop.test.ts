@@ -95,10 +95,18 @@ test("a defect in a direct step ends this run of the loop, for its supervisor to
 
 test("the alarm ticks when the deadline asked for is due, and at the latest every maxSleepMs", async () => {
   const got: Array<number> = []
+  /** How late each wake-up came (the event-loop delay metric). */
+  const late: Array<number> = []
   const alarm: Alarm = { current: null }
   const t0 = performance.now()
   const fiber = Effect.runFork(
-    runAlarm(() => void got.push(performance.now() - t0), alarm, 200, 10),
+    runAlarm(
+      () => void got.push(performance.now() - t0),
+      alarm,
+      200,
+      10,
+      (ms) => late.push(ms),
+    ),
   )
   await new Promise((r) => setTimeout(r, 40))
   assert.equal(got.length, 1, "the first tick comes firstAfterMs after the start")
@@ -114,4 +122,9 @@ test("the alarm ticks when the deadline asked for is due, and at the latest ever
   assert.equal(alarm.current, null, "the alarm leaves with its fiber")
   await new Promise((r) => setTimeout(r, 250))
   assert.equal(got.length, 2, "no tick after the interrupt")
+  assert.equal(late.length, 2, "each wake-up tells how late it came")
+  assert.ok(
+    late.every((ms) => ms > -2 && ms < 1_000),
+    `lateness ${late.map((x) => x.toFixed(1)).join(", ")} ms`,
+  )
 })

@@ -12,6 +12,7 @@ import {
   Exposition,
   escapeLabelValue,
   type MetricsSources,
+  noteLoopDelay,
   notePublished,
   renderMetrics,
   resetCounters,
@@ -286,5 +287,22 @@ describe("the /metrics page", () => {
     ]
     for (const text of bad)
       assert.throws(() => parsePromText(text), `should refuse ${JSON.stringify(text)}`)
+  })
+
+  test("event-loop delay: from the decision loop's alarm, no sampler of its own (a cheap idle agent)", async () => {
+    const read = () => parsePromText(renderMetrics(full()))
+    const count = (f: ReturnType<typeof read>) =>
+      sampleValue(f, "mha_event_loop_delay_seconds_count") ?? 0
+    // Node's sampler woke the agent every 10 ms: 0.28 % of a core at rest (issue 12).
+    const before = count(read())
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal(count(read()), before, "no wake-up of its own")
+    noteLoopDelay(0.4)
+    noteLoopDelay(250)
+    noteLoopDelay(Number.NaN)
+    const f = read()
+    assert.equal(count(f), before + 2)
+    const max = sampleValue(f, "mha_event_loop_delay_max_seconds") ?? 0
+    assert.ok(max >= 0.249 && max < 0.26, `max ${max} s`)
   })
 })

@@ -2,8 +2,8 @@
  * Probes of mysqld (protocol.md section 2).
  *
  * - `probeLocal`: the local mysqld, every `probe_interval`. One connection is
- *   kept open between probes (a probe then costs four short queries, with
- *   no TCP handshake and no login); after any failure, timeout or
+ *   kept open between probes (a probe then costs one round trip: its five
+ *   statements in one batch, with no TCP handshake and no login); after any failure, timeout or
  *   interruption it is destroyed and the next probe connects afresh. Probes
  *   are serialized. Connect and login are bounded by `connectTimeoutMs`, the
  *   queries of one probe together by `queryTimeoutMs`, and the whole probe,
@@ -265,13 +265,19 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
     "SHOW REPLICA STATUS",
     "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'",
     "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
+    COMMIT_WAIT_SQL,
   ])
   // queryBatch returns exactly one row set per statement.
-  const [[vars], replicaRows, semiVars, semiStatus] = batch as [Row[], Row[], Row[], Row[]]
+  const [[vars], replicaRows, semiVars, semiStatus, [waits]] = batch as [
+    Row[],
+    Row[],
+    Row[],
+    Row[],
+    Row[],
+  ]
   if (vars === undefined)
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
   const uptime = nameValueMap(semiStatus).get("uptime")
-  const [waits] = yield* session.query("probe", COMMIT_WAIT_SQL)
   return {
     serverUuid: str(vars, "server_uuid").toLowerCase(),
     serverId: num(vars, "server_id") ?? 0,

@@ -4,8 +4,8 @@
 // outputs to the executor. If it crashes, its supervisor starts it again from
 // the hard-state file, as an agent restart would.
 //
-// Inputs arrive two ways. Ticks and peer messages are stepped at once in the
-// caller's turn of the event loop (`direct`): twenty ticks a second and every
+// Inputs arrive two ways. Ticks, peer messages and probe results are stepped
+// at once in the caller's turn of the event loop (`direct`): twenty ticks a second and every
 // heartbeat through a queue and a fiber wake-up cost more CPU at rest than
 // all the agent's real work. Everything else (completions, operator requests,
 // reloads) goes through the inbox; while the inbox holds anything, direct
@@ -159,24 +159,33 @@ export interface Alarm {
  * A plain timer, not a fiber that sleeps and offers to a queue. An earlier
  * deadline replaces a later one; a later one waits for the pending timer (a
  * Tick too early changes nothing). When no step asks (the loop is
- * restarting), it wakes after `maxSleepMs` all the same.
+ * restarting), it wakes after `maxSleepMs` all the same. `onLate` hears how
+ * late each wake-up came (ms): the event-loop delay, measured on a timer
+ * that runs anyway (daemon/metrics.ts).
  */
 export const runAlarm = (
   deliver: (input: PendingInput) => void,
   alarm: Alarm,
   maxSleepMs: number,
   firstAfterMs: number,
+  onLate?: (lateMs: number) => void,
 ): Effect.Effect<never> =>
   Effect.callback<never>(() => {
     let timer: ReturnType<typeof setTimeout> | undefined
     let fireAt = Number.POSITIVE_INFINITY
+    /** When the pending timer should fire (its delay is whole ms, at least 1). */
+    let expectedAt = 0
     const schedule = (deadline: number): void => {
       if (deadline >= fireAt) return
       if (timer !== undefined) clearTimeout(timer)
       fireAt = deadline
-      timer = setTimeout(fire, Math.max(1, Math.ceil(deadline - monotonicNow())))
+      const now = monotonicNow()
+      const wait = Math.max(1, Math.ceil(deadline - now))
+      expectedAt = now + wait
+      timer = setTimeout(fire, wait)
     }
     const fire = (): void => {
+      onLate?.(monotonicNow() - expectedAt)
       timer = undefined
       fireAt = Number.POSITIVE_INFINITY
       deliver((now) => ({ _tag: "Tick", now, random: randomUnit() }))

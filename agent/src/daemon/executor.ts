@@ -30,6 +30,12 @@ export interface ExecutorServices {
   readonly config: () => Config
   readonly log: pino.Logger
   readonly enqueue: (input: PendingInput) => void
+  /**
+   * How probe results come back: stepped at once when the decision loop is
+   * free (decision-loop.ts deliverInput), a queue hop and a fiber wake-up
+   * fewer for each of the two or three probes a second (issue 12). Default: `enqueue`.
+   */
+  readonly deliver?: (input: PendingInput) => void
   readonly hardState: HardStateStore<HardState>
   readonly mesh: MeshService<PeerMessage>
   readonly prober: MysqlProberService
@@ -85,6 +91,7 @@ const errorText = (e: unknown): string =>
 
 export const makeExecutor = (services: ExecutorServices) => {
   const { log, enqueue } = services
+  const deliver = services.deliver ?? enqueue
   const mysqlSettings = services.mysqlSettings ?? readMysqlSettings
   const runProcess = services.runProcess ?? runInProcessGroup
   const persistLock = Semaphore.makeUnsafe(1)
@@ -483,7 +490,7 @@ export const makeExecutor = (services: ExecutorServices) => {
           Effect.exit,
           Effect.map((exit) => {
             const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : null
-            enqueue((now) => ({
+            deliver((now) => ({
               _tag: "LocalProbed",
               now,
               result: Exit.isSuccess(exit)
@@ -502,7 +509,7 @@ export const makeExecutor = (services: ExecutorServices) => {
         if (target === undefined) return Effect.void
         return services.prober.probeRemote(target).pipe(
           Effect.map((r) =>
-            enqueue((now) => ({
+            deliver((now) => ({
               _tag: "PrimaryProbed",
               now,
               target: output.target,

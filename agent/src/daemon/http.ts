@@ -24,7 +24,6 @@ import {
   CONTENT_TYPE as METRICS_CONTENT_TYPE,
   type MetricsSources,
   renderMetrics,
-  startProcessMetrics,
 } from "./metrics.ts"
 import { statusView } from "./status-view.ts"
 
@@ -356,7 +355,6 @@ const closeServer = (server: Server): Promise<void> =>
  */
 export const serveHttp = (options: HttpOptions) =>
   Effect.gen(function* () {
-    startProcessMetrics()
     let listen = options.config().http.listen
     let server: Server = yield* Effect.acquireRelease(
       Effect.tryPromise({
@@ -391,5 +389,14 @@ export const serveHttp = (options: HttpOptions) =>
         moving = false
       }
     })
-    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(1_000), follow)))
+    // A plain timer that looks at the config once a second and does nothing when
+    // http.listen is unchanged: an Effect sleep loop cost more at rest (issue 12).
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        setInterval(() => {
+          if (options.config().http.listen !== tried && !moving) Effect.runFork(follow)
+        }, 1_000),
+      ),
+      (timer) => Effect.sync(() => clearInterval(timer)),
+    )
   })

@@ -53,7 +53,7 @@ import { makeExecutor, type PendingInput } from "./executor.ts"
 import { HARD_STATE_FORMAT } from "./hard-state-format.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
-import { notePublished } from "./metrics.ts"
+import { noteLoopDelay, notePublished } from "./metrics.ts"
 import { checkMysqlTlsAtStart } from "./mysql-tls.ts"
 import { supervise } from "./supervision.ts"
 
@@ -170,7 +170,7 @@ export class Inbox extends Context.Service<
     readonly queue: Queue.Queue<PendingInput>
     /** Filled in while the decision loop runs (decision-loop.ts). */
     readonly direct: DirectStep
-    /** Ticks and peer messages: stepped at once while the decision loop runs. */
+    /** Ticks, peer messages and probe results: stepped at once while the decision loop runs. */
     readonly deliver: (input: PendingInput) => void
     /** Everything else: through the queue, in arrival order. */
     readonly enqueue: (input: PendingInput) => void
@@ -386,6 +386,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     config: current,
     log,
     enqueue: inbox.enqueue,
+    deliver: inbox.deliver,
     ...(discovery === undefined ? {} : { discovery }),
     hardState: store,
     mesh,
@@ -439,7 +440,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     }),
     ticker: withInjectedDefect(
       "ticker",
-      runAlarm(inbox.deliver, alarm, MAX_SLEEP_MS, BUSY_TICK_MS),
+      runAlarm(inbox.deliver, alarm, MAX_SLEEP_MS, BUSY_TICK_MS, noteLoopDelay),
     ),
     // Peer messages go straight to the decision loop (the mesh's `deliver`): this stays idle.
     "mesh-inbound": withInjectedDefect(
