@@ -209,6 +209,23 @@ export const makeExecutor = (services: ExecutorServices) => {
                 : Effect.fail(new Error(`not applied within ${action.timeoutMs} ms`)),
             ),
           )
+      case "WaitForExecutedAt": {
+        const target = memberEndpoint(config, action.target)
+        if (target === undefined)
+          return Effect.fail(new Error(`${action.target} is not a data member`))
+        return services.mysql
+          .at(target)
+          .waitForExecutedGtidSet(action.gtids, action.timeoutMs / 1000)
+          .pipe(
+            Effect.flatMap((r) =>
+              r._tag === "Applied"
+                ? Effect.void
+                : Effect.fail(
+                    new Error(`not executed on ${action.target} within ${action.timeoutMs} ms`),
+                  ),
+            ),
+          )
+      }
       case "WaitForRelayLog":
         return local
           .waitForRelayLog(action.timeoutMs / 1000)
