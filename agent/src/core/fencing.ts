@@ -44,8 +44,8 @@ export const selfFence = (
 ): AgentState => {
   // keepVip (a resigning primary whose mysqld refuses connections): the VIP stays for a
   // make-before-break handover (vip-handover.ts); the reconcile loop removes it later. A
-  // handover already under way (a later fence, e.g. stepping down when a vote request
-  // brings the next term) keeps it too.
+  // handover already under way (a switchover's old primary, fenced, stepping down when the
+  // target's vote request brings the next term) keeps it too.
   const keeping = keepVipForHandover(s)
   const keep = keepVip || keeping.keep
   let next: AgentState

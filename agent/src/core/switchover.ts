@@ -21,6 +21,7 @@ import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
 import { revokeActions } from "./supersession.ts"
 import type { AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
+import { beginVipHandover } from "./vip-handover.ts"
 
 /**
  * Purposes of the actions a switchover issues (pre_switchover and the fence, the drain, the
@@ -284,7 +285,11 @@ export const switchoverPlan = (
       `converge, unfenced (${s.self} stays writable with the VIP): every heartbeat of ${to} gives its apply rate; wait until its relay backlog over that rate is at most ${budget} ms and it has received all but what that rate covers, within ${t.switchoverTimeoutMs} ms of the request; else refuse and say how far behind it is (no write blocked, nothing to roll back)`,
     ),
     step("run pre_switchover (a non-zero exit refuses, still unfenced)"),
-    step(`remove the VIP from ${s.self} (the write block starts)`),
+    drainTimeoutMs !== null && drainTimeoutMs > 0
+      ? step(`remove the VIP from ${s.self} (the write block starts)`)
+      : step(
+          `the write block starts: ${s.self} keeps the VIP, fenced, until ${to} has announced itself (make-before-break: clients get read-only errors, not dropped connections)`,
+        ),
     ...(drainTimeoutMs !== null && drainTimeoutMs > 0
       ? [
           step(
@@ -430,11 +435,19 @@ export const onSwitchoverResult = (
     return s
   if (sw.phase === "pre-hook") {
     if (!ok) return refuse(s, out, "pre_switchover failed")
-    // The write block starts here.
-    out.push({ _tag: "Vip", op: "remove" })
-    let removing: AgentState = {
-      ...s,
-      local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } },
+    // The write block starts here. Without a drain the VIP stays (make-before-break,
+    // vip-handover.ts): clients get read-only errors from the fenced server and retry at once,
+    // and the target's gratuitous ARP moves them; this node removes the VIP once the target
+    // announced itself. Removed first, a client's packets in between were lost and it waited
+    // for TCP's retransmission (200 ms, then 400 ms more) or its connect timeout (issue 13).
+    // A drain removes it first: no new sessions while the old ones finish.
+    let removing: AgentState
+    if (sw.drainTimeoutMs > 0) {
+      out.push({ _tag: "Vip", op: "remove" })
+      removing = { ...s, local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } } }
+    } else {
+      const t = s.config.timings
+      removing = beginVipHandover(s, t.switchoverTimeoutMs + t.leaseDurationMs)
     }
     if (sw.drainTimeoutMs > 0) {
       // --drain-timeout: clients finish what they are doing before the fence kills the rest.

@@ -13,11 +13,11 @@
  *
  * No client ever writes to a node that is not the primary: the VIP is kept
  * only while this node's mysqld is certainly not writable (connections
- * refused, or super_read_only and read_only ON as probed). A node whose
- * lease ran out (isolated) still removes the VIP first: nothing would tell it
- * when to let go. A planned switchover also still removes it at the fence:
- * keeping it there (clients meeting read-only errors) measured slower on the
- * lab (issue 13: 1.8-2.0 s per leg against 0.93 s).
+ * refused, or super_read_only and read_only ON as probed), or while a
+ * switchover of this very primary is fencing it (it is still the primary of
+ * its term until the transfer, and the target waits for the fence before it
+ * becomes writable). A node whose lease ran out (isolated) still removes the
+ * VIP first: nothing would tell it when to let go.
  */
 import type { AgentState, VipHandover } from "./types.ts"
 
@@ -59,7 +59,12 @@ export const keepVipForHandover = (
     const until = Math.min(h.until, s.now + s.config.timings.heartbeatIntervalMs)
     handover = { ...h, until, announced: true }
   }
-  const keep = s.now < handover.until && certainlyReadOnly(s)
+  // The switchover of this primary has fenced it (fencing.ts switchoverFenced, not imported:
+  // fencing.ts imports this module).
+  const sw = s.switchover
+  const ownSwitchover =
+    sw !== null && sw.phase !== "converging" && sw.phase !== "pre-hook" && s.hard.term === h.term
+  const keep = s.now < handover.until && (ownSwitchover || certainlyReadOnly(s))
   if (!keep) return { keep: false, state: { ...s, vipHandover: null } }
   return { keep: true, state: handover === h ? s : { ...s, vipHandover: handover } }
 }
