@@ -95,7 +95,10 @@ const fenced = (w: World, n: number) => {
   assert.ok(fence?._tag === "Mysql")
   r = mysqlDone(r.state, fence.id, true, t0 + 20)
   assert.equal(r.state.switchover?.phase, "catch-up")
-  assert.ok(r.outputs.some((o) => o._tag === "ProbeLocal"), "the fenced set is read at once")
+  assert.ok(
+    r.outputs.some((o) => o._tag === "ProbeLocal"),
+    "the fenced set is read at once",
+  )
   return { s: r.state, t0 }
 }
 
