@@ -675,6 +675,7 @@ export const simAgentProcess = (options: {
     acquire: vipOp("add", { added: true, duplicate: null }),
     release: vipOp("remove", true),
     refresh: vipOp("refresh", undefined),
+    quiet: Effect.void,
   } as unknown as VipService
 
   const restart = (): Effect.Effect<RestartResult> =>

@@ -123,8 +123,9 @@ test("a switchover waits unfenced while the target is behind, then fences once i
   const order = done.outputs.flatMap((o) =>
     o._tag === "Vip" ? [`vip ${o.op}`] : o._tag === "Mysql" ? [o.action._tag] : [],
   )
-  // Make-before-break (issue 13): the VIP stays on the fenced node until the target announced itself.
-  assert.deepEqual(order.slice(0, 2), ["Fence", "KillSessions"])
+  // Make-before-break (issue 13): the VIP stays on the fenced node until the target announced
+  // itself, announced no more (a pending gratuitous ARP would pull clients back).
+  assert.deepEqual(order.slice(0, 3), ["vip quiet", "Fence", "KillSessions"])
   assert.ok(!order.includes("vip remove"))
   assert.equal(done.state.switchover?.phase, "fencing")
   assert.equal(mayBeWritable(done.state), false)

@@ -447,7 +447,7 @@ export const onSwitchoverResult = (
       removing = { ...s, local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } } }
     } else {
       const t = s.config.timings
-      removing = beginVipHandover(s, t.switchoverTimeoutMs + t.leaseDurationMs)
+      removing = beginVipHandover(s, out, t.switchoverTimeoutMs + t.leaseDurationMs)
     }
     if (sw.drainTimeoutMs > 0) {
       // --drain-timeout: clients finish what they are doing before the fence kills the rest.

@@ -238,7 +238,12 @@ export type HookName =
   | "on_semi_sync_restored"
   | "fence_command"
 
-export type VipOp = "add" | "remove" | "refresh"
+/**
+ * "quiet": keep the address but announce it no more (cancel a gratuitous ARP burst still
+ * pending from its acquire): an old primary keeping the VIP for a make-before-break
+ * handover must not pull clients back from the new primary (vip-handover.ts).
+ */
+export type VipOp = "add" | "remove" | "refresh" | "quiet"
 
 // ---------------------------------------------------------------------------
 // Operator requests (the CLI, through the daemon's control socket)

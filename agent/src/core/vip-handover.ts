@@ -19,13 +19,18 @@
  * becomes writable). A node whose lease ran out (isolated) still removes the
  * VIP first: nothing would tell it when to let go.
  */
+import type { Outputs } from "./outputs.ts"
 import type { AgentState, VipHandover } from "./types.ts"
 
-/** Starts a handover at the fence of the primary of the current term. */
-export const beginVipHandover = (s: AgentState, forMs: number): AgentState => ({
-  ...s,
-  vipHandover: { term: s.hard.term, until: s.now + forMs, announced: false },
-})
+/**
+ * Starts a handover at the fence of the primary of the current term. The VIP
+ * stays, announced no more: a gratuitous ARP burst still pending from its
+ * acquire (garp_delay) would move clients back from the new primary.
+ */
+export const beginVipHandover = (s: AgentState, out: Outputs, forMs: number): AgentState => {
+  out.push({ _tag: "Vip", op: "quiet" })
+  return { ...s, vipHandover: { term: s.hard.term, until: s.now + forMs, announced: false } }
+}
 
 /** This node's mysqld can take no write: connections refused, or fenced as probed. */
 const certainlyReadOnly = (s: AgentState): boolean => {

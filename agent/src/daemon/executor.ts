@@ -433,6 +433,8 @@ export const makeExecutor = (services: ExecutorServices) => {
             enqueue((now) => ({ _tag: "VipDone", now, op: output.op, ok: true })),
           )
         }
+        // Nothing for the core to track: the address stays, its pending announcements stop.
+        if (output.op === "quiet") return vip.quiet
         // The adapter logs what it did (vip-acquired, vip-released): one line per event.
         const op =
           output.op === "add" ? vip.acquire : output.op === "remove" ? vip.release : vip.refresh
