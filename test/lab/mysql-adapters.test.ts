@@ -626,6 +626,13 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
         waitForReplicaCount: 1,
       }),
     )
+    // MySQL reads rpl_semi_sync_replica_enabled when the receiver connects: turned on while it
+    // runs, the live connection stays asynchronous (Rpl_semi_sync_replica_status OFF, not a
+    // semi-sync client of the source) until the IO thread restarts.
+    await lab.query("db2", "SET GLOBAL rpl_semi_sync_replica_enabled = ON")
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal((await probe("db2")).semiSync.replicaActive, false)
+    assert.equal((await probe("db1")).semiSync.sourceClients, 0)
     const r = await run(actions("db2").setSemiSyncReplica(true))
     assert.equal(r.ioThreadRestarted, true)
     await waitFor(
@@ -656,6 +663,21 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
     const before1 = await yes()
     await lab.query("db1", "INSERT INTO app.t VALUES (40, 'acked')")
     assert.equal(await yes(), before1 + 1, "the commit was acknowledged by a replica")
+    // Issue 13: already connected as wanted, it is not restarted (a restart drops the connection
+    // and the source's next commits wait until it is back).
+    assert.equal((await run(actions("db2").setSemiSyncReplica(true))).ioThreadRestarted, false)
+    // Enabled before START REPLICA (as repoint does): semi-sync from its first connection.
+    await lab.query("db2", "STOP REPLICA")
+    await lab.query("db2", "START REPLICA")
+    await waitFor(
+      "db2 a semi-sync client again after START REPLICA",
+      async () => (await probe("db1")).semiSync.sourceClients === 1,
+      10_000,
+    )
+    assert.equal((await probe("db2")).semiSync.replicaActive, true)
+    assert.equal((await run(actions("db2").setSemiSyncReplica(true))).ioThreadRestarted, false)
+    await lab.query("db1", "INSERT INTO app.t VALUES (41, 'acked')")
+    assert.equal(await yes(), before1 + 2, "acknowledged on that first connection")
     // Off again, both sides.
     assert.equal((await run(actions("db2").setSemiSyncReplica(false))).ioThreadRestarted, true)
     await run(

@@ -39,11 +39,19 @@ test("a candidate is ticked at least every BUSY_TICK_MS", () => {
   w.runUntil(6000)
   const s = w.nodes.get("db2")!.state
   // The operator forces an election on db2 through the local input path.
-  const r = step(s, {
+  const handed = step(s, {
     _tag: "PeerReceived",
     now: s.now + 1,
     from: "db1",
     message: { _tag: "TransferLeadership", from: "db1", term: s.hard.term, to: "db2" },
+  })
+  // It stands once a probe of its own is in (transfer-standing.ts); it is busy meanwhile.
+  assert.equal(routineRunning(handed.state), true)
+  assert.ok(nextDeadline(handed.state) <= handed.state.now + BUSY_TICK_MS)
+  const r = step(handed.state, {
+    _tag: "LocalProbed",
+    now: s.now + 3,
+    result: { _tag: "Up", mysql: s.local.probe! },
   })
   assert.equal(r.state.role, "candidate")
   assert.equal(routineRunning(r.state), true)

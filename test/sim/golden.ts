@@ -101,6 +101,8 @@ const renderAction = (a: MysqlAction): string => {
       return `ReplicateFrom ${a.source}`
     case "WaitForExecuted":
       return `WaitForExecuted ${formatGtidSet(a.gtids) || "empty"} timeout=${a.timeoutMs}ms`
+    case "WaitForExecutedAt":
+      return `WaitForExecutedAt ${a.target} ${formatGtidSet(a.gtids) || "empty"} timeout=${a.timeoutMs}ms`
     case "WaitForRelayLog":
       return `WaitForRelayLog timeout=${a.timeoutMs}ms`
     case "SetSemiSync":

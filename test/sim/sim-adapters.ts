@@ -22,6 +22,7 @@ import type {
   CloneResult,
   GrantsReport,
   MysqlActions,
+  WaitResult,
 } from "../../agent/src/adapters/mysql-actuator.ts"
 import { MysqlError } from "../../agent/src/adapters/mysql-connection.ts"
 import type {
@@ -32,7 +33,7 @@ import type {
 import type { ProcessRunResult } from "../../agent/src/adapters/process-group.ts"
 import type { RestartResult } from "../../agent/src/adapters/service-manager.ts"
 import type { VipService } from "../../agent/src/adapters/vip.ts"
-import { isSubset } from "../../agent/src/core/gtid.ts"
+import { type GtidSet, isSubset } from "../../agent/src/core/gtid.ts"
 import type { HardState, HookName, Output } from "../../agent/src/core/types.ts"
 import {
   type ExecutorServices,
@@ -530,9 +531,25 @@ export const simAgentProcess = (options: {
         })
       })
     const unsupported = Effect.die(new Error(`remote action on ${name} not simulated`))
+    /** WAIT_FOR_EXECUTED_GTID_SET over the network: the answer needs the way back too. */
+    const waitExecuted = (set: GtidSet, timeoutMs: number) =>
+      call("wait", (t) => {
+        const start = host.now
+        const loop: Effect.Effect<WaitResult, MysqlError> = Effect.suspend(() => {
+          if (!reachable()) return Effect.fail(mysqlError("wait", at, "connection-lost", "lost"))
+          if (isSubset(set, t.executed)) return Effect.succeed({ _tag: "Applied" as const })
+          if (host.now - start >= timeoutMs) return Effect.succeed({ _tag: "TimedOut" as const })
+          return Effect.andThen(
+            after(MYSQL_POLL_MS, () => Effect.void),
+            loop,
+          )
+        })
+        return loop
+      })
     return {
       ...local,
       target: at,
+      waitForExecutedGtidSet: (set, timeoutSeconds) => waitExecuted(set, timeoutSeconds * 1000),
       fence: call("fence", (t) => setSuperReadOnly(t, at, { abortAfterMs: QUERY_TIMEOUT_MS })),
       killClientSessions: () => call("kill", killSessions),
       fenceLeftPending: () => unsupported,
@@ -658,6 +675,7 @@ export const simAgentProcess = (options: {
     acquire: vipOp("add", { added: true, duplicate: null }),
     release: vipOp("remove", true),
     refresh: vipOp("refresh", undefined),
+    quiet: Effect.void,
   } as unknown as VipService
 
   const restart = (): Effect.Effect<RestartResult> =>

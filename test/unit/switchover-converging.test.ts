@@ -123,7 +123,10 @@ test("a switchover waits unfenced while the target is behind, then fences once i
   const order = done.outputs.flatMap((o) =>
     o._tag === "Vip" ? [`vip ${o.op}`] : o._tag === "Mysql" ? [o.action._tag] : [],
   )
-  assert.deepEqual(order.slice(0, 3), ["vip remove", "Fence", "KillSessions"])
+  // Make-before-break (issue 13): the VIP stays on the fenced node until the target announced
+  // itself, announced no more (a pending gratuitous ARP would pull clients back).
+  assert.deepEqual(order.slice(0, 3), ["vip quiet", "Fence", "KillSessions"])
+  assert.ok(!order.includes("vip remove"))
   assert.equal(done.state.switchover?.phase, "fencing")
   assert.equal(mayBeWritable(done.state), false)
 })
@@ -218,7 +221,11 @@ test("switchover --dry-run describes the unfenced wait, the budget and how far t
     /else refuse and say how far behind it is \(no write blocked, nothing to roll back\)/,
   )
   assert.match(text, /step 2: run pre_switchover/)
-  assert.match(text, /step 3: remove the VIP from db1 \(the write block starts\)/)
+  assert.match(text, /step 3: the write block starts: db1 keeps the VIP, fenced, until db2/)
+  assert.match(
+    switchoverPlan(s0, "db2", 2000).steps.join("\n"),
+    /step 3: remove the VIP from db1 \(the write block starts\)/,
+  )
 })
 
 test("the agent stopping: a refused switchover fences and resigns instead of leaving a writable primary without agent", () => {

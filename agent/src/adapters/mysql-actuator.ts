@@ -25,7 +25,8 @@
  *   REPLICATION_SLAVE_ADMIN;
  * - resetReplicaAll: REPLICATION_SLAVE_ADMIN and RELOAD;
  * - setSemiSyncReplica: SYSTEM_VARIABLES_ADMIN and REPLICATION_SLAVE_ADMIN
- *   (the IO thread is restarted so the change takes effect);
+ *   (the IO thread is restarted so the change takes effect, unless its
+ *   connection already is as wanted);
  * - injectEmptyTransactions: one of SESSION_VARIABLES_ADMIN,
  *   SYSTEM_VARIABLES_ADMIN, REPLICATION_APPLIER (to set GTID_NEXT), and
  *   TRANSACTION_GTID_TAG for tagged GTIDs;
@@ -195,7 +196,10 @@ export interface MysqlActions {
     timeoutSeconds: number,
   ) => Effect.Effect<{ readonly result: WaitResult; readonly retrieved: GtidSet }, MysqlError>
   readonly setSemiSyncSource: (options: SemiSyncSourceOptions) => Effect.Effect<void, MysqlError>
-  /** rpl_semi_sync_replica_enabled, then restarts the IO thread (if configured) so it takes effect. */
+  /**
+   * rpl_semi_sync_replica_enabled, then restarts the IO thread (if configured) so it takes
+   * effect, unless the running IO thread already connected that way.
+   */
   readonly setSemiSyncReplica: (
     enabled: boolean,
   ) => Effect.Effect<{ readonly ioThreadRestarted: boolean }, MysqlError>
@@ -691,6 +695,18 @@ export const mysqlActions = (
         const [row] = yield* exec(s, a, t, "SHOW REPLICA STATUS")
         const io = str(row, "Replica_IO_Running")
         if (row === undefined || (io !== "Yes" && io !== "Connecting"))
+          return { ioThreadRestarted: false }
+        // Rpl_semi_sync_replica_status tells how the running receiver connected (the variable
+        // is read when it connects): already as wanted (a repoint set the variable before its
+        // START REPLICA), a restart would only drop the connection, and the source's semi-sync
+        // acknowledgements would wait until it is back (issue 13; test/lab/mysql-adapters.test.ts).
+        const [status] = yield* exec(
+          s,
+          a,
+          t,
+          "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_replica_status', 'Rpl_semi_sync_slave_status')",
+        )
+        if (status !== undefined && (str(status, "Value") === "ON") === enabled)
           return { ioThreadRestarted: false }
         yield* exec(s, a, t, "STOP REPLICA IO_THREAD")
         yield* exec(s, a, t, "START REPLICA IO_THREAD")

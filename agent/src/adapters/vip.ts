@@ -118,6 +118,8 @@ export interface VipService {
   readonly acquire: Effect.Effect<AcquireResult, VipCommandError>
   readonly release: Effect.Effect<boolean, VipCommandError>
   readonly refresh: Effect.Effect<void, VipCommandError>
+  /** Keeps the address, announced no more: cancels a burst still pending from acquire. */
+  readonly quiet: Effect.Effect<void>
   readonly reconcile: (shouldHold: boolean) => Effect.Effect<ReconcileResult, VipCommandError>
   /** Waits until the announcements started by the last acquire have finished (or were cancelled). */
   readonly awaitAnnouncements: Effect.Effect<void>
@@ -401,6 +403,7 @@ export const makeVip = (
       acquire,
       release,
       refresh: burst,
+      quiet: cancelDelayed,
       reconcile,
       awaitAnnouncements: Effect.suspend(() =>
         delayed === undefined ? Effect.void : Effect.asVoid(Fiber.await(delayed)),

@@ -44,6 +44,7 @@ export const routineRunning = (s: AgentState): boolean =>
   s.restart.inFlight ||
   s.restart.deadline !== null ||
   s.local.privileges.inFlight ||
+  (s.transferStanding ?? null) !== null ||
   (s.forcedFailover ?? null) !== null
 
 /**
@@ -101,6 +102,9 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   }
   at(s.promotion?.stepDeadline)
   at(s.switchover?.deadline)
+  at(s.transferStanding?.deadline)
+  // An old primary keeping the VIP for a make-before-break handover lets go at its end.
+  at(s.vipHandover?.until)
   at(s.restart.deadline)
   at(s.forcedFailover?.until)
   if (s.pendingVote !== null) at(s.pendingVote.since + t.rpcTimeoutMs + 1)

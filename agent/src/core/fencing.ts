@@ -44,12 +44,12 @@ export const selfFence = (
 ): AgentState => {
   // keepVip (a resigning primary whose mysqld refuses connections): the VIP stays for a
   // make-before-break handover (vip-handover.ts); the reconcile loop removes it later. A
-  // handover already under way (a later fence, e.g. stepping down when a vote request
-  // brings the next term) keeps it too.
+  // handover already under way (a switchover's old primary, fenced, stepping down when the
+  // target's vote request brings the next term) keeps it too.
   const keeping = keepVipForHandover(s)
   const keep = keepVip || keeping.keep
   let next: AgentState
-  if (keepVip) next = beginVipHandover(s, s.config.timings.leaseDurationMs)
+  if (keepVip) next = beginVipHandover(s, out, s.config.timings.leaseDurationMs)
   else if (keep) next = keeping.state
   else {
     out.push({ _tag: "Vip", op: "remove" })
@@ -185,6 +185,7 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
 
 /** A VIP operation finished: remember what is really there. */
 export const onVipDone = (s: AgentState, op: VipOp, ok: boolean): AgentState => {
+  if (op === "quiet") return s
   const held = ok
     ? op !== "remove"
     : s.local.vip.held === true && op === "remove"

@@ -25,7 +25,6 @@ import {
   onVoteProbe,
   onVoteRequest,
   onVoteResponse,
-  startVote,
 } from "./election.ts"
 import { guardWritability, onFenceFailed, onVipDone, selfFence } from "./fencing.ts"
 import {
@@ -42,12 +41,7 @@ import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
 import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
-import {
-  onPrivilegesChecked,
-  privilegeBlocker,
-  privilegeCheckDue,
-  recheckPrivileges,
-} from "./privileges.ts"
+import { onPrivilegesChecked, privilegeCheckDue, recheckPrivileges } from "./privileges.ts"
 import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotion.ts"
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
 import { guardReplication } from "./replication.ts"
@@ -56,11 +50,17 @@ import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
 import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
 import {
   failbackTimer,
+  onSwitchoverCaughtUp,
   onSwitchoverProbe,
   onSwitchoverResult,
   switchoverTimers,
 } from "./switchover.ts"
 import { adoptTerm } from "./term.ts"
+import {
+  onTransferLeadership,
+  onTransferProbe,
+  transferStandingTimer,
+} from "./transfer-standing.ts"
 import type { AgentState, HardState, Input, Output } from "./types.ts"
 import { watchWritesBlocked } from "./writes-blocked.ts"
 
@@ -131,13 +131,17 @@ export const step = (state: AgentState, input: Input): StepResult => {
       random = input.random
       break
     case "LocalProbed":
-      s = onSwitchoverProbe(onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result))
+      s = onSwitchoverProbe(
+        onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result),
+        out,
+      )
       s = watchCommits(s, out)
       s = watchLag(s, out)
       s = watchWritesBlocked(s, out)
       s = watchSemiSyncFallback(s, out)
       s = onVoteProbe(s, out)
       s = onPromotionProbe(s, out)
+      s = onTransferProbe(s, out)
       s = heartbeatAfterResign(s)
       break
     case "PrimaryProbed":
@@ -173,6 +177,8 @@ export const step = (state: AgentState, input: Input): StepResult => {
       ;[s, purpose] = completeAction(s, input.id)
       if (purpose === "promotion") s = onPromotionResult(s, out, input.id, input.ok, input.error)
       else if (purpose === "switchover") s = onSwitchoverResult(s, out, input.id, input.ok)
+      else if (purpose === "switchover-catch-up")
+        s = onSwitchoverCaughtUp(s, out, input.id, input.ok, input.error)
       else if (purpose === "vote-freeze") s = onVoteFrozen(s, out)
       else if (purpose === "clone") s = onCloneResult(s, out, input.ok, input.error)
       else if (!input.ok && purpose !== undefined) {
@@ -303,21 +309,8 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
       const next = m.term > s.hard.term ? adoptTerm(s, out, m.term, `resignation of ${m.from}`) : s
       return onResign(next, out, m.from, m.term, m.reason)
     }
-    case "TransferLeadership": {
-      if (m.term !== s.hard.term || s.leader !== m.from) return s
-      const next: AgentState = { ...s, transferConsent: { to: m.to, term: m.term } }
-      if (m.to !== s.self || !isDataNode(s.config, s.self) || s.role !== "follower") return next
-      const lacking = privilegeBlocker(next)
-      if (lacking !== null) {
-        // The primary saw this node eligible a moment ago; it no longer is: the switchover times out.
-        event(out, "warn", "transfer-refused", `not standing for ${m.from}'s handover: ${lacking}`)
-        return next
-      }
-      return startVote(next, out, "transfer", {
-        triggeredAt: s.now - (m.sinceRequestMs ?? 0),
-        reason: m.reason ?? `switchover from ${m.from}`,
-      })
-    }
+    case "TransferLeadership":
+      return onTransferLeadership(s, out, m)
     case "RecordAppend":
       return onRecordAppend(s, out, m.from, m.term, m.record)
     case "RecordAck":
@@ -342,6 +335,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = electionClock(s, out, random)
   s = promotionTimers(s, out)
   s = switchoverTimers(s, out)
+  s = transferStandingTimer(s, out)
   s = failbackTimer(s, out)
   s = restartTimers(s, out)
   s = resendProposal(s, out)

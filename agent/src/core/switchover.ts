@@ -21,12 +21,17 @@ import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
 import { revokeActions } from "./supersession.ts"
 import type { AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
+import { beginVipHandover } from "./vip-handover.ts"
 
-/** Purposes of the actions a switchover issues (pre_switchover and the fence, the drain, the kill). */
+/**
+ * Purposes of the actions a switchover issues (pre_switchover and the fence, the drain, the
+ * kill, the wait on the target's mysqld).
+ */
 const switchoverActions: ReadonlySet<string> = new Set([
   "switchover",
   "drain-sessions",
   "switchover-kill-sessions",
+  "switchover-catch-up",
 ])
 
 /**
@@ -280,7 +285,11 @@ export const switchoverPlan = (
       `converge, unfenced (${s.self} stays writable with the VIP): every heartbeat of ${to} gives its apply rate; wait until its relay backlog over that rate is at most ${budget} ms and it has received all but what that rate covers, within ${t.switchoverTimeoutMs} ms of the request; else refuse and say how far behind it is (no write blocked, nothing to roll back)`,
     ),
     step("run pre_switchover (a non-zero exit refuses, still unfenced)"),
-    step(`remove the VIP from ${s.self} (the write block starts)`),
+    drainTimeoutMs !== null && drainTimeoutMs > 0
+      ? step(`remove the VIP from ${s.self} (the write block starts)`)
+      : step(
+          `the write block starts: ${s.self} keeps the VIP, fenced, until ${to} has announced itself (make-before-break: clients get read-only errors, not dropped connections)`,
+        ),
     ...(drainTimeoutMs !== null && drainTimeoutMs > 0
       ? [
           step(
@@ -290,7 +299,7 @@ export const switchoverPlan = (
       : []),
     step(`super_read_only=ON on ${s.self}, kill the remaining client sessions`),
     step(
-      `wait until ${to} executed everything ${s.self} executed (${s.local.executedText || "(empty)"} and later), within ${t.switchoverTimeoutMs} ms of the end of converging; on timeout roll back (writable again, VIP back)`,
+      `wait until ${to} executed everything ${s.self} executed (${s.local.executedText || "(empty)"} and later; asked of ${to}'s mysqld with WAIT_FOR_EXECUTED_GTID_SET, or seen in its heartbeats), within ${t.switchoverTimeoutMs} ms of the end of converging; on timeout roll back (writable again, VIP back)`,
     ),
     step(
       `consent to the transfer: ${to} stands for term ${s.hard.term + 1} and voters grant it inside the lease`,
@@ -426,11 +435,19 @@ export const onSwitchoverResult = (
     return s
   if (sw.phase === "pre-hook") {
     if (!ok) return refuse(s, out, "pre_switchover failed")
-    // The write block starts here.
-    out.push({ _tag: "Vip", op: "remove" })
-    let removing: AgentState = {
-      ...s,
-      local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } },
+    // The write block starts here. Without a drain the VIP stays (make-before-break,
+    // vip-handover.ts): clients get read-only errors from the fenced server and retry at once,
+    // and the target's gratuitous ARP moves them; this node removes the VIP once the target
+    // announced itself. Removed first, a client's packets in between were lost and it waited
+    // for TCP's retransmission (200 ms, then 400 ms more) or its connect timeout (issue 13).
+    // A drain removes it first: no new sessions while the old ones finish.
+    let removing: AgentState
+    if (sw.drainTimeoutMs > 0) {
+      out.push({ _tag: "Vip", op: "remove" })
+      removing = { ...s, local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } } }
+    } else {
+      const t = s.config.timings
+      removing = beginVipHandover(s, out, t.switchoverTimeoutMs + t.leaseDurationMs)
     }
     if (sw.drainTimeoutMs > 0) {
       // --drain-timeout: clients finish what they are doing before the fence kills the rest.
@@ -454,16 +471,101 @@ export const onSwitchoverResult = (
   out.push({ _tag: "ProbeLocal" })
   // The target is what this node executed once fenced: read at the next probe.
   const { waitingFor: _w, ...common } = sw
-  return { ...s, switchover: { ...common, phase: "catch-up", target: null }, nextProbeAt: s.now }
+  return {
+    ...s,
+    switchover: { ...common, phase: "catch-up", target: null, asked: null },
+    nextProbeAt: s.now,
+  }
 }
 
-/** After the fence: the first fresh probe fixes the target set. */
-export const onSwitchoverProbe = (s: AgentState): AgentState => {
+/**
+ * After the fence: the first fresh probe fixes the target set, and the
+ * target's mysqld is asked to answer once it has executed it. Its heartbeat
+ * alone would tell only after its next probe and heartbeat (up to a probe
+ * plus a heartbeat interval later, issue 13), and the writes are blocked
+ * meanwhile. The heartbeat still counts too (switchoverTimers): a target
+ * whose mysqld this node cannot reach over the network is not held up.
+ */
+export const onSwitchoverProbe = (s: AgentState, out: Outputs): AgentState => {
   const sw = s.switchover
   const p = s.local.probe
   if (sw === null || sw.phase !== "catch-up" || p === null || !p.superReadOnly) return s
-  return { ...s, switchover: { ...sw, target: p.executed } }
+  // Already asked for this set (the server is fenced: a later probe finds the same).
+  if (sw.asked !== null && sw.target !== null && isSubset(p.executed, sw.target)) return s
+  const [next, asked] = issueMysql(
+    s,
+    out,
+    {
+      _tag: "WaitForExecutedAt",
+      target: sw.to,
+      gtids: p.executed,
+      timeoutMs: Math.max(0, sw.deadline - s.now),
+    },
+    "switchover-catch-up",
+  )
+  return { ...next, switchover: { ...sw, target: p.executed, asked } }
 }
+
+/** The wait on the target's mysqld ended: it has executed the target set, or it timed out or failed. */
+export const onSwitchoverCaughtUp = (
+  s: AgentState,
+  out: Outputs,
+  id: number,
+  ok: boolean,
+  error: string | null,
+): AgentState => {
+  const sw = s.switchover
+  if (sw === null || sw.phase !== "catch-up" || sw.asked !== id || sw.target === null) return s
+  if (!ok) {
+    // It proves nothing: the heartbeats and the deadline decide (switchoverTimers).
+    event(
+      out,
+      "warn",
+      "mysql-action-failed",
+      `switchover-catch-up: waiting on ${sw.to}'s mysqld: ${error ?? "error"}; waiting for its heartbeats instead`,
+    )
+    return s
+  }
+  if (s.role !== "leader") return s
+  return transfer(s, out, sw, sw.target)
+}
+
+/**
+ * Consent to the transfer: `to` has executed `target`, everything this node
+ * executed before it was fenced. Nothing is rolled back after this.
+ */
+const transfer = (s: AgentState, out: Outputs, sw: Switchover, target: GtidSet): AgentState => {
+  broadcast(s, out, {
+    _tag: "TransferLeadership",
+    from: s.self,
+    term: s.hard.term,
+    to: sw.to,
+    reason: sw.reason,
+    sinceRequestMs: Math.max(0, Math.round(s.now - sw.requestedAt)),
+  })
+  event(out, "info", "transfer", `${sw.to} executed ${formatGtidSet(target)}`)
+  reply(out, sw.requestId, true, `leadership transferred to ${sw.to}`)
+  const { requestId, to, requestedAt, drainTimeoutMs, reason, resignIfRefused } = sw
+  // Voters will grant the target a vote inside our lease: give the lease up now (I1).
+  return {
+    ...revokeActions(s, catchUpWait),
+    lease: { ...s.lease, validUntil: 0, fencedAt: s.now },
+    switchover: {
+      requestId,
+      to,
+      requestedAt,
+      drainTimeoutMs,
+      reason,
+      resignIfRefused,
+      target,
+      phase: "transferring",
+      deadline: s.now + s.config.timings.switchoverTimeoutMs,
+    },
+  }
+}
+
+/** The wait on the target's mysqld, once the heartbeat told first: not needed any more. */
+const catchUpWait: ReadonlySet<string> = new Set(["switchover-catch-up"])
 
 const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
   const sw = s.switchover
@@ -501,31 +603,8 @@ export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
     return s
   }
   if (sw.phase === "catch-up" && sw.target !== null) {
-    const target: GtidSet = sw.target
     const v = s.peers.get(sw.to)
-    if (v !== undefined && isSubset(target, v.executed)) {
-      broadcast(s, out, {
-        _tag: "TransferLeadership",
-        from: s.self,
-        term: s.hard.term,
-        to: sw.to,
-        reason: sw.reason,
-        sinceRequestMs: Math.max(0, Math.round(s.now - sw.requestedAt)),
-      })
-      event(out, "info", "transfer", `${sw.to} executed ${formatGtidSet(target)}`)
-      reply(out, sw.requestId, true, `leadership transferred to ${sw.to}`)
-      // Voters will grant the target a vote inside our lease: give the lease up now (I1).
-      return {
-        ...s,
-        lease: { ...s.lease, validUntil: 0, fencedAt: s.now },
-        switchover: {
-          ...sw,
-          target,
-          phase: "transferring",
-          deadline: s.now + s.config.timings.switchoverTimeoutMs,
-        },
-      }
-    }
+    if (v !== undefined && isSubset(sw.target, v.executed)) return transfer(s, out, sw, sw.target)
   }
   if (s.now < sw.deadline) return s
   if (sw.phase === "pre-hook") return refuse(s, out, "pre_switchover did not finish in time")

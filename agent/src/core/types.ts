@@ -175,6 +175,16 @@ export type MysqlAction =
   /** `WAIT_FOR_EXECUTED_GTID_SET(gtids, timeout)`: fails on timeout. */
   | { readonly _tag: "WaitForExecuted"; readonly gtids: GtidSet; readonly timeoutMs: number }
   /**
+   * Over the network, on another member's mysqld: `WAIT_FOR_EXECUTED_GTID_SET(gtids,
+   * timeout)`. Fails on timeout, or when that mysqld cannot be reached.
+   */
+  | {
+      readonly _tag: "WaitForExecutedAt"
+      readonly target: string
+      readonly gtids: GtidSet
+      readonly timeoutMs: number
+    }
+  /**
    * Reads Retrieved_Gtid_Set now (the IO thread is stopped) and waits until it
    * is executed: `WAIT_FOR_EXECUTED_GTID_SET(retrieved, timeout)`. Fails on timeout.
    */
@@ -228,7 +238,12 @@ export type HookName =
   | "on_semi_sync_restored"
   | "fence_command"
 
-export type VipOp = "add" | "remove" | "refresh"
+/**
+ * "quiet": keep the address but announce it no more (cancel a gratuitous ARP burst still
+ * pending from its acquire): an old primary keeping the VIP for a make-before-break
+ * handover must not pull clients back from the new primary (vip-handover.ts).
+ */
+export type VipOp = "add" | "remove" | "refresh" | "quiet"
 
 // ---------------------------------------------------------------------------
 // Operator requests (the CLI, through the daemon's control socket)
@@ -635,11 +650,16 @@ export type Switchover =
       readonly deadline: number
       readonly waitingFor: number
     })
-  /** Fenced: `target` is what this node executed, from the first probe after the fence (null until then). */
+  /**
+   * Fenced: `target` is what this node executed, from the first probe after the fence (null
+   * until then). `asked`: the id of the wait on the target's mysqld for `target` (null until
+   * the probe); whichever says first that the target has it, that wait or a heartbeat, counts.
+   */
   | (SwitchoverCommon & {
       readonly phase: "catch-up"
       readonly deadline: number
       readonly target: GtidSet | null
+      readonly asked: number | null
     })
   | (SwitchoverCommon & {
       readonly phase: "transferring"
@@ -764,6 +784,22 @@ export interface AgentState {
   readonly vipHandover?: VipHandover | null
   /** The term this node last asked to be published as primary for, until withdrawn (discovery.ts). */
   readonly published?: { readonly term: number } | null
+  /** Handed the primary role by a switchover: standing once a fresh probe is in (transfer-standing.ts). */
+  readonly transferStanding?: TransferStanding | null
+}
+
+/**
+ * A transfer to this node that waits for a probe of its own mysqld taken
+ * after the transfer arrived: `answers` probe answers still to come (the one
+ * asked for, and one in flight before it), at the latest until `deadline`.
+ */
+export interface TransferStanding {
+  readonly from: string
+  readonly term: number
+  readonly reason: string
+  readonly triggeredAt: number
+  readonly answers: number
+  readonly deadline: number
 }
 
 /**

@@ -13,19 +13,24 @@
  *
  * No client ever writes to a node that is not the primary: the VIP is kept
  * only while this node's mysqld is certainly not writable (connections
- * refused, or super_read_only and read_only ON as probed). A node whose
- * lease ran out (isolated) still removes the VIP first: nothing would tell it
- * when to let go. A planned switchover also still removes it at the fence:
- * keeping it there (clients meeting read-only errors) measured slower on the
- * lab (issue 13: 1.8-2.0 s per leg against 0.93 s).
+ * refused, or super_read_only and read_only ON as probed), or while a
+ * switchover of this very primary is fencing it (it is still the primary of
+ * its term until the transfer, and the target waits for the fence before it
+ * becomes writable). A node whose lease ran out (isolated) still removes the
+ * VIP first: nothing would tell it when to let go.
  */
+import type { Outputs } from "./outputs.ts"
 import type { AgentState, VipHandover } from "./types.ts"
 
-/** Starts a handover at the fence of the primary of the current term. */
-export const beginVipHandover = (s: AgentState, forMs: number): AgentState => ({
-  ...s,
-  vipHandover: { term: s.hard.term, until: s.now + forMs, announced: false },
-})
+/**
+ * Starts a handover at the fence of the primary of the current term. The VIP
+ * stays, announced no more: a gratuitous ARP burst still pending from its
+ * acquire (garp_delay) would move clients back from the new primary.
+ */
+export const beginVipHandover = (s: AgentState, out: Outputs, forMs: number): AgentState => {
+  out.push({ _tag: "Vip", op: "quiet" })
+  return { ...s, vipHandover: { term: s.hard.term, until: s.now + forMs, announced: false } }
+}
 
 /** This node's mysqld can take no write: connections refused, or fenced as probed. */
 const certainlyReadOnly = (s: AgentState): boolean => {
@@ -59,7 +64,12 @@ export const keepVipForHandover = (
     const until = Math.min(h.until, s.now + s.config.timings.heartbeatIntervalMs)
     handover = { ...h, until, announced: true }
   }
-  const keep = s.now < handover.until && certainlyReadOnly(s)
+  // The switchover of this primary has fenced it (fencing.ts switchoverFenced, not imported:
+  // fencing.ts imports this module).
+  const sw = s.switchover
+  const ownSwitchover =
+    sw !== null && sw.phase !== "converging" && sw.phase !== "pre-hook" && s.hard.term === h.term
+  const keep = s.now < handover.until && (ownSwitchover || certainlyReadOnly(s))
   if (!keep) return { keep: false, state: { ...s, vipHandover: null } }
   return { keep: true, state: handover === h ? s : { ...s, vipHandover: handover } }
 }

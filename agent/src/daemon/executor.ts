@@ -216,6 +216,23 @@ export const makeExecutor = (services: ExecutorServices) => {
                 : Effect.fail(new Error(`not applied within ${action.timeoutMs} ms`)),
             ),
           )
+      case "WaitForExecutedAt": {
+        const target = memberEndpoint(config, action.target)
+        if (target === undefined)
+          return Effect.fail(new Error(`${action.target} is not a data member`))
+        return services.mysql
+          .at(target)
+          .waitForExecutedGtidSet(action.gtids, action.timeoutMs / 1000)
+          .pipe(
+            Effect.flatMap((r) =>
+              r._tag === "Applied"
+                ? Effect.void
+                : Effect.fail(
+                    new Error(`not executed on ${action.target} within ${action.timeoutMs} ms`),
+                  ),
+            ),
+          )
+      }
       case "WaitForRelayLog":
         return local
           .waitForRelayLog(action.timeoutMs / 1000)
@@ -423,6 +440,8 @@ export const makeExecutor = (services: ExecutorServices) => {
             enqueue((now) => ({ _tag: "VipDone", now, op: output.op, ok: true })),
           )
         }
+        // Nothing for the core to track: the address stays, its pending announcements stop.
+        if (output.op === "quiet") return vip.quiet
         // The adapter logs what it did (vip-acquired, vip-released): one line per event.
         const op =
           output.op === "add" ? vip.acquire : output.op === "remove" ? vip.release : vip.refresh

@@ -463,8 +463,12 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
         Effect.andThen(
           Effect.sleep(current().vip?.garp_refresh ?? 10_000),
           // Suspended: whether the VIP is held is read after every sleep, not once at start.
+          // Not by an old primary that keeps the VIP only for a make-before-break handover:
+          // it would pull clients back from the new primary (vip-handover.ts).
           Effect.suspend(() =>
-            vip !== undefined && latest?.local.vip.held === true
+            vip !== undefined &&
+            latest?.local.vip.held === true &&
+            (latest.vipHandover ?? null) === null
               ? Effect.ignore(vip.refresh)
               : Effect.void,
           ),
