@@ -143,6 +143,14 @@ export const Heartbeat = Schema.TaggedStruct("Heartbeat", {
   primaryFenced: Schema.NullOr(Schema.Boolean),
   heardFrom: Schema.Array(HeardFrom),
   /**
+   * As a switchover's target, the sender stands only on a probe of its own
+   * taken after the transfer arrived (protocol 1.2), so its primary may hand
+   * over as soon as the target's mysqld has executed everything, without
+   * waiting for a heartbeat that says so. Absent (older agents): they stand
+   * on the data they last probed, which must first reach the primary.
+   */
+  standsOnOwnProbe: Schema.optionalKey(Schema.Boolean),
+  /**
    * The sender's cluster record. Always sent on the TLS connection; left out
    * of the datagram copy (mesh-datagram.ts), which must stay small enough to
    * cross a lossy network in one packet (protocol 1.2).

@@ -151,6 +151,35 @@ test("a failed wait on the target's mysqld proves nothing: the heartbeat that sh
   assert.equal(transfers(caught.outputs), true)
 })
 
+test("a target of an older release (no standsOnOwnProbe): its mysqld is not asked, its heartbeat showing the set transfers", () => {
+  // It stands on the data it last probed; transferring before its heartbeat shows the set
+  // gets it refused by the voters ("lacks transactions"), as seen in a rolling upgrade.
+  const older = (s: AgentState): AgentState => {
+    const v = s.peers.get("db2")!
+    return { ...s, peers: new Map(s.peers).set("db2", { ...v, standsOnOwnProbe: false }) }
+  }
+  const w = world()
+  const { s, t0 } = fenced(w, 100)
+  const r = probed(older(s), t0 + 25, singleton(sidOf(s), 1, 103), true)
+  assert.ok(
+    !r.outputs.some((o) => o._tag === "Mysql" && o.action._tag === "WaitForExecutedAt"),
+    "no wait on an older target's mysqld",
+  )
+  assert.equal(transfers(r.outputs), false)
+  const short = step(older(at(r.state, t0 + 200, 103, 102)), {
+    _tag: "Tick",
+    now: t0 + 200,
+    random: 0.5,
+  })
+  assert.equal(transfers(short.outputs), false)
+  const caught = step(older(at(short.state, t0 + 400, 103, 103)), {
+    _tag: "Tick",
+    now: t0 + 400,
+    random: 0.5,
+  })
+  assert.equal(transfers(caught.outputs), true)
+})
+
 test("a late answer of the target's mysqld after the rollback is no transfer", () => {
   const w = world()
   const { s, t0 } = fenced(w, 100)

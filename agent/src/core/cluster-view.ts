@@ -73,6 +73,7 @@ export const mergeHeartbeat = (
     retrievedText: o?.retrieved ?? before?.retrievedText ?? "",
     writesBlocked: o?.writesBlocked ?? null,
     semiSyncFallback: o?.semiSyncFallback ?? null,
+    standsOnOwnProbe: hb.standsOnOwnProbe === true,
   }
   const peers = new Map(s.peers)
   peers.set(hb.from, view)

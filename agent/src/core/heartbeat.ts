@@ -29,6 +29,7 @@ export const buildHeartbeat = (s: AgentState, round: number): HeartbeatMessage =
     primaryReachable: probed === null ? null : probed.reachable,
     primaryFenced: probed === null ? null : probed.fenced,
     heardFrom: [...s.peers].map(([name, v]) => ({ name, agoMs: s.now - v.lastHeardAt })),
+    standsOnOwnProbe: true,
     record: s.hard.record,
   }
 }

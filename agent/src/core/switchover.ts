@@ -490,6 +490,11 @@ export const onSwitchoverProbe = (s: AgentState, out: Outputs): AgentState => {
   const sw = s.switchover
   const p = s.local.probe
   if (sw === null || sw.phase !== "catch-up" || p === null || !p.superReadOnly) return s
+  // A target of an older release stands on the data it last probed: the transfer waits for
+  // its heartbeat to show the set (switchoverTimers), or its voters refuse it (rolling
+  // upgrades, protocol 1.2). Its mysqld is not asked.
+  if (s.peers.get(sw.to)?.standsOnOwnProbe !== true)
+    return sw.target === null ? { ...s, switchover: { ...sw, target: p.executed } } : s
   // Already asked for this set (the server is fenced: a later probe finds the same).
   if (sw.asked !== null && sw.target !== null && isSubset(p.executed, sw.target)) return s
   const [next, asked] = issueMysql(

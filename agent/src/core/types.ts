@@ -436,6 +436,8 @@ export interface PeerView {
   readonly writesBlocked?: string | null
   /** The peer is the primary and says its semi-sync fell back to asynchronous (the words), else null. */
   readonly semiSyncFallback?: string | null
+  /** As a switchover's target it stands on a probe of its own (Heartbeat.standsOnOwnProbe); absent: it does not. */
+  readonly standsOnOwnProbe?: boolean
 }
 
 /** The local mysqld as the agent last saw it. */
