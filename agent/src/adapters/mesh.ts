@@ -25,6 +25,11 @@
  * - Sending never blocks: each peer has a bounded outbound queue that drops
  *   its oldest message when full, and messages that waited longer than
  *   `queueMaxAgeMs` (the peer was away) are dropped instead of sent late.
+ * - Optionally (`datagram`), some messages also go as UDP datagrams to the
+ *   peer's port, authenticated with keys from the TLS connection
+ *   (mesh-datagram.ts): packet loss stalls a TCP connection, not a datagram.
+ *   The first copy to arrive is delivered; a second one of the same
+ *   `datagramId` is dropped.
  *
  * The mesh is generic over the message type: `Mesh.layer({ schema, ... })`
  * with the daemon's `PeerMessage` Schema, and `Mesh.tag<PeerMessage>()` to
