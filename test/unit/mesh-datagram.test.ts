@@ -5,14 +5,13 @@
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
 import { createSocket } from "node:dgram"
-import { readFile } from "node:fs/promises"
 import { test } from "node:test"
 import { Effect, Queue, Schema } from "effect"
-import { type MeshService, makeMesh } from "../../agent/src/adapters/mesh.ts"
+import type { MeshService } from "../../agent/src/adapters/mesh.ts"
 import { DatagramKeys } from "../../agent/src/adapters/mesh-datagram.ts"
 import { PeerMessage } from "../../shared/peer-messages.ts"
 import type { ProtocolVersion } from "../../shared/protocol-version.ts"
-import { makeCerts } from "../lab/certs.ts"
+import { bothConnected, type MeshExtra, waitUntil, withMeshPair } from "../support/mesh-pair.ts"
 
 /** Both ends of one connection: db1's keys and db2's, as each derives them. */
 const pair = () => {
@@ -90,76 +89,37 @@ const Beat = Schema.TaggedStruct("Beat", {
 type Beat = typeof Beat.Type
 
 /** db1 and db2 on 127.0.0.1, datagram copies marked `via: "udp"`; db2 may speak an older protocol. */
-const withPair = async (
+const withPair = (
   db2Protocol: ProtocolVersion | undefined,
   dedupe: boolean,
   body: (
     m1: MeshService<Beat>,
     m2: MeshService<Beat>,
-    ports: [number, number],
+    ports: readonly [number, number],
   ) => Effect.Effect<void>,
 ) => {
-  const certs = await makeCerts({ members: ["db1", "db2"] })
-  try {
-    const base = 20_000 + Math.floor(Math.random() * 20_000)
-    const members = [
-      { name: "db1", address: "127.0.0.1", port: base },
-      { name: "db2", address: "127.0.0.1", port: base + 1 },
-    ]
-    const tls = async (self: "db1" | "db2") => ({
-      ca: await readFile(certs.ca),
-      cert: await readFile(certs.members[self]?.cert as string),
-      key: await readFile(certs.members[self]?.key as string),
-    })
-    const start = async (self: "db1" | "db2", port: number, protocol?: ProtocolVersion) =>
-      makeMesh<Beat, Beat>({
-        self,
-        members,
-        listen: { host: "127.0.0.1", port },
-        tls: await tls(self),
-        schema: Beat,
-        backoff: { maxMs: 200 },
-        claimedSender: (m) => m.from,
-        datagram: (m) => ({ ...m, via: "udp" }),
-        ...(dedupe ? { datagramId: (m: Beat) => `${m.seq}` } : {}),
-        ...(protocol === undefined ? {} : { protocol }),
-      })
-    const s1 = await start("db1", base)
-    const s2 = await start("db2", base + 1, db2Protocol)
-    await Effect.runPromise(
-      Effect.scoped(
-        Effect.gen(function* () {
-          const m1 = yield* s1
-          const m2 = yield* s2
-          yield* body(m1, m2, [base, base + 1])
-        }),
-      ).pipe(Effect.orDie),
-    )
-  } finally {
-    await certs.remove()
+  const both: MeshExtra<Beat> = {
+    claimedSender: (m) => m.from,
+    datagram: (m) => ({ ...m, via: "udp" }),
+    ...(dedupe ? { datagramId: (m: Beat) => `${m.seq}` } : {}),
   }
+  return withMeshPair(
+    Beat,
+    {
+      db1: both,
+      db2: { ...both, ...(db2Protocol === undefined ? {} : { protocol: db2Protocol }) },
+    },
+    body,
+  )
 }
 
-const waitUntil = (what: string, check: Effect.Effect<boolean>, ms = 10_000) =>
-  Effect.gen(function* () {
-    const end = Date.now() + ms
-    while (Date.now() < end) {
-      if (yield* check) return
-      yield* Effect.sleep(50)
-    }
-    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-  })
-
-const connected = (m: MeshService<Beat>) =>
-  Effect.map(m.peerStates, (ps) => ps.some((p) => p.status === "connected"))
+const connected = (m1: MeshService<Beat>, m2: MeshService<Beat>) =>
+  waitUntil("db1 and db2 connected", bothConnected(m1, m2))
 
 test("two meshes: every message goes on the TLS connection, and its datagram copy arrives too, from the member the key names", async () => {
   await withPair(undefined, false, (m1, m2, [, port2]) =>
     Effect.gen(function* () {
-      yield* waitUntil(
-        "db1 and db2 connected",
-        Effect.map(Effect.all([connected(m1), connected(m2)]), ([a, b]) => a && b),
-      )
+      yield* connected(m1, m2)
       // The inbound end may attach (and derive its keys) a moment after the dialler.
       yield* Effect.sleep(200)
       yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 1 }).pipe(Effect.orDie)
@@ -212,10 +172,7 @@ test("two meshes: every message goes on the TLS connection, and its datagram cop
 test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async () => {
   await withPair({ major: 1, minor: 1 }, false, (m1, m2) =>
     Effect.gen(function* () {
-      yield* waitUntil(
-        "db1 and db2 connected",
-        Effect.map(Effect.all([connected(m1), connected(m2)]), ([a, b]) => a && b),
-      )
+      yield* connected(m1, m2)
       yield* Effect.sleep(200)
       yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 1 }).pipe(Effect.orDie)
       const got = yield* Queue.take(m2.inboundQueue)
@@ -228,10 +185,7 @@ test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async (
 test("two meshes naming their messages: the first copy is delivered, the second is counted and dropped", async () => {
   await withPair(undefined, true, (m1, m2) =>
     Effect.gen(function* () {
-      yield* waitUntil(
-        "db1 and db2 connected",
-        Effect.map(Effect.all([connected(m1), connected(m2)]), ([a, b]) => a && b),
-      )
+      yield* connected(m1, m2)
       yield* Effect.sleep(200)
       for (const seq of [1, 2, 3])
         yield* m1.send("db2", { _tag: "Beat", from: "db1", seq }).pipe(Effect.orDie)

@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { type TestContext, test } from "node:test"
 import { Effect, Exit, Option, Queue, Result, Schema } from "effect"
 import { HardStateFile, type HardStateStore } from "../../agent/src/adapters/hard-state-file.ts"
-import { type MeshService, makeMesh } from "../../agent/src/adapters/mesh.ts"
+import type { MeshService } from "../../agent/src/adapters/mesh.ts"
 import type { HardState } from "../../agent/src/core/types.ts"
 import { HARD_STATE_FORMAT } from "../../agent/src/daemon/hard-state-format.ts"
 import { HardStateSchema } from "../../agent/src/daemon/run.ts"
@@ -20,7 +20,7 @@ import {
   type ProtocolVersion,
   parseVersion,
 } from "../../shared/protocol-version.ts"
-import { makeCerts } from "../lab/certs.ts"
+import { bothConnected, waitUntil, withMeshPair } from "../support/mesh-pair.ts"
 import { PREVIOUS_RELEASE } from "../support/prev-release.ts"
 
 const repo = join(import.meta.dirname, "../..")
@@ -276,58 +276,19 @@ const Beat = Schema.TaggedStruct("Beat", { from: Schema.String })
 type Beat = typeof Beat.Type
 
 /** Two real meshes on 127.0.0.1 (db1 dials db2) announcing the given versions, for `body`. */
-const withPair = async (
+const withPair = (
   v1: ProtocolVersion | undefined,
   v2: ProtocolVersion | undefined,
   body: (m1: MeshService<Beat>, m2: MeshService<Beat>) => Effect.Effect<void>,
-) => {
-  const certs = await makeCerts({ members: ["db1", "db2"] })
-  try {
-    const base = 20_000 + Math.floor(Math.random() * 20_000)
-    const members = [
-      { name: "db1", address: "127.0.0.1", port: base },
-      { name: "db2", address: "127.0.0.1", port: base + 1 },
-    ]
-    const tls = async (self: "db1" | "db2") => ({
-      ca: await readFile(certs.ca),
-      cert: await readFile(certs.members[self]?.cert as string),
-      key: await readFile(certs.members[self]?.key as string),
-    })
-    const t1 = await tls("db1")
-    const t2 = await tls("db2")
-    const start = (self: string, port: number, tls: typeof t1, protocol?: ProtocolVersion) =>
-      makeMesh<Beat, Beat>({
-        self,
-        members,
-        listen: { host: "127.0.0.1", port },
-        tls,
-        schema: Beat,
-        backoff: { maxMs: 200 },
-        ...(protocol === undefined ? {} : { protocol }),
-      })
-    await Effect.runPromise(
-      Effect.scoped(
-        Effect.gen(function* () {
-          const m1 = yield* start("db1", base, t1, v1)
-          const m2 = yield* start("db2", base + 1, t2, v2)
-          yield* body(m1, m2)
-        }),
-      ).pipe(Effect.orDie),
-    )
-  } finally {
-    await certs.remove()
-  }
-}
-
-const waitUntil = (what: string, check: Effect.Effect<boolean>, ms = 10_000) =>
-  Effect.gen(function* () {
-    const end = Date.now() + ms
-    while (Date.now() < end) {
-      if (yield* check) return
-      yield* Effect.sleep(50)
-    }
-    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-  })
+) =>
+  withMeshPair(
+    Beat,
+    {
+      db1: v1 === undefined ? {} : { protocol: v1 },
+      db2: v2 === undefined ? {} : { protocol: v2 },
+    },
+    body,
+  )
 
 const connected = (m: MeshService<Beat>) =>
   Effect.map(m.peerStates, (ps) => ps.some((p) => p.status === "connected"))
@@ -339,10 +300,7 @@ test("mesh handshake: this release connects with one that sends no version (1.0)
   ]) {
     await withPair(MESH_PROTOCOL, other, (m1, m2) =>
       Effect.gen(function* () {
-        yield* waitUntil(
-          "db1 and db2 connected",
-          Effect.map(Effect.all([connected(m1), connected(m2)]), ([a, b]) => a && b),
-        )
+        yield* waitUntil("db1 and db2 connected", bothConnected(m1, m2))
         yield* m1.send("db2", { _tag: "Beat", from: "db1" }).pipe(Effect.orDie)
         const got = yield* Queue.take(m2.inboundQueue)
         assert.equal(got.from, "db1")
