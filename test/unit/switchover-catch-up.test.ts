@@ -240,6 +240,45 @@ test("the target stands on a probe taken after the transfer arrived, not on the 
   assert.equal(r.state.role, "candidate")
 })
 
+test("a forced failover to this node (TransferLeadership, then the leader's Resign): it still stands once its probe is in", () => {
+  // disk-full-primary in CI: db3 waited out its forced-failover timer instead, and lost.
+  const w = world()
+  const s0 = w.node("db2").state
+  const now = s0.now + 10
+  let r = run(s0, {
+    _tag: "PeerReceived",
+    now,
+    from: "db1",
+    message: {
+      _tag: "TransferLeadership",
+      from: "db1",
+      term: s0.hard.term,
+      to: "db2",
+      reason: "operator forced a failover to db2",
+    },
+  })
+  r = run(r.state, {
+    _tag: "PeerReceived",
+    now: now + 1,
+    from: "db1",
+    message: {
+      _tag: "Resign",
+      from: "db1",
+      term: s0.hard.term,
+      reason: "operator forced a failover to db2",
+    },
+  })
+  assert.equal(r.state.leader, null, "the leader resigned")
+  r = run(r.state, {
+    _tag: "LocalProbed",
+    now: now + 5,
+    result: { _tag: "Up", mysql: s0.local.probe! },
+  })
+  const stood = r.outputs.some((o) => o._tag === "Send" && o.message._tag === "VoteRequest")
+  assert.ok(stood, "it stands for the transfer")
+  assert.equal(r.state.role, "candidate")
+})
+
 test("no probe answer within rpc_timeout: the target stands on what it has", () => {
   const w = world()
   const s0 = w.node("db2").state

@@ -63,7 +63,15 @@ export const transferStandingTimer = (s: AgentState, out: Outputs): AgentState =
 
 const stand = (s: AgentState, out: Outputs, t: TransferStanding): AgentState => {
   const next: AgentState = { ...s, transferStanding: null }
-  // The transfer is void if the term moved on, another leader spoke, or this node stands already.
-  if (next.hard.term !== t.term || next.leader !== t.from || next.role !== "follower") return next
+  // The transfer is void if the term moved on, another leader spoke, or this node stands
+  // already. The consenting leader's resignation right after it (an operator's forced
+  // failover to this node: TransferLeadership, then Resign) voids nothing.
+  const resigned = next.leader === null && next.resignedTerm === t.term
+  if (
+    next.hard.term !== t.term ||
+    (next.leader !== t.from && !resigned) ||
+    next.role !== "follower"
+  )
+    return next
   return startVote(next, out, "transfer", { triggeredAt: t.triggeredAt, reason: t.reason })
 }
