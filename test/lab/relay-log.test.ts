@@ -394,6 +394,15 @@ test(
         // 3. What remains for the operator: the stuck replica's source is gone with its agent
         //    (no report), so no election; `failover --force` on the healthy replica.
         await fill()
+        // Stuck for real before the healthy replica goes: its IO thread waiting for disk space.
+        // A CRITICAL alone is not enough (in CI it was the lag of the catch-up after the last
+        // free, and the writer's next second of rows still fitted in the relay log's last page:
+        // the IO thread never waited, stopped when its source went, and db2 voted, rightly).
+        await waitFor(
+          `${stuck} stuck again`,
+          async () => /disk space/i.test(await ioState()),
+          60_000,
+        )
         await critical()
         const goneAt = Date.now()
         await c.lab.inject({ _tag: "KillAgent", host: healthy })
