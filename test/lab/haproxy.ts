@@ -1,8 +1,8 @@
 // Debian's HAProxy in the lab's client namespace, as an application's load
 // balancer: a write frontend that checks every agent's /primary and a read
 // frontend that checks /replica (the layout of packaging/haproxy.cfg.example,
-// with faster checks), plus a stats page to read its view of the backends.
-import { writeFileSync } from "node:fs"
+// its write checks verbatim, faster read checks), plus a stats page.
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { run } from "./exec.ts"
 import type { Lab } from "./lab.ts"
@@ -11,6 +11,24 @@ import { CLIENT_ADDRESS, HTTP_PORT, MYSQL_PORT } from "./network.ts"
 export const HAPROXY_WRITE_PORT = 3307
 export const HAPROXY_READ_PORT = 3308
 export const HAPROXY_STATS_PORT = 8404
+
+/**
+ * The write backend's `default-server` line of packaging/haproxy.cfg.example, verbatim but for
+ * the agent's port: the lab and the benchmark check the primary exactly as the shipped example.
+ */
+export const shippedPrimaryChecks = (): string => {
+  const text = readFileSync(
+    join(import.meta.dirname, "../../packaging/haproxy.cfg.example"),
+    "utf8",
+  )
+  const backend = text.slice(text.indexOf("backend mysql_primary"))
+  const line = /^\s*(default-server .*)$/m.exec(backend)?.[1]
+  if (line === undefined)
+    throw new Error(
+      "packaging/haproxy.cfg.example: no default-server line in backend mysql_primary",
+    )
+  return line.replace(/\bport \d+/, `port ${HTTP_PORT}`)
+}
 
 export const haproxyConfig = (
   servers: ReadonlyArray<{ name: string; address: string }>,
@@ -37,7 +55,7 @@ frontend mysql_write
 backend mysql_primary
     option httpchk GET /primary
     http-check expect status 200
-    default-server inter 250ms fastinter 100ms downinter 100ms fall 2 rise 1 on-marked-down shutdown-sessions port ${HTTP_PORT}
+    ${shippedPrimaryChecks()}
 ${list}
 
 # Reads: replicas within 10 s of lag, the primary when none is.
