@@ -68,6 +68,8 @@ const NAMES: Record<string, string> = {
   "rest-7": "at rest, 7 members",
   "rest-3-bin": "at rest, 3 members, packaged binary",
   "rest-7-bin": "at rest, 7 members, packaged binary",
+  "rest-3-haproxy": "at rest, 3 members, HAProxy checking every agent (shipped example)",
+  "rest-3-bin-haproxy": "at rest, 3 members, packaged binary, HAProxy checking every agent",
 }
 // Explicit: an object's integer-like keys would come first.
 const ORDER = [
@@ -85,6 +87,8 @@ const ORDER = [
   "rest-7",
   "rest-3-bin",
   "rest-7-bin",
+  "rest-3-haproxy",
+  "rest-3-bin-haproxy",
 ]
 
 const fmt = (x: number, digits = 0): string => (Number.isNaN(x) ? "–" : x.toFixed(digits))
@@ -323,9 +327,14 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
       "| agent | runs | agents measured | CPU % of one core: median | p95 | max | RSS MiB: median | p95 | max | targets (< 2 %, < 120 MB) |",
       "|---|---|---|---|---|---|---|---|---|---|",
     )
-    for (const s of ["rest-3", "rest-7", "rest-3-bin", "rest-7-bin"].filter(
-      (k) => by(k).length > 0,
-    )) {
+    for (const s of [
+      "rest-3",
+      "rest-7",
+      "rest-3-bin",
+      "rest-7-bin",
+      "rest-3-haproxy",
+      "rest-3-bin-haproxy",
+    ].filter((k) => by(k).length > 0)) {
       const agents = by(s).flatMap((r) => r.agents ?? [])
       const cpu = agents.map((a) => a.cpuPercent)
       const rss = agents.map((a) => a.rssMiB)

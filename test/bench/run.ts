@@ -8,7 +8,8 @@
 // records the runs under the scenario's key with "-fast" (e.g. 3-fast, 6-fast).
 // --haproxy also runs HAProxy with the shipped example config in the client's
 // namespace and a second writer through it, for the failover scenarios (1, 2,
-// hung, 3, 8): their records then hold the downtime through HAProxy too.
+// hung, 3, 8): their records then hold the downtime through HAProxy too; and for
+// "rest" (3 members, key rest-3-haproxy): what its checks cost the agents.
 // Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
 // --runs defaults to 5 for the scenarios and to 1 for "rest" (one run is 2 × 70 s of measuring).
 import { execSync } from "node:child_process"
@@ -330,49 +331,58 @@ const stressRun =
     })
 
 /** A binary agent (e.g. the packaged one) is measured at rest under keys of its own. */
+// With --haproxy (3 members only), HAProxy checks every agent as the shipped example says
+// through the window: what its checks cost the agents.
 const restRun = (hosts: number) => (run: number) =>
-  onCluster(`rest-${hosts}${binaryAgent ? "-bin" : ""}`, run, { hosts }, async (c) => {
-    // At rest: no client traffic, only the agents and their mysqlds.
-    await c.lab.stopProcess("client", "writer")
-    await c.lab.stopProcess("client", "sampler")
-    await sleep(REST_WARMUP_MS)
-    // New connections the primary's mysqld accepted through the window (its
-    // Connections status counter; our own two readings are one of them).
-    const primary = await c.waitForPrimary(10_000)
-    const connections = async () =>
-      Number(
-        (await c.lab.query<{ Value: string }>(primary, "SHOW GLOBAL STATUS LIKE 'Connections'"))[0]
-          ?.Value,
-      )
-    const connectionsBefore = await connections()
-    const t0 = Date.now()
-    const before = agentCosts(c)
-    // RSS every 10 s through the window: a steady climb and a sawtooth look alike at the ends.
-    const series: number[][] = before.map((a) => [a.rssMiB])
-    for (let waited = 0; waited < REST_WINDOW_MS; waited += 10_000) {
-      await sleep(Math.min(10_000, REST_WINDOW_MS - waited))
-      agentCosts(c).forEach((a, i) => series[i]?.push(a.rssMiB))
-    }
-    const after = agentCosts(c)
-    const ms = Date.now() - t0
-    const newConnections = (await connections()) - connectionsBefore - 1
-    const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
-    return {
-      ok: true,
-      windowMs: ms,
-      agentCommand: agentComm(c, "db1"),
-      primaryConnectionsPerSecond: Number((newConnections / (ms / 1000)).toFixed(2)),
-      agents: after.map((a, i) => ({
-        host: a.host,
-        cpuPercent: Number(cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),
-        rssMiB: Number(a.rssMiB.toFixed(1)),
-        rssStartMiB: Number(before[i]!.rssMiB.toFixed(1)),
-        anonMiB: Number(a.anonMiB.toFixed(1)),
-        fileMiB: Number(a.fileMiB.toFixed(1)),
-        rssSeriesMiB: (series[i] ?? []).map((x) => Math.round(x)),
-      })),
-    }
-  })
+  onCluster(
+    `rest-${hosts}${binaryAgent ? "-bin" : ""}${values.haproxy ? "-haproxy" : ""}`,
+    run,
+    { hosts },
+    async (c) => {
+      // At rest: no client traffic, only the agents and their mysqlds.
+      await c.lab.stopProcess("client", "writer")
+      await c.lab.stopProcess("client", "sampler")
+      if (values.haproxy) await startHaproxy(c.lab)
+      await sleep(REST_WARMUP_MS)
+      // New connections the primary's mysqld accepted through the window (its
+      // Connections status counter; our own two readings are one of them).
+      const primary = await c.waitForPrimary(10_000)
+      const connections = async () =>
+        Number(
+          (
+            await c.lab.query<{ Value: string }>(primary, "SHOW GLOBAL STATUS LIKE 'Connections'")
+          )[0]?.Value,
+        )
+      const connectionsBefore = await connections()
+      const t0 = Date.now()
+      const before = agentCosts(c)
+      // RSS every 10 s through the window: a steady climb and a sawtooth look alike at the ends.
+      const series: number[][] = before.map((a) => [a.rssMiB])
+      for (let waited = 0; waited < REST_WINDOW_MS; waited += 10_000) {
+        await sleep(Math.min(10_000, REST_WINDOW_MS - waited))
+        agentCosts(c).forEach((a, i) => series[i]?.push(a.rssMiB))
+      }
+      const after = agentCosts(c)
+      const ms = Date.now() - t0
+      const newConnections = (await connections()) - connectionsBefore - 1
+      const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
+      return {
+        ok: true,
+        windowMs: ms,
+        agentCommand: agentComm(c, "db1"),
+        primaryConnectionsPerSecond: Number((newConnections / (ms / 1000)).toFixed(2)),
+        agents: after.map((a, i) => ({
+          host: a.host,
+          cpuPercent: Number(cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),
+          rssMiB: Number(a.rssMiB.toFixed(1)),
+          rssStartMiB: Number(before[i]!.rssMiB.toFixed(1)),
+          anonMiB: Number(a.anonMiB.toFixed(1)),
+          fileMiB: Number(a.fileMiB.toFixed(1)),
+          rssSeriesMiB: (series[i] ?? []).map((x) => Math.round(x)),
+        })),
+      }
+    },
+  )
 
 if (values.profile !== "default" && values.profile !== "fast")
   throw new Error(`unknown --profile '${values.profile}' (known: default, fast)`)
@@ -389,7 +399,7 @@ const PLAN: Record<string, ReadonlyArray<(run: number) => Promise<RunRecord>>> =
     stressRun("5-kill", primaryAgentKilled),
   ],
   "6": [stressRun("6", (c) => randomLossEverywhere(c, LOSS_PERCENT, LOSS_MS))],
-  rest: [restRun(3), restRun(7)],
+  rest: values.haproxy ? [restRun(3)] : [restRun(3), restRun(7)],
 }
 
 if (values.report) {

@@ -226,6 +226,10 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
 
 const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
   out.push({ _tag: "Vip", op: "add" })
+  // The role reads ACTIVE (status.ts nodeRole: /primary, status, hooks) once a probe sees this
+  // node writable: probe now, not up to an interval later (issue 13: HAProxy kept writes out
+  // for ~380 ms after the promotion, waiting for the next periodic probe).
+  out.push({ _tag: "ProbeLocal" })
   const vip = { held: s.local.vip.held, pending: "add" as const }
   const executed = s.local.executedText
   broadcast(s, out, { _tag: "LeaderAnnounce", from: s.self, term: p.term, executed })
