@@ -11,7 +11,8 @@
  *   lease and the other holder must fence itself), `ip addr add`, then
  *   gratuitous ARP both ways (`arping -U` and `arping -A`, in parallel), a
  *   burst now and a second burst `garpDelayMs` later in the background;
- * - `refresh`: one burst (the periodic `garp_refresh`, and after a heal);
+ * - `refresh`: one burst (the periodic `garp_refresh`, and after a heal), none
+ *   while one still runs;
  * - `release`: cancels a pending delayed burst (never announce an address
  *   after giving it up), then `ip addr del`;
  * - `reconcile(shouldHold)`: makes "VIP present" equal to shouldHold.
@@ -395,6 +396,20 @@ export const makeVip = (
     // leaves the address alone: the next agent start reconciles it.
     yield* Effect.addFinalizer(() => cancelDelayed)
 
+    // A refresh while a burst still runs (garp_refresh shorter than a burst) adds nothing.
+    let refreshing = false
+    const refresh = Effect.suspend(() => {
+      if (refreshing) return Effect.void
+      refreshing = true
+      return burst.pipe(
+        Effect.ensuring(
+          Effect.sync(() => {
+            refreshing = false
+          }),
+        ),
+      )
+    })
+
     return {
       address,
       interface: iface,
@@ -402,7 +417,7 @@ export const makeVip = (
       detectDuplicate,
       acquire,
       release,
-      refresh: burst,
+      refresh,
       quiet: cancelDelayed,
       reconcile,
       awaitAnnouncements: Effect.suspend(() =>

@@ -66,6 +66,8 @@ export interface ClusterConfig {
   readonly fenceCommand: { readonly required: boolean } | null
   /** hooks.timeout: how long a blocking hook (pre_failover) may run. Default 30 s. */
   readonly hookTimeoutMs?: number
+  /** The `vip` section is configured: announce the VIP again this often while holding it (vip-refresh.ts). */
+  readonly garpRefreshMs?: number
   /** The `etcd` section is configured: publish this node as primary while ACTIVE (discovery.ts). */
   readonly publishPrimary?: boolean
 }

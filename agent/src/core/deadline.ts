@@ -64,6 +64,7 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   at(s.nextProbeAt)
   at(s.nextHeartbeatAt)
   at(s.local.privileges.dueAt)
+  at(s.nextGarpRefreshAt)
   // Lease (section 5): the leader's own, the one a follower promised, the resignation after fencing.
   at(s.lease.validUntil)
   if (s.lease.fencedAt !== null) at(s.lease.fencedAt + t.leaseDurationMs)

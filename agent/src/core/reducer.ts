@@ -48,6 +48,7 @@ import { guardReplication } from "./replication.ts"
 import { heartbeatAfterResign, onResign, resign } from "./resignation.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
 import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
+import { vipRefreshTimer } from "./vip-refresh.ts"
 import {
   failbackTimer,
   onSwitchoverCaughtUp,
@@ -181,6 +182,9 @@ export const step = (state: AgentState, input: Input): StepResult => {
         s = onSwitchoverCaughtUp(s, out, input.id, input.ok, input.error)
       else if (purpose === "vote-freeze") s = onVoteFrozen(s, out)
       else if (purpose === "clone") s = onCloneResult(s, out, input.ok, input.error)
+      // The primary writable again (after a restart of its mysqld): its role reads ACTIVE,
+      // and /primary answers 200, once a probe shows it; probe now, not an interval later.
+      else if (purpose === "make-writable" && input.ok) out.push({ _tag: "ProbeLocal" })
       else if (!input.ok && purpose !== undefined) {
         event(out, "warn", "mysql-action-failed", `${purpose}: ${input.error ?? "error"}`)
         if (purpose === "fence") s = onFenceFailed(s, out, input.error)
@@ -345,6 +349,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = trackRecoveryBlock(s)
   s = guardWritability(s, out)
   s = guardPublication(s, out)
+  s = vipRefreshTimer(s, out)
   s = guardReplication(s, out)
   s = cloneProgress(s, out)
   s = watchPrimaryFailure(s, out)

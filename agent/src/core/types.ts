@@ -784,6 +784,8 @@ export interface AgentState {
   readonly freshViewWanted?: boolean
   /** The VIP this old primary keeps, fenced, for a make-before-break handover (vip-handover.ts). */
   readonly vipHandover?: VipHandover | null
+  /** When the VIP's holder announces it again (vip-refresh.ts); null while it holds none. */
+  readonly nextGarpRefreshAt?: number | null
   /** The term this node last asked to be published as primary for, until withdrawn (discovery.ts). */
   readonly published?: { readonly term: number } | null
   /** Handed the primary role by a switchover: standing once a fresh probe is in (transfer-standing.ts). */

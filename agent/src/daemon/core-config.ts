@@ -51,4 +51,5 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
   fenceCommand: c.fence_command === undefined ? null : { required: c.fence_required },
   hookTimeoutMs: c.hooks.timeout,
   publishPrimary: c.etcd !== undefined,
+  ...(c.vip === undefined ? {} : { garpRefreshMs: c.vip.garp_refresh }),
 })

@@ -641,9 +641,12 @@ export const makeExecutor = (services: ExecutorServices) => {
               }))
             return Effect.void
           }
+          // A gratuitous ARP burst takes seconds (garp_count packets a second); nothing
+          // after it in its batch (a heartbeat due at the same tick) waits for it.
           return o._tag === "ProbeLocal" ||
             o._tag === "ProbePrimary" ||
             o._tag === "CheckPrivileges" ||
+            (o._tag === "Vip" && o.op === "refresh") ||
             (o._tag === "Mysql" && o.action._tag === "FenceRemote" && o.action.background === true)
             ? Effect.forkDetach(one(o, undefined, durableSeqs[i] ?? 0, incarnation, wanted))
             : one(o, seqs[i], durableSeqs[i] ?? 0, incarnation, wanted)

@@ -2,8 +2,7 @@
 // composed with Layer.provideMerge at the bottom (`agentLayer`):
 //   config → inbox → adapters → fibers → reload → control socket + HTTP, signals.
 // The fibers (decision loop, the alarm that ticks at the core's next
-// deadline, mesh inbound pump, VIP refresher) connect the pure core to the
-// world. SIGHUP reloads the config (a bad one keeps the running one); SIGTERM
+// deadline, mesh inbound pump) connect the pure core to the world. SIGHUP reloads the config (a bad one keeps the running one); SIGTERM
 // hands over or resigns (protocol.md section 14) and exits 0; a fiber
 // restarted too often exits 1 so that systemd restarts the whole agent.
 import { join } from "node:path"
@@ -453,25 +452,6 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
             from: m.from,
             message: m.message,
           })),
-        ),
-      ),
-    ),
-    // Section 11: gratuitous ARP again every garp_refresh while holding the VIP.
-    "vip-refresher": withInjectedDefect(
-      "vip-refresher",
-      Effect.forever(
-        Effect.andThen(
-          Effect.sleep(current().vip?.garp_refresh ?? 10_000),
-          // Suspended: whether the VIP is held is read after every sleep, not once at start.
-          // Not by an old primary that keeps the VIP only for a make-before-break handover:
-          // it would pull clients back from the new primary (vip-handover.ts).
-          Effect.suspend(() =>
-            vip !== undefined &&
-            latest?.local.vip.held === true &&
-            (latest.vipHandover ?? null) === null
-              ? Effect.ignore(vip.refresh)
-              : Effect.void,
-          ),
         ),
       ),
     ),
