@@ -45,8 +45,7 @@ describe("a running cluster of agents under bad input", () => {
     // Every supervised fiber of every agent dies once, early on.
     agents = await LabAgents.prepare(lab, {
       env: {
-        MHA_AGENT_INJECT_DEFECT:
-          "decision-loop:40,ticker:1500,mesh-inbound:2500",
+        MHA_AGENT_INJECT_DEFECT: "decision-loop:40,ticker:1500,mesh-inbound:2500",
         // The packaged binary's young generation (packaging/build.sh), so the
         // control socket's RSS bound is the one a packaged agent has; the
         // other flags are not allowed in NODE_OPTIONS.

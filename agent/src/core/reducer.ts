@@ -48,7 +48,6 @@ import { guardReplication } from "./replication.ts"
 import { heartbeatAfterResign, onResign, resign } from "./resignation.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
 import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
-import { vipRefreshTimer } from "./vip-refresh.ts"
 import {
   failbackTimer,
   onSwitchoverCaughtUp,
@@ -63,6 +62,7 @@ import {
   transferStandingTimer,
 } from "./transfer-standing.ts"
 import type { AgentState, HardState, Input, Output } from "./types.ts"
+import { vipRefreshTimer } from "./vip-refresh.ts"
 import { watchWritesBlocked } from "./writes-blocked.ts"
 
 export interface StepResult {
