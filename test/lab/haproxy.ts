@@ -12,22 +12,32 @@ export const HAPROXY_WRITE_PORT = 3307
 export const HAPROXY_READ_PORT = 3308
 export const HAPROXY_STATS_PORT = 8404
 
+const EXAMPLE = join(import.meta.dirname, "../../packaging/haproxy.cfg.example")
+
 /**
- * The write backend's `default-server` line of packaging/haproxy.cfg.example, verbatim but for
- * the agent's port: the lab and the benchmark check the primary exactly as the shipped example.
+ * The write backend's checks in packaging/haproxy.cfg.example (`option httpchk`,
+ * `http-check`, `default-server`), verbatim but for the agent's port, and its
+ * `timeout check`: the lab and the benchmark check the primary exactly as the
+ * shipped example does.
  */
-export const shippedPrimaryChecks = (): string => {
-  const text = readFileSync(
-    join(import.meta.dirname, "../../packaging/haproxy.cfg.example"),
-    "utf8",
-  )
-  const backend = text.slice(text.indexOf("backend mysql_primary"))
-  const line = /^\s*(default-server .*)$/m.exec(backend)?.[1]
-  if (line === undefined)
+export const shippedPrimaryChecks = (): {
+  readonly lines: string[]
+  readonly timeoutCheck: string
+} => {
+  const text = readFileSync(EXAMPLE, "utf8")
+  const backend = text.slice(text.indexOf("\nbackend mysql_primary\n"))
+  const block = backend.slice(0, backend.indexOf("\n    server "))
+  const lines = block
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => /^(option httpchk|http-check|default-server) /.test(l))
+    .map((l) => l.replace(/\bport \d+/, `port ${HTTP_PORT}`))
+  const timeoutCheck = /^\s*timeout check (\S+)$/m.exec(text)?.[1]
+  if (!lines.some((l) => l.startsWith("default-server ")) || timeoutCheck === undefined)
     throw new Error(
-      "packaging/haproxy.cfg.example: no default-server line in backend mysql_primary",
+      `${EXAMPLE}: no default-server line in backend mysql_primary, or no timeout check`,
     )
-  return line.replace(/\bport \d+/, `port ${HTTP_PORT}`)
+  return { lines, timeoutCheck }
 }
 
 export const haproxyConfig = (
@@ -36,6 +46,7 @@ export const haproxyConfig = (
   const list = servers
     .map((s) => `    server ${s.name} ${s.address}:${MYSQL_PORT} check`)
     .join("\n")
+  const checks = shippedPrimaryChecks()
   return `
 global
     maxconn 1024
@@ -45,7 +56,7 @@ defaults
     timeout connect 1s
     timeout client 1h
     timeout server 1h
-    timeout check 1s
+    timeout check ${checks.timeoutCheck}
 
 # Writes: the primary only.
 frontend mysql_write
@@ -53,9 +64,7 @@ frontend mysql_write
     default_backend mysql_primary
 
 backend mysql_primary
-    option httpchk GET /primary
-    http-check expect status 200
-    ${shippedPrimaryChecks()}
+${checks.lines.map((l) => `    ${l}`).join("\n")}
 ${list}
 
 # Reads: replicas within 10 s of lag, the primary when none is.

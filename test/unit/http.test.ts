@@ -211,6 +211,100 @@ describe("the HTTP listener", () => {
   })
 })
 
+describe("held checks (?wait=MS), for a load balancer that polls", () => {
+  test("a bad wait, or a wait on a path that is not a role path, is a 400 naming it", () => {
+    for (const bad of ["abc", "-1", "1.5", "", "5001"]) {
+      const r = get(view(activeState()), `/primary?wait=${bad}`)
+      assert.equal(r.status, 400, bad)
+      assert.match(r.body, /wait must be a whole number of milliseconds from 0 to 5000/)
+    }
+    const r = get(view(activeState()), "/health?wait=100")
+    assert.equal(r.status, 400)
+    assert.match(
+      r.body,
+      /wait applies to \/primary, \/read-write, \/replica, \/read-only, not to \/health/,
+    )
+    assert.equal(status(view(activeState()), "/primary?wait=1000"), 200, "the answer itself")
+  })
+
+  test("held until the status changes (a fenced primary, a new one) or the wait ends; a poller that leaves is forgotten", async () => {
+    resetCounters()
+    let state = activeState()
+    notePublished(state)
+    const listeners = new Set<() => void>()
+    const publish = (s: AgentState) => {
+      state = s
+      notePublished(s)
+      for (const listener of listeners) listener()
+    }
+    const port = 20_000 + Math.floor(Math.random() * 20_000)
+    const config = {
+      cluster: { name: "prod", members: [] },
+      node: "db1",
+      http: { listen: `127.0.0.1:${port}` },
+    } as unknown as Config
+    const scope = Effect.runSync(Scope.make())
+    await Effect.runPromise(
+      Scope.provide(scope)(
+        serveHttp({
+          config: () => config,
+          state: () => state,
+          log: pino({ level: "silent" }),
+          onPublish: (listener) => {
+            listeners.add(listener)
+            return () => listeners.delete(listener)
+          },
+        }),
+      ),
+    )
+    const base = `http://127.0.0.1:${port}`
+    const timed = async (path: string) => {
+      const t0 = Date.now()
+      const r = await fetch(`${base}${path}`)
+      return { status: r.status, body: await r.text(), ms: Date.now() - t0 }
+    }
+    try {
+      // Nothing changes: the answer comes when the wait ends, as it is then.
+      const quiet = await timed("/primary?wait=300")
+      assert.equal(quiet.status, 200)
+      assert.ok(quiet.ms >= 250, `held for the wait (${quiet.ms} ms)`)
+      assert.equal(listeners.size, 0, "no listener left once answered")
+
+      // The primary is fenced while its check is held: 503 at once, not at the end of the wait.
+      const fenced = timed("/primary?wait=5000")
+      await waitFor(async () => listeners.size === 1)
+      publish(activeState()) // published again, still ACTIVE: stays held
+      await new Promise((r) => setTimeout(r, 50))
+      assert.equal(listeners.size, 1, "a state with the same answer does not end the hold")
+      publish(standbyState())
+      const down = await fenced
+      assert.equal(down.status, 503)
+      assert.match(down.body, /^STANDBY/)
+      assert.ok(down.ms < 4_000, `answered on the change (${down.ms} ms)`)
+
+      // A replica's held check answers 200 the moment it is the ACTIVE primary.
+      const promoted = timed("/primary?wait=5000")
+      await waitFor(async () => listeners.size === 1)
+      publish(activeState())
+      const up = await promoted
+      assert.equal(up.status, 200)
+      assert.ok(up.ms < 4_000, `answered on the change (${up.ms} ms)`)
+
+      // A poller that gives up (its check timeout) leaves no listener behind.
+      const gone = new AbortController()
+      const abandoned = fetch(`${base}/replica?wait=5000`, { signal: gone.signal }).catch(
+        () => "aborted",
+      )
+      await waitFor(async () => listeners.size === 1)
+      gone.abort()
+      assert.equal(await abandoned, "aborted")
+      await waitFor(async () => listeners.size === 0)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  })
+})
+
 const waitFor = async (check: () => Promise<boolean>): Promise<void> => {
   for (let i = 0; i < 50; i++) {
     if (await check()) return

@@ -6,6 +6,13 @@
 // loop and never changes anything. A bad request gets a 4xx, never a crash.
 // `http.listen` changes live on SIGHUP: the new address is bound before the
 // old one is closed.
+//
+// A load balancer's check of a role path may ask to be held (`?wait=MS`, at
+// most 5 s): the answer then comes as soon as it differs from what it would
+// be now, or after MS with whatever it is then. A poller such as HAProxy
+// (next check `inter` after the answer) thus learns of a new primary, or of a
+// fenced one, the moment the agent knows, while sending about one check per
+// MS instead of one every few tens of milliseconds (packaging/haproxy.cfg.example).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { Effect, Schema } from "effect"
 import type pino from "pino"
@@ -56,6 +63,28 @@ const text = (status: number, line: string, headers?: Record<string, string>): H
 })
 const ok = (line: string) => text(200, line)
 const unavailable = (line: string) => text(503, line)
+
+/** The role paths a load balancer checks: the only ones whose answer may be held. */
+const HELD_PATHS: ReadonlySet<string> = new Set([
+  "/primary",
+  "/read-write",
+  "/replica",
+  "/read-only",
+])
+/** The longest hold: well under the listener's requestTimeout and any sane check timeout. */
+export const MAX_WAIT_MS = 5_000
+
+/** `wait` in ms: absent or 0 (answer at once), an integer up to MAX_WAIT_MS on a role path. */
+export const waitOf = (url: URL): number | string => {
+  const raw = url.searchParams.get("wait")
+  if (raw === null) return 0
+  if (!HELD_PATHS.has(url.pathname))
+    return `wait applies to ${[...HELD_PATHS].join(", ")}, not to ${url.pathname}`
+  const n = Number(raw)
+  if (raw.trim() === "" || !Number.isInteger(n) || n < 0 || n > MAX_WAIT_MS)
+    return `wait must be a whole number of milliseconds from 0 to ${MAX_WAIT_MS}, not '${raw}'`
+  return n
+}
 
 /** `max_lag` in seconds: absent, or a finite number >= 0 (else a message for a 400). */
 const maxLagOf = (params: URLSearchParams): number | undefined | string => {
@@ -203,6 +232,8 @@ export const answerHttp = (v: HttpView, method: string | undefined, rawUrl: stri
   }
   const maxLag = maxLagOf(url.searchParams)
   if (typeof maxLag === "string") return text(400, maxLag)
+  const wait = waitOf(url)
+  if (typeof wait === "string") return text(400, wait)
   switch (url.pathname) {
     case "/primary":
     case "/read-write":
@@ -251,6 +282,8 @@ export interface HttpOptions {
   readonly hooks?: { readonly stats: Effect.Effect<HookStats> }
   /** The certificates in use, for `/metrics` (cert-expiry.ts). */
   readonly certificates?: ReadonlyArray<CertificateExpiry>
+  /** Calls `listener` after every state the decision loop publishes; returns its removal. */
+  readonly onPublish?: (listener: () => void) => () => void
 }
 
 const readSync = <A>(e: Effect.Effect<A> | undefined): A | undefined => {
@@ -291,16 +324,63 @@ export const viewOf = (options: HttpOptions): HttpView => {
   }
 }
 
-const handle = (options: HttpOptions, req: IncomingMessage, res: ServerResponse): void => {
-  let reply: HttpReply
+/** At most this many answers are held at once; past it, requests are answered at once. */
+const MAX_HELD = 256
+let held = 0
+
+const answerNow = (options: HttpOptions, req: IncomingMessage): HttpReply => {
   try {
-    // A body is never read: drain it so that the connection can be reused.
-    req.resume()
-    reply = answerHttp(viewOf(options), req.method, req.url)
+    return answerHttp(viewOf(options), req.method, req.url)
   } catch (e) {
     options.log.error({ event: "http-error", path: req.url }, String(e))
-    reply = text(500, "internal error")
+    return text(500, "internal error")
   }
+}
+
+/** The `wait` of a valid role-path request, 0 for anything else (answered as it is). */
+const holdOf = (req: IncomingMessage): number => {
+  try {
+    const wait = waitOf(new URL(req.url ?? "/", "http://agent"))
+    return typeof wait === "number" ? wait : 0
+  } catch {
+    return 0
+  }
+}
+
+const handle = (options: HttpOptions, req: IncomingMessage, res: ServerResponse): void => {
+  // A body is never read: drain it so that the connection can be reused.
+  req.resume()
+  const reply = answerNow(options, req)
+  const wait = holdOf(req)
+  const onPublish = options.onPublish
+  const roleAnswer = reply.status === 200 || reply.status === 503
+  if (wait === 0 || onPublish === undefined || held >= MAX_HELD || !roleAnswer) {
+    send(req, res, reply)
+    return
+  }
+  // Held: answered when the status moves away from this one, or after `wait`.
+  held++
+  let done = false
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let removeListener: () => void = () => {}
+  const finish = (answer: HttpReply | null) => {
+    if (done) return
+    done = true
+    held--
+    clearTimeout(timer)
+    removeListener()
+    if (answer !== null) send(req, res, answer)
+  }
+  removeListener = onPublish(() => {
+    const now = answerNow(options, req)
+    if (now.status !== reply.status) finish(now)
+  })
+  timer = setTimeout(() => finish(answerNow(options, req)), wait)
+  // The poller gave up (its check timeout) or went away: nothing to answer.
+  res.on("close", () => finish(null))
+}
+
+const send = (req: IncomingMessage, res: ServerResponse, reply: HttpReply): void => {
   try {
     res.writeHead(reply.status, {
       "Content-Type": reply.contentType,

@@ -261,7 +261,11 @@ export class MeshCertificates extends Context.Service<
 /** The latest core state (status, HTTP, metrics), published by the decision loop. */
 export class AgentView extends Context.Service<
   AgentView,
-  { readonly state: () => AgentState | undefined }
+  {
+    readonly state: () => AgentState | undefined
+    /** Calls `listener` after every published state (held HTTP checks); returns its removal. */
+    readonly onPublish: (listener: () => void) => () => void
+  }
 >()("mha-agent/daemon/AgentView") {}
 
 /** Re-reads the config and the password files (SIGHUP, `mha-agent reload`). */
@@ -409,6 +413,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
       }),
   })
   let latest: AgentState | undefined
+  const listeners = new Set<() => void>()
   let lastWhy = ""
   const alarm: Alarm = { current: null }
 
@@ -424,6 +429,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
       publish: (s, changed) => {
         latest = s
         notePublished(s)
+        for (const listener of listeners) listener()
         if (!changed) return
         // Safety over speed, said out loud: why no election runs, whenever that changes.
         const why = s.role === "leader" ? "" : whyNoElection(s)
@@ -468,7 +474,13 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
       ),
     )
   }
-  return AgentView.of({ state: () => latest })
+  return AgentView.of({
+    state: () => latest,
+    onPublish: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+  })
 })
 
 const fibersLayer = Layer.effect(AgentView, startFibers())
@@ -541,7 +553,7 @@ const reloadLayer = Layer.effect(Reload, makeReload())
 const serveControl = Effect.fn("daemon.control")(function* () {
   const { current, log } = yield* AgentConfig
   const { ask } = yield* Inbox
-  const { state } = yield* AgentView
+  const { state, onPublish } = yield* AgentView
   const { reload } = yield* Reload
   const mesh = yield* PeerMesh
   const vip = yield* AgentVip
@@ -555,7 +567,7 @@ const serveControl = Effect.fn("daemon.control")(function* () {
     reload,
     log,
   })
-  yield* serveHttp({ config: current, state, log, mesh, vip, hooks, certificates })
+  yield* serveHttp({ config: current, state, log, mesh, vip, hooks, certificates, onPublish })
 })
 
 const controlLayer = Layer.effectDiscard(serveControl())
