@@ -167,6 +167,11 @@ export const abuseControlSocket = async (options: AbuseOptions): Promise<AbuseRe
   errors.clear()
   const until = Date.now() + options.durationMs
   const loops: Array<Promise<void>> = []
+  // One garbage client of each kind that gets a reply first, alone: in the flood a quiet
+  // machine's 200 status loopers keep all 32 connection slots taken, and every garbage client
+  // then hears only "busy" (seen: 2384 statuses in 6 s, not one garbage client served).
+  for (const kind of ["binary", "long-line", "bad-lines"] as const)
+    await garbageOnce(options.socketPath, kind, Math.min(until, Date.now() + 2_000), result)
   for (let i = 0; i < options.statusClients; i++) {
     loops.push(
       (async () => {
