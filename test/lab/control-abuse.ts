@@ -99,6 +99,8 @@ const garbageOnce = async (
   kind: (typeof GARBAGE)[number],
   until: number,
   result: AbuseResult,
+  /** Hang up once the reply is read (the prelude), instead of waiting for the agent to. */
+  leaveOnReply = false,
 ): Promise<void> => {
   const socket = connect(path)
   socket.on("error", () => {})
@@ -149,6 +151,10 @@ const garbageOnce = async (
     if (reply.ok) result.wrong.push(`${kind}: ok reply ${got.slice(0, 200)}`)
     const key = `${kind}: ${reply.message.replace(/\d+/g, "N").slice(0, 80)}`
     result.garbageAnswered.set(key, (result.garbageAnswered.get(key) ?? 0) + 1)
+    if (leaveOnReply) {
+      socket.destroy()
+      return
+    }
   }
   await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())))])
   if (socket.destroyed || socket.readableEnded) result.garbageClosed++
@@ -171,7 +177,7 @@ export const abuseControlSocket = async (options: AbuseOptions): Promise<AbuseRe
   // machine's 200 status loopers keep all 32 connection slots taken, and every garbage client
   // then hears only "busy" (seen: 2384 statuses in 6 s, not one garbage client served).
   for (const kind of ["binary", "long-line", "bad-lines"] as const)
-    await garbageOnce(options.socketPath, kind, Math.min(until, Date.now() + 2_000), result)
+    await garbageOnce(options.socketPath, kind, Math.min(until, Date.now() + 1_000), result, true)
   for (let i = 0; i < options.statusClients; i++) {
     loops.push(
       (async () => {
