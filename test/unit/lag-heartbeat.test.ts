@@ -314,3 +314,20 @@ test("the core's probe carries the rows only when they were read", () => {
   const rows = [{ member: "db1", term: 2, ageSeconds: 0.2 }]
   assert.deepEqual(toMysqlProbe({ ...observation, heartbeats: rows }, (h) => h).heartbeats, rows)
 })
+
+test("mysql-accounts grants the heartbeat schema when lag.source is heartbeat_table", async () => {
+  const { accountsSql } = await import("../../agent/src/cli/mysql-setup.ts")
+  const options = {
+    monitorUser: "m",
+    monitorPassword: "p",
+    replicationUser: "r",
+    replicationPassword: "q",
+    host: "%",
+    monitorPrivileges: ["PROCESS"],
+  }
+  assert.doesNotMatch(accountsSql(options), /mha_agent/)
+  assert.match(
+    accountsSql({ ...options, heartbeatTable: "mha_agent.heartbeat" }),
+    /^GRANT CREATE, INSERT, UPDATE ON `mha_agent`\.\* TO 'm'@'%';$/m,
+  )
+})
