@@ -271,7 +271,7 @@ test("the SQL: a row per primary (term, server_id, UTC microseconds), read with 
   )
   assert.equal(
     heartbeatSql("a.b"),
-    "SELECT member, term, TIMESTAMPDIFF(MICROSECOND, ts, UTC_TIMESTAMP(6)) AS age_us FROM `a`.`b`",
+    "SELECT `member`, `term`, TIMESTAMPDIFF(MICROSECOND, `ts`, UTC_TIMESTAMP(6)) AS age_us FROM `a`.`b`",
   )
   assert.deepEqual(
     parseHeartbeats([

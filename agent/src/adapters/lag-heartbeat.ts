@@ -10,7 +10,9 @@
  *   decision loop (`write` returns at once).
  * - The schema and table are created (IF NOT EXISTS, which replicates) once
  *   per connection; a row per member that was ever primary, updated in place.
- * - Failures are logged once until the next success (not once a second).
+ * - Failures are logged once until the next success (not once a second),
+ *   and the next attempt waits `RETRY_AFTER_FAILURE_MS` (no login a second
+ *   on a primary that refuses the write, a grant missing).
  *
  * Privileges: CREATE, INSERT, UPDATE on the heartbeat schema (and SELECT on
  * the replicas, to read it).
@@ -49,21 +51,26 @@ export const createHeartbeatSql = (table: string): ReadonlyArray<string> => {
   return [
     `CREATE DATABASE IF NOT EXISTS ${schema}`,
     `CREATE TABLE IF NOT EXISTS ${quoted} (
-  member VARCHAR(64) NOT NULL PRIMARY KEY,
-  term BIGINT UNSIGNED NOT NULL,
-  server_id INT UNSIGNED NOT NULL,
-  ts DATETIME(6) NOT NULL
+  \`member\` VARCHAR(64) NOT NULL PRIMARY KEY,
+  \`term\` BIGINT UNSIGNED NOT NULL,
+  \`server_id\` INT UNSIGNED NOT NULL,
+  \`ts\` DATETIME(6) NOT NULL
 )`,
   ]
 }
 
 /** One row per primary, its timestamp from the primary's mysqld (UTC, microseconds). */
 export const writeHeartbeatSql = (table: string): string =>
-  `INSERT INTO ${quoteTable(table)} (member, term, server_id, ts) VALUES (?, ?, @@server_id, UTC_TIMESTAMP(6)) AS new
- ON DUPLICATE KEY UPDATE term = new.term, server_id = new.server_id, ts = new.ts`
+  `INSERT INTO ${quoteTable(table)} (\`member\`, \`term\`, \`server_id\`, \`ts\`)
+ VALUES (?, ?, @@server_id, UTC_TIMESTAMP(6)) AS hb
+ ON DUPLICATE KEY UPDATE \`term\` = hb.\`term\`, \`server_id\` = hb.\`server_id\`, \`ts\` = hb.\`ts\``
+
+/** After a failed write, requests are skipped this long. */
+export const RETRY_AFTER_FAILURE_MS = 5_000
 
 export const makeLagHeartbeatWriter = (o: LagHeartbeatWriterOptions): LagHeartbeatWriter => {
   let busy = false
+  let retryAt = 0
   let closed = false
   let session: MysqlSession | undefined
   /** The table created on this session. */
@@ -89,7 +96,7 @@ export const makeLagHeartbeatWriter = (o: LagHeartbeatWriterOptions): LagHeartbe
     })
 
   const write = (term: number): void => {
-    if (busy || closed) return
+    if (busy || closed || performance.now() < retryAt) return
     busy = true
     Effect.runPromise(Effect.result(attempt(term))).then(
       (r) => {
@@ -103,6 +110,7 @@ export const makeLagHeartbeatWriter = (o: LagHeartbeatWriterOptions): LagHeartbe
         // A failed statement may leave the connection in any state: the next write starts afresh.
         session?.destroy()
         session = undefined
+        retryAt = performance.now() + RETRY_AFTER_FAILURE_MS
         const e = r.failure
         const why = e instanceof MysqlError ? `${e.target}: ${e.reason}` : String(e)
         if (failing === null)

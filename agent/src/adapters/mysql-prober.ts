@@ -270,7 +270,7 @@ export const quoteTable = (table: string): string =>
 
 /** The heartbeat rows, their age on this mysqld's clock (the same query reads both). */
 export const heartbeatSql = (table: string): string =>
-  `SELECT member, term, TIMESTAMPDIFF(MICROSECOND, ts, UTC_TIMESTAMP(6)) AS age_us FROM ${quoteTable(table)}`
+  `SELECT \`member\`, \`term\`, TIMESTAMPDIFF(MICROSECOND, \`ts\`, UTC_TIMESTAMP(6)) AS age_us FROM ${quoteTable(table)}`
 
 export const parseHeartbeats = (rows: ReadonlyArray<Row>): Array<LagHeartbeatRow> =>
   rows.flatMap((r) => {
