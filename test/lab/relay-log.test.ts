@@ -208,6 +208,26 @@ const reportedLag = async (
   }
 }
 
+/** What one heartbeat row costs in `host`'s binary log: the median size of its transactions. */
+const heartbeatTransactionBytes = async (lab: Lab, host: string): Promise<number | null> => {
+  const [now] = await lab.query<{ File: string }>(host, "SHOW BINARY LOG STATUS")
+  const events = await lab.query<Record<string, unknown>>(
+    host,
+    `SHOW BINLOG EVENTS IN '${now?.File ?? ""}'`,
+  )
+  const sizes: Array<number> = []
+  let start = 0
+  let heartbeat = false
+  for (const e of events) {
+    const type = String(e.Event_type)
+    if (type.startsWith("Gtid")) [start, heartbeat] = [Number(e.Pos), false]
+    if (type === "Table_map" && String(e.Info).includes("(mha_agent.")) heartbeat = true
+    if (type === "Xid" && heartbeat) sizes.push(Number(e.End_log_pos) - start)
+  }
+  sizes.sort((a, b) => a - b)
+  return sizes[Math.floor(sizes.length / 2)] ?? null
+}
+
 /** `host`'s agent says `leader` is ACTIVE and `leader`'s mysqld is writable (asks no stuck mysqld). */
 const activeAt = async (c: LabCluster, host: string, leader: string): Promise<boolean> => {
   const view = await agentStatus(c, host).catch(() => undefined)
@@ -373,8 +393,13 @@ test(
           Number(new RegExp(`^${name}\\{node="${stuck}"\\} (\\S+)$`, "m").exec(page)?.[1])
         assert.ok(gauge("mha_replication_lag_seconds") > 5, "the lag gauge is the heartbeat's")
         assert.equal(gauge("mha_replication_seconds_behind_source"), 0, "MySQL's value beside it")
+        const bytes = await within(
+          5_000,
+          heartbeatTransactionBytes(c.lab, primary).catch(() => null),
+          null,
+        )
         console.log(
-          `${stuck} stuck: Seconds_Behind_Source 0, heartbeat lag ${reported.lag} s; /replica?max_lag=5: ${read.status} ${read.body.trim()}`,
+          `${stuck} stuck: Seconds_Behind_Source 0, heartbeat lag ${reported.lag} s; /replica?max_lag=5: ${read.status} ${read.body.trim()}; one heartbeat row: ${bytes ?? "?"} bytes of binlog`,
         )
         const freedAt = Date.now()
         await free()
