@@ -13,6 +13,7 @@ import {
   parseHeartbeats,
   toMysqlProbe,
 } from "../../agent/src/adapters/mysql-prober.ts"
+import { renderStatus } from "../../agent/src/cli/render.ts"
 import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import {
   describeLagSource,
@@ -176,6 +177,10 @@ test("no row of the current primary in its term: Seconds_Behind_Source, and stat
       /^seconds_behind_source \(no heartbeat row of db1 in its term yet\)$/,
     )
     assert.match(statusView(s, "prod").lagSource ?? "", /no heartbeat row of db1/)
+    assert.match(
+      renderStatus(statusView(s, "prod")),
+      /^this node's lag: from seconds_behind_source \(no heartbeat row of db1 in its term yet\)$/m,
+    )
   }
   // Disabled: rows are ignored and status says nothing about a source.
   const off = replicaWith([{ member: "db1", term, ageSeconds: 30 }], false)
