@@ -14,6 +14,7 @@ import {
   toMysqlProbe,
 } from "../../agent/src/adapters/mysql-prober.ts"
 import { renderStatus } from "../../agent/src/cli/render.ts"
+import { nextDeadline } from "../../agent/src/core/deadline.ts"
 import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import {
   describeLagSource,
@@ -86,6 +87,13 @@ test("the ACTIVE, writable primary asks for a heartbeat row once a second; a rep
   assert.deepEqual(p.writes(), [term, term])
   const r = new Node(replica).tick(10).tick(1_000).tick(1_000)
   assert.deepEqual(r.writes(), [])
+})
+
+test("the decision loop wakes for the next row (deadline.ts), not only at the next probe", () => {
+  const p = new Node(cluster(true).primary).tick(10)
+  const at = p.s.lagHeartbeatAt
+  assert.ok(at !== null && at !== undefined)
+  assert.ok(nextDeadline(p.s) <= at + LAG_HEARTBEAT_INTERVAL_MS)
 })
 
 test("off by default (lagHeartbeat unset or false): no row is ever written", () => {
