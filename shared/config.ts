@@ -423,6 +423,28 @@ export const Hooks = Schema.Struct({
   queue_size: PositiveInt.pipe(defaultTo(64)),
 })
 
+export const LagSource = Schema.Literals(["seconds_behind_source", "heartbeat_table"])
+export type LagSource = typeof LagSource.Type
+
+/** `schema.table`, each an unquoted MySQL identifier (letters, digits, `_`, `$`; 1 to 64). */
+export const QualifiedTable = Schema.String.check(
+  Schema.makeFilter<string>((s) => /^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$/.test(s), {
+    expected:
+      'a table as "schema.table" (letters, digits, "_" or "$", 1 to 64 characters each, no quotes)',
+  }),
+)
+
+/**
+ * Where a replica's lag comes from (operations.md): MySQL's
+ * Seconds_Behind_Source, or a heartbeat table the primary's agent updates
+ * every second (pt-heartbeat style), which keeps counting while the IO
+ * thread receives nothing (Seconds_Behind_Source then reads 0).
+ */
+export const Lag = Schema.Struct({
+  source: LagSource.pipe(defaultTo<LagSource>("seconds_behind_source")),
+  table: QualifiedTable.pipe(defaultTo("mha_agent.heartbeat")),
+})
+
 export const LogLevel = Schema.Literals(["trace", "debug", "info", "warn", "error", "fatal"])
 export const Log = Schema.Struct({
   level: LogLevel.pipe(defaultTo<typeof LogLevel.Type>("info")),
@@ -448,6 +470,7 @@ const ConfigFields = Schema.Struct({
   control: sectionDefault(Control),
   state_dir: AbsolutePath.pipe(defaultTo("/var/lib/mha-agent")),
   hooks: sectionDefault(Hooks),
+  lag: sectionDefault(Lag),
   auto_rejoin: Schema.Boolean.pipe(defaultTo(true)),
   failback: Schema.Boolean.pipe(defaultTo(false)),
   /** Names the first primary of a cluster where nobody replicates yet (protocol.md section 16). */

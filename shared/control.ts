@@ -83,6 +83,11 @@ export const StatusView = Schema.Struct({
   writesBlocked: Schema.optional(Schema.String),
   /** "semi-sync fell back to asynchronous replication: ...", from the primary; absent when not. */
   semiSyncFallback: Schema.optional(Schema.String),
+  /**
+   * Where this replica's lag comes from, when `lag.source: heartbeat_table`:
+   * "heartbeat_table", or the fallback to Seconds_Behind_Source and why.
+   */
+  lagSource: Schema.optional(Schema.String),
   members: Schema.Array(MemberStatus),
 })
 export type StatusView = typeof StatusView.Type

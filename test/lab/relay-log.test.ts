@@ -36,7 +36,8 @@ import { count, type GtidSet, isSubset, parseGtidSet, subtract } from "../../age
 import { agentStatus, bringBackOldPrimary } from "./acceptance-scenarios.ts"
 import { type LabCluster, runScenario } from "./cluster.ts"
 import { run, sleep, waitFor } from "./exec.ts"
-import { Lab } from "./lab.ts"
+import { agentHttp } from "./http-client.ts"
+import { LAB_USERS, Lab } from "./lab.ts"
 
 const gtids = (text: string): GtidSet => {
   const r = parseGtidSet(text.replace(/\s+/g, ""))
@@ -177,6 +178,56 @@ test(
 const within = <T>(ms: number, p: Promise<T>, fallback: T): Promise<T> =>
   Promise.race([p, sleep(ms).then(() => fallback)])
 
+/**
+ * The full-relay-disk scenario's cluster; with the lag from the heartbeat table
+ * (issue 15 item 7, checked in its step 1), whose schema the agent's user may write.
+ */
+const fullRelayDisk = {
+  timings: { restart_timeout: "5s" },
+  extra: { lag: { source: "heartbeat_table" } },
+  beforeAgents: async (lab: Lab) => {
+    await lab.query(
+      "db1",
+      `GRANT CREATE, INSERT, UPDATE ON mha_agent.* TO '${LAB_USERS.agent.user}'@'%'`,
+    )
+  },
+}
+
+/** The stuck node's lag as its agent reports it (`status --json`), and where it comes from. */
+const reportedLag = async (
+  c: LabCluster,
+  host: string,
+): Promise<{ lag: number | null | undefined; source: string }> => {
+  const status = (await agentStatus(c, host)) as unknown as {
+    lagSource?: string
+    members: ReadonlyArray<{ name: string; lagSeconds?: number | null }>
+  }
+  return {
+    lag: status.members.find((m) => m.name === host)?.lagSeconds,
+    source: status.lagSource ?? "",
+  }
+}
+
+/** What one heartbeat row costs in `host`'s binary log: the median size of its transactions. */
+const heartbeatTransactionBytes = async (lab: Lab, host: string): Promise<number | null> => {
+  const [now] = await lab.query<{ File: string }>(host, "SHOW BINARY LOG STATUS")
+  const events = await lab.query<Record<string, unknown>>(
+    host,
+    `SHOW BINLOG EVENTS IN '${now?.File ?? ""}'`,
+  )
+  const sizes: Array<number> = []
+  let start = 0
+  let heartbeat = false
+  for (const e of events) {
+    const type = String(e.Event_type)
+    if (type.startsWith("Gtid")) [start, heartbeat] = [Number(e.Pos), false]
+    if (type === "Table_map" && String(e.Info).includes("(mha_agent.")) heartbeat = true
+    if (type === "Xid" && heartbeat) sizes.push(Number(e.End_log_pos) - start)
+  }
+  sizes.sort((a, b) => a - b)
+  return sizes[Math.floor(sizes.length / 2)] ?? null
+}
+
 /** `host`'s agent says `leader` is ACTIVE and `leader`'s mysqld is writable (asks no stuck mysqld). */
 const activeAt = async (c: LabCluster, host: string, leader: string): Promise<boolean> => {
   const view = await agentStatus(c, host).catch(() => undefined)
@@ -191,7 +242,7 @@ test(
   "a replica whose relay log disk is full: CRITICAL, does not stand, acknowledges nothing it has not written; the healthy replica is elected without freeing the disk once the old primary's agent reports its mysqld down; failover --force when that agent is gone too",
   { timeout: 900_000 },
   () =>
-    runScenario({ slug: "full-relay-disk", timings: { restart_timeout: "5s" } }, async (c) => {
+    runScenario({ slug: "full-relay-disk", ...fullRelayDisk }, async (c) => {
       const primary = await c.waitForPrimary(10_000)
       const [stuck, healthy] = c.lab.hosts.map((h) => h.name).filter((n) => n !== primary) as [
         string,
@@ -319,6 +370,37 @@ test(
           "(SHOW REPLICA STATUS blocked)",
         )
         assert.equal(lagWhileWaiting, "0", "Seconds_Behind_Source while it waits for disk space")
+        // Issue 15 item 7: the heartbeat table tells the truth here. The primary's row stopped
+        // arriving when the disk filled; the stuck replica's agent reports its age (on its own
+        // mysqld's clock), so /replica?max_lag refuses it while MySQL says 0.
+        let reported: { lag: number | null | undefined; source: string } = { lag: null, source: "" }
+        await waitFor(
+          `${stuck}'s agent to report a heartbeat-table lag above 5 s`,
+          async () => {
+            reported = await reportedLag(c, stuck)
+            return reported.source === "heartbeat_table" && (reported.lag ?? 0) > 5
+          },
+          20_000,
+          500,
+        ).catch((e: Error) => {
+          throw new Error(`${e.message} (last: lag ${reported.lag} s from ${reported.source})`)
+        })
+        const read = await agentHttp(c.lab, stuck, "/replica?max_lag=5")
+        assert.equal(read.status, 503, `/replica?max_lag=5 on ${stuck}: ${read.body}`)
+        assert.match(read.body, /lag [\d.]+ s > max_lag 5 s \(from heartbeat_table\)/)
+        const page = (await agentHttp(c.lab, stuck, "/metrics")).body
+        const gauge = (name: string) =>
+          Number(new RegExp(`^${name}\\{node="${stuck}"\\} (\\S+)$`, "m").exec(page)?.[1])
+        assert.ok(gauge("mha_replication_lag_seconds") > 5, "the lag gauge is the heartbeat's")
+        assert.equal(gauge("mha_replication_seconds_behind_source"), 0, "MySQL's value beside it")
+        const bytes = await within(
+          5_000,
+          heartbeatTransactionBytes(c.lab, primary).catch(() => null),
+          null,
+        )
+        console.log(
+          `${stuck} stuck: Seconds_Behind_Source 0, heartbeat lag ${reported.lag} s; /replica?max_lag=5: ${read.status} ${read.body.trim()}; one heartbeat row: ${bytes ?? "?"} bytes of binlog`,
+        )
         const freedAt = Date.now()
         await free()
         // mysqld retries a full disk every 60 s.

@@ -181,6 +181,7 @@ export const renderOutput = (o: Output): string | null => {
     case "ProbeLocal":
     case "ProbePrimary":
     case "CheckPrivileges":
+    case "WriteLagHeartbeat":
       return null
     case "Event": {
       // The name, the typed facts some events carry (events.ts), the reason.

@@ -21,7 +21,7 @@
  */
 import { Context, Duration, Effect, Layer, Semaphore } from "effect"
 import { type GtidSet, parseGtidSet } from "../core/gtid.ts"
-import type { MysqlProbe, ReplicaStatus } from "../core/types.ts"
+import type { LagHeartbeatRow, MysqlProbe, ReplicaStatus } from "../core/types.ts"
 import {
   bool,
   describeEndpoint,
@@ -113,6 +113,11 @@ export interface LocalObservation {
   readonly uptimeSeconds: number | null
   /** Client statements stuck in commit (see `COMMIT_WAIT_SQL`). */
   readonly commitWait: CommitWaitObservation
+  /**
+   * The heartbeat table's rows (`lag.source: heartbeat_table`); undefined
+   * when not configured, or when the table cannot be read (not created yet).
+   */
+  readonly heartbeats?: ReadonlyArray<LagHeartbeatRow>
   /** How long this probe took, including a reconnect if one was needed. */
   readonly durationMs: number
   /** True when this probe had to open a new connection. */
@@ -256,8 +261,43 @@ const COMMIT_WAIT_SQL = `SELECT COUNT(*) AS sessions, COALESCE(MAX(TIME), 0) AS 
   FROM information_schema.PROCESSLIST
   WHERE COMMAND = 'Query' AND STATE IN ('waiting for handler commit', 'Waiting for disk space')`
 
+/** `schema.table` (checked by the config: unquoted identifiers) quoted for SQL. */
+export const quoteTable = (table: string): string =>
+  table
+    .split(".")
+    .map((part) => `\`${part.replaceAll("`", "``")}\``)
+    .join(".")
+
+/** The heartbeat rows, their age on this mysqld's clock (the same query reads both). */
+export const heartbeatSql = (table: string): string =>
+  `SELECT \`member\`, \`term\`, TIMESTAMPDIFF(MICROSECOND, \`ts\`, UTC_TIMESTAMP(6)) AS age_us FROM ${quoteTable(table)}`
+
+export const parseHeartbeats = (rows: ReadonlyArray<Row>): Array<LagHeartbeatRow> =>
+  rows.flatMap((r) => {
+    const member = str(r, "member")
+    const term = num(r, "term")
+    const ageUs = num(r, "age_us")
+    return member === "" || term === null || ageUs === null
+      ? []
+      : [{ member, term, ageSeconds: ageUs / 1_000_000 }]
+  })
+
+/**
+ * The heartbeat table, read after the probe's batch (one statement of its
+ * own: a table not created yet fails only this read, never the probe).
+ */
+const readHeartbeats = (session: MysqlSession, table: string | undefined) =>
+  table === undefined
+    ? Effect.succeed(undefined)
+    : session.query("probe-heartbeat", heartbeatSql(table)).pipe(
+        Effect.map(parseHeartbeats),
+        Effect.catch((e: MysqlError) =>
+          e.kind === "server" ? Effect.succeed(undefined) : Effect.fail(e),
+        ),
+      )
+
 /** The queries of one local probe on an open session (each bounded by the query timeout). */
-const observe = Effect.fnUntraced(function* (session: MysqlSession) {
+const observe = Effect.fnUntraced(function* (session: MysqlSession, heartbeatTable?: string) {
   const target = session.target
   // One round trip for all of them (the session allows multiple statements).
   const batch = yield* session.queryBatch("probe", [
@@ -278,7 +318,9 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession) {
   if (vars === undefined)
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
   const uptime = nameValueMap(semiStatus).get("uptime")
+  const heartbeats = yield* readHeartbeats(session, heartbeatTable)
   return {
+    ...(heartbeats === undefined ? {} : { heartbeats }),
     serverUuid: str(vars, "server_uuid").toLowerCase(),
     serverId: num(vars, "server_id") ?? 0,
     version: str(vars, "version"),
@@ -305,6 +347,8 @@ export interface MysqlProberOptions {
   readonly settings: MysqlClientSettings
   /** How old the kept remote connection may grow (default REMOTE_FRESH_CONNECTION_MS; tests). */
   readonly remoteFreshConnectionMs?: number
+  /** The heartbeat table to read with each local probe (`lag.source: heartbeat_table`), as configured now. */
+  readonly lagHeartbeatTable?: () => string | undefined
 }
 
 /**
@@ -399,7 +443,7 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
       reconnected = true
     }
     const session = kept
-    const seen = yield* observe(session).pipe(
+    const seen = yield* observe(session, options.lagHeartbeatTable?.()).pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(settings.queryTimeoutMs),
         orElse: () =>
@@ -627,5 +671,6 @@ export const toMysqlProbe = (
       ? {}
       : { semiSyncWaitCount: o.semiSync.waitForReplicaCount }),
     ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
+    ...(o.heartbeats === undefined ? {} : { heartbeats: o.heartbeats }),
   }
 }

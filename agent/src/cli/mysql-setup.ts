@@ -39,6 +39,8 @@ export const accountsSql = (options: {
   readonly replicationPassword: string
   readonly host: string
   readonly monitorPrivileges: ReadonlyArray<string>
+  /** `lag.table` when `lag.source: heartbeat_table`: the agent creates and writes it. */
+  readonly heartbeatTable?: string
 }): string => {
   const m = `${quote(options.monitorUser)}@${quote(options.host)}`
   const r = `${quote(options.replicationUser)}@${quote(options.host)}`
@@ -48,6 +50,12 @@ export const accountsSql = (options: {
     "-- The agent's account: probes, fencing, repointing, semi-sync, clone (mysql.monitor).",
     `CREATE USER IF NOT EXISTS ${m} IDENTIFIED BY ${quote(options.monitorPassword)};`,
     `GRANT ${options.monitorPrivileges.join(", ")} ON *.* TO ${m};`,
+    ...(options.heartbeatTable === undefined
+      ? []
+      : [
+          "-- lag.source heartbeat_table: the primary's agent creates and updates its heartbeat table.",
+          `GRANT CREATE, INSERT, UPDATE ON \`${options.heartbeatTable.split(".")[0]}\`.* TO ${m};`,
+        ]),
     "-- The account replicas connect with (mysql.replication).",
     `CREATE USER IF NOT EXISTS ${r} IDENTIFIED BY ${quote(options.replicationPassword)};`,
     `GRANT ${REPLICATION_PRIVILEGES.join(", ")} ON *.* TO ${r};`,
@@ -252,6 +260,7 @@ export const accountsMain = async (args: ReadonlyArray<string>, io: Io): Promise
         ),
         host,
         monitorPrivileges: await monitorPrivileges(),
+        ...(c.lag.source === "heartbeat_table" ? { heartbeatTable: c.lag.table } : {}),
       }),
     )
     return EXIT_OK

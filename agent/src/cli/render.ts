@@ -61,6 +61,7 @@ export const renderStatus = (s: StatusView): string => {
         ]
   const replication =
     s.replicationError === undefined ? [] : [`this node's replication: ${s.replicationError}`]
+  const lagSource = s.lagSource === undefined ? [] : [`this node's lag: from ${s.lagSource}`]
   const blocked =
     s.writesBlocked === undefined ? [] : [`primary ${s.leader ?? "?"}: ${s.writesBlocked}`]
   const fallback =
@@ -72,6 +73,7 @@ export const renderStatus = (s: StatusView): string => {
     `this node: ${s.node} (${s.role}); ${s.electionStatus}`,
     ...privileges,
     ...replication,
+    ...lagSource,
     "",
     ...table(rows),
   ].join("\n")

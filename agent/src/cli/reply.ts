@@ -45,6 +45,7 @@ const statusView: Shape = {
     excluded: array("string"),
     electionStatus: "string",
     missingPrivileges: optional(array("string")),
+    lagSource: optional("string"),
     members: array(memberStatus),
   },
 }

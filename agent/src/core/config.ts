@@ -70,6 +70,8 @@ export interface ClusterConfig {
   readonly garpRefreshMs?: number
   /** The `etcd` section is configured: publish this node as primary while ACTIVE (discovery.ts). */
   readonly publishPrimary?: boolean
+  /** `lag.source: heartbeat_table`: the primary writes a heartbeat row, replicas report its age as their lag (lag-heartbeat.ts). */
+  readonly lagHeartbeat?: boolean
 }
 
 export const defaultTimings: Timings = {

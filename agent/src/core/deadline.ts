@@ -15,6 +15,7 @@
 import { aliveWindow } from "./cluster-view.ts"
 import { AUTH_RETRY_MS } from "./credentials.ts"
 import { electionTrigger } from "./election.ts"
+import { LAG_HEARTBEAT_INTERVAL_MS } from "./lag-heartbeat.ts"
 import type { AgentState } from "./types.ts"
 
 /** The tick of a busy agent: well under every timing a routine keeps. */
@@ -65,6 +66,9 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   at(s.nextHeartbeatAt)
   at(s.local.privileges.dueAt)
   at(s.nextGarpRefreshAt)
+  // The next heartbeat-table row (lag-heartbeat.ts), set only while this primary writes them.
+  const row = s.lagHeartbeatAt ?? null
+  if (row !== null) at(row + LAG_HEARTBEAT_INTERVAL_MS)
   // Lease (section 5): the leader's own, the one a follower promised, the resignation after fencing.
   at(s.lease.validUntil)
   if (s.lease.fencedAt !== null) at(s.lease.fencedAt + t.leaseDurationMs)

@@ -8,6 +8,7 @@
 import { aliveWindow, knownPrimary, primaryLostByQuorum } from "./cluster-view.ts"
 import { isDataNode } from "./config.ts"
 import { failureKey, noteFailure } from "./failure-detected.ts"
+import { reportedLag } from "./lag-heartbeat.ts"
 import { inLease } from "./lease.ts"
 import { event, type Outputs, runHook } from "./outputs.ts"
 import { nodeRole } from "./status.ts"
@@ -86,7 +87,7 @@ export const watchRole = (s: AgentState, out: Outputs): AgentState => {
  */
 export const watchLag = (s: AgentState, out: Outputs): AgentState => {
   const p = s.local.up ? s.local.probe : null
-  const lag = p?.replica?.lagSeconds ?? null
+  const lag = reportedLag(s, p).seconds
   if (p === null || lag === null || Number.isNaN(lag) || s.role === "leader") return s
   const h = s.config.health
   const threshold = h.lagWarnSeconds

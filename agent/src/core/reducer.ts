@@ -37,6 +37,7 @@ import {
 } from "./forwarding.ts"
 import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
+import { lagHeartbeatDue } from "./lag-heartbeat.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
 import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
@@ -350,6 +351,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = guardWritability(s, out)
   s = guardPublication(s, out)
   s = vipRefreshTimer(s, out)
+  s = lagHeartbeatDue(s, out)
   s = guardReplication(s, out)
   s = cloneProgress(s, out)
   s = watchPrimaryFailure(s, out)

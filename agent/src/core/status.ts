@@ -7,6 +7,7 @@ import { isDataNode } from "./config.ts"
 import { backlogOf, selfEligible } from "./election.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { formatGtidSet } from "./gtid.ts"
+import { reportedLag } from "./lag-heartbeat.ts"
 import { describeSemiSyncFallback, reportedSemiSyncFallback } from "./semi-sync-fallback.ts"
 import type { AgentState } from "./types.ts"
 import { describeWritesBlocked, reportedWritesBlocked } from "./writes-blocked.ts"
@@ -70,7 +71,7 @@ export const observation = (s: AgentState): Observation | null => {
     sqlRunning: p?.replica?.sqlRunning ?? false,
     replicationError: p?.replica?.lastError ?? null,
     backlog: backlogOf(s),
-    lagSeconds: p?.replica?.lagSeconds ?? null,
+    lagSeconds: reportedLag(s, p).seconds,
     errant: formatGtidSet(s.local.errant),
     eligible: selfEligible(s).ok,
     // Down only counts when refused: a hung server, or one that refuses the agent's

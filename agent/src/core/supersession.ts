@@ -35,6 +35,9 @@ export const stillWanted = (s: AgentState, output: Output, incarnation: string):
       return output.action._tag !== "MakeWritable" || mayStillUnfence(s, s.inFlight.get(output.id))
     case "RunHook":
       return incarnation === s.bootId && s.inFlight.has(output.id)
+    case "WriteLagHeartbeat":
+      // Only while it may be writable: never on a node fenced since the step.
+      return mayBeWritable(s)
     case "PersistHardState":
     case "Send":
     case "Vip":

@@ -86,6 +86,22 @@ export interface MysqlProbe {
   readonly semiSyncClients?: number
   /** rpl_semi_sync_source_wait_for_replica_count (undefined: not probed). */
   readonly semiSyncWaitCount?: number
+  /**
+   * The heartbeat table's rows (`lag.source: heartbeat_table`), their age on
+   * this mysqld's clock; undefined when not read (not configured, or the
+   * table is not there yet).
+   */
+  readonly heartbeats?: ReadonlyArray<LagHeartbeatRow>
+}
+
+/** One row of the heartbeat table, as a replica reads it (lag-heartbeat.ts). */
+export interface LagHeartbeatRow {
+  /** The member whose agent wrote it while primary. */
+  readonly member: string
+  /** The term it was written in. */
+  readonly term: number
+  /** UTC_TIMESTAMP(6) - ts on the reading mysqld, in seconds. */
+  readonly ageSeconds: number
 }
 
 export interface ReplicaStatus {
@@ -365,6 +381,12 @@ export type Output =
    */
   | { readonly _tag: "PublishPrimary"; readonly term: number }
   | { readonly _tag: "WithdrawPrimary"; readonly term: number }
+  /**
+   * One heartbeat row (lag-heartbeat.ts), written by the primary of `term` on
+   * its own connection; the driver never waits for it (it may wait for a
+   * semi-sync acknowledgement) and skips it while the previous one runs.
+   */
+  | { readonly _tag: "WriteLagHeartbeat"; readonly term: number }
   | { readonly _tag: "RestartMysqld"; readonly attempt: number }
   /** SIGKILL of the local mysqld (`service.kill_command`): the fence's escalation. */
   | { readonly _tag: "KillMysqld"; readonly reason: string }
@@ -788,6 +810,8 @@ export interface AgentState {
   readonly nextGarpRefreshAt?: number | null
   /** The term this node last asked to be published as primary for, until withdrawn (discovery.ts). */
   readonly published?: { readonly term: number } | null
+  /** When this primary last asked for a heartbeat row (lag-heartbeat.ts); null or absent: never. */
+  readonly lagHeartbeatAt?: number | null
   /** Handed the primary role by a switchover: standing once a fresh probe is in (transfer-standing.ts). */
   readonly transferStanding?: TransferStanding | null
 }

@@ -52,4 +52,5 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
   hookTimeoutMs: c.hooks.timeout,
   publishPrimary: c.etcd !== undefined,
   ...(c.vip === undefined ? {} : { garpRefreshMs: c.vip.garp_refresh }),
+  lagHeartbeat: c.lag.source === "heartbeat_table",
 })

@@ -49,6 +49,8 @@ export interface ExecutorServices {
     readonly publish: (term: number) => void
     readonly withdraw: (term: number) => void
   }
+  /** Writes the heartbeat row in the background (adapters/lag-heartbeat.ts); undefined without `lag.source: heartbeat_table`. */
+  readonly lagHeartbeat?: { readonly write: (term: number) => void }
   readonly restart: (
     options: ReturnType<typeof restartOptionsFromConfig>,
   ) => Effect.Effect<RestartResult>
@@ -461,7 +463,8 @@ export const makeExecutor = (services: ExecutorServices) => {
       }
       case "PublishPrimary":
       case "WithdrawPrimary":
-        // Handed to the publisher when the batch arrived (execute).
+      case "WriteLagHeartbeat":
+        // Handed to the publisher (the heartbeat writer) when the batch arrived (execute).
         return Effect.void
       case "RestartMysqld":
         // One attempt per output: the core counts attempts and decides what follows.
@@ -614,6 +617,9 @@ export const makeExecutor = (services: ExecutorServices) => {
     for (const o of outputs) {
       if (o._tag === "PublishPrimary") services.discovery?.publish(o.term)
       else if (o._tag === "WithdrawPrimary") services.discovery?.withdraw(o.term)
+      // Never behind a fence pending on an acknowledgement, and only while still wanted (ACTIVE).
+      else if (o._tag === "WriteLagHeartbeat" && stillWanted(o))
+        services.lagHeartbeat?.write(o.term)
     }
     return Effect.forEach(
       outputs,

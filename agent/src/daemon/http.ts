@@ -21,6 +21,7 @@ import type { HookStats } from "../adapters/hook-runner.ts"
 import type { MeshMetrics, PeerState } from "../adapters/mesh.ts"
 import type { VipMetrics } from "../adapters/vip.ts"
 import { isDataNode } from "../core/config.ts"
+import { describeLagSource, localReportedLag } from "../core/lag-heartbeat.ts"
 import { leaseRemaining } from "../core/lease.ts"
 import { clusterWritesBlocked, nodeRole } from "../core/status.ts"
 import type { AgentState } from "../core/types.ts"
@@ -127,13 +128,19 @@ const standby = (v: HttpView, maxLag: number | undefined): HttpReply => {
   const role = nodeRole(s)
   if (role !== "STANDBY") return unavailable(whyNot(s, role))
   const replica = s.local.probe?.replica ?? null
-  const lag = replica?.lagSeconds ?? null
+  const reported = localReportedLag(s)
+  const lag = reported.seconds
   const source = replica?.source ?? "?"
+  // Which lag, when the heartbeat table is configured (or why it is not used yet).
+  const from = s.config.lagHeartbeat === true ? ` (from ${describeLagSource(reported.source)})` : ""
   if (maxLag !== undefined) {
-    if (lag === null) return unavailable(`STANDBY of ${source}, but its lag is unknown`)
-    if (lag > maxLag) return unavailable(`STANDBY of ${source}, lag ${lag} s > max_lag ${maxLag} s`)
+    if (lag === null) return unavailable(`STANDBY of ${source}, but its lag is unknown${from}`)
+    if (lag > maxLag)
+      return unavailable(`STANDBY of ${source}, lag ${lag} s > max_lag ${maxLag} s${from}`)
   }
-  return ok(`STANDBY: replicating from ${source}, lag ${lag === null ? "unknown" : `${lag} s`}`)
+  return ok(
+    `STANDBY: replicating from ${source}, lag ${lag === null ? "unknown" : `${lag} s`}${from}`,
+  )
 }
 
 const readOnly = (v: HttpView, maxLag: number | undefined): HttpReply => {

@@ -19,6 +19,7 @@ import { isDataNode } from "../core/config.ts"
 import { backlogOf } from "../core/election.ts"
 import type { CoreEvent, EventName } from "../core/events.ts"
 import { count } from "../core/gtid.ts"
+import { localReportedLag } from "../core/lag-heartbeat.ts"
 import { leaseRemaining } from "../core/lease.ts"
 import { reportedSemiSyncFallback } from "../core/semi-sync-fallback.ts"
 import { nodeRole } from "../core/status.ts"
@@ -469,10 +470,13 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
         })),
   )
   const probe = s?.local.up ? s.local.probe : null
-  const lag = probe?.replica?.lagSeconds
+  // The reported lag: the heartbeat table's with lag.source heartbeat_table (once a row of the
+  // current primary is seen), else Seconds_Behind_Source.
+  const lag = s === undefined ? null : localReportedLag(s).seconds
+  const sbs = probe?.replica?.lagSeconds
   x.gauge(
     "mha_replication_lag_seconds",
-    "Seconds_Behind_Source per replica: the local one at its last probe, peers' from their heartbeats (absent when not replicating or unknown).",
+    "Replication lag per replica: the age of the primary's heartbeat row with lag.source heartbeat_table, else Seconds_Behind_Source; the local one at its last probe, peers' from their heartbeats (absent when not replicating or unknown).",
     [
       ...(lag == null ? [] : [{ labels: { node: self }, value: lag }]),
       ...(s === undefined
@@ -483,6 +487,11 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
               : [{ labels: { node: name }, value: v.lagSeconds }],
           )),
     ],
+  )
+  x.gauge(
+    "mha_replication_seconds_behind_source",
+    "This node's Seconds_Behind_Source as MySQL reports it at the last probe (0 while the IO thread receives nothing: compare with mha_replication_lag_seconds under lag.source heartbeat_table).",
+    sbs == null ? [] : [{ labels: { node: self }, value: sbs }],
   )
   x.gauge(
     "mha_replication_backlog_transactions",

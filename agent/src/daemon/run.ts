@@ -14,6 +14,7 @@ import { ClusterRecord, PeerMessage } from "../../../shared/peer-messages.ts"
 import { etcdOptionsFromConfig, makeEtcdClient, makePrimaryPublisher } from "../adapters/etcd.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
+import { makeLagHeartbeatWriter } from "../adapters/lag-heartbeat.ts"
 import { Mesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
 import { mysqlActions } from "../adapters/mysql-actuator.ts"
 import { type MysqlEndpoint, memberEndpoint } from "../adapters/mysql-connection.ts"
@@ -279,8 +280,16 @@ export class Reload extends Context.Service<
 
 const proberLayer = Layer.unwrap(
   Effect.gen(function* () {
-    const { local, monitor } = yield* AgentConfig
-    return MysqlProber.layer({ local, settings: monitor.settings })
+    const { local, monitor, current } = yield* AgentConfig
+    return MysqlProber.layer({
+      local,
+      settings: monitor.settings,
+      // Read with every probe while enabled (a reload may switch it on or off).
+      lagHeartbeatTable: () => {
+        const lag = current().lag
+        return lag.source === "heartbeat_table" ? lag.table : undefined
+      },
+    })
   }),
 )
 
@@ -385,12 +394,29 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
           ),
           (p) => Effect.promise(() => p.close()),
         )
+  // The heartbeat table's writer (lag.source: heartbeat_table): the core says when; it needs
+  // nothing while disabled, so it is always there on a data node (a reload may enable it).
+  const lagHeartbeat = isData
+    ? yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          makeLagHeartbeatWriter({
+            endpoint: local,
+            settings: monitor.settings,
+            table: () => current().lag.table,
+            member: self,
+            log: log.child({ child: "lag-heartbeat" }),
+          }),
+        ),
+        (w) => Effect.sync(() => w.close()),
+      )
+    : undefined
   const executor = makeExecutor({
     config: current,
     log,
     enqueue: inbox.enqueue,
     deliver: inbox.deliver,
     ...(discovery === undefined ? {} : { discovery }),
+    ...(lagHeartbeat === undefined ? {} : { lagHeartbeat }),
     hardState: store,
     mesh,
     prober,

@@ -3,6 +3,7 @@
 import type { StatusView } from "../../../shared/control.ts"
 import { whyNoElection } from "../core/election.ts"
 import { formatGtidSet } from "../core/gtid.ts"
+import { describeLagSource, localReportedLag } from "../core/lag-heartbeat.ts"
 import {
   clusterSemiSyncFallback,
   clusterWritesBlocked,
@@ -23,6 +24,12 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
   const self = observation(s)
   const writesBlocked = clusterWritesBlocked(s)
   const semiSyncFallback = clusterSemiSyncFallback(s)
+  const lag = localReportedLag(s)
+  // Said only when the heartbeat table is configured and this node replicates.
+  const lagSource =
+    s.config.lagHeartbeat === true && s.local.up && s.local.probe?.replica != null
+      ? describeLagSource(lag.source)
+      : null
   return {
     cluster,
     node: s.self,
@@ -39,6 +46,7 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
     ...(self?.replicationError == null ? {} : { replicationError: self.replicationError }),
     ...(writesBlocked === null ? {} : { writesBlocked }),
     ...(semiSyncFallback === null ? {} : { semiSyncFallback }),
+    ...(lagSource === null ? {} : { lagSource }),
     members: s.config.members.map((m) => {
       if (m.kind === "witness") {
         const v = s.peers.get(m.name)
@@ -65,7 +73,7 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
           source: self?.source ?? null,
           executed: s.local.executedText,
           errant: formatGtidSet(s.local.errant),
-          lagSeconds: s.local.up ? (s.local.probe?.replica?.lagSeconds ?? null) : null,
+          lagSeconds: lag.seconds,
         }
       }
       const v = s.peers.get(m.name)
