@@ -1018,7 +1018,9 @@ class Transport<A, I> {
     }
     const text = Array.isArray(data)
       ? Buffer.concat(data).toString("utf8")
-      : Buffer.from(data as Buffer).toString("utf8")
+      : data instanceof ArrayBuffer
+        ? Buffer.from(data).toString("utf8")
+        : data.toString("utf8")
     let json: unknown
     try {
       json = JSON.parse(text)
