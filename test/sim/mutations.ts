@@ -194,11 +194,16 @@ const releaseOnDemotion: Reducer = (s, i) => {
     probe === null ||
     probe.semiSyncWaiters === 0 ||
     st.hard.record.primary !== st.leader ||
-    isInFlight(st, "replication")
+    isInFlight(st, "Replication")
   )
     return r
   const out = [...r.outputs]
-  let next = issueMysql(st, out, { _tag: "ReplicateFrom", source: st.leader }, "replication")[0]
+  let next = issueMysql(
+    st,
+    out,
+    { _tag: "ReplicateFrom", source: st.leader },
+    { _tag: "Replication" },
+  )[0]
   next = issueMysql(
     next,
     out,
@@ -208,7 +213,7 @@ const releaseOnDemotion: Reducer = (s, i) => {
       replica: st.config.semiSync !== "off",
       waitForReplicaCount: st.config.semiSync === "strict" ? strictAckCount(st.config) : 1,
     },
-    "semi-sync",
+    { _tag: "SemiSync" },
   )[0]
   return { state: next, outputs: out }
 }
