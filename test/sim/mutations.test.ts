@@ -5,8 +5,8 @@
  * longer catches the mutant is the whole budget searched again.
  */
 import assert from "node:assert/strict"
-import { test } from "node:test"
 import { readFileSync } from "node:fs"
+import { test } from "node:test"
 import { maskedMutants, mutants } from "./mutations.ts"
 import { runSeedsInParallel } from "./parallel.ts"
 import { randomRun } from "./random-run.ts"
