@@ -5,10 +5,12 @@
  * longer catches the mutant is the whole budget searched again.
  */
 import assert from "node:assert/strict"
+import { readFileSync } from "node:fs"
 import { test } from "node:test"
-import { mutants } from "./mutations.ts"
+import { maskedMutants, mutants } from "./mutations.ts"
 import { runSeedsInParallel } from "./parallel.ts"
 import { randomRun } from "./random-run.ts"
+import { runScenario } from "./scenario.ts"
 
 const budget = Number(process.env.SIM_SEEDS ?? 10_000)
 
@@ -63,4 +65,21 @@ test("without a mutant the recorded seeds pass", () => {
       `seed ${m.caughtBy}: ${r.violations.map((v) => v.detail).join("; ")}`,
     )
   }
+})
+
+test("mutant aborted-promotion-counts-as-failover is caught by scenario 18b (no random seed of the budget catches it)", () => {
+  const m = maskedMutants.find((x) => x.name === "aborted-promotion-counts-as-failover")
+  assert.ok(m !== undefined)
+  const script = readFileSync(
+    new URL("./testdata/18b-promotion-abort-no-block.txt", import.meta.url),
+    "utf8",
+  )
+  assert.ok(runScenario(script).ok, "scenario 18b passes with the real reducer")
+  const r = runScenario(script, m.reducer)
+  console.log(`# ${m.name}: scenario 18b fails: ${r.failures.join("; ")}`)
+  assert.equal(r.ok, false)
+  assert.ok(
+    r.failures.some((f) => f.includes("expect primary db3")),
+    r.failures.join("; "),
+  )
 })

@@ -70,7 +70,7 @@ test("after a restart of the decision loop, an old run's MysqlDone with a reused
     undefined,
     "the old run's completion does not answer the clone",
   )
-  assert.equal(stale.s.inFlight.get(clone.id), "clone", "the CLONE is still in flight")
+  assert.equal(stale.s.inFlight.get(clone.id)?._tag, "Clone", "the CLONE is still in flight")
   assert.equal(stale.s.clone?.phase, "cloning")
   // The new run's own completion does.
   const done = run(stale.s, {

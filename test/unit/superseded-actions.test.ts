@@ -221,7 +221,7 @@ test("an unfence is re-checked against what the node is now: not once its lease 
   const issued: AgentState = {
     ...s,
     nextId: id + 1,
-    inFlight: new Map(s.inFlight).set(id, "make-writable"),
+    inFlight: new Map(s.inFlight).set(id, { _tag: "MakeWritable" }),
   }
   const unfence: Output = { _tag: "Mysql", id, action: { _tag: "MakeWritable" } }
   assert.ok(mayBeWritable(issued))
@@ -233,7 +233,7 @@ test("an unfence is re-checked against what the node is now: not once its lease 
   // A promotion's unfence: only while that promotion runs.
   const promoting: AgentState = {
     ...issued,
-    inFlight: new Map(s.inFlight).set(id, "promotion"),
+    inFlight: new Map(s.inFlight).set(id, { _tag: "Promotion", term: s.hard.term }),
   }
   assert.equal(stillWanted(promoting, unfence, issued.bootId), true)
   assert.equal(

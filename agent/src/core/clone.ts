@@ -169,11 +169,11 @@ export const requestClone = (
     "clone-started",
     `re-seeding ${s.self} from ${chosen.donor}: its data is replaced by the donor's`,
   )
-  ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "clone-fence")
+  ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, { _tag: "CloneFence" })
   if (s.local.probe?.replica != null) {
-    ;[next] = issueMysql(next, out, { _tag: "ResetReplicaAll" }, "clone-reset")
+    ;[next] = issueMysql(next, out, { _tag: "ResetReplicaAll" }, { _tag: "CloneReset" })
   }
-  ;[next] = issueMysql(next, out, { _tag: "Clone", donor: chosen.donor }, "clone")
+  ;[next] = issueMysql(next, out, { _tag: "Clone", donor: chosen.donor }, { _tag: "Clone" })
   return next
 }
 

@@ -332,7 +332,7 @@ export const startVote = (
   }
   persist(next, out)
   if (isDataNode(s.config, s.self) && s.local.probe?.replica?.ioRunning) {
-    ;[next] = issueMysql(next, out, { _tag: "StopReplicaIo" }, "revoke")
+    ;[next] = issueMysql(next, out, { _tag: "StopReplicaIo" }, { _tag: "Revoke", term })
   }
   event(out, "info", "election", `standing for term ${term} (${kind})`)
   broadcast(next, out, { _tag: "VoteRequest", from: s.self, term, kind, data: candidateData(next) })
@@ -559,7 +559,12 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
       ...next,
       pendingVote: { request: req, stopped: false, since: next.now, stoppedAt: 0 },
     }
-    ;[frozen] = issueMysql(frozen, out, { _tag: "StopReplicaIo" }, "vote-freeze")
+    ;[frozen] = issueMysql(
+      frozen,
+      out,
+      { _tag: "StopReplicaIo" },
+      { _tag: "VoteFreeze", term: req.term },
+    )
     return frozen
   }
   return answerVote(next, out, req, verdict)

@@ -25,7 +25,7 @@ export const noteFailure = (
     out,
     "on_failure_detected",
     { MHA_OLD_PRIMARY: primary, MHA_REASON: reason },
-    "hook",
+    { _tag: "Hook" },
   )
   return { ...next, failureSeen: key }
 }

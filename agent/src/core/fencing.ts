@@ -56,11 +56,11 @@ export const selfFence = (
     next = { ...s, local: { ...s.local, vip: { held: s.local.vip.held, pending: "remove" } } }
   }
   if (isDataNode(s.config, s.self)) {
-    ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
-    ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
+    ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, { _tag: "Fence" })
+    ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, { _tag: "KillSessions" })
   }
   event(out, "warn", "self-fenced", reason)
-  ;[next] = runHook(next, out, "on_fence", { MHA_REASON: reason }, "hook")
+  ;[next] = runHook(next, out, "on_fence", { MHA_REASON: reason }, { _tag: "Hook" })
   return next
 }
 
@@ -77,11 +77,11 @@ export const onFenceFailed = (s: AgentState, out: Outputs, error: string | null)
   const probe = s.local.up ? s.local.probe : null
   if (!isDataNode(s.config, s.self) || mayBeWritable(s) || probe === null) return s
   // Done (late), or stopped already and not probed since: no second kill of a restarting server.
-  if ((probe.superReadOnly && probe.readOnly) || s.awaitingProbe.has("kill-mysqld")) return s
+  if ((probe.superReadOnly && probe.readOnly) || s.awaitingProbe.has("KillMysqld")) return s
   const reason = `super_read_only=ON did not complete within fence_timeout (${error ?? "error"}); ${probe.semiSyncWaiters} commit(s) wait for a semi-sync acknowledgement: stopping mysqld hard so that no client gets OK`
   event(out, "error", "fence-escalated", reason)
   out.push({ _tag: "KillMysqld", reason })
-  return { ...s, awaitingProbe: new Set([...s.awaitingProbe, "kill-mysqld"]) }
+  return { ...s, awaitingProbe: new Set([...s.awaitingProbe, "KillMysqld" as const]) }
 }
 
 /** Semi-sync is configured, and the probe shows it off as a source (not merely fallen back). */
@@ -111,37 +111,37 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
     // Section 16: a running source being adopted stays writable (adoption.ts).
     adoptionEnds(s) !== null
   ) {
-    if (!isInFlight(next, "fence")) {
+    if (!isInFlight(next, "Fence")) {
       event(
         out,
         "error",
         "split-brain-guard",
         "mysqld is writable but this node does not hold the lease of the highest term",
       )
-      ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
-      ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
+      ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, { _tag: "Fence" })
+      ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, { _tag: "KillSessions" })
       ;[next] = runHook(
         next,
         out,
         "on_split_brain",
         { MHA_REASON: "writable without lease" },
-        "hook",
+        { _tag: "Hook" },
       )
     }
   }
   if (
     probe?.superReadOnly &&
     allowed &&
-    !isInFlight(next, "make-writable") &&
+    !isInFlight(next, "MakeWritable") &&
     // The promotion just made it writable (and turned semi-sync on): this probe predates that.
-    !isInFlight(next, "promotion")
+    !isInFlight(next, "Promotion")
   ) {
     // A lease regained in the same term, or mysqld restarted under a live lease. A restart
     // loses a runtime SET GLOBAL rpl_semi_sync_source_enabled unless my.cnf sets it: writable
     // without it, clients would get OK for commits no replica has. Semi-sync first; writable
     // once a probe shows it on.
     if (semiSyncSourceMissing(next, probe)) {
-      if (!isInFlight(next, "semi-sync-source")) {
+      if (!isInFlight(next, "SemiSyncSource")) {
         event(
           out,
           "warn",
@@ -158,11 +158,11 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
             waitForReplicaCount:
               next.config.semiSync === "strict" ? strictAckCount(next.config) : 1,
           },
-          "semi-sync-source",
+          { _tag: "SemiSyncSource" },
         )
       }
     } else {
-      ;[next] = issueMysql(next, out, { _tag: "MakeWritable" }, "make-writable")
+      ;[next] = issueMysql(next, out, { _tag: "MakeWritable" }, { _tag: "MakeWritable" })
     }
   }
   // Section 11: a reconcile loop keeps "VIP present" equal to "I am ACTIVE" (an old primary

@@ -73,7 +73,7 @@ export const watchRole = (s: AgentState, out: Outputs): AgentState => {
       MHA_NEW_ROLE: role,
       MHA_REASON: reason,
     },
-    "hook",
+    { _tag: "Hook" },
   )
   return { ...next, roleSeen: { role, primary, former } }
 }
@@ -105,7 +105,7 @@ export const watchLag = (s: AgentState, out: Outputs): AgentState => {
         MHA_NEW_PRIMARY: source,
         MHA_REASON: `replication lag ${lag} s >= ${threshold} s`,
       },
-      "hook",
+      { _tag: "Hook" },
     )
     return { ...next, local: { ...next.local, lag: { exceeded: true, belowStreak: 0 } } }
   }
@@ -127,7 +127,7 @@ export const watchLag = (s: AgentState, out: Outputs): AgentState => {
       MHA_NEW_PRIMARY: source,
       MHA_REASON: `replication lag ${lag} s < ${recoverBelow} s for ${streak} probes`,
     },
-    "hook",
+    { _tag: "Hook" },
   )
   return { ...next, local: { ...next.local, lag: { exceeded: false, belowStreak: 0 } } }
 }

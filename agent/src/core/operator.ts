@@ -281,7 +281,12 @@ export const onOperator = (
         })
         return s
       }
-      const [next] = issueMysql(s, out, { _tag: "InjectEmpty", gtids: errant }, "fix-errant")
+      const [next] = issueMysql(
+        s,
+        out,
+        { _tag: "InjectEmpty", gtids: errant },
+        { _tag: "FixErrant" },
+      )
       reply(out, requestId, true, `injecting empty transactions ${formatGtidSet(errant)}`)
       return next
     }
@@ -338,8 +343,8 @@ const demote = (
     ...s,
     local: { ...s.local, diverged: false, rejoinForced: true, rejoinRequested: true },
   }
-  ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, "fence")
-  ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, "kill-sessions")
+  ;[next] = issueMysql(next, out, { _tag: "Fence", until: "pending" }, { _tag: "Fence" })
+  ;[next] = issueMysql(next, out, { _tag: "KillSessions" }, { _tag: "KillSessions" })
   const already = probe.replica?.source === source
   const what = `${s.self} fenced (super_read_only=ON, client sessions killed); ${already ? `already replicates from ${source}` : `repointing it to ${source} with auto-position`}`
   event(out, "warn", "demoted", what)

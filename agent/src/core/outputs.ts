@@ -5,7 +5,7 @@
  */
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
 import type { CoreEvent, PlainEventName } from "./events.ts"
-import type { AgentState, HookName, LogLevel, MysqlAction, Output } from "./types.ts"
+import type { ActionPurpose, AgentState, HookName, LogLevel, MysqlAction, Output } from "./types.ts"
 
 /** The outputs of one step, in the order the driver must execute them. */
 export type Outputs = Array<Output>
@@ -14,7 +14,7 @@ export const issueMysql = (
   s: AgentState,
   out: Outputs,
   action: MysqlAction,
-  purpose: string,
+  purpose: ActionPurpose,
 ): [AgentState, number] => {
   const id = s.nextId
   out.push({ _tag: "Mysql", id, action })
@@ -28,7 +28,7 @@ export const runHook = (
   out: Outputs,
   hook: HookName,
   env: Readonly<Record<string, string>>,
-  purpose: string,
+  purpose: ActionPurpose,
 ): [AgentState, number] => {
   const id = s.nextId
   out.push({
@@ -43,20 +43,23 @@ export const runHook = (
 }
 
 /** The purpose of a finished action, and the state without it. */
-export const completeAction = (s: AgentState, id: number): [AgentState, string | undefined] => {
+export const completeAction = (
+  s: AgentState,
+  id: number,
+): [AgentState, ActionPurpose | undefined] => {
   const purpose = s.inFlight.get(id)
   if (purpose === undefined) return [s, undefined]
   const inFlight = new Map(s.inFlight)
   inFlight.delete(id)
   const awaitingProbe = new Set(s.awaitingProbe)
-  awaitingProbe.add(purpose)
+  awaitingProbe.add(purpose._tag)
   return [{ ...s, inFlight, awaitingProbe }, purpose]
 }
 
 /** An action for this purpose is running, or finished but not yet visible in a probe. */
-export const isInFlight = (s: AgentState, purpose: string): boolean => {
+export const isInFlight = (s: AgentState, purpose: ActionPurpose["_tag"]): boolean => {
   if (s.awaitingProbe.has(purpose)) return true
-  for (const p of s.inFlight.values()) if (p === purpose) return true
+  for (const p of s.inFlight.values()) if (p._tag === purpose) return true
   return false
 }
 

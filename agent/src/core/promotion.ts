@@ -103,7 +103,10 @@ const withPromotion = (s: AgentState, change: Partial<Promotion>): AgentState =>
   s.promotion === null ? s : { ...s, promotion: { ...s.promotion, ...change } }
 
 const act = (s: AgentState, out: Outputs, action: MysqlAction): AgentState => {
-  const [next, id] = issueMysql(s, out, action, "promotion")
+  const [next, id] = issueMysql(s, out, action, {
+    _tag: "Promotion",
+    term: s.promotion?.term ?? s.hard.term,
+  })
   return withPromotion(next, { waitingFor: id })
 }
 
@@ -130,7 +133,7 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
         next,
         out,
         { _tag: "FenceRemote", target: p.oldPrimary, background: true },
-        "promotion",
+        { _tag: "Promotion", term: p.term },
       )
       event(
         out,
@@ -152,7 +155,7 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
         out,
         "fence_command",
         { MHA_OLD_PRIMARY: p.oldPrimary },
-        "promotion",
+        { _tag: "Promotion", term: p.term },
       )
       return withPromotion(withHook, { waitingFor: id })
     }
@@ -170,7 +173,7 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
           MHA_NEW_PRIMARY: next.self,
           MHA_REASON: `${next.self} won term ${p.term} (${p.kind})`,
         },
-        "promotion",
+        { _tag: "Promotion", term: p.term },
       )
       return withPromotion(withHook, { waitingFor: id })
     }
@@ -258,7 +261,7 @@ const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
             MHA_OLD_PRIMARY: p.oldPrimary ?? "",
             MHA_REASON: `${s.self} is ACTIVE for term ${p.term} (${p.kind})`,
           },
-          "hook",
+          { _tag: "Hook" },
         )
   return recordActive(
     {
@@ -346,7 +349,7 @@ export const abortPromotion = (s: AgentState, out: Outputs, why: string): AgentS
       MHA_OLD_PRIMARY: s.promotion?.oldPrimary ?? "",
       MHA_NEW_PRIMARY: s.self,
     },
-    "hook",
+    { _tag: "Hook" },
   )
   return resign(withHook, out, `promotion aborted: ${why}`)
 }

@@ -9,10 +9,11 @@
  * if ACTIVE", then "replicas follow the active primary".
  */
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
-import { cloneProgress, onCloneResult } from "./clone.ts"
+import { cloneProgress } from "./clone.ts"
 import { initialRecord } from "./cluster-record.ts"
 import { knownPrimary } from "./cluster-view.ts"
 import { watchCommits } from "./commit-stall.ts"
+import { clearAwaitingProbe, onHookDone, onMysqlDone } from "./completions.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
 import { replicationPasswordChanged } from "./credentials.ts"
 import { guardPublication } from "./discovery.ts"
@@ -21,12 +22,11 @@ import {
   electionTimers,
   onPreVoteRequest,
   onPreVoteResponse,
-  onVoteFrozen,
   onVoteProbe,
   onVoteRequest,
   onVoteResponse,
 } from "./election.ts"
-import { guardWritability, onFenceFailed, onVipDone, selfFence } from "./fencing.ts"
+import { guardWritability, onVipDone, selfFence } from "./fencing.ts"
 import {
   forwardTimers,
   idleForwarding,
@@ -41,21 +41,15 @@ import { lagHeartbeatDue } from "./lag-heartbeat.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
 import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
-import { completeAction, event, type Outputs } from "./outputs.ts"
+import { event, type Outputs } from "./outputs.ts"
 import { onPrivilegesChecked, privilegeCheckDue, recheckPrivileges } from "./privileges.ts"
-import { onPromotionProbe, onPromotionResult, promotionTimers } from "./promotion.ts"
+import { onPromotionProbe, promotionTimers } from "./promotion.ts"
 import { onRecordAck, onRecordAppend, resendProposal } from "./record-replication.ts"
 import { guardReplication } from "./replication.ts"
 import { heartbeatAfterResign, onResign, resign } from "./resignation.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
 import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
-import {
-  failbackTimer,
-  onSwitchoverCaughtUp,
-  onSwitchoverProbe,
-  onSwitchoverResult,
-  switchoverTimers,
-} from "./switchover.ts"
+import { failbackTimer, onSwitchoverProbe, switchoverTimers } from "./switchover.ts"
 import { adoptTerm } from "./term.ts"
 import {
   onTransferLeadership,
@@ -133,10 +127,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       random = input.random
       break
     case "LocalProbed":
-      s = onSwitchoverProbe(
-        onLocalProbed({ ...s, awaitingProbe: new Set() }, out, input.result),
-        out,
-      )
+      s = onSwitchoverProbe(onLocalProbed(clearAwaitingProbe(s), out, input.result), out)
       s = watchCommits(s, out)
       s = watchLag(s, out)
       s = watchWritesBlocked(s, out)
@@ -175,21 +166,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
         event(out, "info", "stale-completion", `${describeStale(input)} ignored`)
         break
       }
-      let purpose: string | undefined
-      ;[s, purpose] = completeAction(s, input.id)
-      if (purpose === "promotion") s = onPromotionResult(s, out, input.id, input.ok, input.error)
-      else if (purpose === "switchover") s = onSwitchoverResult(s, out, input.id, input.ok)
-      else if (purpose === "switchover-catch-up")
-        s = onSwitchoverCaughtUp(s, out, input.id, input.ok, input.error)
-      else if (purpose === "vote-freeze") s = onVoteFrozen(s, out)
-      else if (purpose === "clone") s = onCloneResult(s, out, input.ok, input.error)
-      // The primary writable again (after a restart of its mysqld): its role reads ACTIVE,
-      // and /primary answers 200, once a probe shows it; probe now, not an interval later.
-      else if (purpose === "make-writable" && input.ok) out.push({ _tag: "ProbeLocal" })
-      else if (!input.ok && purpose !== undefined) {
-        event(out, "warn", "mysql-action-failed", `${purpose}: ${input.error ?? "error"}`)
-        if (purpose === "fence") s = onFenceFailed(s, out, input.error)
-      }
+      s = onMysqlDone(s, out, input.id, input.ok, input.error)
       break
     }
     case "VipDone":
@@ -209,12 +186,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
         event(out, "info", "stale-completion", `${describeStale(input)} ignored`)
         break
       }
-      let purpose: string | undefined
-      ;[s, purpose] = completeAction(s, input.id)
-      const ok = input.exitCode === 0
-      if (purpose === "promotion")
-        s = onPromotionResult(s, out, input.id, ok, `exit ${input.exitCode}`)
-      else if (purpose === "switchover") s = onSwitchoverResult(s, out, input.id, ok)
+      s = onHookDone(s, out, input.id, input.exitCode)
       break
     }
     case "Operator":

@@ -20,7 +20,7 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   if (leader === null || !s.leaderActive || probe === null || s.local.diverged) return s
   // A clone resets replication and then restarts mysqld: wait for a probe after it.
   if (cloneHoldsReplication(s)) return s
-  if (!isDataNode(s.config, leader) || isInFlight(s, "replication")) return s
+  if (!isDataNode(s.config, leader) || isInFlight(s, "Replication")) return s
   // Excluded for maintenance: the operator owns this node's replication, and
   // the agent repairs nothing (no restart, no semi-sync, no repoint) unless
   // the operator asks for it (rejoin, demote, clone).
@@ -64,7 +64,12 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
       return s // auto_rejoin off: an old primary waits for `rejoin`
     }
     let next = s
-    ;[next] = issueMysql(next, out, { _tag: "ReplicateFrom", source: leader }, "replication")
+    ;[next] = issueMysql(
+      next,
+      out,
+      { _tag: "ReplicateFrom", source: leader },
+      { _tag: "Replication" },
+    )
     next = setReplicaSemiSync(next, out)
     const was = replica === null ? "replicated from no source" : `replicated from ${replica.source}`
     event(out, "info", "repoint", `replicating from ${leader} with auto-position (it ${was})`)
@@ -77,7 +82,12 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
   if (!fencedQuietly(s, probe)) return keepReplicaRunning(s, out, probe)
   const [next, why] = credentialsToReapply(s, out, replica, leader)
   if (why === null) return keepReplicaRunning(next, out, probe)
-  const [issued] = issueMysql(next, out, { _tag: "ReplicateFrom", source: leader }, "replication")
+  const [issued] = issueMysql(
+    next,
+    out,
+    { _tag: "ReplicateFrom", source: leader },
+    { _tag: "Replication" },
+  )
   event(out, "info", "credentials", `re-applying the replication credentials: ${why}`)
   return { ...issued, local: { ...issued.local, rejoinForced: false, rejoinRequested: false } }
 }
@@ -93,7 +103,7 @@ const keepReplicaRunning = (s: AgentState, out: Outputs, probe: MysqlProbe): Age
     s.config.semiSync !== "off" &&
     !probe.semiSyncReplicaOn &&
     probe.superReadOnly &&
-    !isInFlight(s, "semi-sync")
+    !isInFlight(s, "SemiSync")
   ) {
     event(
       out,
@@ -111,7 +121,7 @@ const keepReplicaRunning = (s: AgentState, out: Outputs, probe: MysqlProbe): Age
       "replication-restart",
       `${stopped.join(" and ")} thread${stopped.length > 1 ? "s" : ""} of replication from ${replica.source} stopped with no error: starting replication (exclude ${s.self} to keep the agent from repairing it)`,
     )
-    const [next] = issueMysql(s, out, { _tag: "StartReplica" }, "replication")
+    const [next] = issueMysql(s, out, { _tag: "StartReplica" }, { _tag: "Replication" })
     return next
   }
   return s
@@ -132,7 +142,7 @@ export const fencedQuietly = (
     readonly semiSyncWaiters: number
   },
 ): boolean =>
-  probe.readOnly && probe.superReadOnly && probe.semiSyncWaiters === 0 && !isInFlight(s, "fence")
+  probe.readOnly && probe.superReadOnly && probe.semiSyncWaiters === 0 && !isInFlight(s, "Fence")
 
 /** Semi-sync as a replica of the primary: acknowledge (unless off), never wait as a source. */
 const setReplicaSemiSync = (s: AgentState, out: Outputs): AgentState =>
@@ -145,5 +155,5 @@ const setReplicaSemiSync = (s: AgentState, out: Outputs): AgentState =>
       replica: s.config.semiSync !== "off",
       waitForReplicaCount: s.config.semiSync === "strict" ? strictAckCount(s.config) : 1,
     },
-    "semi-sync",
+    { _tag: "SemiSync" },
   )[0]

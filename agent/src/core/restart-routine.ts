@@ -148,7 +148,7 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
     return giveUp(s, out, r, "mysqld could not be restarted in time")
   }
   // A restart reported success: wait for the probe that shows it before another attempt.
-  if (r.inFlight || r.gaveUp || s.awaitingProbe.has("restart")) return withRoutine(s, r)
+  if (r.inFlight || r.gaveUp || s.awaitingProbe.has("Restart")) return withRoutine(s, r)
   if (r.attempts >= t.restartAttempts) {
     return isPrimary ? giveUp(s, out, r, "mysqld restarts failed") : withRoutine(s, r)
   }
@@ -229,6 +229,6 @@ export const onRestartDone = (s: AgentState, out: Outputs, ok: boolean): AgentSt
   // until that probe has answered (a second restart would kill the first).
   out.push({ _tag: "ProbeLocal" })
   const awaitingProbe = new Set(s.awaitingProbe)
-  awaitingProbe.add("restart")
+  awaitingProbe.add("Restart")
   return { ...s, restart, awaitingProbe }
 }

@@ -64,7 +64,7 @@ export const watchSemiSyncFallback = (s: AgentState, out: Outputs): AgentState =
       start: (s, f) => {
         const reason = describeSemiSyncFallback(f)
         event(out, "error", "semi-sync-fallback", reason)
-        return runHook(s, out, "on_semi_sync_fallback", hookEnv(f, reason), "hook")[0]
+        return runHook(s, out, "on_semi_sync_fallback", hookEnv(f, reason), { _tag: "Hook" })[0]
       },
       end: (s, last) => {
         // Restored, or no longer this node's concern (it resigned, or semi-sync was turned off).
@@ -72,7 +72,7 @@ export const watchSemiSyncFallback = (s: AgentState, out: Outputs): AgentState =
           ? `semi-sync restored: commits wait for a replica's acknowledgement again (asynchronous for ${Math.round(s.now - last.since)} ms)`
           : `semi-sync fallback no longer watched on this node (asynchronous for ${Math.round(s.now - last.since)} ms)`
         event(out, "info", "semi-sync-restored", reason)
-        return runHook(s, out, "on_semi_sync_restored", hookEnv(last, reason), "hook")[0]
+        return runHook(s, out, "on_semi_sync_restored", hookEnv(last, reason), { _tag: "Hook" })[0]
       },
     },
   )

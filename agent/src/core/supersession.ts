@@ -8,7 +8,7 @@
  * its current state, so a withdrawn action is never performed.
  */
 import { mayBeWritable } from "./fencing.ts"
-import type { AgentState, Output } from "./types.ts"
+import type { ActionPurpose, AgentState, Output } from "./types.ts"
 
 /**
  * Making the server writable is re-checked against what the node is now, not
@@ -16,8 +16,8 @@ import type { AgentState, Output } from "./types.ts"
  * node may still be writable (leader of its term, in lease, not fenced by a
  * switchover); a promotion's only while that promotion still runs.
  */
-const mayStillUnfence = (s: AgentState, purpose: string | undefined): boolean =>
-  purpose === "promotion" ? s.role === "leader" && s.promotion !== null : mayBeWritable(s)
+const mayStillUnfence = (s: AgentState, purpose: ActionPurpose | undefined): boolean =>
+  purpose?._tag === "Promotion" ? s.role === "leader" && s.promotion !== null : mayBeWritable(s)
 
 /**
  * May the executor still perform `output`, issued by the run `incarnation`
@@ -63,10 +63,13 @@ export const stillWanted = (s: AgentState, output: Output, incarnation: string):
  * yet are never performed (stillWanted), and a late completion of one that
  * was running is ignored like any unknown id.
  */
-export const revokeActions = (s: AgentState, purposes: ReadonlySet<string>): AgentState => {
-  let inFlight: Map<number, string> | null = null
+export const revokeActions = (
+  s: AgentState,
+  purposes: ReadonlySet<ActionPurpose["_tag"]>,
+): AgentState => {
+  let inFlight: Map<number, ActionPurpose> | null = null
   for (const [id, purpose] of s.inFlight) {
-    if (!purposes.has(purpose)) continue
+    if (!purposes.has(purpose._tag)) continue
     inFlight ??= new Map(s.inFlight)
     inFlight.delete(id)
   }

@@ -20,18 +20,18 @@ import { broadcast, event, issueMysql, type Outputs, runHook } from "./outputs.t
 import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
 import { revokeActions } from "./supersession.ts"
-import type { AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
+import type { ActionPurpose, AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
 import { beginVipHandover } from "./vip-handover.ts"
 
 /**
  * Purposes of the actions a switchover issues (pre_switchover and the fence, the drain, the
  * kill, the wait on the target's mysqld).
  */
-const switchoverActions: ReadonlySet<string> = new Set([
-  "switchover",
-  "drain-sessions",
-  "switchover-kill-sessions",
-  "switchover-catch-up",
+const switchoverActions: ReadonlySet<ActionPurpose["_tag"]> = new Set([
+  "Switchover",
+  "DrainSessions",
+  "SwitchoverKillSessions",
+  "SwitchoverCatchUp",
 ])
 
 /**
@@ -384,7 +384,13 @@ const converge = (s: AgentState, out: Outputs): AgentState => {
       "switchover-converged",
       `${where} after ${Math.round(s.now - sw.requestedAt)} ms unfenced; fencing`,
     )
-    const [next, id] = runHook(s, out, "pre_switchover", { MHA_NEW_PRIMARY: sw.to }, "switchover")
+    const [next, id] = runHook(
+      s,
+      out,
+      "pre_switchover",
+      { MHA_NEW_PRIMARY: sw.to },
+      { _tag: "Switchover" },
+    )
     const { last: _l, rate: _r, ...common } = sw
     return {
       ...next,
@@ -455,16 +461,21 @@ export const onSwitchoverResult = (
         removing,
         out,
         { _tag: "DrainSessions", timeoutMs: sw.drainTimeoutMs },
-        "drain-sessions",
+        { _tag: "DrainSessions" },
       )
     }
     const [fenced, fenceId] = issueMysql(
       removing,
       out,
       { _tag: "Fence", until: "abort" },
-      "switchover",
+      { _tag: "Switchover" },
     )
-    const [next] = issueMysql(fenced, out, { _tag: "KillSessions" }, "switchover-kill-sessions")
+    const [next] = issueMysql(
+      fenced,
+      out,
+      { _tag: "KillSessions" },
+      { _tag: "SwitchoverKillSessions" },
+    )
     return { ...next, switchover: { ...sw, phase: "fencing", waitingFor: fenceId } }
   }
   if (!ok) return rollback(s, out, "could not set super_read_only")
@@ -506,7 +517,7 @@ export const onSwitchoverProbe = (s: AgentState, out: Outputs): AgentState => {
       gtids: p.executed,
       timeoutMs: Math.max(0, sw.deadline - s.now),
     },
-    "switchover-catch-up",
+    { _tag: "SwitchoverCatchUp" },
   )
   return { ...next, switchover: { ...sw, target: p.executed, asked } }
 }
@@ -570,7 +581,7 @@ const transfer = (s: AgentState, out: Outputs, sw: Switchover, target: GtidSet):
 }
 
 /** The wait on the target's mysqld, once the heartbeat told first: not needed any more. */
-const catchUpWait: ReadonlySet<string> = new Set(["switchover-catch-up"])
+const catchUpWait: ReadonlySet<ActionPurpose["_tag"]> = new Set(["SwitchoverCatchUp"])
 
 const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
   const sw = s.switchover

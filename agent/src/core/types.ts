@@ -704,6 +704,51 @@ export interface CommitStall {
   readonly resigned: boolean
 }
 
+/**
+ * What an action with an id (Mysql, RunHook) was issued for: its completion
+ * (MysqlDone, HookDone) goes back to this routine (completions.ts matches it
+ * exhaustively). Completions of an earlier run of the decision loop are
+ * dropped by their incarnation before they get here (reducer.ts), and a
+ * restart empties `inFlight`: every purpose here is of the current run.
+ */
+export type ActionPurpose =
+  /** A step of the promotion plan of `term` (promotion.ts): its action or hook. */
+  | { readonly _tag: "Promotion"; readonly term: number }
+  /** STOP REPLICA IO_THREAD as this node stands for `term` (election.ts). */
+  | { readonly _tag: "Revoke"; readonly term: number }
+  /** STOP REPLICA IO_THREAD before granting a vote for `term` (election.ts). */
+  | { readonly _tag: "VoteFreeze"; readonly term: number }
+  /** pre_switchover and the switchover's fence (switchover.ts). */
+  | { readonly _tag: "Switchover" }
+  | { readonly _tag: "DrainSessions" }
+  | { readonly _tag: "SwitchoverKillSessions" }
+  /** The wait on the target's mysqld for the fenced primary's GTIDs (switchover.ts). */
+  | { readonly _tag: "SwitchoverCatchUp" }
+  /** A self-fence or an operator's fence and its session kill (fencing.ts, operator.ts). */
+  | { readonly _tag: "Fence" }
+  | { readonly _tag: "KillSessions" }
+  /** The guard's unfence of a lease holder, semi-sync as a source first (fencing.ts). */
+  | { readonly _tag: "MakeWritable" }
+  | { readonly _tag: "SemiSyncSource" }
+  /** Repointing and starting replication, semi-sync as a replica (replication.ts). */
+  | { readonly _tag: "Replication" }
+  | { readonly _tag: "SemiSync" }
+  /** The clone routine's fence, reset and CLONE (clone.ts). */
+  | { readonly _tag: "CloneFence" }
+  | { readonly _tag: "CloneReset" }
+  | { readonly _tag: "Clone" }
+  /** The operator's fix-errant (operator.ts). */
+  | { readonly _tag: "FixErrant" }
+  /** A hook nobody waits for (on_fence, post_failover, ...). */
+  | { readonly _tag: "Hook" }
+
+/**
+ * What the next local probe is awaited for: a finished action (its purpose)
+ * or a command without an id (KILL -9 of mysqld by the fence's escalation,
+ * a restart of mysqld).
+ */
+export type AwaitedEffect = ActionPurpose["_tag"] | "KillMysqld" | "Restart"
+
 export interface AgentState {
   readonly self: string
   readonly config: ClusterConfig
@@ -745,10 +790,14 @@ export interface AgentState {
   readonly resignedTerm: number
   /** Local time until which the anti-flap block holds for `hard.record.lastFailoverTerm`. */
   readonly recoveryBlock: { readonly term: number; readonly until: number } | null
-  /** Actions in flight: id -> purpose, so completions reach the right routine. */
-  readonly inFlight: ReadonlyMap<number, string>
-  /** Purposes of finished actions whose effect the next local probe has yet to show. */
-  readonly awaitingProbe: ReadonlySet<string>
+  /** Actions in flight: id -> purpose, so completions reach the right routine (completions.ts). */
+  readonly inFlight: ReadonlyMap<number, ActionPurpose>
+  /**
+   * Finished actions (by purpose) and local commands whose effect the next
+   * local probe has yet to show; the next probe answer clears them all
+   * (clearAwaitingProbe in completions.ts).
+   */
+  readonly awaitingProbe: ReadonlySet<AwaitedEffect>
   readonly nextId: number
   /** Operator requests answered once their record change commits. */
   /** A vote waiting for this replica's IO thread to stop and a fresh probe (section 9 step 3). */

@@ -58,12 +58,12 @@ export const watchWritesBlocked = (s: AgentState, out: Outputs): AgentState => {
     start: (s, b) => {
       const reason = describeWritesBlocked(b)
       event(out, "error", "writes-blocked", reason)
-      return runHook(s, out, "on_writes_blocked", hookEnv(b, reason), "hook")[0]
+      return runHook(s, out, "on_writes_blocked", hookEnv(b, reason), { _tag: "Hook" })[0]
     },
     end: (s, last) => {
       const reason = `writes are no longer blocked (${last.needed} acknowledgement(s) needed, ${last.connected} replica(s) connected for ${Math.round(s.now - last.since)} ms)`
       event(out, "info", "writes-unblocked", reason)
-      return runHook(s, out, "on_writes_unblocked", hookEnv(last, reason), "hook")[0]
+      return runHook(s, out, "on_writes_unblocked", hookEnv(last, reason), { _tag: "Hook" })[0]
     },
   })
   return next === s && writesBlocked === prev ? s : { ...next, writesBlocked }
