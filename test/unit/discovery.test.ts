@@ -5,43 +5,12 @@
 // without the etcd section.
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
-import { step } from "../../agent/src/core/reducer.ts"
-import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
-import { runScenario } from "../sim/scenario.ts"
+import { CoreNode, settledCluster } from "../support/core-node.ts"
 
-const cluster = (publishPrimary: boolean | undefined) => {
-  const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
-  assert.ok(r.ok, r.failures.join("\n"))
-  const configured = (s: AgentState): AgentState => ({
-    ...s,
-    config: {
-      ...s.config,
-      health: defaultHealthThresholds,
-      ...(publishPrimary === undefined ? {} : { publishPrimary }),
-    },
-  })
-  return {
-    primary: configured(r.world!.node("db1").state),
-    replica: configured(r.world!.node("db2").state),
-  }
-}
+const cluster = (publishPrimary: boolean | undefined) =>
+  settledCluster(publishPrimary === undefined ? {} : { publishPrimary })
 
-class Node {
-  readonly out: Output[] = []
-  s: AgentState
-  constructor(s: AgentState) {
-    this.s = s
-  }
-  feed(make: (now: number) => Input, afterMs = 0): this {
-    const r = step(this.s, make(this.s.now + afterMs))
-    this.s = r.state
-    this.out.push(...r.outputs)
-    return this
-  }
-  tick(afterMs: number): this {
-    return this.feed((now) => ({ _tag: "Tick", now, random: 0.5 }), afterMs)
-  }
+class Node extends CoreNode {
   discovery(): Array<string> {
     return this.out.flatMap((o) =>
       o._tag === "PublishPrimary" || o._tag === "WithdrawPrimary" ? [`${o._tag} ${o.term}`] : [],

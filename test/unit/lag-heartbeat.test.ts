@@ -15,53 +15,23 @@ import {
 } from "../../agent/src/adapters/mysql-prober.ts"
 import { renderStatus } from "../../agent/src/cli/render.ts"
 import { nextDeadline } from "../../agent/src/core/deadline.ts"
-import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import {
   describeLagSource,
   LAG_HEARTBEAT_INTERVAL_MS,
   localReportedLag,
 } from "../../agent/src/core/lag-heartbeat.ts"
-import { step } from "../../agent/src/core/reducer.ts"
 import { stillWanted } from "../../agent/src/core/supersession.ts"
-import type { AgentState, Input, LagHeartbeatRow, Output } from "../../agent/src/core/types.ts"
+import type { AgentState, LagHeartbeatRow } from "../../agent/src/core/types.ts"
 import { answerHttp, type HttpView } from "../../agent/src/daemon/http.ts"
 import { statusView } from "../../agent/src/daemon/status-view.ts"
 import { decodeConfig } from "../../shared/config.ts"
-import { runScenario } from "../sim/scenario.ts"
+import { CoreNode, settledCluster } from "../support/core-node.ts"
 import { standbyState } from "./daemon-states.ts"
 
-const cluster = (lagHeartbeat: boolean | undefined) => {
-  const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
-  assert.ok(r.ok, r.failures.join("\n"))
-  const configured = (s: AgentState): AgentState => ({
-    ...s,
-    config: {
-      ...s.config,
-      health: defaultHealthThresholds,
-      ...(lagHeartbeat === undefined ? {} : { lagHeartbeat }),
-    },
-  })
-  return {
-    primary: configured(r.world!.node("db1").state),
-    replica: configured(r.world!.node("db2").state),
-  }
-}
+const cluster = (lagHeartbeat: boolean | undefined) =>
+  settledCluster(lagHeartbeat === undefined ? {} : { lagHeartbeat })
 
-class Node {
-  readonly out: Output[] = []
-  s: AgentState
-  constructor(s: AgentState) {
-    this.s = s
-  }
-  feed(make: (now: number) => Input, afterMs = 0): this {
-    const r = step(this.s, make(this.s.now + afterMs))
-    this.s = r.state
-    this.out.push(...r.outputs)
-    return this
-  }
-  tick(afterMs: number): this {
-    return this.feed((now) => ({ _tag: "Tick", now, random: 0.5 }), afterMs)
-  }
+class Node extends CoreNode {
   writes(): Array<number> {
     return this.out.flatMap((o) => (o._tag === "WriteLagHeartbeat" ? [o.term] : []))
   }

@@ -5,45 +5,17 @@
 // it found unreachable (core/promotion.ts).
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
-import { step } from "../../agent/src/core/reducer.ts"
-import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
+import { CoreNode, settledCluster } from "../support/core-node.ts"
 
-const cluster = () => {
-  const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
-  assert.ok(r.ok, r.failures.join("\n"))
-  const withDefaults = (s: AgentState): AgentState => ({
-    ...s,
-    config: { ...s.config, health: defaultHealthThresholds },
-  })
-  return {
-    primary: withDefaults(r.world!.node("db1").state),
-    replica: withDefaults(r.world!.node("db2").state),
-  }
-}
+const cluster = () => settledCluster()
 
-/** Feeds inputs through the reducer; keeps every output. */
-class Node {
-  readonly out: Output[] = []
-  s: AgentState
-  constructor(s: AgentState) {
-    this.s = s
-  }
-  feed(make: (now: number) => Input, afterMs = 0): this {
-    const r = step(this.s, make(this.s.now + afterMs))
-    this.s = r.state
-    this.out.push(...r.outputs)
-    return this
-  }
+class Node extends CoreNode {
   probeDown(reason: string, hung = false, afterMs = 10): this {
     return this.feed(
       (now) => ({ _tag: "LocalProbed", now, result: { _tag: "Down", reason, hung } }),
       afterMs,
     )
-  }
-  tick(afterMs: number): this {
-    return this.feed((now) => ({ _tag: "Tick", now, random: 0.5 }), afterMs)
   }
   vipRemoves(): number {
     return this.out.filter((o) => o._tag === "Vip" && o.op === "remove").length

@@ -5,19 +5,13 @@ import { test } from "node:test"
 import { nextDeadline } from "../../agent/src/core/deadline.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Output } from "../../agent/src/core/types.ts"
-import { runScenario } from "../sim/scenario.ts"
+import { settledCluster } from "../support/core-node.ts"
 
 const primaryHoldingVip = (garpRefreshMs: number | undefined): AgentState => {
-  const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
-  assert.ok(r.ok, r.failures.join("\n"))
-  const s = r.world!.node("db1").state
+  const s = settledCluster(garpRefreshMs === undefined ? {} : { garpRefreshMs }).primary
   assert.equal(s.local.vip.held, true, "db1 holds the VIP")
-  const { garpRefreshMs: _, ...config } = s.config
-  return {
-    ...s,
-    config: garpRefreshMs === undefined ? config : { ...config, garpRefreshMs },
-    nextGarpRefreshAt: null,
-  }
+  assert.equal(s.config.garpRefreshMs, garpRefreshMs)
+  return { ...s, nextGarpRefreshAt: null }
 }
 
 const refreshes = (outputs: ReadonlyArray<Output>): number =>
