@@ -540,9 +540,14 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
         auth: { _tag: "GetSourcePublicKey" },
       }),
     )
+    // Source_UUID is read by the IO thread after it reports "Yes" (MySQL sets the
+    // thread running on connect, then asks the source for its UUID): wait for both.
     await waitFor(
-      "db3 to connect to db2",
-      async () => (await probe("db3")).replica?.ioRunning === true,
+      "db3 to connect to db2 and read its UUID",
+      async () => {
+        const r = (await probe("db3")).replica
+        return r?.ioRunning === true && r.sourceUuid !== ""
+      },
       15_000,
     )
     const o = await probe("db3")
