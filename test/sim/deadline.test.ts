@@ -9,6 +9,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import { BUSY_TICK_MS, nextDeadline, routineRunning } from "../../agent/src/core/deadline.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { answering } from "../support/probe-answer.ts"
 import { dataMembers, World } from "./world.ts"
 
 test("at rest no agent runs a routine, and each sleeps until its next probe or heartbeat", () => {
@@ -50,6 +51,7 @@ test("a candidate is ticked at least every BUSY_TICK_MS", () => {
   assert.ok(nextDeadline(handed.state) <= handed.state.now + BUSY_TICK_MS)
   const r = step(handed.state, {
     _tag: "LocalProbed",
+    ...answering(handed.state),
     now: s.now + 3,
     result: { _tag: "Up", mysql: s.local.probe! },
   })

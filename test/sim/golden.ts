@@ -37,6 +37,7 @@ import { step } from "../../agent/src/core/reducer.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import type { AgentState, Input, MysqlAction, Output } from "../../agent/src/core/types.ts"
 import type { ClusterRecord, PeerMessage } from "../../shared/peer-messages.ts"
+import { answering } from "../support/probe-answer.ts"
 import { runScenario, type ScenarioResult } from "./scenario.ts"
 import type { World } from "./world.ts"
 
@@ -344,7 +345,12 @@ const thenCommand = (
           p.replica === null ? null : { ...p.replica, ioRunning: args.includes("io-running") },
       }
       const note = writable ? " (made writable by the script)" : ""
-      feed(d, { _tag: "LocalProbed", now, result: { _tag: "Up", mysql } }, note, rendered)
+      feed(
+        d,
+        { _tag: "LocalProbed", now, ...answering(d.state), result: { _tag: "Up", mysql } },
+        note,
+        rendered,
+      )
       return d
     }
     case "tick": {

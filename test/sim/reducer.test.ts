@@ -8,6 +8,7 @@ import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { leaseValid } from "../../agent/src/core/lease.ts"
 import { initialState, step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
+import { answering } from "../support/probe-answer.ts"
 import { dataMembers, makeConfig, simTimings, World } from "./world.ts"
 
 /** A healthy 3-node cluster, 6 s in: db1 primary, db2 and db3 replicas. */
@@ -56,6 +57,7 @@ const vote = (s: AgentState, input: Input): { state: AgentState; outputs: Array<
     const probe = r.state.local.probe!
     r = step(r.state, {
       _tag: "LocalProbed",
+      ...answering(r.state),
       now: at(r.state, 3),
       result: {
         _tag: "Up",
@@ -252,6 +254,7 @@ test("a winner whose mysqld fails before its promotion made it writable resigns 
       kind: "election",
       step: "apply-relay-log",
       oldPrimary: "db1",
+      freshFrom: null,
       waitingFor: 99,
       stepDeadline: s0.now + 10_000,
       startedAt: s0.now,

@@ -202,6 +202,7 @@ test("its own first promotion keeps the source writable; an abort before the rec
       term: 1,
       kind: "bootstrap",
       step: recordTerm === 0 ? "commit-record" : "semi-sync",
+      freshFrom: null,
       oldPrimary: null,
       waitingFor: null,
       stepDeadline: NOW + 1000,

@@ -18,6 +18,7 @@ import type {
 } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 import type { World } from "../sim/world.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const cluster = (script: string): World => {
   const r = runScenario(script)
@@ -117,6 +118,7 @@ test("clone: fence, reset replication, CLONE from the donor; no fencing of the c
   const copying: MysqlProbe = { ...probe, superReadOnly: false, readOnly: true, replica: null }
   const during = run(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: next(),
     result: { _tag: "Up", mysql: copying },
   })
@@ -125,7 +127,7 @@ test("clone: fence, reset replication, CLONE from the donor; no fencing of the c
   // Without a clone the same probe is fenced at once.
   const idle = run(
     { ...s, clone: null },
-    { _tag: "LocalProbed", now: next(), result: { _tag: "Up", mysql: copying } },
+    { _tag: "LocalProbed", ...answering(s), now: next(), result: { _tag: "Up", mysql: copying } },
   )
   assert.ok(
     mysqlOf(idle.out).some((m) => m.tag === "Fence"),
@@ -136,6 +138,7 @@ test("clone: fence, reset replication, CLONE from the donor; no fencing of the c
   for (let i = 0; i < 8; i++) {
     const r = run(down, {
       _tag: "LocalProbed",
+      ...answering(down),
       now: next(),
       result: { _tag: "Down", reason: "x", hung: false },
     })
@@ -180,6 +183,7 @@ test("clone done: reply ok, DIVERGED cleared, then it repoints to the primary wi
   const back: MysqlProbe = { ...probe, executed: primaryExecuted, replica: null }
   const after = run(done.s, {
     _tag: "LocalProbed",
+    ...answering(done.s),
     now: next(),
     result: { _tag: "Up", mysql: back },
   })
@@ -203,7 +207,12 @@ test("clone done: reply ok, DIVERGED cleared, then it repoints to the primary wi
     replica: { ...probe.replica!, source: "db1", ioRunning: true, sqlRunning: true },
   }
   for (let i = 0; i < 4; i++) {
-    t = run(t, { _tag: "LocalProbed", now: next(), result: { _tag: "Up", mysql: replicating } }).s
+    t = run(t, {
+      _tag: "LocalProbed",
+      ...answering(t),
+      now: next(),
+      result: { _tag: "Up", mysql: replicating },
+    }).s
   }
   assert.equal(t.clone, null)
 })

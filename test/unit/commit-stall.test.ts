@@ -12,6 +12,7 @@ import { parseGtidSet } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const primary = (commitStallMs?: number): AgentState => {
   const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
@@ -49,6 +50,7 @@ const stuck = (
     if (s.role === "leader") s = { ...s, lease: { ...s.lease, validUntil: now + 3_000 } }
     const r = step(s, {
       _tag: "LocalProbed",
+      ...answering(s),
       now,
       result: { _tag: "Up", mysql: probe(Math.floor((now - start) / 1000)) },
     })
@@ -101,6 +103,7 @@ test("commits stuck (not for an ack) with gtid_executed still: CRITICAL, resigns
   assert.equal(grown._tag, "Ok")
   const r = step(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + 500,
     result: {
       _tag: "Up",

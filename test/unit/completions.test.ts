@@ -6,10 +6,12 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { purposeLabel } from "../../agent/src/core/completions.ts"
+import { probeLocal } from "../../agent/src/core/local-probes.ts"
 import { isInFlight, issueMysql, type Outputs, runHook } from "../../agent/src/core/outputs.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { ActionPurpose, AgentState } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const replica = (): AgentState => {
   const w = new World({ seed: 4, members: dataMembers(3) })
@@ -50,7 +52,7 @@ test("every purpose keeps the label the log gave it as a string (mysql-action-fa
   }
 })
 
-test("a failed fire-and-forget action is logged by its purpose and awaited by the next probe; any probe answer clears it", () => {
+test("a failed fire-and-forget action is logged by its purpose and awaited by a probe sent after it; an older probe's answer does not clear it", () => {
   const s0 = replica()
   const out: Outputs = []
   const [s1, id] = issueMysql(s0, out, { _tag: "StartReplica" }, { _tag: "Replication" })
@@ -71,12 +73,31 @@ test("a failed fire-and-forget action is logged by its purpose and awaited by th
   assert.equal(done.state.inFlight.has(id), false)
   // Finished, not yet visible: the replication guard does not repoint again meanwhile.
   assert.equal(isInFlight(done.state, "Replication"), true)
-  assert.deepEqual([...done.state.awaitingProbe], ["Replication"])
+  assert.deepEqual([...done.state.awaitingProbe.keys()], ["Replication"])
   const probe = s0.local.probe
   assert.ok(probe !== null)
-  const probed = step(done.state, {
+  // The answer to a probe sent before the action finished shows nothing of it.
+  const before = step(probeLocal(s1, []), {
+    _tag: "MysqlDone",
+    now,
+    incarnation: s1.bootId,
+    id,
+    ok: false,
+    error: "boom",
+  })
+  const stale = step(before.state, {
     _tag: "LocalProbed",
+    ...answering(before.state),
     now: now + 10,
+    result: { _tag: "Up", mysql: probe },
+  })
+  assert.equal(stale.state.awaitingProbe.has("Replication"), true, "a probe sent before it")
+  // One sent after it does.
+  const asked = probeLocal(stale.state, [])
+  const probed = step(asked, {
+    _tag: "LocalProbed",
+    ...answering(asked),
+    now: now + 20,
     result: { _tag: "Up", mysql: probe },
   })
   assert.equal(probed.state.awaitingProbe.has("Replication"), false)

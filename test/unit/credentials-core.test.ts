@@ -8,6 +8,7 @@ import { AUTH_RETRY_MS, MAX_AUTH_RETRIES } from "../../agent/src/core/credential
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const run = (s: AgentState, input: Input): { s: AgentState; out: ReadonlyArray<Output> } => {
   const r = step(s, input)
@@ -54,7 +55,7 @@ const settle = (s: AgentState, input: Input) => {
 }
 
 const probeAt = (s: AgentState, at: number, probe: MysqlProbe) =>
-  settle(s, { _tag: "LocalProbed", now: at, result: { _tag: "Up", mysql: probe } })
+  settle(s, { _tag: "LocalProbed", ...answering(s), now: at, result: { _tag: "Up", mysql: probe } })
 
 test("an IO thread denied by its source (1045) is repointed with fresh credentials, a bounded number of times", () => {
   const { s, probe } = replicaOfDb1()

@@ -101,6 +101,7 @@ export const activeState = (): AgentState => {
       term: 3,
       kind: "election",
       step: "done",
+      freshFrom: null,
       oldPrimary: null,
       waitingFor: null,
       stepDeadline: 0,

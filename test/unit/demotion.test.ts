@@ -8,6 +8,7 @@ import { test } from "node:test"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const run = (s: AgentState, input: Input): { s: AgentState; out: ReadonlyArray<Output> } => {
   const r = step(s, input)
@@ -15,6 +16,7 @@ const run = (s: AgentState, input: Input): { s: AgentState; out: ReadonlyArray<O
 }
 const probed = (s: AgentState, mysql: MysqlProbe, dt = 10): Input => ({
   _tag: "LocalProbed",
+  ...answering(s),
   now: s.now + dt,
   result: { _tag: "Up", mysql },
 })

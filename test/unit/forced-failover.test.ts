@@ -10,6 +10,7 @@ import { electionTrigger } from "../../agent/src/core/election.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const cluster = () => {
   const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
@@ -56,6 +57,7 @@ test("the primary asked by the operator's target fences itself, then names it in
   for (let i = 1; i <= 10; i++) {
     const r = feed(next, {
       _tag: "LocalProbed",
+      ...answering(next),
       now: next.now + 500,
       result: {
         _tag: "Up",

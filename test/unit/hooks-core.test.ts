@@ -12,6 +12,7 @@ import { initialState, step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, HookName, Input, MysqlProbe } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 import { dataMembers, makeConfig, simTimings } from "../sim/world.ts"
+import { answering } from "../support/probe-answer.ts"
 
 interface HookRun {
   readonly node: string
@@ -182,6 +183,7 @@ const lagHooks = (lags: ReadonlyArray<number | null>): Array<string> => {
     now += 500
     const r = step(s, {
       _tag: "LocalProbed",
+      ...answering(s),
       now,
       result: { _tag: "Up", mysql: probeWithLag(lag) },
     })

@@ -12,6 +12,7 @@ import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, LocalProbeResult, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const TICK_MS = 50
 
@@ -59,7 +60,7 @@ class Driver {
   }
 
   probed(result: LocalProbeResult): this {
-    return this.feed({ _tag: "LocalProbed", now: this.s.now + 1, result })
+    return this.feed({ _tag: "LocalProbed", ...answering(this.s), now: this.s.now + 1, result })
   }
 
   tags(tag: Output["_tag"]): Array<{ at: number; o: Output }> {

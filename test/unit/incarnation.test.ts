@@ -10,6 +10,7 @@ import { test } from "node:test"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const running = (): World => {
   const w = new World({ seed: 4, members: dataMembers(3) })
@@ -46,7 +47,12 @@ test("after a restart of the decision loop, an old run's MysqlDone with a reused
   const probe = old.local.probe
   assert.ok(probe !== null)
   for (let i = 0; i < 3; i++)
-    s = run(s, { _tag: "LocalProbed", now: next(), result: { _tag: "Up", mysql: probe } }).s
+    s = run(s, {
+      _tag: "LocalProbed",
+      ...answering(s),
+      now: next(),
+      result: { _tag: "Up", mysql: probe },
+    }).s
   const asked = run(s, {
     _tag: "Operator",
     now: next(),

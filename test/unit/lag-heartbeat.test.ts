@@ -26,6 +26,7 @@ import { answerHttp, type HttpView } from "../../agent/src/daemon/http.ts"
 import { statusView } from "../../agent/src/daemon/status-view.ts"
 import { decodeConfig } from "../../shared/config.ts"
 import { CoreNode, settledCluster } from "../support/core-node.ts"
+import { answering } from "../support/probe-answer.ts"
 import { standbyState } from "./daemon-states.ts"
 
 const cluster = (lagHeartbeat: boolean | undefined) =>
@@ -40,6 +41,7 @@ class Node extends CoreNode {
     assert.ok(p !== null)
     return this.feed((now) => ({
       _tag: "LocalProbed",
+      ...answering(this.s),
       now,
       result: { _tag: "Up", mysql: { ...p, ...change } },
     }))

@@ -25,6 +25,7 @@ import type {
 } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 import type { World } from "../sim/world.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const cluster = (): World => {
   const r = runScenario("cluster data=3 seed=5\nrun 6s\nexpect primary db1")
@@ -134,6 +135,7 @@ test("re-checked when mysqld answers again (restart), on reload, and periodicall
   // Probes fail: checked at once (a denied probe is not a mysqld down); no warning while down.
   const down = run(done.s, {
     _tag: "LocalProbed",
+    ...answering(done.s),
     now: done.s.now + 10,
     result: { _tag: "Down", reason: "connection refused", hung: false },
   })
@@ -147,6 +149,7 @@ test("re-checked when mysqld answers again (restart), on reload, and periodicall
   // Back up: checked at once.
   const up = run(refused.s, {
     _tag: "LocalProbed",
+    ...answering(refused.s),
     now: refused.s.now + 10,
     result: { _tag: "Up", mysql: probe },
   })
@@ -210,6 +213,7 @@ test("a replica whose probe is denied for lack of REPLICATION CLIENT is not rest
   for (let i = 0; i < 10; i++) {
     const r = run(s, {
       _tag: "LocalProbed",
+      ...answering(s),
       now: s.now + 1000,
       result: {
         _tag: "Down",

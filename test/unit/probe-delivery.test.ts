@@ -53,7 +53,13 @@ test("probe results are delivered (stepped at once by the decision loop), not qu
     prober,
   } as unknown as ExecutorServices)
   await Effect.runPromise(
-    executor.execute([{ _tag: "ProbeLocal" }, { _tag: "ProbePrimary", target: "db1" }], "run-1"),
+    executor.execute(
+      [
+        { _tag: "ProbeLocal", probe: 1 },
+        { _tag: "ProbePrimary", target: "db1" },
+      ],
+      "run-1",
+    ),
   )
   // The probes run in the background: wait for both results.
   for (let i = 0; i < 100 && delivered.length < 2; i++) await new Promise((r) => setTimeout(r, 5))
@@ -62,5 +68,7 @@ test("probe results are delivered (stepped at once by the decision loop), not qu
   const primary = delivered.find((i) => i._tag === "PrimaryProbed")
   assert.ok(local?._tag === "LocalProbed" && local.result._tag === "Down")
   assert.equal(local.result.hung, false)
+  assert.equal(local.probe, 1, "the answer names the probe it answers")
+  assert.equal(local.incarnation, "run-1")
   assert.ok(primary?._tag === "PrimaryProbed" && primary.reachable && primary.target === "db1")
 })

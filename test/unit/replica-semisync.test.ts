@@ -6,6 +6,7 @@ import { test } from "node:test"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const run = (s: AgentState, input: Input): { s: AgentState; out: ReadonlyArray<Output> } => {
   const r = step(s, input)
@@ -26,7 +27,12 @@ const replicaOfDb1 = () => {
 test("a replica following the primary with semi-sync off (mysqld restarted) turns it back on, once", () => {
   const { s, probe } = replicaOfDb1()
   const off: MysqlProbe = { ...probe, semiSyncReplicaOn: false }
-  const first = run(s, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql: off } })
+  const first = run(s, {
+    _tag: "LocalProbed",
+    ...answering(s),
+    now: s.now + 10,
+    result: { _tag: "Up", mysql: off },
+  })
   const actions = semiSyncActions(first.out)
   assert.equal(actions.length, 1)
   assert.ok(actions[0]?._tag === "Mysql" && actions[0].action._tag === "SetSemiSync")
@@ -35,6 +41,7 @@ test("a replica following the primary with semi-sync off (mysqld restarted) turn
   // While it runs (and until a probe after it), no second one.
   const again = run(first.s, {
     _tag: "LocalProbed",
+    ...answering(first.s),
     now: s.now + 20,
     result: { _tag: "Up", mysql: off },
   })
@@ -43,12 +50,18 @@ test("a replica following the primary with semi-sync off (mysqld restarted) turn
 
 test("semi-sync already on, or configured off: nothing to do", () => {
   const { s, probe } = replicaOfDb1()
-  const on = run(s, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql: probe } })
+  const on = run(s, {
+    _tag: "LocalProbed",
+    ...answering(s),
+    now: s.now + 10,
+    result: { _tag: "Up", mysql: probe },
+  })
   assert.equal(semiSyncActions(on.out).length, 0)
   const asyncCluster: AgentState = { ...s, config: { ...s.config, semiSync: "off" } }
   const off: MysqlProbe = { ...probe, semiSyncReplicaOn: false }
   const r = run(asyncCluster, {
     _tag: "LocalProbed",
+    ...answering(asyncCluster),
     now: s.now + 10,
     result: { _tag: "Up", mysql: off },
   })
@@ -65,6 +78,7 @@ test("a returning node repoints only with the record that names the new primary"
   }
   const waiting = run(stale, {
     _tag: "LocalProbed",
+    ...answering(stale),
     now: s.now + 10,
     result: { _tag: "Up", mysql: unpointed },
   })
@@ -74,6 +88,7 @@ test("a returning node repoints only with the record that names the new primary"
   // With the record naming db1, it repoints.
   const current = run(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + 10,
     result: { _tag: "Up", mysql: unpointed },
   })
@@ -91,7 +106,12 @@ test("a stopped SQL thread is started again, with an event that says which threa
   const { s, probe } = replicaOfDb1()
   assert.ok(probe.replica !== null)
   const stopped: MysqlProbe = { ...probe, replica: { ...probe.replica, sqlRunning: false } }
-  const r = run(s, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql: stopped } })
+  const r = run(s, {
+    _tag: "LocalProbed",
+    ...answering(s),
+    now: s.now + 10,
+    result: { _tag: "Up", mysql: stopped },
+  })
   assert.equal(startReplicas(r.out), 1)
   const events = eventsNamed(r.out, "replication-restart")
   assert.equal(events.length, 1)
@@ -112,7 +132,12 @@ test("an excluded node's stopped replication, semi-sync and source are left alon
     { ...probe, replica: null },
   ]
   for (const mysql of broken) {
-    const r = run(excluded, { _tag: "LocalProbed", now: s.now + 10, result: { _tag: "Up", mysql } })
+    const r = run(excluded, {
+      _tag: "LocalProbed",
+      ...answering(excluded),
+      now: s.now + 10,
+      result: { _tag: "Up", mysql },
+    })
     const repairs = r.out.filter(
       (o) =>
         o._tag === "Mysql" &&
@@ -126,6 +151,7 @@ test("an excluded node's stopped replication, semi-sync and source are left alon
   const asked: AgentState = { ...excluded, local: { ...excluded.local, rejoinRequested: true } }
   const r = run(asked, {
     _tag: "LocalProbed",
+    ...answering(asked),
     now: s.now + 10,
     result: { _tag: "Up", mysql: { ...probe, replica: null } },
   })

@@ -49,7 +49,7 @@ class Driver {
   /** One probe PROBE_MS after the last, then the routine's timers (as afterInput runs them). */
   tick(up: boolean, times = 1, reason = "connect ECONNREFUSED"): this {
     for (let i = 0; i < times; i++) {
-      const s: AgentState = { ...this.s, now: this.s.now + PROBE_MS, awaitingProbe: new Set() }
+      const s: AgentState = { ...this.s, now: this.s.now + PROBE_MS, awaitingProbe: new Map() }
       const probed = onLocalProbed(
         s,
         this.out,

@@ -18,6 +18,7 @@ import { observation } from "../../agent/src/core/status.ts"
 import type { AgentState, MysqlProbe } from "../../agent/src/core/types.ts"
 import { renderMetrics } from "../../agent/src/daemon/metrics.ts"
 import { statusView } from "../../agent/src/daemon/status-view.ts"
+import { answering } from "../support/probe-answer.ts"
 import { activeState, standbyState } from "./daemon-states.ts"
 import { parsePromText, sampleValue } from "./prom-text.ts"
 
@@ -121,11 +122,13 @@ describe("semi-sync fallback", () => {
     const probe = { ...(s0.local.probe as MysqlProbe), ...fallenBack }
     let s = step(s0, {
       _tag: "LocalProbed",
+      ...answering(s0),
       now: s0.now + 100,
       result: { _tag: "Up", mysql: probe },
     }).state
     const r = step(s, {
       _tag: "LocalProbed",
+      ...answering(s),
       now: s0.now + 100 + SEMI_SYNC_FALLBACK_GRACE_MS,
       result: { _tag: "Up", mysql: probe },
     })

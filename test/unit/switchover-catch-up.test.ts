@@ -14,6 +14,7 @@ import { type GtidSet, sidsOf, singleton } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const world = (): World => {
   const w = new World({ seed: 4, members: dataMembers(3) })
@@ -62,6 +63,7 @@ const mysqlDone = (s: AgentState, id: number, ok: boolean, now: number) =>
 const probed = (s: AgentState, now: number, executed: GtidSet, superReadOnly: boolean) =>
   run(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now,
     result: {
       _tag: "Up",
@@ -222,14 +224,19 @@ test("the target stands on a probe taken after the transfer arrived, not on the 
     executed: singleton(sid, 1, n),
     replica: { ...s0.local.probe!.replica!, retrieved: singleton(sid, 1, n) },
   })
+  // The periodic probe was sent before the transfer's own (numbered one before it).
+  const transferProbe = answering(r.state)
   r = run(r.state, {
     _tag: "LocalProbed",
+    ...transferProbe,
+    probe: transferProbe.probe - 1,
     now: now + 2,
     result: { _tag: "Up", mysql: probeOf(100) },
   })
   assert.equal(voteRequests(r.outputs).length, 0, "the answer of the probe sent before")
   r = run(r.state, {
     _tag: "LocalProbed",
+    ...answering(r.state),
     now: now + 5,
     result: { _tag: "Up", mysql: probeOf(103) },
   })
@@ -271,6 +278,7 @@ test("a forced failover to this node (TransferLeadership, then the leader's Resi
   assert.equal(r.state.leader, null, "the leader resigned")
   r = run(r.state, {
     _tag: "LocalProbed",
+    ...answering(r.state),
     now: now + 5,
     result: { _tag: "Up", mysql: s0.local.probe! },
   })

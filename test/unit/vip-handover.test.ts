@@ -7,13 +7,19 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import { runScenario } from "../sim/scenario.ts"
 import { CoreNode, settledCluster } from "../support/core-node.ts"
+import { answering } from "../support/probe-answer.ts"
 
 const cluster = () => settledCluster()
 
 class Node extends CoreNode {
   probeDown(reason: string, hung = false, afterMs = 10): this {
     return this.feed(
-      (now) => ({ _tag: "LocalProbed", now, result: { _tag: "Down", reason, hung } }),
+      (now) => ({
+        _tag: "LocalProbed",
+        ...answering(this.s),
+        now,
+        result: { _tag: "Down", reason, hung },
+      }),
       afterMs,
     )
   }

@@ -14,9 +14,11 @@ import {
 } from "../../agent/src/core/election.ts"
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { buildHeartbeat } from "../../agent/src/core/heartbeat.ts"
+import { probeLocal } from "../../agent/src/core/local-probes.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { answering } from "../support/probe-answer.ts"
 
 /** A healthy 3-node cluster, 6 s in: db1 primary, db2 and db3 replicas. */
 const running = (): World => {
@@ -52,7 +54,8 @@ const replies = (outputs: ReadonlyArray<Output>) =>
   )
 
 const probed = (s: AgentState, mysql: MysqlProbe, dt = 1): AgentState =>
-  step(s, { _tag: "LocalProbed", now: s.now + dt, result: { _tag: "Up", mysql } }).state
+  step(s, { _tag: "LocalProbed", ...answering(s), now: s.now + dt, result: { _tag: "Up", mysql } })
+    .state
 
 const stuckProbe = (s: AgentState): MysqlProbe => {
   const p = s.local.probe!
@@ -65,6 +68,7 @@ test("a replica whose IO thread waits for disk space is CRITICAL with its cause 
   assert.equal(s.local.health.level, "OK")
   const r = step(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + 1,
     result: { _tag: "Up", mysql: stuckProbe(s) },
   })
@@ -120,6 +124,7 @@ test("a voter whose freeze timed out refuses the vote, and the PreVotes while it
   s = r.state
   const p = step(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + s.config.timings.rpcTimeoutMs + 10,
     result: { _tag: "Up", mysql: s.local.probe! },
   })
@@ -208,6 +213,7 @@ test("relay_log_recovery OFF: a replica's mysqld crash keeps it a voter when its
   const before = s.local.received
   s = step(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + 500,
     result: { _tag: "Down", reason: "killed", hung: false },
   }).state
@@ -233,6 +239,7 @@ test("relay_log_recovery ON: a replica's mysqld crash while receiving still need
   s = probed(s, { ...s.local.probe!, relayLogRecovery: true })
   s = step(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + 500,
     result: { _tag: "Down", reason: "killed", hung: false },
   }).state
@@ -256,6 +263,7 @@ test("failover --force: a voter waives its lost relay log and a freeze that does
   let r = step(base, forced(base))
   const p = step(r.state, {
     _tag: "LocalProbed",
+    ...answering(r.state),
     now: r.state.now + base.config.timings.rpcTimeoutMs + 10,
     result: { _tag: "Up", mysql: base.local.probe! },
   })
@@ -281,6 +289,7 @@ test("relay_log_recovery ON: a frozen voter (IO thread stopped) killed with unap
   s = probed(s, frozen)
   s = step(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + 500,
     result: { _tag: "Down", reason: "killed", hung: false },
   }).state
@@ -294,6 +303,7 @@ test("relay_log_recovery ON: a frozen voter (IO thread stopped) killed with unap
   })
   t = step(t, {
     _tag: "LocalProbed",
+    ...answering(t),
     now: t.now + 500,
     result: { _tag: "Down", reason: "killed", hung: false },
   }).state
@@ -307,6 +317,7 @@ test("a mysqld that only stopped answering (uptime ran on) lost nothing; one tha
   s = probed(s, p)
   s = step(s, {
     _tag: "LocalProbed",
+    ...answering(s),
     now: s.now + 1000,
     result: { _tag: "Down", reason: "timeout", hung: true },
   }).state
@@ -353,8 +364,11 @@ test("a voter stuck on a full disk votes without freezing once the source it ack
   s = step(s, down(null, s.now + 1)).state
   assert.equal(acksSettled(s), false, "a probe taken before the report does not bound the acks")
   assert.match(pre()?.reason ?? "", /Waiting for disk space/)
-  // A probe after the report: granted, and the vote does not issue the STOP that would hang.
+  // Answered after the report, but sent before it: no bound either.
   s = probed(s, stuckProbe(s))
+  assert.equal(acksSettled(s), false, "a probe sent before the report, answered after it")
+  // A probe sent after the report: granted, and the vote does not issue the STOP that would hang.
+  s = probed(probeLocal(s, []), stuckProbe(s))
   assert.equal(acksSettled(s), true)
   assert.equal(pre()?.granted, true, pre()?.reason)
   const r = step(s, request(s, "VoteRequest"))
@@ -404,4 +418,46 @@ test("failover --force: a voter whose mysqld does not answer (wedged by a full d
   // Still refused to a candidate lacking what it last reported.
   const lacking = replies(step(down, vote(down, "forced", "")).outputs)[0]
   assert.equal(lacking?.granted, false)
+})
+
+test("a voter decides on a probe sent after its IO thread stopped, not on one sent before that answers later", () => {
+  const w = running()
+  const s0 = voter(w)
+  // A periodic probe is out when the vote request arrives.
+  const periodic = probeLocal(s0, [])
+  const periodicProbe = answering(periodic).probe
+  const asked = step(periodic, request(periodic, "VoteRequest"))
+  const stop = asked.outputs.find((o) => o._tag === "Mysql" && o.action._tag === "StopReplicaIo")
+  assert.ok(stop?._tag === "Mysql", "the vote freezes the IO thread first")
+  const frozen = step(asked.state, {
+    _tag: "MysqlDone",
+    now: asked.state.now + 5,
+    incarnation: asked.state.bootId,
+    id: stop.id,
+    ok: true,
+    error: null,
+  })
+  assert.equal(replies(frozen.outputs).length, 0)
+  const own = frozen.outputs.find((o) => o._tag === "ProbeLocal")
+  assert.ok(own?._tag === "ProbeLocal" && own.probe > periodicProbe)
+  // The periodic probe answers now, IO thread stopped in what it read: it was sent before the
+  // STOP ended (the relay log may have grown after it), so it decides nothing.
+  const p = frozen.state.local.probe!
+  const stopped: MysqlProbe = { ...p, replica: { ...p.replica!, ioRunning: false } }
+  const early = step(frozen.state, {
+    _tag: "LocalProbed",
+    now: frozen.state.now + 1,
+    incarnation: frozen.state.bootId,
+    probe: periodicProbe,
+    result: { _tag: "Up", mysql: stopped },
+  })
+  assert.equal(replies(early.outputs).length, 0, "no vote on a probe sent before the freeze")
+  const late = step(early.state, {
+    _tag: "LocalProbed",
+    now: early.state.now + 1,
+    incarnation: early.state.bootId,
+    probe: own.probe,
+    result: { _tag: "Up", mysql: stopped },
+  })
+  assert.equal(replies(late.outputs)[0]?.granted, true, replies(late.outputs)[0]?.reason)
 })

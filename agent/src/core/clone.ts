@@ -14,6 +14,7 @@
 import { aliveWindow } from "./cluster-view.ts"
 import { isDataNode, memberOf } from "./config.ts"
 import { emptyGtidSet } from "./gtid.ts"
+import { probeLocal } from "./local-probes.ts"
 import { event, issueMysql, type Outputs } from "./outputs.ts"
 import type { AgentState, PeerView } from "./types.ts"
 
@@ -196,9 +197,8 @@ export const onCloneResult = (
   const message = `cloned from ${c.donor}; rejoining as a replica of ${leader ?? "the primary once one is ACTIVE"}`
   event(out, "info", "cloned", message)
   reply(out, c.requestId, true, message)
-  out.push({ _tag: "ProbeLocal" })
   return {
-    ...s,
+    ...probeLocal(s, out),
     clone: { ...c, phase: "rejoining", since: s.now },
     local: {
       ...s.local,

@@ -7,6 +7,7 @@
 import { onCloneResult } from "./clone.ts"
 import { onVoteFrozen } from "./election.ts"
 import { onFenceFailed } from "./fencing.ts"
+import { probeLocal } from "./local-probes.ts"
 import { completeAction, event, type Outputs } from "./outputs.ts"
 import { onPromotionResult } from "./promotion.ts"
 import { onSwitchoverCaughtUp, onSwitchoverResult } from "./switchover.ts"
@@ -90,8 +91,7 @@ export const onMysqlDone = (
       // The primary writable again (after a restart of its mysqld): its role reads ACTIVE,
       // and /primary answers 200, once a probe shows it; probe now, not an interval later.
       failed()
-      if (ok) out.push({ _tag: "ProbeLocal" })
-      return s
+      return ok ? probeLocal(s, out) : s
     case "Revoke":
     case "DrainSessions":
     case "SwitchoverKillSessions":
@@ -147,16 +147,6 @@ export const onHookDone = (
       return absurd(purpose)
   }
 }
-
-/**
- * A local probe answered: whatever finished actions and local commands were
- * awaiting it counts as visible now, so their routines may act again on what
- * the probe shows. Any answer clears them, including one to a probe sent
- * before the action finished (a probe carries no send time): that is today's
- * rule, kept as is.
- */
-export const clearAwaitingProbe = (s: AgentState): AgentState =>
-  s.awaitingProbe.size === 0 ? s : { ...s, awaitingProbe: new Set() }
 
 function absurd(value: never): never {
   throw new Error(`unexpected ${JSON.stringify(value)}`)

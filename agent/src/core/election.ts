@@ -17,6 +17,7 @@ import { commitStallWhy } from "./commit-stall.ts"
 import { isDataNode, memberOf, quorum } from "./config.ts"
 import { count, emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet, subtract } from "./gtid.ts"
 import { inLease } from "./lease.ts"
+import { answeredSince, nextProbe, probeLocal } from "./local-probes.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import { beginPromotion } from "./promotion.ts"
@@ -411,7 +412,9 @@ export const acksSettled = (s: AgentState): boolean => {
   const source = p?.replica?.source ?? null
   if (!s.local.up || p === null || source === null || source === s.self) return false
   const since = s.peers.get(source)?.quietSince ?? null
-  return since !== null && s.local.lastProbeAt !== null && s.local.lastProbeAt > since
+  // Taken (sent) after the report, not merely answered after it.
+  const takenAt = s.probes.takenAt
+  return since !== null && takenAt !== null && takenAt > since
 }
 
 /**
@@ -557,7 +560,7 @@ export const onVoteRequest = (s: AgentState, out: Outputs, req: VoteRequestMessa
     if (next.pendingVote !== null) return next // the freeze is under way
     let frozen: AgentState = {
       ...next,
-      pendingVote: { request: req, stopped: false, since: next.now, stoppedAt: 0 },
+      pendingVote: { request: req, stopped: false, since: next.now, freshFrom: 0 },
     }
     ;[frozen] = issueMysql(
       frozen,
@@ -634,8 +637,8 @@ const answerVote = (
 export const onVoteFrozen = (s: AgentState, out: Outputs): AgentState => {
   // A STOP that outlived its vote has ended: the next vote may try to freeze again.
   if (s.pendingVote === null) return { ...s, local: { ...s.local, freezeStuck: false } }
-  out.push({ _tag: "ProbeLocal" })
-  return { ...s, pendingVote: { ...s.pendingVote, stopped: true, stoppedAt: s.now } }
+  const pendingVote = { ...s.pendingVote, stopped: true, freshFrom: nextProbe(s) }
+  return probeLocal({ ...s, pendingVote }, out)
 }
 
 /** A probe after the freeze (or a timeout): decide the pending vote on fresh data. */
@@ -658,8 +661,9 @@ export const onVoteProbe = (s: AgentState, out: Outputs): AgentState => {
       )
     return answerVote(stuck, out, req, verdict)
   }
-  const answeredAfter = s.local.lastProbeAt !== null && s.local.lastProbeAt > p.stoppedAt
-  const fresh = answeredAfter && (s.local.probe?.replica?.ioRunning !== true || !s.local.up)
+  // Not an answer to a probe sent before the STOP ended: it read the data still growing.
+  const fresh =
+    answeredSince(s, p.freshFrom) && (s.local.probe?.replica?.ioRunning !== true || !s.local.up)
   if (!fresh) return s
   return answerVote(s, out, req, decideVote(s, req.from, req.kind, req.data, "frozen"))
 }

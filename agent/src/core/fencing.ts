@@ -6,6 +6,7 @@
 import { adoptionEnds } from "./adoption.ts"
 import { isDataNode, strictAckCount } from "./config.ts"
 import { leaseValid } from "./lease.ts"
+import { awaitProbe } from "./local-probes.ts"
 import { event, isInFlight, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import type { AgentState, Switchover, VipOp } from "./types.ts"
 import { beginVipHandover, keepVipForHandover } from "./vip-handover.ts"
@@ -81,7 +82,7 @@ export const onFenceFailed = (s: AgentState, out: Outputs, error: string | null)
   const reason = `super_read_only=ON did not complete within fence_timeout (${error ?? "error"}); ${probe.semiSyncWaiters} commit(s) wait for a semi-sync acknowledgement: stopping mysqld hard so that no client gets OK`
   event(out, "error", "fence-escalated", reason)
   out.push({ _tag: "KillMysqld", reason })
-  return { ...s, awaitingProbe: new Set([...s.awaitingProbe, "KillMysqld" as const]) }
+  return awaitProbe(s, "KillMysqld")
 }
 
 /** Semi-sync is configured, and the probe shows it off as a source (not merely fallen back). */

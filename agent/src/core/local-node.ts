@@ -18,6 +18,7 @@ import {
   uuidsOf,
 } from "./gtid.ts"
 import { initialHealth, isAtLeast, type ProbeOutcome, stepHealth } from "./health.ts"
+import { probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
@@ -95,8 +96,7 @@ export const localProbeDue = (s: AgentState, out: Outputs): AgentState => {
     next = missed(s, out, { _tag: "ProbeLate" }, `no answer to the probe for ${waited} ms`, true)
     if (waited < (t.probeTimeoutMs ?? defaultProbeTimeoutMs) + t.probeIntervalMs) return next
   }
-  out.push({ _tag: "ProbeLocal" })
-  return { ...next, local: { ...next.local, probeSentAt: s.now } }
+  return probeLocal({ ...next, local: { ...next.local, probeSentAt: s.now } }, out)
 }
 
 export const onLocalProbed = (

@@ -51,8 +51,9 @@ export const completeAction = (
   if (purpose === undefined) return [s, undefined]
   const inFlight = new Map(s.inFlight)
   inFlight.delete(id)
-  const awaitingProbe = new Set(s.awaitingProbe)
-  awaitingProbe.add(purpose._tag)
+  // Visible once a probe sent from now on answers (local-probes.ts).
+  const awaitingProbe = new Map(s.awaitingProbe)
+  awaitingProbe.set(purpose._tag, s.probes.next)
   return [{ ...s, inFlight, awaitingProbe }, purpose]
 }
 

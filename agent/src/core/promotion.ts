@@ -15,6 +15,7 @@ import { strictAckCount } from "./config.ts"
 import { noteFailure } from "./failure-detected.ts"
 import { formatGtidSet } from "./gtid.ts"
 import { inLease, leaseValid } from "./lease.ts"
+import { answeredSince, nextProbe, probeLocal } from "./local-probes.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, runHook } from "./outputs.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
@@ -68,6 +69,7 @@ export const beginPromotion = (s: AgentState, out: Outputs, e: Election): AgentS
     step: "fence-old-primary",
     oldPrimary,
     waitingFor: null,
+    freshFrom: null,
     stepDeadline: s.now,
     startedAt: s.now,
     triggeredAt: e.triggeredAt,
@@ -114,6 +116,7 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
   let next = withPromotion(s, {
     step,
     waitingFor: null,
+    freshFrom: null,
     stepDeadline: s.now + stepTimeout(s, step),
   })
   const p = next.promotion
@@ -184,9 +187,9 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
         timeoutMs: next.config.timings.applyTimeoutMs,
       })
     case "read-gtids":
-      // The record's `base` must be gtid_executed as it is now, not as the last periodic probe saw it.
-      out.push({ _tag: "ProbeLocal" })
-      return next
+      // The record's `base` must be gtid_executed as it is now, not as the last periodic probe
+      // (or one still out) saw it.
+      return probeLocal(withPromotion(next, { freshFrom: nextProbe(next) }), out)
     case "commit-record": {
       const uuid = probe?.serverUuid
       const r = next.hard.record
@@ -227,12 +230,12 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
   }
 }
 
-const finish = (s: AgentState, out: Outputs, p: Promotion): AgentState => {
+const finish = (before: AgentState, out: Outputs, p: Promotion): AgentState => {
   out.push({ _tag: "Vip", op: "add" })
   // The role reads ACTIVE (status.ts nodeRole: /primary, status, hooks) once a probe sees this
   // node writable: probe now, not up to an interval later (issue 13: HAProxy kept writes out
   // for ~380 ms after the promotion, waiting for the next periodic probe).
-  out.push({ _tag: "ProbeLocal" })
+  const s = probeLocal(before, out)
   const vip = { held: s.local.vip.held, pending: "add" as const }
   const executed = s.local.executedText
   broadcast(s, out, { _tag: "LeaderAnnounce", from: s.self, term: p.term, executed })
@@ -415,8 +418,11 @@ export const onPromotionResult = (
 }
 
 /** A probe after the relay log was applied: the GTID position is final (read-only, IO stopped). */
-export const onPromotionProbe = (s: AgentState, out: Outputs): AgentState =>
-  s.promotion?.step === "read-gtids" && s.local.up ? next(s, out) : s
+export const onPromotionProbe = (s: AgentState, out: Outputs): AgentState => {
+  const p = s.promotion
+  if (p?.step !== "read-gtids" || !s.local.up) return s
+  return p.freshFrom !== null && answeredSince(s, p.freshFrom) ? next(s, out) : s
+}
 
 /** Steps that wait on state rather than on an action, and step deadlines. */
 export const promotionTimers = (s: AgentState, out: Outputs): AgentState => {

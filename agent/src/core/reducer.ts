@@ -13,7 +13,7 @@ import { cloneProgress } from "./clone.ts"
 import { initialRecord } from "./cluster-record.ts"
 import { knownPrimary } from "./cluster-view.ts"
 import { watchCommits } from "./commit-stall.ts"
-import { clearAwaitingProbe, onHookDone, onMysqlDone } from "./completions.ts"
+import { onHookDone, onMysqlDone } from "./completions.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
 import { replicationPasswordChanged } from "./credentials.ts"
 import { guardPublication } from "./discovery.ts"
@@ -40,6 +40,7 @@ import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { lagHeartbeatDue } from "./lag-heartbeat.ts"
 import { leaseValid, noLease, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
+import { noProbes, takeAnswer } from "./local-probes.ts"
 import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { onPrivilegesChecked, privilegeCheckDue, recheckPrivileges } from "./privileges.ts"
@@ -97,7 +98,8 @@ export const initialState = (config: ClusterConfig, self: string): AgentState =>
   resignedTerm: 0,
   recoveryBlock: null,
   inFlight: new Map(),
-  awaitingProbe: new Set(),
+  awaitingProbe: new Map(),
+  probes: noProbes,
   nextId: 1,
   reclaimTried: false,
   failbackSince: null,
@@ -126,8 +128,12 @@ export const step = (state: AgentState, input: Input): StepResult => {
     case "Tick":
       random = input.random
       break
-    case "LocalProbed":
-      s = onSwitchoverProbe(onLocalProbed(clearAwaitingProbe(s), out, input.result), out)
+    case "LocalProbed": {
+      // An answer older than one already taken in reads older data, and one to an earlier run
+      // of the decision loop names a number of its own: both dropped.
+      const taken = input.incarnation === s.bootId ? takeAnswer(s, input.probe) : null
+      if (taken === null) break
+      s = onSwitchoverProbe(onLocalProbed(taken, out, input.result), out)
       s = watchCommits(s, out)
       s = watchLag(s, out)
       s = watchWritesBlocked(s, out)
@@ -137,6 +143,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
       s = onTransferProbe(s, out)
       s = heartbeatAfterResign(s)
       break
+    }
     case "PrimaryProbed":
       s = {
         ...s,

@@ -29,6 +29,7 @@
  */
 import type { Timings } from "./config.ts"
 import { inLease } from "./lease.ts"
+import { awaitProbe, probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { probeDenied } from "./privileges.ts"
 import { abortPromotion } from "./promotion.ts"
@@ -227,8 +228,5 @@ export const onRestartDone = (s: AgentState, out: Outputs, ok: boolean): AgentSt
   }
   // The service manager says mysqld is back: look at once, and restart no more
   // until that probe has answered (a second restart would kill the first).
-  out.push({ _tag: "ProbeLocal" })
-  const awaitingProbe = new Set(s.awaitingProbe)
-  awaitingProbe.add("Restart")
-  return { ...s, restart, awaitingProbe }
+  return probeLocal(awaitProbe({ ...s, restart }, "Restart"), out)
 }

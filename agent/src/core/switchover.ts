@@ -16,6 +16,7 @@ import { aliveWindow } from "./cluster-view.ts"
 import { memberOf, quorum } from "./config.ts"
 import { count, formatGtidSet, type GtidSet, isSubset, subtract } from "./gtid.ts"
 import { leaseValid } from "./lease.ts"
+import { probeLocal } from "./local-probes.ts"
 import { broadcast, event, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
@@ -479,11 +480,11 @@ export const onSwitchoverResult = (
     return { ...next, switchover: { ...sw, phase: "fencing", waitingFor: fenceId } }
   }
   if (!ok) return rollback(s, out, "could not set super_read_only")
-  out.push({ _tag: "ProbeLocal" })
-  // The target is what this node executed once fenced: read at the next probe.
+  // The target is what this node executed once fenced: read by a probe that finds it fenced
+  // (onSwitchoverProbe), whichever answers first.
   const { waitingFor: _w, ...common } = sw
   return {
-    ...s,
+    ...probeLocal(s, out),
     switchover: { ...common, phase: "catch-up", target: null, asked: null },
     nextProbeAt: s.now,
   }

@@ -5,15 +5,15 @@
  * it is now, at least that set: the voters refuse a candidate that lacks
  * what they hold. The primary may have learned it from this node's mysqld
  * directly, before this agent's own probe saw it, so the candidate probes
- * first and stands on the answer (a probe sent after the transfer arrived:
- * the answers of probes in flight before it come first on the prober's one
- * connection). If no answer comes within rpc_timeout it stands on what it
+ * first and stands on the answer to a probe sent after the transfer arrived
+ * (known by its number: local-probes.ts). If no answer comes within rpc_timeout it stands on what it
  * has; voters that find it short refuse and the replicas elect as after a
  * failed transfer.
  */
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
 import { isDataNode } from "./config.ts"
 import { startVote } from "./election.ts"
+import { answeredSince, nextProbe, probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import type { AgentState, TransferStanding } from "./types.ts"
@@ -34,23 +34,21 @@ export const onTransferLeadership = (
     event(out, "warn", "transfer-refused", `not standing for ${m.from}'s handover: ${lacking}`)
     return next
   }
-  out.push({ _tag: "ProbeLocal" })
   const standing: TransferStanding = {
     from: m.from,
     term: m.term,
     reason: m.reason ?? `switchover from ${m.from}`,
     triggeredAt: s.now - (m.sinceRequestMs ?? 0),
-    answers: s.local.probeSentAt === null ? 1 : 2,
+    freshFrom: nextProbe(next),
     deadline: s.now + s.config.timings.rpcTimeoutMs,
   }
-  return { ...next, transferStanding: standing }
+  return probeLocal({ ...next, transferStanding: standing }, out)
 }
 
 /** A probe answered: stand once the one asked for is in. */
 export const onTransferProbe = (s: AgentState, out: Outputs): AgentState => {
   const t = s.transferStanding ?? null
-  if (t === null) return s
-  if (t.answers > 1) return { ...s, transferStanding: { ...t, answers: t.answers - 1 } }
+  if (t === null || !answeredSince(s, t.freshFrom)) return s
   return stand(s, out, t)
 }
 

@@ -292,7 +292,14 @@ export type Input =
     }
   /** Timer tick; `random` in [0, 1) drives election timeout jitter. */
   | { readonly _tag: "Tick"; readonly now: number; readonly random: number }
-  | { readonly _tag: "LocalProbed"; readonly now: number; readonly result: LocalProbeResult }
+  /** The answer to local probe number `probe` of the decision loop's run `incarnation` (local-probes.ts). */
+  | {
+      readonly _tag: "LocalProbed"
+      readonly now: number
+      readonly incarnation: string
+      readonly probe: number
+      readonly result: LocalProbeResult
+    }
   /** Probe of the current primary's mysqld from this host (connect + SELECT 1). */
   | {
       readonly _tag: "PrimaryProbed"
@@ -396,7 +403,8 @@ export type Output =
       readonly hook: HookName
       readonly env: Readonly<Record<string, string>>
     }
-  | { readonly _tag: "ProbeLocal" }
+  /** Numbered, so that its answer is known for what it is (local-probes.ts). */
+  | { readonly _tag: "ProbeLocal"; readonly probe: number }
   | { readonly _tag: "ProbePrimary"; readonly target: string }
   /** SHOW GRANTS on the local mysqld against the privileges the agent's actions need. */
   | { readonly _tag: "CheckPrivileges" }
@@ -593,6 +601,8 @@ export interface Promotion {
   readonly oldPrimary: string | null
   /** The outstanding action or hook of the current step. */
   readonly waitingFor: number | null
+  /** read-gtids: the probe sent on entering the step; its answer (or a later one) is read. */
+  readonly freshFrom: number | null
   readonly stepDeadline: number
   readonly startedAt: number
   /** From the election: when and why it was triggered (for the history). */
@@ -793,11 +803,13 @@ export interface AgentState {
   /** Actions in flight: id -> purpose, so completions reach the right routine (completions.ts). */
   readonly inFlight: ReadonlyMap<number, ActionPurpose>
   /**
-   * Finished actions (by purpose) and local commands whose effect the next
-   * local probe has yet to show; the next probe answer clears them all
-   * (clearAwaitingProbe in completions.ts).
+   * Finished actions (by purpose) and local commands whose effect no local
+   * probe has shown yet, each with the first probe number sent after it: an
+   * answer to that probe or a later one clears it (local-probes.ts).
    */
-  readonly awaitingProbe: ReadonlySet<AwaitedEffect>
+  readonly awaitingProbe: ReadonlyMap<AwaitedEffect, number>
+  /** The local probes asked for and answered, by number (local-probes.ts). */
+  readonly probes: LocalProbes
   readonly nextId: number
   /** Operator requests answered once their record change commits. */
   /** A vote waiting for this replica's IO thread to stop and a fresh probe (section 9 step 3). */
@@ -805,8 +817,8 @@ export interface AgentState {
     readonly request: VoteRequestMessage
     readonly stopped: boolean
     readonly since: number
-    /** When the IO thread was seen stopped: only a probe answered after it counts. */
-    readonly stoppedAt: number
+    /** The first probe sent after the IO thread was seen stopped: only its answer or a later one counts. */
+    readonly freshFrom: number
   } | null
   /** Since when the failback target has been ready (section 13). */
   readonly failbackSince: number | null
@@ -875,8 +887,21 @@ export interface TransferStanding {
   readonly term: number
   readonly reason: string
   readonly triggeredAt: number
-  readonly answers: number
+  /** The probe asked for on consent: the node stands once it (or a later one) answered. */
+  readonly freshFrom: number
   readonly deadline: number
+}
+
+/** Local probes by number (local-probes.ts). */
+export interface LocalProbes {
+  /** The number the next probe carries. */
+  readonly next: number
+  /** Probes sent and not yet answered: number -> when sent. */
+  readonly outstanding: ReadonlyMap<number, number>
+  /** The newest probe answered (0: none). */
+  readonly answered: number
+  /** When the newest answered probe was sent: its data is at least this recent. */
+  readonly takenAt: number | null
 }
 
 /**

@@ -515,6 +515,8 @@ export const makeExecutor = (services: ExecutorServices) => {
             deliver((now) => ({
               _tag: "LocalProbed",
               now,
+              incarnation,
+              probe: output.probe,
               result: Exit.isSuccess(exit)
                 ? { _tag: "Up", mysql: exit.value }
                 : {
