@@ -147,6 +147,10 @@ export const renderInput = (i: Input): string => {
       return `privileges ${i.result._tag === "Checked" ? `checked, missing ${i.result.missing.length}` : `check failed: ${i.result.reason}`}`
     case "RestartDone":
       return `restart ${i.ok ? "done" : "failed"}`
+    case "Persisted":
+      return `persisted #${i.seq}`
+    case "PersistFailed":
+      return `persist #${i.seq} failed: ${i.error}`
     case "HookDone":
       return `hook #${i.id} exit ${i.exitCode}`
     case "Operator":
@@ -160,7 +164,7 @@ export const renderInput = (i: Input): string => {
 export const renderOutput = (o: Output): string | null => {
   switch (o._tag) {
     case "PersistHardState":
-      return `persist term=${o.hard.term} voted=${o.hard.votedFor ?? "none"} record=${rec(o.hard.record)}`
+      return `persist #${o.seq} term=${o.hard.term} voted=${o.hard.votedFor ?? "none"} record=${rec(o.hard.record)}`
     case "Send":
       return o.message._tag === "Heartbeat" || o.message._tag === "HeartbeatAck"
         ? null
@@ -190,6 +194,8 @@ export const renderOutput = (o: Output): string | null => {
       const shown = Object.entries(facts).map(([k, v]) => ` ${k}=${v}`)
       return `event ${level} ${event}${shown.join("")}: ${reason}`
     }
+    case "Halt":
+      return `halt: ${o.reason}`
     case "OperatorReply":
       return `reply #${o.requestId} ${o.ok ? "ok" : "refused"}: ${o.message}`
   }
@@ -253,6 +259,17 @@ const feed = (d: Detached, input: Input, note: string, rendered: Array<string>):
   )
   for (const o of result.outputs) if (o._tag === "Mysql") d.lastMysql = o.id
   d.state = result.state
+  // As the executor does: the step's hard state is written and reported (core/durability.ts).
+  const written = result.outputs.flatMap((o) => (o._tag === "PersistHardState" ? [o.seq] : []))
+  if (written.length > 0) {
+    const persisted: Input = {
+      _tag: "Persisted",
+      now: d.state.now,
+      incarnation: d.state.bootId,
+      seq: Math.max(...written),
+    }
+    feed(d, persisted, "", rendered)
+  }
 }
 
 const voteCommand = (

@@ -27,11 +27,20 @@ const isSelfFenceStep = (outputs: ReadonlyArray<Output>): boolean =>
 const grantsVote = (outputs: ReadonlyArray<Output>): boolean =>
   outputs.some((o) => o._tag === "Send" && o.message._tag === "VoteResponse" && o.message.granted)
 
-/** A voter that does not persist its vote: after a restart it forgets it. */
+/**
+ * A voter that does not persist its vote, and sends it at once (the core
+ * holds it until its hard state is written: durability.ts): after a restart
+ * it forgets it.
+ */
 const unpersistedVote: Reducer = (s, i) => {
   const r = step(s, i)
-  if (!grantsVote(r.outputs)) return r
-  return { state: r.state, outputs: r.outputs.filter((o) => o._tag !== "PersistHardState") }
+  const d = r.state.durability
+  const held = d.held.map((h) => h.send)
+  if (!grantsVote(held) && !grantsVote(r.outputs)) return r
+  return {
+    state: { ...r.state, durability: { ...d, held: [], written: d.emitted } },
+    outputs: [...r.outputs.filter((o) => o._tag !== "PersistHardState"), ...held],
+  }
 }
 
 /**

@@ -6,9 +6,11 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { leaseValid } from "../../agent/src/core/lease.ts"
-import { initialState, step } from "../../agent/src/core/reducer.ts"
+import { initialState } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { answering } from "../support/probe-answer.ts"
+// Each hard state written at once, as the executor reports it (core/durability.ts).
+import { stepWritten as step } from "../support/written-step.ts"
 import { dataMembers, makeConfig, simTimings, World } from "./world.ts"
 
 /** A healthy 3-node cluster, 6 s in: db1 primary, db2 and db3 replicas. */

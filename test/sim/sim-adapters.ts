@@ -2,7 +2,7 @@
  * The daemon's executor (agent/src/daemon/executor.ts, makeExecutor) with
  * simulated adapters: the simulator performs the core's outputs with the
  * same code, in the same order and with the same escalation (pending fence,
- * the session kills after its patience, persist before send, superseded
+ * the session kills after its patience, each hard state reported once written, superseded
  * actions) as the daemon. Only the adapters differ: MySQL actions act on
  * the node's SimMysqld, the mesh on the simulated network, the hard state on
  * the node's simulated disk, the VIP on the world's VIP ledger.

@@ -19,7 +19,7 @@ import { HardStateFile, type HardStateStore } from "../../agent/src/adapters/har
 import type { MeshService } from "../../agent/src/adapters/mesh.ts"
 import type { VipService } from "../../agent/src/adapters/vip.ts"
 import { initialRecord } from "../../agent/src/core/cluster-record.ts"
-import type { HardState } from "../../agent/src/core/types.ts"
+import type { HardState, Input } from "../../agent/src/core/types.ts"
 import { runDecisionLoop } from "../../agent/src/daemon/decision-loop.ts"
 import {
   type ExecutorServices,
@@ -153,12 +153,12 @@ test("a slow hard-state write that succeeds: the vote requests leave after it, t
     assert.ok(s.at >= writtenAt, `sent ${writtenAt - s.at} ms before the vote was on disk`)
 })
 
-test("a message waits for the hard states emitted before it, not for a persist after it in its step, nor for a slow action ahead of an earlier persist", {
+test("the executor writes a step's hard state at once, not behind the step's slow action, and reports it by number; an older one never overwrites a newer", {
   timeout: 10_000,
 }, async (t) => {
   const dir = await tempDir(t)
   const store = fileStore(join(dir, "hard-state.json"))
-  const sent: Array<{ at: number; to: string }> = []
+  const reported: Array<{ at: number; input: Input }> = []
   const hard = (term: number): HardState => ({
     term,
     votedFor: "db2",
@@ -167,53 +167,45 @@ test("a message waits for the hard states emitted before it, not for a persist a
   const executor = makeExecutor({
     config: () => ({}) as Config,
     log,
-    enqueue: () => {},
+    enqueue: (p: PendingInput) => void reported.push({ at: Date.now(), input: p(0) }),
     hardState: store,
-    mesh: {
-      send: (to: string) => Effect.sync(() => void sent.push({ at: Date.now(), to })),
-    } as unknown as MeshService<PeerMessage>,
+    mesh: { send: () => Effect.void } as unknown as MeshService<PeerMessage>,
     // Taking the VIP takes a second here (duplicate check, announcements).
     vip: { acquire: Effect.sleep(1_000).pipe(Effect.as({})) } as unknown as VipService,
     fatal: () => assert.fail("no fatal"),
     operatorReply: () => {},
   } as unknown as ExecutorServices)
-  const message: PeerMessage = { _tag: "Resign", from: "db2", term: 1 } as unknown as PeerMessage
   const started = Date.now()
   await Effect.runPromise(
     Effect.gen(function* () {
-      // A step whose message comes before its own persist: the message does not wait for it.
-      yield* executor.execute(
-        [
-          { _tag: "Send", to: "db1", message },
-          { _tag: "PersistHardState", hard: hard(1) },
-        ],
-        "run-1",
-      )
-      // A step that takes the VIP and then persists; the next step's message
-      // depends on that persist and must not wait for the VIP.
       const slow = yield* Effect.forkChild(
         executor.execute(
           [
             { _tag: "Vip", op: "add" },
-            { _tag: "PersistHardState", hard: hard(2) },
+            { _tag: "PersistHardState", hard: hard(2), seq: 2 },
           ],
           "run-1",
         ),
       )
-      yield* Effect.sleep(10)
-      yield* executor.execute([{ _tag: "Send", to: "db3", message }], "run-1")
+      yield* Effect.sleep(50)
+      // An older state of the same run, reported after the newer one: covered, not written.
+      yield* executor.execute([{ _tag: "PersistHardState", hard: hard(1), seq: 1 }], "run-1")
+      yield* Effect.sleep(50)
       const onDisk = Option.getOrNull(yield* store.load)
-      assert.equal(onDisk?.term, 2, "the state it depends on was written before it left")
+      assert.equal(onDisk?.term, 2, "the newer state stays on disk")
       yield* Fiber.join(slow)
     }),
   )
+  const persisted = reported.filter((r) => r.input._tag === "Persisted")
   assert.deepEqual(
-    sent.map((s) => s.to),
-    ["db1", "db3"],
+    persisted.map((r) => (r.input._tag === "Persisted" ? [r.input.seq, r.input.incarnation] : [])),
+    [
+      [2, "run-1"],
+      [1, "run-1"],
+    ],
   )
-  const db3 = sent.find((s) => s.to === "db3")
   assert.ok(
-    db3 !== undefined && db3.at - started < 800,
-    `db3's message after ${db3 && db3.at - started} ms`,
+    persisted[0]!.at - started < 800,
+    `hard state 2 reported after ${persisted[0]!.at - started} ms: it waited for the VIP`,
   )
 })

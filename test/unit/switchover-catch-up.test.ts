@@ -11,10 +11,11 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { type GtidSet, sidsOf, singleton } from "../../agent/src/core/gtid.ts"
-import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
 import { answering } from "../support/probe-answer.ts"
+// Each hard state written at once, as the executor reports it (core/durability.ts).
+import { stepWritten as step } from "../support/written-step.ts"
 
 const world = (): World => {
   const w = new World({ seed: 4, members: dataMembers(3) })

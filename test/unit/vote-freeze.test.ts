@@ -15,10 +15,11 @@ import {
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { buildHeartbeat } from "../../agent/src/core/heartbeat.ts"
 import { probeLocal } from "../../agent/src/core/local-probes.ts"
-import { step } from "../../agent/src/core/reducer.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
 import { answering } from "../support/probe-answer.ts"
+// Each hard state written at once, as the executor reports it (core/durability.ts).
+import { stepWritten as step } from "../support/written-step.ts"
 
 /** A healthy 3-node cluster, 6 s in: db1 primary, db2 and db3 replicas. */
 const running = (): World => {

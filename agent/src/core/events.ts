@@ -70,6 +70,7 @@ export type PlainEventName =
   | "semi-sync-source"
   | "split-brain-guard"
   | "stale-completion"
+  | "hard-state-write-failed"
   | "step-down"
   | "switchover"
   | "switchover-converged"

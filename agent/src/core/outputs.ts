@@ -85,6 +85,13 @@ export const event = (
   out.push({ _tag: "Event", level, reason, ...(typeof e === "string" ? { event: e } : e) })
 }
 
+/**
+ * Asks for the hard state to be written. Numbered in emission order: `out`
+ * is the whole step's outputs, and durability.ts `ready` counts the step's
+ * persists from `s.durability.emitted` the same way.
+ */
 export const persist = (s: AgentState, out: Outputs): void => {
-  out.push({ _tag: "PersistHardState", hard: s.hard })
+  let seq = s.durability.emitted
+  for (const o of out) if (o._tag === "PersistHardState") seq = o.seq
+  out.push({ _tag: "PersistHardState", hard: s.hard, seq: seq + 1 })
 }

@@ -17,6 +17,7 @@ import { onHookDone, onMysqlDone } from "./completions.ts"
 import { type ClusterConfig, isDataNode } from "./config.ts"
 import { replicationPasswordChanged } from "./credentials.ts"
 import { guardPublication } from "./discovery.ts"
+import { noDurability, onPersisted, onPersistFailed, ready } from "./durability.ts"
 import {
   electionClock,
   electionTimers,
@@ -100,6 +101,7 @@ export const initialState = (config: ClusterConfig, self: string): AgentState =>
   inFlight: new Map(),
   awaitingProbe: new Map(),
   probes: noProbes,
+  durability: noDurability,
   nextId: 1,
   reclaimTried: false,
   failbackSince: null,
@@ -184,6 +186,13 @@ export const step = (state: AgentState, input: Input): StepResult => {
     case "PrivilegesChecked":
       s = onPrivilegesChecked(s, out, input.result)
       break
+    case "Persisted":
+      // Numbers are per run: an earlier run's say nothing of this one's.
+      if (input.incarnation === s.bootId) s = onPersisted(s, input.seq)
+      break
+    case "PersistFailed":
+      if (input.incarnation === s.bootId) s = onPersistFailed(s, out, input.seq, input.error)
+      break
     case "RestartDone":
       s = onRestartDone(s, out, input.ok)
       if (input.ok) s = recheckPrivileges(s)
@@ -210,7 +219,8 @@ export const step = (state: AgentState, input: Input): StepResult => {
   }
   s = afterInput(s, out, random)
   s = routeReplies(s, out)
-  return { state: s, outputs: out }
+  const [readied, leaving] = ready(s, out)
+  return { state: readied, outputs: leaving }
 }
 
 const describeStale = (

@@ -40,6 +40,7 @@ export const stillWanted = (s: AgentState, output: Output, incarnation: string):
       return mayBeWritable(s)
     case "PersistHardState":
     case "Send":
+    case "Halt":
     case "Vip":
     case "PublishPrimary":
     case "WithdrawPrimary":

@@ -343,6 +343,21 @@ export type Input =
       readonly result: PrivilegeCheckResult
     }
   | { readonly _tag: "RestartDone"; readonly now: number; readonly ok: boolean }
+  /** Hard state number `seq` of the run `incarnation` (and every one before it) is on disk. */
+  | {
+      readonly _tag: "Persisted"
+      readonly now: number
+      readonly incarnation: string
+      readonly seq: number
+    }
+  /** Hard state number `seq` could not be written. */
+  | {
+      readonly _tag: "PersistFailed"
+      readonly now: number
+      readonly incarnation: string
+      readonly seq: number
+      readonly error: string
+    }
   | {
       readonly _tag: "HookDone"
       readonly now: number
@@ -376,8 +391,14 @@ export type Input =
 export type LogLevel = "info" | "warn" | "error"
 
 export type Output =
-  | { readonly _tag: "PersistHardState"; readonly hard: HardState }
+  /**
+   * Write the hard state, then report `Persisted` (or `PersistFailed`) with
+   * its number: the messages that depend on it leave only then (durability.ts).
+   */
+  | { readonly _tag: "PersistHardState"; readonly hard: HardState; readonly seq: number }
   | { readonly _tag: "Send"; readonly to: string; readonly message: PeerMessage }
+  /** The agent must exit: its service manager restarts it from the hard-state file. */
+  | { readonly _tag: "Halt"; readonly reason: string }
   | { readonly _tag: "Mysql"; readonly id: number; readonly action: MysqlAction }
   | { readonly _tag: "Vip"; readonly op: VipOp }
   /**
@@ -829,6 +850,8 @@ export interface AgentState {
   readonly forwarding: Forwarding
   /** Wall-clock epoch ms minus `now` (history times); 0 when unknown. */
   readonly wallClockOffset: number
+  /** Hard states emitted and known written, and the messages held until theirs is (durability.ts). */
+  readonly durability: Durability
   /** When the election clock was armed (the failure was judged), for the history. */
   readonly electionArmedAt: number | null
   /** `clone` on this node: re-seeding (`cloning`), then rejoining until it is a STANDBY. */
@@ -961,4 +984,19 @@ export interface Forwarding {
     { readonly from: string; readonly requestId: number; readonly at: number }
   >
   readonly nextServedId: number
+}
+
+/** A message that leaves once the hard state it depends on is written. */
+export type SendOutput = Extract<Output, { readonly _tag: "Send" }>
+
+/** The Ready/Advance seam's state (durability.ts). */
+export interface Durability {
+  /** The number of the last hard state emitted in this run (0: none). */
+  readonly emitted: number
+  /** Every hard state up to this number is on disk. */
+  readonly written: number
+  /** Messages waiting for hard state `after` to be written, in the order they were sent. */
+  readonly held: ReadonlyArray<{ readonly after: number; readonly send: SendOutput }>
+  /** A write failed: nothing more leaves, and the agent halts. */
+  readonly failed: boolean
 }

@@ -1,11 +1,11 @@
 // Executes the core's outputs with the adapters and turns their results back
-// into inputs. One step's outputs run in order (a vote leaves only after the
-// persist it depends on; "remove VIP, fence, kill sessions" is an order);
-// steps may run concurrently, so hard-state writes carry a sequence number
-// and an older one never overwrites a newer one. A message leaves only once
-// every hard state emitted before it (in its step or an earlier one) is on
-// disk; a write that fails stops the agent (systemd restarts it from the file).
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Semaphore } from "effect"
+// into inputs. One step's outputs run in order ("remove VIP, fence, kill
+// sessions" is an order); steps may run concurrently. Hard states are written
+// as soon as their step comes, by the core's number (an older one never
+// overwrites a newer one), and reported back (Persisted, PersistFailed): the
+// core holds every message that depends on one until then (core/durability.ts),
+// and asks the agent to halt when a write fails (Halt).
+import { Cause, Clock, Effect, Exit, Fiber, Semaphore } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
@@ -97,69 +97,48 @@ export const makeExecutor = (services: ExecutorServices) => {
   const mysqlSettings = services.mysqlSettings ?? readMysqlSettings
   const runProcess = services.runProcess ?? runInProcessGroup
   const persistLock = Semaphore.makeUnsafe(1)
-  let emitted = 0
+  /** The newest hard state on disk, by the core's number (each holds the whole state). */
   let written = 0
-  /** Persists emitted but not yet known to be on disk, by sequence number, with their state. */
-  const durable = new Map<
-    number,
-    { readonly hard: HardState; readonly done: Deferred.Deferred<void, Error> }
-  >()
-  let persistFailed: Error | null = null
-
-  /** Every persist up to `written` is covered by what is on disk (each holds the whole state). */
-  const settle = () => {
-    for (const [seq, d] of durable) {
-      if (seq > written) continue
-      Deferred.doneUnsafe(d.done, Effect.void)
-      durable.delete(seq)
-    }
-  }
-
-  const persist = (hard: HardState, seq: number) =>
-    persistLock.withPermits(1)(
-      Effect.gen(function* () {
-        if (persistFailed !== null) return yield* Effect.fail(persistFailed)
-        if (seq > written) {
-          yield* services.hardState.save(hard)
-          written = seq
-        }
-        settle()
-      }),
-    )
+  let writtenIn = ""
 
   /**
-   * A term or vote that never reached the disk must not be relied on by a
-   * peer: no message leaves before the hard states emitted before it are
-   * written, and none at all once a write failed. The agent then exits; its
-   * next run starts from the file.
+   * Writes hard state `seq` of the run `incarnation` and reports it to the
+   * core (core/durability.ts), which only then lets the messages behind it
+   * leave. One write at a time, and an older state never overwrites a newer
+   * one of the same run. Started as soon as its step is (not behind the
+   * step's MySQL actions, which may take seconds): the messages wait for the
+   * write, not for them.
    */
-  const onPersistFailed = (e: unknown) =>
-    Effect.sync(() => {
-      if (persistFailed !== null) return
-      persistFailed = new Error(`the hard state could not be written: ${errorText(e)}`)
-      for (const d of durable.values()) Deferred.doneUnsafe(d.done, Effect.fail(persistFailed))
-      durable.clear()
-      services.fatal(
-        `${persistFailed.message}; no message that depends on it is sent, and the agent exits so that its service manager restarts it from the file`,
+  const persist = (hard: HardState, seq: number, incarnation: string): Effect.Effect<void> =>
+    persistLock
+      .withPermits(1)(
+        Effect.gen(function* () {
+          if (writtenIn !== incarnation) {
+            writtenIn = incarnation
+            written = 0
+          }
+          if (seq > written) {
+            yield* services.hardState.save(hard)
+            written = seq
+          }
+        }),
       )
-    })
-
-  /**
-   * Makes the hard state of persist `seq` durable before a message that
-   * depends on it: writes it now if its own step has not got there yet (it
-   * may wait behind a long MySQL action), so a message never waits for more
-   * than a write.
-   */
-  const awaitDurable = (seq: number): Effect.Effect<void, Error> => {
-    if (persistFailed !== null) return Effect.fail(persistFailed)
-    if (seq <= written) return Effect.void
-    const d = durable.get(seq)
-    if (d === undefined) return Effect.void
-    return persist(d.hard, seq).pipe(
-      Effect.tapError(onPersistFailed),
-      Effect.andThen(Deferred.await(d.done)),
-    )
-  }
+      .pipe(
+        Effect.matchEffect({
+          onFailure: (e) =>
+            Effect.sync(() =>
+              enqueue((now) => ({
+                _tag: "PersistFailed",
+                now,
+                incarnation,
+                seq,
+                error: errorText(e),
+              })),
+            ),
+          onSuccess: () =>
+            Effect.sync(() => enqueue((now) => ({ _tag: "Persisted", now, incarnation, seq }))),
+        }),
+      )
 
   /** `wanted`: the core still wants this action (a drain stops waiting once it does not). */
   const mysqlAction = (
@@ -386,38 +365,22 @@ export const makeExecutor = (services: ExecutorServices) => {
       .pipe(Effect.as(0))
   }
 
-  const one = (
-    output: Output,
-    persistSeq: number | undefined,
-    durableSeq: number,
-    incarnation: string,
-    wanted: () => boolean,
-  ): Effect.Effect<void> => {
+  const one = (output: Output, incarnation: string, wanted: () => boolean): Effect.Effect<void> => {
     switch (output._tag) {
       case "PersistHardState":
-        // A failed persist must not let a dependent vote or ack leave: the batch
-        // stops here, later messages are withheld, and the agent exits.
-        return persist(output.hard, persistSeq ?? 0).pipe(
-          Effect.tapError(onPersistFailed),
-          Effect.orDie,
-        )
+        // Started with its step (execute), not behind the step's earlier actions.
+        return Effect.void
       case "Send":
-        return awaitDurable(durableSeq).pipe(
-          Effect.matchEffect({
-            onFailure: (e) =>
-              Effect.sync(() => log.warn({ event: "send-withheld", to: output.to }, errorText(e))),
-            onSuccess: () =>
-              services.mesh
-                .send(output.to, output.message)
-                .pipe(
-                  Effect.catch((e) =>
-                    Effect.sync(() =>
-                      log.debug({ event: "send-dropped", to: output.to }, errorText(e)),
-                    ),
-                  ),
-                ),
-          }),
-        )
+        // The core emits a message only once the hard state it depends on is written.
+        return services.mesh
+          .send(output.to, output.message)
+          .pipe(
+            Effect.catch((e) =>
+              Effect.sync(() => log.debug({ event: "send-dropped", to: output.to }, errorText(e))),
+            ),
+          )
+      case "Halt":
+        return Effect.sync(() => services.fatal(output.reason))
       case "Mysql":
         return Effect.exit(mysqlAction(output.action, wanted)).pipe(
           Effect.map((exit) => {
@@ -590,19 +553,6 @@ export const makeExecutor = (services: ExecutorServices) => {
     incarnation: string,
     stillWanted: (output: Output) => boolean = () => true,
   ): Effect.Effect<void> => {
-    // Sequence numbers are taken now, in step order, before anything runs.
-    // Each output also notes the newest hard state emitted before it (in an
-    // earlier step or earlier in this one): a message waits for that one, not
-    // for a persist that comes after it in its own step.
-    const durableSeqs: Array<number> = []
-    const seqs = outputs.map((o) => {
-      durableSeqs.push(emitted)
-      if (o._tag !== "PersistHardState") return undefined
-      const seq = ++emitted
-      if (persistFailed === null)
-        durable.set(seq, { hard: o.hard, done: Deferred.makeUnsafe<void, Error>() })
-      return seq
-    })
     countOutputs(outputs)
     // An event tells what the core decided, so it is logged now: in its batch it would wait
     // behind the actions before it (a fence pending behind a commit that waits for an
@@ -623,43 +573,53 @@ export const makeExecutor = (services: ExecutorServices) => {
       else if (o._tag === "WriteLagHeartbeat" && stillWanted(o))
         services.lagHeartbeat?.write(o.term)
     }
-    return Effect.forEach(
-      outputs,
-      (o, i) =>
-        Effect.suspend(() => {
-          const wanted = () => stillWanted(o)
-          if (!wanted()) {
-            log.info(
-              {
-                event: "superseded",
-                output: o._tag === "Mysql" ? o.action._tag : o._tag,
-              },
-              "not performed: the decision that issued it was withdrawn before its turn",
-            )
-            // Reported like a failure, so that no routine waits for it for ever
-            // (a withdrawn id is unknown to the core and its report ignored).
-            if (o._tag === "Mysql")
-              enqueue((now) => ({
-                _tag: "MysqlDone",
-                now,
-                incarnation,
-                id: o.id,
-                ok: false,
-                error: "not performed: superseded",
-              }))
-            return Effect.void
-          }
-          // A gratuitous ARP burst takes seconds (garp_count packets a second); nothing
-          // after it in its batch (a heartbeat due at the same tick) waits for it.
-          return o._tag === "ProbeLocal" ||
-            o._tag === "ProbePrimary" ||
-            o._tag === "CheckPrivileges" ||
-            (o._tag === "Vip" && o.op === "refresh") ||
-            (o._tag === "Mysql" && o.action._tag === "FenceRemote" && o.action.background === true)
-            ? Effect.forkDetach(one(o, undefined, durableSeqs[i] ?? 0, incarnation, wanted))
-            : one(o, seqs[i], durableSeqs[i] ?? 0, incarnation, wanted)
-        }),
-      { discard: true },
+    // Hard states are written at once, each reported to the core once on disk (persist).
+    const writes = outputs.flatMap((o) =>
+      o._tag === "PersistHardState" ? [persist(o.hard, o.seq, incarnation)] : [],
+    )
+    const started = Effect.forEach(writes, (w) => Effect.forkDetach(w), { discard: true })
+    return Effect.andThen(
+      started,
+      Effect.forEach(
+        outputs,
+        (o) =>
+          Effect.suspend(() => {
+            const wanted = () => stillWanted(o)
+            if (!wanted()) {
+              log.info(
+                {
+                  event: "superseded",
+                  output: o._tag === "Mysql" ? o.action._tag : o._tag,
+                },
+                "not performed: the decision that issued it was withdrawn before its turn",
+              )
+              // Reported like a failure, so that no routine waits for it for ever
+              // (a withdrawn id is unknown to the core and its report ignored).
+              if (o._tag === "Mysql")
+                enqueue((now) => ({
+                  _tag: "MysqlDone",
+                  now,
+                  incarnation,
+                  id: o.id,
+                  ok: false,
+                  error: "not performed: superseded",
+                }))
+              return Effect.void
+            }
+            // A gratuitous ARP burst takes seconds (garp_count packets a second); nothing
+            // after it in its batch (a heartbeat due at the same tick) waits for it.
+            return o._tag === "ProbeLocal" ||
+              o._tag === "ProbePrimary" ||
+              o._tag === "CheckPrivileges" ||
+              (o._tag === "Vip" && o.op === "refresh") ||
+              (o._tag === "Mysql" &&
+                o.action._tag === "FenceRemote" &&
+                o.action.background === true)
+              ? Effect.forkDetach(one(o, incarnation, wanted))
+              : one(o, incarnation, wanted)
+          }),
+        { discard: true },
+      ),
     )
   }
 

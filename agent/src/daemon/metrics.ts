@@ -259,6 +259,7 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
     case "semi-sync-source":
     case "split-brain-guard":
     case "stale-completion":
+    case "hard-state-write-failed":
     case "step-down":
     case "switchover-converged":
     case "transfer":
