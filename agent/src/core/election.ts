@@ -29,6 +29,7 @@ import {
   ranksBetter,
 } from "./ranking.ts"
 import { crashLoopWhy } from "./restart-routine.ts"
+import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate } from "./roles.ts"
 import { adoptTerm } from "./term.ts"
 import type { AgentState, Election } from "./types.ts"
 
@@ -303,7 +304,7 @@ export const startPreVote = (
     `asking whether peers would elect ${s.self} for term ${term} (${kind})`,
   )
   broadcast(s, out, { _tag: "PreVoteRequest", from: s.self, term, kind, data: candidateData(s) })
-  return maybeWinPreVote({ ...s, role: "pre-candidate", election, electionDueAt: null }, out)
+  return maybeWinPreVote(becomePreCandidate(s, election), out)
 }
 
 export const startVote = (
@@ -313,24 +314,16 @@ export const startVote = (
   origin: ElectionOrigin = originOf(s, kind),
 ): AgentState => {
   const term = s.hard.term + 1
-  let next: AgentState = {
-    ...s,
-    role: "candidate",
-    leader: null,
-    leaderActive: false,
-    hard: { ...s.hard, term, votedFor: s.self },
-    election: {
-      kind,
-      phase: "vote",
-      term,
-      granted: new Set([s.self]),
-      records: [s.hard.record],
-      deadline: electionDeadline(s),
-      resentAt: null,
-      ...origin,
-    },
-    electionDueAt: null,
-  }
+  let next = becomeCandidate(s, {
+    kind,
+    phase: "vote",
+    term,
+    granted: new Set([s.self]),
+    records: [s.hard.record],
+    deadline: electionDeadline(s),
+    resentAt: null,
+    ...origin,
+  })
   persist(next, out)
   if (isDataNode(s.config, s.self) && s.local.probe?.replica?.ioRunning) {
     ;[next] = issueMysql(next, out, { _tag: "StopReplicaIo" }, { _tag: "Revoke", term })
@@ -350,7 +343,7 @@ const maybeWin = (s: AgentState, out: Outputs): AgentState => {
   const e = s.election
   if (e === null || e.phase !== "vote" || e.granted.size < quorum(s.config)) return s
   event(out, "info", "elected", `won term ${e.term} with votes from ${[...e.granted].join(", ")}`)
-  return beginPromotion({ ...s, election: null, role: "leader", leader: s.self }, out, e)
+  return beginPromotion(becomeLeader(s), out, e)
 }
 
 /** Election timeouts: give up a stalled round; re-send requests once to the silent. */
@@ -359,7 +352,7 @@ export const electionTimers = (s: AgentState, out: Outputs): AgentState => {
   if (e === null) return s
   if (s.now >= e.deadline) {
     event(out, "info", "election-timeout", `no quorum for term ${e.term} (${e.phase})`)
-    return { ...s, role: "follower", election: null, electionDueAt: null }
+    return { ...becomeFollower(s, s), electionDueAt: null }
   }
   const half = e.deadline - s.config.timings.rpcTimeoutMs
   if (e.resentAt === null && s.now >= half) {

@@ -50,6 +50,7 @@ import { onRecordAck, onRecordAppend, resendProposal } from "./record-replicatio
 import { guardReplication } from "./replication.ts"
 import { heartbeatAfterResign, onResign, resign } from "./resignation.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
+import { becomeFollower } from "./roles.ts"
 import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
 import { failbackTimer, onSwitchoverProbe, switchoverTimers } from "./switchover.ts"
 import { adoptTerm } from "./term.ts"
@@ -290,11 +291,7 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
       if (m.term < next.hard.term || next.role === "leader") return next
       event(out, "info", "new-primary", `${m.from} is ACTIVE for term ${m.term}`)
       return {
-        ...next,
-        role: "follower",
-        election: null,
-        leader: m.from,
-        leaderActive: true,
+        ...becomeFollower(next, { leader: m.from, leaderActive: true }),
         resignedTerm: 0,
         preFailoverRefused: null,
       }

@@ -6,8 +6,8 @@
  */
 import { adoptionEnds } from "./adoption.ts"
 import { selfFence } from "./fencing.ts"
-import { noLease } from "./lease.ts"
 import { broadcast, event, type Outputs } from "./outputs.ts"
+import { becomeFollower } from "./roles.ts"
 import type { AgentState } from "./types.ts"
 import { mysqldRefuses } from "./vip-handover.ts"
 
@@ -41,14 +41,7 @@ export const resign = (
   broadcast(fenced, out, { _tag: "Resign", from: s.self, term: s.hard.term, reason })
   event(out, "warn", "resigned", `term ${s.hard.term}: ${reason}`)
   return {
-    ...fenced,
-    role: "follower",
-    leader: null,
-    leaderActive: false,
-    promotion: null,
-    switchover: null,
-    election: null,
-    lease: noLease,
+    ...becomeFollower(fenced, { leader: null, leaderActive: false }),
     promise: null,
     resignedTerm: s.hard.term,
     // Its fence may still be pending (and mysqld writable): the "restarted recorded primary

@@ -3,8 +3,8 @@
  * it, durably, and step down if it led.
  */
 import { selfFence } from "./fencing.ts"
-import { noLease } from "./lease.ts"
 import { event, type Outputs, persist } from "./outputs.ts"
+import { becomeFollower } from "./roles.ts"
 import type { AgentState } from "./types.ts"
 
 /** Back to follower in the current term; a leader fences itself first. */
@@ -12,16 +12,7 @@ export const stepDown = (s: AgentState, out: Outputs, reason: string): AgentStat
   let next = s
   if (s.role === "leader") next = selfFence(s, out, `stepping down: ${reason}`)
   if (s.role !== "follower") event(out, "info", "step-down", reason)
-  return {
-    ...next,
-    role: "follower",
-    leader: s.role === "leader" ? null : s.leader,
-    leaderActive: s.role === "leader" ? false : s.leaderActive,
-    election: null,
-    promotion: null,
-    switchover: null,
-    lease: noLease,
-  }
+  return becomeFollower(next, s.role === "leader" ? { leader: null, leaderActive: false } : s)
 }
 
 /** Adopts a higher term: forgets the vote, persists, steps down. */
