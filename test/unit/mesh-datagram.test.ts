@@ -169,6 +169,46 @@ test("two meshes: every message goes on the TLS connection, and its datagram cop
   )
 })
 
+test("two meshes: the same message object sent again (a broadcast's Sends, one per peer) reuses its frame; another message is encoded afresh", async () => {
+  await withPair(undefined, false, (m1, m2) =>
+    Effect.gen(function* () {
+      yield* connected(m1, m2)
+      yield* Effect.sleep(200)
+      const first: Beat = { _tag: "Beat", from: "db1", seq: 1 }
+      yield* m1.send("db2", first).pipe(Effect.orDie)
+      yield* m1.send("db2", first).pipe(Effect.orDie)
+      // Equal content, another object; then a different message.
+      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 1 }).pipe(Effect.orDie)
+      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 2 }).pipe(Effect.orDie)
+      // An unknown peer fails as before and leaves the reused frame alone.
+      const unknown = yield* Effect.flip(m1.send("db9", { _tag: "Beat", from: "db1", seq: 3 }))
+      assert.equal(unknown.reason, "unknown-peer")
+      yield* m1.send("db2", first).pipe(Effect.orDie)
+      const got: Array<[number, string]> = []
+      for (let i = 0; i < 10; i++) {
+        const m = yield* Queue.take(m2.inboundQueue)
+        got.push([m.message.seq, m.message.via ?? "tls"])
+      }
+      assert.deepEqual(
+        got.sort(),
+        [
+          [1, "tls"],
+          [1, "tls"],
+          [1, "tls"],
+          [1, "tls"],
+          [1, "udp"],
+          [1, "udp"],
+          [1, "udp"],
+          [1, "udp"],
+          [2, "tls"],
+          [2, "udp"],
+        ],
+      )
+      assert.equal((yield* m1.metrics).datagramsOut, 5)
+    }),
+  )
+})
+
 test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async () => {
   await withPair({ major: 1, minor: 1 }, false, (m1, m2) =>
     Effect.gen(function* () {

@@ -1242,6 +1242,23 @@ export const makeMesh = <A, I>(
       `mesh listening on ${options.listen.host}:${options.listen.port} as ${options.self}`,
     ).pipe(Effect.annotateLogs({ component: "mesh", event: "mesh-started" }))
 
+    // The core broadcasts as one Send per peer with the same message object: it
+    // is encoded (and its datagram copy too) once, for the first peer, and the
+    // frame reused for the others (issue 12). Messages are never mutated.
+    let lastMessage: A | undefined
+    let lastFrame: Queued | undefined
+    let lastPayload: Buffer | undefined
+    const frameOf = (message: A, peer: string): Queued | MeshSendError => {
+      if (lastMessage === message && lastFrame !== undefined)
+        return { data: lastFrame.data, bytes: lastFrame.bytes, at: monotonicNow() }
+      const frame = transport.encodeFrame(message, peer)
+      if (frame instanceof MeshSendError) return frame
+      lastMessage = message
+      lastFrame = frame
+      lastPayload = transport.datagramPayload(message)
+      return frame
+    }
+
     const send = (peer: string, message: A): Effect.Effect<void, MeshSendError> =>
       Effect.suspend(() => {
         if (transport.isStopping()) {
@@ -1259,10 +1276,10 @@ export const makeMesh = <A, I>(
             }),
           )
         }
-        const frame = transport.encodeFrame(message, peer)
+        const frame = frameOf(message, peer)
         if (frame instanceof MeshSendError) return Effect.fail(frame)
         transport.enqueue(p, frame)
-        transport.sendDatagram(p, transport.datagramPayload(message))
+        transport.sendDatagram(p, lastPayload)
         return Effect.void
       })
 
