@@ -168,6 +168,13 @@ export interface MeshOptions<A, I> {
    * the later of two copies with the same name from a peer is not delivered.
    */
   readonly datagramId?: (message: A) => string | undefined
+  /**
+   * `datagramId` read from a received message's JSON before it is decoded,
+   * undefined when it cannot be told from that: a second copy is then
+   * dropped without being decoded (issue 12). It must name a message as
+   * `datagramId` names it once decoded.
+   */
+  readonly encodedDatagramId?: (json: object) => string | undefined
 }
 
 export interface Inbound<A> {
@@ -1005,6 +1012,21 @@ class Transport<A, I> {
     return false
   }
 
+  /** Was the message of this JSON (named by encodedDatagramId) delivered already? Counted if so. */
+  private seenEncoded(from: string, json: unknown): boolean {
+    const nameOf = this.options.encodedDatagramId
+    if (nameOf === undefined || typeof json !== "object" || json === null) return false
+    let id: string | undefined
+    try {
+      id = nameOf(json)
+    } catch {
+      return false
+    }
+    if (id === undefined || this.peers.get(from)?.recentIds.has(id) !== true) return false
+    this.counters.duplicates += 1
+    return true
+  }
+
   private onFrame(from: string, data: WebSocket.RawData, isBinary: boolean) {
     const bytes = Array.isArray(data)
       ? data.reduce((n, b) => n + b.length, 0)
@@ -1027,6 +1049,9 @@ class Transport<A, I> {
     } catch (e) {
       return this.drop(from, "malformed-json", errorText(e))
     }
+    // Half of what arrives at rest is the second copy of a heartbeat or an
+    // acknowledgement: it is recognised by its name before any decoding.
+    if (this.seenEncoded(from, json)) return
     let decoded: Result.Result<A, Schema.SchemaError>
     try {
       decoded = this.decode(json)
