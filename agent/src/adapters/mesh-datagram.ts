@@ -24,7 +24,13 @@
  * connection with the same peer replaces them: the last two are kept, so
  * datagrams sealed with the previous key during the switch still count.
  */
-import { createHash, createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto"
+import {
+  createHash,
+  createHmac,
+  createSecretKey,
+  type KeyObject,
+  timingSafeEqual,
+} from "node:crypto"
 import type { TLSSocket } from "node:tls"
 
 const MAGIC = Buffer.from("MHA1", "ascii")
