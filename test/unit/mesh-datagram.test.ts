@@ -169,6 +169,45 @@ test("two meshes: every message goes on the TLS connection, and its datagram cop
   )
 })
 
+test("two meshes: the same message object sent again (a broadcast's Sends, one per peer) reuses its frame; another message is encoded afresh", async () => {
+  await withPair(undefined, false, (m1, m2) =>
+    Effect.gen(function* () {
+      yield* connected(m1, m2)
+      yield* Effect.sleep(200)
+      const first: Beat = { _tag: "Beat", from: "db1", seq: 1 }
+      yield* m1.send("db2", first).pipe(Effect.orDie)
+      yield* m1.send("db2", first).pipe(Effect.orDie)
+      // Equal content, another object; then a different message.
+      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 1 }).pipe(Effect.orDie)
+      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 2 }).pipe(Effect.orDie)
+      // An unknown peer fails as before and leaves the reused frame alone.
+      const unknown = yield* Effect.flip(
+        m1.send("db9", { _tag: "Beat", from: "db1", seq: 3 }),
+      ).pipe(Effect.orDie)
+      assert.equal(unknown.reason, "unknown-peer")
+      yield* m1.send("db2", first).pipe(Effect.orDie)
+      const got: Array<[number, string]> = []
+      for (let i = 0; i < 10; i++) {
+        const m = yield* Queue.take(m2.inboundQueue)
+        got.push([m.message.seq, m.message.via ?? "tls"])
+      }
+      assert.deepEqual(got.sort(), [
+        [1, "tls"],
+        [1, "tls"],
+        [1, "tls"],
+        [1, "tls"],
+        [1, "udp"],
+        [1, "udp"],
+        [1, "udp"],
+        [1, "udp"],
+        [2, "tls"],
+        [2, "udp"],
+      ])
+      assert.equal((yield* m1.metrics).datagramsOut, 5)
+    }),
+  )
+})
+
 test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async () => {
   await withPair({ major: 1, minor: 1 }, false, (m1, m2) =>
     Effect.gen(function* () {
@@ -200,6 +239,44 @@ test("two meshes naming their messages: the first copy is delivered, the second 
         "each message once, whichever way came first",
       )
     }),
+  )
+})
+
+test("two meshes naming their messages from the JSON too: the second copy is dropped before it is decoded", async () => {
+  // claimedSender runs on every decoded message: it counts the decodes on db2.
+  let decodedAt2 = 0
+  const both: MeshExtra<Beat> = {
+    claimedSender: (m) => m.from,
+    datagram: (m) => ({ ...m, via: "udp" }),
+    datagramId: (m) => `${m.seq}`,
+    encodedDatagramId: (json) => ("seq" in json ? `${json.seq}` : undefined),
+  }
+  await withMeshPair(
+    Beat,
+    {
+      db1: both,
+      db2: {
+        ...both,
+        claimedSender: (m) => {
+          decodedAt2 += 1
+          return m.from
+        },
+      },
+    },
+    (m1, m2) =>
+      Effect.gen(function* () {
+        yield* connected(m1, m2)
+        yield* Effect.sleep(200)
+        for (const seq of [1, 2, 3])
+          yield* m1.send("db2", { _tag: "Beat", from: "db1", seq }).pipe(Effect.orDie)
+        yield* waitUntil(
+          "db2 to have seen both copies of the three",
+          Effect.map(m2.metrics, (x) => x.duplicates === 3),
+        )
+        const got = [yield* Queue.takeAll(m2.inboundQueue)].flat()
+        assert.deepEqual(got.map((m) => m.message.seq).sort(), [1, 2, 3])
+        assert.equal(decodedAt2, 3, "only the first copy of each was decoded")
+      }),
   )
 })
 

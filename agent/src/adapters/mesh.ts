@@ -168,6 +168,13 @@ export interface MeshOptions<A, I> {
    * the later of two copies with the same name from a peer is not delivered.
    */
   readonly datagramId?: (message: A) => string | undefined
+  /**
+   * `datagramId` read from a received message's JSON before it is decoded,
+   * undefined when it cannot be told from that: a second copy is then
+   * dropped without being decoded (issue 12). It must name a message as
+   * `datagramId` names it once decoded.
+   */
+  readonly encodedDatagramId?: (json: object) => string | undefined
 }
 
 export interface Inbound<A> {
@@ -1005,6 +1012,21 @@ class Transport<A, I> {
     return false
   }
 
+  /** Was the message of this JSON (named by encodedDatagramId) delivered already? Counted if so. */
+  private seenEncoded(from: string, json: unknown): boolean {
+    const nameOf = this.options.encodedDatagramId
+    if (nameOf === undefined || typeof json !== "object" || json === null) return false
+    let id: string | undefined
+    try {
+      id = nameOf(json)
+    } catch {
+      return false
+    }
+    if (id === undefined || this.peers.get(from)?.recentIds.has(id) !== true) return false
+    this.counters.duplicates += 1
+    return true
+  }
+
   private onFrame(from: string, data: WebSocket.RawData, isBinary: boolean) {
     const bytes = Array.isArray(data)
       ? data.reduce((n, b) => n + b.length, 0)
@@ -1027,6 +1049,9 @@ class Transport<A, I> {
     } catch (e) {
       return this.drop(from, "malformed-json", errorText(e))
     }
+    // Half of what arrives at rest is the second copy of a heartbeat or an
+    // acknowledgement: it is recognised by its name before any decoding.
+    if (this.seenEncoded(from, json)) return
     let decoded: Result.Result<A, Schema.SchemaError>
     try {
       decoded = this.decode(json)
@@ -1242,6 +1267,23 @@ export const makeMesh = <A, I>(
       `mesh listening on ${options.listen.host}:${options.listen.port} as ${options.self}`,
     ).pipe(Effect.annotateLogs({ component: "mesh", event: "mesh-started" }))
 
+    // The core broadcasts as one Send per peer with the same message object: it
+    // is encoded (and its datagram copy too) once, for the first peer, and the
+    // frame reused for the others (issue 12). Messages are never mutated.
+    let lastMessage: A | undefined
+    let lastFrame: Queued | undefined
+    let lastPayload: Buffer | undefined
+    const frameOf = (message: A, peer: string): Queued | MeshSendError => {
+      if (lastMessage === message && lastFrame !== undefined)
+        return { data: lastFrame.data, bytes: lastFrame.bytes, at: monotonicNow() }
+      const frame = transport.encodeFrame(message, peer)
+      if (frame instanceof MeshSendError) return frame
+      lastMessage = message
+      lastFrame = frame
+      lastPayload = transport.datagramPayload(message)
+      return frame
+    }
+
     const send = (peer: string, message: A): Effect.Effect<void, MeshSendError> =>
       Effect.suspend(() => {
         if (transport.isStopping()) {
@@ -1259,10 +1301,10 @@ export const makeMesh = <A, I>(
             }),
           )
         }
-        const frame = transport.encodeFrame(message, peer)
+        const frame = frameOf(message, peer)
         if (frame instanceof MeshSendError) return Effect.fail(frame)
         transport.enqueue(p, frame)
-        transport.sendDatagram(p, transport.datagramPayload(message))
+        transport.sendDatagram(p, lastPayload)
         return Effect.void
       })
 

@@ -182,6 +182,9 @@ const timeoutError = (action: string, target: string, what: string, ms: number) 
 // ---------------------------------------------------------------------------
 // Connections
 
+/** The longest delay a Node timer takes (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647
+
 /** A row of a result set, as mysql2 returns it. */
 export type Row = Record<string, unknown>
 
@@ -366,26 +369,68 @@ export const openSession = (
       timeoutMs: number | undefined,
     ): Effect.Effect<unknown, MysqlError> => {
       const ms = timeoutMs ?? settings.queryTimeoutMs
+      const lost = () =>
+        Effect.fail(
+          new MysqlError({
+            action: queryAction,
+            target,
+            kind: "connection-lost",
+            code: "CONNECTION_BROKEN",
+            errno: null,
+            sqlState: null,
+            reason: "the connection broke earlier and cannot be reused",
+          }),
+        )
+      if (!(ms >= 0 && ms <= MAX_TIMER_MS)) {
+        // Beyond what a Node timer takes: Effect's own timeout, as it always was.
+        return Effect.callback<unknown, MysqlError>((resume) => {
+          if (broken) {
+            resume(lost())
+            return
+          }
+          conn.query(
+            { sql, values: params === undefined ? undefined : [...params] },
+            (err: unknown, rows: unknown) => {
+              if (err) {
+                const e = toMysqlError(queryAction, target, "query", err)
+                if (e.kind !== "server") markBroken()
+                resume(Effect.fail(e))
+              } else {
+                resume(Effect.succeed(rows))
+              }
+            },
+          )
+          return Effect.sync(markBroken)
+        }).pipe(
+          Effect.timeoutOrElse({
+            duration: Duration.millis(ms),
+            orElse: () => Effect.fail(timeoutError(queryAction, target, "the query", ms)),
+          }),
+        )
+      }
+      // The timeout is a plain timer here rather than Effect.timeoutOrElse, which
+      // races two fibers per statement: the probes run two to four statements a
+      // second at rest (issue 12). The same outcome: at the timeout the socket is
+      // destroyed and the statement fails with kind "timeout"; an interruption
+      // destroys it too.
       return Effect.callback<unknown, MysqlError>((resume) => {
         if (broken) {
-          resume(
-            Effect.fail(
-              new MysqlError({
-                action: queryAction,
-                target,
-                kind: "connection-lost",
-                code: "CONNECTION_BROKEN",
-                errno: null,
-                sqlState: null,
-                reason: "the connection broke earlier and cannot be reused",
-              }),
-            ),
-          )
+          resume(lost())
           return
         }
+        let settled = false
+        const timer = setTimeout(() => {
+          if (settled) return
+          settled = true
+          markBroken()
+          resume(Effect.fail(timeoutError(queryAction, target, "the query", ms)))
+        }, ms)
         conn.query(
           { sql, values: params === undefined ? undefined : [...params] },
           (err: unknown, rows: unknown) => {
+            if (settled) return
+            settled = true
+            clearTimeout(timer)
             if (err) {
               const e = toMysqlError(queryAction, target, "query", err)
               if (e.kind !== "server") markBroken()
@@ -395,13 +440,12 @@ export const openSession = (
             }
           },
         )
-        return Effect.sync(markBroken)
-      }).pipe(
-        Effect.timeoutOrElse({
-          duration: Duration.millis(ms),
-          orElse: () => Effect.fail(timeoutError(queryAction, target, "the query", ms)),
-        }),
-      )
+        return Effect.sync(() => {
+          settled = true
+          clearTimeout(timer)
+          markBroken()
+        })
+      })
     }
     const session: MysqlSession = {
       target,

@@ -304,6 +304,23 @@ const vipLayer = Layer.effect(
   }),
 )
 
+/**
+ * The name two copies of a heartbeat or an acknowledgement share (the TLS
+ * frame and the datagram), from the message or from its JSON as received
+ * (these fields are the same in both).
+ */
+const copyName = (m: {
+  readonly _tag?: unknown
+  readonly bootId?: unknown
+  readonly term?: unknown
+  readonly round?: unknown
+}): string | undefined =>
+  m._tag === "Heartbeat"
+    ? `hb ${m.bootId} ${m.round}`
+    : m._tag === "HeartbeatAck"
+      ? `ack ${m.term} ${m.round}`
+      : undefined
+
 const meshLayer = Layer.unwrap(
   Effect.gen(function* () {
     const { current } = yield* AgentConfig
@@ -319,12 +336,9 @@ const meshLayer = Layer.unwrap(
         return small
       },
       // The first of the two copies counts; the second is not stepped through the core again.
-      datagramId: (m) =>
-        m._tag === "Heartbeat"
-          ? `hb ${m.bootId} ${m.round}`
-          : m._tag === "HeartbeatAck"
-            ? `ack ${m.term} ${m.round}`
-            : undefined,
+      datagramId: copyName,
+      // The same name from the JSON as received: a second copy is not decoded at all.
+      encodedDatagramId: copyName,
       deliver: (m) =>
         deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
       // A vote request or heartbeat older than the rpc timeout is useless.
