@@ -381,50 +381,30 @@ export const openSession = (
             reason: "the connection broke earlier and cannot be reused",
           }),
         )
-      if (!(ms >= 0 && ms <= MAX_TIMER_MS)) {
-        // Beyond what a Node timer takes: Effect's own timeout, as it always was.
-        return Effect.callback<unknown, MysqlError>((resume) => {
-          if (broken) {
-            resume(lost())
-            return
-          }
-          conn.query(
-            { sql, values: params === undefined ? undefined : [...params] },
-            (err: unknown, rows: unknown) => {
-              if (err) {
-                const e = toMysqlError(queryAction, target, "query", err)
-                if (e.kind !== "server") markBroken()
-                resume(Effect.fail(e))
-              } else {
-                resume(Effect.succeed(rows))
-              }
-            },
-          )
-          return Effect.sync(markBroken)
-        }).pipe(
-          Effect.timeoutOrElse({
-            duration: Duration.millis(ms),
-            orElse: () => Effect.fail(timeoutError(queryAction, target, "the query", ms)),
-          }),
-        )
-      }
       // The timeout is a plain timer here rather than Effect.timeoutOrElse, which
       // races two fibers per statement: the probes run two to four statements a
       // second at rest (issue 12). The same outcome: at the timeout the socket is
       // destroyed and the statement fails with kind "timeout"; an interruption
-      // destroys it too.
+      // destroys it too. A bound beyond what a Node timer takes (Infinity: a
+      // fence left pending) sets no timer.
       return Effect.callback<unknown, MysqlError>((resume) => {
         if (broken) {
           resume(lost())
           return
         }
         let settled = false
-        const timer = setTimeout(() => {
-          if (settled) return
-          settled = true
-          markBroken()
-          resume(Effect.fail(timeoutError(queryAction, target, "the query", ms)))
-        }, ms)
+        const timer =
+          ms <= MAX_TIMER_MS
+            ? setTimeout(
+                () => {
+                  if (settled) return
+                  settled = true
+                  markBroken()
+                  resume(Effect.fail(timeoutError(queryAction, target, "the query", ms)))
+                },
+                Math.max(0, ms),
+              )
+            : undefined
         conn.query(
           { sql, values: params === undefined ? undefined : [...params] },
           (err: unknown, rows: unknown) => {
