@@ -153,7 +153,7 @@ test("a slow hard-state write that succeeds: the vote requests leave after it, t
     assert.ok(s.at >= writtenAt, `sent ${writtenAt - s.at} ms before the vote was on disk`)
 })
 
-test("the executor writes a step's hard state at once, not behind the step's slow action, and reports it by number; an older one never overwrites a newer", {
+test("the executor writes a step's hard state at once, not behind the step's slow action, and reports it by number; across a restart of the decision loop the later step's state stays on disk", {
   timeout: 10_000,
 }, async (t) => {
   const dir = await tempDir(t)
@@ -188,11 +188,11 @@ test("the executor writes a step's hard state at once, not behind the step's slo
         ),
       )
       yield* Effect.sleep(50)
-      // An older state of the same run, reported after the newer one: covered, not written.
-      yield* executor.execute([{ _tag: "PersistHardState", hard: hard(1), seq: 1 }], "run-1")
+      // The decision loop restarted: its numbers start again, its state is the newer one.
+      yield* executor.execute([{ _tag: "PersistHardState", hard: hard(3), seq: 1 }], "run-2")
       yield* Effect.sleep(50)
       const onDisk = Option.getOrNull(yield* store.load)
-      assert.equal(onDisk?.term, 2, "the newer state stays on disk")
+      assert.equal(onDisk?.term, 3, "the later step's state is on disk")
       yield* Fiber.join(slow)
     }),
   )
@@ -201,7 +201,7 @@ test("the executor writes a step's hard state at once, not behind the step's slo
     persisted.map((r) => (r.input._tag === "Persisted" ? [r.input.seq, r.input.incarnation] : [])),
     [
       [2, "run-1"],
-      [1, "run-1"],
+      [1, "run-2"],
     ],
   )
   assert.ok(

@@ -97,29 +97,31 @@ export const makeExecutor = (services: ExecutorServices) => {
   const mysqlSettings = services.mysqlSettings ?? readMysqlSettings
   const runProcess = services.runProcess ?? runInProcessGroup
   const persistLock = Semaphore.makeUnsafe(1)
-  /** The newest hard state on disk, by the core's number (each holds the whole state). */
+  /**
+   * Hard states in the order their steps came, across runs of the decision
+   * loop (the core's numbers start again with each run; this executor serves
+   * them all), and the newest one on disk (each holds the whole state).
+   */
+  let ordered = 0
   let written = 0
-  let writtenIn = ""
 
   /**
    * Writes hard state `seq` of the run `incarnation` and reports it to the
    * core (core/durability.ts), which only then lets the messages behind it
    * leave. One write at a time, and an older state never overwrites a newer
-   * one of the same run. Started as soon as its step is (not behind the
-   * step's MySQL actions, which may take seconds): the messages wait for the
-   * write, not for them.
+   * one, not even one of an earlier run still being written when the loop
+   * restarted. Started as soon as its step is (not behind the step's MySQL
+   * actions, which may take seconds): the messages wait for the write, not
+   * for them.
    */
-  const persist = (hard: HardState, seq: number, incarnation: string): Effect.Effect<void> =>
-    persistLock
+  const persist = (hard: HardState, seq: number, incarnation: string): Effect.Effect<void> => {
+    const order = ++ordered
+    return persistLock
       .withPermits(1)(
         Effect.gen(function* () {
-          if (writtenIn !== incarnation) {
-            writtenIn = incarnation
-            written = 0
-          }
-          if (seq > written) {
+          if (order > written) {
             yield* services.hardState.save(hard)
-            written = seq
+            written = order
           }
         }),
       )
@@ -139,6 +141,7 @@ export const makeExecutor = (services: ExecutorServices) => {
             Effect.sync(() => enqueue((now) => ({ _tag: "Persisted", now, incarnation, seq }))),
         }),
       )
+  }
 
   /** `wanted`: the core still wants this action (a drain stops waiting once it does not). */
   const mysqlAction = (
