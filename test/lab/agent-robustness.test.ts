@@ -316,10 +316,12 @@ describe("a running cluster of agents under bad input", () => {
       )
     }
     // The bound is the packaged agent's (its 64 MB heap: +23.6 MiB peak seen);
-    // run from source V8's old generation is not capped and grows further
-    // (+47 to +53 seen alone, +75.3 in a CI run on a loaded machine): there
-    // the test checks a bound, not the packaged figure.
-    const bound = process.env.MHA_AGENT_BIN ? 50 : 100
+    // run from source V8's old generation is not capped and grows further:
+    // +47 to +75 at earlier stops; at stop 22 on a quiet machine +58, +64,
+    // +109 in fresh-clone CI runs and +114, +89 alone, the same at 9c0e99d
+    // (+107, +100) as at 164f0ff, so no change of the agent's. There the test
+    // checks a bound against runaway growth, not the packaged figure.
+    const bound = process.env.MHA_AGENT_BIN ? 50 : 150
     assert.ok(
       rssMax - rssBefore < bound,
       `RSS grew by ${(rssMax - rssBefore).toFixed(1)} MiB (bound ${bound})`,

@@ -44,12 +44,18 @@ test(
       await everyNode("resumed in every node's status", (r) => r.status?.paused === false)
 
       // A dry run from a replica: every check and step from the primary, nothing changes.
-      const dry = await ask(other, {
-        _tag: "Switchover",
-        to: replica,
-        dryRun: true,
-        drainTimeoutMs: 1000,
-      })
+      // Asked again until its checks pass: this runs a second after the bootstrap, and the
+      // replica's first heartbeats may still show its replication starting (CI of 164f0ff:
+      // "db2 does not replicate from db1 with IO and SQL threads running", 0.5 s after the
+      // agent had started it). A dry run changes nothing, so asking again is harmless.
+      const dryRun = () =>
+        ask(other, { _tag: "Switchover", to: replica, dryRun: true, drainTimeoutMs: 1000 })
+      let dry = await dryRun()
+      await waitFor(
+        "a dry run whose checks pass",
+        async () => (dry = await dryRun()).ok,
+        10_000,
+      ).catch(() => undefined)
       assert.equal(dry.ok, true, `${dry.message}\n${dry.steps?.join("\n")}`)
       assert.equal(dry.answeredBy, primary)
       assert.ok((dry.steps ?? []).some((s) => s.startsWith(`check note: ${replica} has `)))
