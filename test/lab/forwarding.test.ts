@@ -53,7 +53,10 @@ test(
       let dry = await dryRun()
       await waitFor(
         "a dry run whose checks pass",
-        async () => (dry = await dryRun()).ok,
+        async () => {
+          dry = await dryRun()
+          return dry.ok
+        },
         10_000,
       ).catch(() => undefined)
       assert.equal(dry.ok, true, `${dry.message}\n${dry.steps?.join("\n")}`)
