@@ -59,14 +59,9 @@ test("a failed fire-and-forget action is logged by its purpose and awaited by a 
   assert.deepEqual(s1.inFlight.get(id), { _tag: "Replication" })
   assert.equal(isInFlight(s1, "Replication"), true)
   const now = s1.now + 10
-  const done = step(s1, {
-    _tag: "MysqlDone",
-    now,
-    incarnation: s1.bootId,
-    id,
-    ok: false,
-    error: "boom",
-  })
+  const fail = (s: typeof s1) =>
+    step(s, { _tag: "MysqlDone", now, incarnation: s1.bootId, id, ok: false, error: "boom" })
+  const done = fail(s1)
   const failed = done.outputs.find((o) => o._tag === "Event" && o.event === "mysql-action-failed")
   assert.ok(failed !== undefined && failed._tag === "Event")
   assert.equal(failed.reason, "replication: boom")
@@ -77,14 +72,7 @@ test("a failed fire-and-forget action is logged by its purpose and awaited by a 
   const probe = s0.local.probe
   assert.ok(probe !== null)
   // The answer to a probe sent before the action finished shows nothing of it.
-  const before = step(probeLocal(s1, []), {
-    _tag: "MysqlDone",
-    now,
-    incarnation: s1.bootId,
-    id,
-    ok: false,
-    error: "boom",
-  })
+  const before = fail(probeLocal(s1, []))
   const stale = step(before.state, {
     _tag: "LocalProbed",
     ...answering(before.state),
