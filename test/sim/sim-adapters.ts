@@ -33,7 +33,7 @@ import type {
 import type { ProcessRunResult } from "../../agent/src/adapters/process-group.ts"
 import type { RestartResult } from "../../agent/src/adapters/service-manager.ts"
 import type { VipService } from "../../agent/src/adapters/vip.ts"
-import { type GtidSet, isSubset } from "../../agent/src/core/gtid.ts"
+import { emptyGtidSet, type GtidSet, isSubset } from "../../agent/src/core/gtid.ts"
 import type { HardState, HookName, Output } from "../../agent/src/core/types.ts"
 import {
   type ExecutorServices,
@@ -430,7 +430,7 @@ export const simAgentProcess = (options: {
       ),
     waitForExecutedGtidSet: (set, timeoutSeconds) =>
       statement("wait", (m) =>
-        pollUntil(m, timeoutSeconds * 1000, (x) => isSubset(set, x.executed)).pipe(
+        pollUntil(m, timeoutSeconds * 1000, (x) => isSubset(set, x.gtidExecuted)).pipe(
           Effect.map((ok) => (ok ? { _tag: "Applied" as const } : { _tag: "TimedOut" as const })),
         ),
       ),
@@ -537,7 +537,7 @@ export const simAgentProcess = (options: {
         const start = host.now
         const loop: Effect.Effect<WaitResult, MysqlError> = Effect.suspend(() => {
           if (!reachable()) return Effect.fail(mysqlError("wait", at, "connection-lost", "lost"))
-          if (isSubset(set, t.executed)) return Effect.succeed({ _tag: "Applied" as const })
+          if (isSubset(set, t.gtidExecuted)) return Effect.succeed({ _tag: "Applied" as const })
           if (host.now - start >= timeoutMs) return Effect.succeed({ _tag: "TimedOut" as const })
           return Effect.andThen(
             after(MYSQL_POLL_MS, () => Effect.void),
@@ -574,6 +574,7 @@ export const simAgentProcess = (options: {
           superReadOnly: p.superReadOnly,
           relayLogRecovery: true,
           executed: p.executed,
+          committing: p.committing ?? emptyGtidSet,
           replica:
             p.replica === null
               ? null

@@ -75,6 +75,7 @@ import {
   type GtidSet,
   isSubset,
   nextGno,
+  subtract,
   union,
 } from "../../agent/src/core/gtid.ts"
 import type { MysqlProbe } from "../../agent/src/core/types.ts"
@@ -156,13 +157,29 @@ export class SimMysqld {
     return union(this.executed, this.retrieved)
   }
 
+  /**
+   * Commits waiting for acknowledgements: in the binlog (`executed` here) and
+   * owned by their sessions (@@gtid_owned), not yet in @@gtid_executed
+   * (test/lab/semisync-behaviour.test.ts "kill -9 ... its GTID is owned, not
+   * executed"); crash recovery commits them.
+   */
+  get committing(): GtidSet {
+    return this.pending.reduce((set, p) => addTransaction(set, this.uuid, p.gno), emptyGtidSet)
+  }
+
+  /** @@gtid_executed as a client reads it: the binlog less the commits in flight. */
+  get gtidExecuted(): GtidSet {
+    return this.pending.length === 0 ? this.executed : subtract(this.executed, this.committing)
+  }
+
   /** `clients`: semi-sync replicas connected now (the world knows the network). */
   probe(clients = 0): MysqlProbe {
     return {
       serverUuid: this.uuid,
       readOnly: this.readOnly,
       superReadOnly: this.superReadOnly,
-      executed: this.executed,
+      executed: this.gtidExecuted,
+      ...(this.pending.length === 0 ? {} : { committing: this.committing }),
       replica:
         this.source === null
           ? null

@@ -20,7 +20,7 @@
  * Privileges: REPLICATION CLIENT (for SHOW REPLICA STATUS); nothing else.
  */
 import { Context, Duration, Effect, Layer, Semaphore } from "effect"
-import { type GtidSet, parseGtidSet } from "../core/gtid.ts"
+import { type GtidSet, isEmpty, parseGtidSet, restrictToUuids } from "../core/gtid.ts"
 import type { LagHeartbeatRow, MysqlProbe, ReplicaStatus } from "../core/types.ts"
 import {
   bool,
@@ -106,6 +106,8 @@ export interface LocalObservation {
   /** @@relay_log_recovery: ON discards the relay log at every mysqld start. */
   readonly relayLogRecovery: boolean
   readonly executed: GtidSet
+  /** This server's own commits in flight, not yet in gtid_executed (`committingOf`). */
+  readonly committing: GtidSet
   /** Null when no replication source is configured (SHOW REPLICA STATUS is empty). */
   readonly replica: ReplicaObservation | null
   readonly semiSync: SemiSyncObservation
@@ -254,7 +256,27 @@ const parseSemiSync = (
 
 const LOCAL_SQL = `SELECT @@server_uuid AS server_uuid, @@server_id AS server_id, @@version AS version,
   @@read_only AS read_only, @@super_read_only AS super_read_only, @@gtid_executed AS gtid_executed,
-  @@relay_log_recovery AS relay_log_recovery`
+  @@relay_log_recovery AS relay_log_recovery, @@GLOBAL.gtid_owned AS gtid_owned`
+
+/**
+ * @@GLOBAL.gtid_owned lists each GTID in use with the thread owning it
+ * ("uuid:3#19,uuid:4#20"). Those of this server's own uuid are its commits
+ * in flight: written to its binlog (or about to be, and then on no replica
+ * yet) but not in gtid_executed until they commit, such as a commit waiting
+ * for its semi-sync acknowledgement, which crash recovery commits
+ * (test/lab/semisync-behaviour.test.ts "kill -9 ... its GTID is owned, not
+ * executed"). A replica may already hold such a transaction: the node's data
+ * for votes and ranking must count it (protocol.md section 7).
+ */
+export const committingOf = (
+  action: string,
+  target: string,
+  owned: string,
+  serverUuid: string,
+): Effect.Effect<GtidSet, MysqlError> =>
+  gtids(action, target, "@@gtid_owned", owned.replace(/#\d+/g, "")).pipe(
+    Effect.map((set) => restrictToUuids(set, new Set([serverUuid]))),
+  )
 
 /** Needs PROCESS (without it only the agent's own sessions show: no stuck commit is ever seen). */
 const COMMIT_WAIT_SQL = `SELECT COUNT(*) AS sessions, COALESCE(MAX(TIME), 0) AS oldest
@@ -319,15 +341,17 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession, heartbeatTab
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
   const uptime = nameValueMap(semiStatus).get("uptime")
   const heartbeats = yield* readHeartbeats(session, heartbeatTable)
+  const serverUuid = str(vars, "server_uuid").toLowerCase()
   return {
     ...(heartbeats === undefined ? {} : { heartbeats }),
-    serverUuid: str(vars, "server_uuid").toLowerCase(),
+    serverUuid,
     serverId: num(vars, "server_id") ?? 0,
     version: str(vars, "version"),
     readOnly: bool(vars, "read_only"),
     superReadOnly: bool(vars, "super_read_only"),
     relayLogRecovery: bool(vars, "relay_log_recovery"),
     executed: yield* gtids("probe", target, "@@gtid_executed", str(vars, "gtid_executed")),
+    committing: yield* committingOf("probe", target, str(vars, "gtid_owned"), serverUuid),
     replica: yield* parseReplica(target, replicaRows),
     semiSync: parseSemiSync(semiVars, semiStatus),
     uptimeSeconds: uptime === undefined || uptime === "" ? null : Number(uptime),
@@ -660,6 +684,7 @@ export const toMysqlProbe = (
     superReadOnly: o.superReadOnly,
     relayLogRecovery: o.relayLogRecovery,
     executed: o.executed,
+    ...(isEmpty(o.committing) ? {} : { committing: o.committing }),
     replica,
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
     semiSyncSourceEnabled: o.semiSync.sourceEnabled,

@@ -276,10 +276,13 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
   const sameRetrieved = before?.replica?.retrieved === probe.replica?.retrieved
   const executedText = sameExecuted ? s.local.executedText : formatGtidSet(probe.executed)
   const retrievedText = sameRetrieved ? s.local.retrievedText : formatGtidSet(retrieved)
+  // Commits in flight on this server are in its binlog: a replica may hold them already.
+  const committing = probe.committing ?? emptyGtidSet
+  const sameCommitting = (before?.committing ?? emptyGtidSet) === committing
   const received =
-    sameExecuted && sameRetrieved && s.local.up
+    sameExecuted && sameRetrieved && sameCommitting && s.local.up
       ? s.local.received
-      : union(probe.executed, retrieved)
+      : union(union(probe.executed, retrieved), committing)
   const errant = errantOf(s, probe.executed)
   if (isEmpty(s.local.errant) && !isEmpty(errant)) {
     event(out, "warn", "errant-transactions", formatGtidSet(errant))

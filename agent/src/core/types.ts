@@ -58,6 +58,12 @@ export interface MysqlProbe {
   /** Status `Uptime` in seconds, when known: a restart resets it. */
   readonly uptimeSeconds?: number
   readonly executed: GtidSet
+  /**
+   * This server's own commits in flight (its GTIDs in @@gtid_owned): in its
+   * binlog, where a replica may already have them, but not yet in `executed`,
+   * e.g. a commit waiting for its semi-sync acknowledgement. Absent: none.
+   */
+  readonly committing?: GtidSet
   /** Null when the server is not configured as a replica. */
   readonly replica: ReplicaStatus | null
   readonly semiSyncSourceOn: boolean
