@@ -135,6 +135,8 @@ export class SimMysqld {
   private fenceWaiters: Array<(done: boolean) => void> = []
   /** The application's writes come from a SYSTEM_USER user (KILL denied to the agent). */
   systemUserClients = false
+  /** When this process started (world ms): every boot is a new process. */
+  bootedAt = 0
   /** Bumped on every crash: replicas reconnect. */
   incarnation = 0
   /** The relay log's disk has no room left (it stays full across restarts: it is the disk). */
@@ -318,7 +320,8 @@ export class SimMysqld {
    * Boot: super_read_only from my.cnf, relay_log_recovery drops unapplied
    * relay logs, semi-sync as a source from my.cnf.
    */
-  boot(): void {
+  boot(now: number): void {
+    this.bootedAt = now
     this.up = true
     this.superReadOnly = true
     this.readOnly = true

@@ -294,6 +294,7 @@ test("the core's probe carries the rows only when they were read", () => {
     uptimeSeconds: 10,
     commitWait: { sessions: 0, oldestSeconds: 0 },
     committing: emptyGtidSet,
+    started: null,
     durationMs: 1,
     reconnected: false,
   }

@@ -21,7 +21,8 @@
  */
 import { Context, Duration, Effect, Layer, Semaphore } from "effect"
 import { type GtidSet, isEmpty, parseGtidSet, restrictToUuids } from "../core/gtid.ts"
-import type { LagHeartbeatRow, MysqlProbe, ReplicaStatus } from "../core/types.ts"
+import type { LagHeartbeatRow, MysqldStart, MysqlProbe, ReplicaStatus } from "../core/types.ts"
+import { type HostBoot, makeHostBoot, mysqldStart } from "./host-boot.ts"
 import {
   bool,
   describeEndpoint,
@@ -108,6 +109,8 @@ export interface LocalObservation {
   readonly executed: GtidSet
   /** This server's own commits in flight, not yet in gtid_executed (`committingOf`). */
   readonly committing: GtidSet
+  /** When this mysqld process started on this host's clock since boot (host-boot.ts); null: unknown. */
+  readonly started: MysqldStart | null
   /** Null when no replication source is configured (SHOW REPLICA STATUS is empty). */
   readonly replica: ReplicaObservation | null
   readonly semiSync: SemiSyncObservation
@@ -373,6 +376,8 @@ export interface MysqlProberOptions {
   readonly remoteFreshConnectionMs?: number
   /** The heartbeat table to read with each local probe (`lag.source: heartbeat_table`), as configured now. */
   readonly lagHeartbeatTable?: () => string | undefined
+  /** This host's boot and clock since boot (default: /proc, host-boot.ts). */
+  readonly hostBoot?: () => HostBoot | null
 }
 
 /**
@@ -456,6 +461,7 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
     }),
   )
 
+  const hostBoot = options.hostBoot ?? makeHostBoot()
   const deadline = settings.connectTimeoutMs + settings.queryTimeoutMs
   const probeLocal: Effect.Effect<LocalObservation, MysqlError> = Effect.gen(function* () {
     const start = performance.now()
@@ -484,7 +490,9 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
           ),
       }),
     )
-    return { ...seen, durationMs: elapsed(start), reconnected }
+    // Read right after the answer: Uptime and /proc/uptime a moment apart.
+    const started = mysqldStart(hostBoot(), seen.uptimeSeconds)
+    return { ...seen, started, durationMs: elapsed(start), reconnected }
   }).pipe(
     // A failure, a timeout or an interruption leaves the connection unusable.
     Effect.onExit((exit) => (exit._tag === "Failure" ? drop : Effect.void)),
@@ -696,6 +704,7 @@ export const toMysqlProbe = (
       ? {}
       : { semiSyncWaitCount: o.semiSync.waitForReplicaCount }),
     ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
+    ...(o.started === null ? {} : { started: o.started }),
     ...(o.heartbeats === undefined ? {} : { heartbeats: o.heartbeats }),
   }
 }
