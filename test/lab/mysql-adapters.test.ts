@@ -863,4 +863,29 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
       await app.end().catch(() => {})
     }
   })
+
+  // Last: it restarts the source (read-only when it comes back).
+  test("a replica whose source went away shows Connecting and reconnects by itself once it is back, without START REPLICA", async () => {
+    assert.equal((await probe("db3")).replica?.ioState, "Yes")
+    await lab.inject({ _tag: "KillMysqld", host: "db1" })
+    let seen = ""
+    await waitFor(
+      "db3's IO thread to retry (Connecting)",
+      async () => {
+        const r = (await probe("db3")).replica
+        seen = `${r?.ioState} ${r?.lastIoError?.errno ?? "no error"}`
+        return r?.ioState === "Connecting"
+      },
+      10_000,
+      50,
+    )
+    await lab.waitMysqld("db1")
+    // Nobody starts replication on db3: MySQL retries every SOURCE_CONNECT_RETRY (1 s) itself.
+    await waitFor(
+      "db3's IO thread to reconnect by itself",
+      async () => (await probe("db3")).replica?.ioState === "Yes",
+      20_000,
+    )
+    console.log(`source killed: the replica read "${seen}" while retrying, then Yes by itself`)
+  })
 })

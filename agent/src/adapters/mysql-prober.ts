@@ -678,6 +678,7 @@ export const toMysqlProbe = (
       : {
           source: sourceName(o.replica.sourceHost, o.replica.sourcePort),
           ioRunning: o.replica.ioRunning,
+          ...(o.replica.ioState === "Connecting" ? { ioConnecting: true } : {}),
           ioStatus: o.replica.ioStatus,
           sqlRunning: o.replica.sqlRunning,
           retrieved: o.replica.retrieved,

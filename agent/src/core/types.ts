@@ -126,6 +126,12 @@ export interface ReplicaStatus {
   /** The member it replicates from. */
   readonly source: string
   readonly ioRunning: boolean
+  /**
+   * Replica_IO_Running "Connecting": configured and retrying the connection by
+   * itself every SOURCE_CONNECT_RETRY (test/lab/mysql-adapters.test.ts "... shows
+   * Connecting and reconnects by itself"); not running, but no START REPLICA helps.
+   */
+  readonly ioConnecting?: boolean
   /** Replica_IO_State ("Waiting for disk space", ...); undefined when unknown. */
   readonly ioStatus?: string
   readonly sqlRunning: boolean
