@@ -297,10 +297,11 @@ test("relay_log_recovery ON: a frozen voter (IO thread stopped) killed with unap
   assert.equal(s.local.resyncNeeded, true, "the restart discards what it had not applied")
   // Caught up (IO stopped, nothing unapplied): nothing to lose.
   let t = w.node("db2").state
+  const q = t.local.probe!
   t = probed(t, {
-    ...p,
+    ...q,
     relayLogRecovery: true,
-    replica: { ...p.replica!, ioRunning: false, retrieved: p.executed },
+    replica: { ...q.replica!, ioRunning: false, retrieved: q.executed },
   })
   t = step(t, {
     _tag: "LocalProbed",
