@@ -240,20 +240,24 @@ test("inside the anti-flap block a rival the block stops never ranks better than
   assert.equal(granted?.granted, true, granted?.reason)
 })
 
-test("a commit in flight on the local mysqld (gtid_owned) counts in the node's data, not in gtid_executed (section 7)", () => {
+test("a commit waiting for its acknowledgement (gtid_owned) counts in the node's data, not in gtid_executed; one stuck before (no waiter) does not (section 7)", () => {
   const w = running()
   const s = w.node("db1").state
   const probe = s.local.probe!
   const uuid = w.node("db1").mysqld!.uuid
   const waiting = singleton(uuid, probe.executed.sids.get(uuid)!.at(-1)!.end + 1)
-  const r = step(s, {
-    _tag: "LocalProbed",
-    ...answering(s),
-    now: at(s, 1),
-    result: { _tag: "Up", mysql: { ...probe, committing: waiting } },
-  })
-  assert.equal(formatGtidSet(r.state.local.received), formatGtidSet(union(probe.executed, waiting)))
-  assert.equal(r.state.local.executedText, formatGtidSet(probe.executed))
+  const probed = (semiSyncWaiters: number) =>
+    step(s, {
+      _tag: "LocalProbed",
+      ...answering(s),
+      now: at(s, 1),
+      result: { _tag: "Up", mysql: { ...probe, committing: waiting, semiSyncWaiters } },
+    }).state
+  const r = probed(1)
+  assert.equal(formatGtidSet(r.local.received), formatGtidSet(union(probe.executed, waiting)))
+  assert.equal(r.local.executedText, formatGtidSet(probe.executed))
+  // A full binlog disk: the commit owns its GTID but no commit waits for an acknowledgement.
+  assert.equal(formatGtidSet(probed(0).local.received), formatGtidSet(probe.executed))
 })
 
 test("a promotion that aborts before its node is writable records no failover; one that makes it writable does (section 10)", () => {

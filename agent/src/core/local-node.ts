@@ -286,8 +286,10 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
   const sameRetrieved = before?.replica?.retrieved === probe.replica?.retrieved
   const executedText = sameExecuted ? s.local.executedText : formatGtidSet(probe.executed)
   const retrievedText = sameRetrieved ? s.local.retrievedText : formatGtidSet(retrieved)
-  // Commits in flight on this server are in its binlog: a replica may hold them already.
-  const committing = probe.committing ?? emptyGtidSet
+  // Commits in flight on this server count while some wait for their semi-sync acknowledgement:
+  // those passed the binlog's sync, and a replica may hold them already. One stuck before it
+  // (a full binlog disk: none waits for an acknowledgement) may never reach the binlog.
+  const committing = probe.semiSyncWaiters > 0 ? (probe.committing ?? emptyGtidSet) : emptyGtidSet
   const sameCommitting = (before?.committing ?? emptyGtidSet) === committing
   const received =
     sameExecuted && sameRetrieved && sameCommitting && s.local.up
