@@ -16,6 +16,7 @@ import { aliveWindow } from "./cluster-view.ts"
 import { AUTH_RETRY_MS } from "./credentials.ts"
 import { electionTrigger } from "./election.ts"
 import { LAG_HEARTBEAT_INTERVAL_MS } from "./lag-heartbeat.ts"
+import { electionOf, leaseOf, promotionOf, switchoverOf } from "./roles.ts"
 import type { AgentState } from "./types.ts"
 
 /** The tick of a busy agent: well under every timing a routine keeps. */
@@ -29,12 +30,12 @@ const SERVED_TTL_MS = 600_000
  * the core is then stepped at least every `busyTickMs`, as with the fixed tick.
  */
 export const routineRunning = (s: AgentState): boolean =>
-  s.role === "candidate" ||
-  s.role === "pre-candidate" ||
-  s.election !== null ||
-  (s.promotion !== null && s.promotion.step !== "done") ||
+  s.role._tag === "Candidate" ||
+  s.role._tag === "PreCandidate" ||
+  electionOf(s) !== null ||
+  (promotionOf(s)?.step ?? "done") !== "done" ||
   s.proposal !== null ||
-  s.switchover !== null ||
+  switchoverOf(s) !== null ||
   s.pendingVote !== null ||
   s.clone !== null ||
   s.inFlight.size > 0 ||
@@ -70,13 +71,14 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   const row = s.lagHeartbeatAt ?? null
   if (row !== null) at(row + LAG_HEARTBEAT_INTERVAL_MS)
   // Lease (section 5): the leader's own, the one a follower promised, the resignation after fencing.
-  at(s.lease.validUntil)
-  if (s.lease.fencedAt !== null) at(s.lease.fencedAt + t.leaseDurationMs)
+  const lease = leaseOf(s)
+  at(lease.validUntil)
+  if (lease.fencedAt !== null) at(lease.fencedAt + t.leaseDurationMs)
   at(s.promise?.until)
   // Elections (section 6). A guard later in the step than the election clock may have
   // allowed an election: the next step, at once, arms its timeout.
   at(s.electionDueAt)
-  if (s.role === "follower" && s.election === null && s.electionDueAt === null) {
+  if (s.role._tag === "Follower" && electionOf(s) === null && s.electionDueAt === null) {
     if (electionTrigger(s).ok) next = now
   }
   at(s.recoveryBlock?.until)
@@ -101,12 +103,13 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   if (c.retryAt > 0) at(c.retryAt)
   else if (c.authRetries > 0) at(now + AUTH_RETRY_MS)
   // The routines' own deadlines (they tick at least every busyTickMs besides).
-  if (s.election !== null) {
-    at(s.election.deadline)
-    at(s.election.deadline - t.rpcTimeoutMs)
+  const election = electionOf(s)
+  if (election !== null) {
+    at(election.deadline)
+    at(election.deadline - t.rpcTimeoutMs)
   }
-  at(s.promotion?.stepDeadline)
-  at(s.switchover?.deadline)
+  at(promotionOf(s)?.stepDeadline)
+  at(switchoverOf(s)?.deadline)
   at(s.transferStanding?.deadline)
   // An old primary keeping the VIP for a make-before-break handover lets go at its end.
   at(s.vipHandover?.until)

@@ -21,6 +21,7 @@ import { initialHealth, isAtLeast, type ProbeOutcome, stepHealth } from "./healt
 import { probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
+import { leaderActiveOf, leaderOf } from "./roles.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
 
 export const initialLocal: LocalNode = {
@@ -59,9 +60,10 @@ export const initialLocal: LocalNode = {
  */
 export const errantOf = (s: AgentState, executed: GtidSet): GtidSet => {
   const record = s.hard.record
-  if (s.role === "leader" || record.term === 0) return emptyGtidSet
+  if (s.role._tag === "Leader" || record.term === 0) return emptyGtidSet
   let extra = subtract(executed, parseOrEmpty(record.base))
-  const leader = s.leader !== null && s.leaderActive ? s.peers.get(s.leader) : undefined
+  const leaderName = leaderOf(s)
+  const leader = leaderName !== null && leaderActiveOf(s) ? s.peers.get(leaderName) : undefined
   if (leader !== undefined) extra = subtract(extra, leader.executed)
   const primaryUuids = new Set([record.primaryUuid, leader?.serverUuid])
   const others = new Set([...uuidsOf(extra)].filter((u) => !primaryUuids.has(u)))
@@ -158,7 +160,8 @@ const missed = (
   // (its IO thread stopped by a vote freeze, say), may have lost relay logs.
   const replica = s.local.up ? (s.local.probe?.replica ?? null) : null
   // A winner whose promotion has not made it writable is still a replica (restart-routine.ts).
-  const stillReplica = s.role !== "leader" || (s.promotion !== null && s.promotion.step !== "done")
+  const stillReplica =
+    s.role._tag !== "Leader" || (s.role.promotion !== null && s.role.promotion.step !== "done")
   const relayHeld =
     replica !== null &&
     stillReplica &&
@@ -210,14 +213,15 @@ const caughtUp = (
   received: GtidSet,
   since: number = s.local.resyncSince,
 ): boolean => {
-  if (s.leader === null || !s.leaderActive) return false
-  const view = s.peers.get(s.leader)
+  const leader = leaderOf(s)
+  if (leader === null || !leaderActiveOf(s)) return false
+  const view = s.peers.get(leader)
   const r = probe.replica
   return (
     view !== undefined &&
     view.lastHeardAt >= since &&
     r !== null &&
-    r.source === s.leader &&
+    r.source === leader &&
     r.ioRunning &&
     isSubset(view.executed, received)
   )
@@ -233,8 +237,9 @@ export const stallOf = (probe: MysqlProbe): string | null => {
 
 /** The active primary's gtid_executed as last heard, null when there is none to compare with. */
 const primaryExecuted = (s: AgentState): GtidSet | null => {
-  if (s.leader === null || !s.leaderActive || s.leader === s.self) return null
-  return s.peers.get(s.leader)?.executed ?? null
+  const leader = leaderOf(s)
+  if (leader === null || !leaderActiveOf(s) || leader === s.self) return null
+  return s.peers.get(leader)?.executed ?? null
 }
 
 /**

@@ -8,6 +8,7 @@
  * its current state, so a withdrawn action is never performed.
  */
 import { mayBeWritable } from "./fencing.ts"
+import { promotionOf } from "./roles.ts"
 import type { ActionPurpose, AgentState, Output } from "./types.ts"
 
 /**
@@ -17,7 +18,9 @@ import type { ActionPurpose, AgentState, Output } from "./types.ts"
  * switchover); a promotion's only while that promotion still runs.
  */
 const mayStillUnfence = (s: AgentState, purpose: ActionPurpose | undefined): boolean =>
-  purpose?._tag === "Promotion" ? s.role === "leader" && s.promotion !== null : mayBeWritable(s)
+  purpose?._tag === "Promotion"
+    ? s.role._tag === "Leader" && promotionOf(s) !== null
+    : mayBeWritable(s)
 
 /**
  * May the executor still perform `output`, issued by the run `incarnation`
