@@ -16,7 +16,7 @@ import { isDataNode, memberOf } from "./config.ts"
 import { emptyGtidSet } from "./gtid.ts"
 import { probeLocal } from "./local-probes.ts"
 import { event, issueMysql, type Outputs } from "./outputs.ts"
-import { leaderActiveOf, leaderOf } from "./roles.ts"
+import { activeLeaderOf, leaderActiveOf, leaderOf } from "./roles.ts"
 import type { AgentState, PeerView } from "./types.ts"
 
 type Verdict = { readonly ok: true } | { readonly ok: false; readonly why: string }
@@ -62,7 +62,7 @@ export const checkDonor = (s: AgentState, donor: string): Verdict => {
 export const chooseDonor = (
   s: AgentState,
 ): { readonly ok: true; readonly donor: string } | { readonly ok: false; readonly why: string } => {
-  const leader = leaderOf(s) !== null && leaderActiveOf(s) ? leaderOf(s) : null
+  const leader = activeLeaderOf(s)
   const replicas = s.config.members
     .filter((m) => m.kind === "data" && m.name !== s.self && m.name !== leader)
     .filter((m) => {
@@ -195,7 +195,7 @@ export const onCloneResult = (
     reply(out, c.requestId, false, why)
     return { ...s, clone: null }
   }
-  const leader = leaderOf(s) !== null && leaderActiveOf(s) ? leaderOf(s) : null
+  const leader = activeLeaderOf(s)
   const message = `cloned from ${c.donor}; rejoining as a replica of ${leader ?? "the primary once one is ACTIVE"}`
   event(out, "info", "cloned", message)
   reply(out, c.requestId, true, message)

@@ -17,7 +17,7 @@ import { AUTH_RETRY_MS } from "./credentials.ts"
 import { electionTrigger } from "./election.ts"
 import { LAG_HEARTBEAT_INTERVAL_MS } from "./lag-heartbeat.ts"
 import { electionOf, leaseOf, promotionOf, switchoverOf } from "./roles.ts"
-import type { AgentState } from "./types.ts"
+import type { AgentState, RoleState } from "./types.ts"
 
 /** The tick of a busy agent: well under every timing a routine keeps. */
 export const BUSY_TICK_MS = 50
@@ -25,17 +25,26 @@ export const BUSY_TICK_MS = 50
 /** Forwarded requests remembered this long (forwarding.ts) need no earlier wake-up than this. */
 const SERVED_TTL_MS = 600_000
 
+/** An election, or a promotion not finished yet or a switchover of the leader. */
+const roleRoutineRunning = (role: RoleState): boolean => {
+  switch (role._tag) {
+    case "Follower":
+      return false
+    case "PreCandidate":
+    case "Candidate":
+      return true
+    case "Leader":
+      return (role.promotion?.step ?? "done") !== "done" || role.switchover !== null
+  }
+}
+
 /**
  * True while some routine runs whose every timer this module does not list:
  * the core is then stepped at least every `busyTickMs`, as with the fixed tick.
  */
 export const routineRunning = (s: AgentState): boolean =>
-  s.role._tag === "Candidate" ||
-  s.role._tag === "PreCandidate" ||
-  electionOf(s) !== null ||
-  (promotionOf(s)?.step ?? "done") !== "done" ||
+  roleRoutineRunning(s.role) ||
   s.proposal !== null ||
-  switchoverOf(s) !== null ||
   s.pendingVote !== null ||
   s.clone !== null ||
   s.inFlight.size > 0 ||
@@ -78,7 +87,7 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   // Elections (section 6). A guard later in the step than the election clock may have
   // allowed an election: the next step, at once, arms its timeout.
   at(s.electionDueAt)
-  if (s.role._tag === "Follower" && electionOf(s) === null && s.electionDueAt === null) {
+  if (s.role._tag === "Follower" && s.electionDueAt === null) {
     if (electionTrigger(s).ok) next = now
   }
   at(s.recoveryBlock?.until)

@@ -212,13 +212,14 @@ export const electionTrigger = (
   | { readonly ok: true; readonly kind: VoteKind }
   | { readonly ok: false; readonly why: string } => {
   if (s.role._tag !== "Follower") return { ok: false, why: `already ${roleName(s)}` }
+  const leader = s.role.leader
   const self = selfEligible(s)
   if (!self.ok) return self
   const record = s.hard.record
   const probe = s.local.probe
   if (
     record.primary === s.self &&
-    leaderOf(s) === null &&
+    leader === null &&
     !s.reclaimTried &&
     probe !== null &&
     !probe.superReadOnly
@@ -227,7 +228,7 @@ export const electionTrigger = (
   }
   if (record.paused) return { ok: false, why: "cluster paused" }
   if (!seenHealthy(record)) {
-    if (leaderOf(s) !== null) return { ok: false, why: `${leaderOf(s)} leads term ${s.hard.term}` }
+    if (leader !== null) return { ok: false, why: `${leader} leads term ${s.hard.term}` }
     const choice = bootstrapChoice(s)
     if (choice === s.self) return { ok: true, kind: "bootstrap" }
     if (!s.config.failoverBeforeHealthy) {

@@ -8,7 +8,7 @@ import { aliveWindow, knownPrimary, mergeHeartbeat } from "./cluster-view.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { promiseTo, roundAcked, roundSent } from "./lease.ts"
 import { broadcast, type Outputs, persist, send } from "./outputs.ts"
-import { asLeader, leaderOf, promotionOf, switchoverOf, withLeader } from "./roles.ts"
+import { asLeader, leaderOf, switchoverOf, withLeader } from "./roles.ts"
 import { observation } from "./status.ts"
 import { adoptTerm, stepDown } from "./term.ts"
 import type { AgentState } from "./types.ts"
@@ -24,7 +24,7 @@ export const buildHeartbeat = (s: AgentState, round: number): HeartbeatMessage =
     term: s.hard.term,
     leader: leaderOf(s),
     round,
-    active: s.role._tag === "Leader" && promotionOf(s)?.step === "done",
+    active: s.role._tag === "Leader" && s.role.promotion?.step === "done",
     observation: observation(s),
     probedPrimary: probed?.target ?? null,
     primaryReachable: probed === null ? null : probed.reachable,

@@ -11,7 +11,7 @@ import { failureKey, noteFailure } from "./failure-detected.ts"
 import { reportedLag } from "./lag-heartbeat.ts"
 import { inLease } from "./lease.ts"
 import { event, type Outputs, runHook } from "./outputs.ts"
-import { leaderActiveOf, leaderOf } from "./roles.ts"
+import { activeLeaderOf, leaderActiveOf, leaderOf } from "./roles.ts"
 import { nodeRole } from "./status.ts"
 import type { AgentState } from "./types.ts"
 
@@ -51,7 +51,7 @@ export const watchPrimaryFailure = (s: AgentState, out: Outputs): AgentState => 
 export const watchRole = (s: AgentState, out: Outputs): AgentState => {
   if (!isDataNode(s.config, s.self) || s.local.lastProbeAt === null) return s
   const role = nodeRole(s)
-  const active = leaderOf(s) !== null && leaderActiveOf(s) ? leaderOf(s) : null
+  const active = activeLeaderOf(s)
   const seen = s.roleSeen
   if (seen === null) return { ...s, roleSeen: { role, primary: active, former: null } }
   const primary = active ?? seen.primary

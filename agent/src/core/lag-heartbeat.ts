@@ -24,7 +24,7 @@
 import { isDataNode } from "./config.ts"
 import { mayBeWritable } from "./fencing.ts"
 import type { Outputs } from "./outputs.ts"
-import { leaderActiveOf, leaderOf } from "./roles.ts"
+import { activeLeaderOf } from "./roles.ts"
 import type { AgentState, LagHeartbeatRow, MysqlProbe } from "./types.ts"
 
 /** One row a second: the resolution of the lag it gives. */
@@ -60,9 +60,8 @@ export interface ReportedLag {
 
 /** The primary whose row counts: the active leader, else the record's primary. */
 const currentPrimary = (s: AgentState): { name: string; term: number } | null => {
-  const leader = leaderOf(s)
-  if (leader !== null && leaderActiveOf(s) && leader !== s.self)
-    return { name: leader, term: s.hard.term }
+  const leader = activeLeaderOf(s)
+  if (leader !== null && leader !== s.self) return { name: leader, term: s.hard.term }
   const r = s.hard.record
   return r.primary === null || r.primary === s.self ? null : { name: r.primary, term: r.term }
 }

@@ -21,7 +21,7 @@ import { initialHealth, isAtLeast, type ProbeOutcome, stepHealth } from "./healt
 import { probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
-import { leaderActiveOf, leaderOf } from "./roles.ts"
+import { activeLeaderOf } from "./roles.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
 
 export const initialLocal: LocalNode = {
@@ -62,8 +62,8 @@ export const errantOf = (s: AgentState, executed: GtidSet): GtidSet => {
   const record = s.hard.record
   if (s.role._tag === "Leader" || record.term === 0) return emptyGtidSet
   let extra = subtract(executed, parseOrEmpty(record.base))
-  const leaderName = leaderOf(s)
-  const leader = leaderName !== null && leaderActiveOf(s) ? s.peers.get(leaderName) : undefined
+  const active = activeLeaderOf(s)
+  const leader = active === null ? undefined : s.peers.get(active)
   if (leader !== undefined) extra = subtract(extra, leader.executed)
   const primaryUuids = new Set([record.primaryUuid, leader?.serverUuid])
   const others = new Set([...uuidsOf(extra)].filter((u) => !primaryUuids.has(u)))
@@ -213,8 +213,8 @@ const caughtUp = (
   received: GtidSet,
   since: number = s.local.resyncSince,
 ): boolean => {
-  const leader = leaderOf(s)
-  if (leader === null || !leaderActiveOf(s)) return false
+  const leader = activeLeaderOf(s)
+  if (leader === null) return false
   const view = s.peers.get(leader)
   const r = probe.replica
   return (
@@ -237,8 +237,8 @@ export const stallOf = (probe: MysqlProbe): string | null => {
 
 /** The active primary's gtid_executed as last heard, null when there is none to compare with. */
 const primaryExecuted = (s: AgentState): GtidSet | null => {
-  const leader = leaderOf(s)
-  if (leader === null || !leaderActiveOf(s) || leader === s.self) return null
+  const leader = activeLeaderOf(s)
+  if (leader === null || leader === s.self) return null
   return s.peers.get(leader)?.executed ?? null
 }
 

@@ -15,7 +15,7 @@ import { event, issueMysql, type Outputs, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
-import { leaderActiveOf, leaderOf, promotionOf, roleName } from "./roles.ts"
+import { activeLeaderOf, leaderActiveOf, leaderOf, roleName } from "./roles.ts"
 import { readyCandidate, requestSwitchover } from "./switchover.ts"
 import type { AgentState, OperatorRequest } from "./types.ts"
 
@@ -24,7 +24,7 @@ const reply = (out: Outputs, requestId: number, ok: boolean, message: string): v
 }
 
 const isActivePrimary = (s: AgentState): boolean =>
-  s.role._tag === "Leader" && promotionOf(s)?.step === "done"
+  s.role._tag === "Leader" && s.role.promotion?.step === "done"
 
 const changeRecord = (
   s: AgentState,
@@ -164,11 +164,10 @@ export const onOperator = (
       // if it does not (unreachable), the forced vote waits out its lease as before.
       // Only a primary heard within a heartbeat or two can hand over; one whose agent is
       // silent (killed, cut off) would only delay the forced election by a lease.
-      const leader = leaderOf(s)
+      const leader = activeLeaderOf(s)
       const heard = leader === null ? undefined : s.peers.get(leader)
       const primary =
         leader !== null &&
-        leaderActiveOf(s) &&
         leader !== s.self &&
         heard !== undefined &&
         s.now - heard.lastHeardAt <= s.config.timings.rpcTimeoutMs
@@ -214,7 +213,7 @@ export const onOperator = (
       }
       if (!s.local.diverged && !request.force) {
         const source = s.local.up ? (s.local.probe?.replica?.source ?? null) : null
-        const leader = leaderOf(s) !== null && leaderActiveOf(s) ? leaderOf(s) : null
+        const leader = activeLeaderOf(s)
         reply(
           out,
           requestId,
@@ -375,7 +374,7 @@ export const forcedFailoverTimer = (s: AgentState, out: Outputs): AgentState => 
   if (
     s.role._tag === "Candidate" ||
     s.role._tag === "Leader" ||
-    (leaderOf(s) !== null && leaderOf(s) !== f.from && leaderActiveOf(s))
+    (activeLeaderOf(s) !== null && activeLeaderOf(s) !== f.from)
   )
     return { ...s, forcedFailover: null }
   if (s.now < f.until) return s

@@ -34,7 +34,7 @@ import { event, type Outputs } from "./outputs.ts"
 import { probeDenied } from "./privileges.ts"
 import { abortPromotion } from "./promotion.ts"
 import { resign } from "./resignation.ts"
-import { electionOf, leaderActiveOf, leaderOf } from "./roles.ts"
+import { activeLeaderOf, electionOf } from "./roles.ts"
 import type { AgentState, RestartRoutine } from "./types.ts"
 
 /**
@@ -72,7 +72,7 @@ export const crashLoopWhy = (s: AgentState): string | null => {
 
 const replicaMayRestart = (s: AgentState): string | null => {
   if (electionOf(s) !== null) return "an election is running"
-  if (leaderOf(s) === null || !leaderActiveOf(s) || !inLease(s)) return "the primary is lost"
+  if (activeLeaderOf(s) === null || !inLease(s)) return "the primary is lost"
   return null
 }
 

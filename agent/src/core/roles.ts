@@ -122,6 +122,10 @@ export const leaderActiveOf = (s: AgentState): boolean => {
   }
 }
 
+/** The believed leader once it announced that its promotion finished (as leader: itself, once ACTIVE). */
+export const activeLeaderOf = (s: AgentState): string | null =>
+  leaderActiveOf(s) ? leaderOf(s) : null
+
 /** The election a (pre-)candidate runs; null in the other roles. */
 export const electionOf = (s: AgentState): Election | null =>
   s.role._tag === "PreCandidate" || s.role._tag === "Candidate" ? s.role.election : null

@@ -8,7 +8,6 @@
  * its current state, so a withdrawn action is never performed.
  */
 import { mayBeWritable } from "./fencing.ts"
-import { promotionOf } from "./roles.ts"
 import type { ActionPurpose, AgentState, Output } from "./types.ts"
 
 /**
@@ -19,7 +18,7 @@ import type { ActionPurpose, AgentState, Output } from "./types.ts"
  */
 const mayStillUnfence = (s: AgentState, purpose: ActionPurpose | undefined): boolean =>
   purpose?._tag === "Promotion"
-    ? s.role._tag === "Leader" && promotionOf(s) !== null
+    ? s.role._tag === "Leader" && s.role.promotion !== null
     : mayBeWritable(s)
 
 /**

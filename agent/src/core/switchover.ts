@@ -20,7 +20,7 @@ import { probeLocal } from "./local-probes.ts"
 import { broadcast, event, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
-import { asLeader, promotionOf, switchoverOf, withSwitchover } from "./roles.ts"
+import { asLeader, switchoverOf, withSwitchover } from "./roles.ts"
 import { revokeActions } from "./supersession.ts"
 import type { ActionPurpose, AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
 import { beginVipHandover } from "./vip-handover.ts"
@@ -54,7 +54,7 @@ export const transferBlocker = (s: AgentState, to: string): string | null =>
 
 /** transferBlocker without the running switchover: checked again while converging. */
 const targetBlocker = (s: AgentState, to: string): string | null => {
-  if (s.role._tag !== "Leader" || promotionOf(s)?.step !== "done")
+  if (s.role._tag !== "Leader" || s.role.promotion?.step !== "done")
     return "this node is not the ACTIVE primary"
   if (to === s.self) return `${to} is already the primary`
   const v = s.peers.get(to)
@@ -174,7 +174,7 @@ export const internalRequest = -1
  * Never inside the anti-flap block or while paused.
  */
 export const failbackTimer = (s: AgentState, out: Outputs): AgentState => {
-  if (!s.config.failback || s.role._tag !== "Leader" || promotionOf(s)?.step !== "done") return s
+  if (!s.config.failback || s.role._tag !== "Leader" || s.role.promotion?.step !== "done") return s
   const top = s.config.members
     .filter((m) => m.kind === "data" && m.promotable)
     .sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : 1))[0]
@@ -218,7 +218,7 @@ export const switchoverPlan = (
   const checks: Array<[boolean | "note", string]> = []
   const check = (ok: boolean | "note", what: string) => checks.push([ok, what])
   const t = s.config.timings
-  const active = s.role._tag === "Leader" && promotionOf(s)?.step === "done"
+  const active = s.role._tag === "Leader" && s.role.promotion?.step === "done"
   check(active, `${s.self} is the ACTIVE primary of term ${s.hard.term}`)
   check(switchoverOf(s) === null, "no other switchover is running")
   check(leaseValid(s), `${s.self} holds a valid lease`)

@@ -20,7 +20,7 @@
  * VIP first: nothing would tell it when to let go.
  */
 import type { Outputs } from "./outputs.ts"
-import { leaderActiveOf, leaderOf, switchoverOf } from "./roles.ts"
+import { activeLeaderOf, switchoverOf } from "./roles.ts"
 import type { AgentState, VipHandover } from "./types.ts"
 
 /**
@@ -57,9 +57,8 @@ export const keepVipForHandover = (
   if (
     !h.announced &&
     s.hard.term > h.term &&
-    leaderOf(s) !== null &&
-    leaderOf(s) !== s.self &&
-    leaderActiveOf(s)
+    activeLeaderOf(s) !== null &&
+    activeLeaderOf(s) !== s.self
   ) {
     // The new primary added the VIP with its announce: let its gratuitous ARP land first.
     const until = Math.min(h.until, s.now + s.config.timings.heartbeatIntervalMs)
