@@ -5,12 +5,13 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
-import { leaseValid, noLease } from "../../agent/src/core/lease.ts"
+import { leaseValid } from "../../agent/src/core/lease.ts"
 import { initialState } from "../../agent/src/core/reducer.ts"
 import { leaderOf, leaseOf, promotionOf, roleName } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
-import { answering } from "../support/probe-answer.ts"
 // Each hard state written at once, as the executor reports it (core/durability.ts).
+import { promotingLeader } from "../support/leader-states.ts"
+import { answering } from "../support/probe-answer.ts"
 import { stepWritten as step } from "../support/written-step.ts"
 import { dataMembers, makeConfig, simTimings, World } from "./world.ts"
 
@@ -250,24 +251,18 @@ test("a winner whose mysqld fails before its promotion made it writable resigns 
   const s: AgentState = {
     ...s0,
     hard: { ...s0.hard, term: s0.hard.term + 1, votedFor: "db2" },
-    role: {
-      _tag: "Leader",
-      leaderActive: false,
-      lease: noLease,
-      switchover: null,
-      promotion: {
-        term: s0.hard.term + 1,
-        kind: "election",
-        step: "apply-relay-log",
-        oldPrimary: "db1",
-        freshFrom: null,
-        waitingFor: 99,
-        stepDeadline: s0.now + 10_000,
-        startedAt: s0.now,
-        triggeredAt: s0.now,
-        reason: "test",
-      },
-    },
+    role: promotingLeader({
+      term: s0.hard.term + 1,
+      kind: "election",
+      step: "apply-relay-log",
+      oldPrimary: "db1",
+      freshFrom: null,
+      waitingFor: 99,
+      stepDeadline: s0.now + 10_000,
+      startedAt: s0.now,
+      triggeredAt: s0.now,
+      reason: "test",
+    }),
     local: { ...s0.local, up: false, health: { ...s0.local.health, level: "FAIL" } },
   }
   const r = step(s, { _tag: "Tick", now: at(s, 10), random: 0.5 })

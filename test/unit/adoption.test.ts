@@ -9,11 +9,11 @@ import { adoptionEnds, recogniseSource } from "../../agent/src/core/adoption.ts"
 import { decideVote } from "../../agent/src/core/election.ts"
 import { guardWritability } from "../../agent/src/core/fencing.ts"
 import { formatGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
-import { noLease } from "../../agent/src/core/lease.ts"
 import type { Outputs } from "../../agent/src/core/outputs.ts"
 import { initialState } from "../../agent/src/core/reducer.ts"
 import { resign } from "../../agent/src/core/resignation.ts"
 import type { AgentState, Election, MysqlProbe, PeerView } from "../../agent/src/core/types.ts"
+import { promotingLeader } from "../support/leader-states.ts"
 import { config3, standbyState, UUID1 } from "./daemon-states.ts"
 
 const NOW = 50_000
@@ -217,24 +217,18 @@ test("its own first promotion keeps the source writable; an abort before the rec
           ? base.hard.record
           : { ...base.hard.record, term: 1, seq: 1, primary: "db1", lastActive: null },
     },
-    role: {
-      _tag: "Leader",
-      leaderActive: false,
-      lease: noLease,
-      switchover: null,
-      promotion: {
-        term: 1,
-        kind: "bootstrap",
-        step: recordTerm === 0 ? "commit-record" : "semi-sync",
-        freshFrom: null,
-        oldPrimary: null,
-        waitingFor: null,
-        stepDeadline: NOW + 1000,
-        startedAt: NOW,
-        triggeredAt: NOW,
-        reason: "bootstrap",
-      },
-    },
+    role: promotingLeader({
+      term: 1,
+      kind: "bootstrap",
+      step: recordTerm === 0 ? "commit-record" : "semi-sync",
+      freshFrom: null,
+      oldPrimary: null,
+      waitingFor: null,
+      stepDeadline: NOW + 1000,
+      startedAt: NOW,
+      triggeredAt: NOW,
+      reason: "bootstrap",
+    }),
   })
   assert.equal(fences(promoting(0)), false)
   assert.equal(fences(promoting(1)), false, "the record names it, the promotion goes on")

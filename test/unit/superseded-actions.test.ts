@@ -16,15 +16,8 @@ import { Effect } from "effect"
 import pino from "pino"
 import type { MysqlActions } from "../../agent/src/adapters/mysql-actuator.ts"
 import { mayBeWritable } from "../../agent/src/core/fencing.ts"
-import { sidsOf, singleton } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
-import {
-  asLeader,
-  becomeFollower,
-  following,
-  leaseOf,
-  switchoverOf,
-} from "../../agent/src/core/roles.ts"
+import { becomeFollower, following, leaseOf, switchoverOf } from "../../agent/src/core/roles.ts"
 import { stillWanted } from "../../agent/src/core/supersession.ts"
 import type { AgentState, Output } from "../../agent/src/core/types.ts"
 import {
@@ -33,6 +26,7 @@ import {
   type PendingInput,
 } from "../../agent/src/daemon/executor.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { primaryAndTarget } from "../support/leader-states.ts"
 
 const running = (): AgentState => {
   const w = new World({ seed: 4, members: dataMembers(3) })
@@ -42,29 +36,8 @@ const running = (): AgentState => {
 }
 
 /** db1 and db2 both executed 1..n (db2 caught up, heard now), db1's lease valid. */
-const caughtUp = (s: AgentState, now: number, n: number): AgentState => {
-  const sid = sidsOf(s.local.probe!.executed)[0]!
-  const v = s.peers.get("db2")!
-  return asLeader(
-    {
-      ...s,
-      now,
-      local: {
-        ...s.local,
-        probe: { ...s.local.probe!, executed: singleton(sid, 1, n) },
-        lastProbeAt: now,
-        probeSentAt: null,
-      },
-      peers: new Map(s.peers).set("db2", {
-        ...v,
-        executed: singleton(sid, 1, n),
-        received: singleton(sid, 1, n),
-        lastHeardAt: now,
-      }),
-    },
-    (r) => ({ lease: { ...r.lease, validUntil: now + 10_000 } }),
-  )
-}
+const caughtUp = (s: AgentState, now: number, n: number): AgentState =>
+  primaryAndTarget(s, now, n, { executed: n, received: n })
 
 const label = (o: Output): string =>
   o._tag === "Vip" ? `vip ${o.op}` : o._tag === "Mysql" ? o.action._tag : o._tag

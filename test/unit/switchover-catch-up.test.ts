@@ -11,9 +11,10 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { type GtidSet, sidsOf, singleton } from "../../agent/src/core/gtid.ts"
-import { asLeader, leaderOf, leaseOf, roleName, switchoverOf } from "../../agent/src/core/roles.ts"
+import { leaderOf, leaseOf, roleName, switchoverOf } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { primaryAndTarget } from "../support/leader-states.ts"
 import { answering } from "../support/probe-answer.ts"
 // Each hard state written at once, as the executor reports it (core/durability.ts).
 import { stepWritten as step } from "../support/written-step.ts"
@@ -28,29 +29,8 @@ const world = (): World => {
 const sidOf = (s: AgentState): string => sidsOf(s.local.probe!.executed)[0]!
 
 /** db1 executed 1..n; db2 executed and received 1..targetN, heard now. */
-const at = (s: AgentState, now: number, n: number, targetN: number): AgentState => {
-  const sid = sidOf(s)
-  const v = s.peers.get("db2")!
-  return asLeader(
-    {
-      ...s,
-      now,
-      local: {
-        ...s.local,
-        probe: { ...s.local.probe!, executed: singleton(sid, 1, n) },
-        lastProbeAt: now,
-        probeSentAt: null,
-      },
-      peers: new Map(s.peers).set("db2", {
-        ...v,
-        executed: singleton(sid, 1, targetN),
-        received: singleton(sid, 1, targetN),
-        lastHeardAt: now,
-      }),
-    },
-    (r) => ({ lease: { ...r.lease, validUntil: now + 10_000 } }),
-  )
-}
+const at = (s: AgentState, now: number, n: number, targetN: number): AgentState =>
+  primaryAndTarget(s, now, n, { executed: targetN, received: targetN })
 
 const run = (s: AgentState, input: Input) => step(s, input)
 

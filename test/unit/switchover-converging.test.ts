@@ -10,13 +10,13 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { mayBeWritable } from "../../agent/src/core/fencing.ts"
-import { sidsOf, singleton } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
-import { asLeader, roleName, switchoverOf } from "../../agent/src/core/roles.ts"
+import { roleName, switchoverOf } from "../../agent/src/core/roles.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import { applyEstimateMs, blockBudgetMs, switchoverPlan } from "../../agent/src/core/switchover.ts"
 import type { AgentState, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { primaryAndTarget } from "../support/leader-states.ts"
 
 const running = (): AgentState => {
   const w = new World({ seed: 4, members: dataMembers(3) })
@@ -26,36 +26,7 @@ const running = (): AgentState => {
 }
 
 /** db1 executed 1..primaryN; db2 executed 1..executedN and received 1..receivedN, heard now. */
-const at = (
-  s: AgentState,
-  now: number,
-  primaryN: number,
-  target: { executed: number; received: number },
-): AgentState => {
-  const sid = sidsOf(s.local.probe!.executed)[0]!
-  const v = s.peers.get("db2")!
-  // The lease is renewed by heartbeat rounds this test does not run.
-  return asLeader(
-    {
-      ...s,
-      now,
-      local: {
-        ...s.local,
-        probe: { ...s.local.probe!, executed: singleton(sid, 1, primaryN) },
-        lastProbeAt: now,
-        // Its probe answered (a probe left unanswered would count as late).
-        probeSentAt: null,
-      },
-      peers: new Map(s.peers).set("db2", {
-        ...v,
-        executed: singleton(sid, 1, target.executed),
-        received: singleton(sid, 1, target.received),
-        lastHeardAt: now,
-      }),
-    },
-    (r) => ({ lease: { ...r.lease, validUntil: now + 10_000 } }),
-  )
-}
+const at = primaryAndTarget
 
 const tick = (s: AgentState) => step(s, { _tag: "Tick", now: s.now, random: 0.5 })
 
