@@ -831,11 +831,19 @@ export interface AgentState {
   readonly now: number
   readonly hard: HardState
   /**
-   * The role and what only it carries. What stays below spans roles: the vote
-   * a voter waits to grant (`pendingVote`), a forced failover or a transfer this
-   * node waits to stand for (`forcedFailover`, `transferStanding`: a follower or
-   * pre-candidate), and an old primary's `handedOver`/`vipHandover`, kept as a
-   * follower after the leader role that set them ended.
+   * The role and what only it carries (roles.ts). What stays below spans roles,
+   * or outlives the role that set it:
+   * - the vote a voter waits to grant (`pendingVote`), its promise and consent
+   *   (`promise`, `transferConsent`), the election clock (`electionDueAt`, and
+   *   `electionArmedAt`, kept across rounds), a forced failover or a transfer it
+   *   waits to stand for (`forcedFailover`, `transferStanding`): a follower's and
+   *   a pre-candidate's alike;
+   * - what an old primary keeps as a follower after its leadership ended
+   *   (`handedOver`, `vipHandover`, `resignedTerm`, `reclaimTried`);
+   * - what follows the local mysqld, the VIP and the registry rather than the
+   *   role (`writesBlocked`, `semiSyncFallback`, `commitStall`, `lagHeartbeatAt`,
+   *   `nextGarpRefreshAt`, `published`): their routines clear them when the node
+   *   stops being writable, which a fenced leader is too.
    */
   readonly role: RoleState
   readonly local: LocalNode
