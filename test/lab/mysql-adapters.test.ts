@@ -19,6 +19,7 @@ import {
   subtract,
   unsafeParseGtidSet,
 } from "../../agent/src/core/gtid.ts"
+import { sameProcess } from "../../agent/src/core/relay-intact.ts"
 import { sleep, waitFor } from "./exec.ts"
 import { LAB_USERS, Lab } from "./lab.ts"
 import { MYSQL_PORT } from "./network.ts"
@@ -296,8 +297,8 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
     assert.ok((closed?.elapsedMs ?? Infinity) < 500, "a refused connection fails fast")
   })
 
-  test("a SIGSTOPped mysqld fails the probe within the timeout, locally and remotely", async () => {
-    await probe("db3") // the kept connection exists before the hang
+  test("a SIGSTOPped mysqld fails the probe within the timeout, locally and remotely; resumed, it is the same process", async () => {
+    const first = await probe("db3") // the kept connection exists before the hang
     await lab.inject({ _tag: "Pause", host: "db3", process: "mysqld" })
     try {
       const a = await timed(() => probeFails("db3"))
@@ -330,11 +331,24 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
     }
     const back = await probe("db3")
     assert.equal(back.reconnected, true)
+    // Paused, not restarted: its start did not move (its relay log is intact).
+    assert.ok(
+      first.started !== null && back.started !== null && sameProcess(first.started, back.started),
+      `the same process: ${JSON.stringify(first.started)} then ${JSON.stringify(back.started)}`,
+    )
     assert.equal(back.superReadOnly, true)
   })
 
-  test("a killed mysqld fails the probe fast; the probe recovers after the restart", async () => {
-    await probe("db3")
+  test("a killed mysqld fails the probe fast; the probe recovers after the restart, which moved the process's start", async () => {
+    const first = await probe("db3")
+    // One process, one start on this host's clock since boot, probe after probe (relay-intact.ts).
+    assert.ok(first.started !== null, "the start is known")
+    await sleep(1_100)
+    const again = await probe("db3")
+    assert.ok(
+      first.started !== null && again.started !== null && sameProcess(first.started, again.started),
+      `the same process: ${JSON.stringify(first.started)} ${JSON.stringify(again.started)}`,
+    )
     await lab.inject({ _tag: "KillMysqld", host: "db3" })
     const a = await timed(() => probeFails("db3"))
     assert.ok(a.value.kind === "connection-lost" || a.value.kind === "connect", a.value.message)
@@ -345,6 +359,10 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
     await lab.waitMysqld("db3")
     const back = await probe("db3")
     assert.equal(back.reconnected, true)
+    assert.ok(
+      first.started !== null && back.started !== null && !sameProcess(first.started, back.started),
+      `a new process: ${JSON.stringify(first.started)} then ${JSON.stringify(back.started)}`,
+    )
     await waitFor(
       "db3 to replicate again",
       async () => (await probe("db3")).replica?.ioRunning === true,
@@ -844,5 +862,30 @@ describe("mysql2 adapters on real MySQL 9.7", () => {
     } finally {
       await app.end().catch(() => {})
     }
+  })
+
+  // Last: it restarts the source (read-only when it comes back).
+  test("a replica whose source went away shows Connecting and reconnects by itself once it is back, without START REPLICA", async () => {
+    assert.equal((await probe("db3")).replica?.ioState, "Yes")
+    await lab.inject({ _tag: "KillMysqld", host: "db1" })
+    let seen = ""
+    await waitFor(
+      "db3's IO thread to retry (Connecting)",
+      async () => {
+        const r = (await probe("db3")).replica
+        seen = `${r?.ioState} ${r?.lastIoError?.errno ?? "no error"}`
+        return r?.ioState === "Connecting"
+      },
+      10_000,
+      50,
+    )
+    await lab.waitMysqld("db1")
+    // Nobody starts replication on db3: MySQL retries every SOURCE_CONNECT_RETRY (1 s) itself.
+    await waitFor(
+      "db3's IO thread to reconnect by itself",
+      async () => (await probe("db3")).replica?.ioState === "Yes",
+      20_000,
+    )
+    console.log(`source killed: the replica read "${seen}" while retrying, then Yes by itself`)
   })
 })

@@ -297,11 +297,38 @@ describe("semi-sync waiters on real MySQL 9.7 (what the demotion relies on)", {
     }
   })
 
-  test("kill -9 of mysqld while a commit waits: the client gets an error; the restarted server holds the transaction, read-only", async () => {
+  const gtidsOf = async (): Promise<{ executed: string; owned: string; uuid: string }> => {
+    const [row] = await lab.query<{ executed: string; owned: string; uuid: string }>(
+      "db1",
+      "SELECT @@GLOBAL.gtid_executed AS executed, @@GLOBAL.gtid_owned AS owned, @@server_uuid AS uuid",
+    )
+    return { executed: row?.executed ?? "", owned: row?.owned ?? "", uuid: row?.uuid ?? "" }
+  }
+  const gtidIn = async (gtid: string, set: string): Promise<boolean> => {
+    const [row] = await lab.query<{ sub: number }>("db1", "SELECT GTID_SUBSET(?, ?) AS sub", [
+      gtid,
+      set,
+    ])
+    return Number(row?.sub) === 1
+  }
+
+  test("kill -9 of mysqld while a commit waits: its GTID is owned, not executed; the client gets an error; the restarted server holds the transaction, read-only", async () => {
     const app = await appConnection()
     const thread = await threadId(app)
+    const before = await gtidsOf()
     const waiter = insertPending(app, 3)
     await waitsForAck(thread)
+    // The waiting commit is in the binlog (the replica could have it) but not in gtid_executed.
+    const during = await gtidsOf()
+    console.log(`waiting: executed ${during.executed} owned ${JSON.stringify(during.owned)}`)
+    assert.equal(during.executed, before.executed, "a waiting commit is not in gtid_executed")
+    const ownedHere = during.owned
+      .split(/,\s*/)
+      .map((g) => g.trim())
+      .filter((g) => g.startsWith(during.uuid))
+    assert.equal(ownedHere.length, 1, `one GTID owned: ${during.owned}`)
+    const waitingGtid = ownedHere[0]!.replace(/#.*$/, "")
+    assert.ok(!(await gtidIn(waitingGtid, during.executed)))
     await lab.inject({ _tag: "KillMysqld", host: "db1" })
     await waitFor("the client to settle", async () => outcome(waiter) !== undefined, 5_000, 20)
     assert.equal(outcome(waiter)?.ok, false, "no OK from a killed server")
@@ -311,6 +338,10 @@ describe("semi-sync waiters on real MySQL 9.7 (what the demotion relies on)", {
     assert.ok(
       await rowExists(3),
       "crash recovery commits the transaction it had written to its binlog",
+    )
+    assert.ok(
+      await gtidIn(waitingGtid, (await gtidsOf()).executed),
+      "its GTID is executed after the restart",
     )
   })
 

@@ -178,6 +178,8 @@ export const renderOutput = (o: Output): string | null => {
       return `publish-primary term=${o.term}`
     case "WithdrawPrimary":
       return `withdraw-primary term=${o.term}`
+    case "RecordRelayIntact":
+      return `record-relay-intact ${o.started.boot}@${o.started.sinceBootSeconds}`
     case "RestartMysqld":
       return `restart-mysqld attempt ${o.attempt}`
     case "KillMysqld":

@@ -54,6 +54,21 @@ const forgetfulVoter: Reducer = (s, i) => {
   return { state: { ...r.state, promise: null }, outputs: r.outputs }
 }
 
+/**
+ * An agent that starts takes its replica's relay log for intact without
+ * asking whether its mysqld is the process it recorded (relay-intact.ts):
+ * one that restarted while the agent was down (relay_log_recovery dropped
+ * what it had received) votes as if it still held it.
+ */
+const relayAlwaysIntact: Reducer = (s, i) => {
+  const r = step(s, i)
+  if (i._tag !== "Start") return r
+  return {
+    state: { ...r.state, local: { ...r.state.local, resyncNeeded: false } },
+    outputs: r.outputs,
+  }
+}
+
 /** A primary that does not fence itself when its lease runs out. */
 const noSelfFence: Reducer = (s, i) => {
   const r = step(s, i)
@@ -392,6 +407,13 @@ export const maskedMutants: ReadonlyArray<Mutant> = [
     // Scenario 18b (its mysqld cannot restart, the winner aborts) catches it: mutations.test.ts.
     expect: ["L1"],
     reducer: abortedPromotionCounts,
+  },
+  {
+    name: "relay-always-intact",
+    description:
+      "an agent that starts takes its relay log for intact without checking its mysqld is the process it recorded",
+    expect: ["I3"],
+    reducer: relayAlwaysIntact,
   },
   {
     name: "unpersisted-vote",

@@ -214,6 +214,50 @@ test("inside the anti-flap block the last primary may take the role back, with a
   assert.match(response?.reason ?? "", /lacks transactions/)
 })
 
+test("inside the anti-flap block a rival the block stops never ranks better than the last primary (section 10)", () => {
+  const { w, s } = insideBlock()
+  // db2 holds one transaction more than db1 (db1's commit in flight reached it, say).
+  const uuid = w.node("db1").mysqld!.uuid
+  const extra = singleton(uuid, s.local.received.sids.get(uuid)!.at(-1)!.end + 1)
+  const db2 = s.peers.get("db2")!
+  const withRival: AgentState = {
+    ...s,
+    peers: new Map(s.peers).set("db2", {
+      ...db2,
+      received: union(s.local.received, extra),
+      lastHeardAt: s.now,
+    }),
+  }
+  const received = formatGtidSet(s.local.received)
+  // Outside the block db2 would rank better; inside it db2 cannot take the role.
+  const outside: AgentState = { ...withRival, recoveryBlock: null }
+  const refused = voteResponses(
+    vote(outside, voteRequest(outside, "db1", s.hard.term + 1, received)).outputs,
+  )[0]
+  assert.equal(refused?.granted, false, JSON.stringify(refused))
+  assert.match(refused?.reason ?? "", /db2 ranks better/)
+  const granted = voteResponses(
+    vote(withRival, voteRequest(withRival, "db1", s.hard.term + 1, received)).outputs,
+  )[0]
+  assert.equal(granted?.granted, true, granted?.reason)
+})
+
+test("a commit in flight on the local mysqld (gtid_owned) counts in the node's data, not in gtid_executed (section 7)", () => {
+  const w = running()
+  const s = w.node("db1").state
+  const probe = s.local.probe!
+  const uuid = w.node("db1").mysqld!.uuid
+  const waiting = singleton(uuid, probe.executed.sids.get(uuid)!.at(-1)!.end + 1)
+  const r = step(s, {
+    _tag: "LocalProbed",
+    ...answering(s),
+    now: at(s, 1),
+    result: { _tag: "Up", mysql: { ...probe, committing: waiting } },
+  })
+  assert.equal(formatGtidSet(r.state.local.received), formatGtidSet(union(probe.executed, waiting)))
+  assert.equal(r.state.local.executedText, formatGtidSet(probe.executed))
+})
+
 test("a promotion that aborts before its node is writable records no failover; one that makes it writable does (section 10)", () => {
   const w = new World({
     seed: 4,

@@ -33,8 +33,8 @@ import type {
 import type { ProcessRunResult } from "../../agent/src/adapters/process-group.ts"
 import type { RestartResult } from "../../agent/src/adapters/service-manager.ts"
 import type { VipService } from "../../agent/src/adapters/vip.ts"
-import { type GtidSet, isSubset } from "../../agent/src/core/gtid.ts"
-import type { HardState, HookName, Output } from "../../agent/src/core/types.ts"
+import { emptyGtidSet, type GtidSet, isSubset } from "../../agent/src/core/gtid.ts"
+import type { HardState, HookName, MysqldStart, Output } from "../../agent/src/core/types.ts"
 import {
   type ExecutorServices,
   makeExecutor,
@@ -88,6 +88,8 @@ export interface SimHost {
   onSend(from: string, to: string, message: PeerMessage): void
   deliver(from: string, to: string, message: PeerMessage): void
   onPersisted(name: string, hard: HardState): void
+  /** The relay-intact file beside the hard state. */
+  onRelayIntact(name: string, started: MysqldStart): void
   onVip(name: string, op: "add" | "remove" | "refresh"): void
   /** Service discovery: the simulated etcd (world.ts). */
   onDiscovery(name: string, op: "publish" | "withdraw", term: number): void
@@ -430,7 +432,7 @@ export const simAgentProcess = (options: {
       ),
     waitForExecutedGtidSet: (set, timeoutSeconds) =>
       statement("wait", (m) =>
-        pollUntil(m, timeoutSeconds * 1000, (x) => isSubset(set, x.executed)).pipe(
+        pollUntil(m, timeoutSeconds * 1000, (x) => isSubset(set, x.gtidExecuted)).pipe(
           Effect.map((ok) => (ok ? { _tag: "Applied" as const } : { _tag: "TimedOut" as const })),
         ),
       ),
@@ -537,7 +539,7 @@ export const simAgentProcess = (options: {
         const start = host.now
         const loop: Effect.Effect<WaitResult, MysqlError> = Effect.suspend(() => {
           if (!reachable()) return Effect.fail(mysqlError("wait", at, "connection-lost", "lost"))
-          if (isSubset(set, t.executed)) return Effect.succeed({ _tag: "Applied" as const })
+          if (isSubset(set, t.gtidExecuted)) return Effect.succeed({ _tag: "Applied" as const })
           if (host.now - start >= timeoutMs) return Effect.succeed({ _tag: "TimedOut" as const })
           return Effect.andThen(
             after(MYSQL_POLL_MS, () => Effect.void),
@@ -574,6 +576,7 @@ export const simAgentProcess = (options: {
           superReadOnly: p.superReadOnly,
           relayLogRecovery: true,
           executed: p.executed,
+          committing: p.committing ?? emptyGtidSet,
           replica:
             p.replica === null
               ? null
@@ -604,7 +607,9 @@ export const simAgentProcess = (options: {
             replicaEnabled: p.semiSyncReplicaOn,
             replicaActive: p.semiSyncReplicaOn,
           },
-          uptimeSeconds: null,
+          // The host's clock since boot is the world's: a mysqld started when it last booted.
+          uptimeSeconds: Math.floor((host.now - m.bootedAt) / 1000),
+          started: { boot: `sim-${self}`, sinceBootSeconds: m.bootedAt / 1000 },
           commitWait: { sessions: 0, oldestSeconds: 0 },
           durationMs: 1,
           reconnected: false,
@@ -743,6 +748,11 @@ export const simAgentProcess = (options: {
       },
       withdraw: (term) => {
         if (alive()) host.onDiscovery(self, "withdraw", term)
+      },
+    },
+    relayIntact: {
+      record: (started) => {
+        if (alive()) host.onRelayIntact(self, started)
       },
     },
     restart,

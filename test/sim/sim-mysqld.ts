@@ -75,6 +75,7 @@ import {
   type GtidSet,
   isSubset,
   nextGno,
+  subtract,
   union,
 } from "../../agent/src/core/gtid.ts"
 import type { MysqlProbe } from "../../agent/src/core/types.ts"
@@ -134,6 +135,8 @@ export class SimMysqld {
   private fenceWaiters: Array<(done: boolean) => void> = []
   /** The application's writes come from a SYSTEM_USER user (KILL denied to the agent). */
   systemUserClients = false
+  /** When this process started (world ms): every boot is a new process. */
+  bootedAt = 0
   /** Bumped on every crash: replicas reconnect. */
   incarnation = 0
   /** The relay log's disk has no room left (it stays full across restarts: it is the disk). */
@@ -156,13 +159,29 @@ export class SimMysqld {
     return union(this.executed, this.retrieved)
   }
 
+  /**
+   * Commits waiting for acknowledgements: in the binlog (`executed` here) and
+   * owned by their sessions (@@gtid_owned), not yet in @@gtid_executed
+   * (test/lab/semisync-behaviour.test.ts "kill -9 ... its GTID is owned, not
+   * executed"); crash recovery commits them.
+   */
+  get committing(): GtidSet {
+    return this.pending.reduce((set, p) => addTransaction(set, this.uuid, p.gno), emptyGtidSet)
+  }
+
+  /** @@gtid_executed as a client reads it: the binlog less the commits in flight. */
+  get gtidExecuted(): GtidSet {
+    return this.pending.length === 0 ? this.executed : subtract(this.executed, this.committing)
+  }
+
   /** `clients`: semi-sync replicas connected now (the world knows the network). */
   probe(clients = 0): MysqlProbe {
     return {
       serverUuid: this.uuid,
       readOnly: this.readOnly,
       superReadOnly: this.superReadOnly,
-      executed: this.executed,
+      executed: this.gtidExecuted,
+      ...(this.pending.length === 0 ? {} : { committing: this.committing }),
       replica:
         this.source === null
           ? null
@@ -301,7 +320,8 @@ export class SimMysqld {
    * Boot: super_read_only from my.cnf, relay_log_recovery drops unapplied
    * relay logs, semi-sync as a source from my.cnf.
    */
-  boot(): void {
+  boot(now: number): void {
+    this.bootedAt = now
     this.up = true
     this.superReadOnly = true
     this.readOnly = true

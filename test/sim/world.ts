@@ -39,6 +39,7 @@ import type {
   HardState,
   HookName,
   Input,
+  MysqldStart,
   OperatorRequest,
 } from "../../agent/src/core/types.ts"
 import type { ClusterRecord, PeerMessage } from "../../shared/peer-messages.ts"
@@ -88,6 +89,8 @@ interface Node {
   readonly mysqld: SimMysqld | null
   state: AgentState
   disk: HardState | null
+  /** The relay-intact file beside the hard state (core/relay-intact.ts). */
+  relayIntact: MysqldStart | null
   agentUp: boolean
   /** Bumped on every agent crash: outputs of a dead process never run. */
   incarnation: number
@@ -300,6 +303,7 @@ export class World implements SimHost {
         mysqld,
         state: initialState(this.config, member.name),
         disk: null,
+        relayIntact: null,
         agentUp: false,
         incarnation: 0,
         pausedUntil: 0,
@@ -412,6 +416,7 @@ export class World implements SimHost {
         _tag: "Start",
         now,
         hard: n.disk,
+        relayIntact: n.relayIntact,
         bootId: `${n.name}-${n.incarnation}`,
         random: this.rng.next(),
       }))
@@ -490,6 +495,10 @@ export class World implements SimHost {
     this.onPersist()
   }
 
+  onRelayIntact(name: string, started: MysqldStart): void {
+    this.node(name).relayIntact = started
+  }
+
   onDiscovery(name: string, op: "publish" | "withdraw", term: number): void {
     if (op === "publish") {
       if (term < this.publishedTerm) return
@@ -533,7 +542,7 @@ export class World implements SimHost {
     this.trace(n, `kill -9 mysqld: ${reason}`)
     if (m?.up) this.lose(m.crash(), m)
     this.schedule(this.now + 600 + this.rng.next() * 1500, () => {
-      if (m !== null && !m.up && !n.restartFails) m.boot()
+      if (m !== null && !m.up && !n.restartFails) m.boot(this.now)
     })
   }
 
@@ -981,7 +990,7 @@ export class World implements SimHost {
 
   /** Boots mysqld; in a crash loop it dies again `crashLoopUpMs` later. */
   private boot(n: Node, m: SimMysqld): void {
-    m.boot()
+    m.boot(this.now)
     if (n.crashLoopUpMs === null) return
     const inc = m.incarnation
     this.schedule(this.now + n.crashLoopUpMs, () => {
@@ -1143,7 +1152,7 @@ export class World implements SimHost {
     const n = this.node(name)
     this.fault(`start mysqld on ${name}`)
     n.restartFails = false
-    if (n.mysqld !== null && !n.mysqld.up) n.mysqld.boot()
+    if (n.mysqld !== null && !n.mysqld.up) n.mysqld.boot(this.now)
   }
 
   healAll(): void {
@@ -1158,7 +1167,7 @@ export class World implements SimHost {
       const m = n.mysqld
       if (m?.hung) m.hung = false
       // The operator brings back a mysqld that could not restart.
-      if (m !== null && !m.up) m.boot()
+      if (m !== null && !m.up) m.boot(this.now)
     }
   }
 

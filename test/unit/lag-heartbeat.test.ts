@@ -15,6 +15,7 @@ import {
 } from "../../agent/src/adapters/mysql-prober.ts"
 import { renderStatus } from "../../agent/src/cli/render.ts"
 import { nextDeadline } from "../../agent/src/core/deadline.ts"
+import { emptyGtidSet } from "../../agent/src/core/gtid.ts"
 import {
   describeLagSource,
   LAG_HEARTBEAT_INTERVAL_MS,
@@ -293,6 +294,8 @@ test("the core's probe carries the rows only when they were read", () => {
     },
     uptimeSeconds: 10,
     commitWait: { sessions: 0, oldestSeconds: 0 },
+    committing: emptyGtidSet,
+    started: null,
     durationMs: 1,
     reconnected: false,
   }

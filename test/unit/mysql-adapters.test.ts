@@ -3,14 +3,15 @@
 // rest against real MySQL).
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import { Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import {
   missingPrivileges,
   parseGrants,
   REQUIRED_PRIVILEGES,
 } from "../../agent/src/adapters/mysql-actuator.ts"
 import { connectionOptions, toMysqlError } from "../../agent/src/adapters/mysql-connection.ts"
-import { planRemoteProbe } from "../../agent/src/adapters/mysql-prober.ts"
+import { committingOf, planRemoteProbe } from "../../agent/src/adapters/mysql-prober.ts"
+import { formatGtidSet } from "../../agent/src/core/gtid.ts"
 
 test("parseGrants reads global privileges (static and dynamic) and roles, not schema grants", () => {
   const g = parseGrants([
@@ -133,4 +134,24 @@ test("planRemoteProbe: a kept connection between fresh ones every freshEveryMs; 
   // An earlier probe still uses it (a hung server): this one connects on its own, whatever is kept.
   assert.equal(planRemoteProbe(kept(0), true, "db1:3306", 100, every), "OneShot")
   assert.equal(planRemoteProbe(undefined, true, "db1:3306", 100, every), "OneShot")
+})
+
+test("committingOf: this server's own GTIDs in @@gtid_owned, without their owner threads; a bad value is a clear error", async () => {
+  const own = "7636a8c3-f10d-11f1-bde2-02fc00000001"
+  const other = "8f2b1c00-f10d-11f1-bde2-02fc00000002"
+  const read = (owned: string) =>
+    Effect.runPromise(Effect.result(committingOf("probe", "db1:3306", owned, own)))
+  const one = await read(`${own}:3#19`)
+  assert.equal(one._tag, "Success")
+  if (one._tag === "Success") assert.equal(formatGtidSet(one.success), `${own}:3`)
+  // A replica's applier owns its source's GTIDs: not this server's commits.
+  const mixed = await read(`${own}:4#20,\n${other}:7#31,${own}:5#21`)
+  if (mixed._tag === "Success") assert.equal(formatGtidSet(mixed.success), `${own}:4-5`)
+  else assert.fail("parsed")
+  const none = await read("")
+  if (none._tag === "Success") assert.equal(formatGtidSet(none.success), "")
+  else assert.fail("parsed")
+  const bad = await read("not-a-gtid#3")
+  assert.equal(bad._tag, "Failure")
+  if (bad._tag === "Failure") assert.match(String(bad.failure.message), /@@gtid_owned/)
 })

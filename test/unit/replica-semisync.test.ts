@@ -119,6 +119,25 @@ test("a stopped SQL thread is started again, with an event that says which threa
   assert.match(events[0]?.reason ?? "", /exclude db3/)
 })
 
+test("an IO thread that is connecting is left to retry by itself; a stopped one is started", () => {
+  const { s, probe } = replicaOfDb1()
+  assert.ok(probe.replica !== null)
+  const probed = (replica: NonNullable<MysqlProbe["replica"]>) =>
+    run(s, {
+      _tag: "LocalProbed",
+      ...answering(s),
+      now: s.now + 10,
+      result: { _tag: "Up", mysql: { ...probe, replica } },
+    })
+  // Right after a START REPLICA towards an unreachable source: Connecting, no error yet.
+  const connecting = probed({ ...probe.replica, ioRunning: false, ioConnecting: true })
+  assert.equal(startReplicas(connecting.out), 0)
+  assert.equal(eventsNamed(connecting.out, "replication-restart").length, 0)
+  const stopped = probed({ ...probe.replica, ioRunning: false })
+  assert.equal(startReplicas(stopped.out), 1)
+  assert.match(eventsNamed(stopped.out, "replication-restart")[0]?.reason ?? "", /^I\/O thread/)
+})
+
 test("an excluded node's stopped replication, semi-sync and source are left alone; rejoin still repoints", () => {
   const { s, probe } = replicaOfDb1()
   assert.ok(probe.replica !== null)

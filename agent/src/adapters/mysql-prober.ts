@@ -20,8 +20,9 @@
  * Privileges: REPLICATION CLIENT (for SHOW REPLICA STATUS); nothing else.
  */
 import { Context, Duration, Effect, Layer, Semaphore } from "effect"
-import { type GtidSet, parseGtidSet } from "../core/gtid.ts"
-import type { LagHeartbeatRow, MysqlProbe, ReplicaStatus } from "../core/types.ts"
+import { type GtidSet, isEmpty, parseGtidSet, restrictToUuids } from "../core/gtid.ts"
+import type { LagHeartbeatRow, MysqldStart, MysqlProbe, ReplicaStatus } from "../core/types.ts"
+import { type HostBoot, makeHostBoot, mysqldStart } from "./host-boot.ts"
 import {
   bool,
   describeEndpoint,
@@ -106,6 +107,10 @@ export interface LocalObservation {
   /** @@relay_log_recovery: ON discards the relay log at every mysqld start. */
   readonly relayLogRecovery: boolean
   readonly executed: GtidSet
+  /** This server's own commits in flight, not yet in gtid_executed (`committingOf`). */
+  readonly committing: GtidSet
+  /** When this mysqld process started on this host's clock since boot (host-boot.ts); null: unknown. */
+  readonly started: MysqldStart | null
   /** Null when no replication source is configured (SHOW REPLICA STATUS is empty). */
   readonly replica: ReplicaObservation | null
   readonly semiSync: SemiSyncObservation
@@ -254,7 +259,27 @@ const parseSemiSync = (
 
 const LOCAL_SQL = `SELECT @@server_uuid AS server_uuid, @@server_id AS server_id, @@version AS version,
   @@read_only AS read_only, @@super_read_only AS super_read_only, @@gtid_executed AS gtid_executed,
-  @@relay_log_recovery AS relay_log_recovery`
+  @@relay_log_recovery AS relay_log_recovery, @@GLOBAL.gtid_owned AS gtid_owned`
+
+/**
+ * @@GLOBAL.gtid_owned lists each GTID in use with the thread owning it
+ * ("uuid:3#19,uuid:4#20"). Those of this server's own uuid are its commits
+ * in flight: written to its binlog (or about to be, and then on no replica
+ * yet) but not in gtid_executed until they commit, such as a commit waiting
+ * for its semi-sync acknowledgement, which crash recovery commits
+ * (test/lab/semisync-behaviour.test.ts "kill -9 ... its GTID is owned, not
+ * executed"). A replica may already hold such a transaction: the node's data
+ * for votes and ranking must count it (protocol.md section 7).
+ */
+export const committingOf = (
+  action: string,
+  target: string,
+  owned: string,
+  serverUuid: string,
+): Effect.Effect<GtidSet, MysqlError> =>
+  gtids(action, target, "@@gtid_owned", owned.replace(/#\d+/g, "")).pipe(
+    Effect.map((set) => restrictToUuids(set, new Set([serverUuid]))),
+  )
 
 /** Needs PROCESS (without it only the agent's own sessions show: no stuck commit is ever seen). */
 const COMMIT_WAIT_SQL = `SELECT COUNT(*) AS sessions, COALESCE(MAX(TIME), 0) AS oldest
@@ -319,15 +344,17 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession, heartbeatTab
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
   const uptime = nameValueMap(semiStatus).get("uptime")
   const heartbeats = yield* readHeartbeats(session, heartbeatTable)
+  const serverUuid = str(vars, "server_uuid").toLowerCase()
   return {
     ...(heartbeats === undefined ? {} : { heartbeats }),
-    serverUuid: str(vars, "server_uuid").toLowerCase(),
+    serverUuid,
     serverId: num(vars, "server_id") ?? 0,
     version: str(vars, "version"),
     readOnly: bool(vars, "read_only"),
     superReadOnly: bool(vars, "super_read_only"),
     relayLogRecovery: bool(vars, "relay_log_recovery"),
     executed: yield* gtids("probe", target, "@@gtid_executed", str(vars, "gtid_executed")),
+    committing: yield* committingOf("probe", target, str(vars, "gtid_owned"), serverUuid),
     replica: yield* parseReplica(target, replicaRows),
     semiSync: parseSemiSync(semiVars, semiStatus),
     uptimeSeconds: uptime === undefined || uptime === "" ? null : Number(uptime),
@@ -349,6 +376,8 @@ export interface MysqlProberOptions {
   readonly remoteFreshConnectionMs?: number
   /** The heartbeat table to read with each local probe (`lag.source: heartbeat_table`), as configured now. */
   readonly lagHeartbeatTable?: () => string | undefined
+  /** This host's boot and clock since boot (default: /proc, host-boot.ts). */
+  readonly hostBoot?: () => HostBoot | null
 }
 
 /**
@@ -432,6 +461,7 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
     }),
   )
 
+  const hostBoot = options.hostBoot ?? makeHostBoot()
   const deadline = settings.connectTimeoutMs + settings.queryTimeoutMs
   const probeLocal: Effect.Effect<LocalObservation, MysqlError> = Effect.gen(function* () {
     const start = performance.now()
@@ -460,7 +490,9 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
           ),
       }),
     )
-    return { ...seen, durationMs: elapsed(start), reconnected }
+    // Read right after the answer: Uptime and /proc/uptime a moment apart.
+    const started = mysqldStart(hostBoot(), seen.uptimeSeconds)
+    return { ...seen, started, durationMs: elapsed(start), reconnected }
   }).pipe(
     // A failure, a timeout or an interruption leaves the connection unusable.
     Effect.onExit((exit) => (exit._tag === "Failure" ? drop : Effect.void)),
@@ -646,6 +678,7 @@ export const toMysqlProbe = (
       : {
           source: sourceName(o.replica.sourceHost, o.replica.sourcePort),
           ioRunning: o.replica.ioRunning,
+          ...(o.replica.ioState === "Connecting" ? { ioConnecting: true } : {}),
           ioStatus: o.replica.ioStatus,
           sqlRunning: o.replica.sqlRunning,
           retrieved: o.replica.retrieved,
@@ -660,6 +693,7 @@ export const toMysqlProbe = (
     superReadOnly: o.superReadOnly,
     relayLogRecovery: o.relayLogRecovery,
     executed: o.executed,
+    ...(isEmpty(o.committing) ? {} : { committing: o.committing }),
     replica,
     semiSyncSourceOn: o.semiSync.sourceEnabled && o.semiSync.sourceActive,
     semiSyncSourceEnabled: o.semiSync.sourceEnabled,
@@ -671,6 +705,7 @@ export const toMysqlProbe = (
       ? {}
       : { semiSyncWaitCount: o.semiSync.waitForReplicaCount }),
     ...(o.uptimeSeconds === null ? {} : { uptimeSeconds: o.uptimeSeconds }),
+    ...(o.started === null ? {} : { started: o.started }),
     ...(o.heartbeats === undefined ? {} : { heartbeats: o.heartbeats }),
   }
 }

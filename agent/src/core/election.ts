@@ -108,12 +108,25 @@ export const bootstrapChoice = (s: AgentState): string | null => {
   return replicatedFrom.every((x) => x === root) && replicatedFrom.length > 0 ? root : null
 }
 
-/** Contenders other than the candidate, as this node knows them, for ranking. */
-const rivals = (s: AgentState, candidate: string, lost: string | null): Array<Contender> => {
+/**
+ * Contenders other than the candidate, as this node knows them, for ranking.
+ * In an election, not one the anti-flap block stops (section 10): it cannot
+ * take the role, so ranking it better would leave the cluster without a
+ * primary; the voters' completeness check still guards the data.
+ */
+const rivals = (
+  s: AgentState,
+  candidate: string,
+  lost: string | null,
+  kind: VoteKind,
+): Array<Contender> => {
   const result: Array<Contender> = []
   const within = s.config.timings.leaseDurationMs
+  const blockUntil = s.recoveryBlock?.until ?? null
   for (const m of s.config.members) {
     if (m.name === candidate || m.name === lost || m.kind !== "data") continue
+    if (kind === "election" && recoveryBlockStops(s.hard.record, blockUntil, s.now, m.name))
+      continue
     if (m.name === s.self) {
       if (selfEligible(s).ok) {
         result.push({
@@ -193,7 +206,7 @@ const betterRival = (s: AgentState, lost: string | null): string | null => {
   }
   const lineage = currentLineage(s)
   const window = aliveWindow(s.config)
-  for (const r of rivals(s, s.self, lost)) {
+  for (const r of rivals(s, s.self, lost, "election")) {
     const v = s.peers.get(r.name)
     if (v === undefined || s.now - v.lastHeardAt >= window) continue
     // The recorded primary yields only to more data: replicas that lost relay logs vote for it alone.
@@ -512,7 +525,7 @@ export const decideVote = (
       backlog: data.backlog,
       priority: memberOf(s.config, from)?.priority ?? 0,
     }
-    for (const r of rivals(s, from, knownPrimary(s))) {
+    for (const r of rivals(s, from, knownPrimary(s), kind)) {
       if (ranksBetter(r, candidate, lineage, record.primary === from)) {
         return { ok: false, why: `${r.name} ranks better` }
       }

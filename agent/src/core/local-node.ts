@@ -21,6 +21,7 @@ import { initialHealth, isAtLeast, type ProbeOutcome, stepHealth } from "./healt
 import { probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
+import { restartedBetween, sameProcess, shouldRecord } from "./relay-intact.ts"
 import { activeLeaderOf } from "./roles.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
 
@@ -36,6 +37,7 @@ export const initialLocal: LocalNode = {
   resyncNeeded: false,
   resyncSince: 0,
   keptCheck: null,
+  relayIntact: { recorded: null, atStart: null },
   outage: null,
   stall: null,
   mark: null,
@@ -156,16 +158,7 @@ const missed = (
   if (s.local.up && outcome._tag === "ProbeLate" && health.level !== "FAIL") {
     return { ...s, local: { ...s.local, hung, health } }
   }
-  // Only a replica that was receiving, or held received transactions not yet applied
-  // (its IO thread stopped by a vote freeze, say), may have lost relay logs.
-  const replica = s.local.up ? (s.local.probe?.replica ?? null) : null
-  // A winner whose promotion has not made it writable is still a replica (restart-routine.ts).
-  const stillReplica =
-    s.role._tag !== "Leader" || (s.role.promotion !== null && s.role.promotion.step !== "done")
-  const relayHeld =
-    replica !== null &&
-    stillReplica &&
-    (replica.ioRunning || !isSubset(replica.retrieved, s.local.probe!.executed))
+  const relayHeld = s.local.up && holdsRelay(s, s.local.probe)
   // With relay_log_recovery OFF the relay log survives a mysqld crash: check it on return.
   const keeps = s.local.probe?.relayLogRecovery === false
   const startsResync = relayHeld && !keeps
@@ -200,6 +193,23 @@ const missed = (
       mark: null,
     },
   }
+}
+
+/**
+ * Only a replica that was receiving, or held received transactions not yet
+ * applied (its IO thread stopped by a vote freeze, say), may have lost relay
+ * logs when its mysqld restarted.
+ */
+const holdsRelay = (s: AgentState, probe: MysqlProbe | null): boolean => {
+  const replica = probe?.replica ?? null
+  // A winner whose promotion has not made it writable is still a replica (restart-routine.ts).
+  const stillReplica =
+    s.role._tag !== "Leader" || (s.role.promotion !== null && s.role.promotion.step !== "done")
+  return (
+    replica !== null &&
+    stillReplica &&
+    (replica.ioRunning || !isSubset(replica.retrieved, probe!.executed))
+  )
 }
 
 /**
@@ -281,10 +291,13 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
   const sameRetrieved = before?.replica?.retrieved === probe.replica?.retrieved
   const executedText = sameExecuted ? s.local.executedText : formatGtidSet(probe.executed)
   const retrievedText = sameRetrieved ? s.local.retrievedText : formatGtidSet(retrieved)
+  // Commits in flight on this server are in its binlog: a replica may hold them already.
+  const committing = probe.committing ?? emptyGtidSet
+  const sameCommitting = (before?.committing ?? emptyGtidSet) === committing
   const received =
-    sameExecuted && sameRetrieved && s.local.up
+    sameExecuted && sameRetrieved && sameCommitting && s.local.up
       ? s.local.received
-      : union(probe.executed, retrieved)
+      : union(union(probe.executed, retrieved), committing)
   const errant = errantOf(s, probe.executed)
   if (isEmpty(s.local.errant) && !isEmpty(errant)) {
     event(out, "warn", "errant-transactions", formatGtidSet(errant))
@@ -306,12 +319,42 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
       "no-restart",
       "mysqld answers again without having restarted: its relay log is intact",
     )
-  const resyncBefore = ranOn ? outage.resyncBefore : s.local.resyncNeeded
+  // The agent started and its mysqld is still the process an earlier run recorded as
+  // holding all it received: the relay log is intact (relay-intact.ts).
+  const atStart = s.local.relayIntact.atStart
+  const intact =
+    atStart !== null &&
+    probe.started !== undefined &&
+    sameProcess(atStart, probe.started) &&
+    s.local.resyncNeeded
+  if (intact) {
+    event(
+      out,
+      "info",
+      "relay-log-intact",
+      "mysqld is the process this agent recorded before it restarted: its relay log is intact, no resync",
+    )
+  }
+  // It restarted between two probes that both answered (its start moved): as after an outage.
+  const unseen = s.local.up && restartedBetween(before?.started, probe.started)
+  const heldBefore = unseen && holdsRelay(s, before)
+  const unseenResync = heldBefore && before?.relayLogRecovery !== false
+  if (unseen) {
+    event(
+      out,
+      "warn",
+      "mysqld-restarted",
+      `mysqld restarted between two probes${unseenResync ? ": its relay logs may have lost received transactions" : ""}`,
+    )
+  }
+  const resyncBefore = ranOn
+    ? outage.resyncBefore
+    : (s.local.resyncNeeded && !intact) || unseenResync
   // The relay log should have survived the crash (relay_log_recovery OFF): did it?
-  const check = ranOn ? null : s.local.keptCheck
+  const check = ranOn ? null : heldBefore && !unseenResync ? s.local.received : s.local.keptCheck
   const lost = check !== null && !isSubset(check, received)
   // Only a primary's report heard after this counts: an older one may predate the loss.
-  const resyncSince = lost ? s.now + 1 : s.local.resyncSince
+  const resyncSince = lost || unseenResync ? s.now + 1 : s.local.resyncSince
   if (lost) {
     event(
       out,
@@ -320,6 +363,14 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
       `mysqld came back without ${formatGtidSet(subtract(check, received))} it had received`,
     )
   }
+  const resyncNeeded = (resyncBefore || lost) && !caughtUp(s, probe, received, resyncSince)
+  // Record this process once it is known to hold all it received, for the next agent start.
+  const recorded = s.local.relayIntact.recorded
+  const record =
+    isDataNode(s.config, s.self) &&
+    !resyncNeeded &&
+    shouldRecord(recorded, probe.started, probe.uptimeSeconds)
+  if (record) out.push({ _tag: "RecordRelayIntact", started: probe.started })
   return {
     ...s,
     local: {
@@ -330,7 +381,11 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
       health,
       lastProbeAt: s.now,
       received,
-      resyncNeeded: (resyncBefore || lost) && !caughtUp(s, probe, received, resyncSince),
+      resyncNeeded,
+      relayIntact: {
+        recorded: record && probe.started !== undefined ? probe.started : recorded,
+        atStart: null,
+      },
       outage: null,
       resyncSince,
       keptCheck: null,

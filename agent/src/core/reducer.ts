@@ -59,7 +59,7 @@ import {
   onTransferProbe,
   transferStandingTimer,
 } from "./transfer-standing.ts"
-import type { AgentState, HardState, Input, Output } from "./types.ts"
+import type { AgentState, HardState, Input, MysqldStart, Output } from "./types.ts"
 import { vipRefreshTimer } from "./vip-refresh.ts"
 import { watchWritesBlocked } from "./writes-blocked.ts"
 
@@ -118,7 +118,14 @@ export const step = (state: AgentState, input: Input): StepResult => {
   let random = 0.5
   switch (input._tag) {
     case "Start":
-      s = onStart(initialState(state.config, state.self), out, input.now, input.hard, input.bootId)
+      s = onStart(
+        initialState(state.config, state.self),
+        out,
+        input.now,
+        input.hard,
+        input.bootId,
+        input.relayIntact ?? null,
+      )
       if (input.wallClock !== undefined) s = { ...s, wallClockOffset: input.wallClock - input.now }
       random = input.random
       break
@@ -229,6 +236,7 @@ const onStart = (
   now: number,
   hard: HardState | null,
   bootId: string,
+  relayIntact: MysqldStart | null,
 ): AgentState => {
   const record = hard?.record ?? initialRecord
   event(
@@ -247,11 +255,13 @@ const onStart = (
     hard: hard ?? freshHardState,
     nextHeartbeatAt: now,
     nextProbeAt: now,
-    // While the agent was down its mysqld may have restarted and dropped relay logs.
+    // While the agent was down its mysqld may have restarted and dropped relay logs, unless
+    // the first probe finds the process an earlier run recorded intact (relay-intact.ts).
     local: {
       ...s.local,
       resyncNeeded: isDataNode(s.config, s.self) && record.primary !== s.self && record.term > 0,
       resyncSince: now + s.config.timings.probeIntervalMs,
+      relayIntact: { recorded: relayIntact, atStart: relayIntact },
     },
     // After a crash we cannot know whom we acknowledged: promise a full lease to nobody in particular.
     promise: hard !== null && hard.term > 0 ? promiseTo(s.config, "", hard.term, now) : null,

@@ -113,8 +113,11 @@ const keepReplicaRunning = (s: AgentState, out: Outputs, probe: MysqlProbe): Age
     )
     return setReplicaSemiSync(s, out)
   }
-  if ((!replica.ioRunning || !replica.sqlRunning) && replica.lastError === null) {
-    const stopped = [replica.ioRunning ? [] : ["I/O"], replica.sqlRunning ? [] : ["SQL"]].flat()
+  // An IO thread that is connecting retries by itself (a START REPLICA would change nothing,
+  // and said so twice a second while a source stayed unreachable).
+  const ioStopped = !replica.ioRunning && replica.ioConnecting !== true
+  if ((ioStopped || !replica.sqlRunning) && replica.lastError === null) {
+    const stopped = [ioStopped ? ["I/O"] : [], replica.sqlRunning ? [] : ["SQL"]].flat()
     event(
       out,
       "warn",

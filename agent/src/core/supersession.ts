@@ -46,6 +46,7 @@ export const stillWanted = (s: AgentState, output: Output, incarnation: string):
     case "Vip":
     case "PublishPrimary":
     case "WithdrawPrimary":
+    case "RecordRelayIntact":
     case "RestartMysqld":
     case "KillMysqld":
     case "ProbeLocal":

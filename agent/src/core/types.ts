@@ -57,7 +57,15 @@ export interface MysqlProbe {
   readonly relayLogRecovery?: boolean
   /** Status `Uptime` in seconds, when known: a restart resets it. */
   readonly uptimeSeconds?: number
+  /** When this mysqld process started, when the agent can tell (relay-intact.ts). */
+  readonly started?: MysqldStart
   readonly executed: GtidSet
+  /**
+   * This server's own commits in flight (its GTIDs in @@gtid_owned): in its
+   * binlog, where a replica may already have them, but not yet in `executed`,
+   * e.g. a commit waiting for its semi-sync acknowledgement. Absent: none.
+   */
+  readonly committing?: GtidSet
   /** Null when the server is not configured as a replica. */
   readonly replica: ReplicaStatus | null
   readonly semiSyncSourceOn: boolean
@@ -104,10 +112,26 @@ export interface LagHeartbeatRow {
   readonly ageSeconds: number
 }
 
+/**
+ * When a mysqld process started, on the agent host's clock since boot
+ * (/proc/uptime less the server's Uptime), with the host's boot id: what
+ * tells one process from the next (relay-intact.ts).
+ */
+export interface MysqldStart {
+  readonly boot: string
+  readonly sinceBootSeconds: number
+}
+
 export interface ReplicaStatus {
   /** The member it replicates from. */
   readonly source: string
   readonly ioRunning: boolean
+  /**
+   * Replica_IO_Running "Connecting": configured and retrying the connection by
+   * itself every SOURCE_CONNECT_RETRY (test/lab/mysql-adapters.test.ts "... shows
+   * Connecting and reconnects by itself"); not running, but no START REPLICA helps.
+   */
+  readonly ioConnecting?: boolean
   /** Replica_IO_State ("Waiting for disk space", ...); undefined when unknown. */
   readonly ioStatus?: string
   readonly sqlRunning: boolean
@@ -289,6 +313,8 @@ export type Input =
       readonly random: number
       /** Wall-clock epoch ms at `now` (for history times); the sim leaves it out. */
       readonly wallClock?: number
+      /** The mysqld process an earlier run recorded as holding all it received (relay-intact.ts). */
+      readonly relayIntact?: MysqldStart | null
     }
   /** Timer tick; `random` in [0, 1) drives election timeout jitter. */
   | { readonly _tag: "Tick"; readonly now: number; readonly random: number }
@@ -415,6 +441,12 @@ export type Output =
    * semi-sync acknowledgement) and skips it while the previous one runs.
    */
   | { readonly _tag: "WriteLagHeartbeat"; readonly term: number }
+  /**
+   * Record this mysqld process as holding everything it received (relay-intact.ts),
+   * in a file beside the hard state; the driver never waits for it, and a failed
+   * write only costs the next agent start a resync.
+   */
+  | { readonly _tag: "RecordRelayIntact"; readonly started: MysqldStart }
   | { readonly _tag: "RestartMysqld"; readonly attempt: number }
   /** SIGKILL of the local mysqld (`service.kill_command`): the fence's escalation. */
   | { readonly _tag: "KillMysqld"; readonly reason: string }
@@ -560,6 +592,15 @@ export interface LocalNode {
    * comes back checks that it still holds all of it (else: resync).
    */
   readonly keptCheck: GtidSet | null
+  /**
+   * The mysqld process last recorded as holding everything it received
+   * (relay-intact.ts), and what an earlier run recorded, checked against the
+   * first probe that answers after the agent started (then null).
+   */
+  readonly relayIntact: {
+    readonly recorded: MysqldStart | null
+    readonly atStart: MysqldStart | null
+  }
   /**
    * An outage of the probes: when the last good probe was taken, the
    * mysqld's uptime then, and whether a resync was needed before it. A

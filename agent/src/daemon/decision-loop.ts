@@ -18,7 +18,7 @@ import type { ClusterConfig } from "../core/config.ts"
 import { changedBeyondClock, nextDeadline } from "../core/deadline.ts"
 import { initialState, step } from "../core/reducer.ts"
 import { stillWanted } from "../core/supersession.ts"
-import type { AgentState, HardState, Output } from "../core/types.ts"
+import type { AgentState, HardState, MysqldStart, Output } from "../core/types.ts"
 import type { PendingInput } from "./executor.ts"
 
 /** Steps an input at once while a decision loop runs (null while none does). */
@@ -33,6 +33,8 @@ export interface DecisionLoopOptions {
   /** Filled in while the loop runs; see {@link deliverInput}. */
   readonly direct?: DirectStep
   readonly hardState: HardStateStore<HardState>
+  /** The relay-intact file, read at the start of each run (adapters/relay-intact-file.ts). */
+  readonly relayIntact?: () => MysqldStart | null
   /**
    * Runs a step's outputs; `incarnation` (this run's bootId) comes back with
    * their completions; `stillWanted` asks the core, at each output's turn,
@@ -74,6 +76,7 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
   let current: AgentState | null = null
   return Effect.gen(function* () {
     const hard = Option.getOrNull(yield* options.hardState.load)
+    const relayIntact = options.relayIntact?.() ?? null
     // The core logs the start (agent-start) with this run's bootId.
     const bootId = newBootId()
     // Outputs run as fibers of their own, with this loop's services.
@@ -133,6 +136,7 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
         bootId,
         random: randomUnit(),
         wallClock: Date.now(),
+        relayIntact,
       })),
     )
     if (direct !== undefined) direct.current = stepDirect

@@ -19,7 +19,7 @@ import { type MysqlProberService, toMysqlProbe } from "../adapters/mysql-prober.
 import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
 import { type RestartResult, restartOptionsFromConfig } from "../adapters/service-manager.ts"
 import type { VipService } from "../adapters/vip.ts"
-import type { HardState, Input, MysqlAction, Output } from "../core/types.ts"
+import type { HardState, Input, MysqlAction, MysqldStart, Output } from "../core/types.ts"
 import { countOutputs } from "./metrics.ts"
 import { sourceSsl } from "./mysql-tls.ts"
 
@@ -49,6 +49,8 @@ export interface ExecutorServices {
     readonly publish: (term: number) => void
     readonly withdraw: (term: number) => void
   }
+  /** Records the mysqld process whose relay log is intact, in the background (adapters/relay-intact-file.ts). */
+  readonly relayIntact?: { readonly record: (started: MysqldStart) => void }
   /** Writes the heartbeat row in the background (adapters/lag-heartbeat.ts); undefined without `lag.source: heartbeat_table`. */
   readonly lagHeartbeat?: { readonly write: (term: number) => void }
   readonly restart: (
@@ -430,7 +432,9 @@ export const makeExecutor = (services: ExecutorServices) => {
       case "PublishPrimary":
       case "WithdrawPrimary":
       case "WriteLagHeartbeat":
-        // Handed to the publisher (the heartbeat writer) when the batch arrived (execute).
+      case "RecordRelayIntact":
+        // Handed to the publisher (the heartbeat writer, the relay-intact file) when the
+        // batch arrived (execute).
         return Effect.void
       case "RestartMysqld":
         // One attempt per output: the core counts attempts and decides what follows.
@@ -575,6 +579,8 @@ export const makeExecutor = (services: ExecutorServices) => {
       // Never behind a fence pending on an acknowledgement, and only while still wanted (ACTIVE).
       else if (o._tag === "WriteLagHeartbeat" && stillWanted(o))
         services.lagHeartbeat?.write(o.term)
+      // A file beside the hard state, written in the background: nothing waits for it.
+      else if (o._tag === "RecordRelayIntact") services.relayIntact?.record(o.started)
     }
     // Hard states are written at once, each reported to the core once on disk (persist).
     const writes = outputs.flatMap((o) =>

@@ -240,6 +240,7 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
     case "lease-regained":
     case "mysql-action-failed":
     case "mysqld-failed-again":
+    case "mysqld-restarted":
     case "new-primary":
     case "no-restart":
     case "old-primary-unreachable":
@@ -255,6 +256,7 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
     case "privileges-complete":
     case "reconfigured":
     case "record-committed":
+    case "relay-log-intact":
     case "relay-log-lost":
     case "replication-resumed":
     case "replication-stalled":

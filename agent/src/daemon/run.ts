@@ -19,6 +19,7 @@ import { Mesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
 import { mysqlActions } from "../adapters/mysql-actuator.ts"
 import { type MysqlEndpoint, memberEndpoint } from "../adapters/mysql-connection.ts"
 import { MysqlProber } from "../adapters/mysql-prober.ts"
+import { loadRelayIntact, makeRelayIntactRecorder } from "../adapters/relay-intact-file.ts"
 import { ServiceManager } from "../adapters/service-manager.ts"
 import { makeVip, type VipService, vipOptionsFromConfig } from "../adapters/vip.ts"
 import { BUSY_TICK_MS } from "../core/deadline.ts"
@@ -431,6 +432,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     deliver: inbox.deliver,
     ...(discovery === undefined ? {} : { discovery }),
     ...(lagHeartbeat === undefined ? {} : { lagHeartbeat }),
+    relayIntact: makeRelayIntactRecorder(current().state_dir, log),
     hardState: store,
     mesh,
     prober,
@@ -464,6 +466,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
       inbox: inbox.queue,
       direct: inbox.direct,
       hardState: store,
+      relayIntact: () => loadRelayIntact(current().state_dir, log),
       execute: executor.execute,
       alarm,
       publish: (s, changed) => {
