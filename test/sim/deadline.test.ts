@@ -9,6 +9,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import { BUSY_TICK_MS, nextDeadline, routineRunning } from "../../agent/src/core/deadline.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { roleName } from "../../agent/src/core/roles.ts"
 import { answering } from "../support/probe-answer.ts"
 import { dataMembers, World } from "./world.ts"
 
@@ -55,7 +56,7 @@ test("a candidate is ticked at least every BUSY_TICK_MS", () => {
     now: s.now + 3,
     result: { _tag: "Up", mysql: s.local.probe! },
   })
-  assert.equal(r.state.role, "candidate")
+  assert.equal(roleName(r.state), "candidate")
   assert.equal(routineRunning(r.state), true)
   assert.ok(nextDeadline(r.state) <= r.state.now + BUSY_TICK_MS)
 })

@@ -34,6 +34,7 @@
 import { candidateData } from "../../agent/src/core/election.ts"
 import { formatGtidSet } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { leaderOf, roleName } from "../../agent/src/core/roles.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import type { AgentState, Input, MysqlAction, Output } from "../../agent/src/core/types.ts"
 import type { ClusterRecord, PeerMessage } from "../../shared/peer-messages.ts"
@@ -222,9 +223,10 @@ const roleChanges = (before: AgentState, after: AgentState): Array<string> => {
   const lines: Array<string> = []
   if (before.hard.term !== after.hard.term)
     lines.push(`term ${before.hard.term} -> ${after.hard.term}`)
-  if (before.role !== after.role) lines.push(`role ${before.role} -> ${after.role}`)
-  if (before.leader !== after.leader)
-    lines.push(`leader ${before.leader ?? "none"} -> ${after.leader ?? "none"}`)
+  if (roleName(before) !== roleName(after))
+    lines.push(`role ${roleName(before)} -> ${roleName(after)}`)
+  if (leaderOf(before) !== leaderOf(after))
+    lines.push(`leader ${leaderOf(before) ?? "none"} -> ${leaderOf(after) ?? "none"}`)
   const [rb, ra] = [nodeRole(before), nodeRole(after)]
   if (rb !== ra) lines.push(`status ${rb} -> ${ra}`)
   return lines

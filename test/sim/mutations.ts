@@ -8,6 +8,7 @@ import { strictAckCount } from "../../agent/src/core/config.ts"
 import { count, emptyGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
 import { isInFlight, issueMysql } from "../../agent/src/core/outputs.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { leaderActiveOf, promotionOf } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, Output, PeerView } from "../../agent/src/core/types.ts"
 import type { Reducer } from "./world.ts"
 
@@ -210,14 +211,14 @@ const releaseOnDemotion: Reducer = (s, i) => {
   if (i._tag !== "LocalProbed") return r
   const st = r.state
   const probe = st.local.up ? st.local.probe : null
+  const leader = st.role._tag === "Follower" ? st.role.leader : null
   if (
-    st.role !== "follower" ||
-    st.leader === null ||
-    st.leader === st.self ||
-    !st.leaderActive ||
+    leader === null ||
+    leader === st.self ||
+    !leaderActiveOf(st) ||
     probe === null ||
     probe.semiSyncWaiters === 0 ||
-    st.hard.record.primary !== st.leader ||
+    st.hard.record.primary !== leader ||
     isInFlight(st, "Replication")
   )
     return r
@@ -225,7 +226,7 @@ const releaseOnDemotion: Reducer = (s, i) => {
   let next = issueMysql(
     st,
     out,
-    { _tag: "ReplicateFrom", source: st.leader },
+    { _tag: "ReplicateFrom", source: leader },
     { _tag: "Replication" },
   )[0]
   next = issueMysql(
@@ -286,18 +287,18 @@ const voterWaitsForFreeze: Reducer = (s, i) => {
  */
 const abortedPromotionCounts: Reducer = (s, i) => {
   const r = step(s, i)
-  const p = r.state.promotion
+  const p = promotionOf(r.state)
   if (
     p === null ||
     p.step !== "commit-record" ||
-    s.promotion?.step === "commit-record" ||
+    promotionOf(s)?.step === "commit-record" ||
     (p.kind !== "election" && p.kind !== "forced")
   )
     return r
   // The step that proposed the record naming this node: run it again with the failover
   // already in the record it copies (nextRecord keeps every field it does not change).
   const record = { ...s.hard.record, lastFailoverTerm: p.term, recoveryAcked: false }
-  if (s.promotion === null) return r
+  if (promotionOf(s) === null) return r
   return step({ ...s, hard: { ...s.hard, record } }, i)
 }
 

@@ -7,9 +7,11 @@ import { test } from "node:test"
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { leaseValid } from "../../agent/src/core/lease.ts"
 import { initialState } from "../../agent/src/core/reducer.ts"
+import { leaderOf, leaseOf, promotionOf, roleName } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
-import { answering } from "../support/probe-answer.ts"
 // Each hard state written at once, as the executor reports it (core/durability.ts).
+import { promotingLeader } from "../support/leader-states.ts"
+import { answering } from "../support/probe-answer.ts"
 import { stepWritten as step } from "../support/written-step.ts"
 import { dataMembers, makeConfig, simTimings, World } from "./world.ts"
 
@@ -81,7 +83,7 @@ test("nothing happens before Start", () => {
 test("a follower in lease refuses to vote for anyone but its leader (section 5)", () => {
   const w = running()
   const s = w.node("db2").state
-  assert.equal(s.leader, "db1")
+  assert.equal(leaderOf(s), "db1")
   const received = formatGtidSet(s.local.received)
   const r = vote(s, voteRequest(s, "db3", s.hard.term + 1, received))
   const [response] = voteResponses(r.outputs)
@@ -135,7 +137,7 @@ test("a primary whose lease expires fences itself: VIP, super_read_only, kill, i
   const w = running()
   const s = w.node("db1").state
   assert.ok(leaseValid(s))
-  const r = step(s, { _tag: "Tick", now: s.lease.validUntil + 1, random: 0.5 })
+  const r = step(s, { _tag: "Tick", now: leaseOf(s).validUntil + 1, random: 0.5 })
   const order = r.outputs.flatMap((o) =>
     o._tag === "Vip" ? [`vip-${o.op}`] : o._tag === "Mysql" ? [o.action._tag] : [],
   )
@@ -162,7 +164,7 @@ test("a witness never stands and holds no VIP (section 1)", () => {
   w.runUntil(25_000)
   assert.equal(w.primary(), "db2")
   const witness = w.node("w1").state
-  assert.equal(witness.role, "follower")
+  assert.equal(roleName(witness), "follower")
   assert.equal(witness.hard.term, w.node("db2").state.hard.term)
 })
 
@@ -296,10 +298,8 @@ test("a winner whose mysqld fails before its promotion made it writable resigns 
   // db2 won term T+1 and waits for its relay log; its mysqld is now down (health FAIL).
   const s: AgentState = {
     ...s0,
-    role: "leader",
-    leader: "db2",
     hard: { ...s0.hard, term: s0.hard.term + 1, votedFor: "db2" },
-    promotion: {
+    role: promotingLeader({
       term: s0.hard.term + 1,
       kind: "election",
       step: "apply-relay-log",
@@ -310,7 +310,7 @@ test("a winner whose mysqld fails before its promotion made it writable resigns 
       startedAt: s0.now,
       triggeredAt: s0.now,
       reason: "test",
-    },
+    }),
     local: { ...s0.local, up: false, health: { ...s0.local.health, level: "FAIL" } },
   }
   const r = step(s, { _tag: "Tick", now: at(s, 10), random: 0.5 })
@@ -319,6 +319,6 @@ test("a winner whose mysqld fails before its promotion made it writable resigns 
     r.outputs.some((o) => o._tag === "Event" && o.event === "promotion-aborted"),
     "the promotion is aborted",
   )
-  assert.equal(r.state.role, "follower")
-  assert.equal(r.state.promotion, null)
+  assert.equal(roleName(r.state), "follower")
+  assert.equal(promotionOf(r.state), null)
 })

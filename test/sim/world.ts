@@ -32,6 +32,7 @@ import {
 import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import { leaseValid } from "../../agent/src/core/lease.ts"
 import { initialState, type StepResult, step } from "../../agent/src/core/reducer.ts"
+import { leaderOf, promotionOf, roleName } from "../../agent/src/core/roles.ts"
 import { stillWanted } from "../../agent/src/core/supersession.ts"
 import type {
   AgentState,
@@ -592,13 +593,13 @@ export class World implements SimHost {
 
   private observeTransition(n: Node, before: AgentState, input: Input): void {
     const s = n.state
-    if (s.hard.term !== before.hard.term || s.role !== before.role) {
+    if (s.hard.term !== before.hard.term || roleName(s) !== roleName(before)) {
       this.trace(
         n,
-        `term ${before.hard.term}->${s.hard.term} role ${before.role}->${s.role} (${input._tag}${input._tag === "PeerReceived" ? `:${input.message._tag} from ${input.from}` : ""})`,
+        `term ${before.hard.term}->${s.hard.term} role ${roleName(before)}->${roleName(s)} (${input._tag}${input._tag === "PeerReceived" ? `:${input.message._tag} from ${input.from}` : ""})`,
       )
-      if (s.role === "leader" && before.role !== "leader") this.standingSinceLeader = 0
-      if (s.role === "candidate" && before.role !== "candidate") {
+      if (s.role._tag === "Leader" && before.role._tag !== "Leader") this.standingSinceLeader = 0
+      if (s.role._tag === "Candidate" && before.role._tag !== "Candidate") {
         this.stats.elections++
         this.standingSinceLeader++
         this.stats.electionsWithoutLeader = Math.max(
@@ -610,14 +611,15 @@ export class World implements SimHost {
         this.onCandidate?.(n.name)
       }
     }
-    if (s.promotion?.step === "done" && before.promotion?.step !== "done") {
+    const promoted = promotionOf(s)
+    if (promoted?.step === "done" && promotionOf(before)?.step !== "done") {
       this.stats.promotions++
       this.promotions.push({ at: this.now, node: n.name })
-      this.eventsSeen.add(`promoted:${s.promotion.kind}`)
+      this.eventsSeen.add(`promoted:${promoted.kind}`)
       if (
-        s.promotion.kind !== "reclaim" &&
-        s.promotion.kind !== "bootstrap" &&
-        s.promotion.oldPrimary !== null
+        promoted.kind !== "reclaim" &&
+        promoted.kind !== "bootstrap" &&
+        promoted.oldPrimary !== null
       ) {
         this.promotedTerms.add(s.hard.term)
       }
@@ -774,7 +776,7 @@ export class World implements SimHost {
     let writable = 0
     let who = ""
     for (const n of this.nodes.values()) {
-      if (n.agentUp && n.state.role === "leader" && leaseValid(n.state, this.localNow(n))) {
+      if (n.agentUp && n.state.role._tag === "Leader" && leaseValid(n.state, this.localNow(n))) {
         holders++
         who += ` ${n.name}(term ${n.state.hard.term})`
       }
@@ -926,8 +928,8 @@ export class World implements SimHost {
     const active = [...this.nodes.values()].filter(
       (n) =>
         n.agentUp &&
-        n.state.role === "leader" &&
-        n.state.promotion?.step === "done" &&
+        n.state.role._tag === "Leader" &&
+        promotionOf(n.state)?.step === "done" &&
         leaseValid(n.state, this.localNow(n)) &&
         n.mysqld?.writable === true,
     )
@@ -1186,8 +1188,8 @@ export class World implements SimHost {
     const active = [...this.nodes.values()].filter(
       (n) =>
         n.agentUp &&
-        n.state.role === "leader" &&
-        n.state.promotion?.step === "done" &&
+        n.state.role._tag === "Leader" &&
+        promotionOf(n.state)?.step === "done" &&
         n.mysqld?.writable,
     )
     return active.length === 1 ? active[0]!.name : null
@@ -1213,7 +1215,7 @@ export class World implements SimHost {
     for (const n of this.nodes.values()) {
       const m = n.mysqld
       lines.push(
-        `-- ${n.name} (term ${n.state.hard.term}, ${n.state.role}, leader ${n.state.leader}, agent ${n.agentUp ? "up" : "down"}, mysqld ${m ? `${m.up ? "up" : "down"} sro=${m.superReadOnly} src=${m.source} io=${m.ioRunning}` : "none"}; election: ${n.agentUp ? whyNoElection(n.state) : "-"})`,
+        `-- ${n.name} (term ${n.state.hard.term}, ${roleName(n.state)}, leader ${leaderOf(n.state)}, agent ${n.agentUp ? "up" : "down"}, mysqld ${m ? `${m.up ? "up" : "down"} sro=${m.superReadOnly} src=${m.source} io=${m.ioRunning}` : "none"}; election: ${n.agentUp ? whyNoElection(n.state) : "-"})`,
       )
       for (const l of n.trace.slice(-lastPerNode)) lines.push(`  ${l}`)
     }

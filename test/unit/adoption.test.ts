@@ -12,7 +12,8 @@ import { formatGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
 import type { Outputs } from "../../agent/src/core/outputs.ts"
 import { initialState } from "../../agent/src/core/reducer.ts"
 import { resign } from "../../agent/src/core/resignation.ts"
-import type { AgentState, MysqlProbe, PeerView } from "../../agent/src/core/types.ts"
+import type { AgentState, Election, MysqlProbe, PeerView } from "../../agent/src/core/types.ts"
+import { promotingLeader } from "../support/leader-states.ts"
 import { config3, standbyState, UUID1 } from "./daemon-states.ts"
 
 const NOW = 50_000
@@ -60,8 +61,24 @@ test("a running source is adopted, not fenced, at its agent's first start", () =
   // Alone (no peer heard yet): the same.
   assert.equal(fences(source({ peers: new Map() })), false)
   // Standing for term 1 (its own bootstrap): still not fenced.
+  const standing: Election = {
+    kind: "bootstrap",
+    phase: "vote",
+    term: 1,
+    granted: new Set(["db1"]),
+    records: [],
+    deadline: NOW + 1000,
+    resentAt: null,
+    triggeredAt: NOW,
+    reason: "bootstrap",
+  }
   assert.equal(
-    fences(source({ role: "candidate", hard: { ...source().hard, term: 1, votedFor: "db1" } })),
+    fences(
+      source({
+        role: { _tag: "Candidate", election: standing },
+        hard: { ...source().hard, term: 1, votedFor: "db1" },
+      }),
+    ),
     false,
   )
 })
@@ -74,7 +91,11 @@ test("the guard fences as before once adoption does not apply", () => {
       source({ peers: new Map([["db2", replicaPeer({ writable: true })]]) }),
       /db2 is writable too/,
     ],
-    ["another node leads", source({ leader: "db2" }), /db2 leads/],
+    [
+      "another node leads",
+      source({ role: { _tag: "Follower", leader: "db2", leaderActive: false } }),
+      /db2 leads/,
+    ],
     [
       "a peer follows another leader",
       source({ peers: new Map([["db3", replicaPeer({ leader: "db2", term: 1 })]]) }),
@@ -187,8 +208,6 @@ test("its own first promotion keeps the source writable; an abort before the rec
   const base = source()
   const promoting = (recordTerm: number): AgentState => ({
     ...base,
-    role: "leader",
-    leader: "db1",
     hard: {
       ...base.hard,
       term: 1,
@@ -198,7 +217,7 @@ test("its own first promotion keeps the source writable; an abort before the rec
           ? base.hard.record
           : { ...base.hard.record, term: 1, seq: 1, primary: "db1", lastActive: null },
     },
-    promotion: {
+    role: promotingLeader({
       term: 1,
       kind: "bootstrap",
       step: recordTerm === 0 ? "commit-record" : "semi-sync",
@@ -209,7 +228,7 @@ test("its own first promotion keeps the source writable; an abort before the rec
       startedAt: NOW,
       triggeredAt: NOW,
       reason: "bootstrap",
-    },
+    }),
   })
   assert.equal(fences(promoting(0)), false)
   assert.equal(fences(promoting(1)), false, "the record names it, the promotion goes on")

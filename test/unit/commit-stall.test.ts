@@ -10,6 +10,7 @@ import { defaultCommitStallMs } from "../../agent/src/core/commit-stall.ts"
 import { selfEligible } from "../../agent/src/core/election.ts"
 import { parseGtidSet } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { asLeader, roleName } from "../../agent/src/core/roles.ts"
 import type { AgentState, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 import { answering } from "../support/probe-answer.ts"
@@ -18,7 +19,7 @@ const primary = (commitStallMs?: number): AgentState => {
   const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
   assert.ok(r.ok, r.failures.join("\n"))
   const s = r.world!.node("db1").state
-  assert.equal(s.role, "leader")
+  assert.equal(roleName(s), "leader")
   return {
     ...s,
     local: { ...s.local, probeSentAt: null },
@@ -47,7 +48,7 @@ const stuck = (
   const start = s.now
   while (s.now - start < ms) {
     const now = s.now + 500
-    if (s.role === "leader") s = { ...s, lease: { ...s.lease, validUntil: now + 3_000 } }
+    s = asLeader(s, (r) => ({ lease: { ...r.lease, validUntil: now + 3_000 } }))
     const r = step(s, {
       _tag: "LocalProbed",
       ...answering(s),
@@ -80,7 +81,7 @@ test("commits stuck (not for an ack) with gtid_executed still: CRITICAL, resigns
   const s0 = primary()
   const base = s0.local.probe!
   const before = stuck(s0, defaultCommitStallMs - 1_000, withWait(base))
-  assert.equal(before.s.role, "leader", "not before commit_stall_timeout")
+  assert.equal(roleName(before.s), "leader", "not before commit_stall_timeout")
   const { s, outputs } = stuck(
     before.s,
     2_000,
@@ -91,7 +92,7 @@ test("commits stuck (not for an ack) with gtid_executed still: CRITICAL, resigns
     outputs.some((o) => o._tag === "Event" && o.event === "commit-stalled"),
     "logged as commit-stalled",
   )
-  assert.equal(s.role, "follower")
+  assert.equal(roleName(s), "follower")
   assert.equal(s.local.health.level, "CRITICAL")
   const verdict = selfEligible(s)
   assert.ok(!verdict.ok && /could not commit/.test(verdict.why), JSON.stringify(verdict))
@@ -118,12 +119,12 @@ test("commits that wait for a semi-sync acknowledgement never make the primary r
   const s0 = primary()
   const { s, outputs } = stuck(s0, 3 * defaultCommitStallMs, withWait(s0.local.probe!, 1))
   assert.equal(resigned(outputs), undefined)
-  assert.equal(s.role, "leader")
+  assert.equal(roleName(s), "leader")
 })
 
 test("commit_stall_timeout 0 turns the check off", () => {
   const s0 = primary(0)
   const { s, outputs } = stuck(s0, 3 * defaultCommitStallMs, withWait(s0.local.probe!))
   assert.equal(resigned(outputs), undefined)
-  assert.equal(s.role, "leader")
+  assert.equal(roleName(s), "leader")
 })

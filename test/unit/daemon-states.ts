@@ -85,9 +85,6 @@ export const activeState = (): AgentState => {
   const s = base("db1")
   return {
     ...s,
-    role: "leader",
-    leader: "db1",
-    leaderActive: true,
     local: {
       ...s.local,
       probe: probe(),
@@ -96,18 +93,23 @@ export const activeState = (): AgentState => {
       health: { ...s.local.health, level: "OK" },
       vip: { held: true, pending: null },
     },
-    lease: { rounds: new Map(), validUntil: NOW + 3_000, fencedAt: null },
-    promotion: {
-      term: 3,
-      kind: "election",
-      step: "done",
-      freshFrom: null,
-      oldPrimary: null,
-      waitingFor: null,
-      stepDeadline: 0,
-      startedAt: NOW - 5_000,
-      triggeredAt: NOW - 6_000,
-      reason: "test",
+    role: {
+      _tag: "Leader",
+      leaderActive: true,
+      lease: { rounds: new Map(), validUntil: NOW + 3_000, fencedAt: null },
+      switchover: null,
+      promotion: {
+        term: 3,
+        kind: "election",
+        step: "done",
+        freshFrom: null,
+        oldPrimary: null,
+        waitingFor: null,
+        stepDeadline: 0,
+        startedAt: NOW - 5_000,
+        triggeredAt: NOW - 6_000,
+        reason: "test",
+      },
     },
     peers: new Map([
       ["db2", peer()],
@@ -121,8 +123,7 @@ export const standbyState = (lagSeconds: number | null = 1): AgentState => {
   const s = base("db2")
   return {
     ...s,
-    leader: "db1",
-    leaderActive: true,
+    role: { _tag: "Follower", leader: "db1", leaderActive: true },
     local: {
       ...s.local,
       probe: probe({
@@ -159,8 +160,7 @@ export const failState = (): AgentState => {
   const s = base("db3")
   return {
     ...s,
-    leader: "db1",
-    leaderActive: true,
+    role: { _tag: "Follower", leader: "db1", leaderActive: true },
     local: {
       ...s.local,
       up: false,

@@ -5,6 +5,7 @@
 // without the etcd section.
 import assert from "node:assert/strict"
 import { test } from "node:test"
+import { leaseOf, roleName, withSwitchover } from "../../agent/src/core/roles.ts"
 import { CoreNode, settledCluster } from "../support/core-node.ts"
 
 const cluster = (publishPrimary: boolean | undefined) =>
@@ -45,7 +46,7 @@ test("a primary that loses its lease withdraws in the step that fences it", () =
   const term = p.s.hard.term
   p.clear()
   // No acknowledgement arrives any more: the lease runs out.
-  const until = p.s.lease.validUntil
+  const until = leaseOf(p.s).validUntil
   p.feed((now) => ({ _tag: "Tick", now, random: 0.5 }), until - p.s.now + 1)
   const fence = p.out.findIndex((o) => o._tag === "Mysql" && o.action._tag === "Fence")
   assert.ok(fence >= 0, "fenced")
@@ -64,7 +65,7 @@ test("a higher term (a revoke) ends ACTIVE: withdrawn at once", () => {
     from: "db2",
     message: { _tag: "Revoke", from: "db2", term: term + 1 },
   }))
-  assert.notEqual(p.s.role, "leader")
+  assert.notEqual(roleName(p.s), "leader")
   assert.deepEqual(p.discovery(), [`WithdrawPrimary ${term}`])
 })
 
@@ -73,20 +74,17 @@ test("a switchover's fence withdraws: from the fencing phase on, the primary is 
   const term = p.s.hard.term
   p.clear()
   // The switchover as it enters "fencing" (switchover.ts); only the phase matters here.
-  p.s = {
-    ...p.s,
-    switchover: {
-      phase: "fencing",
-      requestId: 1,
-      to: "db2",
-      requestedAt: p.s.now,
-      drainTimeoutMs: 0,
-      reason: "test",
-      resignIfRefused: false,
-      deadline: p.s.now + 60_000,
-      waitingFor: 999,
-    },
-  }
+  p.s = withSwitchover(p.s, {
+    phase: "fencing",
+    requestId: 1,
+    to: "db2",
+    requestedAt: p.s.now,
+    drainTimeoutMs: 0,
+    reason: "test",
+    resignIfRefused: false,
+    deadline: p.s.now + 60_000,
+    waitingFor: 999,
+  })
   p.tick(1)
   assert.deepEqual(p.discovery(), [`WithdrawPrimary ${term}`])
 })

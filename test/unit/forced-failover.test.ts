@@ -8,6 +8,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import { electionTrigger } from "../../agent/src/core/election.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { becomeFollower, leaderOf, roleName } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 import { answering } from "../support/probe-answer.ts"
@@ -50,7 +51,7 @@ test("the primary asked by the operator's target fences itself, then names it in
   assert.ok(
     sent(outputs, "TransferLeadership").every((o) => (o.message as { to?: string }).to === "db2"),
   )
-  assert.equal(s.role, "follower")
+  assert.equal(roleName(s), "follower")
   // Its mysqld still writable (the fence pends): no reclaim, whatever the record says.
   let next = s
   const all: Output[] = []
@@ -72,7 +73,7 @@ test("the primary asked by the operator's target fences itself, then names it in
 
 test("the target of a forced failover asks the live primary first, and stands by itself only when it does not resign in time", () => {
   const db2 = cluster().node("db2").state
-  assert.equal(db2.leader, "db1")
+  assert.equal(leaderOf(db2), "db1")
   const asked = feed(db2, {
     _tag: "Operator",
     now: db2.now + 1,
@@ -98,10 +99,7 @@ test("the last primary reclaims the role only while its own health is OK (or INF
   const db1 = cluster().node("db1").state
   // db1's agent restarted: a follower that the record names as primary, its mysqld writable.
   const restarted = (level: AgentState["local"]["health"]["level"]): AgentState => ({
-    ...db1,
-    role: "follower",
-    leader: null,
-    promotion: null,
+    ...becomeFollower(db1, { leader: null, leaderActive: false }),
     reclaimTried: false,
     local: { ...db1.local, health: { ...db1.local.health, level } },
   })

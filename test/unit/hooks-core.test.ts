@@ -9,6 +9,7 @@ import { test } from "node:test"
 import { whyNoElection } from "../../agent/src/core/election.ts"
 import { parseGtidSet } from "../../agent/src/core/gtid.ts"
 import { initialState, step } from "../../agent/src/core/reducer.ts"
+import { leaderActiveOf, leaderOf } from "../../agent/src/core/roles.ts"
 import type { AgentState, HookName, Input, MysqlProbe } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 import { dataMembers, makeConfig, simTimings } from "../sim/world.ts"
@@ -221,7 +222,7 @@ test("on_failure_detected is not run for the winner of a failover while it promo
   for (let t = 5_000; t < 15_000 && db3 === null; t += 5) {
     w.runUntil(t)
     const s = w.node("db3").state
-    if (s.leader === "db2" && !s.leaderActive) db3 = s
+    if (leaderOf(s) === "db2" && !leaderActiveOf(s)) db3 = s
   }
   assert.ok(db3 !== null, "db3 saw db2 lead term 2 before it announced")
   // Its lease promise to db2 not (yet) made, db2's mysqld read-only as every peer sees it:

@@ -10,6 +10,7 @@ import { Effect, Redacted } from "effect"
 import { makeMysqlProber } from "../../agent/src/adapters/mysql-prober.ts"
 import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { roleName } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, LocalProbeResult, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 import { answering } from "../support/probe-answer.ts"
@@ -21,7 +22,7 @@ const primary = (): AgentState => {
   const r = runScenario("cluster data=3 seed=11\nrun 6s\nexpect primary db1")
   assert.ok(r.ok, r.failures.join("\n"))
   const s = r.world!.node("db1").state
-  assert.equal(s.role, "leader")
+  assert.equal(roleName(s), "leader")
   assert.equal(s.local.up, true)
   return {
     ...s,
@@ -100,7 +101,7 @@ test("a probe still unanswered at the next tick counts as late: no probe queues 
   assert.equal(restart.length, 1)
   assert.equal(kill[0]!.at, restart[0]!.at)
   assert.ok(d.out.indexOf(kill[0]!) < d.out.indexOf(restart[0]!), "killed before the restart")
-  assert.equal(d.s.role, "leader", "the primary keeps its role during the bounded restart")
+  assert.equal(roleName(d.s), "leader", "the primary keeps its role during the bounded restart")
 })
 
 test("a probe lost by the driver is sent again after probe timeout + interval", () => {

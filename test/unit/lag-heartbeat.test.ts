@@ -21,6 +21,7 @@ import {
   LAG_HEARTBEAT_INTERVAL_MS,
   localReportedLag,
 } from "../../agent/src/core/lag-heartbeat.ts"
+import { leaseOf } from "../../agent/src/core/roles.ts"
 import { stillWanted } from "../../agent/src/core/supersession.ts"
 import type { AgentState, LagHeartbeatRow } from "../../agent/src/core/types.ts"
 import { answerHttp, type HttpView } from "../../agent/src/daemon/http.ts"
@@ -99,7 +100,7 @@ test("a primary that loses its lease writes no more rows, and a row it asked for
   assert.ok(asked !== undefined)
   assert.equal(stillWanted(p.s, asked, p.s.bootId), true)
   p.out.length = 0
-  const until = p.s.lease.validUntil
+  const until = leaseOf(p.s).validUntil
   p.feed((now) => ({ _tag: "Tick", now, random: 0.5 }), until - p.s.now + 1)
   p.tick(1_000).tick(1_000)
   assert.deepEqual(p.writes(), [], "fenced: no row")

@@ -8,6 +8,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import { Schema } from "effect"
 import { step } from "../../agent/src/core/reducer.ts"
+import { withLeader } from "../../agent/src/core/roles.ts"
 import type { OperatorRequest, Output } from "../../agent/src/core/types.ts"
 import { historyReply } from "../../agent/src/daemon/control-socket.ts"
 import { statusView } from "../../agent/src/daemon/status-view.ts"
@@ -70,7 +71,7 @@ test("a forward nobody answers is refused after the rpc timeout, naming the targ
 
 test("without a primary a cluster-wide request is refused at once with the election status", () => {
   const w = running()
-  const s = { ...w.node("db2").state, leader: null, leaderActive: false }
+  const s = withLeader(w.node("db2").state, null, false)
   const r = step(s, {
     _tag: "Operator",
     now: s.now + 1,

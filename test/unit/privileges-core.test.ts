@@ -15,6 +15,7 @@ import {
 } from "../../agent/src/core/election.ts"
 import { PRIVILEGE_RECHECK_MS, PRIVILEGE_RETRY_MS } from "../../agent/src/core/privileges.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { roleName, withLeader } from "../../agent/src/core/roles.ts"
 import { observation } from "../../agent/src/core/status.ts"
 import type {
   AgentState,
@@ -77,7 +78,11 @@ test("a missing privilege: logged by name once, the node is not eligible (status
   assert.match(whyNoElection(a.s), /lacks SYSTEM_VARIABLES_ADMIN/)
   assert.equal(observation(a.s)?.eligible, false, "its heartbeats say it cannot stand")
   // Even with the primary gone and every other reason out of the way, it does not stand.
-  const alone: AgentState = { ...a.s, leader: null, promise: null, resignedTerm: a.s.hard.term }
+  const alone: AgentState = {
+    ...withLeader(a.s, null, false),
+    promise: null,
+    resignedTerm: a.s.hard.term,
+  }
   assert.equal(electionTrigger(alone).ok, false)
   // It still votes for a healthy replica.
   const db3 = w.node("db3").state
@@ -164,7 +169,7 @@ test("a forced failover and a switchover handover are refused on a node that lac
   const w = cluster()
   const a = checked(w.node("db2").state, [SVA])
   const forced = run(
-    { ...a.s, leader: null, promise: null },
+    { ...withLeader(a.s, null, false), promise: null },
     {
       _tag: "Operator",
       now: a.s.now + 10,
@@ -175,14 +180,14 @@ test("a forced failover and a switchover handover are refused on a node that lac
   const reply = forced.out.find((o) => o._tag === "OperatorReply")
   assert.ok(reply?._tag === "OperatorReply" && !reply.ok)
   assert.match(reply.message, /cannot stand: .*lacks SYSTEM_VARIABLES_ADMIN/)
-  assert.equal(forced.s.role, "follower")
+  assert.equal(roleName(forced.s), "follower")
   const handover = run(a.s, {
     _tag: "PeerReceived",
     now: a.s.now + 10,
     from: "db1",
     message: { _tag: "TransferLeadership", from: "db1", term: a.s.hard.term, to: "db2" },
   })
-  assert.equal(handover.s.role, "follower")
+  assert.equal(roleName(handover.s), "follower")
   assert.equal(events(handover.out, "transfer-refused").length, 1)
 })
 

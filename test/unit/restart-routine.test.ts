@@ -12,6 +12,7 @@ import { defaultHealthThresholds } from "../../agent/src/core/health.ts"
 import { onLocalProbed } from "../../agent/src/core/local-node.ts"
 import type { Outputs } from "../../agent/src/core/outputs.ts"
 import { crashLoopWhy, onRestartDone, restartTimers } from "../../agent/src/core/restart-routine.ts"
+import { roleName } from "../../agent/src/core/roles.ts"
 import type { AgentState, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { runScenario } from "../sim/scenario.ts"
 
@@ -29,7 +30,7 @@ const cluster = (): { primary: AgentState; replica: AgentState; upProbe: MysqlPr
     config: { ...s.config, timings, health: defaultHealthThresholds },
   })
   const primary = withDefaults(r.world!.node("db1").state)
-  assert.equal(primary.role, "leader")
+  assert.equal(roleName(primary), "leader")
   const replica = withDefaults(r.world!.node("db2").state)
   assert.ok(primary.local.probe !== null && replica.local.probe !== null)
   return { primary, replica, upProbe: primary.local.probe }
@@ -102,7 +103,7 @@ test("a single crash that a restart fixes: no resignation; the restart counts on
   assert.equal(d.s.restart.attempts, 0, "the next failure starts a fresh run")
   assert.equal(d.s.restart.failures.length, 1, "the failure is remembered for the window")
   assert.equal(d.resigned, false)
-  assert.equal(d.s.role, "leader")
+  assert.equal(roleName(d.s), "leader")
 })
 
 test("crash loop on the primary: mysqld back for a probe or two each time: it resigns at the third failure", () => {
@@ -119,7 +120,7 @@ test("crash loop on the primary: mysqld back for a probe or two each time: it re
   assert.equal(d.resigned, true, "the third failure within restart_window is a crash loop")
   assert.equal(d.events("crash-loop"), 1)
   assert.equal(d.restarts, 2, "no third restart")
-  assert.equal(d.s.role, "follower")
+  assert.equal(roleName(d.s), "follower")
   assert.equal(d.s.restart.gaveUp, true)
   const fence = d.out.findIndex((o) => o._tag === "Mysql" && o.action._tag === "Fence")
   const resign = d.out.findIndex((o) => o._tag === "Send" && o.message._tag === "Resign")
@@ -236,7 +237,7 @@ test("the primary's restart command fails at once: it resigns at once, no second
   assert.equal(d.restarts, 1)
   assert.equal(d.resigned, true)
   assert.equal(d.s.restart.gaveUp, true)
-  assert.equal(d.s.role, "follower")
+  assert.equal(roleName(d.s), "follower")
   d.tick(false, 4)
   assert.equal(d.restarts, 1, "no restart after giving up")
 })

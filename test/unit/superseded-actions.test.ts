@@ -16,8 +16,8 @@ import { Effect } from "effect"
 import pino from "pino"
 import type { MysqlActions } from "../../agent/src/adapters/mysql-actuator.ts"
 import { mayBeWritable } from "../../agent/src/core/fencing.ts"
-import { sidsOf, singleton } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { becomeFollower, following, leaseOf, switchoverOf } from "../../agent/src/core/roles.ts"
 import { stillWanted } from "../../agent/src/core/supersession.ts"
 import type { AgentState, Output } from "../../agent/src/core/types.ts"
 import {
@@ -26,6 +26,7 @@ import {
   type PendingInput,
 } from "../../agent/src/daemon/executor.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { primaryAndTarget } from "../support/leader-states.ts"
 
 const running = (): AgentState => {
   const w = new World({ seed: 4, members: dataMembers(3) })
@@ -35,27 +36,8 @@ const running = (): AgentState => {
 }
 
 /** db1 and db2 both executed 1..n (db2 caught up, heard now), db1's lease valid. */
-const caughtUp = (s: AgentState, now: number, n: number): AgentState => {
-  const sid = sidsOf(s.local.probe!.executed)[0]!
-  const v = s.peers.get("db2")!
-  return {
-    ...s,
-    now,
-    lease: { ...s.lease, validUntil: now + 10_000 },
-    local: {
-      ...s.local,
-      probe: { ...s.local.probe!, executed: singleton(sid, 1, n) },
-      lastProbeAt: now,
-      probeSentAt: null,
-    },
-    peers: new Map(s.peers).set("db2", {
-      ...v,
-      executed: singleton(sid, 1, n),
-      received: singleton(sid, 1, n),
-      lastHeardAt: now,
-    }),
-  }
-}
+const caughtUp = (s: AgentState, now: number, n: number): AgentState =>
+  primaryAndTarget(s, now, n, { executed: n, received: n })
 
 const label = (o: Output): string =>
   o._tag === "Vip" ? `vip ${o.op}` : o._tag === "Mysql" ? o.action._tag : o._tag
@@ -70,7 +52,7 @@ const fencingBatch = () => {
     requestId: 7,
     request: { _tag: "Switchover", to: "db2", dryRun: false, drainTimeoutMs: 5_000 },
   })
-  assert.equal(r.state.switchover?.phase, "pre-hook")
+  assert.equal(switchoverOf(r.state)?.phase, "pre-hook")
   const hook = r.outputs.find((o) => o._tag === "RunHook")
   assert.ok(hook?._tag === "RunHook" && hook.hook === "pre_switchover")
   const done = step(r.state, {
@@ -97,7 +79,7 @@ test("a rolled-back switchover withdraws its drain, fence and kill: none of them
     now: deadline + 1,
     random: 0.5,
   })
-  assert.equal(r.state.switchover, null)
+  assert.equal(switchoverOf(r.state), null)
   const rollback = r.outputs.find((o) => o._tag === "OperatorReply")
   assert.ok(rollback?._tag === "OperatorReply")
   assert.match(rollback.message, /^switchover rolled back: the fence did not finish/)
@@ -143,7 +125,7 @@ test("a switchover that goes on keeps its fence wanted after the drain; another 
     ok: true,
     error: null,
   })
-  assert.equal(drained.state.switchover?.phase, "fencing")
+  assert.equal(switchoverOf(drained.state)?.phase, "fencing")
   assert.equal(stillWanted(drained.state, fence, state.bootId), true)
   // A batch of an earlier run of the decision loop: its ids may name this run's actions.
   assert.equal(stillWanted(drained.state, fence, "an-earlier-run"), false)
@@ -227,7 +209,7 @@ test("an unfence is re-checked against what the node is now: not once its lease 
   assert.ok(mayBeWritable(issued))
   assert.equal(stillWanted(issued, unfence, issued.bootId), true)
   // The lease ran out before its turn (no quorum renewed it): not performed.
-  const expired: AgentState = { ...issued, now: issued.lease.validUntil + 1 }
+  const expired: AgentState = { ...issued, now: leaseOf(issued).validUntil + 1 }
   assert.equal(mayBeWritable(expired), false)
   assert.equal(stillWanted(expired, unfence, issued.bootId), false)
   // A promotion's unfence: only while that promotion runs.
@@ -237,7 +219,7 @@ test("an unfence is re-checked against what the node is now: not once its lease 
   }
   assert.equal(stillWanted(promoting, unfence, issued.bootId), true)
   assert.equal(
-    stillWanted({ ...promoting, role: "follower", promotion: null }, unfence, issued.bootId),
+    stillWanted(becomeFollower(promoting, following(promoting)), unfence, issued.bootId),
     false,
   )
 })

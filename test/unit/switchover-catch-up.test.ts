@@ -11,8 +11,10 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { type GtidSet, sidsOf, singleton } from "../../agent/src/core/gtid.ts"
+import { leaderOf, leaseOf, roleName, switchoverOf } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { primaryAndTarget } from "../support/leader-states.ts"
 import { answering } from "../support/probe-answer.ts"
 // Each hard state written at once, as the executor reports it (core/durability.ts).
 import { stepWritten as step } from "../support/written-step.ts"
@@ -27,27 +29,8 @@ const world = (): World => {
 const sidOf = (s: AgentState): string => sidsOf(s.local.probe!.executed)[0]!
 
 /** db1 executed 1..n; db2 executed and received 1..targetN, heard now. */
-const at = (s: AgentState, now: number, n: number, targetN: number): AgentState => {
-  const sid = sidOf(s)
-  const v = s.peers.get("db2")!
-  return {
-    ...s,
-    now,
-    lease: { ...s.lease, validUntil: now + 10_000 },
-    local: {
-      ...s.local,
-      probe: { ...s.local.probe!, executed: singleton(sid, 1, n) },
-      lastProbeAt: now,
-      probeSentAt: null,
-    },
-    peers: new Map(s.peers).set("db2", {
-      ...v,
-      executed: singleton(sid, 1, targetN),
-      received: singleton(sid, 1, targetN),
-      lastHeardAt: now,
-    }),
-  }
-}
+const at = (s: AgentState, now: number, n: number, targetN: number): AgentState =>
+  primaryAndTarget(s, now, n, { executed: targetN, received: targetN })
 
 const run = (s: AgentState, input: Input) => step(s, input)
 
@@ -97,7 +80,7 @@ const fenced = (w: World, n: number) => {
   const fence = r.outputs.find((o) => o._tag === "Mysql" && o.action._tag === "Fence")
   assert.ok(fence?._tag === "Mysql")
   r = mysqlDone(r.state, fence.id, true, t0 + 20)
-  assert.equal(r.state.switchover?.phase, "catch-up")
+  assert.equal(switchoverOf(r.state)?.phase, "catch-up")
   assert.ok(
     r.outputs.some((o) => o._tag === "ProbeLocal"),
     "the fenced set is read at once",
@@ -124,8 +107,8 @@ test("after the fence the target's mysqld is asked for the fenced set; its answe
   // db2's mysqld answers: executed. No heartbeat of db2 in between.
   const done = mysqlDone(r.state, wait.id, true, t0 + 30)
   assert.equal(transfers(done.outputs), true)
-  assert.equal(done.state.switchover?.phase, "transferring")
-  assert.equal(done.state.lease.validUntil, 0, "the lease is given up with the consent")
+  assert.equal(switchoverOf(done.state)?.phase, "transferring")
+  assert.equal(leaseOf(done.state).validUntil, 0, "the lease is given up with the consent")
   const ev = done.outputs.find((o) => o._tag === "Event" && o.event === "transfer")
   assert.ok(ev?._tag === "Event")
   assert.match(ev.reason, /db2 executed .*:1-103/)
@@ -137,7 +120,7 @@ test("a failed wait on the target's mysqld proves nothing: the heartbeat that sh
   const { r, wait } = askTarget(s, t0 + 25, 103)
   const failed = mysqlDone(r.state, wait.id, false, t0 + 30)
   assert.equal(transfers(failed.outputs), false)
-  assert.equal(failed.state.switchover?.phase, "catch-up")
+  assert.equal(switchoverOf(failed.state)?.phase, "catch-up")
   assert.ok(failed.outputs.some((o) => o._tag === "Event" && o.event === "mysql-action-failed"))
   // db2's heartbeat lacks 103: nothing; then one that has it.
   const short = step(at(failed.state, t0 + 200, 103, 102), {
@@ -187,23 +170,23 @@ test("a late answer of the target's mysqld after the rollback is no transfer", (
   const w = world()
   const { s, t0 } = fenced(w, 100)
   const { r, wait } = askTarget(s, t0 + 25, 103)
-  const deadline = r.state.switchover!.deadline
+  const deadline = switchoverOf(r.state)!.deadline
   const rolled = step(at(r.state, deadline + 1, 103, 101), {
     _tag: "Tick",
     now: deadline + 1,
     random: 0.5,
   })
-  assert.equal(rolled.state.switchover, null)
+  assert.equal(switchoverOf(rolled.state), null)
   assert.ok(rolled.outputs.some((o) => o._tag === "Event" && o.event === "switchover-rollback"))
   const late = mysqlDone(rolled.state, wait.id, true, deadline + 5)
   assert.equal(transfers(late.outputs), false)
-  assert.equal(late.state.switchover, null)
+  assert.equal(switchoverOf(late.state), null)
 })
 
 test("the target stands on a probe taken after the transfer arrived, not on the one before", () => {
   const w = world()
   const s0 = w.node("db2").state
-  assert.equal(s0.leader, "db1")
+  assert.equal(leaderOf(s0), "db1")
   const sid = sidOf(s0)
   const now = s0.now + 10
   // A periodic probe is in flight when the transfer arrives: its answer (older data) comes first.
@@ -245,7 +228,7 @@ test("the target stands on a probe taken after the transfer arrived, not on the 
   assert.ok(requests.length > 0, "stands once its own probe is in")
   assert.equal(requests[0]?.kind, "transfer")
   assert.match(requests[0]?.data.received ?? "", /:1-103$/)
-  assert.equal(r.state.role, "candidate")
+  assert.equal(roleName(r.state), "candidate")
 })
 
 test("a forced failover to this node (TransferLeadership, then the leader's Resign): it still stands once its probe is in", () => {
@@ -276,7 +259,7 @@ test("a forced failover to this node (TransferLeadership, then the leader's Resi
       reason: "operator forced a failover to db2",
     },
   })
-  assert.equal(r.state.leader, null, "the leader resigned")
+  assert.equal(leaderOf(r.state), null, "the leader resigned")
   r = run(r.state, {
     _tag: "LocalProbed",
     ...answering(r.state),
@@ -285,7 +268,7 @@ test("a forced failover to this node (TransferLeadership, then the leader's Resi
   })
   const stood = r.outputs.some((o) => o._tag === "Send" && o.message._tag === "VoteRequest")
   assert.ok(stood, "it stands for the transfer")
-  assert.equal(r.state.role, "candidate")
+  assert.equal(roleName(r.state), "candidate")
 })
 
 test("no probe answer within rpc_timeout: the target stands on what it has", () => {
@@ -298,7 +281,7 @@ test("no probe answer within rpc_timeout: the target stands on what it has", () 
     from: "db1",
     message: { _tag: "TransferLeadership", from: "db1", term: s0.hard.term, to: "db2" },
   })
-  assert.equal(r.state.role, "follower")
+  assert.equal(roleName(r.state), "follower")
   r = step(r.state, { _tag: "Tick", now: now + s0.config.timings.rpcTimeoutMs, random: 0.5 })
-  assert.equal(r.state.role, "candidate")
+  assert.equal(roleName(r.state), "candidate")
 })

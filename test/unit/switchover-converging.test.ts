@@ -10,12 +10,13 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { mayBeWritable } from "../../agent/src/core/fencing.ts"
-import { sidsOf, singleton } from "../../agent/src/core/gtid.ts"
 import { step } from "../../agent/src/core/reducer.ts"
+import { roleName, switchoverOf } from "../../agent/src/core/roles.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import { applyEstimateMs, blockBudgetMs, switchoverPlan } from "../../agent/src/core/switchover.ts"
 import type { AgentState, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { primaryAndTarget } from "../support/leader-states.ts"
 
 const running = (): AgentState => {
   const w = new World({ seed: 4, members: dataMembers(3) })
@@ -25,34 +26,7 @@ const running = (): AgentState => {
 }
 
 /** db1 executed 1..primaryN; db2 executed 1..executedN and received 1..receivedN, heard now. */
-const at = (
-  s: AgentState,
-  now: number,
-  primaryN: number,
-  target: { executed: number; received: number },
-): AgentState => {
-  const sid = sidsOf(s.local.probe!.executed)[0]!
-  const v = s.peers.get("db2")!
-  return {
-    ...s,
-    now,
-    // The lease is renewed by heartbeat rounds this test does not run.
-    lease: { ...s.lease, validUntil: now + 10_000 },
-    local: {
-      ...s.local,
-      probe: { ...s.local.probe!, executed: singleton(sid, 1, primaryN) },
-      lastProbeAt: now,
-      // Its probe answered (a probe left unanswered would count as late).
-      probeSentAt: null,
-    },
-    peers: new Map(s.peers).set("db2", {
-      ...v,
-      executed: singleton(sid, 1, target.executed),
-      received: singleton(sid, 1, target.received),
-      lastHeardAt: now,
-    }),
-  }
-}
+const at = primaryAndTarget
 
 const tick = (s: AgentState) => step(s, { _tag: "Tick", now: s.now, random: 0.5 })
 
@@ -85,7 +59,7 @@ test("a switchover waits unfenced while the target is behind, then fences once i
   // db2: 4,000 received but not executed, applying 400 per 500 ms (800/s): 5 s of work.
   let r = request(at(s0, t0, 10_000, { executed: 6_000, received: 10_000 }))
   let s = r.state
-  assert.equal(s.switchover?.phase, "converging")
+  assert.equal(switchoverOf(s)?.phase, "converging")
   assert.equal(fences(r.outputs), false, "no fence at the request")
   let executed = 6_000
   let primary = 10_000
@@ -94,7 +68,7 @@ test("a switchover waits unfenced while the target is behind, then fences once i
     primary += 300 // writes go on meanwhile
     r = tick(at(s, t0 + i * 500, primary, { executed, received: primary }))
     s = r.state
-    assert.equal(s.switchover?.phase, "converging", `still converging after ${i * 500} ms`)
+    assert.equal(switchoverOf(s)?.phase, "converging", `still converging after ${i * 500} ms`)
     assert.equal(fences(r.outputs), false, `no fence after ${i * 500} ms`)
     assert.ok(mayBeWritable(s), "writable while converging")
     assert.equal(nodeRole(s), "ACTIVE")
@@ -102,7 +76,7 @@ test("a switchover waits unfenced while the target is behind, then fences once i
   // The lock is gone: db2 applies 3,400 in 500 ms (6800/s) and has 200 left: about 29 ms.
   executed = primary - 200
   r = tick(at(s, t0 + 2_500, primary, { executed, received: primary }))
-  assert.equal(r.state.switchover?.phase, "pre-hook")
+  assert.equal(switchoverOf(r.state)?.phase, "pre-hook")
   const hook = r.outputs.find((o) => o._tag === "RunHook")
   assert.ok(hook?._tag === "RunHook" && hook.hook === "pre_switchover")
   const converged = r.outputs.find((o) => o._tag === "Event" && o.event === "switchover-converged")
@@ -127,7 +101,7 @@ test("a switchover waits unfenced while the target is behind, then fences once i
   // itself, announced no more (a pending gratuitous ARP would pull clients back).
   assert.deepEqual(order.slice(0, 3), ["vip quiet", "Fence", "KillSessions"])
   assert.ok(!order.includes("vip remove"))
-  assert.equal(done.state.switchover?.phase, "fencing")
+  assert.equal(switchoverOf(done.state)?.phase, "fencing")
   assert.equal(mayBeWritable(done.state), false)
 })
 
@@ -147,7 +121,7 @@ test("a target that never gets close enough: refused at switchover_timeout, neve
     all.push(...r.outputs)
     s = r.state
   }
-  assert.equal(s.switchover, null)
+  assert.equal(switchoverOf(s), null)
   assert.equal(fences(all), false, "never fenced, no pre_switchover")
   assert.ok(mayBeWritable(s), "still the writable primary")
   const reply = all.find((o) => o._tag === "OperatorReply")
@@ -195,14 +169,14 @@ test("a target whose receiver falls behind is not close enough, however fast it 
   let s = r.state
   r = tick(at(s, t0 + 500, 10_100, { executed: 5_100, received: 5_100 }))
   s = r.state
-  assert.equal(s.switchover?.phase, "converging")
+  assert.equal(switchoverOf(s)?.phase, "converging")
   assert.equal(fences(r.outputs), false)
 })
 
 test("a caught-up target on an idle cluster: the switchover goes straight to pre_switchover", () => {
   const s0 = running()
   const r = request(at(s0, s0.now + 10, 500, { executed: 500, received: 500 }))
-  assert.equal(r.state.switchover?.phase, "pre-hook")
+  assert.equal(switchoverOf(r.state)?.phase, "pre-hook")
 })
 
 test("switchover --dry-run describes the unfenced wait, the budget and how far the target is", () => {
@@ -238,15 +212,15 @@ test("the agent stopping: a refused switchover fences and resigns instead of lea
     request: { _tag: "Shutdown" },
   })
   let s = r.state
-  assert.equal(s.switchover?.phase, "converging")
-  assert.equal(s.switchover?.resignIfRefused, true)
+  assert.equal(switchoverOf(s)?.phase, "converging")
+  assert.equal(switchoverOf(s)?.resignIfRefused, true)
   const all: Output[] = []
   for (let t = 500; t <= s0.config.timings.switchoverTimeoutMs; t += 500) {
     r = tick(at(s, t0 + t, 1_000, { executed: 990, received: 1_000 }))
     all.push(...r.outputs)
     s = r.state
   }
-  assert.equal(s.role, "follower")
+  assert.equal(roleName(s), "follower")
   assert.ok(all.some((o) => o._tag === "Event" && o.event === "resigned"))
   const reply = all.find((o) => o._tag === "OperatorReply")
   assert.ok(reply?._tag === "OperatorReply")

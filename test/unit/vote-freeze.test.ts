@@ -15,6 +15,7 @@ import {
 import { formatGtidSet, singleton, union } from "../../agent/src/core/gtid.ts"
 import { buildHeartbeat } from "../../agent/src/core/heartbeat.ts"
 import { probeLocal } from "../../agent/src/core/local-probes.ts"
+import { becomeFollower } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, MysqlProbe, Output } from "../../agent/src/core/types.ts"
 import { dataMembers, World } from "../sim/world.ts"
 import { answering } from "../support/probe-answer.ts"
@@ -343,8 +344,7 @@ test("a voter stuck on a full disk votes without freezing once the source it ack
     message: {
       ...buildHeartbeat(
         {
-          ...primary,
-          leader,
+          ...becomeFollower(primary, { leader, leaderActive: false }),
           local: { ...primary.local, up: false, hung: false, refused: true },
         },
         99,
@@ -386,8 +386,7 @@ test("a voter stuck on a full disk votes without freezing once the source it ack
   }
   // A hung mysqld (probe timed out) may still hold waiting commits: not quiet.
   const hung: AgentState = {
-    ...primary,
-    leader: null,
+    ...becomeFollower(primary, { leader: null, leaderActive: false }),
     local: { ...primary.local, up: false, hung: true, refused: false },
   }
   assert.equal(buildHeartbeat(hung, 1).observation?.quiet, false)

@@ -23,6 +23,7 @@ import type { VoteKind } from "../../../shared/peer-messages.ts"
 import { aliveWindow } from "./cluster-view.ts"
 import { isDataNode } from "./config.ts"
 import { type GtidSet, restrictToUuids } from "./gtid.ts"
+import { leaderOf, promotionOf } from "./roles.ts"
 import type { AgentState, MysqlProbe } from "./types.ts"
 
 /** Why this node's writable mysqld must be fenced although nobody holds a lease, or null (adopt it). */
@@ -34,15 +35,17 @@ export const adoptionEnds = (s: AgentState): string | null => {
     return `initial_primary is ${c.initialPrimary}`
   const r = s.hard.record
   // Its own first promotion: the record names it from commit-record on, before it is done.
+  const p = promotionOf(s)
   const ownFirstPromotion =
-    s.role === "leader" &&
-    s.promotion !== null &&
-    s.promotion.term === s.hard.term &&
-    s.promotion.kind === "bootstrap" &&
+    s.role._tag === "Leader" &&
+    p !== null &&
+    p.term === s.hard.term &&
+    p.kind === "bootstrap" &&
     r.primary === s.self &&
     r.lastActive === null
   if (r.term > 0 && !ownFirstPromotion) return `a primary was recorded in term ${r.term}`
-  if (s.leader !== null && s.leader !== s.self) return `${s.leader} leads term ${s.hard.term}`
+  if (leaderOf(s) !== null && leaderOf(s) !== s.self)
+    return `${leaderOf(s)} leads term ${s.hard.term}`
   for (const [name, v] of s.peers) {
     // Any report, however old: a writable peer is a split brain of the operator's making.
     if (v.writable) return `${name} is writable too`

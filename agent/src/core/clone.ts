@@ -16,6 +16,7 @@ import { isDataNode, memberOf } from "./config.ts"
 import { emptyGtidSet } from "./gtid.ts"
 import { probeLocal } from "./local-probes.ts"
 import { event, issueMysql, type Outputs } from "./outputs.ts"
+import { activeLeaderOf, leaderActiveOf, leaderOf } from "./roles.ts"
 import type { AgentState, PeerView } from "./types.ts"
 
 type Verdict = { readonly ok: true } | { readonly ok: false; readonly why: string }
@@ -61,7 +62,7 @@ export const checkDonor = (s: AgentState, donor: string): Verdict => {
 export const chooseDonor = (
   s: AgentState,
 ): { readonly ok: true; readonly donor: string } | { readonly ok: false; readonly why: string } => {
-  const leader = s.leader !== null && s.leaderActive ? s.leader : null
+  const leader = activeLeaderOf(s)
   const replicas = s.config.members
     .filter((m) => m.kind === "data" && m.name !== s.self && m.name !== leader)
     .filter((m) => {
@@ -103,7 +104,7 @@ const recipientReady = (s: AgentState): Verdict => {
     return { ok: false, why: `${s.self} is a witness: it has no mysqld to clone into` }
   }
   const probe = s.local.up ? s.local.probe : null
-  if (s.role === "leader" || (probe !== null && !probe.superReadOnly && !probe.readOnly)) {
+  if (s.role._tag === "Leader" || (probe !== null && !probe.superReadOnly && !probe.readOnly)) {
     return {
       ok: false,
       why: `${s.self} is the primary (ACTIVE or writable): clone re-seeds replicas only; switch over first`,
@@ -115,7 +116,8 @@ const recipientReady = (s: AgentState): Verdict => {
       why: `${s.self} is the recorded primary of term ${s.hard.record.term}: its data may be the only copy; fail over or switch over first`,
     }
   }
-  if (s.role !== "follower") return { ok: false, why: `${s.self} is standing for election; retry` }
+  if (s.role._tag !== "Follower")
+    return { ok: false, why: `${s.self} is standing for election; retry` }
   if (s.clone?.phase === "cloning") {
     return { ok: false, why: `a clone from ${s.clone.donor} is already running` }
   }
@@ -193,7 +195,7 @@ export const onCloneResult = (
     reply(out, c.requestId, false, why)
     return { ...s, clone: null }
   }
-  const leader = s.leader !== null && s.leaderActive ? s.leader : null
+  const leader = activeLeaderOf(s)
   const message = `cloned from ${c.donor}; rejoining as a replica of ${leader ?? "the primary once one is ACTIVE"}`
   event(out, "info", "cloned", message)
   reply(out, c.requestId, true, message)
@@ -227,13 +229,13 @@ export const cloneProgress = (s: AgentState, out: Outputs): AgentState => {
   const r = p?.replica ?? null
   if (
     r !== null &&
-    s.leaderActive &&
-    r.source === s.leader &&
+    leaderActiveOf(s) &&
+    r.source === leaderOf(s) &&
     r.ioRunning &&
     r.sqlRunning &&
     s.local.health.level !== "FAIL"
   ) {
-    event(out, "info", "clone-rejoined", `replicating from ${s.leader} after the clone`)
+    event(out, "info", "clone-rejoined", `replicating from ${leaderOf(s)} after the clone`)
     return { ...s, clone: null }
   }
   return s

@@ -6,6 +6,7 @@
 import type { HeartbeatMessage } from "../../../shared/peer-messages.ts"
 import { type ClusterConfig, quorum } from "./config.ts"
 import { emptyGtidSet, type GtidSet, parseGtidSet, union } from "./gtid.ts"
+import { leaderOf } from "./roles.ts"
 import type { AgentState, PeerView } from "./types.ts"
 
 export type PeerLiveness = "alive" | "suspected" | "failed"
@@ -93,7 +94,7 @@ export const livenessOf = (s: AgentState, name: string): PeerLiveness => {
 }
 
 /** The member whose mysqld is (or was last) the primary. */
-export const knownPrimary = (s: AgentState): string | null => s.leader ?? s.hard.record.primary
+export const knownPrimary = (s: AgentState): string | null => leaderOf(s) ?? s.hard.record.primary
 
 /**
  * Section 6 rule 2, second half: the primary's mysqld is unreachable from

@@ -75,7 +75,7 @@ export const watchCommits = (s: AgentState, out: Outputs): AgentState => {
   if (current.resigned) return critical(next)
   const stuckMs = Math.max(wait.oldestSeconds * 1000, s.now - current.since)
   // Two probes at least see gtid_executed unchanged; only the serving primary resigns.
-  if (stuckMs < limit || s.now === current.since || s.role !== "leader" || !mayBeWritable(s))
+  if (stuckMs < limit || s.now === current.since || s.role._tag !== "Leader" || !mayBeWritable(s))
     return next
   const why = `mysqld cannot commit: ${cause}`
   event(out, "error", "commit-stalled", why)

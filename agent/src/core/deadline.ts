@@ -16,7 +16,8 @@ import { aliveWindow } from "./cluster-view.ts"
 import { AUTH_RETRY_MS } from "./credentials.ts"
 import { electionTrigger } from "./election.ts"
 import { LAG_HEARTBEAT_INTERVAL_MS } from "./lag-heartbeat.ts"
-import type { AgentState } from "./types.ts"
+import { electionOf, leaseOf, promotionOf, switchoverOf } from "./roles.ts"
+import type { AgentState, RoleState } from "./types.ts"
 
 /** The tick of a busy agent: well under every timing a routine keeps. */
 export const BUSY_TICK_MS = 50
@@ -24,17 +25,26 @@ export const BUSY_TICK_MS = 50
 /** Forwarded requests remembered this long (forwarding.ts) need no earlier wake-up than this. */
 const SERVED_TTL_MS = 600_000
 
+/** An election, or a promotion not finished yet or a switchover of the leader. */
+const roleRoutineRunning = (role: RoleState): boolean => {
+  switch (role._tag) {
+    case "Follower":
+      return false
+    case "PreCandidate":
+    case "Candidate":
+      return true
+    case "Leader":
+      return (role.promotion?.step ?? "done") !== "done" || role.switchover !== null
+  }
+}
+
 /**
  * True while some routine runs whose every timer this module does not list:
  * the core is then stepped at least every `busyTickMs`, as with the fixed tick.
  */
 export const routineRunning = (s: AgentState): boolean =>
-  s.role === "candidate" ||
-  s.role === "pre-candidate" ||
-  s.election !== null ||
-  (s.promotion !== null && s.promotion.step !== "done") ||
+  roleRoutineRunning(s.role) ||
   s.proposal !== null ||
-  s.switchover !== null ||
   s.pendingVote !== null ||
   s.clone !== null ||
   s.inFlight.size > 0 ||
@@ -70,13 +80,14 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   const row = s.lagHeartbeatAt ?? null
   if (row !== null) at(row + LAG_HEARTBEAT_INTERVAL_MS)
   // Lease (section 5): the leader's own, the one a follower promised, the resignation after fencing.
-  at(s.lease.validUntil)
-  if (s.lease.fencedAt !== null) at(s.lease.fencedAt + t.leaseDurationMs)
+  const lease = leaseOf(s)
+  at(lease.validUntil)
+  if (lease.fencedAt !== null) at(lease.fencedAt + t.leaseDurationMs)
   at(s.promise?.until)
   // Elections (section 6). A guard later in the step than the election clock may have
   // allowed an election: the next step, at once, arms its timeout.
   at(s.electionDueAt)
-  if (s.role === "follower" && s.election === null && s.electionDueAt === null) {
+  if (s.role._tag === "Follower" && s.electionDueAt === null) {
     if (electionTrigger(s).ok) next = now
   }
   at(s.recoveryBlock?.until)
@@ -101,12 +112,13 @@ export const nextDeadline = (s: AgentState, busyTickMs: number = BUSY_TICK_MS): 
   if (c.retryAt > 0) at(c.retryAt)
   else if (c.authRetries > 0) at(now + AUTH_RETRY_MS)
   // The routines' own deadlines (they tick at least every busyTickMs besides).
-  if (s.election !== null) {
-    at(s.election.deadline)
-    at(s.election.deadline - t.rpcTimeoutMs)
+  const election = electionOf(s)
+  if (election !== null) {
+    at(election.deadline)
+    at(election.deadline - t.rpcTimeoutMs)
   }
-  at(s.promotion?.stepDeadline)
-  at(s.switchover?.deadline)
+  at(promotionOf(s)?.stepDeadline)
+  at(switchoverOf(s)?.deadline)
   at(s.transferStanding?.deadline)
   // An old primary keeping the VIP for a make-before-break handover lets go at its end.
   at(s.vipHandover?.until)

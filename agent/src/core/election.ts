@@ -29,7 +29,17 @@ import {
   ranksBetter,
 } from "./ranking.ts"
 import { crashLoopWhy } from "./restart-routine.ts"
-import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate } from "./roles.ts"
+import {
+  becomeCandidate,
+  becomeFollower,
+  becomeLeader,
+  becomePreCandidate,
+  electionOf,
+  following,
+  leaderOf,
+  roleName,
+  withElection,
+} from "./roles.ts"
 import { adoptTerm } from "./term.ts"
 import type { AgentState, Election } from "./types.ts"
 
@@ -214,14 +224,15 @@ export const electionTrigger = (
 ):
   | { readonly ok: true; readonly kind: VoteKind }
   | { readonly ok: false; readonly why: string } => {
-  if (s.role !== "follower") return { ok: false, why: `already ${s.role}` }
+  if (s.role._tag !== "Follower") return { ok: false, why: `already ${roleName(s)}` }
+  const leader = s.role.leader
   const self = selfEligible(s)
   if (!self.ok) return self
   const record = s.hard.record
   const probe = s.local.probe
   if (
     record.primary === s.self &&
-    s.leader === null &&
+    leader === null &&
     !s.reclaimTried &&
     probe !== null &&
     !probe.superReadOnly
@@ -230,7 +241,7 @@ export const electionTrigger = (
   }
   if (record.paused) return { ok: false, why: "cluster paused" }
   if (!seenHealthy(record)) {
-    if (s.leader !== null) return { ok: false, why: `${s.leader} leads term ${s.hard.term}` }
+    if (leader !== null) return { ok: false, why: `${leader} leads term ${s.hard.term}` }
     const choice = bootstrapChoice(s)
     if (choice === s.self) return { ok: true, kind: "bootstrap" }
     if (!s.config.failoverBeforeHealthy) {
@@ -244,7 +255,7 @@ export const electionTrigger = (
     }
   }
   const primary = knownPrimary(s)
-  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && s.leader === null
+  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && leaderOf(s) === null
   if (!resigned) {
     if (inLease(s)) return { ok: false, why: `lease promised to ${s.promise?.leader}` }
     // The last primary itself (its agent restarted) knows its own mysqld: it is read-only here.
@@ -277,7 +288,7 @@ export interface ElectionOrigin {
 
 const originOf = (s: AgentState, kind: VoteKind): ElectionOrigin => {
   const primary = knownPrimary(s)
-  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && s.leader === null
+  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && leaderOf(s) === null
   const reason =
     kind === "election"
       ? resigned
@@ -347,13 +358,13 @@ export const startVote = (
 }
 
 const maybeWinPreVote = (s: AgentState, out: Outputs): AgentState => {
-  const e = s.election
+  const e = electionOf(s)
   if (e === null || e.phase !== "pre" || e.granted.size < quorum(s.config)) return s
   return startVote(s, out, e.kind, { triggeredAt: e.triggeredAt, reason: e.reason })
 }
 
 const maybeWin = (s: AgentState, out: Outputs): AgentState => {
-  const e = s.election
+  const e = electionOf(s)
   if (e === null || e.phase !== "vote" || e.granted.size < quorum(s.config)) return s
   event(out, "info", "elected", `won term ${e.term} with votes from ${[...e.granted].join(", ")}`)
   return beginPromotion(becomeLeader(s), out, e)
@@ -361,11 +372,11 @@ const maybeWin = (s: AgentState, out: Outputs): AgentState => {
 
 /** Election timeouts: give up a stalled round; re-send requests once to the silent. */
 export const electionTimers = (s: AgentState, out: Outputs): AgentState => {
-  const e = s.election
+  const e = electionOf(s)
   if (e === null) return s
   if (s.now >= e.deadline) {
     event(out, "info", "election-timeout", `no quorum for term ${e.term} (${e.phase})`)
-    return { ...becomeFollower(s, s), electionDueAt: null }
+    return { ...becomeFollower(s, following(s)), electionDueAt: null }
   }
   const half = e.deadline - s.config.timings.rpcTimeoutMs
   if (e.resentAt === null && s.now >= half) {
@@ -380,7 +391,7 @@ export const electionTimers = (s: AgentState, out: Outputs): AgentState => {
           : { _tag: "VoteRequest", from: s.self, term: e.term, kind: e.kind, data },
       )
     }
-    return { ...s, election: { ...e, resentAt: s.now } }
+    return withElection(s, { ...e, resentAt: s.now })
   }
   return s
 }
@@ -681,12 +692,12 @@ export const onPreVoteResponse = (
   term: number,
   granted: boolean,
 ): AgentState => {
-  const e = s.election
+  const e = electionOf(s)
   if (!granted && term > s.hard.term) return adoptTerm(s, out, term, `pre-vote reply from ${from}`)
   if (e === null || e.phase !== "pre" || term !== e.term || !granted) return s
   const votes = new Set(e.granted)
   votes.add(from)
-  return maybeWinPreVote({ ...s, election: { ...e, granted: votes } }, out)
+  return maybeWinPreVote(withElection(s, { ...e, granted: votes }), out)
 }
 
 export const onVoteResponse = (
@@ -695,12 +706,12 @@ export const onVoteResponse = (
   res: VoteResponseMessage,
 ): AgentState => {
   if (res.term > s.hard.term) return adoptTerm(s, out, res.term, `vote reply from ${res.from}`)
-  const e = s.election
+  const e = electionOf(s)
   if (e === null || e.phase !== "vote" || res.term !== e.term || !res.granted) return s
   const votes = new Set(e.granted)
   votes.add(res.from)
   return maybeWin(
-    { ...s, election: { ...e, granted: votes, records: [...e.records, res.record] } },
+    withElection(s, { ...e, granted: votes, records: [...e.records, res.record] }),
     out,
   )
 }
@@ -708,7 +719,7 @@ export const onVoteResponse = (
 /** Keeps `electionDueAt` armed while an election is allowed; fires it when due. */
 export const electionClock = (s: AgentState, out: Outputs, random: number): AgentState => {
   const timings = s.config.timings
-  if (s.election !== null) return s
+  if (electionOf(s) !== null) return s
   const trigger = electionTrigger(s)
   if (!trigger.ok)
     return s.electionDueAt === null && s.electionArmedAt === null

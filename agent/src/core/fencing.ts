@@ -8,6 +8,7 @@ import { isDataNode, strictAckCount } from "./config.ts"
 import { leaseValid } from "./lease.ts"
 import { awaitProbe } from "./local-probes.ts"
 import { event, isInFlight, issueMysql, type Outputs, runHook } from "./outputs.ts"
+import { electionOf, switchoverOf } from "./roles.ts"
 import type { AgentState, Switchover, VipOp } from "./types.ts"
 import { beginVipHandover, keepVipForHandover } from "./vip-handover.ts"
 
@@ -21,17 +22,18 @@ export const switchoverFenced = (sw: Switchover | null): boolean =>
 
 /** This node may accept writes: the promoted leader of its term, inside its lease. */
 export const mayBeWritable = (s: AgentState): boolean =>
-  s.role === "leader" &&
-  s.promotion !== null &&
-  s.promotion.step === "done" &&
-  s.lease.fencedAt === null &&
-  !switchoverFenced(s.switchover) &&
+  s.role._tag === "Leader" &&
+  s.role.promotion?.step === "done" &&
+  s.role.lease.fencedAt === null &&
+  !switchoverFenced(s.role.switchover) &&
   (leaseValid(s) || s.hard.record.paused)
 
 /** A restarted recorded primary is asking to lead again: leave its mysqld alone meanwhile. */
 const reclaiming = (s: AgentState): boolean =>
-  s.election?.kind === "reclaim" ||
-  (s.role === "leader" && s.promotion?.kind === "reclaim" && s.promotion.step !== "done")
+  electionOf(s)?.kind === "reclaim" ||
+  (s.role._tag === "Leader" &&
+    s.role.promotion?.kind === "reclaim" &&
+    s.role.promotion.step !== "done")
 
 /**
  * Remove the VIP, super_read_only=ON, kill client sessions: in this order,
@@ -95,7 +97,7 @@ const semiSyncSourceMissing = (
 /** Keeps the local mysqld's writability and the VIP equal to what the role allows. */
 export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
   // Section 14: while paused, no fencing and no VIP moves.
-  if (!isDataNode(s.config, s.self) || (s.hard.record.paused && s.role !== "leader")) return s
+  if (!isDataNode(s.config, s.self) || (s.hard.record.paused && s.role._tag !== "Leader")) return s
   let next = s
   const allowed = mayBeWritable(s)
   const probe = s.local.up ? s.local.probe : null
@@ -107,7 +109,7 @@ export const guardWritability = (s: AgentState, out: Outputs): AgentState => {
   if (
     writable &&
     !allowed &&
-    !switchoverFenced(s.switchover) &&
+    !switchoverFenced(switchoverOf(s)) &&
     !reclaiming(s) &&
     // Section 16: a running source being adopted stays writable (adoption.ts).
     adoptionEnds(s) !== null

@@ -22,6 +22,7 @@ import { memberOf } from "./config.ts"
 import { whyNoElection } from "./election.ts"
 import { onOperator } from "./operator.ts"
 import { event, type Outputs, send } from "./outputs.ts"
+import { leaderActiveOf, leaderOf } from "./roles.ts"
 import type { AgentState, Forwarding, OperatorRequest } from "./types.ts"
 
 export const idleForwarding: Forwarding = { sent: new Map(), served: new Map(), nextServedId: -2 }
@@ -38,8 +39,9 @@ const here: Route = { _tag: "Here" }
 
 /** The current primary: this node when it leads, the leader it believes in, else a refusal. */
 const toPrimary = (s: AgentState): Route => {
-  if (s.role === "leader") return here
-  if (s.leader !== null) return { _tag: "There", to: s.leader }
+  if (s.role._tag === "Leader") return here
+  const leader = leaderOf(s)
+  if (leader !== null) return { _tag: "There", to: leader }
   return { _tag: "Refuse", why: `no primary: election status: ${whyNoElection(s)}` }
 }
 
@@ -59,11 +61,13 @@ export const routeOf = (s: AgentState, r: OperatorRequest): Route => {
     case "Include":
     case "FixErrant":
       return toPrimary(s)
-    case "AckRecovery":
-      // Without an ACTIVE primary the block may be what stops the election: lift it here.
-      return s.role !== "leader" && s.leader !== null && s.leaderActive
-        ? { _tag: "There", to: s.leader }
-        : here
+    case "AckRecovery": // Without an ACTIVE primary the block may be what stops the election: lift it here.
+      {
+        const leader = leaderOf(s)
+        return s.role._tag !== "Leader" && leader !== null && leaderActiveOf(s)
+          ? { _tag: "There", to: leader }
+          : here
+      }
     case "Failover":
       return toNode(s, r.to ?? s.self)
     case "Rejoin":

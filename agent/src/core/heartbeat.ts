@@ -8,6 +8,7 @@ import { aliveWindow, knownPrimary, mergeHeartbeat } from "./cluster-view.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { promiseTo, roundAcked, roundSent } from "./lease.ts"
 import { broadcast, type Outputs, persist, send } from "./outputs.ts"
+import { asLeader, leaderOf, switchoverOf, withLeader } from "./roles.ts"
 import { observation } from "./status.ts"
 import { adoptTerm, stepDown } from "./term.ts"
 import type { AgentState } from "./types.ts"
@@ -21,9 +22,9 @@ export const buildHeartbeat = (s: AgentState, round: number): HeartbeatMessage =
     from: s.self,
     bootId: s.bootId,
     term: s.hard.term,
-    leader: s.leader,
+    leader: leaderOf(s),
     round,
-    active: s.role === "leader" && s.promotion?.step === "done",
+    active: s.role._tag === "Leader" && s.role.promotion?.step === "done",
     observation: observation(s),
     probedPrimary: probed?.target ?? null,
     primaryReachable: probed === null ? null : probed.reachable,
@@ -39,12 +40,10 @@ export const heartbeatTimer = (s: AgentState, out: Outputs): AgentState => {
   if (s.now < s.nextHeartbeatAt) return s
   const round = s.round + 1
   broadcast(s, out, buildHeartbeat(s, round))
-  return {
-    ...s,
-    round,
-    nextHeartbeatAt: s.now + s.config.timings.heartbeatIntervalMs,
-    lease: s.role === "leader" ? roundSent(s.lease, round, s.now) : s.lease,
-  }
+  return asLeader(
+    { ...s, round, nextHeartbeatAt: s.now + s.config.timings.heartbeatIntervalMs },
+    (r) => ({ lease: roundSent(r.lease, round, s.now) }),
+  )
 }
 
 export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): AgentState => {
@@ -61,7 +60,7 @@ export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): 
     hb.record !== undefined &&
     compareVersions(hb.record, next.hard.record) > 0 &&
     hb.record.term >= next.hard.term &&
-    next.role !== "leader"
+    next.role._tag !== "Leader"
   ) {
     next = { ...next, hard: { ...next.hard, record: hb.record } }
     persist(next, out)
@@ -79,12 +78,10 @@ export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): 
     return next
   }
   if (hb.term > next.hard.term) next = adoptTerm(next, out, hb.term, `heartbeat from ${hb.from}`)
-  if (next.role === "leader") return next // same term, two leaders cannot happen; ignore
-  if (next.role !== "follower") next = stepDown(next, out, `${hb.from} leads term ${hb.term}`)
+  if (next.role._tag === "Leader") return next // same term, two leaders cannot happen; ignore
+  if (next.role._tag !== "Follower") next = stepDown(next, out, `${hb.from} leads term ${hb.term}`)
   next = {
-    ...next,
-    leader: hb.from,
-    leaderActive: hb.active,
+    ...withLeader(next, hb.from, hb.active),
     promise: promiseTo(next.config, hb.from, hb.term, next.now),
     electionDueAt: null,
   }
@@ -100,8 +97,8 @@ export const onHeartbeatAck = (
   round: number,
 ): AgentState => {
   if (term > s.hard.term) return adoptTerm(s, out, term, `acknowledgement from ${from}`)
-  if (s.role !== "leader" || term !== s.hard.term) return s
+  if (s.role._tag !== "Leader" || term !== s.hard.term) return s
   // After consenting to a transfer the lease is given up for good in this term.
-  if (s.switchover?.phase === "transferring") return s
-  return { ...s, lease: roundAcked(s.lease, s.config, round, from) }
+  if (switchoverOf(s)?.phase === "transferring") return s
+  return asLeader(s, (r) => ({ lease: roundAcked(r.lease, s.config, round, from) }))
 }

@@ -11,6 +11,7 @@ import { failureKey, noteFailure } from "./failure-detected.ts"
 import { reportedLag } from "./lag-heartbeat.ts"
 import { inLease } from "./lease.ts"
 import { event, type Outputs, runHook } from "./outputs.ts"
+import { activeLeaderOf, leaderActiveOf, leaderOf } from "./roles.ts"
 import { nodeRole } from "./status.ts"
 import type { AgentState } from "./types.ts"
 
@@ -20,7 +21,7 @@ import type { AgentState } from "./types.ts"
  * from a quorum.
  */
 export const watchPrimaryFailure = (s: AgentState, out: Outputs): AgentState => {
-  if (s.role === "leader" || !s.started) return s
+  if (s.role._tag === "Leader" || !s.started) return s
   const primary = knownPrimary(s)
   if (primary === null || primary === s.self || !isDataNode(s.config, primary)) return s
   if (s.failureSeen === failureKey(s, primary)) return s
@@ -28,13 +29,13 @@ export const watchPrimaryFailure = (s: AgentState, out: Outputs): AgentState => 
   // its agent is heard (if it aborts it resigns, and that is reported below).
   const winner = s.peers.get(primary)
   if (
-    s.leader === primary &&
-    !s.leaderActive &&
+    leaderOf(s) === primary &&
+    !leaderActiveOf(s) &&
     winner !== undefined &&
     s.now - winner.lastHeardAt < aliveWindow(s.config)
   )
     return s
-  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && s.leader === null
+  const resigned = s.resignedTerm > 0 && s.resignedTerm >= s.hard.term && leaderOf(s) === null
   if (resigned) return noteFailure(s, out, primary, `${primary} resigned term ${s.resignedTerm}`)
   if (inLease(s)) return s
   if (!primaryLostByQuorum(s, primary).lost) return s
@@ -50,7 +51,7 @@ export const watchPrimaryFailure = (s: AgentState, out: Outputs): AgentState => 
 export const watchRole = (s: AgentState, out: Outputs): AgentState => {
   if (!isDataNode(s.config, s.self) || s.local.lastProbeAt === null) return s
   const role = nodeRole(s)
-  const active = s.leader !== null && s.leaderActive ? s.leader : null
+  const active = activeLeaderOf(s)
   const seen = s.roleSeen
   if (seen === null) return { ...s, roleSeen: { role, primary: active, former: null } }
   const primary = active ?? seen.primary
@@ -88,7 +89,7 @@ export const watchRole = (s: AgentState, out: Outputs): AgentState => {
 export const watchLag = (s: AgentState, out: Outputs): AgentState => {
   const p = s.local.up ? s.local.probe : null
   const lag = reportedLag(s, p).seconds
-  if (p === null || lag === null || Number.isNaN(lag) || s.role === "leader") return s
+  if (p === null || lag === null || Number.isNaN(lag) || s.role._tag === "Leader") return s
   const h = s.config.health
   const threshold = h.lagWarnSeconds
   const l = s.local.lag

@@ -24,6 +24,7 @@
 import { isDataNode } from "./config.ts"
 import { mayBeWritable } from "./fencing.ts"
 import type { Outputs } from "./outputs.ts"
+import { activeLeaderOf } from "./roles.ts"
 import type { AgentState, LagHeartbeatRow, MysqlProbe } from "./types.ts"
 
 /** One row a second: the resolution of the lag it gives. */
@@ -59,8 +60,8 @@ export interface ReportedLag {
 
 /** The primary whose row counts: the active leader, else the record's primary. */
 const currentPrimary = (s: AgentState): { name: string; term: number } | null => {
-  if (s.leader !== null && s.leaderActive && s.leader !== s.self)
-    return { name: s.leader, term: s.hard.term }
+  const leader = activeLeaderOf(s)
+  if (leader !== null && leader !== s.self) return { name: leader, term: s.hard.term }
   const r = s.hard.record
   return r.primary === null || r.primary === s.self ? null : { name: r.primary, term: r.term }
 }

@@ -16,11 +16,11 @@ export const leaseLength = (config: ClusterConfig): number =>
   config.timings.leaseDurationMs * (1 - config.timings.driftMargin)
 
 export const leaseValid = (s: AgentState, now: number = s.now): boolean =>
-  s.role === "leader" && now < s.lease.validUntil
+  s.role._tag === "Leader" && now < s.role.lease.validUntil
 
 /** Remaining lease of this leader in ms, 0 when none. */
 export const leaseRemaining = (s: AgentState): number =>
-  s.role === "leader" ? Math.max(0, s.lease.validUntil - s.now) : 0
+  s.role._tag === "Leader" ? Math.max(0, s.role.lease.validUntil - s.now) : 0
 
 /** Records that heartbeat round `round` was sent at `now`. Keeps a few recent rounds only. */
 export const roundSent = (lease: LeaderLease, round: number, now: number): LeaderLease => {

@@ -22,6 +22,7 @@ import { probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
 import { restartedBetween, sameProcess, shouldRecord } from "./relay-intact.ts"
+import { activeLeaderOf } from "./roles.ts"
 import type { AgentState, LocalNode, LocalProbeResult, MysqlProbe } from "./types.ts"
 
 export const initialLocal: LocalNode = {
@@ -61,9 +62,10 @@ export const initialLocal: LocalNode = {
  */
 export const errantOf = (s: AgentState, executed: GtidSet): GtidSet => {
   const record = s.hard.record
-  if (s.role === "leader" || record.term === 0) return emptyGtidSet
+  if (s.role._tag === "Leader" || record.term === 0) return emptyGtidSet
   let extra = subtract(executed, parseOrEmpty(record.base))
-  const leader = s.leader !== null && s.leaderActive ? s.peers.get(s.leader) : undefined
+  const active = activeLeaderOf(s)
+  const leader = active === null ? undefined : s.peers.get(active)
   if (leader !== undefined) extra = subtract(extra, leader.executed)
   const primaryUuids = new Set([record.primaryUuid, leader?.serverUuid])
   const others = new Set([...uuidsOf(extra)].filter((u) => !primaryUuids.has(u)))
@@ -201,7 +203,8 @@ const missed = (
 const holdsRelay = (s: AgentState, probe: MysqlProbe | null): boolean => {
   const replica = probe?.replica ?? null
   // A winner whose promotion has not made it writable is still a replica (restart-routine.ts).
-  const stillReplica = s.role !== "leader" || (s.promotion !== null && s.promotion.step !== "done")
+  const stillReplica =
+    s.role._tag !== "Leader" || (s.role.promotion !== null && s.role.promotion.step !== "done")
   return (
     replica !== null &&
     stillReplica &&
@@ -220,14 +223,15 @@ const caughtUp = (
   received: GtidSet,
   since: number = s.local.resyncSince,
 ): boolean => {
-  if (s.leader === null || !s.leaderActive) return false
-  const view = s.peers.get(s.leader)
+  const leader = activeLeaderOf(s)
+  if (leader === null) return false
+  const view = s.peers.get(leader)
   const r = probe.replica
   return (
     view !== undefined &&
     view.lastHeardAt >= since &&
     r !== null &&
-    r.source === s.leader &&
+    r.source === leader &&
     r.ioRunning &&
     isSubset(view.executed, received)
   )
@@ -243,8 +247,9 @@ export const stallOf = (probe: MysqlProbe): string | null => {
 
 /** The active primary's gtid_executed as last heard, null when there is none to compare with. */
 const primaryExecuted = (s: AgentState): GtidSet | null => {
-  if (s.leader === null || !s.leaderActive || s.leader === s.self) return null
-  return s.peers.get(s.leader)?.executed ?? null
+  const leader = activeLeaderOf(s)
+  if (leader === null || leader === s.self) return null
+  return s.peers.get(leader)?.executed ?? null
 }
 
 /**

@@ -15,6 +15,7 @@ import { event, issueMysql, type Outputs, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
+import { activeLeaderOf, leaderActiveOf, leaderOf, roleName } from "./roles.ts"
 import { readyCandidate, requestSwitchover } from "./switchover.ts"
 import type { AgentState, OperatorRequest } from "./types.ts"
 
@@ -23,7 +24,7 @@ const reply = (out: Outputs, requestId: number, ok: boolean, message: string): v
 }
 
 const isActivePrimary = (s: AgentState): boolean =>
-  s.role === "leader" && s.promotion?.step === "done"
+  s.role._tag === "Leader" && s.role.promotion?.step === "done"
 
 const changeRecord = (
   s: AgentState,
@@ -37,9 +38,9 @@ const changeRecord = (
       out,
       requestId,
       false,
-      s.role === "leader"
+      s.role._tag === "Leader"
         ? `${s.self} is still being promoted for term ${s.hard.term}; retry`
-        : `not the primary; ask ${s.leader ?? "the primary (none known)"}`,
+        : `not the primary; ask ${leaderOf(s) ?? "the primary (none known)"}`,
     )
     return s
   }
@@ -67,7 +68,7 @@ export const answerCommitted = (s: AgentState, out: Outputs): AgentState => {
     (p) => s.committed.term === s.hard.term && s.committed.seq >= p.seq,
   )
   for (const p of done) reply(out, p.requestId, true, `committed as record ${s.hard.term}.${p.seq}`)
-  const lost = s.role !== "leader"
+  const lost = s.role._tag !== "Leader"
   if (lost)
     for (const p of s.pendingOperator) reply(out, p.requestId, false, "lost leadership; retry")
   return {
@@ -149,8 +150,8 @@ export const onOperator = (
         reply(out, requestId, false, `run on ${to}`)
         return s
       }
-      if (s.role !== "follower" || !isDataNode(s.config, s.self)) {
-        reply(out, requestId, false, `cannot stand: this node is ${s.role}`)
+      if (s.role._tag !== "Follower" || !isDataNode(s.config, s.self)) {
+        reply(out, requestId, false, `cannot stand: this node is ${roleName(s)}`)
         return s
       }
       // Forcing skips the failure checks, not what the promotion itself needs.
@@ -163,14 +164,14 @@ export const onOperator = (
       // if it does not (unreachable), the forced vote waits out its lease as before.
       // Only a primary heard within a heartbeat or two can hand over; one whose agent is
       // silent (killed, cut off) would only delay the forced election by a lease.
-      const heard = s.leader === null ? undefined : s.peers.get(s.leader)
+      const leader = activeLeaderOf(s)
+      const heard = leader === null ? undefined : s.peers.get(leader)
       const primary =
-        s.leader !== null &&
-        s.leaderActive &&
-        s.leader !== s.self &&
+        leader !== null &&
+        leader !== s.self &&
         heard !== undefined &&
         s.now - heard.lastHeardAt <= s.config.timings.rpcTimeoutMs
-          ? s.leader
+          ? leader
           : null
       if (primary !== null && s.forcedFailover == null) {
         send(out, primary, {
@@ -212,7 +213,7 @@ export const onOperator = (
       }
       if (!s.local.diverged && !request.force) {
         const source = s.local.up ? (s.local.probe?.replica?.source ?? null) : null
-        const leader = s.leader !== null && s.leaderActive ? s.leader : null
+        const leader = activeLeaderOf(s)
         reply(
           out,
           requestId,
@@ -250,7 +251,7 @@ export const onOperator = (
       return demote(s, out, requestId, request.node, request.source)
     case "FixErrant": {
       if (!isActivePrimary(s)) {
-        reply(out, requestId, false, `not the primary; ask ${s.leader ?? "the primary"}`)
+        reply(out, requestId, false, `not the primary; ask ${leaderOf(s) ?? "the primary"}`)
         return s
       }
       const mine = s.local.probe?.executed ?? emptyGtidSet
@@ -293,7 +294,7 @@ export const onOperator = (
     case "Clone":
       return requestClone(s, out, requestId, request.recipient, request.donor)
     case "Shutdown": {
-      if (s.role !== "leader") {
+      if (s.role._tag !== "Leader") {
         reply(out, requestId, true, "not the primary: nothing to hand over")
         return s
       }
@@ -331,11 +332,11 @@ const demote = (
   if (node !== s.self) return refuse(`run on ${node}`)
   if (memberOf(s.config, source) === undefined) return refuse(`unknown node ${source}`)
   if (!isDataNode(s.config, s.self)) return refuse(`${s.self} is a witness: it has no mysqld`)
-  if (source === s.self || s.role === "leader")
+  if (source === s.self || s.role._tag === "Leader")
     return refuse(`${s.self} is the primary: use switchover --to another node`)
-  if (s.leader !== source || !s.leaderActive)
+  if (leaderOf(s) !== source || !leaderActiveOf(s))
     return refuse(
-      `${source} is not the ACTIVE primary (${s.self} sees ${s.leader === null ? "no primary" : `${s.leader}${s.leaderActive ? "" : " not yet ACTIVE"}`})`,
+      `${source} is not the ACTIVE primary (${s.self} sees ${leaderOf(s) === null ? "no primary" : `${leaderOf(s)}${leaderActiveOf(s) ? "" : " not yet ACTIVE"}`})`,
     )
   const probe = s.local.up ? s.local.probe : null
   if (probe === null) return refuse(`the mysqld of ${s.self} is down`)
@@ -371,9 +372,9 @@ export const forcedFailoverTimer = (s: AgentState, out: Outputs): AgentState => 
   // A pre-vote of its own meanwhile does not cancel the operator's request; standing or
   // leading, or another primary, does.
   if (
-    s.role === "candidate" ||
-    s.role === "leader" ||
-    (s.leader !== null && s.leader !== f.from && s.leaderActive)
+    s.role._tag === "Candidate" ||
+    s.role._tag === "Leader" ||
+    (activeLeaderOf(s) !== null && activeLeaderOf(s) !== f.from)
   )
     return { ...s, forcedFailover: null }
   if (s.now < f.until) return s

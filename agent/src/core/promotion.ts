@@ -19,6 +19,7 @@ import { answeredSince, nextProbe, probeLocal } from "./local-probes.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, runHook } from "./outputs.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
+import { asLeader, promotionOf } from "./roles.ts"
 import type { AgentState, Election, MysqlAction, Promotion, PromotionStep } from "./types.ts"
 
 const order: ReadonlyArray<PromotionStep> = [
@@ -75,7 +76,7 @@ export const beginPromotion = (s: AgentState, out: Outputs, e: Election): AgentS
     triggeredAt: e.triggeredAt,
     reason: e.reason,
   }
-  next = { ...next, promotion }
+  next = asLeader(next, () => ({ promotion }))
   // Once per failure: usually this node saw it already as a replica (hook-events.ts).
   if ((e.kind === "election" || e.kind === "forced") && oldPrimary !== null) {
     next = noteFailure(next, out, oldPrimary, `${s.self} won term ${e.term} (${e.kind})`)
@@ -102,12 +103,12 @@ const fenceNeedNotBlock = (s: AgentState, kind: Election["kind"], oldPrimary: st
 }
 
 const withPromotion = (s: AgentState, change: Partial<Promotion>): AgentState =>
-  s.promotion === null ? s : { ...s, promotion: { ...s.promotion, ...change } }
+  asLeader(s, (r) => (r.promotion === null ? {} : { promotion: { ...r.promotion, ...change } }))
 
 const act = (s: AgentState, out: Outputs, action: MysqlAction): AgentState => {
   const [next, id] = issueMysql(s, out, action, {
     _tag: "Promotion",
-    term: s.promotion?.term ?? s.hard.term,
+    term: promotionOf(s)?.term ?? s.hard.term,
   })
   return withPromotion(next, { waitingFor: id })
 }
@@ -119,7 +120,7 @@ const enterStep = (s: AgentState, out: Outputs, step: PromotionStep): AgentState
     freshFrom: null,
     stepDeadline: s.now + stepTimeout(s, step),
   })
-  const p = next.promotion
+  const p = promotionOf(next)
   if (p === null) return next
   const probe = next.local.probe
   switch (step) {
@@ -267,11 +268,7 @@ const finish = (before: AgentState, out: Outputs, p: Promotion): AgentState => {
           { _tag: "Hook" },
         )
   return recordActive(
-    {
-      ...next,
-      leaderActive: true,
-      local: { ...next.local, vip },
-    },
+    asLeader({ ...next, local: { ...next.local, vip } }, () => ({ leaderActive: true })),
     out,
     p,
   )
@@ -325,7 +322,7 @@ const recordActive = (s: AgentState, out: Outputs, p: Promotion): AgentState => 
 }
 
 const next = (s: AgentState, out: Outputs): AgentState => {
-  const p = s.promotion
+  const p = promotionOf(s)
   if (p === null) return s
   const i = order.indexOf(p.step)
   const following = order[i + 1]
@@ -338,8 +335,8 @@ export const abortPromotion = (s: AgentState, out: Outputs, why: string): AgentS
     "error",
     {
       event: "promotion-aborted",
-      kind: s.promotion?.kind ?? null,
-      term: s.promotion?.term ?? s.hard.term,
+      kind: promotionOf(s)?.kind ?? null,
+      term: promotionOf(s)?.term ?? s.hard.term,
     },
     why,
   )
@@ -349,7 +346,7 @@ export const abortPromotion = (s: AgentState, out: Outputs, why: string): AgentS
     "post_unsuccessful_failover",
     {
       MHA_REASON: why,
-      MHA_OLD_PRIMARY: s.promotion?.oldPrimary ?? "",
+      MHA_OLD_PRIMARY: promotionOf(s)?.oldPrimary ?? "",
       MHA_NEW_PRIMARY: s.self,
     },
     { _tag: "Hook" },
@@ -391,7 +388,7 @@ export const onPromotionResult = (
   ok: boolean,
   error: string | null,
 ): AgentState => {
-  const p = s.promotion
+  const p = promotionOf(s)
   if (p === null || p.waitingFor !== id) return s
   switch (p.step) {
     case "fence-old-primary":
@@ -419,15 +416,15 @@ export const onPromotionResult = (
 
 /** A probe after the relay log was applied: the GTID position is final (read-only, IO stopped). */
 export const onPromotionProbe = (s: AgentState, out: Outputs): AgentState => {
-  const p = s.promotion
+  const p = promotionOf(s)
   if (p?.step !== "read-gtids" || !s.local.up) return s
   return p.freshFrom !== null && answeredSince(s, p.freshFrom) ? next(s, out) : s
 }
 
 /** Steps that wait on state rather than on an action, and step deadlines. */
 export const promotionTimers = (s: AgentState, out: Outputs): AgentState => {
-  const p = s.promotion
-  if (p === null || p.step === "done" || s.role !== "leader") return s
+  const p = promotionOf(s)
+  if (p === null || p.step === "done" || s.role._tag !== "Leader") return s
   if (p.step === "commit-record" && s.proposal === null) return next(s, out)
   if (p.step === "await-lease" && leaseValid(s)) return next(s, out)
   if (s.now >= p.stepDeadline) {

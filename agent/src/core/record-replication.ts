@@ -67,7 +67,7 @@ export const onRecordAck = (
 export const resendProposal = (s: AgentState, out: Outputs): AgentState => {
   const p = s.proposal
   if (p === null || s.now - p.lastSentAt < s.config.timings.rpcTimeoutMs / 2) return s
-  if (s.role !== "leader" || p.record.term !== s.hard.term) return { ...s, proposal: null }
+  if (s.role._tag !== "Leader" || p.record.term !== s.hard.term) return { ...s, proposal: null }
   for (const m of s.config.members) {
     if (m.name === s.self || p.acks.has(m.name)) continue
     send(out, m.name, { _tag: "RecordAppend", from: s.self, term: s.hard.term, record: p.record })

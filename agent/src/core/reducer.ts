@@ -39,7 +39,7 @@ import {
 import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { lagHeartbeatDue } from "./lag-heartbeat.ts"
-import { leaseValid, noLease, promiseTo } from "./lease.ts"
+import { leaseValid, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
 import { noProbes, takeAnswer } from "./local-probes.ts"
 import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
@@ -50,7 +50,7 @@ import { onRecordAck, onRecordAppend, resendProposal } from "./record-replicatio
 import { guardReplication } from "./replication.ts"
 import { heartbeatAfterResign, onResign, resign } from "./resignation.ts"
 import { idleRestart, onRestartDone, restartTimers } from "./restart-routine.ts"
-import { becomeFollower } from "./roles.ts"
+import { asLeader, becomeFollower } from "./roles.ts"
 import { watchSemiSyncFallback } from "./semi-sync-fallback.ts"
 import { failbackTimer, onSwitchoverProbe, switchoverTimers } from "./switchover.ts"
 import { adoptTerm } from "./term.ts"
@@ -78,24 +78,18 @@ export const initialState = (config: ClusterConfig, self: string): AgentState =>
   bootId: "",
   now: 0,
   hard: freshHardState,
-  role: "follower",
-  leader: null,
-  leaderActive: false,
+  role: { _tag: "Follower", leader: null, leaderActive: false },
   local: initialLocal,
   primaryProbe: null,
   peers: new Map(),
   round: 0,
   nextHeartbeatAt: 0,
   nextProbeAt: 0,
-  lease: noLease,
   promise: null,
   electionDueAt: null,
-  election: null,
-  promotion: null,
   proposal: null,
   committed: { term: 0, seq: 0 },
   restart: idleRestart,
-  switchover: null,
   transferConsent: null,
   resignedTerm: 0,
   recoveryBlock: null,
@@ -298,7 +292,7 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
       return m.term > s.hard.term ? adoptTerm(s, out, m.term, `revoke from ${m.from}`) : s
     case "LeaderAnnounce": {
       const next = m.term > s.hard.term ? adoptTerm(s, out, m.term, `announce from ${m.from}`) : s
-      if (m.term < next.hard.term || next.role === "leader") return next
+      if (m.term < next.hard.term || next.role._tag === "Leader") return next
       event(out, "info", "new-primary", `${m.from} is ACTIVE for term ${m.term}`)
       return {
         ...becomeFollower(next, { leader: m.from, leaderActive: true }),
@@ -371,21 +365,22 @@ const probesDue = (s: AgentState, out: Outputs): AgentState => {
  * need not wait (for example behind a one-way partition).
  */
 const leaseCheck = (s: AgentState, out: Outputs): AgentState => {
-  if (s.role !== "leader" || s.hard.record.paused) return s
-  const promoted = s.promotion?.step === "done"
+  if (s.role._tag !== "Leader" || s.hard.record.paused) return s
+  const promoted = s.role.promotion?.step === "done"
+  const lease = s.role.lease
   if (leaseValid(s)) {
-    if (s.lease.fencedAt !== null) {
+    if (lease.fencedAt !== null) {
       event(out, "info", "lease-regained", `a quorum acknowledged term ${s.hard.term} again`)
-      return { ...s, lease: { ...s.lease, fencedAt: null } }
+      return asLeader(s, (r) => ({ lease: { ...r.lease, fencedAt: null } }))
     }
     return s
   }
   if (!promoted) return s
-  if (s.lease.fencedAt === null) {
+  if (lease.fencedAt === null) {
     const fenced = selfFence(s, out, `lease expired: no quorum acknowledged term ${s.hard.term}`)
-    return { ...fenced, lease: { ...fenced.lease, fencedAt: s.now } }
+    return asLeader(fenced, (r) => ({ lease: { ...r.lease, fencedAt: s.now } }))
   }
-  if (s.now >= s.lease.fencedAt + s.config.timings.leaseDurationMs) {
+  if (s.now >= lease.fencedAt + s.config.timings.leaseDurationMs) {
     return resign(s, out, "no quorum for a whole lease")
   }
   return s

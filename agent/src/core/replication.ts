@@ -14,10 +14,10 @@ import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
 import type { AgentState, MysqlProbe } from "./types.ts"
 
 export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
-  if (!isDataNode(s.config, s.self) || s.role !== "follower") return s
-  const leader = s.leader
+  if (!isDataNode(s.config, s.self) || s.role._tag !== "Follower") return s
+  const leader = s.role.leaderActive ? s.role.leader : null
   const probe = s.local.up ? s.local.probe : null
-  if (leader === null || !s.leaderActive || probe === null || s.local.diverged) return s
+  if (leader === null || probe === null || s.local.diverged) return s
   // A clone resets replication and then restarts mysqld: wait for a probe after it.
   if (cloneHoldsReplication(s)) return s
   if (!isDataNode(s.config, leader) || isInFlight(s, "Replication")) return s

@@ -7,7 +7,7 @@
 import { adoptionEnds } from "./adoption.ts"
 import { selfFence } from "./fencing.ts"
 import { broadcast, event, type Outputs } from "./outputs.ts"
-import { becomeFollower } from "./roles.ts"
+import { becomeFollower, leaderOf, promotionOf, withLeader } from "./roles.ts"
 import type { AgentState } from "./types.ts"
 import { mysqldRefuses } from "./vip-handover.ts"
 
@@ -26,7 +26,7 @@ export const resign = (
   // A source being adopted whose first promotion aborted before a quorum recorded it as the
   // primary was writable before and nobody else can win meanwhile: it stays so (adoption.ts).
   const adopted =
-    s.promotion?.kind === "bootstrap" && s.hard.record.term === 0 && adoptionEnds(s) === null
+    promotionOf(s)?.kind === "bootstrap" && s.hard.record.term === 0 && adoptionEnds(s) === null
   // A mysqld that refuses connections takes no write: the VIP stays until the next primary
   // has it, so clients get a reset and retry at once instead of a dropped SYN (vip-handover.ts).
   const fenced = adopted ? s : selfFence(s, out, `resigning: ${reason}`, mysqldRefuses(s))
@@ -59,17 +59,16 @@ export const onResign = (
   reason: string,
 ) => {
   if (term !== s.hard.term) return s
-  if (s.leader !== null && s.leader !== from) return s
+  const leader = leaderOf(s)
+  if (leader !== null && leader !== from) return s
   event(out, "warn", "primary-resigned", `${from} resigned term ${term}: ${reason}`)
   return {
-    ...s,
+    ...withLeader(s, null, false),
     // Probe the local mysqld now and tell the peers at once (heartbeatAfterResign): the
     // election that follows ranks on what each replica received, and a view up to a probe
     // plus a heartbeat interval old made the first pre-votes refuse each other (issue 13).
     nextProbeAt: s.now,
     freshViewWanted: true,
-    leader: null,
-    leaderActive: false,
     promise: s.promise?.leader === from ? null : s.promise,
     resignedTerm: term,
   }

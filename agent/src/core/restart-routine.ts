@@ -34,6 +34,7 @@ import { event, type Outputs } from "./outputs.ts"
 import { probeDenied } from "./privileges.ts"
 import { abortPromotion } from "./promotion.ts"
 import { resign } from "./resignation.ts"
+import { activeLeaderOf, electionOf } from "./roles.ts"
 import type { AgentState, RestartRoutine } from "./types.ts"
 
 /**
@@ -70,8 +71,8 @@ export const crashLoopWhy = (s: AgentState): string | null => {
 }
 
 const replicaMayRestart = (s: AgentState): string | null => {
-  if (s.election !== null) return "an election is running"
-  if (s.leader === null || !s.leaderActive || !inLease(s)) return "the primary is lost"
+  if (electionOf(s) !== null) return "an election is running"
+  if (activeLeaderOf(s) === null || !inLease(s)) return "the primary is lost"
   return null
 }
 
@@ -79,7 +80,7 @@ const withRoutine = (s: AgentState, r: RestartRoutine): AgentState =>
   r === s.restart ? s : { ...s, restart: r }
 
 const giveUp = (s: AgentState, out: Outputs, r: RestartRoutine, why: string): AgentState => {
-  if (s.role === "leader") return { ...resign(s, out, why), restart: { ...r, gaveUp: true } }
+  if (s.role._tag === "Leader") return { ...resign(s, out, why), restart: { ...r, gaveUp: true } }
   return { ...s, restart: { ...r, gaveUp: true } }
 }
 
@@ -116,15 +117,15 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
   // of acknowledged transactions and a restart (relay_log_recovery) drops them. It gives up the
   // term instead of restarting mysqld under its own promotion (section 9: abort, never promote
   // with data it may have lost).
-  if (s.role === "leader" && s.promotion !== null && s.promotion.step !== "done") {
+  if (s.role._tag === "Leader" && s.role.promotion !== null && s.role.promotion.step !== "done") {
     return abortPromotion(
       withRoutine(s, r),
       out,
-      `mysqld failed during the promotion (step ${s.promotion.step})`,
+      `mysqld failed during the promotion (step ${s.role.promotion.step})`,
     )
   }
   const t = s.config.timings
-  const isPrimary = s.role === "leader"
+  const isPrimary = s.role._tag === "Leader"
   if (!r.running || r.back) {
     // A failure: the first of a run, or mysqld died again before it stayed up long enough.
     const failures = [...r.failures, s.now].slice(-(t.restartAttempts + 1))
@@ -211,8 +212,8 @@ export const onRestartDone = (s: AgentState, out: Outputs, ok: boolean): AgentSt
     // waiting out the remaining attempts. A slower failure (a start that ran and failed) is
     // retried as before, and so is every failure on a replica.
     if (
-      s.role === "leader" &&
-      (s.promotion === null || s.promotion.step === "done") &&
+      s.role._tag === "Leader" &&
+      (s.role.promotion === null || s.role.promotion.step === "done") &&
       tookMs !== null &&
       tookMs < immediateRestartFailureMs &&
       !restart.gaveUp

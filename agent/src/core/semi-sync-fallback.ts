@@ -27,7 +27,7 @@ export const SEMI_SYNC_FALLBACK_GRACE_MS = 3000
 export const semiSyncFallbackNow = (
   s: AgentState,
 ): { readonly needed: number; readonly connected: number } | null => {
-  if (s.role !== "leader" || !s.local.up || s.config.semiSync === "off") return null
+  if (s.role._tag !== "Leader" || !s.local.up || s.config.semiSync === "off") return null
   const p = s.local.probe
   if (p === null || p.readOnly || p.superReadOnly) return null
   // Not probed (undefined), disabled, or waiting for acknowledgements as it should.

@@ -8,6 +8,7 @@ import { backlogOf, selfEligible } from "./election.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { formatGtidSet } from "./gtid.ts"
 import { reportedLag } from "./lag-heartbeat.ts"
+import { leaderActiveOf, leaderOf } from "./roles.ts"
 import { describeSemiSyncFallback, reportedSemiSyncFallback } from "./semi-sync-fallback.ts"
 import type { AgentState } from "./types.ts"
 import { describeWritesBlocked, reportedWritesBlocked } from "./writes-blocked.ts"
@@ -19,8 +20,9 @@ import { describeWritesBlocked, reportedWritesBlocked } from "./writes-blocked.t
 export const clusterWritesBlocked = (s: AgentState): string | null => {
   const own = reportedWritesBlocked(s)
   if (own !== null) return describeWritesBlocked(own)
-  if (s.leader === null || s.leader === s.self) return null
-  const v = s.peers.get(s.leader)
+  const leader = leaderOf(s)
+  if (leader === null || leader === s.self) return null
+  const v = s.peers.get(leader)
   return v?.writesBlocked ?? null
 }
 
@@ -28,8 +30,9 @@ export const clusterWritesBlocked = (s: AgentState): string | null => {
 export const clusterSemiSyncFallback = (s: AgentState): string | null => {
   const own = reportedSemiSyncFallback(s)
   if (own !== null) return describeSemiSyncFallback(own)
-  if (s.leader === null || s.leader === s.self) return null
-  return s.peers.get(s.leader)?.semiSyncFallback ?? null
+  const leader = leaderOf(s)
+  if (leader === null || leader === s.self) return null
+  return s.peers.get(leader)?.semiSyncFallback ?? null
 }
 
 export const nodeRole = (s: AgentState): NodeRole => {
@@ -41,8 +44,8 @@ export const nodeRole = (s: AgentState): NodeRole => {
   if (mayBeWritable(s) && !p.superReadOnly) return "ACTIVE"
   if (
     p.replica !== null &&
-    s.leaderActive &&
-    p.replica.source === s.leader &&
+    leaderActiveOf(s) &&
+    p.replica.source === leaderOf(s) &&
     p.replica.ioRunning &&
     p.replica.sqlRunning
   ) {

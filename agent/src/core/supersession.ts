@@ -17,7 +17,9 @@ import type { ActionPurpose, AgentState, Output } from "./types.ts"
  * switchover); a promotion's only while that promotion still runs.
  */
 const mayStillUnfence = (s: AgentState, purpose: ActionPurpose | undefined): boolean =>
-  purpose?._tag === "Promotion" ? s.role === "leader" && s.promotion !== null : mayBeWritable(s)
+  purpose?._tag === "Promotion"
+    ? s.role._tag === "Leader" && s.role.promotion !== null
+    : mayBeWritable(s)
 
 /**
  * May the executor still perform `output`, issued by the run `incarnation`

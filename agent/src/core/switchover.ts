@@ -20,6 +20,7 @@ import { probeLocal } from "./local-probes.ts"
 import { broadcast, event, issueMysql, type Outputs, runHook } from "./outputs.ts"
 import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
+import { asLeader, switchoverOf, withSwitchover } from "./roles.ts"
 import { revokeActions } from "./supersession.ts"
 import type { ActionPurpose, AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
 import { beginVipHandover } from "./vip-handover.ts"
@@ -41,7 +42,7 @@ const switchoverActions: ReadonlySet<ActionPurpose["_tag"]> = new Set([
  * rollback never goes on to fence the primary it gave back (issue 16).
  */
 const endSwitchover = (s: AgentState): AgentState =>
-  revokeActions({ ...s, switchover: null }, switchoverActions)
+  revokeActions(withSwitchover(s, null), switchoverActions)
 
 const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
   out.push({ _tag: "OperatorReply", requestId, ok, message })
@@ -49,11 +50,11 @@ const reply = (out: Outputs, requestId: number, ok: boolean, message: string): v
 
 /** Why `to` cannot take over from this primary now; null when it can. */
 export const transferBlocker = (s: AgentState, to: string): string | null =>
-  s.switchover !== null ? "a switchover is already running" : targetBlocker(s, to)
+  switchoverOf(s) !== null ? "a switchover is already running" : targetBlocker(s, to)
 
 /** transferBlocker without the running switchover: checked again while converging. */
 const targetBlocker = (s: AgentState, to: string): string | null => {
-  if (s.role !== "leader" || s.promotion?.step !== "done")
+  if (s.role._tag !== "Leader" || s.role.promotion?.step !== "done")
     return "this node is not the ACTIVE primary"
   if (to === s.self) return `${to} is already the primary`
   const v = s.peers.get(to)
@@ -173,7 +174,7 @@ export const internalRequest = -1
  * Never inside the anti-flap block or while paused.
  */
 export const failbackTimer = (s: AgentState, out: Outputs): AgentState => {
-  if (!s.config.failback || s.role !== "leader" || s.promotion?.step !== "done") return s
+  if (!s.config.failback || s.role._tag !== "Leader" || s.role.promotion?.step !== "done") return s
   const top = s.config.members
     .filter((m) => m.kind === "data" && m.promotable)
     .sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : 1))[0]
@@ -217,9 +218,9 @@ export const switchoverPlan = (
   const checks: Array<[boolean | "note", string]> = []
   const check = (ok: boolean | "note", what: string) => checks.push([ok, what])
   const t = s.config.timings
-  const active = s.role === "leader" && s.promotion?.step === "done"
+  const active = s.role._tag === "Leader" && s.role.promotion?.step === "done"
   check(active, `${s.self} is the ACTIVE primary of term ${s.hard.term}`)
-  check(s.switchover === null, "no other switchover is running")
+  check(switchoverOf(s) === null, "no other switchover is running")
   check(leaseValid(s), `${s.self} holds a valid lease`)
   const m = memberOf(s.config, to)
   check(m !== undefined, `${to} is a configured member`)
@@ -356,7 +357,7 @@ export const requestSwitchover = (
     rate: null,
   }
   event(out, "info", "switchover", `to ${to} requested`)
-  return converge({ ...s, switchover: sw }, out)
+  return converge(withSwitchover(s, sw), out)
 }
 
 /**
@@ -365,7 +366,7 @@ export const requestSwitchover = (
  * target can no longer take over, without ever having blocked a write.
  */
 const converge = (s: AgentState, out: Outputs): AgentState => {
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   if (sw === null || sw.phase !== "converging") return s
   const blocker = targetBlocker(s, sw.to)
   const v = s.peers.get(sw.to)
@@ -393,16 +394,13 @@ const converge = (s: AgentState, out: Outputs): AgentState => {
       { _tag: "Switchover" },
     )
     const { last: _l, rate: _r, ...common } = sw
-    return {
-      ...next,
-      switchover: {
-        ...common,
-        phase: "pre-hook",
-        waitingFor: id,
-        // From here on, today's switchover: hook, fence and catch-up within switchover_timeout.
-        deadline: s.now + s.config.timings.switchoverTimeoutMs + sw.drainTimeoutMs,
-      },
-    }
+    return withSwitchover(next, {
+      ...common,
+      phase: "pre-hook",
+      waitingFor: id,
+      // From here on, today's switchover: hook, fence and catch-up within switchover_timeout.
+      deadline: s.now + s.config.timings.switchoverTimeoutMs + sw.drainTimeoutMs,
+    })
   }
   if (s.now >= sw.deadline)
     return refuse(
@@ -410,12 +408,12 @@ const converge = (s: AgentState, out: Outputs): AgentState => {
       out,
       `${sw.to} did not get close enough within switchover_timeout (${s.config.timings.switchoverTimeoutMs} ms): ${where}; writes were never blocked, try again when the load is lower`,
     )
-  return last === sw.last && rate === sw.rate ? s : { ...s, switchover: { ...sw, last, rate } }
+  return last === sw.last && rate === sw.rate ? s : withSwitchover(s, { ...sw, last, rate })
 }
 
 /** Before the fence: nothing to undo, the node never stopped taking writes. */
 const refuse = (s: AgentState, out: Outputs, why: string): AgentState => {
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   if (sw === null) return s
   event(out, "warn", "switchover-refused", `to ${sw.to}: ${why}`)
   if (sw.resignIfRefused) {
@@ -437,7 +435,7 @@ export const onSwitchoverResult = (
   id: number,
   ok: boolean,
 ): AgentState => {
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   if (sw === null || (sw.phase !== "pre-hook" && sw.phase !== "fencing") || sw.waitingFor !== id)
     return s
   if (sw.phase === "pre-hook") {
@@ -477,15 +475,19 @@ export const onSwitchoverResult = (
       { _tag: "KillSessions" },
       { _tag: "SwitchoverKillSessions" },
     )
-    return { ...next, switchover: { ...sw, phase: "fencing", waitingFor: fenceId } }
+    return withSwitchover(next, { ...sw, phase: "fencing", waitingFor: fenceId })
   }
   if (!ok) return rollback(s, out, "could not set super_read_only")
   // The target is what this node executed once fenced: read by a probe that finds it fenced
   // (onSwitchoverProbe), whichever answers first.
   const { waitingFor: _w, ...common } = sw
   return {
-    ...probeLocal(s, out),
-    switchover: { ...common, phase: "catch-up", target: null, asked: null },
+    ...withSwitchover(probeLocal(s, out), {
+      ...common,
+      phase: "catch-up",
+      target: null,
+      asked: null,
+    }),
     nextProbeAt: s.now,
   }
 }
@@ -499,14 +501,14 @@ export const onSwitchoverResult = (
  * whose mysqld this node cannot reach over the network is not held up.
  */
 export const onSwitchoverProbe = (s: AgentState, out: Outputs): AgentState => {
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   const p = s.local.probe
   if (sw === null || sw.phase !== "catch-up" || p === null || !p.superReadOnly) return s
   // A target of an older release stands on the data it last probed: the transfer waits for
   // its heartbeat to show the set (switchoverTimers), or its voters refuse it (rolling
   // upgrades, protocol 1.2). Its mysqld is not asked.
   if (s.peers.get(sw.to)?.standsOnOwnProbe !== true)
-    return sw.target === null ? { ...s, switchover: { ...sw, target: p.executed } } : s
+    return sw.target === null ? withSwitchover(s, { ...sw, target: p.executed }) : s
   // Already asked for this set (the server is fenced: a later probe finds the same).
   if (sw.asked !== null && sw.target !== null && isSubset(p.executed, sw.target)) return s
   const [next, asked] = issueMysql(
@@ -520,7 +522,7 @@ export const onSwitchoverProbe = (s: AgentState, out: Outputs): AgentState => {
     },
     { _tag: "SwitchoverCatchUp" },
   )
-  return { ...next, switchover: { ...sw, target: p.executed, asked } }
+  return withSwitchover(next, { ...sw, target: p.executed, asked })
 }
 
 /** The wait on the target's mysqld ended: it has executed the target set, or it timed out or failed. */
@@ -531,7 +533,7 @@ export const onSwitchoverCaughtUp = (
   ok: boolean,
   error: string | null,
 ): AgentState => {
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   if (sw === null || sw.phase !== "catch-up" || sw.asked !== id || sw.target === null) return s
   if (!ok) {
     // It proves nothing: the heartbeats and the deadline decide (switchoverTimers).
@@ -543,7 +545,7 @@ export const onSwitchoverCaughtUp = (
     )
     return s
   }
-  if (s.role !== "leader") return s
+  if (s.role._tag !== "Leader") return s
   return transfer(s, out, sw, sw.target)
 }
 
@@ -564,9 +566,8 @@ const transfer = (s: AgentState, out: Outputs, sw: Switchover, target: GtidSet):
   reply(out, sw.requestId, true, `leadership transferred to ${sw.to}`)
   const { requestId, to, requestedAt, drainTimeoutMs, reason, resignIfRefused } = sw
   // Voters will grant the target a vote inside our lease: give the lease up now (I1).
-  return {
-    ...revokeActions(s, catchUpWait),
-    lease: { ...s.lease, validUntil: 0, fencedAt: s.now },
+  return asLeader(revokeActions(s, catchUpWait), (r) => ({
+    lease: { ...r.lease, validUntil: 0, fencedAt: s.now },
     switchover: {
       requestId,
       to,
@@ -578,14 +579,14 @@ const transfer = (s: AgentState, out: Outputs, sw: Switchover, target: GtidSet):
       phase: "transferring",
       deadline: s.now + s.config.timings.switchoverTimeoutMs,
     },
-  }
+  }))
 }
 
 /** The wait on the target's mysqld, once the heartbeat told first: not needed any more. */
 const catchUpWait: ReadonlySet<ActionPurpose["_tag"]> = new Set(["SwitchoverCatchUp"])
 
 const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   if (sw === null) return s
   event(out, "warn", "switchover-rollback", why)
   if (sw.resignIfRefused) {
@@ -603,9 +604,9 @@ const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
 }
 
 export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   if (sw === null) return s
-  if (s.role !== "leader") {
+  if (s.role._tag !== "Leader") {
     // Transferring: answered already; the target took over (or the replicas elected).
     if (sw.phase !== "transferring")
       reply(out, sw.requestId, false, `switchover aborted: ${s.self} is no longer the primary`)

@@ -4,15 +4,18 @@
  */
 import { selfFence } from "./fencing.ts"
 import { event, type Outputs, persist } from "./outputs.ts"
-import { becomeFollower } from "./roles.ts"
+import { becomeFollower, following, withLeader } from "./roles.ts"
 import type { AgentState } from "./types.ts"
 
 /** Back to follower in the current term; a leader fences itself first. */
 export const stepDown = (s: AgentState, out: Outputs, reason: string): AgentState => {
   let next = s
-  if (s.role === "leader") next = selfFence(s, out, `stepping down: ${reason}`)
-  if (s.role !== "follower") event(out, "info", "step-down", reason)
-  return becomeFollower(next, s.role === "leader" ? { leader: null, leaderActive: false } : s)
+  if (s.role._tag === "Leader") next = selfFence(s, out, `stepping down: ${reason}`)
+  if (s.role._tag !== "Follower") event(out, "info", "step-down", reason)
+  return becomeFollower(
+    next,
+    s.role._tag === "Leader" ? { leader: null, leaderActive: false } : following(s),
+  )
 }
 
 /** Adopts a higher term: forgets the vote, persists, steps down. */
@@ -27,5 +30,5 @@ export const adoptTerm = (
   const adopted: AgentState = { ...s, hard: { ...s.hard, term, votedFor: null } }
   persist(adopted, out)
   const down = stepDown(adopted, out, `term ${term} seen (${reason})`)
-  return { ...down, leader: null, leaderActive: false }
+  return withLeader(down, null, false)
 }

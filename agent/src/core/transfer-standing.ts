@@ -16,6 +16,7 @@ import { startVote } from "./election.ts"
 import { answeredSince, nextProbe, probeLocal } from "./local-probes.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
+import { leaderOf } from "./roles.ts"
 import type { AgentState, TransferStanding } from "./types.ts"
 
 type TransferLeadershipMessage = Extract<PeerMessage, { readonly _tag: "TransferLeadership" }>
@@ -25,9 +26,9 @@ export const onTransferLeadership = (
   out: Outputs,
   m: TransferLeadershipMessage,
 ): AgentState => {
-  if (m.term !== s.hard.term || s.leader !== m.from) return s
+  if (m.term !== s.hard.term || leaderOf(s) !== m.from) return s
   const next: AgentState = { ...s, transferConsent: { to: m.to, term: m.term } }
-  if (m.to !== s.self || !isDataNode(s.config, s.self) || s.role !== "follower") return next
+  if (m.to !== s.self || !isDataNode(s.config, s.self) || s.role._tag !== "Follower") return next
   const lacking = privilegeBlocker(next)
   if (lacking !== null) {
     // The primary saw this node eligible a moment ago; it no longer is: the switchover times out.
@@ -64,11 +65,11 @@ const stand = (s: AgentState, out: Outputs, t: TransferStanding): AgentState => 
   // The transfer is void if the term moved on, another leader spoke, or this node stands
   // already. The consenting leader's resignation right after it (an operator's forced
   // failover to this node: TransferLeadership, then Resign) voids nothing.
-  const resigned = next.leader === null && next.resignedTerm === t.term
+  const resigned = leaderOf(next) === null && next.resignedTerm === t.term
   if (
     next.hard.term !== t.term ||
-    (next.leader !== t.from && !resigned) ||
-    next.role !== "follower"
+    (leaderOf(next) !== t.from && !resigned) ||
+    next.role._tag !== "Follower"
   )
     return next
   return startVote(next, out, "transfer", { triggeredAt: t.triggeredAt, reason: t.reason })

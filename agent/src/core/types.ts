@@ -477,7 +477,50 @@ export type Output =
 // ---------------------------------------------------------------------------
 // State
 
-export type Role = "follower" | "pre-candidate" | "candidate" | "leader"
+/** The role's name as status, logs and operators see it (roleName in roles.ts maps the tag). */
+export type RoleName = "follower" | "pre-candidate" | "candidate" | "leader"
+
+/**
+ * The agent's role in its term, with what only that role carries (issue 11
+ * item 6). Each variant is built by one `become...` of roles.ts, which leaves
+ * behind what the role entered does not carry. Read through the accessors
+ * of roles.ts (leaderOf, electionOf, promotionOf, ...) or match on `_tag`.
+ */
+export type RoleState = Follower | PreCandidate | Candidate | Leader
+
+/** Follows `leader` of `hard.term` (null: nobody, or still unknown). */
+export interface Follower {
+  readonly _tag: "Follower"
+  /** The leader of `hard.term` this agent believes in. */
+  readonly leader: string | null
+  /** That leader announced that its promotion finished. */
+  readonly leaderActive: boolean
+}
+
+/** Asks whether peers would elect it: its term does not change, so it still follows its leader. */
+export interface PreCandidate {
+  readonly _tag: "PreCandidate"
+  readonly leader: string | null
+  readonly leaderActive: boolean
+  readonly election: Election
+}
+
+/** Stands for `election.term` (its own vote persisted): it follows nobody. */
+export interface Candidate {
+  readonly _tag: "Candidate"
+  readonly election: Election
+}
+
+/** Leads `hard.term`: its own leader, with a lease and, once begun, its promotion. */
+export interface Leader {
+  readonly _tag: "Leader"
+  /** Its promotion finished (recordActive): it is ACTIVE. */
+  readonly leaderActive: boolean
+  readonly lease: LeaderLease
+  /** Begun by promotion.ts beginPromotion right after becomeLeader; null only in between. */
+  readonly promotion: Promotion | null
+  readonly switchover: Switchover | null
+}
 
 /** What this agent knows about a peer, from its heartbeats. */
 export interface PeerView {
@@ -828,11 +871,22 @@ export interface AgentState {
   readonly bootId: string
   readonly now: number
   readonly hard: HardState
-  readonly role: Role
-  /** The leader of `hard.term` this agent believes in. */
-  readonly leader: string | null
-  /** The leader announced that its promotion finished. */
-  readonly leaderActive: boolean
+  /**
+   * The role and what only it carries (roles.ts). What stays below spans roles,
+   * or outlives the role that set it:
+   * - the vote a voter waits to grant (`pendingVote`), its promise and consent
+   *   (`promise`, `transferConsent`), the election clock (`electionDueAt`, and
+   *   `electionArmedAt`, kept across rounds), a forced failover or a transfer it
+   *   waits to stand for (`forcedFailover`, `transferStanding`): a follower's and
+   *   a pre-candidate's alike;
+   * - what an old primary keeps as a follower after its leadership ended
+   *   (`handedOver`, `vipHandover`, `resignedTerm`, `reclaimTried`);
+   * - what follows the local mysqld, the VIP and the registry rather than the
+   *   role (`writesBlocked`, `semiSyncFallback`, `commitStall`, `lagHeartbeatAt`,
+   *   `nextGarpRefreshAt`, `published`): their routines clear them when the node
+   *   stops being writable, which a fenced leader is too.
+   */
+  readonly role: RoleState
   readonly local: LocalNode
   /** Last probe of the primary's mysqld from here. */
   readonly primaryProbe: {
@@ -845,17 +899,13 @@ export interface AgentState {
   readonly round: number
   readonly nextHeartbeatAt: number
   readonly nextProbeAt: number
-  readonly lease: LeaderLease
   readonly promise: LeasePromise | null
   /** When the election timeout fires, null while no election is allowed. */
   readonly electionDueAt: number | null
-  readonly election: Election | null
-  readonly promotion: Promotion | null
   readonly proposal: RecordProposal | null
   /** The highest record this agent knows to be committed by a quorum. */
   readonly committed: { readonly term: number; readonly seq: number }
   readonly restart: RestartRoutine
-  readonly switchover: Switchover | null
   /** A consented leadership transfer: who may collect votes while we are in lease. */
   readonly transferConsent: { readonly to: string; readonly term: number } | null
   /** The leader of this term resigned: replicas may elect without a lease wait. */

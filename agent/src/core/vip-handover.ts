@@ -20,6 +20,7 @@
  * VIP first: nothing would tell it when to let go.
  */
 import type { Outputs } from "./outputs.ts"
+import { activeLeaderOf, switchoverOf } from "./roles.ts"
 import type { AgentState, VipHandover } from "./types.ts"
 
 /**
@@ -56,9 +57,8 @@ export const keepVipForHandover = (
   if (
     !h.announced &&
     s.hard.term > h.term &&
-    s.leader !== null &&
-    s.leader !== s.self &&
-    s.leaderActive
+    activeLeaderOf(s) !== null &&
+    activeLeaderOf(s) !== s.self
   ) {
     // The new primary added the VIP with its announce: let its gratuitous ARP land first.
     const until = Math.min(h.until, s.now + s.config.timings.heartbeatIntervalMs)
@@ -66,7 +66,7 @@ export const keepVipForHandover = (
   }
   // The switchover of this primary has fenced it (fencing.ts switchoverFenced, not imported:
   // fencing.ts imports this module).
-  const sw = s.switchover
+  const sw = switchoverOf(s)
   const ownSwitchover =
     sw !== null && sw.phase !== "converging" && sw.phase !== "pre-hook" && s.hard.term === h.term
   const keep = s.now < handover.until && (ownSwitchover || certainlyReadOnly(s))

@@ -24,7 +24,7 @@ export const WRITES_BLOCKED_GRACE_MS = 3000
 export const writesBlockedNow = (
   s: AgentState,
 ): { readonly needed: number; readonly connected: number; readonly waiting: number } | null => {
-  if (s.role !== "leader" || !s.local.up) return null
+  if (s.role._tag !== "Leader" || !s.local.up) return null
   const p = s.local.probe
   if (p === null || p.readOnly || p.superReadOnly || !p.semiSyncSourceOn) return null
   if (p.semiSyncClients === undefined || p.semiSyncWaitCount === undefined) return null

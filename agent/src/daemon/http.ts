@@ -23,6 +23,7 @@ import type { VipMetrics } from "../adapters/vip.ts"
 import { isDataNode } from "../core/config.ts"
 import { describeLagSource, localReportedLag } from "../core/lag-heartbeat.ts"
 import { leaseRemaining } from "../core/lease.ts"
+import { leaderActiveOf, leaderOf } from "../core/roles.ts"
 import { clusterWritesBlocked, nodeRole } from "../core/status.ts"
 import type { AgentState } from "../core/types.ts"
 import { describeWritesBlocked, reportedWritesBlocked } from "../core/writes-blocked.ts"
@@ -106,7 +107,7 @@ const stale = (v: HttpView): string | undefined => {
 }
 
 const whyNot = (s: AgentState, role: string): string =>
-  `${role}: ${s.leader === null ? "no leader known" : `leader ${s.leader}${s.leaderActive ? "" : " (not active yet)"}`}, term ${s.hard.term}`
+  `${role}: ${leaderOf(s) === null ? "no leader known" : `leader ${leaderOf(s)}${leaderActiveOf(s) ? "" : " (not active yet)"}`}, term ${s.hard.term}`
 
 const primary = (v: HttpView): HttpReply => {
   const why = stale(v)
@@ -160,7 +161,7 @@ const health = (v: HttpView): HttpReply => {
   if (!isDataNode(s.config, s.self)) {
     const blocked = clusterWritesBlocked(s)
     return ok(
-      `witness: the agent runs (no mysqld to check)${blocked === null ? "" : `; the primary ${s.leader ?? "?"} says ${blocked}`}`,
+      `witness: the agent runs (no mysqld to check)${blocked === null ? "" : `; the primary ${leaderOf(s) ?? "?"} says ${blocked}`}`,
     )
   }
   if (s.local.lastProbeAt === null) return unavailable("mysqld not probed yet")
@@ -182,7 +183,7 @@ const health = (v: HttpView): HttpReply => {
     return unavailable(`mysqld is up (health ${level}) but ${describeWritesBlocked(own)}`)
   const blocked = clusterWritesBlocked(s)
   if (blocked !== null)
-    return ok(`mysqld is up (health ${level}); the primary ${s.leader ?? "?"} says ${blocked}`)
+    return ok(`mysqld is up (health ${level}); the primary ${leaderOf(s) ?? "?"} says ${blocked}`)
   return ok(`mysqld is up (health ${s.local.health.level})`)
 }
 
@@ -199,9 +200,9 @@ const readiness = (v: HttpView): HttpReply => {
   const s = v.state as AgentState
   if (isDataNode(s.config, s.self) && s.local.lastProbeAt === null)
     return unavailable("mysqld not probed yet")
-  if (s.role === "leader") return ok(`joined: leader of term ${s.hard.term}`)
-  if (s.leader === null) return unavailable(`no leader known yet (term ${s.hard.term})`)
-  return ok(`joined: leader ${s.leader}, term ${s.hard.term}`)
+  if (s.role._tag === "Leader") return ok(`joined: leader of term ${s.hard.term}`)
+  if (leaderOf(s) === null) return unavailable(`no leader known yet (term ${s.hard.term})`)
+  return ok(`joined: leader ${leaderOf(s)}, term ${s.hard.term}`)
 }
 
 const cluster = (v: HttpView): HttpReply => ({

@@ -21,6 +21,7 @@ import type { CoreEvent, EventName } from "../core/events.ts"
 import { count } from "../core/gtid.ts"
 import { localReportedLag } from "../core/lag-heartbeat.ts"
 import { leaseRemaining } from "../core/lease.ts"
+import { leaderActiveOf, leaderOf, roleName } from "../core/roles.ts"
 import { reportedSemiSyncFallback } from "../core/semi-sync-fallback.ts"
 import { nodeRole } from "../core/status.ts"
 import type { AgentState, Output } from "../core/types.ts"
@@ -117,6 +118,14 @@ const oneOf = (
 
 // ---------------------------------------------------------------------------
 // Counters the daemon keeps
+
+/** The leader this agent believes in, with whether it announced its promotion finished. */
+const leaderSample = (s: AgentState): ReadonlyArray<Sample> => {
+  const leader = leaderOf(s)
+  return leader === null
+    ? []
+    : [{ labels: { node: leader, active: String(leaderActiveOf(s)) }, value: 1 }]
+}
 
 const ELECTION_RESULTS = ["won", "timed_out"] as const
 const FAILOVER_RESULTS = ["succeeded", "aborted"] as const
@@ -427,14 +436,12 @@ const stateMetrics = (x: Exposition, s: AgentState | undefined, cluster: string)
   x.gauge(
     "mha_agent_role",
     "Consensus role of this agent (1 for the current one).",
-    s === undefined ? [] : oneOf("role", AGENT_ROLES, s.role),
+    s === undefined ? [] : oneOf("role", AGENT_ROLES, roleName(s)),
   )
   x.gauge(
     "mha_leader",
     "The leader of the current term this agent believes in (1), with whether it announced its promotion finished.",
-    s?.leader == null
-      ? []
-      : [{ labels: { node: s.leader, active: String(s.leaderActive) }, value: 1 }],
+    s === undefined ? [] : leaderSample(s),
   )
   x.gauge("mha_term", "Current term (persisted).", s?.hard.term ?? 0)
   x.gauge(

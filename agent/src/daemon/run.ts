@@ -475,7 +475,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
         for (const listener of listeners) listener()
         if (!changed) return
         // Safety over speed, said out loud: why no election runs, whenever that changes.
-        const why = s.role === "leader" ? "" : whyNoElection(s)
+        const why = s.role._tag === "Leader" ? "" : whyNoElection(s)
         if (why !== lastWhy) {
           lastWhy = why
           if (why !== "") log.info({ event: "election-status", term: s.hard.term }, why)

@@ -4,6 +4,7 @@ import type { StatusView } from "../../../shared/control.ts"
 import { whyNoElection } from "../core/election.ts"
 import { formatGtidSet } from "../core/gtid.ts"
 import { describeLagSource, localReportedLag } from "../core/lag-heartbeat.ts"
+import { leaderActiveOf, leaderOf } from "../core/roles.ts"
 import {
   clusterSemiSyncFallback,
   clusterWritesBlocked,
@@ -35,11 +36,11 @@ export const statusView = (s: AgentState, cluster: string): StatusView => {
     node: s.self,
     term: s.hard.term,
     role: nodeRole(s),
-    leader: s.leader,
-    leaderActive: s.leaderActive,
+    leader: leaderOf(s),
+    leaderActive: leaderActiveOf(s),
     paused: s.hard.record.paused,
     excluded: [...s.hard.record.excluded],
-    electionStatus: s.role === "leader" ? `leading term ${s.hard.term}` : whyNoElection(s),
+    electionStatus: s.role._tag === "Leader" ? `leading term ${s.hard.term}` : whyNoElection(s),
     ...(s.local.privileges.missing === null
       ? {}
       : { missingPrivileges: s.local.privileges.missing.map((m) => m.privilege) }),
