@@ -83,3 +83,20 @@ test("mutant aborted-promotion-counts-as-failover is caught by scenario 18b (no 
     r.failures.join("; "),
   )
 })
+
+test("mutant relay-always-intact is caught by scenario 26 (no random seed of the budget catches it)", () => {
+  const m = maskedMutants.find((x) => x.name === "relay-always-intact")
+  assert.ok(m !== undefined)
+  const script = readFileSync(
+    new URL("./testdata/26-relay-intact-agent-restart.txt", import.meta.url),
+    "utf8",
+  )
+  assert.ok(runScenario(script).ok, "scenario 26 passes with the real reducer")
+  const r = runScenario(script, m.reducer)
+  console.log(`# ${m.name}: scenario 26 fails: ${r.failures.join("; ")}`)
+  assert.equal(r.ok, false)
+  assert.ok(
+    r.failures.some((f) => f.includes("I3")),
+    r.failures.join("; "),
+  )
+})
