@@ -80,7 +80,11 @@ test("HAProxy follows /primary across a failover: the client keeps writing, noth
     const firstUp = samples.find((s) => s.t > faultAt && s.up.includes(next))
     const firstDown = samples.find((s) => s.t > faultAt && !s.up.includes(primary))
     const doubles = samples.filter((s) => s.up.length > 1)
-    assert.deepEqual(doubles, [], "HAProxy never had two write servers UP")
+    assert.deepEqual(
+      doubles,
+      [],
+      `HAProxy never had two write servers UP: ${JSON.stringify(doubles.map((d) => ({ ms: d.t - faultAt, up: d.up })))}`,
+    )
     assert.ok(
       samples.filter((s) => s.t > faultAt + 2_000).every((s) => !s.up.includes(primary)),
       "the old primary stays DOWN",

@@ -264,6 +264,10 @@ describe("held checks (?wait=MS), for a load balancer that polls", () => {
       return { status: r.status, body: await r.text(), ms: Date.now() - t0 }
     }
     try {
+      // A poller seen for the first time is answered at once: what it believes is unknown.
+      const first = await timed("/primary?wait=5000")
+      assert.equal(first.status, 200)
+      assert.ok(first.ms < 4_000, `answered at once (${first.ms} ms)`)
       // Nothing changes: the answer comes when the wait ends, as it is then.
       const quiet = await timed("/primary?wait=300")
       assert.equal(quiet.status, 200)
@@ -290,7 +294,15 @@ describe("held checks (?wait=MS), for a load balancer that polls", () => {
       assert.equal(up.status, 200)
       assert.ok(up.ms < 4_000, `answered on the change (${up.ms} ms)`)
 
+      // Fenced between two checks (no check held then): the next check is answered at
+      // once, since this poller was last told 200; held, it would believe 200 for 5 s.
+      publish(standbyState())
+      const between = await timed("/primary?wait=5000")
+      assert.equal(between.status, 503)
+      assert.ok(between.ms < 4_000, `answered at once (${between.ms} ms)`)
+
       // A poller that gives up (its check timeout) leaves no listener behind.
+      assert.equal((await timed("/replica?wait=5000")).status, 200, "first: at once")
       const gone = new AbortController()
       const abandoned = fetch(`${base}/replica?wait=5000`, { signal: gone.signal }).catch(
         () => "aborted",

@@ -9,7 +9,8 @@
 //
 // A load balancer's check of a role path may ask to be held (`?wait=MS`, at
 // most 5 s): the answer then comes as soon as it differs from what it would
-// be now, or after MS with whatever it is then. A poller such as HAProxy
+// be now, or after MS with whatever it is then; it comes at once when it
+// already differs from what that poller was last told. A poller such as HAProxy
 // (next check `inter` after the answer) thus learns of a new primary, or of a
 // fenced one, the moment the agent knows, while sending about one check per
 // MS instead of one every few tens of milliseconds (packaging/haproxy.cfg.example).
@@ -336,6 +337,29 @@ export const viewOf = (options: HttpOptions): HttpView => {
 const MAX_HELD = 256
 let held = 0
 
+/**
+ * What each poller was last told on each held path (key: its address, the
+ * path and query). A check is held only while the answer is still what the
+ * poller was told: a status that changed between two of its checks (in its
+ * `inter`) is answered at once. Held from the change instead, a poller would
+ * go on believing the old one for a whole wait: HAProxy kept a stopped
+ * primary UP for a second beside the new one (CI of f0e2cd8). A poller not
+ * seen before is answered at once too.
+ */
+const told = new Map<string, number>()
+const MAX_POLLERS = 256
+
+/** The poller's address and what it asks, whatever it asks to wait. */
+const pollerKey = (req: IncomingMessage): string =>
+  `${req.socket.remoteAddress ?? "?"} ${(req.url ?? "/").replace(/([?&])wait=\d*&?/, "$1")}`
+
+const noteTold = (key: string, status: number): void => {
+  told.delete(key)
+  told.set(key, status)
+  // The oldest first: a Map keeps insertion order.
+  if (told.size > MAX_POLLERS) told.delete(told.keys().next().value as string)
+}
+
 const answerNow = (options: HttpOptions, req: IncomingMessage): HttpReply => {
   try {
     return answerHttp(viewOf(options), req.method, req.url)
@@ -366,6 +390,12 @@ const handle = (options: HttpOptions, req: IncomingMessage, res: ServerResponse)
     send(req, res, reply)
     return
   }
+  const key = pollerKey(req)
+  if (told.get(key) !== reply.status) {
+    noteTold(key, reply.status)
+    send(req, res, reply)
+    return
+  }
   // Held: answered when the status moves away from this one, or after `wait`.
   held++
   let done = false
@@ -377,7 +407,9 @@ const handle = (options: HttpOptions, req: IncomingMessage, res: ServerResponse)
     held--
     clearTimeout(timer)
     removeListener()
-    if (answer !== null) send(req, res, answer)
+    if (answer === null) return
+    noteTold(key, answer.status)
+    send(req, res, answer)
   }
   removeListener = onPublish(() => {
     const now = answerNow(options, req)
