@@ -67,36 +67,28 @@ test("without a mutant the recorded seeds pass", () => {
   }
 })
 
-test("mutant aborted-promotion-counts-as-failover is caught by scenario 18b (no random seed of the budget catches it)", () => {
-  const m = maskedMutants.find((x) => x.name === "aborted-promotion-counts-as-failover")
-  assert.ok(m !== undefined)
-  const script = readFileSync(
-    new URL("./testdata/18b-promotion-abort-no-block.txt", import.meta.url),
-    "utf8",
-  )
-  assert.ok(runScenario(script).ok, "scenario 18b passes with the real reducer")
-  const r = runScenario(script, m.reducer)
-  console.log(`# ${m.name}: scenario 18b fails: ${r.failures.join("; ")}`)
-  assert.equal(r.ok, false)
-  assert.ok(
-    r.failures.some((f) => f.includes("expect primary db3")),
-    r.failures.join("; "),
-  )
-})
+/** Variants no random seed of the budget catches, each caught by a scenario of its own. */
+const caughtByScenario = [
+  {
+    name: "aborted-promotion-counts-as-failover",
+    scenario: "18b-promotion-abort-no-block.txt",
+    failure: "expect primary db3",
+  },
+  { name: "relay-always-intact", scenario: "26-relay-intact-agent-restart.txt", failure: "I3" },
+] as const
 
-test("mutant relay-always-intact is caught by scenario 26 (no random seed of the budget catches it)", () => {
-  const m = maskedMutants.find((x) => x.name === "relay-always-intact")
-  assert.ok(m !== undefined)
-  const script = readFileSync(
-    new URL("./testdata/26-relay-intact-agent-restart.txt", import.meta.url),
-    "utf8",
-  )
-  assert.ok(runScenario(script).ok, "scenario 26 passes with the real reducer")
-  const r = runScenario(script, m.reducer)
-  console.log(`# ${m.name}: scenario 26 fails: ${r.failures.join("; ")}`)
-  assert.equal(r.ok, false)
-  assert.ok(
-    r.failures.some((f) => f.includes("I3")),
-    r.failures.join("; "),
-  )
-})
+for (const c of caughtByScenario) {
+  test(`mutant ${c.name} is caught by scenario ${c.scenario} (no random seed of the budget catches it)`, () => {
+    const m = maskedMutants.find((x) => x.name === c.name)
+    assert.ok(m !== undefined)
+    const script = readFileSync(new URL(`./testdata/${c.scenario}`, import.meta.url), "utf8")
+    assert.ok(runScenario(script).ok, `${c.scenario} passes with the real reducer`)
+    const r = runScenario(script, m.reducer)
+    console.log(`# ${m.name}: ${c.scenario} fails: ${r.failures.join("; ")}`)
+    assert.equal(r.ok, false)
+    assert.ok(
+      r.failures.some((f) => f.includes(c.failure)),
+      r.failures.join("; "),
+    )
+  })
+}
