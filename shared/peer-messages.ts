@@ -48,6 +48,22 @@ export type HistoryRecord = typeof HistoryRecord.Type
 export const MAX_HISTORY = 100
 
 /**
+ * One member as the cluster record lists it (proposed protocol.md section 1,
+ * "membership change"): what every agent needs to count it, reach it and
+ * accept its certificate (whose name is the member's name).
+ */
+export const RecordMember = Schema.Struct({
+  name: Name,
+  kind: Schema.Literals(["data", "witness"]),
+  address: Schema.String,
+  agentPort: Schema.Int,
+  mysqlPort: Schema.Int,
+  priority: Schema.Int,
+  promotable: Schema.Boolean,
+})
+export type RecordMember = typeof RecordMember.Type
+
+/**
  * The cluster-wide settings record of section 8, versioned by (term, seq).
  * `lineage` lists the server_uuids of the current and earlier primaries: the
  * GTID completeness check of section 7 is restricted to them.
@@ -85,6 +101,15 @@ export const ClusterRecord = Schema.Struct({
   history: Schema.Array(HistoryRecord)
     .check(Schema.isMaxLength(MAX_HISTORY))
     .pipe(Schema.withDecodingDefaultKey(Effect.succeed([]))),
+  /**
+   * The member list once a membership change was made (member add/remove):
+   * it counts for quorum, leases and elections from the moment a node accepts
+   * the record. Null (and absent in records written before it existed): the
+   * config file's `members` count.
+   */
+  members: Schema.NullOr(Schema.Array(RecordMember).check(Schema.isMaxLength(64))).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed(null)),
+  ),
 })
 export type ClusterRecord = typeof ClusterRecord.Type
 
@@ -283,6 +308,9 @@ export const ForwardedRequest = Schema.Union([
   Schema.TaggedStruct("Demote", { node: Name, source: Name }),
   Schema.TaggedStruct("Clone", { recipient: Name, donor: Schema.NullOr(Name) }),
   Schema.TaggedStruct("FixErrant", { dryRun: Schema.Boolean }),
+  /** Membership change (one member at a time), run by the ACTIVE primary. */
+  Schema.TaggedStruct("MemberAdd", { member: RecordMember }),
+  Schema.TaggedStruct("MemberRemove", { node: Name }),
 ])
 export type ForwardedRequest = typeof ForwardedRequest.Type
 

@@ -28,9 +28,14 @@ export interface ProtocolVersion {
  * optional; 1.0 peers ignore them) and the version header itself. 1.2: the
  * agent also takes heartbeats and their acknowledgements as datagrams on its
  * agent port over UDP (mesh-datagram.ts), a heartbeat's record may be absent
- * there; datagrams go only to peers that announced 1.2 or later.
+ * there; datagrams go only to peers that announced 1.2 or later. 1.3: the
+ * record's `members` (a membership change, core/members.ts) and the
+ * MemberAdd / MemberRemove forwarded requests. An older peer would ignore the
+ * record's list and count the config file's: a membership change is for a
+ * cluster whose agents all speak 1.3 or later (the operator upgrades every
+ * agent first; the CLI says so), until then records carry no list.
  */
-export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 2 }
+export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 3 }
 
 /** Does a peer speaking `v` take datagrams (protocol 1.2)? */
 export const takesDatagrams = (v: ProtocolVersion): boolean =>

@@ -22,8 +22,15 @@
  *   expect converged | expect write-gap-under 1s | expect acked-at-least 10
  *   expect promoted-since-mark db1 no | expect writes-blocked db1 yes
  *   expect published db2 | expect published none (etcd=true: whom the simulated etcd names)
+ *
+ * Membership changes (core/members.ts): `cluster data=3 spares=1 spare_witnesses=1` adds
+ * hosts db4 and w1 that are no member yet (fresh mysqld, agent not started);
+ *   op db1 member-add db4 [witness] | op db1 member-remove db3
+ *   start-agent db4                 (its config lists the primary's members and itself)
+ *   expect members db2 db1,db2,db3,db4 (the list db2 counts) | expect wait-count db1 2
  */
 
+import type { MemberConfig } from "../../agent/src/core/config.ts"
 import { isEmpty, isSubset } from "../../agent/src/core/gtid.ts"
 import { nodeRole } from "../../agent/src/core/status.ts"
 import type { HookName, OperatorRequest } from "../../agent/src/core/types.ts"
@@ -81,10 +88,16 @@ export const runScenario = (
         case "cluster": {
           const o = options(args)
           const members = dataMembers(Number(o.get("data") ?? 3), Number(o.get("witness") ?? 0))
+          const spares = spareHosts(
+            members,
+            Number(o.get("spares") ?? 0),
+            Number(o.get("spare_witnesses") ?? 0),
+          )
           const source = o.get("source")
           world = new World({
             seed: Number(o.get("seed") ?? 1),
             members,
+            ...(spares.length > 0 ? { spares } : {}),
             reducer,
             initialSource: source === "none" ? null : (source ?? "db1"),
             writableSource: o.get("writable_source") === "true",
@@ -178,6 +191,9 @@ export const runScenario = (
           w().fault(`SQL thread of ${args[0]} stalls`)
           w().node(args[0]!).mysqld!.applyStalled = true
           break
+        case "start-agent":
+          w().startSpare(args[0]!)
+          break
         case "start-mysqld":
           w().startMysqld(args[0]!)
           break
@@ -234,6 +250,30 @@ export const runScenario = (
   return { ok: failures.length === 0, failures, world }
 }
 
+/** Hosts beside the members: data hosts numbered after the data members, witnesses after theirs. */
+const spareHosts = (
+  members: ReadonlyArray<MemberConfig>,
+  data: number,
+  witnesses: number,
+): Array<MemberConfig> => {
+  const d = members.filter((m) => m.kind === "data").length
+  const wi = members.length - d
+  return [
+    ...Array.from({ length: data }, (_, i) => ({
+      name: `db${d + i + 1}`,
+      priority: 10,
+      promotable: true,
+      kind: "data" as const,
+    })),
+    ...Array.from({ length: witnesses }, (_, i) => ({
+      name: `w${wi + i + 1}`,
+      priority: 0,
+      promotable: false,
+      kind: "witness" as const,
+    })),
+  ]
+}
+
 const operatorRequest = (words: ReadonlyArray<string>): OperatorRequest => {
   const [what, arg] = words
   switch (what) {
@@ -264,6 +304,23 @@ const operatorRequest = (words: ReadonlyArray<string>): OperatorRequest => {
       return { _tag: "Shutdown" }
     case "clone":
       return { _tag: "Clone", recipient: arg!, donor: words[2] ?? null }
+    case "member-add": {
+      const witness = words.includes("witness")
+      return {
+        _tag: "MemberAdd",
+        member: {
+          name: arg!,
+          kind: witness ? "witness" : "data",
+          address: arg!,
+          agentPort: 7878,
+          mysqlPort: 3306,
+          priority: witness ? 0 : 10,
+          promotable: !witness,
+        },
+      }
+    }
+    case "member-remove":
+      return { _tag: "MemberRemove", node: arg! }
     default:
       throw new Error(`unknown operator request ${what}`)
   }
@@ -377,6 +434,20 @@ const expect = (
       const d = w.node(b!).mysqld
       if (m === null || d === null || !isSubset(d.executed, m.executed))
         fail(`${a} lacks transactions of ${b}`)
+      return
+    }
+    case "members": {
+      const names = w
+        .node(a!)
+        .state.config.members.map((m) => m.name)
+        .join(",")
+      if (names !== b) fail(`${a} counts members ${names}`)
+      return
+    }
+    case "wait-count": {
+      const count = w.node(a!).mysqld?.semiSyncWaitCount
+      if (count !== Number(b))
+        fail(`${a}'s rpl_semi_sync_source_wait_for_replica_count is ${count}`)
       return
     }
     case "no-violations":

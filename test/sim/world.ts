@@ -15,7 +15,7 @@ import {
   type ClusterConfig,
   defaultTimings,
   type MemberConfig,
-  quorum,
+  quorumOf,
   strictAckCount,
 } from "../../agent/src/core/config.ts"
 import { changedBeyondClock, nextDeadline, routineRunning } from "../../agent/src/core/deadline.ts"
@@ -81,6 +81,13 @@ export interface WorldOptions {
   readonly writableSource?: boolean
   /** When each node's agent first starts, in ms (default: at random within 200 ms). */
   readonly agentStartAt?: Readonly<Record<string, number>>
+  /**
+   * Hosts beside the members, for membership changes (core/members.ts): in no
+   * config file, their mysqld fresh and replicating from nobody, their agent
+   * started only by `startSpare` (after `member add`, with the member list the
+   * operator was given).
+   */
+  readonly spares?: ReadonlyArray<MemberConfig>
 }
 
 interface Node {
@@ -111,6 +118,8 @@ interface Node {
   /** The vote request this agent holds unanswered while its freeze is under way, and since when (L3). */
   voteWait: { readonly request: unknown; at: number } | null
   readonly trace: Array<string>
+  /** The config file's members for this host (a spare's is written when it is started). */
+  fileMembers: ReadonlyArray<MemberConfig> | null
 }
 
 interface Event {
@@ -217,6 +226,8 @@ export class World implements SimHost {
   readonly config: ClusterConfig
   readonly nodes: Map<string, Node> = new Map()
   readonly names: ReadonlyArray<string>
+  /** Hosts that are no member at the start (WorldOptions.spares). */
+  readonly spares = new Set<string>()
   readonly violations: Array<Violation> = []
   readonly faultLog: Array<string> = []
   readonly operatorReplies: Array<{
@@ -291,10 +302,11 @@ export class World implements SimHost {
     this.config = makeConfig(options.members, options.config)
     this.reducer = options.reducer ?? step
     this.traceSize = options.traceSize ?? 40
-    this.names = options.members.map((m) => m.name)
+    const spares = options.spares ?? []
+    this.names = [...options.members, ...spares].map((m) => m.name)
     const maxDrift = options.maxDrift ?? this.config.timings.driftMargin / 3
     let dataIndex = 0
-    for (const member of options.members) {
+    for (const member of [...options.members, ...spares]) {
       const mysqld =
         member.kind === "data" ? new SimMysqld(member.name, uuidFor(dataIndex++)) : null
       this.nodes.set(member.name, {
@@ -318,7 +330,9 @@ export class World implements SimHost {
         missingPrivileges: new Set(),
         voteWait: null,
         trace: [],
+        fileMembers: null,
       })
+      if (spares.includes(member)) this.spares.add(member.name)
     }
     // Initial topology: one source, every other data node replicating from it, all read-only.
     const source =
@@ -326,7 +340,8 @@ export class World implements SimHost {
         ? (options.members.find((m) => m.kind === "data")?.name ?? null)
         : options.initialSource
     for (const n of this.nodes.values()) {
-      if (n.mysqld === null || source === null || n.name === source) continue
+      if (n.mysqld === null || source === null || n.name === source || this.spares.has(n.name))
+        continue
       n.mysqld.replicateFrom(source)
       n.mysqld.semiSyncWaitCount = strictAckCount(this.config)
     }
@@ -340,7 +355,8 @@ export class World implements SimHost {
       src.readOnly = false
     }
     for (const n of this.nodes.values())
-      this.startAgent(n, options.agentStartAt?.[n.name] ?? this.rng.int(0, 200))
+      if (!this.spares.has(n.name))
+        this.startAgent(n, options.agentStartAt?.[n.name] ?? this.rng.int(0, 200))
     this.every(MYSQL_TICK_MS, () => this.mysqlTick())
     const writeInterval = options.writeIntervalMs ?? 100
     if (writeInterval > 0) this.scheduleWrites(writeInterval)
@@ -396,7 +412,7 @@ export class World implements SimHost {
         self: n.name,
         config: simDaemonConfig(
           n.name,
-          this.config.members,
+          n.fileMembers ?? this.config.members,
           this.config.semiSync,
           this.config.fenceCommand !== null,
         ),
@@ -405,7 +421,10 @@ export class World implements SimHost {
         // A hard state that could not be written: the agent exits (never in the simulator).
         fatal: (reason) => this.traceNode(n.name, `fatal: ${reason}`),
       })
-      n.state = initialState(this.config, n.name)
+      n.state = initialState(
+        n.fileMembers === null ? this.config : { ...this.config, members: n.fileMembers },
+        n.name,
+      )
       n.voteWait = null
       // A restarted voter judges afresh (its post-restart abstention is a new refusal).
       for (const key of this.voteRefusals.keys())
@@ -422,6 +441,24 @@ export class World implements SimHost {
       }))
       this.scheduleTick(n, n.incarnation)
     })
+  }
+
+  /**
+   * Starts the agent of a spare host (WorldOptions.spares) after `member add`:
+   * its config file lists the members that the primary's record lists (the
+   * block the command printed), itself included.
+   */
+  startSpare(name: string): void {
+    const n = this.node(name)
+    if (!this.spares.has(name)) throw new Error(`${name} is not a spare host`)
+    const p = this.primary()
+    const listed = p === null ? null : this.node(p).state.config.members
+    const members = listed ?? this.config.members
+    n.fileMembers = members.some((m) => m.name === name) ? members : [...members, n.member]
+    this.fault(
+      `agent of ${name} started with members ${n.fileMembers.map((m) => m.name).join(",")}`,
+    )
+    this.startAgent(n, 0)
   }
 
   private scheduleTick(n: Node, incarnation: number): void {
@@ -894,12 +931,18 @@ export class World implements SimHost {
 
   /** I5: track which record versions a quorum persisted. */
   private onPersist(): void {
-    const q = quorum(this.config)
-    const disks = [...this.nodes.values()].map((n) => (n.disk ? versionKey(n.disk.record) : null))
+    const nodes = [...this.nodes.values()]
+    const disks = nodes.map((n) => (n.disk ? versionKey(n.disk.record) : null))
     for (const v of new Set(disks)) {
       if (v === null || this.committedRecords.includes(v)) continue
-      const holders = disks.filter((d) => d !== null && this.descends(d, v)).length
-      if (holders >= q) this.committedRecords.push(v)
+      // Committed by a quorum of the members the record itself lists (core/members.ts).
+      const record = nodes.find((n) => n.disk !== null && versionKey(n.disk.record) === v)?.disk
+        ?.record
+      const listed = record?.members?.map((m) => m.name) ?? this.config.members.map((m) => m.name)
+      const holders = nodes.filter(
+        (n, i) => listed.includes(n.name) && disks[i] != null && this.descends(disks[i]!, v),
+      ).length
+      if (holders >= quorumOf(listed.length)) this.committedRecords.push(v)
     }
   }
 
@@ -944,6 +987,8 @@ export class World implements SimHost {
     for (const n of this.nodes.values()) {
       const m = n.mysqld
       if (n === p || m === null || !m.up || !n.agentUp || n.state.local.diverged) continue
+      // A host the primary's member list leaves out (removed, or not added yet) is no member.
+      if (!p.state.config.members.some((x) => x.name === n.name)) continue
       // Its disk still full: not a healthy node; its IO thread may hang in a STOP (repoint).
       if (m.relayDiskFull) continue
       if (m.source !== p.name || !m.ioRunning || !m.sqlRunning) {

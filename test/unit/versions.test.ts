@@ -66,6 +66,7 @@ const record = (over: Partial<ClusterRecord> = {}): ClusterRecord => ({
   lastActive: "db2",
   primaryUuid: "3e11fa47-71ca-11e1-9e33-c80aa9429562",
   base: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-20",
+  members: null,
   history: [
     {
       kind: "failover",

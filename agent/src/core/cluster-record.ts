@@ -18,6 +18,7 @@ export const initialRecord: ClusterRecord = {
   primaryUuid: null,
   base: "",
   history: [],
+  members: null,
 }
 
 export interface RecordVersion {

@@ -12,6 +12,10 @@ export interface MemberConfig {
   readonly priority: number
   readonly promotable: boolean
   readonly kind: MemberKind
+  /** Where to reach it (the config file's `address`, `agent_port`, `mysql_port`); the simulator leaves them out. */
+  readonly address?: string
+  readonly agentPort?: number
+  readonly mysqlPort?: number
 }
 
 export interface Timings {

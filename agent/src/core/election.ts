@@ -18,6 +18,7 @@ import { isDataNode, memberOf, quorum } from "./config.ts"
 import { count, emptyGtidSet, formatGtidSet, isEmpty, parseGtidSet, subtract } from "./gtid.ts"
 import { inLease } from "./lease.ts"
 import { answeredSince, nextProbe, probeLocal } from "./local-probes.ts"
+import { isMember, removedSelf, votesWin } from "./members.ts"
 import { broadcast, event, issueMysql, type Outputs, persist, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import { beginPromotion } from "./promotion.ts"
@@ -225,6 +226,7 @@ export const electionTrigger = (
   | { readonly ok: true; readonly kind: VoteKind }
   | { readonly ok: false; readonly why: string } => {
   if (s.role._tag !== "Follower") return { ok: false, why: `already ${roleName(s)}` }
+  if (removedSelf(s)) return { ok: false, why: `${s.self} is not in the member list` }
   const leader = s.role.leader
   const self = selfEligible(s)
   if (!self.ok) return self
@@ -365,7 +367,8 @@ const maybeWinPreVote = (s: AgentState, out: Outputs): AgentState => {
 
 const maybeWin = (s: AgentState, out: Outputs): AgentState => {
   const e = electionOf(s)
-  if (e === null || e.phase !== "vote" || e.granted.size < quorum(s.config)) return s
+  // Counted under the highest record of the candidate's and its voters' (members.ts).
+  if (e === null || e.phase !== "vote" || !votesWin(s, e.granted, e.records)) return s
   event(out, "info", "elected", `won term ${e.term} with votes from ${[...e.granted].join(", ")}`)
   return beginPromotion(becomeLeader(s), out, e)
 }
@@ -479,6 +482,9 @@ export const decideVote = (
   stage: VoteStage = "pre",
 ): Verdict => {
   const record = s.hard.record
+  // A member removed by the record it accepted votes for nobody; nor is a non-member voted for.
+  if (removedSelf(s)) return { ok: false, why: `${s.self} is not in the member list` }
+  if (!isMember(s, from)) return { ok: false, why: `${from} is not in the member list` }
   if (isDataNode(s.config, s.self)) {
     // A voter vouches for its data: it must see it, frozen (section 7).
     const why = vouchRefusal(s, from, kind, stage)

@@ -60,6 +60,8 @@ export const routeOf = (s: AgentState, r: OperatorRequest): Route => {
     case "Exclude":
     case "Include":
     case "FixErrant":
+    case "MemberAdd":
+    case "MemberRemove":
       return toPrimary(s)
     case "AckRecovery": // Without an ACTIVE primary the block may be what stops the election: lift it here.
       {

@@ -7,6 +7,7 @@ import { compareVersions } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, mergeHeartbeat } from "./cluster-view.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { promiseTo, roundAcked, roundSent } from "./lease.ts"
+import { removedTargets } from "./members.ts"
 import { broadcast, type Outputs, persist, send } from "./outputs.ts"
 import { asLeader, leaderOf, switchoverOf, withLeader } from "./roles.ts"
 import { observation } from "./status.ts"
@@ -39,7 +40,10 @@ export const buildHeartbeat = (s: AgentState, round: number): HeartbeatMessage =
 export const heartbeatTimer = (s: AgentState, out: Outputs): AgentState => {
   if (s.now < s.nextHeartbeatAt) return s
   const round = s.round + 1
-  broadcast(s, out, buildHeartbeat(s, round))
+  const hb = buildHeartbeat(s, round)
+  broadcast(s, out, hb)
+  // A member this primary removed hears the record that leaves it out until it left (members.ts).
+  for (const to of removedTargets(s)) send(out, to, hb)
   return asLeader(
     { ...s, round, nextHeartbeatAt: s.now + s.config.timings.heartbeatIntervalMs },
     (r) => ({ lease: roundSent(r.lease, round, s.now) }),

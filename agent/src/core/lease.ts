@@ -43,8 +43,10 @@ export const roundAcked = (
   acks.add(from)
   const rounds = new Map(lease.rounds)
   rounds.set(round, { sentAt: r.sentAt, acks })
+  // Only members count (a removed member may still answer until it learns it was removed).
+  const counted = config.members.filter((m) => acks.has(m.name)).length
   const validUntil =
-    acks.size + 1 >= quorum(config)
+    counted + 1 >= quorum(config)
       ? Math.max(lease.validUntil, r.sentAt + leaseLength(config))
       : lease.validUntil
   return { ...lease, rounds, validUntil }

@@ -11,6 +11,7 @@ import { isDataNode, memberOf } from "./config.ts"
 import { rejoinReappliesCredentials } from "./credentials.ts"
 import { startVote } from "./election.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
+import { requestMemberChange } from "./member-change.ts"
 import { event, issueMysql, type Outputs, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import { propose } from "./record-replication.ts"
@@ -44,7 +45,8 @@ const changeRecord = (
     )
     return s
   }
-  if (s.proposal !== null) {
+  // A member change not yet committed holds the record (member-change.ts).
+  if (s.proposal !== null || (s.memberChange ?? null) !== null) {
     reply(out, requestId, false, "a cluster record change is in progress; retry")
     return s
   }
@@ -293,6 +295,10 @@ export const onOperator = (
     }
     case "Clone":
       return requestClone(s, out, requestId, request.recipient, request.donor)
+    case "MemberAdd":
+      return requestMemberChange(s, out, requestId, { _tag: "Add", member: request.member })
+    case "MemberRemove":
+      return requestMemberChange(s, out, requestId, { _tag: "Remove", node: request.node })
     case "Shutdown": {
       if (s.role._tag !== "Leader") {
         reply(out, requestId, true, "not the primary: nothing to hand over")

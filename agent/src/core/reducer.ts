@@ -42,6 +42,8 @@ import { lagHeartbeatDue } from "./lag-heartbeat.ts"
 import { leaseValid, promiseTo } from "./lease.ts"
 import { initialLocal, localProbeDue, onLocalProbed } from "./local-node.ts"
 import { noProbes, takeAnswer } from "./local-probes.ts"
+import { memberChangeProgress, onRemovedHeartbeat, onRemovedProbed } from "./member-change.ts"
+import { fileMembers, isMember, removedTargets, syncMembers, withFileConfig } from "./members.ts"
 import { answerCommitted, forcedFailoverTimer } from "./operator.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { onPrivilegesChecked, privilegeCheckDue, recheckPrivileges } from "./privileges.ts"
@@ -118,8 +120,9 @@ export const step = (state: AgentState, input: Input): StepResult => {
   let random = 0.5
   switch (input._tag) {
     case "Start":
+      // The file's members seed; the record read from disk may list others (members.ts).
       s = onStart(
-        initialState(state.config, state.self),
+        initialState({ ...state.config, members: fileMembers(state) }, state.self),
         out,
         input.now,
         input.hard,
@@ -149,6 +152,11 @@ export const step = (state: AgentState, input: Input): StepResult => {
       break
     }
     case "PrimaryProbed":
+      // A removed member this primary probes to learn whether it left (member-change.ts).
+      if (removedTargets(s).includes(input.target)) {
+        s = onRemovedProbed(s, out, input.target, input.reachable)
+        break
+      }
       s = {
         ...s,
         primaryProbe: {
@@ -168,6 +176,12 @@ export const step = (state: AgentState, input: Input): StepResult => {
           `${input.from} sent a message signed as ${input.message.from}`,
         )
         return { state, outputs: out }
+      }
+      // A member the accepted list leaves out (or one it does not name yet) is not heard;
+      // a removed member's heartbeats only tell its primary whether it left (members.ts).
+      if (!isMember(s, input.from)) {
+        if (input.message._tag === "Heartbeat") s = onRemovedHeartbeat(s, out, input.message)
+        break
       }
       s = onPeerMessage(s, out, input.message)
       break
@@ -212,13 +226,15 @@ export const step = (state: AgentState, input: Input): StepResult => {
       break
     case "Reconfigure":
       // A reload is also the operator's way to have grants checked again at once.
-      s = recheckPrivileges({ ...s, config: input.config })
+      s = recheckPrivileges(withFileConfig(s, input.config))
       event(out, "info", "reconfigured", "reloaded settings apply from now on")
       if (input.changedSecrets?.includes("replication")) s = replicationPasswordChanged(s, out)
       break
     default:
       return absurd(input)
   }
+  // Whatever record the input brought counts at once, its member list included.
+  s = syncMembers(s)
   s = afterInput(s, out, random)
   s = routeReplies(s, out)
   const [readied, leaving] = ready(s, out)
@@ -247,12 +263,12 @@ const onStart = (
       ? `no hard state yet: a new member (boot ${bootId})`
       : `resuming from term ${hard.term}, record ${record.term}.${record.seq} (boot ${bootId})`,
   )
+  const loaded = syncMembers({ ...s, hard: hard ?? freshHardState })
   return {
-    ...s,
+    ...loaded,
     started: true,
     bootId,
     now,
-    hard: hard ?? freshHardState,
     nextHeartbeatAt: now,
     nextProbeAt: now,
     // While the agent was down its mysqld may have restarted and dropped relay logs, unless
@@ -335,6 +351,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = restartTimers(s, out)
   s = resendProposal(s, out)
   s = answerCommitted(s, out)
+  s = memberChangeProgress(s, out)
   s = forwardTimers(s, out)
   s = forcedFailoverTimer(s, out)
   s = trackRecoveryBlock(s)
@@ -356,6 +373,7 @@ const probesDue = (s: AgentState, out: Outputs): AgentState => {
   if (primary !== null && primary !== s.self && isDataNode(s.config, primary)) {
     out.push({ _tag: "ProbePrimary", target: primary })
   }
+  for (const target of removedTargets(next)) out.push({ _tag: "ProbePrimary", target })
   return { ...next, nextProbeAt: s.now + s.config.timings.probeIntervalMs }
 }
 

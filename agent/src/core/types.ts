@@ -25,7 +25,7 @@ import type {
   VoteKind,
   VoteRequestMessage,
 } from "../../../shared/peer-messages.ts"
-import type { ClusterConfig } from "./config.ts"
+import type { ClusterConfig, MemberConfig } from "./config.ts"
 import type { ReplicationCredentials } from "./credentials.ts"
 import type { CoreEvent } from "./events.ts"
 import type { GtidSet } from "./gtid.ts"
@@ -989,6 +989,38 @@ export interface AgentState {
   readonly lagHeartbeatAt?: number | null
   /** Handed the primary role by a switchover: standing once a fresh probe is in (transfer-standing.ts). */
   readonly transferStanding?: TransferStanding | null
+  /**
+   * The config file's members, kept when the record's list counts instead
+   * (members.ts); absent: `config.members` are the file's.
+   */
+  readonly fileMembers?: ReadonlyArray<MemberConfig>
+  /** A membership change this primary is making, until committed (member-change.ts). */
+  readonly memberChange?: MemberChangeInProgress | null
+  /**
+   * Data members this primary removed that may still acknowledge its commits
+   * (their mysqld may still replicate from it): each raises the strict wait
+   * count by one until it is seen to have left (members.ts wantedWaitCount).
+   */
+  readonly removedNotLeft?: ReadonlyArray<string>
+  /** This node's accepted member list leaves it out, and it said so (member-change.ts). */
+  readonly removedNoticed?: boolean
+  /** The record version whose member list the config file was last said to disagree with. */
+  readonly membersStaleWarned?: string | null
+}
+
+/**
+ * A membership change of this primary (member-change.ts): `raising`, the
+ * strict wait count is being raised to what the new list needs before the
+ * record is proposed; `proposed`, the record carrying the new list is out,
+ * until committed. `before`: how many members counted before it; `record`:
+ * the version with the new list; the operator request answered once committed.
+ */
+export interface MemberChangeInProgress {
+  readonly phase: "raising" | "proposed"
+  readonly before: number
+  readonly record: ClusterRecord
+  readonly requestId: number
+  readonly what: string
 }
 
 /**

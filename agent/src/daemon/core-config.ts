@@ -12,6 +12,9 @@ export const toClusterConfig = (c: Config): ClusterConfig => ({
     priority: m.priority,
     promotable: m.promotable,
     kind: m.kind,
+    address: m.address,
+    agentPort: m.agent_port,
+    mysqlPort: m.mysql_port,
   })),
   timings: {
     probeIntervalMs: c.timings.probe_interval,

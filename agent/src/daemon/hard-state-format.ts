@@ -7,7 +7,8 @@
  * form whenever 1.0 says the same thing: the record's `lastActive` is null or
  * names the recorded primary (1.0 has no `lastActive`; read back it is null,
  * which lastPrimary() reads as `primary`: the same last primary). Otherwise
- * (a winner named but not yet ACTIVE, or any key 1.0 lacks) it writes 2.0,
+ * (a winner named but not yet ACTIVE, a member list in the record (members.ts),
+ * or any key 1.0 lacks) it writes 2.0,
  * which the old release refuses as unreadable rather than misreading it.
  */
 import type { HardStateFormat } from "../adapters/hard-state-file.ts"
@@ -39,8 +40,10 @@ export const legacyHardState = (encoded: unknown): unknown => {
   if (Object.keys(doc).some((k) => !LEGACY_TOP_KEYS.has(k))) return undefined
   const record = doc.record as Record<string, unknown> | undefined
   if (typeof record !== "object" || record === null) return undefined
-  const known = new Set<string>([...LEGACY_RECORD_KEYS, "lastActive"])
+  const known = new Set<string>([...LEGACY_RECORD_KEYS, "lastActive", "members"])
   if (Object.keys(record).some((k) => !known.has(k))) return undefined
+  // A member list (a membership change was made) is no part of 1.0: 2.0 says it.
+  if ((record.members ?? null) !== null) return undefined
   const lastActive = record.lastActive ?? null
   if (lastActive !== null && lastActive !== record.primary) return undefined
   const legacyRecord: Record<string, unknown> = {}

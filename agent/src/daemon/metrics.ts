@@ -278,6 +278,10 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
     case "vip-failed":
     case "writes-blocked":
     case "writes-unblocked":
+    case "config-members-stale":
+    case "member-change":
+    case "member-change-committed":
+    case "member-removed":
       return
     default: {
       const unhandled: never = e
