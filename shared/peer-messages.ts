@@ -308,9 +308,6 @@ export const ForwardedRequest = Schema.Union([
   Schema.TaggedStruct("Demote", { node: Name, source: Name }),
   Schema.TaggedStruct("Clone", { recipient: Name, donor: Schema.NullOr(Name) }),
   Schema.TaggedStruct("FixErrant", { dryRun: Schema.Boolean }),
-  /** Membership change (one member at a time), run by the ACTIVE primary. */
-  Schema.TaggedStruct("MemberAdd", { member: RecordMember }),
-  Schema.TaggedStruct("MemberRemove", { node: Name }),
 ])
 export type ForwardedRequest = typeof ForwardedRequest.Type
 

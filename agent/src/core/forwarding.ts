@@ -60,9 +60,10 @@ export const routeOf = (s: AgentState, r: OperatorRequest): Route => {
     case "Exclude":
     case "Include":
     case "FixErrant":
-    case "MemberAdd":
-    case "MemberRemove":
       return toPrimary(s)
+    case "MemberAdd": // on the primary only (member-change.ts names it otherwise)
+    case "MemberRemove":
+      return here
     case "AckRecovery": // Without an ACTIVE primary the block may be what stops the election: lift it here.
       {
         const leader = leaderOf(s)
@@ -111,7 +112,12 @@ export const onOperatorInput = (
   request: OperatorRequest,
 ): AgentState => {
   const route = routeOf(s, request)
-  if (route._tag === "Here" || request._tag === "Shutdown") {
+  if (
+    route._tag === "Here" ||
+    request._tag === "Shutdown" ||
+    request._tag === "MemberAdd" ||
+    request._tag === "MemberRemove"
+  ) {
     return onOperator(s, out, requestId, request)
   }
   if (route._tag === "Refuse") {

@@ -32,6 +32,7 @@ import {
 } from "./members.ts"
 import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
 import { propose } from "./record-replication.ts"
+import { leaderOf } from "./roles.ts"
 import type { AgentState, MemberChangeInProgress } from "./types.ts"
 
 const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
@@ -59,7 +60,7 @@ export const requestMemberChange = (
       false,
       s.role._tag === "Leader"
         ? `member change refused: ${s.self} is still being promoted for term ${s.hard.term}; retry`
-        : "member change refused: not the ACTIVE primary; retry",
+        : `member change refused: ${s.self} is not the ACTIVE primary; run it on the primary (${leaderOf(s) ?? "none known"})`,
     )
     return s
   }

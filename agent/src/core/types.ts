@@ -22,6 +22,7 @@ import type {
   ForwardedRequest,
   NodeRole,
   PeerMessage,
+  RecordMember,
   VoteKind,
   VoteRequestMessage,
 } from "../../../shared/peer-messages.ts"
@@ -299,6 +300,12 @@ export type OperatorRequest =
   | ForwardedRequest
   /** Graceful stop of the agent (section 14). */
   | { readonly _tag: "Shutdown" }
+  /**
+   * Membership change, one member at a time (members.ts): run on the ACTIVE
+   * primary's agent only, never forwarded (a peer of protocol 1.2 could not decode it).
+   */
+  | { readonly _tag: "MemberAdd"; readonly member: RecordMember }
+  | { readonly _tag: "MemberRemove"; readonly node: string }
 
 // ---------------------------------------------------------------------------
 // Inputs
