@@ -43,6 +43,21 @@ export const ControlRequest = Schema.Union([
   Schema.TaggedStruct("History", {}),
   /** Local: re-read the config file as SIGHUP does; the reply says what changed or why it was refused. */
   Schema.TaggedStruct("Reload", {}),
+  /**
+   * The ACTIVE primary's agent only: add one member to the cluster record's
+   * member list (core/members.ts). `agentPort` null: the agent's own agent_port.
+   */
+  Schema.TaggedStruct("MemberAdd", {
+    name: Node,
+    address: Schema.String,
+    kind: Schema.Literals(["data", "witness"]),
+    agentPort: Schema.NullOr(Schema.Int),
+    mysqlPort: Schema.Int,
+    priority: Schema.Int,
+    promotable: Schema.Boolean,
+  }),
+  /** The ACTIVE primary's agent only: remove one member from the record's list. */
+  Schema.TaggedStruct("MemberRemove", { node: Node }),
 ])
 export type ControlRequest = typeof ControlRequest.Type
 

@@ -402,7 +402,16 @@ test("health thresholds must climb the ladder", async (t) => {
 test("the core's cluster config is derived from the file's", async () => {
   const config = await Effect.runPromise(loadConfig("packaging/config.example.yaml"))
   const core = toClusterConfig(config)
-  assert.deepEqual(core.members[2], { name: "db3", priority: 50, promotable: true, kind: "data" })
+  assert.deepEqual(core.members[2], {
+    name: "db3",
+    priority: 50,
+    promotable: true,
+    kind: "data",
+    // Where to reach it: a membership change seeds the cluster record's list with these.
+    address: "10.0.0.13",
+    agentPort: 7946,
+    mysqlPort: 3306,
+  })
   assert.equal(core.timings.leaseDurationMs, 4_000)
   assert.equal(core.timings.recoveryBlockPeriodMs, 600_000)
   assert.deepEqual(

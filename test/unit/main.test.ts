@@ -19,6 +19,7 @@ const OPERATIONS_COMMANDS = [
   "resume",
   "exclude",
   "include",
+  "member",
   "ack-recovery",
   "rejoin",
   "demote",

@@ -449,3 +449,57 @@ test("the hard-state file keeps its 1.0 form until the record lists members; rec
   const decoded = Schema.decodeUnknownSync(ClusterRecordSchema)(old)
   assert.equal(decoded.members, null)
 })
+
+test("shrinking 4 -> 3 raises the wait count to 2 before the removal goes out, and lowers it once the member left", () => {
+  const w = running(4)
+  const s = w.node("db1").state
+  assert.equal(s.local.probe?.semiSyncWaitCount, 1)
+  const r = apply(s, {
+    _tag: "Operator",
+    now: s.now + 1,
+    requestId: 6,
+    request: { _tag: "MemberRemove", node: "db4" },
+  })
+  // db4 may still acknowledge after it is no member: 1 member acknowledgement is needed, plus its.
+  assert.ok(
+    r.outputs.some(
+      (o) =>
+        o._tag === "Mysql" && o.action._tag === "SetSemiSync" && o.action.waitForReplicaCount === 2,
+    ),
+  )
+  assert.equal(
+    r.outputs.some((o) => o._tag === "Send" && o.message._tag === "RecordAppend"),
+    false,
+  )
+  const done = ask(w, "db1", { _tag: "MemberRemove", node: "db4" })
+  assert.equal(done.ok, true, done.message)
+  // db4 hears of it, stops its IO thread, says so in its heartbeat: back to 1.
+  w.runUntil(w.now + 3000)
+  assert.deepEqual(w.node("db1").state.removedNotLeft, [])
+  assert.equal(w.node("db1").mysqld?.semiSyncWaitCount, 1)
+})
+
+test("a raise that does not show in time gives the change up: nothing proposed, nothing removed", () => {
+  const w = running(4)
+  const s = w.node("db1").state
+  const r = apply(s, {
+    _tag: "Operator",
+    now: s.now + 1,
+    requestId: 7,
+    request: { _tag: "MemberRemove", node: "db4" },
+  })
+  assert.equal(r.state.memberChange?.phase, "raising")
+  // The SET never completes; the switchover timeout later the change is refused.
+  const later = apply(r.state, {
+    _tag: "Tick",
+    now: s.now + 2 + s.config.timings.switchoverTimeoutMs,
+    random: 0.5,
+  })
+  assert.match(
+    replyOf(later.outputs).message,
+    /could not be raised to 2 \(it is 1\); nothing changed/,
+  )
+  assert.equal(later.state.memberChange, null)
+  assert.deepEqual(later.state.removedNotLeft, [])
+  assert.equal(names(later.state), "db1,db2,db3,db4")
+})

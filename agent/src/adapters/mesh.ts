@@ -288,8 +288,10 @@ export class MeshSendError extends Schema.TaggedError<MeshSendError>()("MeshSend
 
 export interface MeshService<A> {
   readonly self: string
-  /** The other members, sorted. */
+  /** The other members, sorted (as at start; `setMembers` changes them). */
   readonly peers: ReadonlyArray<string>
+  /** The member list changed (the cluster record's, core/members.ts): dial the new, drop the gone. */
+  readonly setMembers: (members: ReadonlyArray<MeshPeer>) => Effect.Effect<void>
   /** Queues a message for one peer (never waits for the network). */
   readonly send: (peer: string, message: A) => Effect.Effect<void, MeshSendError>
   /** Queues a message for every peer (encoded once). */
@@ -379,7 +381,7 @@ const formatIssue = SchemaIssue.makeFormatterDefault()
 
 class Transport<A, I> {
   readonly self: string
-  private readonly memberNames: ReadonlySet<string>
+  private memberNames: ReadonlySet<string>
   readonly peers: Map<string, PeerRuntime>
   private readonly maxMessageBytes: number
   private readonly maxFrameBytes: number
@@ -465,26 +467,65 @@ class Transport<A, I> {
     this.peers = new Map()
     for (const m of [...options.members].sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (m.name === options.self || this.peers.has(m.name)) continue
-      this.peers.set(m.name, {
-        name: m.name,
-        address: m.address,
-        port: m.port,
-        datagramAddress: isIP(m.address) === 0 ? undefined : m.address,
-        dialer: dials(options.self, m.name),
-        conn: undefined,
-        dialing: undefined,
-        timer: undefined,
-        failures: 0,
-        everConnected: false,
-        lastSeenAt: null,
-        lastSeenMonotonic: null,
-        lastMessageInAt: 0,
-        lastMessageOutAt: 0,
-        lastError: null,
-        reconnects: 0,
-        queue: [],
-        recentIds: new Set(),
+      this.peers.set(m.name, this.newPeer(m))
+    }
+  }
+
+  private newPeer(m: MeshPeer): PeerRuntime {
+    return {
+      name: m.name,
+      address: m.address,
+      port: m.port,
+      datagramAddress: isIP(m.address) === 0 ? undefined : m.address,
+      dialer: dials(this.self, m.name),
+      conn: undefined,
+      dialing: undefined,
+      timer: undefined,
+      failures: 0,
+      everConnected: false,
+      lastSeenAt: null,
+      lastSeenMonotonic: null,
+      lastMessageInAt: 0,
+      lastMessageOutAt: 0,
+      lastError: null,
+      reconnects: 0,
+      queue: [],
+      recentIds: new Set(),
+    }
+  }
+
+  /**
+   * The member list changed (a membership change in the cluster record,
+   * core/members.ts): a new member's certificate is accepted and it is
+   * dialled; a member no longer listed is refused from now on and its
+   * connection closed. A member whose address or port changed is redialled.
+   */
+  setMembers(members: ReadonlyArray<MeshPeer>): void {
+    this.memberNames = new Set(members.map((m) => m.name))
+    const wanted = new Map(members.map((m) => [m.name, m]))
+    for (const [name, p] of [...this.peers]) {
+      const m = wanted.get(name)
+      if (m !== undefined && m.address === p.address && m.port === p.port) continue
+      this.peers.delete(name)
+      if (p.timer !== undefined) clearTimeout(p.timer)
+      p.timer = undefined
+      p.dialing?.terminate()
+      p.conn?.ws.close(4001, "no longer a member")
+      p.queue = []
+      this.log("info", `mesh: ${name} ${m === undefined ? "is no longer a member" : "moved"}`, {
+        event: "mesh-peer-removed",
+        peer: name,
       })
+    }
+    for (const m of [...members].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (m.name === this.self || this.peers.has(m.name)) continue
+      const p = this.newPeer(m)
+      this.peers.set(m.name, p)
+      this.log("info", `mesh: ${m.name} is a member (${m.address}:${m.port})`, {
+        event: "mesh-peer-added",
+        peer: m.name,
+      })
+      if (this.server !== undefined && p.dialer) this.dial(p)
     }
   }
 
@@ -754,6 +795,8 @@ class Transport<A, I> {
 
   private scheduleDial(peer: PeerRuntime) {
     if (this.stopping || peer.timer || peer.dialing || peer.conn) return
+    // A member the list no longer names is not dialled again (setMembers).
+    if (this.peers.get(peer.name) !== peer) return
     peer.failures += 1
     const delay = this.backoffDelay(peer.failures)
     peer.timer = setTimeout(() => {
@@ -764,6 +807,7 @@ class Transport<A, I> {
 
   private dial(peer: PeerRuntime) {
     if (this.stopping || peer.dialing || peer.conn) return
+    if (this.peers.get(peer.name) !== peer) return
     this.counters.dialAttempts += 1
     const host = isIPv6(peer.address) ? `[${peer.address}]` : peer.address
     let identityFailure: RefusalReason | undefined
@@ -1328,6 +1372,7 @@ export const makeMesh = <A, I>(
     return {
       self: options.self,
       peers: [...transport.peers.keys()],
+      setMembers: (members) => Effect.sync(() => transport.setMembers(members)),
       send,
       broadcast,
       inbound: Stream.fromQueue(inbound),

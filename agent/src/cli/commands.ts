@@ -12,6 +12,8 @@ export type Rendering = "status" | "topology" | "errant" | "history" | "steps" |
 
 export interface Plan {
   readonly request: ControlRequest
+  /** Printed instead of sending anything (`member replace` prints its two steps). */
+  readonly printOnly?: string
   readonly rendering: Rendering
   /** How long to wait for the reply; default {@link DEFAULT_TIMEOUT_S}. */
   readonly timeoutS?: number
@@ -26,6 +28,8 @@ export interface ControlCommandSpec {
   readonly options: ReadonlyArray<OptionSpec>
   /** A node name as a plain word (`exclude db3`), if the command takes one. */
   readonly positional?: { readonly name: string; readonly required: boolean; readonly help: string }
+  /** How many plain words it takes (default 1 with `positional`): `member add NAME`. */
+  readonly maxPositional?: number
   readonly plan: (p: ParsedArgs) => Plan
 }
 
@@ -63,6 +67,66 @@ const node = (p: ParsedArgs): string => {
   const n = p.positional[0]
   if (n === undefined) throw new UsageProblem("NODE is required")
   return n
+}
+
+const integer = (p: ParsedArgs, option: string, fallback: number | null): number | null => {
+  const v = p.values.get(option)
+  if (v === undefined) return fallback
+  if (!/^\d{1,9}$/.test(v)) throw new UsageProblem(`${option} must be a whole number, not '${v}'`)
+  return Number(v)
+}
+
+/** `member add|remove|replace ...`: the request, or for replace the two steps to print. */
+const memberPlan = (p: ParsedArgs): Plan => {
+  const [action, name, second] = p.positional
+  if (name === undefined) throw new UsageProblem("member ACTION NAME: NAME is required")
+  const kind = p.values.get("--kind") ?? "data"
+  if (kind !== "data" && kind !== "witness")
+    throw new UsageProblem(`--kind must be data or witness, not '${kind}'`)
+  const add = (member: string) => {
+    const address = required(p, "--address", "A")
+    return {
+      _tag: "MemberAdd" as const,
+      name: member,
+      address,
+      kind: kind as "data" | "witness",
+      agentPort: integer(p, "--agent-port", null),
+      mysqlPort: integer(p, "--mysql-port", 3306) ?? 3306,
+      priority: integer(p, "--priority", 0) ?? 0,
+      promotable: !p.flags.has("--not-promotable"),
+    }
+  }
+  switch (action) {
+    case "add":
+      if (second !== undefined) throw new UsageProblem("member add takes one NAME")
+      return { request: add(name), rendering: "message" }
+    case "remove":
+      if (second !== undefined) throw new UsageProblem("member remove takes one NAME")
+      return { request: { _tag: "MemberRemove", node: name }, rendering: "message" }
+    case "replace": {
+      if (second === undefined) throw new UsageProblem("member replace OLD NEW: NEW is required")
+      const r = add(second)
+      const extra = [
+        `--kind ${r.kind}`,
+        ...(r.agentPort === null ? [] : [`--agent-port ${r.agentPort}`]),
+        ...(r.mysqlPort === 3306 ? [] : [`--mysql-port ${r.mysqlPort}`]),
+        ...(r.priority === 0 ? [] : [`--priority ${r.priority}`]),
+        ...(r.promotable ? [] : ["--not-promotable"]),
+      ].join(" ")
+      return {
+        request: { _tag: "Status" },
+        rendering: "message",
+        printOnly:
+          "A replacement is two changes, one member at a time (each committed before the next):\n" +
+          `  1. mha-agent member remove ${name}\n` +
+          `  2. mha-agent member add ${second} --address ${r.address} ${extra}\n` +
+          `     then start the agent of ${second} with the members block step 2 prints.\n` +
+          `If ${name} is the ACTIVE primary, switch over to another node first.\n`,
+      }
+    }
+    default:
+      throw new UsageProblem(`member ACTION must be add, remove or replace, not '${action ?? ""}'`)
+  }
 }
 
 const simple = (request: ControlRequest): ((p: ParsedArgs) => Plan) => {
@@ -184,6 +248,41 @@ export const controlCommands: Readonly<Record<string, ControlCommandSpec>> = {
     options: [],
     positional: { name: "NODE", required: true, help: "the node to include" },
     plan: (p) => ({ request: { _tag: "Include", node: node(p) }, rendering: "message" }),
+  },
+  member: {
+    usage: "member add|remove|replace NAME [NEW] [--address A] [--kind data|witness]",
+    summary: "change the cluster's members online, one member at a time (on the primary)",
+    description:
+      "Run on the ACTIVE primary's host. `member add NAME --address A [--kind data|witness]`\n" +
+      "adds one member, `member remove NAME` removes one: the member list lives in the\n" +
+      "cluster record and counts on every agent as soon as it accepts it; one change at\n" +
+      "a time, committed before the next. Refused while another change is not committed,\n" +
+      "while paused or inside the anti-flap block, for the ACTIVE primary itself (switch\n" +
+      "over first), and when strict semi-sync would wait for more acknowledgements than\n" +
+      "the data replicas can send. Every agent must speak mesh protocol 1.3 or later.\n" +
+      "Prints the `members:` block to put in every agent's config file (an agent warns\n" +
+      "with config-members-stale while its file disagrees). Start a new member's agent\n" +
+      "after its add, with that block. `member replace OLD NEW --address A` prints the\n" +
+      "two steps (remove OLD, then add NEW).",
+    options: [
+      { name: "--address", value: "A", help: "the new member's address (add, replace)" },
+      { name: "--kind", value: "KIND", help: "data (default) or witness (add, replace)" },
+      {
+        name: "--agent-port",
+        value: "P",
+        help: "the new member's agent port (default: this agent's own)",
+      },
+      { name: "--mysql-port", value: "P", help: "the new member's mysqld port (default 3306)" },
+      { name: "--priority", value: "N", help: "its priority (default 0)" },
+      { name: "--not-promotable", help: "never promote it (promotable: false)" },
+    ],
+    positional: {
+      name: "ACTION NAME [NEW]",
+      required: true,
+      help: "add NAME, remove NAME, or replace OLD NEW",
+    },
+    maxPositional: 3,
+    plan: (p) => memberPlan(p),
   },
   "ack-recovery": {
     usage: "ack-recovery",

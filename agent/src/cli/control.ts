@@ -53,7 +53,11 @@ export const planCommand = (
 ): { socket: string; json: boolean; timeoutMs: number; plan: Plan } => {
   const spec = Object.hasOwn(controlCommands, command) ? controlCommands[command] : undefined
   if (spec === undefined) throw new UsageProblem(`unknown command '${command}'`)
-  const p = parseArgs(args, [...spec.options, ...COMMON_OPTIONS], spec.positional ? 1 : 0)
+  const p = parseArgs(
+    args,
+    [...spec.options, ...COMMON_OPTIONS],
+    spec.maxPositional ?? (spec.positional ? 1 : 0),
+  )
   if (spec.positional?.required && p.positional.length === 0) {
     throw new UsageProblem(`${spec.positional.name} is required`)
   }
@@ -87,6 +91,10 @@ export const runControlCommand = async (
     return EXIT_USAGE
   }
   const { socket, json, timeoutMs, plan } = planned
+  if (plan.printOnly !== undefined) {
+    io.out(plan.printOnly)
+    return EXIT_OK
+  }
   if (plan.request._tag === "Failover" && !json) {
     io.err(
       "warning: a forced failover may lose transactions the old primary acknowledged and no replica received\n",

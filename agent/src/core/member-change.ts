@@ -21,13 +21,14 @@
 import type { HeartbeatMessage } from "../../../shared/peer-messages.ts"
 import { compareVersions, nextRecord } from "./cluster-record.ts"
 import {
-  ackNeed,
   checkMemberChange,
   fileDisagreement,
+  isMember,
   type MemberChange,
   membersBlock,
   removedSelf,
   toRecordMember,
+  waitCountFor,
   wantedWaitCount,
 } from "./members.ts"
 import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
@@ -79,27 +80,26 @@ export const requestMemberChange = (
     reply(out, requestId, false, `member change refused: ${verdict.why}`)
     return s
   }
+  // A removed data member may go on acknowledging: counted extra until it left.
+  const strays =
+    change._tag === "Remove" &&
+    s.config.members.some((m) => m.name === change.node && m.kind === "data")
+      ? [...(s.removedNotLeft ?? []), change.node]
+      : (s.removedNotLeft ?? []).filter((n) => change._tag !== "Add" || n !== change.member.name)
   const mc: MemberChangeInProgress = {
     phase: "raising",
+    since: s.now,
     before: s.config.members.length,
+    raiseTo: waitCountFor(verdict.members.length, strays.length),
     record: nextRecord(s.hard.record, s.hard.term, { members: verdict.members }),
     requestId,
     what: verdict.what,
   }
   event(out, "info", "member-change", `${verdict.what}: proposing`)
-  let next: AgentState = { ...s, memberChange: mc }
-  // A removed data member may go on acknowledging: counted extra until it left.
-  if (
-    change._tag === "Remove" &&
-    s.config.members.some((m) => m.name === change.node && m.kind === "data")
-  )
-    next = { ...next, removedNotLeft: [...(next.removedNotLeft ?? []), change.node] }
+  const next: AgentState = { ...s, memberChange: mc, removedNotLeft: strays }
   const have = probedWaitCount(next)
-  if (
-    next.config.semiSync === "strict" &&
-    have !== undefined &&
-    have < ackNeed(verdict.members.length)
-  )
+  // Raised before the new list counts anywhere (lowering waits: guardWaitCount).
+  if (next.config.semiSync === "strict" && have !== undefined && have < mc.raiseTo)
     return setWaitCount(next, out, wantedWaitCount(next))
   return proposeChange(next, out, mc)
 }
@@ -176,9 +176,25 @@ export const memberChangeProgress = (s: AgentState, out: Outputs): AgentState =>
     switch (c.phase) {
       case "raising": {
         const have = probedWaitCount(next)
-        const want = ackNeed(c.record.members?.length ?? 1)
-        if (next.config.semiSync !== "strict" || have === undefined || have >= want)
+        const want = c.raiseTo
+        if (next.config.semiSync !== "strict" || have === undefined || have >= want) {
           if (!isInFlight(next, "SemiSyncSource")) next = proposeChange(next, out, c)
+        } else if (next.now - c.since > next.config.timings.switchoverTimeoutMs) {
+          // The raise did not show (the SET failed, mysqld does not answer): nothing was proposed.
+          reply(
+            out,
+            c.requestId,
+            false,
+            `member change refused: rpl_semi_sync_source_wait_for_replica_count could not be raised to ${want} (it is ${have}); nothing changed`,
+          )
+          // Nothing was removed: a member this change meant to remove counts as before.
+          const still = next
+          next = {
+            ...next,
+            memberChange: null,
+            removedNotLeft: (next.removedNotLeft ?? []).filter((n) => !isMember(still, n)),
+          }
+        }
         break
       }
       case "proposed":

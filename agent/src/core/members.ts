@@ -220,7 +220,11 @@ export const ackNeed = (n: number): number => Math.max(1, n - quorumOf(n))
  * members without the primary holds one: n - quorum (0 for 2 members, where
  * no quorum forms without the primary).
  */
-const memberAcksNeeded = (n: number): number => Math.max(0, n - quorumOf(n))
+export const memberAcksNeeded = (n: number): number => Math.max(0, n - quorumOf(n))
+
+/** What `n` members need with `strays` removed members that may still acknowledge. */
+export const waitCountFor = (n: number, strays: number): number =>
+  Math.max(ackNeed(n), memberAcksNeeded(n) + strays)
 
 /**
  * The strict semi-sync wait count the primary should have now (section 9,
@@ -231,10 +235,11 @@ const memberAcksNeeded = (n: number): number => Math.max(0, n - quorumOf(n))
  */
 export const wantedWaitCount = (s: AgentState): number => {
   const n = s.config.members.length
-  const stray = s.removedNotLeft?.length ?? 0
-  let want = Math.max(strictAckCount(s.config), memberAcksNeeded(n) + stray)
+  // A member being removed still counts as a member until its removal is proposed.
+  const stray = (s.removedNotLeft ?? []).filter((name) => !isMember(s, name)).length
+  let want = Math.max(strictAckCount(s.config), waitCountFor(n, stray))
   const c = s.memberChange ?? null
-  if (c !== null) want = Math.max(want, ackNeed(c.before), ackNeed(c.record.members?.length ?? n))
+  if (c !== null) want = Math.max(want, ackNeed(c.before), c.raiseTo)
   return want
 }
 

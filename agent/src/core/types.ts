@@ -1024,7 +1024,11 @@ export interface AgentState {
  */
 export interface MemberChangeInProgress {
   readonly phase: "raising" | "proposed"
+  /** When the change started (a raise that does not show within the switchover timeout gives up). */
+  readonly since: number
   readonly before: number
+  /** The wait count the list after it needs (its strays included): raised to before proposing. */
+  readonly raiseTo: number
   readonly record: ClusterRecord
   readonly requestId: number
   readonly what: string

@@ -192,7 +192,7 @@ const IDENTITY_REASON: Readonly<Record<string, string>> = {
   "cluster.name": "the cluster's name is its identity; it cannot change while the agent runs",
   node: "this agent's identity (node) cannot change while it runs; restart it",
   "cluster.members":
-    "membership cannot change while the agent runs; change it on every agent and restart them",
+    "membership cannot change by editing the file while the agent runs: run `mha-agent member add|remove` on the primary (one member at a time), then put the members block it prints in every agent's file and reload",
 }
 
 const RESTART_REASON: Readonly<Record<string, string>> = {
@@ -260,7 +260,16 @@ const describeMembers = (from: Config, to: Config): string => {
  * lease timings (`lease_duration`, `drift_margin`, `heartbeat_interval`,
  * `rpc_timeout`). Everything else changes live.
  */
-export const diffForReload = (from: Config, to: Config): ReloadPlan => {
+export const diffForReload = (
+  from: Config,
+  to: Config,
+  /**
+   * The member list of the cluster record this agent holds (core/members.ts), null when
+   * the record lists none: a file whose members say the same (names and kinds) is taken
+   * live, since the record's list is what counts; any other members change is refused.
+   */
+  recordMembers: ReadonlyArray<{ readonly name: string; readonly kind: string }> | null = null,
+): ReloadPlan => {
   const live: Array<ReloadChange> = []
   const refused: Array<ReloadRefusal> = []
   const leaves: Array<{ path: ReadonlyArray<string | number>; from: unknown; to: unknown }> = []
@@ -268,7 +277,19 @@ export const diffForReload = (from: Config, to: Config): ReloadPlan => {
   const { cluster: cb, ...restB } = to
   changedLeaves(restA, restB, [], leaves)
   if (ca.name !== cb.name) leaves.push({ path: ["cluster", "name"], from: ca.name, to: cb.name })
-  if (JSON.stringify(ca.members) !== JSON.stringify(cb.members)) {
+  const key = (ms: ReadonlyArray<{ readonly name: string; readonly kind: string }>) =>
+    ms
+      .map((m) => `${m.name}:${m.kind}`)
+      .sort()
+      .join(",")
+  const asRecorded = recordMembers !== null && key(cb.members) === key(recordMembers)
+  if (JSON.stringify(ca.members) !== JSON.stringify(cb.members) && asRecorded) {
+    live.push({
+      path: "cluster.members",
+      from: ca.members.map((m) => m.name),
+      to: cb.members.map((m) => m.name),
+    })
+  } else if (JSON.stringify(ca.members) !== JSON.stringify(cb.members)) {
     refused.push({
       path: "cluster.members",
       from: ca.members.map((m) => m.name),

@@ -25,13 +25,15 @@ export interface ControlSocketOptions {
   /** Re-reads the config as SIGHUP does; resolves with what changed or why it was refused. */
   readonly reload: () => Promise<ControlReply>
   readonly log: pino.Logger
+  /** This agent's own agent_port: a member added without one gets it (most clusters use one port). */
+  readonly agentPort?: () => number
 }
 
 const decodeRequest = Schema.decodeUnknownExit(ControlRequest)
 const encodeReply = Schema.encodeSync(ControlReply)
 
 /** The core's request for `r`; undefined for what the daemon answers itself. */
-const toOperator = (r: ControlRequest): OperatorRequest | undefined => {
+const toOperator = (r: ControlRequest, agentPort: number): OperatorRequest | undefined => {
   switch (r._tag) {
     case "Status":
       return undefined
@@ -54,6 +56,21 @@ const toOperator = (r: ControlRequest): OperatorRequest | undefined => {
       return { _tag: "Demote", node: r.node, source: r.source }
     case "Clone":
       return { _tag: "Clone", recipient: r.recipient, donor: r.donor }
+    case "MemberAdd":
+      return {
+        _tag: "MemberAdd",
+        member: {
+          name: r.name,
+          kind: r.kind,
+          address: r.address,
+          agentPort: r.agentPort ?? agentPort,
+          mysqlPort: r.mysqlPort,
+          priority: r.priority,
+          promotable: r.kind === "data" && r.promotable,
+        },
+      }
+    case "MemberRemove":
+      return { _tag: "MemberRemove", node: r.node }
     case "History":
     case "Reload":
       return undefined
@@ -109,7 +126,7 @@ export const answer = async (
   if (state === undefined) return { ok: false, message: "the agent is starting; retry" }
   if (request._tag === "Reload") return options.reload()
   if (request._tag === "History") return historyReply(state)
-  const operator = toOperator(request)
+  const operator = toOperator(request, options.agentPort?.() ?? 7946)
   if (operator === undefined) {
     return { ok: true, message: "status", status: statusView(state, options.cluster()) }
   }

@@ -15,7 +15,7 @@ import { etcdOptionsFromConfig, makeEtcdClient, makePrimaryPublisher } from "../
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
 import { makeLagHeartbeatWriter } from "../adapters/lag-heartbeat.ts"
-import { Mesh, meshOptionsFromConfig } from "../adapters/mesh.ts"
+import { Mesh, type MeshPeer, meshOptionsFromConfig } from "../adapters/mesh.ts"
 import { mysqlActions } from "../adapters/mysql-actuator.ts"
 import { type MysqlEndpoint, memberEndpoint } from "../adapters/mysql-connection.ts"
 import { MysqlProber } from "../adapters/mysql-prober.ts"
@@ -24,6 +24,7 @@ import { ServiceManager } from "../adapters/service-manager.ts"
 import { makeVip, type VipService, vipOptionsFromConfig } from "../adapters/vip.ts"
 import { BUSY_TICK_MS } from "../core/deadline.ts"
 import { whyNoElection } from "../core/election.ts"
+import { removedTargets } from "../core/members.ts"
 import type { AgentState, OperatorRequest } from "../core/types.ts"
 import { type CertificateExpiry, meshCertificateExpiries } from "./cert-expiry.ts"
 import {
@@ -458,6 +459,33 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
   const listeners = new Set<() => void>()
   let lastWhy = ""
   const alarm: Alarm = { current: null }
+  // The mesh follows the member list the core counts (the cluster record's, core/members.ts),
+  // and keeps a member this primary removed until it left (it must hear that it was removed).
+  const addresses = new Map<string, MeshPeer>(
+    current().cluster.members.map((m) => [
+      m.name,
+      { name: m.name, address: m.address, port: m.agent_port },
+    ]),
+  )
+  let meshKey = ""
+  const followMembers = (s: AgentState): void => {
+    for (const m of s.config.members)
+      if (m.address !== undefined && m.agentPort !== undefined && m.agentPort > 0)
+        addresses.set(m.name, { name: m.name, address: m.address, port: m.agentPort })
+    const names = new Set([...s.config.members.map((m) => m.name), ...removedTargets(s)])
+    const peers = [...names].flatMap((n) => {
+      const p = addresses.get(n)
+      return p === undefined ? [] : [p]
+    })
+    const key = peers
+      .map((p) => `${p.name}@${p.address}:${p.port}`)
+      .sort()
+      .join(",")
+    if (key === meshKey) return
+    meshKey = key
+    // The same list as the mesh has (at start, from the file) changes nothing there.
+    Effect.runSync(mesh.setMembers(peers))
+  }
 
   const children = {
     "decision-loop": runDecisionLoop({
@@ -472,6 +500,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
       publish: (s, changed) => {
         latest = s
         notePublished(s)
+        followMembers(s)
         for (const listener of listeners) listener()
         if (!changed) return
         // Safety over speed, said out loud: why no election runs, whenever that changes.
@@ -537,6 +566,7 @@ const makeReload = Effect.fn("daemon.reload")(function* () {
   const { log, local, monitor } = config
   const prober = yield* MysqlProber
   const { enqueue } = yield* Inbox
+  const view = yield* AgentView
   const refuse = (message: string): ControlReply => {
     log.error({ event: "reload-refused" }, `reload: ${message}`)
     return { ok: false, message: `reload refused; the running config stays in force: ${message}` }
@@ -546,7 +576,11 @@ const makeReload = Effect.fn("daemon.reload")(function* () {
       Effect.gen(function* () {
         const next = yield* loadConfig(config.path)
         const nextSecrets = yield* readSecrets(next)
-        const plan = diffForReload(config.current(), next)
+        const plan = diffForReload(
+          config.current(),
+          next,
+          view.state()?.hard.record.members ?? null,
+        )
         if (!plan.ok) {
           const lines = formatReloadPlan(plan)
           log.error({ event: "reload-refused" }, lines.join("; "))
@@ -609,6 +643,8 @@ const serveControl = Effect.fn("daemon.control")(function* () {
     ask,
     reload,
     log,
+    agentPort: () =>
+      current().cluster.members.find((m) => m.name === current().node)?.agent_port ?? 7946,
   })
   yield* serveHttp({ config: current, state, log, mesh, vip, hooks, certificates, onPublish })
 })
