@@ -20,6 +20,8 @@ export interface ClusterOptions extends AgentsOptions {
   readonly tls?: boolean
   /** Runs on the lab (db1 the source, replication running) before the agents start. */
   readonly beforeAgents?: (lab: Lab) => Promise<void>
+  /** The hosts whose agents start with the cluster (default: every host); the others later. */
+  readonly agentsOn?: ReadonlyArray<string>
 }
 
 export class LabCluster extends WatchedCluster {
@@ -49,7 +51,8 @@ export class LabCluster extends WatchedCluster {
       await options.beforeAgents?.(lab)
       const agents = await LabAgents.prepare(lab, options)
       const cluster = new LabCluster(lab, agents)
-      await agents.startAll()
+      if (options.agentsOn === undefined) await agents.startAll()
+      else for (const h of options.agentsOn) await agents.start(h)
       await cluster.waitForPrimary(30_000)
       const ca = lab.state.tls ? ["--ca", lab.mysqlTls().ca] : []
       await lab.spawn("client", "sampler", [

@@ -19,6 +19,7 @@ import {
 } from "./gtid.ts"
 import { initialHealth, isAtLeast, type ProbeOutcome, stepHealth } from "./health.ts"
 import { probeLocal } from "./local-probes.ts"
+import { probesOwnMysqld } from "./members.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { initialPrivileges, recheckPrivileges } from "./privileges.ts"
 import { restartedBetween, sameProcess, shouldRecord } from "./relay-intact.ts"
@@ -91,7 +92,7 @@ export const defaultProbeTimeoutMs = 2_000
  * driver lets one run (plus an interval) is presumed lost and sent again.
  */
 export const localProbeDue = (s: AgentState, out: Outputs): AgentState => {
-  if (!isDataNode(s.config, s.self)) return s
+  if (!probesOwnMysqld(s)) return s
   const sentAt = s.local.probeSentAt
   let next = s
   if (sentAt !== null) {
@@ -108,7 +109,7 @@ export const onLocalProbed = (
   out: Outputs,
   result: LocalProbeResult,
 ): AgentState => {
-  if (!isDataNode(s.config, s.self)) return s
+  if (!probesOwnMysqld(s)) return s
   // Any answer is fresh news of mysqld: the next tick probes again.
   const answered: AgentState = { ...s, local: { ...s.local, probeSentAt: null } }
   switch (result._tag) {

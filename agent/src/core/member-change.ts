@@ -146,8 +146,10 @@ export const onRemovedHeartbeat = (
   hb: HeartbeatMessage,
 ): AgentState => {
   if (s.role._tag !== "Leader" || !(s.removedNotLeft ?? []).includes(hb.from)) return s
+  // No observation says nothing (an agent that has not probed yet): only what it saw counts.
   const o = hb.observation
-  if (o === null || !o.mysqlUp) return markLeft(s, out, hb.from, "its mysqld is down")
+  if (o === null) return s
+  if (!o.mysqlUp) return markLeft(s, out, hb.from, "its mysqld is down")
   if (o.source !== s.self || !o.ioRunning)
     return markLeft(s, out, hb.from, "it no longer replicates from this primary")
   return s

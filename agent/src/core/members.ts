@@ -88,6 +88,15 @@ export const isMember = (s: AgentState, name: string): boolean =>
 export const removedSelf = (s: AgentState): boolean => !isMember(s, s.self)
 
 /**
+ * This node runs a mysqld it keeps probing: a data member, or a data member
+ * removed by the record (its file still says data), which reports its
+ * replication until it stopped, so that its primary knows it left.
+ */
+export const probesOwnMysqld = (s: AgentState): boolean =>
+  s.config.members.some((m) => m.name === s.self && m.kind === "data") ||
+  (removedSelf(s) && fileMembers(s).some((m) => m.name === s.self && m.kind === "data"))
+
+/**
  * Votes counted under the list of the highest record among the candidate's
  * own and its voters' (`records`): only members of that list count, against
  * its majority. A candidate that missed a committed change learns it here,

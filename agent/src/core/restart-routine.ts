@@ -30,6 +30,7 @@
 import type { Timings } from "./config.ts"
 import { inLease } from "./lease.ts"
 import { awaitProbe, probeLocal } from "./local-probes.ts"
+import { removedSelf } from "./members.ts"
 import { event, type Outputs } from "./outputs.ts"
 import { probeDenied } from "./privileges.ts"
 import { abortPromotion } from "./promotion.ts"
@@ -110,7 +111,13 @@ const whileDown = (s: AgentState, out: Outputs): AgentState => {
   // Any missed probe starts the stable period again.
   if (r.upSince !== null) r = { ...r, upSince: null }
   // CLONE restarts mysqld itself (through the service manager): no second restart meanwhile.
-  if (s.local.health.level !== "FAIL" || s.hard.record.paused || s.clone?.phase === "cloning") {
+  // A member removed from the list leaves its mysqld to the operator (members.ts).
+  if (
+    s.local.health.level !== "FAIL" ||
+    s.hard.record.paused ||
+    s.clone?.phase === "cloning" ||
+    removedSelf(s)
+  ) {
     return withRoutine(s, r)
   }
   // A winner that is not writable yet is still a replica: its relay logs may hold the only copy

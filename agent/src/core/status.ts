@@ -8,6 +8,7 @@ import { backlogOf, selfEligible } from "./election.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { formatGtidSet } from "./gtid.ts"
 import { reportedLag } from "./lag-heartbeat.ts"
+import { probesOwnMysqld } from "./members.ts"
 import { leaderActiveOf, leaderOf } from "./roles.ts"
 import { describeSemiSyncFallback, reportedSemiSyncFallback } from "./semi-sync-fallback.ts"
 import type { AgentState } from "./types.ts"
@@ -56,7 +57,7 @@ export const nodeRole = (s: AgentState): NodeRole => {
 }
 
 export const observation = (s: AgentState): Observation | null => {
-  if (!isDataNode(s.config, s.self) || s.local.lastProbeAt === null) return null
+  if (!probesOwnMysqld(s) || s.local.lastProbeAt === null) return null
   const p = s.local.up ? s.local.probe : null
   const blocked = reportedWritesBlocked(s)
   const fallback = reportedSemiSyncFallback(s)

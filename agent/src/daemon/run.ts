@@ -10,7 +10,7 @@ import { Context, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "e
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { ControlReply } from "../../../shared/control.ts"
-import { ClusterRecord, PeerMessage } from "../../../shared/peer-messages.ts"
+import { ClusterRecord, PeerMessage, type RecordMember } from "../../../shared/peer-messages.ts"
 import { etcdOptionsFromConfig, makeEtcdClient, makePrimaryPublisher } from "../adapters/etcd.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
@@ -247,6 +247,46 @@ const makeInbox = Effect.fn("daemon.inbox")(function* (config: () => Config) {
   })
 })
 
+/**
+ * The file's config with the members the cluster record lists beyond it
+ * (core/members.ts): where an action on another member (repoint, probe,
+ * catch-up wait, clone) finds a member added online before the file names it.
+ */
+export const withRecordMembers = (
+  c: Config,
+  s: AgentState | undefined,
+  /** Members some record listed before: a removed one this primary still probes (until it left). */
+  seen: ReadonlyMap<string, RecordMember> = new Map(),
+): Config => {
+  const listed = [
+    ...(s?.hard.record.members ?? []),
+    ...(s === undefined ? [] : removedTargets(s)).flatMap((n) => {
+      const m = seen.get(n)
+      return m === undefined ? [] : [m]
+    }),
+  ]
+  const extra = listed.filter((m) => !c.cluster.members.some((x) => x.name === m.name))
+  if (extra.length === 0) return c
+  return {
+    ...c,
+    cluster: {
+      ...c.cluster,
+      members: [
+        ...c.cluster.members,
+        ...extra.map((m) => ({
+          name: m.name,
+          address: m.address,
+          mysql_port: m.mysqlPort,
+          agent_port: m.agentPort,
+          priority: m.priority,
+          promotable: m.promotable,
+          kind: m.kind,
+        })),
+      ],
+    },
+  }
+}
+
 /** The mesh to the other agents, typed with the peer protocol. */
 const PeerMesh = Mesh.tag<PeerMessage>()
 
@@ -426,8 +466,12 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
         (w) => Effect.sync(() => w.close()),
       )
     : undefined
+  // The latest core state (published by the decision loop); the executor reads it too.
+  let latest: AgentState | undefined
+  const seenMembers = new Map<string, RecordMember>()
   const executor = makeExecutor({
-    config: current,
+    // Members the cluster record lists beyond the file (a membership change) are reachable too.
+    config: () => withRecordMembers(current(), latest, seenMembers),
     log,
     enqueue: inbox.enqueue,
     deliver: inbox.deliver,
@@ -455,7 +499,6 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
         ...(r.steps === undefined ? {} : { steps: [...r.steps] }),
       }),
   })
-  let latest: AgentState | undefined
   const listeners = new Set<() => void>()
   let lastWhy = ""
   const alarm: Alarm = { current: null }
@@ -469,6 +512,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
   )
   let meshKey = ""
   const followMembers = (s: AgentState): void => {
+    for (const m of s.hard.record.members ?? []) seenMembers.set(m.name, m)
     for (const m of s.config.members)
       if (m.address !== undefined && m.agentPort !== undefined && m.agentPort > 0)
         addresses.set(m.name, { name: m.name, address: m.address, port: m.agentPort })
