@@ -37,6 +37,10 @@ export interface ProtocolVersion {
  */
 export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 3 }
 
+/** Does a peer speaking `v` count the cluster record's member list (protocol 1.3)? */
+export const speaksMemberList = (v: ProtocolVersion): boolean =>
+  v.major > 1 || (v.major === 1 && v.minor >= 3)
+
 /** Does a peer speaking `v` take datagrams (protocol 1.2)? */
 export const takesDatagrams = (v: ProtocolVersion): boolean =>
   v.major > 1 || (v.major === 1 && v.minor >= 2)

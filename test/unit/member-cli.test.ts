@@ -130,6 +130,32 @@ test("the control socket hands member add to the core, with this agent's port wh
   ])
 })
 
+test("the control socket refuses a member change while a connected agent speaks a protocol older than 1.3", async () => {
+  const asked: Array<OperatorRequest> = []
+  const options = {
+    path: "/unused",
+    cluster: () => "prod",
+    state: () => initialState(config3, "db1"),
+    ask: async (r: OperatorRequest) => {
+      asked.push(r)
+      return { ok: true, message: "fine" }
+    },
+    reload: async () => ({ ok: true, message: "" }),
+    log: { error: () => {}, info: () => {}, warn: () => {} } as never,
+    olderPeers: () => ["db3 (1.2)"],
+  }
+  const reply = await answer(options, JSON.stringify({ _tag: "MemberRemove", node: "db2" }))
+  assert.equal(reply.ok, false)
+  assert.equal(
+    reply.message,
+    "member change refused: db3 (1.2) speaks a mesh protocol older than 1.3 and would not count the new member list: upgrade every agent first",
+  )
+  assert.deepEqual(asked, [])
+  // Other requests are not held back by it.
+  const pause = await answer(options, JSON.stringify({ _tag: "Pause" }))
+  assert.equal(pause.ok, true)
+})
+
 const config = (members: string): Config => {
   const r = parseConfigText(`cluster:
   name: prod

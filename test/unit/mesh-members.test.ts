@@ -50,6 +50,11 @@ test("setMembers: a new member is accepted and connected, a removed one cut and 
           const m2 = yield* makeMesh(o2)
           const m3 = yield* makeMesh(o3)
           yield* waitUntil("db1 and db2 connected", connectedTo(m1, "db2"))
+          // What the control socket checks before a membership change: the peers' protocol.
+          assert.deepEqual((yield* m1.peerStates).find((p) => p.name === "db2")?.protocol, {
+            major: 1,
+            minor: 3,
+          })
           yield* Effect.sleep(600)
           assert.equal(yield* connectedTo(m3, "db1"), false, "db3 is no member of db1's list yet")
           // The record that adds db3 is accepted: db1's and db2's meshes follow.

@@ -200,6 +200,8 @@ export interface PeerState {
   readonly lastSeenAt: number | null
   /** Negotiated TLS version of the current connection ("TLSv1.3"). */
   readonly tlsProtocol: string | null
+  /** The mesh protocol the peer announced on the current connection; absent when not connected. */
+  readonly protocol?: ProtocolVersion
   /** Messages waiting in the outbound queue. */
   readonly queued: number
   /** Connections to this peer established after the first one. */
@@ -319,6 +321,8 @@ interface Conn {
   readonly ws: WebSocket
   readonly direction: "outbound" | "inbound"
   readonly tlsProtocol: string | null
+  /** The mesh protocol the peer announced. */
+  readonly protocol: ProtocolVersion
   /** Epoch ms, for display. */
   readonly openedAt: number
   /** monotonicNow() at open: durations and the silent-peer cut use this. */
@@ -918,6 +922,7 @@ class Transport<A, I> {
       ws,
       direction,
       tlsProtocol,
+      protocol,
       openedAt: now,
       openedAtMonotonic: monotonicNow(),
     }
@@ -1231,6 +1236,7 @@ class Transport<A, I> {
       connectedSince: p.conn?.openedAt ?? null,
       lastSeenAt: p.lastSeenAt,
       tlsProtocol: p.conn?.tlsProtocol ?? null,
+      ...(p.conn === undefined ? {} : { protocol: p.conn.protocol }),
       queued: p.queue.length,
       reconnects: p.reconnects,
       lastError: p.lastError,

@@ -27,6 +27,11 @@ export interface ControlSocketOptions {
   readonly log: pino.Logger
   /** This agent's own agent_port: a member added without one gets it (most clusters use one port). */
   readonly agentPort?: () => number
+  /**
+   * The connected peers speaking a mesh protocol older than a membership change needs
+   * (1.3: the record's member list), each as "name (1.2)": a change is refused while any is.
+   */
+  readonly olderPeers?: () => ReadonlyArray<string>
 }
 
 const decodeRequest = Schema.decodeUnknownExit(ControlRequest)
@@ -127,6 +132,15 @@ export const answer = async (
   if (request._tag === "Reload") return options.reload()
   if (request._tag === "History") return historyReply(state)
   const operator = toOperator(request, options.agentPort?.() ?? 7946)
+  if (operator?._tag === "MemberAdd" || operator?._tag === "MemberRemove") {
+    // An agent of protocol 1.2 or older would ignore the record's list and count its file.
+    const older = options.olderPeers?.() ?? []
+    if (older.length > 0)
+      return {
+        ok: false,
+        message: `member change refused: ${older.join(", ")} speak${older.length === 1 ? "s" : ""} a mesh protocol older than 1.3 and would not count the new member list: upgrade every agent first`,
+      }
+  }
   if (operator === undefined) {
     return { ok: true, message: "status", status: statusView(state, options.cluster()) }
   }

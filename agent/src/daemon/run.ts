@@ -11,6 +11,7 @@ import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
 import type { ControlReply } from "../../../shared/control.ts"
 import { ClusterRecord, PeerMessage, type RecordMember } from "../../../shared/peer-messages.ts"
+import { formatVersion, speaksMemberList } from "../../../shared/protocol-version.ts"
 import { etcdOptionsFromConfig, makeEtcdClient, makePrimaryPublisher } from "../adapters/etcd.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
@@ -689,6 +690,12 @@ const serveControl = Effect.fn("daemon.control")(function* () {
     log,
     agentPort: () =>
       current().cluster.members.find((m) => m.name === current().node)?.agent_port ?? 7946,
+    olderPeers: () =>
+      Effect.runSync(mesh.peerStates).flatMap((p) =>
+        p.protocol !== undefined && !speaksMemberList(p.protocol)
+          ? [`${p.name} (${formatVersion(p.protocol)})`]
+          : [],
+      ),
   })
   yield* serveHttp({ config: current, state, log, mesh, vip, hooks, certificates, onPublish })
 })
