@@ -80,10 +80,18 @@ test(
         const resigned = resignations(c, primary) > resignedBefore
         // Long enough to resign: the case that left the cluster without a primary.
         if (isolateMs >= 9_000) assert.ok(resigned, `round ${i + 1}: ${primary} resigned`)
+        const primaryAfter = Date.now() - healedAt
+        try {
+          await c.waitForWritesAfter(Date.now(), 30_000)
+        } catch (error) {
+          const status = await c.agents.cli(after, ["status"]).catch(() => null)
+          assert.fail(
+            `round ${i + 1} (${primary} isolated ${isolateMs / 1000} s, ${after} primary after ${primaryAfter} ms): ${error instanceof Error ? error.message : error}; ${after}'s status: ${status?.stdout.split("\n").slice(0, 16).join(" | ")}`,
+          )
+        }
         rounds.push(
-          `${primary} isolated ${isolateMs / 1000} s${resigned ? " (resigned)" : ""} -> ${after} after ${Date.now() - healedAt} ms`,
+          `${primary} isolated ${isolateMs / 1000} s${resigned ? " (resigned)" : ""} -> ${after} after ${primaryAfter} ms, writes after ${(c.firstAckAfter(healedAt) ?? Number.NaN) - healedAt} ms`,
         )
-        await c.waitForWritesAfter(Date.now(), 30_000)
       }
       const changes = writableChanges(c)
       // The first isolation fails over (one change); inside the block the role never moves again.

@@ -200,6 +200,8 @@ export const runScenario = async (
   const c = await LabCluster.up(clusterOptions)
   try {
     await body(c)
+    // MHA_TEST_KEEP_LOGS=1: keep them after a pass too (to study a run that passed).
+    if (process.env.MHA_TEST_KEEP_LOGS === "1") console.log(`logs kept in ${c.keepLogs(slug)}`)
   } catch (error) {
     const dir = c.keepLogs(slug)
     const message = error instanceof Error ? error.message : String(error)

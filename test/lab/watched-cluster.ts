@@ -3,6 +3,7 @@
 // the primary (writable and holding the VIP), the writer's acknowledged
 // writes, and the invariants of lab.md over the run (no acknowledged write
 // missing on the primary, never two writable nodes, convergence).
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { run, waitFor } from "./exec.ts"
 import {
@@ -83,7 +84,68 @@ export abstract class WatchedCluster {
   }
 
   async waitForWritesAfter(t: number, timeoutMs: number): Promise<void> {
-    await waitFor("acknowledged writes after the fault", () => this.writesAfter(t) > 5, timeoutMs)
+    try {
+      await waitFor("acknowledged writes after the fault", () => this.writesAfter(t) > 5, timeoutMs)
+    } catch (error) {
+      // CI keeps no files: the message itself must say what blocked the writes.
+      const why = await this.diagnosis().catch((e) => `diagnosis failed: ${e}`)
+      throw new Error(`${error instanceof Error ? error.message : error}; ${why}`, { cause: error })
+    }
+  }
+
+  /** The first acknowledged write after `t` (epoch ms), if any. */
+  firstAckAfter(t: number): number | undefined {
+    return this.writes().acked.find((a) => a.t > t)?.t
+  }
+
+  /**
+   * One line on why writes may be blocked: each node's role as MySQL shows it
+   * (writable, VIP, replication threads and source, semi-sync clients and
+   * waiting sessions) and the writer's last errors.
+   */
+  async diagnosis(): Promise<string> {
+    const views = await this.lab.topology()
+    const nodes: string[] = []
+    for (const v of views) {
+      if (!v.up) {
+        nodes.push(`${v.host}: mysqld down`)
+        continue
+      }
+      const parts = [v.superReadOnly === false ? "writable" : "read-only"]
+      if (await this.holdsVip(v.host)) parts.push("VIP")
+      if (v.replica)
+        parts.push(
+          `replica of ${v.replica.sourceHost} io=${v.replica.ioRunning} sql=${v.replica.sqlRunning}${v.replica.lastError ? ` error=${v.replica.lastError}` : ""}`,
+        )
+      const semi = await this.lab
+        .query<{ Variable_name: string; Value: string }>(
+          v.host,
+          "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_source_status', 'Rpl_semi_sync_source_clients', 'Rpl_semi_sync_source_wait_sessions', 'Rpl_semi_sync_replica_status')",
+        )
+        .catch(() => [])
+      parts.push(
+        semi.map((r) => `${r.Variable_name.replace("Rpl_semi_sync_", "")}=${r.Value}`).join(" "),
+      )
+      nodes.push(`${v.host}: ${parts.join(", ")}`)
+    }
+    // Whose MAC the client reaches the VIP at (an isolated host still answers ARP in the lab).
+    const neigh = await this.lab.exec("client", ["ip", "neigh", "show", VIP]).catch(() => null)
+    const macs = new Map<string, string>()
+    for (const h of this.lab.hosts) {
+      const link = await run("ip", ["-n", h.ns, "-o", "link", "show", "dev", "eth0"]).catch(
+        () => null,
+      )
+      const mac = link?.stdout.match(/link\/ether ([0-9a-f:]+)/)?.[1]
+      if (mac) macs.set(mac, h.name)
+    }
+    const entry = neigh?.stdout.trim() ?? "?"
+    const owner = [...macs].find(([mac]) => entry.includes(mac))?.[1] ?? "no host"
+    nodes.push(`client's VIP entry: ${entry} (${owner})`)
+    const errors = readFileSync(this.writerLog, "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"err"'))
+      .slice(-3)
+    return `nodes: ${nodes.join(" | ")}; writer's last errors: ${errors.join(" ")}`
   }
 
   /**

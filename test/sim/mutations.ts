@@ -3,13 +3,22 @@
  * untouched), to show the simulator catches them.
  */
 
+import { readFileSync } from "node:fs"
 import { initialRecord, recoveryBlockApplies } from "../../agent/src/core/cluster-record.ts"
 import { strictAckCount } from "../../agent/src/core/config.ts"
-import { count, emptyGtidSet, unsafeParseGtidSet } from "../../agent/src/core/gtid.ts"
+import {
+  count,
+  emptyGtidSet,
+  formatGtidSet,
+  type GtidSet,
+  union,
+  unsafeParseGtidSet,
+} from "../../agent/src/core/gtid.ts"
 import { isInFlight, issueMysql } from "../../agent/src/core/outputs.ts"
 import { step } from "../../agent/src/core/reducer.ts"
 import { leaderActiveOf, promotionOf } from "../../agent/src/core/roles.ts"
 import type { AgentState, Input, Output, PeerView } from "../../agent/src/core/types.ts"
+import { runScenario } from "./scenario.ts"
 import type { Reducer } from "./world.ts"
 
 export interface Mutant {
@@ -97,27 +106,57 @@ const votesInLease: Reducer = (s, i) => {
   return step(s, i)
 }
 
-/** Voters look at nothing but priority: no completeness check, no ranking by data. */
-const noCompletenessCheck: Reducer = (s, i) => {
-  if (
-    i._tag === "PeerReceived" &&
-    (i.message._tag === "VoteRequest" || i.message._tag === "PreVoteRequest")
-  ) {
-    const peers = new Map<string, PeerView>()
-    for (const [k, v] of s.peers) peers.set(k, { ...v, received: emptyGtidSet, backlog: 0 })
-    const patched: AgentState = { ...s, peers, local: { ...s.local, received: emptyGtidSet } }
-    const r = step(patched, i)
-    return {
-      state: {
-        ...r.state,
-        peers: mergeBack(r.state.peers, s.peers),
-        local: { ...r.state.local, received: s.local.received },
-      },
-      outputs: r.outputs,
+/**
+ * A voter that skips the data comparison wherever `skips` says so: on the step
+ * that receives a (pre-)vote request (its own and its peers' data blanked), and
+ * on the later step that decides a vote after the freeze (STOP REPLICA
+ * IO_THREAD and a fresh probe): there the candidate is taken to hold all the
+ * voter's fresh data, and the peers' data is blanked, so ranking by data
+ * cannot refuse either.
+ */
+const skipsDataComparison =
+  (skips: (candidate: GtidSet, own: GtidSet) => boolean): Reducer =>
+  (s, i) => {
+    if (
+      i._tag === "PeerReceived" &&
+      (i.message._tag === "VoteRequest" || i.message._tag === "PreVoteRequest")
+    ) {
+      if (!skips(unsafeParseGtidSet(i.message.data.received), s.local.received)) return step(s, i)
+      const patched: AgentState = {
+        ...s,
+        peers: blanked(s.peers),
+        local: { ...s.local, received: emptyGtidSet },
+      }
+      const r = step(patched, i)
+      return {
+        state: {
+          ...r.state,
+          peers: mergeBack(r.state.peers, s.peers),
+          local: { ...r.state.local, received: s.local.received },
+        },
+        outputs: r.outputs,
+      }
     }
+    const pending = s.pendingVote
+    const first = step(s, i)
+    // Not a step that decides the frozen vote.
+    if (pending === null || first.state.pendingVote !== null) return first
+    const claimed = unsafeParseGtidSet(pending.request.data.received)
+    const own = first.state.local.received
+    if (!skips(claimed, own)) return first
+    const request = {
+      ...pending.request,
+      data: { ...pending.request.data, received: formatGtidSet(union(claimed, own)) },
+    }
+    const r = step({ ...s, peers: blanked(s.peers), pendingVote: { ...pending, request } }, i)
+    return { state: { ...r.state, peers: mergeBack(r.state.peers, s.peers) }, outputs: r.outputs }
   }
-  return step(s, i)
-}
+
+const blanked = (peers: ReadonlyMap<string, PeerView>): Map<string, PeerView> =>
+  new Map([...peers].map(([k, v]) => [k, { ...v, received: emptyGtidSet, backlog: 0 }]))
+
+/** Voters look at nothing but priority: no completeness check, no ranking by data. */
+const noCompletenessCheck = skipsDataComparison(() => true)
 
 /** The winner promotes without waiting for its relay log to be applied (section 9 step 4). */
 const skipRelayApply: Reducer = (s, i) => {
@@ -136,36 +175,16 @@ const skipRelayApply: Reducer = (s, i) => {
   return { state: done.state, outputs: [...r.outputs.filter((o) => o !== wait), ...done.outputs] }
 }
 
-/** Completeness judged by GTID count instead of set inclusion. */
-const rankByCount: Reducer = (s, i) => {
-  if (
-    i._tag === "PeerReceived" &&
-    (i.message._tag === "VoteRequest" || i.message._tag === "PreVoteRequest")
-  ) {
-    const theirs = count(unsafeParseGtidSet(i.message.data.received))
-    if (theirs >= count(s.local.received)) {
-      const peers = new Map<string, PeerView>()
-      for (const [k, v] of s.peers) peers.set(k, { ...v, received: emptyGtidSet })
-      const patched: AgentState = { ...s, peers, local: { ...s.local, received: emptyGtidSet } }
-      const r = step(patched, i)
-      return {
-        state: {
-          ...r.state,
-          peers: mergeBack(r.state.peers, s.peers),
-          local: { ...r.state.local, received: s.local.received },
-        },
-        outputs: r.outputs,
-      }
-    }
-  }
-  return step(s, i)
-}
+/** Completeness by count: a candidate with at least as many GTIDs passes, whatever it lacks. */
+const rankByCount = skipsDataComparison((candidate, own) => count(candidate) >= count(own))
 
+/** The peers' data as it was before blanking, unless the step itself updated it. */
 const mergeBack = (after: ReadonlyMap<string, PeerView>, before: ReadonlyMap<string, PeerView>) => {
   const m = new Map(after)
   for (const [k, v] of after) {
     const b = before.get(k)
-    if (b !== undefined && v.received === emptyGtidSet) m.set(k, { ...v, received: b.received })
+    if (b !== undefined && v.received === emptyGtidSet)
+      m.set(k, { ...v, received: b.received, backlog: b.backlog })
   }
   return m
 }
@@ -371,25 +390,64 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     reducer: voterWaitsForFreeze,
     caughtBy: 3017,
   },
+  {
+    name: "no-completeness-check",
+    description: "voters compare no GTID sets: the highest priority replica wins whatever it lacks",
+    // Masked while the variant patched only the step that receives a request (a freezing
+    // voter decides later, on its fresh probe); it covers that decision too since. Scenario 29
+    // isolates the voter that answers at once (its STOP would hang behind a full disk).
+    expect: ["I3"],
+    reducer: noCompletenessCheck,
+    caughtBy: 418,
+  },
+  {
+    name: "rank-by-count",
+    description: "completeness by GTID count instead of set inclusion",
+    // As no-completeness-check; scenario 30 adds errant transactions that give the
+    // lacking candidate the larger count.
+    expect: ["I3"],
+    reducer: rankByCount,
+    caughtBy: 115,
+  },
 ]
 
+/** A variant no random seed catches, and the scenario of testdata/ that does. */
+export interface ScenarioCaughtMutant extends Mutant {
+  /** Passes with the real reducer, fails with the variant. */
+  readonly scenario: string
+  /** A line the scenario prints when it fails under the variant (a violation of `expect`). */
+  readonly failure: string
+}
+
 /**
- * Bugs that other defences mask in 10,000 seeds (reported, not asserted):
- * - unpersisted-vote: a restarted voter abstains for a full lease anyway, and
- *   PreVote makes two candidates in one term rare (caught at seed 8857 by I5,
- *   like forgetful-voter, far beyond the CI budget's usual cost);
- * - no-completeness-check and rank-by-count: a candidate stands only when no
- *   live rival ranks better by its own view, and voters freeze and compare
- *   fresh data, so the wrong candidate seldom asks at all.
- * - ignore-voter-records: records also spread in heartbeats, so the winner
- *   almost always holds the newest committed record already.
- * - aborted-promotion-counts-as-failover: only the last primary may take the
- *   role back inside the block, and in a random run it comes back at the heal.
- * - relay-always-intact: it needs a replica's agent and mysqld to restart
- *   together while its relay log holds acknowledged writes nobody else has.
- * The last two are caught by a scenario each (mutations.test.ts).
+ * Bugs that other defences mask in random runs: no seed of the 10,000 of the
+ * CI budget catches them. Each is caught by a scenario of its own that
+ * passes with the real reducer and fails with the variant through an
+ * invariant it is expected to break: mutations.test.ts asserts it and
+ * run-seeds.ts counts it (`scenarioCatches`). What masks each in random runs,
+ * and what its scenario isolates:
+ * - forgetful-voter (28, I1): the same restarted voter must be the one that
+ *   keeps a cut-off primary's lease while another candidate, free of it,
+ *   stands; only the post-restart abstention stops it there (27 catches it
+ *   too, through its forgotten vote);
+ * - unpersisted-vote (27, I4): a data voter adopts the term (persisted) in
+ *   the step that starts its freeze and grants later, so a crash forgets only
+ *   the vote, and a second candidate in that very term is rare (PreVote); the
+ *   restarted voter also abstains for a full lease. A witness adopts and
+ *   grants in one step: crashed right after, it forgets the term too, and
+ *   votes in term 2 again once the partition moves;
+ * - ignore-voter-records (31, I5): heartbeats carry records to every node
+ *   of the record's term or an older one, so a winner lacks a committed record
+ *   only if it moved to a newer term without hearing it (in 31, a forced
+ *   failover whose answers were cut);
+ * - aborted-promotion-counts-as-failover (18b, L1 as "expect primary db3"):
+ *   only the last primary may take the role back inside the block, and in a
+ *   random run it comes back at the heal;
+ * - relay-always-intact (26, I3): it needs a replica's agent and mysqld to
+ *   restart together while its relay log holds acknowledged writes nobody else
+ *   has.
  */
-export const maskedMutants: ReadonlyArray<Mutant> = [
+export const maskedMutants: ReadonlyArray<ScenarioCaughtMutant> = [
   {
     name: "forgetful-voter",
     description:
@@ -401,49 +459,71 @@ export const maskedMutants: ReadonlyArray<Mutant> = [
     // none of seeds 1-50,000 catches it since (run-seeds.ts --mutant forgetful-voter).
     expect: ["I1", "I4", "I5"],
     reducer: forgetfulVoter,
+    scenario: "28-voter-restart-in-lease.txt",
+    failure: "I1 at",
   },
   {
     name: "aborted-promotion-counts-as-failover",
     description: "an aborted promotion counts as a failover",
     // No seed of the 10,000 catches it (the 2,500 with the block on searched): a random
     // run's old primary comes back at the heal and takes the role back as the last primary.
-    // Scenario 18b (its mysqld cannot restart, the winner aborts) catches it: mutations.test.ts.
     expect: ["L1"],
     reducer: abortedPromotionCounts,
+    // Its mysqld cannot restart, the winner aborts: the block leaves nobody to elect.
+    scenario: "18b-promotion-abort-no-block.txt",
+    failure: "expect primary db3",
   },
   {
     name: "relay-always-intact",
     description:
       "an agent that starts takes its relay log for intact without checking its mysqld is the process it recorded",
-    // No seed of the 10,000 catches it (a replica's agent and its mysqld must both restart
-    // while its relay log holds acknowledged writes nobody else has): scenario 26 does.
     expect: ["I3"],
     reducer: relayAlwaysIntact,
+    scenario: "26-relay-intact-agent-restart.txt",
+    failure: "I3 at",
   },
   {
     name: "unpersisted-vote",
     description: "a vote is sent without persisting it",
+    // Once caught by a random seed (8857, I5), far beyond the budget.
     expect: ["I4", "I5"],
     reducer: unpersistedVote,
-  },
-  {
-    name: "no-completeness-check",
-    description: "voters compare no GTID sets: the highest priority replica wins whatever it lacks",
-    expect: ["I3"],
-    reducer: noCompletenessCheck,
-  },
-  {
-    name: "rank-by-count",
-    description: "completeness by GTID count instead of set inclusion",
-    expect: ["I3"],
-    reducer: rankByCount,
+    scenario: "27-voter-crash-after-vote.txt",
+    failure: "I4 at",
   },
   {
     name: "ignore-voter-records",
     description: "the winner does not adopt the highest record of its votes",
     expect: ["I5"],
     reducer: ignoreVoterRecords,
+    scenario: "31-winner-adopts-voter-records.txt",
+    failure: "I5 at",
   },
 ]
+
+/**
+ * A masked variant's scenario, run with the real reducer and with the
+ * variant: caught when the first passes and the second fails with `failure`.
+ */
+export const scenarioCatches = (
+  m: ScenarioCaughtMutant,
+): {
+  readonly caught: boolean
+  /** The failure line that names `failure`, if any. */
+  readonly caughtWith: string | null
+  readonly realFailures: ReadonlyArray<string>
+  readonly failures: ReadonlyArray<string>
+} => {
+  const script = readFileSync(new URL(`./testdata/${m.scenario}`, import.meta.url), "utf8")
+  const real = runScenario(script)
+  const r = runScenario(script, m.reducer)
+  const caughtWith = r.failures.find((f) => f.includes(m.failure)) ?? null
+  return {
+    caught: real.ok && caughtWith !== null,
+    caughtWith,
+    realFailures: real.failures,
+    failures: r.failures,
+  }
+}
 
 export const allMutants: ReadonlyArray<Mutant> = [...mutants, ...maskedMutants]

@@ -6,10 +6,11 @@
  * `--mutant NAME` runs under a deliberate bug of mutations.ts instead.
  * Without it, the run ends with the bug variants of mutations.ts: each one's
  * recorded seed replayed (the range searched again only if that no longer
- * catches it), and how many of them were caught.
+ * catches it), each masked one's scenario run with the real reducer and with
+ * the variant, and how many of them all were caught.
  */
 import { availableParallelism } from "node:os"
-import { allMutants, mutants } from "./mutations.ts"
+import { allMutants, maskedMutants, mutants, scenarioCatches } from "./mutations.ts"
 import { runSeedsInParallel } from "./parallel.ts"
 import { randomRun } from "./random-run.ts"
 
@@ -72,7 +73,8 @@ console.log(
 )
 let missed = 0
 if (mutant === undefined && !showTrace && !process.argv.includes("--no-mutants")) {
-  let caught = 0
+  let bySeed = 0
+  let byScenario = 0
   for (const m of mutants) {
     let by: { seed: number; what: string } | null = null
     const replay = randomRun(m.caughtBy, { reducer: m.reducer })
@@ -83,12 +85,22 @@ if (mutant === undefined && !showTrace && !process.argv.includes("--no-mutants")
       if (first?.violations.some((v) => m.expect.includes(v.invariant)))
         by = { seed: first.seed, what: first.violations.map((v) => v.invariant).join(",") }
     }
-    if (by !== null) caught++
+    if (by !== null) bySeed++
     console.log(
       `  ${by === null ? "MISSED" : "caught"} ${m.name} (${m.description})${by === null ? "" : `: seed ${by.seed}, ${by.what}`}`,
     )
   }
-  missed = mutants.length - caught
-  console.log(`bug variants caught: ${caught} of ${mutants.length}`)
+  // No seed of the budget catches these: a scenario of its own does (mutations.ts maskedMutants).
+  for (const m of maskedMutants) {
+    const r = scenarioCatches(m)
+    if (r.caught) byScenario++
+    console.log(
+      `  ${r.caught ? "caught" : "MISSED"} ${m.name} (${m.description}): scenario ${m.scenario}${r.caught ? `: ${r.caughtWith}` : r.realFailures.length > 0 ? ` fails with the real reducer: ${r.realFailures.join("; ")}` : ""}`,
+    )
+  }
+  missed = allMutants.length - bySeed - byScenario
+  console.log(
+    `bug variants caught: ${bySeed + byScenario} of ${allMutants.length} (${bySeed} of ${mutants.length} by a seed, ${byScenario} of ${maskedMutants.length} by a scenario of their own)`,
+  )
 }
 process.exitCode = failed > 0 || missed > 0 ? 1 : 0

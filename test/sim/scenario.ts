@@ -5,13 +5,14 @@
  *
  *   cluster data=3 witness=0 seed=7 initial_primary=db1 recovery_block=10m failback=true
  *           failback_delay=5s auto_rejoin=false source=none fence_command=required
- *           writable_source=true agents_at=db1:0,db2:3s,db3:6s etcd=true
+ *           writable_source=true agents_at=db1:0,db2:3s,db3:6s etcd=true allow_errant_promotion=true
  *   run 10s
  *   kill-mysqld db1 restart=fail | start-mysqld db1
  *   crash-loop db1 up=1s | crash-loop db1 off
  *   isolate db1 | cut db1 db2 [agent|mysql] | cut-agent db1 | cut-mysql db1
  *   loss 30 | heal | heal-all
  *   hang-mysqld db1 3s | kill-agent db1 3s | pause-agent db1 3s
+ *   crash-agent-after-vote w1 5s (its agent dies right after it next grants a vote, back 5 s later)
  *   stall-apply db2 | deny-system-variables db2 | errant db3 | writable-by-hand db2 | hook db2 pre_switchover exit=1 [ms=800]
  *   revoke db2 SYSTEM_VARIABLES_ADMIN | grant db2 SYSTEM_VARIABLES_ADMIN (seen at the next grants check)
  *   op db1 switchover db2 [dry-run] | op db1 pause | op db1 exclude db2 | op db3 rejoin force ...
@@ -117,6 +118,7 @@ export const runScenario = (
               autoRejoin: o.get("auto_rejoin") !== "false",
               failback: o.get("failback") === "true",
               failoverBeforeHealthy: o.get("failover_before_healthy") === "true",
+              allowErrantPromotion: o.get("allow_errant_promotion") === "true",
               publishPrimary: o.get("etcd") === "true",
               fenceCommand: o.has("fence_command")
                 ? { required: o.get("fence_command") === "required" }
@@ -153,6 +155,9 @@ export const runScenario = (
           break
         case "kill-agent":
           w().killAgent(args[0]!, duration(args[1]))
+          break
+        case "crash-agent-after-vote":
+          w().crashAgentAfterVote(args[0]!, duration(args[1]))
           break
         case "pause-agent":
           w().pauseAgent(args[0]!, duration(args[1]))

@@ -277,6 +277,8 @@ export class World implements SimHost {
   private readonly writableByHand = new Set<SimMysqld>()
   /** Relay-log disks the heal leaves full: L1 does not ask those replicas to replicate. */
   private readonly fullBeyondHeal = new Set<string>()
+  /** Agents that die right after they next grant a vote, and for how long (`crashAgentAfterVote`). */
+  private readonly crashAfterVote = new Map<string, number>()
   /** Called when a node starts a real vote: lets a fault schedule strike mid-election. */
   onCandidate: ((name: string) => void) | null = null
   /** Every event name the agents emitted, and promotion kinds as `promoted:<kind>`. */
@@ -896,6 +898,12 @@ export class World implements SimHost {
     if (message.granted) {
       this.voteRefusals.delete(`${from}>${to}`)
       this.recordVote(from, message.term, to)
+      const downForMs = this.crashAfterVote.get(from)
+      if (downForMs !== undefined) {
+        // The vote leaves (the mesh delivers it after this); nothing the agent would do next runs.
+        this.crashAfterVote.delete(from)
+        this.killAgent(from, downForMs)
+      }
       return
     }
     // Refusals the pre-vote cannot foresee: a race with another candidate, or a state only a
@@ -1143,6 +1151,17 @@ export class World implements SimHost {
     if (this.published?.primary === name) this.published = null
     n.incarnation++
     this.startAgent(n, downForMs)
+  }
+
+  /**
+   * The agent on `name` is killed right after it next sends a granted vote
+   * (the vote leaves; nothing it would do after the send runs), and starts
+   * again `downForMs` later: a crash in the narrowest window after a vote.
+   */
+  crashAgentAfterVote(name: string, downForMs: number): void {
+    this.node(name)
+    this.fault(`agent on ${name} dies right after its next vote, for ${downForMs} ms`)
+    this.crashAfterVote.set(name, downForMs)
   }
 
   pauseAgent(name: string, forMs: number): void {
