@@ -7,13 +7,20 @@
 // from the primary; no failover (the primary and its term stay); never two
 // writable nodes and no acknowledged write lost (c.check); the primary's strict
 // semi-sync wait count follows the list (1 with 3 or 4 members, 2 with 5).
+// Then, on the same cluster: a replica host dies (db3: agent and mysqld gone)
+// and is replaced by a new one (db5, its agent's state wiped): remove, then
+// add; and a witness (db4, no mysqld) is added and removed the same way.
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
+import { mkdir, rm } from "node:fs/promises"
+import { join } from "node:path"
 import { test } from "node:test"
 import { runScenario } from "./cluster.ts"
 import { sleep, waitFor } from "./exec.ts"
 
 const FIRST = ["db1", "db2", "db3"]
+/** Members listed as witnesses by the block `member add` printed. */
+const witnesses = new Set<string>()
 /** What each host's config file lists (the block `member add` printed when its agent started). */
 const listed = new Map<string, ReadonlyArray<string>>([
   ["db1", FIRST],
@@ -24,7 +31,7 @@ const listed = new Map<string, ReadonlyArray<string>>([
 ])
 
 test(
-  "membership online: 3 -> 5 -> 3 one member at a time under the writer, no failover, nothing lost",
+  "membership online: 3 -> 5 -> 3, a dead replica host replaced, a witness added and removed, one member at a time under the writer: no failover, nothing lost",
   { timeout: 600_000 },
   () =>
     runScenario(
@@ -37,7 +44,12 @@ test(
           const names = listed.get(host) ?? FIRST
           return {
             ...config,
-            cluster: { ...cluster, members: cluster.members.filter((m) => names.includes(m.name)) },
+            cluster: {
+              ...cluster,
+              members: cluster.members
+                .filter((m) => names.includes(m.name))
+                .map((m) => (witnesses.has(m.name) ? { ...m, kind: "witness" } : m)),
+            },
           }
         },
         beforeAgents: async (lab) => {
@@ -130,6 +142,78 @@ test(
           note(`wait count on ${primary}: ${await waitCount()}`)
         }
         assert.equal(await waitCount(), 1, "3 members: one acknowledgement")
+        // A replica host dies and is replaced: remove it, then add the new host.
+        const dead = "db3"
+        await c.agents.stop(dead)
+        await c.lab.inject({ _tag: "StopMysqld", host: dead })
+        note(`${dead}'s host died (agent and mysqld gone)`)
+        await member(["remove", dead])
+        const fresh = "db5"
+        // A new host: its mysqld from an old copy of the data (it catches up by auto-position),
+        // its agent with no state of its own.
+        await rm(join(c.lab.runDir(), fresh, "state"), { recursive: true, force: true })
+        await mkdir(join(c.lab.runDir(), fresh, "state"), { recursive: true, mode: 0o750 })
+        await c.lab.inject({ _tag: "StartMysqld", host: fresh })
+        await c.lab.waitMysqld(fresh)
+        const out = await member(["add", fresh, "--address", c.lab.host(fresh).address])
+        listed.set(
+          fresh,
+          [...out.matchAll(/- name: (\S+)/g)].map((m) => m[1] as string),
+        )
+        await c.agents.writeConfig(fresh)
+        await c.agents.start(fresh)
+        await replicates(fresh)
+        // Its own agent took it over: a STANDBY in the primary's view, acknowledging semi-sync.
+        await waitFor(
+          `${fresh} a STANDBY acknowledging semi-sync`,
+          async () => {
+            const status = (await c.agents.cli(primary, ["status"])).stdout
+            const [ack] = await c.lab.query<{ Value: string }>(
+              fresh,
+              "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_replica_status'",
+            )
+            return (
+              new RegExp(`^${fresh}\\s+data\\s+STANDBY\\s`, "m").test(status) && ack?.Value === "ON"
+            )
+          },
+          30_000,
+          500,
+        )
+        note(`${fresh} replaced ${dead}: a STANDBY of ${primary}, acknowledging semi-sync`)
+        assert.equal(await waitCount(), 1, "3 members again: one acknowledgement")
+        // A witness joins and leaves the same way (db4: its mysqld stays stopped).
+        const witness = "db4"
+        witnesses.add(witness)
+        const added = await member([
+          "add",
+          witness,
+          "--address",
+          c.lab.host(witness).address,
+          "--kind",
+          "witness",
+        ])
+        assert.match(added, new RegExp(`- name: ${witness}\\n(.*\\n){5}\\s+kind: witness`))
+        listed.set(
+          witness,
+          [...added.matchAll(/- name: (\S+)/g)].map((m) => m[1] as string),
+        )
+        await rm(join(c.lab.runDir(), witness, "state"), { recursive: true, force: true })
+        await mkdir(join(c.lab.runDir(), witness, "state"), { recursive: true, mode: 0o750 })
+        await c.agents.writeConfig(witness)
+        await c.agents.start(witness)
+        await waitFor(
+          `${witness} shown as a WITNESS by ${primary}`,
+          async () =>
+            new RegExp(`^${witness}\\s+witness\\s+WITNESS\\s`, "m").test(
+              (await c.agents.cli(primary, ["status"])).stdout,
+            ),
+          30_000,
+          500,
+        )
+        note(`${witness} is a WITNESS member`)
+        await member(["remove", witness])
+        await c.agents.stop(witness)
+        note(`${witness} removed and its agent stopped`)
         const result = await c.check(faultAt)
         note(
           `checked: ${result.acked} acknowledged writes, longest write gap ${result.downtimeMs} ms`,
