@@ -14,43 +14,13 @@ import {
 } from "../../agent/src/daemon/config-load.ts"
 import { toClusterConfig } from "../../agent/src/daemon/core-config.ts"
 import { type Config, decodeConfig, parseDurationMs } from "../../shared/config.ts"
+import { minimal } from "../support/config-text.ts"
 
 const tempDir = async (t: TestContext): Promise<string> => {
   const dir = await mkdtemp(join(tmpdir(), "mha-config-"))
   t.after(() => rm(dir, { recursive: true, force: true }))
   return dir
 }
-
-/** A minimal valid config; `extra` is appended (top-level YAML). */
-const minimal = (extra = "", members?: string): string => `cluster:
-  name: prod
-  members:
-${
-  members ??
-  `    - name: db1
-      address: 10.0.0.11
-      agent_port: 7946
-    - name: db2
-      address: 10.0.0.12
-      agent_port: 7946
-    - name: db3
-      address: 10.0.0.13
-      agent_port: 7946
-`
-}node: db1
-mysql:
-  monitor:
-    user: mha
-    password_file: /etc/mha-agent/monitor.password
-  replication:
-    user: repl
-    password_file: /etc/mha-agent/replication.password
-  get_source_public_key: true
-mesh:
-  ca: /etc/mha-agent/tls/ca.pem
-  cert: /etc/mha-agent/tls/db1.pem
-  key: /etc/mha-agent/tls/db1.key
-${extra}`
 
 /** Loads `text` from a real file; returns the config or the ConfigError. */
 const load = async (t: TestContext, text: string) => {

@@ -12,6 +12,7 @@ import type { OperatorRequest } from "../../agent/src/core/types.ts"
 import { diffForReload, parseConfigText } from "../../agent/src/daemon/config-load.ts"
 import { answer } from "../../agent/src/daemon/control-socket.ts"
 import type { Config } from "../../shared/config.ts"
+import { minimal } from "../support/config-text.ts"
 import { config3 } from "./daemon-states.ts"
 
 const req = (...args: string[]) => planCommand("member", args, {}).plan.request
@@ -87,7 +88,8 @@ test("member replace OLD NEW prints the two steps and sends nothing", async () =
   assert.match(io.stdout(), /switch over to another node first/)
 })
 
-test("the control socket hands member add to the core, with this agent's port when none is given", async () => {
+/** Control-socket options around a 3-member state that record what is asked of the core. */
+const socketOptions = <E extends object>(extra: E) => {
   const asked: Array<OperatorRequest> = []
   const options = {
     path: "/unused",
@@ -99,8 +101,13 @@ test("the control socket hands member add to the core, with this agent's port wh
     },
     reload: async () => ({ ok: true, message: "" }),
     log: { error: () => {}, info: () => {}, warn: () => {} } as never,
-    agentPort: () => 7946,
+    ...extra,
   }
+  return { asked, options }
+}
+
+test("the control socket hands member add to the core, with this agent's port when none is given", async () => {
+  const { asked, options } = socketOptions({ agentPort: () => 7946 })
   const line = JSON.stringify({
     _tag: "MemberAdd",
     name: "w1",
@@ -131,19 +138,7 @@ test("the control socket hands member add to the core, with this agent's port wh
 })
 
 test("the control socket refuses a member change while a connected agent speaks a protocol older than 1.3", async () => {
-  const asked: Array<OperatorRequest> = []
-  const options = {
-    path: "/unused",
-    cluster: () => "prod",
-    state: () => initialState(config3, "db1"),
-    ask: async (r: OperatorRequest) => {
-      asked.push(r)
-      return { ok: true, message: "fine" }
-    },
-    reload: async () => ({ ok: true, message: "" }),
-    log: { error: () => {}, info: () => {}, warn: () => {} } as never,
-    olderPeers: () => ["db3 (1.2)"],
-  }
+  const { asked, options } = socketOptions({ olderPeers: () => ["db3 (1.2)"] })
   const reply = await answer(options, JSON.stringify({ _tag: "MemberRemove", node: "db2" }))
   assert.equal(reply.ok, false)
   assert.equal(
@@ -157,23 +152,7 @@ test("the control socket refuses a member change while a connected agent speaks 
 })
 
 const config = (members: string): Config => {
-  const r = parseConfigText(`cluster:
-  name: prod
-  members:
-${members}node: db1
-mysql:
-  monitor:
-    user: mha
-    password_file: /etc/mha-agent/monitor.password
-  replication:
-    user: repl
-    password_file: /etc/mha-agent/replication.password
-  get_source_public_key: true
-mesh:
-  ca: /etc/mha-agent/tls/ca.pem
-  cert: /etc/mha-agent/tls/db1.pem
-  key: /etc/mha-agent/tls/db1.key
-`)
+  const r = parseConfigText(minimal("", members))
   if (r._tag !== "Ok") assert.fail(JSON.stringify(r.problems))
   return r.config
 }

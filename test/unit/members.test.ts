@@ -20,11 +20,12 @@ import {
   wantedWaitCount,
 } from "../../agent/src/core/members.ts"
 import { step } from "../../agent/src/core/reducer.ts"
-import type { AgentState, OperatorRequest, Output } from "../../agent/src/core/types.ts"
+import type { AgentState, Output } from "../../agent/src/core/types.ts"
 import { legacyHardState } from "../../agent/src/daemon/hard-state-format.ts"
 import type { ClusterRecord, RecordMember } from "../../shared/peer-messages.ts"
 import { ClusterRecord as ClusterRecordSchema } from "../../shared/peer-messages.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { ask } from "../support/operator-ask.ts"
 
 const member = (name: string, kind: "data" | "witness" = "data"): RecordMember => ({
   name,
@@ -55,17 +56,6 @@ const running = (n: number, spares = 0, seed = 4): World => {
   w.runUntil(6000)
   assert.equal(w.primary(), "db1")
   return w
-}
-
-const ask = (w: World, node: string, request: OperatorRequest, forMs = 3000) => {
-  const id = w.operator(node, request)
-  const until = w.now + forMs
-  while (w.now < until) {
-    w.runUntil(w.now + 20)
-    const r = w.operatorReplies.find((x) => x.requestId === id && x.node === node)
-    if (r !== undefined) return r
-  }
-  assert.fail(`no reply to ${JSON.stringify(request)} on ${node} within ${forMs} ms`)
 }
 
 const names = (s: AgentState): string => s.config.members.map((m) => m.name).join(",")

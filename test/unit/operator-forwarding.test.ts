@@ -9,11 +9,12 @@ import { test } from "node:test"
 import { Schema } from "effect"
 import { step } from "../../agent/src/core/reducer.ts"
 import { withLeader } from "../../agent/src/core/roles.ts"
-import type { OperatorRequest, Output } from "../../agent/src/core/types.ts"
+import type { Output } from "../../agent/src/core/types.ts"
 import { historyReply } from "../../agent/src/daemon/control-socket.ts"
 import { statusView } from "../../agent/src/daemon/status-view.ts"
 import { ClusterRecord, PeerMessage } from "../../shared/peer-messages.ts"
 import { dataMembers, World } from "../sim/world.ts"
+import { ask } from "../support/operator-ask.ts"
 
 /** A healthy 3-node cluster, 6 s in: db1 primary, db2 and db3 replicas. */
 const running = (seed = 4): World => {
@@ -21,18 +22,6 @@ const running = (seed = 4): World => {
   w.runUntil(6000)
   assert.equal(w.primary(), "db1")
   return w
-}
-
-/** Runs `request` on `node` and returns its reply once one came (within `forMs`). */
-const ask = (w: World, node: string, request: OperatorRequest, forMs = 3000) => {
-  const id = w.operator(node, request)
-  const until = w.now + forMs
-  while (w.now < until) {
-    w.runUntil(w.now + 20)
-    const r = w.operatorReplies.find((x) => x.requestId === id && x.node === node)
-    if (r !== undefined) return r
-  }
-  assert.fail(`no reply to ${JSON.stringify(request)} on ${node} within ${forMs} ms`)
 }
 
 test("pause on a replica is forwarded to the primary, answered by it, and reaches every node", () => {
