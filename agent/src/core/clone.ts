@@ -15,15 +15,11 @@ import { aliveWindow } from "./cluster-view.ts"
 import { isDataNode, memberOf } from "./config.ts"
 import { emptyGtidSet } from "./gtid.ts"
 import { probeLocal } from "./local-probes.ts"
-import { event, issueMysql, type Outputs } from "./outputs.ts"
+import { event, issueMysql, type Outputs, operatorReply } from "./outputs.ts"
 import { activeLeaderOf, leaderActiveOf, leaderOf } from "./roles.ts"
 import type { AgentState, PeerView } from "./types.ts"
 
 type Verdict = { readonly ok: true } | { readonly ok: false; readonly why: string }
-
-const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
-  out.push({ _tag: "OperatorReply", requestId, ok, message })
-}
 
 /** Why `view` cannot give its data to a clone, or ok. */
 const donorHealth = (s: AgentState, name: string, view: PeerView | undefined): Verdict => {
@@ -135,17 +131,17 @@ export const requestClone = (
   donor: string | null,
 ): AgentState => {
   if (memberOf(s.config, recipient) === undefined) {
-    reply(out, requestId, false, `unknown node ${recipient}`)
+    operatorReply(out, requestId, false, `unknown node ${recipient}`)
     return s
   }
   // The daemon forwards a clone to the recipient's agent.
   if (recipient !== s.self) {
-    reply(out, requestId, false, `run on ${recipient}`)
+    operatorReply(out, requestId, false, `run on ${recipient}`)
     return s
   }
   const ready = recipientReady(s)
   if (!ready.ok) {
-    reply(out, requestId, false, ready.why)
+    operatorReply(out, requestId, false, ready.why)
     return s
   }
   const chosen: ReturnType<typeof chooseDonor> =
@@ -153,7 +149,7 @@ export const requestClone = (
       ? chooseDonor(s)
       : ((v: Verdict) => (v.ok ? { ok: true as const, donor } : v))(checkDonor(s, donor))
   if (!chosen.ok) {
-    reply(out, requestId, false, chosen.why)
+    operatorReply(out, requestId, false, chosen.why)
     return s
   }
   let next: AgentState = {
@@ -192,13 +188,13 @@ export const onCloneResult = (
   if (!ok) {
     const why = `clone from ${c.donor} failed: ${error ?? "error"}`
     event(out, "error", "clone-failed", why)
-    reply(out, c.requestId, false, why)
+    operatorReply(out, c.requestId, false, why)
     return { ...s, clone: null }
   }
   const leader = activeLeaderOf(s)
   const message = `cloned from ${c.donor}; rejoining as a replica of ${leader ?? "the primary once one is ACTIVE"}`
   event(out, "info", "cloned", message)
-  reply(out, c.requestId, true, message)
+  operatorReply(out, c.requestId, true, message)
   return {
     ...probeLocal(s, out),
     clone: { ...c, phase: "rejoining", since: s.now },

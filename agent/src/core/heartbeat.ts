@@ -9,7 +9,7 @@ import { mayBeWritable } from "./fencing.ts"
 import { promiseTo, roundAcked, roundSent } from "./lease.ts"
 import { removedTargets } from "./members.ts"
 import { broadcast, type Outputs, persist, send } from "./outputs.ts"
-import { asLeader, leaderOf, switchoverOf, withLeader } from "./roles.ts"
+import { asLeader, isActivePrimary, leaderOf, switchoverOf, withLeader } from "./roles.ts"
 import { observation } from "./status.ts"
 import { adoptTerm, stepDown } from "./term.ts"
 import type { AgentState } from "./types.ts"
@@ -25,7 +25,7 @@ export const buildHeartbeat = (s: AgentState, round: number): HeartbeatMessage =
     term: s.hard.term,
     leader: leaderOf(s),
     round,
-    active: s.role._tag === "Leader" && s.role.promotion?.step === "done",
+    active: isActivePrimary(s),
     observation: observation(s),
     probedPrimary: probed?.target ?? null,
     primaryReachable: probed === null ? null : probed.reachable,

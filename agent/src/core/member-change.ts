@@ -31,17 +31,10 @@ import {
   waitCountFor,
   wantedWaitCount,
 } from "./members.ts"
-import { event, isInFlight, issueMysql, type Outputs } from "./outputs.ts"
+import { event, isInFlight, issueMysql, type Outputs, operatorReply } from "./outputs.ts"
 import { propose } from "./record-replication.ts"
-import { leaderOf } from "./roles.ts"
+import { isActivePrimary, notActivePrimaryWhy } from "./roles.ts"
 import type { AgentState, MemberChangeInProgress } from "./types.ts"
-
-const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
-  out.push({ _tag: "OperatorReply", requestId, ok, message })
-}
-
-const isActivePrimary = (s: AgentState): boolean =>
-  s.role._tag === "Leader" && s.role.promotion?.step === "done"
 
 /** The wait count this mysqld has, when probed. */
 const probedWaitCount = (s: AgentState): number | undefined =>
@@ -54,20 +47,14 @@ export const requestMemberChange = (
   requestId: number,
   change: MemberChange,
 ): AgentState => {
-  if (!isActivePrimary(s)) {
-    reply(
-      out,
-      requestId,
-      false,
-      s.role._tag === "Leader"
-        ? `member change refused: ${s.self} is still being promoted for term ${s.hard.term}; retry`
-        : `member change refused: ${s.self} is not the ACTIVE primary; run it on the primary (${leaderOf(s) ?? "none known"})`,
-    )
+  const notPrimary = notActivePrimaryWhy(s)
+  if (notPrimary !== null) {
+    operatorReply(out, requestId, false, `member change refused: ${notPrimary}`)
     return s
   }
   const running = s.memberChange ?? null
   if (running !== null) {
-    reply(
+    operatorReply(
       out,
       requestId,
       false,
@@ -77,7 +64,7 @@ export const requestMemberChange = (
   }
   const verdict = checkMemberChange(s, change)
   if (!verdict.ok) {
-    reply(out, requestId, false, `member change refused: ${verdict.why}`)
+    operatorReply(out, requestId, false, `member change refused: ${verdict.why}`)
     return s
   }
   // A removed data member may go on acknowledging: counted extra until it left.
@@ -171,7 +158,7 @@ export const memberChangeProgress = (s: AgentState, out: Outputs): AgentState =>
     next = { ...next, removedNotLeft: [] }
   const c = next.memberChange ?? null
   if (c !== null && !isActivePrimary(next)) {
-    reply(out, c.requestId, false, "member change: lost leadership; retry")
+    operatorReply(out, c.requestId, false, "member change: lost leadership; retry")
     return { ...next, memberChange: null }
   }
   if (c !== null) {
@@ -183,7 +170,7 @@ export const memberChangeProgress = (s: AgentState, out: Outputs): AgentState =>
           if (!isInFlight(next, "SemiSyncSource")) next = proposeChange(next, out, c)
         } else if (next.now - c.since > next.config.timings.switchoverTimeoutMs) {
           // The raise did not show (the SET failed, mysqld does not answer): nothing was proposed.
-          reply(
+          operatorReply(
             out,
             c.requestId,
             false,
@@ -203,7 +190,7 @@ export const memberChangeProgress = (s: AgentState, out: Outputs): AgentState =>
         if (compareVersions(next.committed, c.record) >= 0) {
           const members = next.hard.record.members ?? next.config.members.map(toRecordMember)
           event(out, "info", "member-change-committed", `${c.what}: committed`)
-          reply(
+          operatorReply(
             out,
             c.requestId,
             true,

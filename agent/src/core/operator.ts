@@ -12,20 +12,20 @@ import { rejoinReappliesCredentials } from "./credentials.ts"
 import { startVote } from "./election.ts"
 import { emptyGtidSet, formatGtidSet, isEmpty, subtract, union } from "./gtid.ts"
 import { requestMemberChange } from "./member-change.ts"
-import { event, issueMysql, type Outputs, send } from "./outputs.ts"
+import { event, issueMysql, type Outputs, operatorReply, send } from "./outputs.ts"
 import { privilegeBlocker } from "./privileges.ts"
 import { propose } from "./record-replication.ts"
 import { resign } from "./resignation.ts"
-import { activeLeaderOf, leaderActiveOf, leaderOf, roleName } from "./roles.ts"
+import {
+  activeLeaderOf,
+  isActivePrimary,
+  leaderActiveOf,
+  leaderOf,
+  notActivePrimaryWhy,
+  roleName,
+} from "./roles.ts"
 import { readyCandidate, requestSwitchover } from "./switchover.ts"
 import type { AgentState, OperatorRequest } from "./types.ts"
-
-const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
-  out.push({ _tag: "OperatorReply", requestId, ok, message })
-}
-
-const isActivePrimary = (s: AgentState): boolean =>
-  s.role._tag === "Leader" && s.role.promotion?.step === "done"
 
 const changeRecord = (
   s: AgentState,
@@ -34,27 +34,21 @@ const changeRecord = (
   change: Parameters<typeof nextRecord>[2],
   what: string,
 ): AgentState => {
-  if (!isActivePrimary(s)) {
-    reply(
-      out,
-      requestId,
-      false,
-      s.role._tag === "Leader"
-        ? `${s.self} is still being promoted for term ${s.hard.term}; retry`
-        : `not the primary; ask ${leaderOf(s) ?? "the primary (none known)"}`,
-    )
+  const notPrimary = notActivePrimaryWhy(s)
+  if (notPrimary !== null) {
+    operatorReply(out, requestId, false, notPrimary)
     return s
   }
   // A member change not yet committed holds the record (member-change.ts).
   if (s.proposal !== null || (s.memberChange ?? null) !== null) {
-    reply(out, requestId, false, "a cluster record change is in progress; retry")
+    operatorReply(out, requestId, false, "a cluster record change is in progress; retry")
     return s
   }
   const record = nextRecord(s.hard.record, s.hard.term, change)
   event(out, "info", "operator", what)
   const next = propose(s, out, record)
   if (next.proposal === null) {
-    reply(out, requestId, true, what)
+    operatorReply(out, requestId, true, what)
     return next
   }
   return {
@@ -69,10 +63,12 @@ export const answerCommitted = (s: AgentState, out: Outputs): AgentState => {
   const done = s.pendingOperator.filter(
     (p) => s.committed.term === s.hard.term && s.committed.seq >= p.seq,
   )
-  for (const p of done) reply(out, p.requestId, true, `committed as record ${s.hard.term}.${p.seq}`)
+  for (const p of done)
+    operatorReply(out, p.requestId, true, `committed as record ${s.hard.term}.${p.seq}`)
   const lost = s.role._tag !== "Leader"
   if (lost)
-    for (const p of s.pendingOperator) reply(out, p.requestId, false, "lost leadership; retry")
+    for (const p of s.pendingOperator)
+      operatorReply(out, p.requestId, false, "lost leadership; retry")
   return {
     ...s,
     pendingOperator: lost ? [] : s.pendingOperator.filter((p) => !done.includes(p)),
@@ -93,7 +89,7 @@ export const onOperator = (
       return changeRecord(s, out, requestId, { paused: false }, "resumed")
     case "Exclude":
       if (memberOf(s.config, request.node) === undefined) {
-        reply(out, requestId, false, `unknown node ${request.node}`)
+        operatorReply(out, requestId, false, `unknown node ${request.node}`)
         return s
       }
       return changeRecord(
@@ -117,7 +113,7 @@ export const onOperator = (
       if (!isActivePrimary(s)) {
         // No primary to record it: the block itself may be why. Lift it here; the
         // operator runs this on a quorum so that a candidate can collect votes.
-        reply(
+        operatorReply(
           out,
           requestId,
           true,
@@ -144,22 +140,22 @@ export const onOperator = (
         // say) hands the role over: it fences itself and resigns, naming `to`.
         if (isActivePrimary(s) && isDataNode(s.config, to)) {
           event(out, "warn", "forced-failover", `operator forced a failover to ${to}`)
-          reply(out, requestId, true, `${s.self} fenced itself and resigned for ${to}`)
+          operatorReply(out, requestId, true, `${s.self} fenced itself and resigned for ${to}`)
           // It does not stand against `to` meanwhile (it would rank best: it has everything).
           const handedOver = { to, until: s.now + 2 * s.config.timings.leaseDurationMs }
           return { ...resign(s, out, `operator forced a failover to ${to}`, to), handedOver }
         }
-        reply(out, requestId, false, `run on ${to}`)
+        operatorReply(out, requestId, false, `run on ${to}`)
         return s
       }
       if (s.role._tag !== "Follower" || !isDataNode(s.config, s.self)) {
-        reply(out, requestId, false, `cannot stand: this node is ${roleName(s)}`)
+        operatorReply(out, requestId, false, `cannot stand: this node is ${roleName(s)}`)
         return s
       }
       // Forcing skips the failure checks, not what the promotion itself needs.
       const lacking = privilegeBlocker(s)
       if (lacking !== null) {
-        reply(out, requestId, false, `cannot stand: ${lacking}`)
+        operatorReply(out, requestId, false, `cannot stand: ${lacking}`)
         return s
       }
       // A live primary holds the lease: ask it to fence itself and resign for this node first;
@@ -188,7 +184,7 @@ export const onOperator = (
           "forced-failover",
           `operator forced a failover: asking ${primary} to resign for ${s.self}`,
         )
-        reply(
+        operatorReply(
           out,
           requestId,
           true,
@@ -205,18 +201,18 @@ export const onOperator = (
         "forced-failover",
         "operator forced an election; voters still check leases and data",
       )
-      reply(out, requestId, true, "standing for election")
+      operatorReply(out, requestId, true, "standing for election")
       return startVote({ ...s, preFailoverRefused: null }, out, "forced")
     }
     case "Rejoin": {
       if (request.node !== null && request.node !== s.self) {
-        reply(out, requestId, false, `run on ${request.node}`)
+        operatorReply(out, requestId, false, `run on ${request.node}`)
         return s
       }
       if (!s.local.diverged && !request.force) {
         const source = s.local.up ? (s.local.probe?.replica?.source ?? null) : null
         const leader = activeLeaderOf(s)
-        reply(
+        operatorReply(
           out,
           requestId,
           true,
@@ -234,7 +230,7 @@ export const onOperator = (
           : { ...reapplied, local: { ...reapplied.local, rejoinRequested: true } }
       }
       if (s.local.diverged && !request.force) {
-        reply(
+        operatorReply(
           out,
           requestId,
           false,
@@ -242,7 +238,7 @@ export const onOperator = (
         )
         return s
       }
-      reply(out, requestId, true, "rejoining as a replica despite divergence")
+      operatorReply(out, requestId, true, "rejoining as a replica despite divergence")
       const forced = rejoinReappliesCredentials(s)
       return {
         ...forced,
@@ -253,7 +249,7 @@ export const onOperator = (
       return demote(s, out, requestId, request.node, request.source)
     case "FixErrant": {
       if (!isActivePrimary(s)) {
-        reply(out, requestId, false, `not the primary; ask ${leaderOf(s) ?? "the primary"}`)
+        operatorReply(out, requestId, false, `not the primary; ask ${leaderOf(s) ?? "the primary"}`)
         return s
       }
       const mine = s.local.probe?.executed ?? emptyGtidSet
@@ -267,7 +263,7 @@ export const onOperator = (
         errant = union(errant, extra)
       }
       if (isEmpty(errant)) {
-        reply(out, requestId, true, "no errant transactions")
+        operatorReply(out, requestId, true, "no errant transactions")
         return s
       }
       if (request.dryRun) {
@@ -290,7 +286,7 @@ export const onOperator = (
         { _tag: "InjectEmpty", gtids: errant },
         { _tag: "FixErrant" },
       )
-      reply(out, requestId, true, `injecting empty transactions ${formatGtidSet(errant)}`)
+      operatorReply(out, requestId, true, `injecting empty transactions ${formatGtidSet(errant)}`)
       return next
     }
     case "Clone":
@@ -301,7 +297,7 @@ export const onOperator = (
       return requestMemberChange(s, out, requestId, { _tag: "Remove", node: request.node })
     case "Shutdown": {
       if (s.role._tag !== "Leader") {
-        reply(out, requestId, true, "not the primary: nothing to hand over")
+        operatorReply(out, requestId, true, "not the primary: nothing to hand over")
         return s
       }
       // Section 14: hand over by switchover if a candidate is ready, else fence and resign.
@@ -311,7 +307,12 @@ export const onOperator = (
           reason: `the agent of ${s.self} was stopped`,
           resignIfRefused: true,
         })
-      reply(out, requestId, true, "no candidate ready: fencing and resigning before shutdown")
+      operatorReply(
+        out,
+        requestId,
+        true,
+        "no candidate ready: fencing and resigning before shutdown",
+      )
       return resign(s, out, "agent shutting down")
     }
     default:
@@ -332,7 +333,7 @@ const demote = (
   source: string,
 ): AgentState => {
   const refuse = (why: string): AgentState => {
-    reply(out, requestId, false, `demote refused: ${why}`)
+    operatorReply(out, requestId, false, `demote refused: ${why}`)
     return s
   }
   if (node !== s.self) return refuse(`run on ${node}`)
@@ -355,7 +356,7 @@ const demote = (
   const already = probe.replica?.source === source
   const what = `${s.self} fenced (super_read_only=ON, client sessions killed); ${already ? `already replicates from ${source}` : `repointing it to ${source} with auto-position`}`
   event(out, "warn", "demoted", what)
-  reply(out, requestId, true, what)
+  operatorReply(out, requestId, true, what)
   return next
 }
 

@@ -76,6 +76,16 @@ export const send = (out: Outputs, to: string, message: PeerMessage): void => {
 }
 
 /** An event (events.ts): a plain one by its name, or one with the facts it carries. */
+/** The answer to an operator's request (control socket or forwarded). */
+export const operatorReply = (
+  out: Outputs,
+  requestId: number,
+  ok: boolean,
+  message: string,
+): void => {
+  out.push({ _tag: "OperatorReply", requestId, ok, message })
+}
+
 export const event = (
   out: Outputs,
   level: LogLevel,

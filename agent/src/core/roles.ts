@@ -92,6 +92,18 @@ export const roleName = (s: AgentState): RoleName => {
 }
 
 /** The leader of `hard.term` this agent believes in: itself as leader, nobody as candidate. */
+/** The leader whose promotion is done: the only node that takes operator record changes. */
+export const isActivePrimary = (s: AgentState): boolean =>
+  s.role._tag === "Leader" && s.role.promotion?.step === "done"
+
+/** Why this node cannot take an operator's record change now, or null when it is the ACTIVE primary. */
+export const notActivePrimaryWhy = (s: AgentState): string | null =>
+  isActivePrimary(s)
+    ? null
+    : s.role._tag === "Leader"
+      ? `${s.self} is still being promoted for term ${s.hard.term}; retry`
+      : `not the primary; ask ${leaderOf(s) ?? "the primary (none known)"}`
+
 export const leaderOf = (s: AgentState): string | null => {
   const r = s.role
   switch (r._tag) {

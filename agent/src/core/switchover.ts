@@ -17,10 +17,10 @@ import { memberOf, quorum } from "./config.ts"
 import { count, formatGtidSet, type GtidSet, isSubset, subtract } from "./gtid.ts"
 import { leaseValid } from "./lease.ts"
 import { probeLocal } from "./local-probes.ts"
-import { broadcast, event, issueMysql, type Outputs, runHook } from "./outputs.ts"
+import { broadcast, event, issueMysql, type Outputs, operatorReply, runHook } from "./outputs.ts"
 import { eligibility } from "./ranking.ts"
 import { resign } from "./resignation.ts"
-import { asLeader, switchoverOf, withSwitchover } from "./roles.ts"
+import { asLeader, isActivePrimary, switchoverOf, withSwitchover } from "./roles.ts"
 import { revokeActions } from "./supersession.ts"
 import type { ActionPurpose, AgentState, PeerView, Switchover, TargetSample } from "./types.ts"
 import { beginVipHandover } from "./vip-handover.ts"
@@ -43,10 +43,6 @@ const switchoverActions: ReadonlySet<ActionPurpose["_tag"]> = new Set([
  */
 const endSwitchover = (s: AgentState): AgentState =>
   revokeActions(withSwitchover(s, null), switchoverActions)
-
-const reply = (out: Outputs, requestId: number, ok: boolean, message: string): void => {
-  out.push({ _tag: "OperatorReply", requestId, ok, message })
-}
 
 /** Why `to` cannot take over from this primary now; null when it can. */
 export const transferBlocker = (s: AgentState, to: string): string | null =>
@@ -218,7 +214,7 @@ export const switchoverPlan = (
   const checks: Array<[boolean | "note", string]> = []
   const check = (ok: boolean | "note", what: string) => checks.push([ok, what])
   const t = s.config.timings
-  const active = s.role._tag === "Leader" && s.role.promotion?.step === "done"
+  const active = isActivePrimary(s)
   check(active, `${s.self} is the ACTIVE primary of term ${s.hard.term}`)
   check(switchoverOf(s) === null, "no other switchover is running")
   check(leaseValid(s), `${s.self} holds a valid lease`)
@@ -339,7 +335,7 @@ export const requestSwitchover = (
   const blocker = transferBlocker(s, to)
   const v = s.peers.get(to)
   if (blocker !== null || v === undefined) {
-    reply(out, requestId, false, `switchover refused: ${blocker ?? `${to} is unknown`}`)
+    operatorReply(out, requestId, false, `switchover refused: ${blocker ?? `${to} is unknown`}`)
     return s
   }
   const drain = drainTimeoutMs !== null && drainTimeoutMs > 0 ? drainTimeoutMs : 0
@@ -417,7 +413,7 @@ const refuse = (s: AgentState, out: Outputs, why: string): AgentState => {
   if (sw === null) return s
   event(out, "warn", "switchover-refused", `to ${sw.to}: ${why}`)
   if (sw.resignIfRefused) {
-    reply(
+    operatorReply(
       out,
       sw.requestId,
       true,
@@ -425,7 +421,7 @@ const refuse = (s: AgentState, out: Outputs, why: string): AgentState => {
     )
     return resign(endSwitchover(s), out, "agent shutting down")
   }
-  reply(out, sw.requestId, false, `switchover refused: ${why}`)
+  operatorReply(out, sw.requestId, false, `switchover refused: ${why}`)
   return endSwitchover(s)
 }
 
@@ -563,7 +559,7 @@ const transfer = (s: AgentState, out: Outputs, sw: Switchover, target: GtidSet):
     sinceRequestMs: Math.max(0, Math.round(s.now - sw.requestedAt)),
   })
   event(out, "info", "transfer", `${sw.to} executed ${formatGtidSet(target)}`)
-  reply(out, sw.requestId, true, `leadership transferred to ${sw.to}`)
+  operatorReply(out, sw.requestId, true, `leadership transferred to ${sw.to}`)
   const { requestId, to, requestedAt, drainTimeoutMs, reason, resignIfRefused } = sw
   // Voters will grant the target a vote inside our lease: give the lease up now (I1).
   return asLeader(revokeActions(s, catchUpWait), (r) => ({
@@ -590,7 +586,7 @@ const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
   if (sw === null) return s
   event(out, "warn", "switchover-rollback", why)
   if (sw.resignIfRefused) {
-    reply(
+    operatorReply(
       out,
       sw.requestId,
       true,
@@ -598,7 +594,7 @@ const rollback = (s: AgentState, out: Outputs, why: string): AgentState => {
     )
     return resign(endSwitchover(s), out, "agent shutting down")
   }
-  reply(out, sw.requestId, false, `switchover rolled back: ${why}`)
+  operatorReply(out, sw.requestId, false, `switchover rolled back: ${why}`)
   // mayBeWritable() holds again once `switchover` is cleared: the guard unfences and takes the VIP.
   return endSwitchover(s)
 }
@@ -609,13 +605,18 @@ export const switchoverTimers = (s: AgentState, out: Outputs): AgentState => {
   if (s.role._tag !== "Leader") {
     // Transferring: answered already; the target took over (or the replicas elected).
     if (sw.phase !== "transferring")
-      reply(out, sw.requestId, false, `switchover aborted: ${s.self} is no longer the primary`)
+      operatorReply(
+        out,
+        sw.requestId,
+        false,
+        `switchover aborted: ${s.self} is no longer the primary`,
+      )
     return endSwitchover(s)
   }
   if (sw.phase === "converging") return converge(s, out)
   if (sw.phase === "transferring") {
     if (s.now >= sw.deadline) {
-      reply(out, sw.requestId, false, `switchover failed: ${sw.to} did not take over`)
+      operatorReply(out, sw.requestId, false, `switchover failed: ${sw.to} did not take over`)
       return resign(s, out, `switchover to ${sw.to} did not complete`)
     }
     return s
