@@ -139,10 +139,7 @@ test("member add runs on the primary only; committed, it counts on every node", 
   const w = running(3, 1)
   const elsewhere = ask(w, "db3", { _tag: "MemberAdd", member: member("db4") })
   assert.equal(elsewhere.ok, false)
-  assert.equal(
-    elsewhere.message,
-    "member change refused: not the primary; ask db1",
-  )
+  assert.equal(elsewhere.message, "member change refused: not the primary; ask db1")
   const r = ask(w, "db1", { _tag: "MemberAdd", member: member("db4") })
   assert.equal(r.ok, true, r.message)
   assert.equal(r.answeredBy, null)
