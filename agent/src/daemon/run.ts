@@ -58,6 +58,7 @@ import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
 import { noteLoopDelay, notePublished } from "./metrics.ts"
 import { checkMysqlTlsAtStart } from "./mysql-tls.ts"
+import { copyName, datagramCopy, datagramTo } from "./peer-datagrams.ts"
 import { supervise } from "./supervision.ts"
 
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
@@ -347,37 +348,15 @@ const vipLayer = Layer.effect(
   }),
 )
 
-/**
- * The name two copies of a heartbeat or an acknowledgement share (the TLS
- * frame and the datagram), from the message or from its JSON as received
- * (these fields are the same in both).
- */
-const copyName = (m: {
-  readonly _tag?: unknown
-  readonly bootId?: unknown
-  readonly term?: unknown
-  readonly round?: unknown
-}): string | undefined =>
-  m._tag === "Heartbeat"
-    ? `hb ${m.bootId} ${m.round}`
-    : m._tag === "HeartbeatAck"
-      ? `ack ${m.term} ${m.round}`
-      : undefined
-
 const meshLayer = Layer.unwrap(
   Effect.gen(function* () {
     const { current } = yield* AgentConfig
     const { deliver } = yield* Inbox
     const options = yield* meshOptionsFromConfig(current(), PeerMessage, {
       claimedSender: (m) => m.from,
-      // What the lease lives on also goes as datagrams, which packet loss does not stall;
-      // the heartbeat without its record, so that it fits one packet (mesh-datagram.ts).
-      datagram: (m) => {
-        if (m._tag === "HeartbeatAck") return m
-        if (m._tag !== "Heartbeat") return undefined
-        const { record: _, ...small } = m
-        return small
-      },
+      // What the lease lives on also goes as datagrams, which packet loss does not stall.
+      datagram: datagramCopy,
+      datagramTo,
       // The first of the two copies counts; the second is not stepped through the core again.
       datagramId: copyName,
       // The same name from the JSON as received: a second copy is not decoded at all.

@@ -1,0 +1,43 @@
+/**
+ * Which peer messages also travel as UDP datagrams (adapters/mesh-datagram.ts,
+ * protocol 1.2), and to whom.
+ *
+ * What the lease lives on goes both ways, because packet loss stalls a TCP
+ * connection and not a datagram: the leader's heartbeats and the
+ * acknowledgements that renew its lease, and a follower's heartbeat to its
+ * leader (the leader's view of its replicas). A follower's heartbeat to
+ * another follower goes on the TLS connection only: nothing times out on it
+ * while a leader is known, and at 7 members those copies were 5 of every 7
+ * datagrams an agent sent and received at rest (issue 12). Without a known
+ * leader (an election) every heartbeat goes both ways, as before.
+ */
+import type { PeerMessage } from "../../../shared/peer-messages.ts"
+
+/**
+ * The name two copies of a heartbeat or an acknowledgement share (the TLS
+ * frame and the datagram), from the message or from its JSON as received
+ * (these fields are the same in both).
+ */
+export const copyName = (m: {
+  readonly _tag?: unknown
+  readonly bootId?: unknown
+  readonly term?: unknown
+  readonly round?: unknown
+}): string | undefined =>
+  m._tag === "Heartbeat"
+    ? `hb ${m.bootId} ${m.round}`
+    : m._tag === "HeartbeatAck"
+      ? `ack ${m.term} ${m.round}`
+      : undefined
+
+/** The datagram copy of a message: a heartbeat without its record, so that it fits one packet. */
+export const datagramCopy = (m: PeerMessage): PeerMessage | undefined => {
+  if (m._tag === "HeartbeatAck") return m
+  if (m._tag !== "Heartbeat") return undefined
+  const { record: _, ...small } = m
+  return small
+}
+
+/** Does `peer` get the datagram copy of `m` (one it has)? */
+export const datagramTo = (m: PeerMessage, peer: string): boolean =>
+  m._tag !== "Heartbeat" || m.leader === null || m.leader === m.from || m.leader === peer
