@@ -657,12 +657,12 @@ export const simAgentProcess = (options: {
 
   const mesh = {
     self,
-    send: (to: string, message: PeerMessage) =>
-      Effect.sync(() => {
-        if (!alive()) return
-        host.onSend(self, to, message)
-        host.deliver(self, to, message)
-      }),
+    sendNow: (to: string, message: PeerMessage) => {
+      if (!alive()) return undefined
+      host.onSend(self, to, message)
+      host.deliver(self, to, message)
+      return undefined
+    },
   } as unknown as MeshService<PeerMessage>
 
   const vipOp = <A>(op: "add" | "remove" | "refresh", value: A) =>
@@ -770,8 +770,10 @@ export const simAgentProcess = (options: {
   }
   const executor = makeExecutor(services)
   return {
+    // As the decision loop does (decision-loop.ts): a fiber only for what must wait.
     execute: (outputs, bootId, stillWanted) => {
-      run(executor.execute(outputs, bootId, stillWanted))
+      const rest = executor.executeNow(outputs, bootId, stillWanted)
+      if (rest !== undefined) run(rest)
     },
   }
 }

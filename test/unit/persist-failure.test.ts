@@ -44,8 +44,7 @@ const runAgent = async (store: HardStateStore<HardState>, forMs: number) => {
   const sent: Sent[] = []
   const fatal: string[] = []
   const mesh = {
-    send: (to: string, message: PeerMessage) =>
-      Effect.sync(() => void sent.push({ at: Date.now(), to, message })),
+    sendNow: (to: string, message: PeerMessage) => void sent.push({ at: Date.now(), to, message }),
   } as unknown as MeshService<PeerMessage>
   const program = Effect.gen(function* () {
     const inbox = yield* Queue.unbounded<PendingInput>()
@@ -65,7 +64,7 @@ const runAgent = async (store: HardStateStore<HardState>, forMs: number) => {
         clusterConfig: () => config3,
         inbox,
         hardState: store,
-        execute: executor.execute,
+        execute: executor.executeNow,
         publish: () => {},
         log,
       }),
@@ -169,7 +168,7 @@ test("the executor writes a step's hard state at once, not behind the step's slo
     log,
     enqueue: (p: PendingInput) => void reported.push({ at: Date.now(), input: p(0) }),
     hardState: store,
-    mesh: { send: () => Effect.void } as unknown as MeshService<PeerMessage>,
+    mesh: { sendNow: () => undefined } as unknown as MeshService<PeerMessage>,
     // Taking the VIP takes a second here (duplicate check, announcements).
     vip: { acquire: Effect.sleep(1_000).pipe(Effect.as({})) } as unknown as VipService,
     fatal: () => assert.fail("no fatal"),

@@ -298,6 +298,13 @@ export interface MeshService<A> {
   readonly setMembers: (members: ReadonlyArray<MeshPeer>) => Effect.Effect<void>
   /** Queues a message for one peer (never waits for the network). */
   readonly send: (peer: string, message: A) => Effect.Effect<void, MeshSendError>
+  /**
+   * `send` as a plain call: queued (and pumped to an open connection) before
+   * it returns; the error, or undefined once queued. For callers outside a
+   * fiber: the executor sends a step's heartbeats and acknowledgements in the
+   * decision loop's turn (issue 12).
+   */
+  readonly sendNow: (peer: string, message: A) => MeshSendError | undefined
   /** Queues a message for every peer (encoded once). */
   readonly broadcast: (message: A) => Effect.Effect<void, MeshSendError>
   /** Received messages, oldest first (a single consumer). */
@@ -1336,28 +1343,28 @@ export const makeMesh = <A, I>(
       return frame
     }
 
+    const sendNow = (peer: string, message: A): MeshSendError | undefined => {
+      if (transport.isStopping())
+        return new MeshSendError({ peer, reason: "stopped", detail: "the mesh is shut down" })
+      const p = transport.peers.get(peer)
+      if (p === undefined) {
+        return new MeshSendError({
+          peer,
+          reason: "unknown-peer",
+          detail: `${peer} is not a peer of ${options.self}`,
+        })
+      }
+      const frame = frameOf(message, peer)
+      if (frame instanceof MeshSendError) return frame
+      transport.enqueue(p, frame)
+      if (options.datagramTo?.(message, peer) !== false) transport.sendDatagram(p, lastPayload)
+      return undefined
+    }
+
     const send = (peer: string, message: A): Effect.Effect<void, MeshSendError> =>
       Effect.suspend(() => {
-        if (transport.isStopping()) {
-          return Effect.fail(
-            new MeshSendError({ peer, reason: "stopped", detail: "the mesh is shut down" }),
-          )
-        }
-        const p = transport.peers.get(peer)
-        if (p === undefined) {
-          return Effect.fail(
-            new MeshSendError({
-              peer,
-              reason: "unknown-peer",
-              detail: `${peer} is not a peer of ${options.self}`,
-            }),
-          )
-        }
-        const frame = frameOf(message, peer)
-        if (frame instanceof MeshSendError) return Effect.fail(frame)
-        transport.enqueue(p, frame)
-        if (options.datagramTo?.(message, peer) !== false) transport.sendDatagram(p, lastPayload)
-        return Effect.void
+        const error = sendNow(peer, message)
+        return error === undefined ? Effect.void : Effect.fail(error)
       })
 
     const broadcast = (message: A): Effect.Effect<void, MeshSendError> =>
@@ -1382,6 +1389,7 @@ export const makeMesh = <A, I>(
       peers: [...transport.peers.keys()],
       setMembers: (members) => Effect.sync(() => transport.setMembers(members)),
       send,
+      sendNow,
       broadcast,
       inbound: Stream.fromQueue(inbound),
       inboundQueue: inbound,

@@ -36,15 +36,17 @@ export interface DecisionLoopOptions {
   /** The relay-intact file, read at the start of each run (adapters/relay-intact-file.ts). */
   readonly relayIntact?: () => MysqldStart | null
   /**
-   * Runs a step's outputs; `incarnation` (this run's bootId) comes back with
-   * their completions; `stillWanted` asks the core, at each output's turn,
-   * whether the decision that issued it still stands.
+   * Runs a step's outputs (executor.ts executeNow): those that need no waiting
+   * at once, and returns the rest, which the loop runs in a fiber of its own
+   * (undefined: nothing left). `incarnation` (this run's bootId) comes back
+   * with their completions; `stillWanted` asks the core, at each output's
+   * turn, whether the decision that issued it still stands.
    */
   readonly execute: (
     outputs: ReadonlyArray<Output>,
     incarnation: string,
     stillWanted: (output: Output) => boolean,
-  ) => Effect.Effect<void>
+  ) => Effect.Effect<void> | undefined
   /**
    * Called with every new state (status, HTTP endpoints, metrics); `changed`
    * is false when the step only advanced the clock (no output, every other
@@ -79,8 +81,9 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
     const relayIntact = options.relayIntact?.() ?? null
     // The core logs the start (agent-start) with this run's bootId.
     const bootId = newBootId()
-    // Outputs run as fibers of their own, with this loop's services.
+    // Outputs that must wait run as fibers of their own, with this loop's services.
     const fork = Effect.runForkWith(yield* Effect.context<never>())
+    const wanted = (o: Output): boolean => current !== null && stillWanted(current, o, bootId)
     let state = initialState(options.clusterConfig(), options.self)
     let steps = 0
     /** True while a step runs: an input arriving from inside it (re-entrant) is queued. */
@@ -99,14 +102,12 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
         current = state
         options.publish(state, result.outputs.length > 0 || changedBeyondClock(before, state))
         options.alarm?.current?.(nextDeadline(state))
-        if (result.outputs.length > 0)
-          fork(
-            options.execute(
-              result.outputs,
-              bootId,
-              (o) => current !== null && stillWanted(current, o, bootId),
-            ),
-          )
+        if (result.outputs.length > 0) {
+          // At rest only heartbeats, acknowledgements and events: sent and logged here,
+          // no fiber (issue 12).
+          const rest = options.execute(result.outputs, bootId, wanted)
+          if (rest !== undefined) fork(rest)
+        }
       } finally {
         busy = false
       }

@@ -19,7 +19,14 @@ import { type MysqlProberService, toMysqlProbe } from "../adapters/mysql-prober.
 import { describeRun, runInProcessGroup } from "../adapters/process-group.ts"
 import { type RestartResult, restartOptionsFromConfig } from "../adapters/service-manager.ts"
 import type { VipService } from "../adapters/vip.ts"
-import type { HardState, Input, MysqlAction, MysqldStart, Output } from "../core/types.ts"
+import type {
+  HardState,
+  Input,
+  MysqlAction,
+  MysqldStart,
+  Output,
+  SendOutput,
+} from "../core/types.ts"
 import { countOutputs } from "./metrics.ts"
 import { sourceSsl } from "./mysql-tls.ts"
 
@@ -92,6 +99,27 @@ const errorText = (e: unknown): string =>
   e !== null && typeof e === "object" && "message" in e
     ? String((e as { message: unknown }).message)
     : String(e)
+
+/**
+ * Outputs with nothing to wait for at their turn: a message is only queued on
+ * the mesh (it never waits for the network); the others were handled when the
+ * batch arrived (executeNow: events logged, discovery and the background
+ * writers told, hard-state writes started apart).
+ */
+const instant = (output: Output): boolean => {
+  switch (output._tag) {
+    case "Send":
+    case "Event":
+    case "PublishPrimary":
+    case "WithdrawPrimary":
+    case "WriteLagHeartbeat":
+    case "RecordRelayIntact":
+    case "PersistHardState":
+      return true
+    default:
+      return false
+  }
+}
 
 export const makeExecutor = (services: ExecutorServices) => {
   const { log, enqueue } = services
@@ -370,20 +398,20 @@ export const makeExecutor = (services: ExecutorServices) => {
       .pipe(Effect.as(0))
   }
 
+  /** Queues a peer message; one the mesh refuses (stopped, unknown peer, unencodable) is dropped. */
+  const send = (output: SendOutput): void => {
+    const error = services.mesh.sendNow(output.to, output.message)
+    if (error !== undefined) log.debug({ event: "send-dropped", to: output.to }, errorText(error))
+  }
+
   const one = (output: Output, incarnation: string, wanted: () => boolean): Effect.Effect<void> => {
     switch (output._tag) {
       case "PersistHardState":
-        // Started with its step (execute), not behind the step's earlier actions.
+        // Started with its step (executeNow), not behind the step's earlier actions.
         return Effect.void
       case "Send":
         // The core emits a message only once the hard state it depends on is written.
-        return services.mesh
-          .send(output.to, output.message)
-          .pipe(
-            Effect.catch((e) =>
-              Effect.sync(() => log.debug({ event: "send-dropped", to: output.to }, errorText(e))),
-            ),
-          )
+        return Effect.sync(() => send(output))
       case "Halt":
         return Effect.sync(() => services.fatal(output.reason))
       case "Mysql":
@@ -434,7 +462,7 @@ export const makeExecutor = (services: ExecutorServices) => {
       case "WriteLagHeartbeat":
       case "RecordRelayIntact":
         // Handed to the publisher (the heartbeat writer, the relay-intact file) when the
-        // batch arrived (execute).
+        // batch arrived (executeNow).
         return Effect.void
       case "RestartMysqld":
         // One attempt per output: the core counts attempts and decides what follows.
@@ -535,7 +563,7 @@ export const makeExecutor = (services: ExecutorServices) => {
           ),
         )
       case "Event":
-        // Logged when the step made it (execute), not behind the step's earlier actions.
+        // Logged when the step made it (executeNow), not behind the step's earlier actions.
         return Effect.void
       case "OperatorReply":
         return Effect.sync(() => services.operatorReply(output.requestId, output))
@@ -547,6 +575,80 @@ export const makeExecutor = (services: ExecutorServices) => {
   }
 
   /**
+   * Asks the core, at `output`'s turn, whether it may still be performed; if not, says
+   * so, and reports a withdrawn MySQL action like a failed one.
+   */
+  const stillPerformable = (
+    output: Output,
+    incarnation: string,
+    wanted: () => boolean,
+  ): boolean => {
+    if (wanted()) return true
+    log.info(
+      {
+        event: "superseded",
+        output: output._tag === "Mysql" ? output.action._tag : output._tag,
+      },
+      "not performed: the decision that issued it was withdrawn before its turn",
+    )
+    // Reported like a failure, so that no routine waits for it for ever
+    // (a withdrawn id is unknown to the core and its report ignored).
+    if (output._tag === "Mysql")
+      enqueue((now) => ({
+        _tag: "MysqlDone",
+        now,
+        incarnation,
+        id: output.id,
+        ok: false,
+        error: "not performed: superseded",
+      }))
+    return false
+  }
+
+  /**
+   * Performs the batch's leading instant outputs, in order, each while still wanted;
+   * returns how many there were (the rest starts with one that must wait).
+   */
+  const performInstant = (
+    outputs: ReadonlyArray<Output>,
+    incarnation: string,
+    stillWanted: (output: Output) => boolean,
+  ): number => {
+    let performed = 0
+    for (const o of outputs) {
+      if (!instant(o)) break
+      performed++
+      if (stillPerformable(o, incarnation, () => stillWanted(o)) && o._tag === "Send") send(o)
+    }
+    return performed
+  }
+
+  /** Runs outputs one after the other, each only if still wanted at its turn. */
+  const inOrder = (
+    outputs: ReadonlyArray<Output>,
+    incarnation: string,
+    stillWanted: (output: Output) => boolean,
+  ): Effect.Effect<void> =>
+    Effect.forEach(
+      outputs,
+      (o) =>
+        Effect.suspend(() => {
+          const wanted = () => stillWanted(o)
+          if (!stillPerformable(o, incarnation, wanted)) return Effect.void
+          // A gratuitous ARP burst takes seconds (garp_count packets a second); nothing
+          // after it in its batch (a heartbeat due at the same tick) waits for it.
+          return o._tag === "ProbeLocal" ||
+            o._tag === "ProbePrimary" ||
+            o._tag === "CheckPrivileges" ||
+            (o._tag === "Vip" && o.op === "refresh") ||
+            (o._tag === "Mysql" && o.action._tag === "FenceRemote" && o.action.background === true)
+            ? Effect.forkDetach(one(o, incarnation, wanted))
+            : one(o, incarnation, wanted)
+        }),
+      { discard: true },
+    )
+
+  /**
    * Runs one step's outputs in order. Probes (and the grants check) are started in the background:
    * their results come back as inputs and nothing in the step waits for them.
    * `incarnation` is the bootId of the decision loop's run that made the
@@ -554,12 +656,20 @@ export const makeExecutor = (services: ExecutorServices) => {
    * from its current state, whether an output may still be performed: asked
    * just before each one, since an earlier one (a drain, a fence behind a
    * lock) may outlast the decision that issued the batch (issue 16).
+   *
+   * The batch's leading instant outputs are performed before it returns, in the
+   * caller's turn: at rest nearly every step's outputs are heartbeats,
+   * acknowledgements and events, and a fiber for each such step cost more CPU
+   * than the agent's real work (issue 12). It returns the rest, from the first
+   * output that must wait on (a message behind it waits too), with the start of
+   * the step's hard-state writes: to run in a fiber of the caller's; undefined
+   * when nothing is left.
    */
-  const execute = (
+  const executeNow = (
     outputs: ReadonlyArray<Output>,
     incarnation: string,
     stillWanted: (output: Output) => boolean = () => true,
-  ): Effect.Effect<void> => {
+  ): Effect.Effect<void> | undefined => {
     countOutputs(outputs)
     // An event tells what the core decided, so it is logged now: in its batch it would wait
     // behind the actions before it (a fence pending behind a commit that waits for an
@@ -586,53 +696,25 @@ export const makeExecutor = (services: ExecutorServices) => {
     const writes = outputs.flatMap((o) =>
       o._tag === "PersistHardState" ? [persist(o.hard, o.seq, incarnation)] : [],
     )
+    const waiting = outputs.slice(performInstant(outputs, incarnation, stillWanted))
+    if (writes.length === 0 && waiting.length === 0) return undefined
     const started = Effect.forEach(writes, (w) => Effect.forkDetach(w), { discard: true })
-    return Effect.andThen(
-      started,
-      Effect.forEach(
-        outputs,
-        (o) =>
-          Effect.suspend(() => {
-            const wanted = () => stillWanted(o)
-            if (!wanted()) {
-              log.info(
-                {
-                  event: "superseded",
-                  output: o._tag === "Mysql" ? o.action._tag : o._tag,
-                },
-                "not performed: the decision that issued it was withdrawn before its turn",
-              )
-              // Reported like a failure, so that no routine waits for it for ever
-              // (a withdrawn id is unknown to the core and its report ignored).
-              if (o._tag === "Mysql")
-                enqueue((now) => ({
-                  _tag: "MysqlDone",
-                  now,
-                  incarnation,
-                  id: o.id,
-                  ok: false,
-                  error: "not performed: superseded",
-                }))
-              return Effect.void
-            }
-            // A gratuitous ARP burst takes seconds (garp_count packets a second); nothing
-            // after it in its batch (a heartbeat due at the same tick) waits for it.
-            return o._tag === "ProbeLocal" ||
-              o._tag === "ProbePrimary" ||
-              o._tag === "CheckPrivileges" ||
-              (o._tag === "Vip" && o.op === "refresh") ||
-              (o._tag === "Mysql" &&
-                o.action._tag === "FenceRemote" &&
-                o.action.background === true)
-              ? Effect.forkDetach(one(o, incarnation, wanted))
-              : one(o, incarnation, wanted)
-          }),
-        { discard: true },
-      ),
-    )
+    return waiting.length === 0
+      ? started
+      : Effect.andThen(started, inOrder(waiting, incarnation, stillWanted))
   }
 
-  return { execute }
+  /**
+   * `executeNow` as one Effect, for a caller that waits for the whole batch (tests):
+   * the instant part is performed when called, the rest when the Effect runs.
+   */
+  const execute = (
+    outputs: ReadonlyArray<Output>,
+    incarnation: string,
+    stillWanted?: (output: Output) => boolean,
+  ): Effect.Effect<void> => executeNow(outputs, incarnation, stillWanted) ?? Effect.void
+
+  return { execute, executeNow }
 }
 
 /** How long a pending `super_read_only = ON` may wait before the sessions that hold it up are killed. */

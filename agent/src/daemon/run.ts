@@ -519,7 +519,7 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
       direct: inbox.direct,
       hardState: store,
       relayIntact: () => loadRelayIntact(current().state_dir, log),
-      execute: executor.execute,
+      execute: executor.executeNow,
       alarm,
       publish: (s, changed) => {
         latest = s
