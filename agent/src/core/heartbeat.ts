@@ -113,7 +113,8 @@ export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): 
   const healed = before === undefined || s.now - before.lastHeardAt >= aliveWindow(s.config)
   if (healed && mayBeWritable(s) && s.local.vip.held === true)
     out.push({ _tag: "Vip", op: "refresh" })
-  // Records spread by gossip too: a node cut off during a failover learns the new primary.
+  // Records spread by gossip too: a node cut off during a failover learns the new primary
+  // (a heartbeat carries the record to a peer that may lack it: mayLackRecord).
   // Never a record of an older term than ours: our term's leader may already have adopted
   // the highest record of its quorum, and a late one must not look committed beside it.
   if (
