@@ -176,11 +176,21 @@ export const Heartbeat = Schema.TaggedStruct("Heartbeat", {
    */
   standsOnOwnProbe: Schema.optionalKey(Schema.Boolean),
   /**
-   * The sender's cluster record. Always sent on the TLS connection; left out
-   * of the datagram copy (mesh-datagram.ts), which must stay small enough to
-   * cross a lossy network in one packet (protocol 1.2).
+   * The sender's cluster record, to a peer that may lack it: one that
+   * reported an older version, none (an agent older than 1.4 or never
+   * heard), or was not heard lately (core/heartbeat.ts). Left out of the
+   * datagram copy (mesh-datagram.ts), which must stay small enough to cross
+   * a lossy network in one packet (protocol 1.2), and, since protocol 1.4,
+   * of the TLS copy to a peer that reported the same version or a newer one.
    */
   record: Schema.optionalKey(ClusterRecord),
+  /**
+   * The version (term, seq) of the sender's cluster record, in every
+   * heartbeat, with or without the record (protocol 1.4): its peers send
+   * the record again only while this is older than theirs. Absent (older
+   * agents): the sender gets the record in every heartbeat, as before.
+   */
+  recordVersion: Schema.optionalKey(Schema.Struct({ term: Term, seq: Schema.Int })),
 })
 
 export const HeartbeatAck = Schema.TaggedStruct("HeartbeatAck", {

@@ -33,9 +33,13 @@ export interface ProtocolVersion {
  * MemberAdd / MemberRemove forwarded requests. An older peer would ignore the
  * record's list and count the config file's: a membership change is for a
  * cluster whose agents all speak 1.3 or later (the operator upgrades every
- * agent first; the CLI says so), until then records carry no list.
+ * agent first; the CLI says so), until then records carry no list. 1.4: the
+ * heartbeat's `recordVersion`; a heartbeat carries the record only to a peer
+ * that may lack it (one that reported an older version, none, or was not
+ * heard lately), so a peer that sends no `recordVersion` (1.3 and older,
+ * whose 1.0 and 1.1 decoders require the record) still gets it every time.
  */
-export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 3 }
+export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 4 }
 
 /** Does a peer speaking `v` count the cluster record's member list (protocol 1.3)? */
 export const speaksMemberList = (v: ProtocolVersion): boolean =>

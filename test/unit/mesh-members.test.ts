@@ -53,7 +53,7 @@ test("setMembers: a new member is accepted and connected, a removed one cut and 
           // What the control socket checks before a membership change: the peers' protocol.
           assert.deepEqual((yield* m1.peerStates).find((p) => p.name === "db2")?.protocol, {
             major: 1,
-            minor: 3,
+            minor: 4,
           })
           yield* Effect.sleep(600)
           assert.equal(yield* connectedTo(m3, "db1"), false, "db3 is no member of db1's list yet")

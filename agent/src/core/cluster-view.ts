@@ -75,6 +75,11 @@ export const mergeHeartbeat = (
     writesBlocked: o?.writesBlocked ?? null,
     semiSyncFallback: o?.semiSyncFallback ?? null,
     standsOnOwnProbe: hb.standsOnOwnProbe === true,
+    // The version of the record the peer holds (a 1.4 sender that sends its record
+    // states that record's version too). Only a stated version counts: an agent
+    // older than 1.4 sends its record but no version, and those of 1.0 and 1.1
+    // cannot decode a heartbeat without the record: they keep getting it (heartbeat.ts).
+    recordVersion: hb.recordVersion ?? null,
   }
   const peers = new Map(s.peers)
   peers.set(hb.from, view)

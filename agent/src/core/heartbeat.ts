@@ -8,13 +8,21 @@ import { aliveWindow, knownPrimary, mergeHeartbeat } from "./cluster-view.ts"
 import { mayBeWritable } from "./fencing.ts"
 import { promiseTo, roundAcked, roundSent } from "./lease.ts"
 import { removedTargets } from "./members.ts"
-import { broadcast, type Outputs, persist, send } from "./outputs.ts"
+import { type Outputs, peersOf, persist, send } from "./outputs.ts"
 import { asLeader, isActivePrimary, leaderOf, switchoverOf, withLeader } from "./roles.ts"
 import { observation } from "./status.ts"
 import { adoptTerm, stepDown } from "./term.ts"
 import type { AgentState } from "./types.ts"
 
-export const buildHeartbeat = (s: AgentState, round: number): HeartbeatMessage => {
+/**
+ * This round's heartbeat, with our cluster record (`withRecord`, for a peer
+ * that may lack it: mayLackRecord) or without it; both state its version.
+ */
+export const buildHeartbeat = (
+  s: AgentState,
+  round: number,
+  withRecord = true,
+): HeartbeatMessage => {
   const probe = s.primaryProbe
   const primary = knownPrimary(s)
   const probed = probe !== null && probe.target === primary ? probe : null
@@ -32,18 +40,66 @@ export const buildHeartbeat = (s: AgentState, round: number): HeartbeatMessage =
     primaryFenced: probed === null ? null : probed.fenced,
     heardFrom: [...s.peers].map(([name, v]) => ({ name, agoMs: s.now - v.lastHeardAt })),
     standsOnOwnProbe: true,
-    record: s.hard.record,
+    recordVersion: { term: s.hard.record.term, seq: s.hard.record.seq },
+    ...(withRecord ? { record: s.hard.record } : {}),
   }
+}
+
+/**
+ * Does `peer` perhaps lack our cluster record? Yes unless its last heartbeat,
+ * heard within the alive window, stated a version at least as new as ours.
+ *
+ * Why leaving the record out is safe: gossip is not what makes a record
+ * count. The primary replicates each version to a quorum (record-replication.ts)
+ * and a new leader adopts the highest record of its votes (vote responses
+ * carry it); heartbeats only help a node that missed both, and onHeartbeat
+ * adopts only a version newer than its own. A peer that stated our version
+ * or a newer one holds a record at least as new (one version is one record:
+ * only the primary of a term writes that term's versions), so ours would
+ * change nothing there. Every other peer still gets it each round: one that
+ * stated an older version (it missed a change, or its state was wiped and it
+ * restarted: its first heartbeat says so, and the next round carries the
+ * record), one that stated none (never heard, or an agent older than 1.4:
+ * those of 1.0 and 1.1 cannot even decode a heartbeat without the record),
+ * and one not heard lately (what it stated may be stale, and its lost
+ * heartbeats may have said it fell behind).
+ */
+export const mayLackRecord = (s: AgentState, peer: string): boolean => {
+  const v = s.peers.get(peer)
+  if (v === undefined || v.recordVersion === undefined || v.recordVersion === null) return true
+  if (s.now - v.lastHeardAt >= aliveWindow(s.config)) return true
+  return compareVersions(v.recordVersion, s.hard.record) < 0
 }
 
 /** Sends a round when due; a leader notes its send time for the lease. */
 export const heartbeatTimer = (s: AgentState, out: Outputs): AgentState => {
   if (s.now < s.nextHeartbeatAt) return s
   const round = s.round + 1
-  const hb = buildHeartbeat(s, round)
-  broadcast(s, out, hb)
+  // Two messages at most, each sent to its peers one after the other: the mesh
+  // encodes a message once and reuses the frame for the next Send of the same
+  // object (adapters/mesh.ts), as for a broadcast. The group of the first peer
+  // goes first (the members' order is kept when all get the same message).
+  const peers = peersOf(s)
+  const lean: Array<string> = []
+  const full: Array<string> = []
+  for (const to of peers) (mayLackRecord(s, to) ? full : lean).push(to)
   // A member this primary removed hears the record that leaves it out until it left (members.ts).
-  for (const to of removedTargets(s)) send(out, to, hb)
+  full.push(...removedTargets(s))
+  const groups: ReadonlyArray<readonly [ReadonlyArray<string>, boolean]> =
+    lean.length > 0 && lean[0] === peers[0]
+      ? [
+          [lean, false],
+          [full, true],
+        ]
+      : [
+          [full, true],
+          [lean, false],
+        ]
+  for (const [to, withRecord] of groups) {
+    if (to.length === 0) continue
+    const hb = buildHeartbeat(s, round, withRecord)
+    for (const peer of to) send(out, peer, hb)
+  }
   return asLeader(
     { ...s, round, nextHeartbeatAt: s.now + s.config.timings.heartbeatIntervalMs },
     (r) => ({ lease: roundSent(r.lease, round, s.now) }),
@@ -57,7 +113,8 @@ export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): 
   const healed = before === undefined || s.now - before.lastHeardAt >= aliveWindow(s.config)
   if (healed && mayBeWritable(s) && s.local.vip.held === true)
     out.push({ _tag: "Vip", op: "refresh" })
-  // Records spread by gossip too: a node cut off during a failover learns the new primary.
+  // Records spread by gossip too: a node cut off during a failover learns the new primary
+  // (a heartbeat carries the record to a peer that may lack it: mayLackRecord).
   // Never a record of an older term than ours: our term's leader may already have adopted
   // the highest record of its quorum, and a late one must not look committed beside it.
   if (

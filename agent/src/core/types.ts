@@ -26,6 +26,7 @@ import type {
   VoteKind,
   VoteRequestMessage,
 } from "../../../shared/peer-messages.ts"
+import type { RecordVersion } from "./cluster-record.ts"
 import type { ClusterConfig, MemberConfig } from "./config.ts"
 import type { ReplicationCredentials } from "./credentials.ts"
 import type { CoreEvent } from "./events.ts"
@@ -571,6 +572,12 @@ export interface PeerView {
   readonly semiSyncFallback?: string | null
   /** As a switchover's target it stands on a probe of its own (Heartbeat.standsOnOwnProbe); absent: it does not. */
   readonly standsOnOwnProbe?: boolean
+  /**
+   * The version of the cluster record the peer reported in its last heartbeat
+   * (Heartbeat.recordVersion, protocol 1.4); null or absent when it reported
+   * none (an older agent): it gets the record in every heartbeat (heartbeat.ts).
+   */
+  readonly recordVersion?: RecordVersion | null
 }
 
 /** The local mysqld as the agent last saw it. */
