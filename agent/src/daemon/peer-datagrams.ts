@@ -16,16 +16,22 @@ import type { PeerMessage } from "../../../shared/peer-messages.ts"
 /**
  * The name two copies of a heartbeat or an acknowledgement share (the TLS
  * frame and the datagram), from the message or from its JSON as received
- * (these fields are the same in both).
+ * (these fields are the same in both). A heartbeat that carries the record
+ * is named apart from its datagram copy, which leaves the record out: the
+ * record is sent only to a peer that may lack it (core/heartbeat.ts), and
+ * must not be dropped as the second copy of a heartbeat whose datagram came
+ * first. Both copies are then stepped; stepping a heartbeat twice only
+ * repeats its acknowledgement.
  */
 export const copyName = (m: {
   readonly _tag?: unknown
   readonly bootId?: unknown
   readonly term?: unknown
   readonly round?: unknown
+  readonly record?: unknown
 }): string | undefined =>
   m._tag === "Heartbeat"
-    ? `hb ${m.bootId} ${m.round}`
+    ? `hb ${m.bootId} ${m.round}${m.record === undefined ? "" : " with record"}`
     : m._tag === "HeartbeatAck"
       ? `ack ${m.term} ${m.round}`
       : undefined
