@@ -772,7 +772,7 @@ export const simAgentProcess = (options: {
   return {
     // As the decision loop does (decision-loop.ts): a fiber only for what must wait.
     execute: (outputs, bootId, stillWanted) => {
-      const rest = executor.executeNow(outputs, bootId, stillWanted)
+      const rest = executor.executeNow(outputs, bootId, stillWanted, run)
       if (rest !== undefined) run(rest)
     },
   }

@@ -46,6 +46,7 @@ export interface DecisionLoopOptions {
     outputs: ReadonlyArray<Output>,
     incarnation: string,
     stillWanted: (output: Output) => boolean,
+    fork: (effect: Effect.Effect<void>) => void,
   ) => Effect.Effect<void> | undefined
   /**
    * Called with every new state (status, HTTP endpoints, metrics); `changed`
@@ -105,7 +106,7 @@ export const runDecisionLoop = (options: DecisionLoopOptions): Effect.Effect<nev
         if (result.outputs.length > 0) {
           // At rest only heartbeats, acknowledgements and events: sent and logged here,
           // no fiber (issue 12).
-          const rest = options.execute(result.outputs, bootId, wanted)
+          const rest = options.execute(result.outputs, bootId, wanted, fork)
           if (rest !== undefined) fork(rest)
         }
       } finally {

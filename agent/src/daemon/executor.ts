@@ -106,6 +106,19 @@ const errorText = (e: unknown): string =>
  * batch arrived (executeNow: events logged, discovery and the background
  * writers told, hard-state writes started apart).
  */
+/**
+ * Outputs started in the background: nothing after them in their batch waits
+ * for them. Probes and the grants check report back as inputs; a gratuitous
+ * ARP burst takes seconds (garp_count packets a second), and a heartbeat due
+ * at the same tick must not wait behind it.
+ */
+const background = (o: Output): boolean =>
+  o._tag === "ProbeLocal" ||
+  o._tag === "ProbePrimary" ||
+  o._tag === "CheckPrivileges" ||
+  (o._tag === "Vip" && o.op === "refresh") ||
+  (o._tag === "Mysql" && o.action._tag === "FenceRemote" && o.action.background === true)
+
 const instant = (output: Output): boolean => {
   switch (output._tag) {
     case "Send":
@@ -613,12 +626,18 @@ export const makeExecutor = (services: ExecutorServices) => {
     outputs: ReadonlyArray<Output>,
     incarnation: string,
     stillWanted: (output: Output) => boolean,
+    fork: ((effect: Effect.Effect<void>) => void) | undefined,
   ): number => {
     let performed = 0
     for (const o of outputs) {
-      if (!instant(o)) break
+      const wanted = () => stillWanted(o)
+      if (instant(o)) {
+        if (stillPerformable(o, incarnation, wanted) && o._tag === "Send") send(o)
+      } else if (fork !== undefined && background(o)) {
+        // Started here as in its turn below, so that the heartbeats behind a probe need no fiber.
+        if (stillPerformable(o, incarnation, wanted)) fork(one(o, incarnation, wanted))
+      } else break
       performed++
-      if (stillPerformable(o, incarnation, () => stillWanted(o)) && o._tag === "Send") send(o)
     }
     return performed
   }
@@ -635,13 +654,7 @@ export const makeExecutor = (services: ExecutorServices) => {
         Effect.suspend(() => {
           const wanted = () => stillWanted(o)
           if (!stillPerformable(o, incarnation, wanted)) return Effect.void
-          // A gratuitous ARP burst takes seconds (garp_count packets a second); nothing
-          // after it in its batch (a heartbeat due at the same tick) waits for it.
-          return o._tag === "ProbeLocal" ||
-            o._tag === "ProbePrimary" ||
-            o._tag === "CheckPrivileges" ||
-            (o._tag === "Vip" && o.op === "refresh") ||
-            (o._tag === "Mysql" && o.action._tag === "FenceRemote" && o.action.background === true)
+          return background(o)
             ? Effect.forkDetach(one(o, incarnation, wanted))
             : one(o, incarnation, wanted)
         }),
@@ -660,7 +673,9 @@ export const makeExecutor = (services: ExecutorServices) => {
    * The batch's leading instant outputs are performed before it returns, in the
    * caller's turn: at rest nearly every step's outputs are heartbeats,
    * acknowledgements and events, and a fiber for each such step cost more CPU
-   * than the agent's real work (issue 12). It returns the rest, from the first
+   * than the agent's real work (issue 12). Background outputs among them (a
+   * probe before the heartbeats of a tick) are started there with `fork`, when
+   * given, as they would be at their turn. It returns the rest, from the first
    * output that must wait on (a message behind it waits too), with the start of
    * the step's hard-state writes: to run in a fiber of the caller's; undefined
    * when nothing is left.
@@ -669,6 +684,7 @@ export const makeExecutor = (services: ExecutorServices) => {
     outputs: ReadonlyArray<Output>,
     incarnation: string,
     stillWanted: (output: Output) => boolean = () => true,
+    fork?: (effect: Effect.Effect<void>) => void,
   ): Effect.Effect<void> | undefined => {
     countOutputs(outputs)
     // An event tells what the core decided, so it is logged now: in its batch it would wait
@@ -696,7 +712,7 @@ export const makeExecutor = (services: ExecutorServices) => {
     const writes = outputs.flatMap((o) =>
       o._tag === "PersistHardState" ? [persist(o.hard, o.seq, incarnation)] : [],
     )
-    const waiting = outputs.slice(performInstant(outputs, incarnation, stillWanted))
+    const waiting = outputs.slice(performInstant(outputs, incarnation, stillWanted, fork))
     if (writes.length === 0 && waiting.length === 0) return undefined
     const started = Effect.forEach(writes, (w) => Effect.forkDetach(w), { discard: true })
     return waiting.length === 0
