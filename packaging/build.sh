@@ -68,8 +68,11 @@ node_version=$("$node" --version)
 echo "build: mha-agent $version ($commit) on node $node_version into $out"
 
 # --- 1. bundle ------------------------------------------------------------
+# Whitespace only (names stay as written, for stack traces and logs): V8 keeps
+# the whole source in every agent's heap, and the SEA blob that holds it stays
+# resident too (4.9 -> 3.6 MB; -2.6 MiB RSS per agent, issue 12).
 "$esbuild" agent/src/main.ts --bundle --platform=node --target=node24 --format=cjs \
-  --outfile="$work/mha-agent.cjs" --metafile="$work/meta.json" --log-level=warning \
+  --minify-whitespace --outfile="$work/mha-agent.cjs" --metafile="$work/meta.json" --log-level=warning \
   "--define:__MHA_BUILD__={\"version\":\"$version\",\"commit\":\"$commit\"}"
 
 # The CLI alone (packaging/sea-entry.ts): main.ts without the daemon. The
@@ -129,7 +132,9 @@ EOF
 # the old-space ceiling leaves room above the live heap for a failover.
 # The blob is made under the same flags: V8 rejects a code cache made under
 # others (a warning on every start, and the cache wasted).
-v8_flags=(--max-semi-space-size=1 --optimize-for-size --max-old-space-size=64)
+# --v8-pool-size=1: one V8 background thread instead of one per core (plus
+# one), each with a malloc arena of its own: -1 MiB or more per agent at rest.
+v8_flags=(--max-semi-space-size=1 --optimize-for-size --max-old-space-size=64 --v8-pool-size=1)
 exec_argv=$(printf '"%s", ' "${v8_flags[@]}")
 # The agent's code cache, made as the SEA makes the main script's: compiled
 # (not run) by the same Node under the same flags, with sea-entry.ts's wrapper.

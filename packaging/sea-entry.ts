@@ -15,6 +15,10 @@ const WHOLE_AGENT = new Set(["run", "check-config", "make-certs", "mysql-account
 
 const command = process.argv[2]
 if (command !== undefined && WHOLE_AGENT.has(command)) {
+  // Two libuv threads instead of four (read when the pool first starts, which is
+  // later): the agent's file and DNS work is light, and every thread that
+  // allocates keeps a malloc arena of its own (issue 12). The operator's setting wins.
+  process.env.UV_THREADPOOL_SIZE ??= "2"
   const code = getAsset("mha-agent.cjs", "utf8")
   const wrapper = compileFunction(code, PARAMS, {
     filename: "mha-agent.cjs",
