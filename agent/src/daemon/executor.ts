@@ -635,7 +635,8 @@ export const makeExecutor = (services: ExecutorServices) => {
         if (stillPerformable(o, incarnation, wanted) && o._tag === "Send") send(o)
       } else if (fork !== undefined && background(o)) {
         // Started here as in its turn below, so that the heartbeats behind a probe need no fiber.
-        if (stillPerformable(o, incarnation, wanted)) fork(one(o, incarnation, wanted))
+        if (stillPerformable(o, incarnation, wanted))
+          fork(Effect.suspend(() => one(o, incarnation, wanted)))
       } else break
       performed++
     }
