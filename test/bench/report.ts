@@ -50,7 +50,19 @@ export interface RunRecord {
     anonMiB?: number
     fileMiB?: number
     rssSeriesMiB?: ReadonlyArray<number>
+    /** V8 heap bytes allocated per second through the window (KiB/s; the agent's own counter). */
+    heapAllocKiBPerSecond?: number
   }>
+}
+
+/** The median and max of the agents' heap allocation rates, or "not measured" (agents before the counter). */
+const allocCells = (agents: ReadonlyArray<{ heapAllocKiBPerSecond?: number }>): string => {
+  const rates = agents.flatMap((a) =>
+    a.heapAllocKiBPerSecond === undefined ? [] : [a.heapAllocKiBPerSecond],
+  )
+  return rates.length === 0
+    ? "not measured | not measured"
+    : `${fmt(median(rates), 0)} | ${fmt(Math.max(...rates), 0)}`
 }
 
 const NAMES: Record<string, string> = {
@@ -348,13 +360,13 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
       "",
       "### At rest by agent commit (issue 12 targets: packaged binary ≤ 96 MB RSS and ≤ 0.8 % of one core, every agent; no new connection to the primary per replica per probe interval)",
       "",
-      "| agent | commit | at | load avg (1 min) | agents | RSS MiB: median | max | anon MiB: median | CPU %: median | max | new connections/s to the primary's mysqld |",
-      "|---|---|---|---|---|---|---|---|---|---|---|",
+      "| agent | commit | at | load avg (1 min) | agents | RSS MiB: median | max | anon MiB: median | CPU %: median | max | heap allocated KiB/s: median | max | new connections/s to the primary's mysqld |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     )
     for (const r of rest) {
       const agents = r.agents ?? []
       out.push(
-        `| ${NAMES[r.scenario] ?? r.scenario} | ${r.commit} | ${r.at.slice(0, 16)}Z | ${fmt(r.loadavg[0] ?? Number.NaN, 1)} | ${agents.length} | ${fmt(median(agents.map((a) => a.rssMiB)), 1)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.rssMiB)) : Number.NaN, 1)} | ${fmt(median(defined(agents.map((a) => a.anonMiB))), 1)} | ${fmt(median(agents.map((a) => a.cpuPercent)), 2)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.cpuPercent)) : Number.NaN, 2)} | ${r.primaryConnectionsPerSecond === undefined ? "not measured" : fmt(r.primaryConnectionsPerSecond, 2)} |`,
+        `| ${NAMES[r.scenario] ?? r.scenario} | ${r.commit} | ${r.at.slice(0, 16)}Z | ${fmt(r.loadavg[0] ?? Number.NaN, 1)} | ${agents.length} | ${fmt(median(agents.map((a) => a.rssMiB)), 1)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.rssMiB)) : Number.NaN, 1)} | ${fmt(median(defined(agents.map((a) => a.anonMiB))), 1)} | ${fmt(median(agents.map((a) => a.cpuPercent)), 2)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.cpuPercent)) : Number.NaN, 2)} | ${allocCells(agents)} | ${r.primaryConnectionsPerSecond === undefined ? "not measured" : fmt(r.primaryConnectionsPerSecond, 2)} |`,
       )
     }
     out.push(
@@ -418,7 +430,7 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
           r.agents
             .map(
               (a) =>
-                `${a.host} ${a.cpuPercent}% ${a.rssMiB} MiB (anon ${a.anonMiB ?? "?"}, file ${a.fileMiB ?? "?"}; RSS every 10 s: ${a.rssSeriesMiB?.join(" ") ?? "?"})`,
+                `${a.host} ${a.cpuPercent}% ${a.rssMiB} MiB (anon ${a.anonMiB ?? "?"}, file ${a.fileMiB ?? "?"}; RSS every 10 s: ${a.rssSeriesMiB?.join(" ") ?? "?"}${a.heapAllocKiBPerSecond === undefined ? "" : `; heap allocated ${a.heapAllocKiBPerSecond} KiB/s`})`,
             )
             .join(", "),
         )

@@ -21,6 +21,7 @@ import { parseConfigText } from "../../agent/src/daemon/config-load.ts"
 import { type ClusterOptions, LabCluster } from "../lab/cluster.ts"
 import { sleep, waitFor } from "../lab/exec.ts"
 import { backendStates, startHaproxy, startHaproxyWriter } from "../lab/haproxy.ts"
+import { agentHttp } from "../lab/http-client.ts"
 import { missingAckedWrites, readWriterLog, writeDowntimeMs } from "../lab/invariants.ts"
 import {
   mysqldCannotRestart,
@@ -330,6 +331,19 @@ const stressRun =
       }
     })
 
+/** KiB/s between two readings of an agent's heap allocation counter; nothing when it has none. */
+const allocRate = (
+  from: { bytes: number; at: number } | undefined,
+  to: { bytes: number; at: number } | undefined,
+): { heapAllocKiBPerSecond?: number } =>
+  from === undefined || to === undefined || !Number.isFinite(from.bytes + to.bytes)
+    ? {}
+    : {
+        heapAllocKiBPerSecond: Number(
+          ((to.bytes - from.bytes) / 1024 / ((to.at - from.at) / 1000)).toFixed(1),
+        ),
+      }
+
 /** A binary agent (e.g. the packaged one) is measured at rest under keys of its own. */
 // With --haproxy (3 members only), HAProxy checks every agent as the shipped example says
 // through the window: what its checks cost the agents.
@@ -353,7 +367,17 @@ const restRun = (hosts: number) => (run: number) =>
             await c.lab.query<{ Value: string }>(primary, "SHOW GLOBAL STATUS LIKE 'Connections'")
           )[0]?.Value,
         )
+      // Each agent's own count of the bytes it allocated on its heap (absent before 2026-12-06).
+      const allocated = () =>
+        Promise.all(
+          c.lab.hosts.map(async (h) => {
+            const page = (await agentHttp(c.lab, h.name, "/metrics")).body
+            const m = /^mha_process_heap_allocated_bytes_total (\S+)$/m.exec(page)
+            return { bytes: m ? Number(m[1]) : Number.NaN, at: Date.now() }
+          }),
+        )
       const connectionsBefore = await connections()
+      const allocatedBefore = await allocated()
       const t0 = Date.now()
       const before = agentCosts(c)
       // RSS every 10 s through the window: a steady climb and a sawtooth look alike at the ends.
@@ -364,6 +388,7 @@ const restRun = (hosts: number) => (run: number) =>
       }
       const after = agentCosts(c)
       const ms = Date.now() - t0
+      const allocatedAfter = await allocated()
       const newConnections = (await connections()) - connectionsBefore - 1
       const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
       return {
@@ -379,6 +404,7 @@ const restRun = (hosts: number) => (run: number) =>
           anonMiB: Number(a.anonMiB.toFixed(1)),
           fileMiB: Number(a.fileMiB.toFixed(1)),
           rssSeriesMiB: (series[i] ?? []).map((x) => Math.round(x)),
+          ...allocRate(allocatedBefore[i], allocatedAfter[i]),
         })),
       }
     },

@@ -27,6 +27,7 @@ import { nodeRole } from "../core/status.ts"
 import type { AgentState, Output } from "../core/types.ts"
 import { reportedWritesBlocked } from "../core/writes-blocked.ts"
 import type { CertificateExpiry } from "./cert-expiry.ts"
+import { heapAllocatedBytes } from "./heap-allocation.ts"
 import { statusView } from "./status-view.ts"
 
 /** Filled in at build time by packaging/build.sh, as in main.ts (not imported from there: no cycle). */
@@ -371,6 +372,13 @@ const processMetrics = (x: Exposition): void => {
   )
   x.gauge("mha_process_resident_memory_bytes", "Resident memory of the agent process.", mem.rss)
   x.gauge("mha_process_heap_used_bytes", "V8 heap in use.", mem.heapUsed)
+  const allocated = heapAllocatedBytes(mem.heapUsed)
+  if (allocated !== undefined)
+    x.counter(
+      "mha_process_heap_allocated_bytes_total",
+      "Bytes allocated on the V8 heap since the agent started (garbage included).",
+      allocated,
+    )
   x.gauge(
     "mha_process_start_time_seconds",
     "Start time of the agent process, seconds since the epoch.",
