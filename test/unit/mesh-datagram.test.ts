@@ -9,7 +9,7 @@ import { test } from "node:test"
 import { Effect, Queue, Schema } from "effect"
 import type { MeshService } from "../../agent/src/adapters/mesh.ts"
 import { DatagramKeys } from "../../agent/src/adapters/mesh-datagram.ts"
-import { copyName, datagramCopy, datagramTo } from "../../agent/src/daemon/peer-datagrams.ts"
+import { copyName, datagramCopy } from "../../agent/src/daemon/peer-datagrams.ts"
 import { PeerMessage } from "../../shared/peer-messages.ts"
 import type { ProtocolVersion } from "../../shared/protocol-version.ts"
 import { bothConnected, type MeshExtra, waitUntil, withMeshPair } from "../support/mesh-pair.ts"
@@ -222,36 +222,6 @@ test("two meshes: a peer that announced protocol 1.1 gets no datagrams", async (
   )
 })
 
-test("two meshes: datagramTo picks the peers a message's copy goes to, on a send and a broadcast", async () => {
-  const evenOnly: MeshExtra<Beat> = {
-    claimedSender: (m) => m.from,
-    datagram: (m) => ({ ...m, via: "udp" }),
-    datagramTo: (m, peer) => peer === "db2" && m.seq % 2 === 0,
-  }
-  await withMeshPair(Beat, { db1: evenOnly, db2: evenOnly }, (m1, m2) =>
-    Effect.gen(function* () {
-      yield* connected(m1, m2)
-      yield* Effect.sleep(200)
-      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 1 }).pipe(Effect.orDie)
-      yield* m1.send("db2", { _tag: "Beat", from: "db1", seq: 2 }).pipe(Effect.orDie)
-      yield* m1.broadcast({ _tag: "Beat", from: "db1", seq: 3 }).pipe(Effect.orDie)
-      yield* m1.broadcast({ _tag: "Beat", from: "db1", seq: 4 }).pipe(Effect.orDie)
-      yield* m2.send("db1", { _tag: "Beat", from: "db2", seq: 6 }).pipe(Effect.orDie)
-      const got: Array<string> = []
-      for (let i = 0; i < 6; i++) {
-        const m = yield* Queue.take(m2.inboundQueue)
-        got.push(`${m.message.seq} ${m.message.via ?? "tls"}`)
-      }
-      assert.deepEqual(got.sort(), ["1 tls", "2 tls", "2 udp", "3 tls", "4 tls", "4 udp"])
-      assert.equal((yield* m1.metrics).datagramsOut, 2)
-      // db2 sends db1 none: its rule names db2 only.
-      const at1 = yield* Queue.take(m1.inboundQueue)
-      assert.equal(at1.message.via, undefined)
-      assert.equal((yield* m2.metrics).datagramsOut, 0)
-    }),
-  )
-})
-
 test("two meshes naming their messages: the first copy is delivered, the second is counted and dropped", async () => {
   await withPair(undefined, true, (m1, m2) =>
     Effect.gen(function* () {
@@ -357,16 +327,15 @@ test("the agent's datagram copy of a heartbeat decodes without its record; an ac
   assert.equal(copyName(JSON.parse(JSON.stringify(hb))), copyName(hb), "the same from its JSON")
 })
 
-test("the agent's datagrams: a leader's heartbeats and acknowledgements go to every peer, a follower's heartbeat to its leader only, every heartbeat without a leader", () => {
+test("the agent's datagrams: a leader's heartbeats and acknowledgements have a copy, a follower's heartbeat none, every heartbeat without a leader one", () => {
   const ack = Schema.decodeUnknownSync(PeerMessage)({
     _tag: "HeartbeatAck",
     from: "db2",
     term: 3,
     round: 7,
   })
-  const to = (m: PeerMessage) => ["db1", "db2", "db3"].filter((p) => datagramTo(m, p))
-  assert.deepEqual(to(heartbeat("db1", "db1")), ["db1", "db2", "db3"])
-  assert.deepEqual(to(ack), ["db1", "db2", "db3"])
-  assert.deepEqual(to(heartbeat("db2", "db1")), ["db1"])
-  assert.deepEqual(to(heartbeat("db2", null)), ["db1", "db2", "db3"])
+  assert.notEqual(datagramCopy(heartbeat("db1", "db1")), undefined)
+  assert.equal(datagramCopy(ack), ack)
+  assert.equal(datagramCopy(heartbeat("db2", "db1")), undefined)
+  assert.notEqual(datagramCopy(heartbeat("db2", null)), undefined)
 })

@@ -163,8 +163,6 @@ export interface MeshOptions<A, I> {
    * given, the mesh also listens on UDP at its listen address and port.
    */
   readonly datagram?: (message: A) => A | undefined
-  /** Which peers get a message's datagram copy (every peer, when absent). */
-  readonly datagramTo?: (message: A, peer: string) => boolean
   /**
    * Names a message sent both ways (on the TLS connection and as a datagram):
    * the later of two copies with the same name from a peer is not delivered.
@@ -1357,7 +1355,7 @@ export const makeMesh = <A, I>(
       const frame = frameOf(message, peer)
       if (frame instanceof MeshSendError) return frame
       transport.enqueue(p, frame)
-      if (options.datagramTo?.(message, peer) !== false) transport.sendDatagram(p, lastPayload)
+      transport.sendDatagram(p, lastPayload)
       return undefined
     }
 
@@ -1379,7 +1377,7 @@ export const makeMesh = <A, I>(
         const payload = transport.datagramPayload(message)
         for (const p of transport.peers.values()) {
           transport.enqueue(p, frame)
-          if (options.datagramTo?.(message, p.name) !== false) transport.sendDatagram(p, payload)
+          transport.sendDatagram(p, payload)
         }
         return Effect.void
       })

@@ -59,7 +59,7 @@ import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
 import { noteLoopDelay, notePublished } from "./metrics.ts"
 import { checkMysqlTlsAtStart } from "./mysql-tls.ts"
-import { copyName, datagramCopy, datagramTo } from "./peer-datagrams.ts"
+import { copyName, datagramCopy } from "./peer-datagrams.ts"
 import { supervise } from "./supervision.ts"
 
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
@@ -357,7 +357,6 @@ const meshLayer = Layer.unwrap(
       claimedSender: (m) => m.from,
       // What the lease lives on also goes as datagrams, which packet loss does not stall.
       datagram: datagramCopy,
-      datagramTo,
       // The first of the two copies counts; the second is not stepped through the core again.
       datagramId: copyName,
       // The same name from the JSON as received: a second copy is not decoded at all.
