@@ -82,6 +82,8 @@ const NAMES: Record<string, string> = {
   "rest-7-bin": "at rest, 7 members, packaged binary",
   "rest-3-haproxy": "at rest, 3 members, HAProxy checking every agent (shipped example)",
   "rest-3-bin-haproxy": "at rest, 3 members, packaged binary, HAProxy checking every agent",
+  "rest-3-bin-warm180": "at rest after 3 minutes, 3 members, packaged binary",
+  "rest-7-bin-warm180": "at rest after 3 minutes, 7 members, packaged binary",
 }
 // Explicit: an object's integer-like keys would come first.
 const ORDER = [
@@ -101,6 +103,8 @@ const ORDER = [
   "rest-7-bin",
   "rest-3-haproxy",
   "rest-3-bin-haproxy",
+  "rest-3-bin-warm180",
+  "rest-7-bin-warm180",
 ]
 
 const fmt = (x: number, digits = 0): string => (Number.isNaN(x) ? "–" : x.toFixed(digits))
@@ -346,6 +350,8 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
       "rest-7-bin",
       "rest-3-haproxy",
       "rest-3-bin-haproxy",
+      "rest-3-bin-warm180",
+      "rest-7-bin-warm180",
     ].filter((k) => by(k).length > 0)) {
       const agents = by(s).flatMap((r) => r.agents ?? [])
       const cpu = agents.map((a) => a.cpuPercent)
