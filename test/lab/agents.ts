@@ -2,6 +2,7 @@
 // namespace, with mTLS certificates, password files and a config of its own,
 // exactly as an operator would install them (the packaged binary instead of
 // the source tree when MHA_AGENT_BIN is set).
+import { readFileSync } from "node:fs"
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { stringify } from "yaml"
@@ -37,6 +38,18 @@ export interface AgentsOptions {
   readonly command?: (host: string) => ReadonlyArray<string>
   /** Adjusts a host's config file before it is written (e.g. what a previous release accepts). */
   readonly configFor?: (host: string, config: Record<string, unknown>) => Record<string, unknown>
+}
+
+/**
+ * The environment the shipped systemd unit gives the agent (its Environment=
+ * lines): the packaged binary runs with it here too, as operators run it.
+ */
+export const unitEnvironment = (): Record<string, string> => {
+  const unit = readFileSync(join(repo, "packaging/mha-agent.service"), "utf8")
+  const env: Record<string, string> = {}
+  for (const m of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm))
+    env[m[1] as string] = m[2] as string
+  return env
 }
 
 /** The command that runs the agent: the packaged binary, or the source tree on Node 24. */
@@ -183,6 +196,7 @@ export class LabAgents {
       [...this.command(host), "run", "--config", this.configPath(host)],
       {
         ...process.env,
+        ...(process.env.MHA_AGENT_BIN ? unitEnvironment() : {}),
         ...this.options.env,
         ...this.options.hostEnv?.[host],
       },
