@@ -209,6 +209,8 @@ describe("the .deb", { skip, timeout: 20 * 60_000 }, () => {
     const unit = await readFile(join(root, "lib/systemd/system/mha-agent.service"), "utf8")
     assert.match(unit, /^ExecStart=\/usr\/bin\/mha-agent run$/m)
     assert.match(unit, /^User=mha-agent$/m)
+    // Fewer malloc arenas: part of what the agent costs at rest (issue 12).
+    assert.match(unit, /^Environment=MALLOC_ARENA_MAX=2$/m)
     assert.ok(existsSync(join(root, "usr/share/doc/mha-agent/haproxy.cfg.example")))
     // The shipped alerts and dashboard, installed as built (test/unit/alerts.test.ts checks their content).
     for (const f of [
