@@ -491,12 +491,18 @@ const startFibers = Effect.fn("daemon.fibers")(function* () {
     ]),
   )
   let meshKey = ""
+  /** What the mesh's list was last made from: it runs after every step, and rarely changes. */
+  let followed: readonly [unknown, unknown, unknown] = [undefined, undefined, undefined]
   const followMembers = (s: AgentState): void => {
+    const removed = removedTargets(s)
+    const from = [s.hard.record.members, s.config.members, removed.length === 0 ? null : removed]
+    if (from.every((x, i) => x === followed[i])) return
+    followed = [from[0], from[1], from[2]]
     for (const m of s.hard.record.members ?? []) seenMembers.set(m.name, m)
     for (const m of s.config.members)
       if (m.address !== undefined && m.agentPort !== undefined && m.agentPort > 0)
         addresses.set(m.name, { name: m.name, address: m.address, port: m.agentPort })
-    const names = new Set([...s.config.members.map((m) => m.name), ...removedTargets(s)])
+    const names = new Set([...s.config.members.map((m) => m.name), ...removed])
     const peers = [...names].flatMap((n) => {
       const p = addresses.get(n)
       return p === undefined ? [] : [p]
