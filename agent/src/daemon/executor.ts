@@ -101,12 +101,6 @@ const errorText = (e: unknown): string =>
     : String(e)
 
 /**
- * Outputs with nothing to wait for at their turn: a message is only queued on
- * the mesh (it never waits for the network); the others were handled when the
- * batch arrived (executeNow: events logged, discovery and the background
- * writers told, hard-state writes started apart).
- */
-/**
  * Outputs started in the background: nothing after them in their batch waits
  * for them. Probes and the grants check report back as inputs; a gratuitous
  * ARP burst takes seconds (garp_count packets a second), and a heartbeat due
@@ -119,6 +113,12 @@ const background = (o: Output): boolean =>
   (o._tag === "Vip" && o.op === "refresh") ||
   (o._tag === "Mysql" && o.action._tag === "FenceRemote" && o.action.background === true)
 
+/**
+ * Outputs with nothing to wait for at their turn: a message is only queued on
+ * the mesh (it never waits for the network); the others were handled when the
+ * batch arrived (executeNow: events logged, discovery and the background
+ * writers told, hard-state writes started apart).
+ */
 const instant = (output: Output): boolean => {
   switch (output._tag) {
     case "Send":
