@@ -6,7 +6,7 @@ import type { HeartbeatMessage } from "../../../shared/peer-messages.ts"
 import { compareVersions } from "./cluster-record.ts"
 import { aliveWindow, knownPrimary, mergeHeartbeat } from "./cluster-view.ts"
 import { mayBeWritable } from "./fencing.ts"
-import { promiseTo, roundAcked, roundSent } from "./lease.ts"
+import { inLease, promiseTo, roundAcked, roundSent } from "./lease.ts"
 import { removedTargets } from "./members.ts"
 import { type Outputs, peersOf, persist, send } from "./outputs.ts"
 import { asLeader, isActivePrimary, leaderOf, switchoverOf, withLeader } from "./roles.ts"
@@ -71,6 +71,37 @@ export const mayLackRecord = (s: AgentState, peer: string): boolean => {
   return compareVersions(v.recordVersion, s.hard.record) < 0
 }
 
+/**
+ * A follower's own rounds and probes ride on its leader's heartbeats (issue
+ * 12): when the leader's heartbeat arrives and the follower's next round or
+ * probe is due within half its interval, it goes now, in the same step as
+ * the acknowledgement. The whole cluster's traffic then comes in one burst
+ * per interval, started by the leader's timer, instead of each member waking
+ * its peers at a phase of its own: at rest an agent's cost is its number of
+ * wake-ups. Safety does not rest on when a round goes (votes and the lease
+ * do); liveness keeps its bounds: a round or probe waits at most a quarter
+ * interval more for the leader (`leaderPhaseSlack`), and none while no live
+ * leader holds this follower's promise.
+ */
+export const followLeaderPhase = (s: AgentState): AgentState => {
+  const t = s.config.timings
+  const pull = (due: number, interval: number) => (due - s.now <= interval / 2 ? s.now : due)
+  const nextHeartbeatAt = pull(s.nextHeartbeatAt, t.heartbeatIntervalMs)
+  const nextProbeAt = pull(s.nextProbeAt, t.probeIntervalMs)
+  return nextHeartbeatAt === s.nextHeartbeatAt && nextProbeAt === s.nextProbeAt
+    ? s
+    : { ...s, nextHeartbeatAt, nextProbeAt }
+}
+
+/**
+ * How much later than its interval a follower's next round or probe is due
+ * while it follows a live leader: time for the leader's next heartbeat, a
+ * little late, to start it (followLeaderPhase), rather than its own timer
+ * firing a moment before.
+ */
+export const leaderPhaseSlack = (s: AgentState, interval: number): number =>
+  s.role._tag === "Follower" && inLease(s) ? interval / 4 : 0
+
 /** Sends a round when due; a leader notes its send time for the lease. */
 export const heartbeatTimer = (s: AgentState, out: Outputs): AgentState => {
   if (s.now < s.nextHeartbeatAt) return s
@@ -100,8 +131,9 @@ export const heartbeatTimer = (s: AgentState, out: Outputs): AgentState => {
     const hb = buildHeartbeat(s, round, withRecord)
     for (const peer of to) send(out, peer, hb)
   }
+  const interval = s.config.timings.heartbeatIntervalMs
   return asLeader(
-    { ...s, round, nextHeartbeatAt: s.now + s.config.timings.heartbeatIntervalMs },
+    { ...s, round, nextHeartbeatAt: s.now + interval + leaderPhaseSlack(s, interval) },
     (r) => ({ lease: roundSent(r.lease, round, s.now) }),
   )
 }
@@ -147,7 +179,7 @@ export const onHeartbeat = (s: AgentState, out: Outputs, hb: HeartbeatMessage): 
     electionDueAt: null,
   }
   send(out, hb.from, { _tag: "HeartbeatAck", from: s.self, term: hb.term, round: hb.round })
-  return next
+  return followLeaderPhase(next)
 }
 
 export const onHeartbeatAck = (

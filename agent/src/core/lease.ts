@@ -8,7 +8,7 @@
  * outlives the leader's belief, as long as clocks drift less than the margin.
  */
 import { type ClusterConfig, quorum } from "./config.ts"
-import type { AgentState, LeaderLease, LeasePromise } from "./types.ts"
+import type { AgentState, LeaderLease, LeasePromise, LeaseRound } from "./types.ts"
 
 export const noLease: LeaderLease = { rounds: new Map(), validUntil: 0, fencedAt: null }
 
@@ -41,15 +41,23 @@ export const roundAcked = (
   if (r === undefined || r.acks.has(from)) return lease
   const acks = new Set(r.acks)
   acks.add(from)
-  const rounds = new Map(lease.rounds)
-  rounds.set(round, { sentAt: r.sentAt, acks })
   // Only members count (a removed member may still answer until it learns it was removed).
   const counted = config.members.filter((m) => acks.has(m.name)).length
-  const validUntil =
-    counted + 1 >= quorum(config)
-      ? Math.max(lease.validUntil, r.sentAt + leaseLength(config))
-      : lease.validUntil
-  return { ...lease, rounds, validUntil }
+  if (counted + 1 < quorum(config)) {
+    const rounds = new Map(lease.rounds)
+    rounds.set(round, { sentAt: r.sentAt, acks })
+    return { ...lease, rounds }
+  }
+  // This round and every older one were sent no later: none of them can extend
+  // the lease further, so they are forgotten (their late acknowledgements are
+  // then ignored), and the leader keeps a round or two at rest, not seventeen.
+  const rounds = new Map<number, LeaseRound>()
+  for (const [n, kept] of lease.rounds) if (n > round) rounds.set(n, kept)
+  return {
+    ...lease,
+    rounds,
+    validUntil: Math.max(lease.validUntil, r.sentAt + leaseLength(config)),
+  }
 }
 
 export const promiseTo = (

@@ -36,7 +36,7 @@ import {
   onOperatorInput,
   routeReplies,
 } from "./forwarding.ts"
-import { heartbeatTimer, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
+import { heartbeatTimer, leaderPhaseSlack, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { lagHeartbeatDue } from "./lag-heartbeat.ts"
 import { leaseValid, promiseTo } from "./lease.ts"
@@ -374,7 +374,8 @@ const probesDue = (s: AgentState, out: Outputs): AgentState => {
     out.push({ _tag: "ProbePrimary", target: primary })
   }
   for (const target of removedTargets(next)) out.push({ _tag: "ProbePrimary", target })
-  return { ...next, nextProbeAt: s.now + s.config.timings.probeIntervalMs }
+  const interval = s.config.timings.probeIntervalMs
+  return { ...next, nextProbeAt: s.now + interval + leaderPhaseSlack(next, interval) }
 }
 
 /**

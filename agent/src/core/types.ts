@@ -670,11 +670,15 @@ export interface LocalNode {
   readonly refused?: boolean
 }
 
+/** A heartbeat round of the leader's, until a quorum acknowledged it or a newer one. */
+export interface LeaseRound {
+  readonly sentAt: number
+  readonly acks: ReadonlySet<string>
+}
+
 export interface LeaderLease {
-  readonly rounds: ReadonlyMap<
-    number,
-    { readonly sentAt: number; readonly acks: ReadonlySet<string> }
-  >
+  /** The rounds that may still extend the lease (lease.ts). */
+  readonly rounds: ReadonlyMap<number, LeaseRound>
   readonly validUntil: number
   /** Set when this leader fenced itself for lack of a lease. */
   readonly fencedAt: number | null
