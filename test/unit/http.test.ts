@@ -2,7 +2,7 @@
 // an ACTIVE, a STANDBY, a FAIL and a fresh node, and a real listener that
 // survives malformed requests and answers HEAD without a body.
 import assert from "node:assert/strict"
-import { connect } from "node:net"
+import { connect, createServer } from "node:net"
 import { describe, test } from "node:test"
 import { Effect, Exit, Scope } from "effect"
 import pino from "pino"
@@ -177,7 +177,7 @@ describe("the HTTP listener", () => {
     await assert.rejects(fetch(`http://127.0.0.1:${port}/primary`), "closed with its scope")
   })
 
-  test("a port in use fails the start; a new http.listen (SIGHUP) moves the listener", async () => {
+  test("a port in use fails the start; a new http.listen (SIGHUP) moves the listener once told of the new config; one that cannot be bound keeps the old", async () => {
     resetCounters()
     const state = activeState()
     notePublished(state)
@@ -189,25 +189,56 @@ describe("the HTTP listener", () => {
         node: "db1",
         http: { listen },
       }) as unknown as Config
-    const options = { config, state: () => state, log: pino({ level: "silent" }) }
+    // What AgentConfig.replace does on a reload: the new config, then its listeners.
+    const replaced = new Set<() => void>()
+    const replace = (next: string) => {
+      listen = next
+      for (const listener of replaced) listener()
+    }
+    const logged: Array<string> = []
+    const log = pino({ level: "info" }, { write: (line: string) => void logged.push(line) })
+    const options = {
+      config,
+      state: () => state,
+      log,
+      onConfigReplaced: (listener: () => void) => {
+        replaced.add(listener)
+        return () => replaced.delete(listener)
+      },
+    }
+    const serving = async (address: string) =>
+      (await fetch(`http://${address}/liveness`).catch(() => undefined))?.status === 200
     const scope = Effect.runSync(Scope.make())
     await Effect.runPromise(Scope.provide(scope)(serveHttp(options)))
+    // Another listener on a port: the address a reload will fail to bind.
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(port + 2, "127.0.0.1", resolve))
     try {
       const second = await Effect.runPromiseExit(Effect.scoped(serveHttp(options)))
       assert.ok(Exit.isFailure(second), "the same address twice")
       assert.match(String(second.cause), /HTTP listener could not start on 127\.0\.0\.1:\d+/)
-      listen = `127.0.0.1:${port + 1}`
-      await waitFor(
-        async () =>
-          (await fetch(`http://${listen}/liveness`).catch(() => undefined))?.status === 200,
+      assert.equal(replaced.size, 1, "the failed start left no listener behind")
+      const first = `127.0.0.1:${port}`
+      replace(`127.0.0.1:${port + 1}`)
+      await waitFor(() => serving(`127.0.0.1:${port + 1}`))
+      await waitFor(async () => !(await serving(first)))
+      assert.ok(logged.some((l) => l.includes(`HTTP moved from ${first} to 127.0.0.1:${port + 1}`)))
+      replace(`127.0.0.1:${port + 2}`)
+      await waitFor(async () => logged.some((l) => l.includes("could not be bound")))
+      assert.ok(
+        logged.some((l) =>
+          l.includes(
+            `HTTP stays on 127.0.0.1:${port + 1}: 127.0.0.1:${port + 2} could not be bound`,
+          ),
+        ),
       )
-      await waitFor(
-        async () =>
-          (await fetch(`http://127.0.0.1:${port}/liveness`).catch(() => undefined)) === undefined,
-      )
+      assert.ok(await serving(`127.0.0.1:${port + 1}`), "still on the old address")
     } finally {
       await Effect.runPromise(Scope.close(scope, Exit.void))
+      await new Promise((resolve) => taken.close(resolve))
     }
+    assert.equal(replaced.size, 0, "the subscription ends with the scope")
+    assert.equal(await serving(`127.0.0.1:${port + 1}`), false, "closed with its scope")
   })
 })
 

@@ -142,7 +142,9 @@ export interface MeshOptions<A, I> {
   /**
    * WebSocket ping period. No ping is sent on a connection where messages
    * went both ways within the last period: they prove it alive to both ends.
-   * Default 1000 ms.
+   * The sweep that pings and cuts silent peers runs after a send once a
+   * period has passed, and on a timer only when no send ran it for a while
+   * (Transport.liveness). Default 1000 ms.
    */
   readonly pingIntervalMs?: number
   /** The protocol version this end announces and checks (protocol-version.ts); tests set others. */
@@ -410,7 +412,14 @@ class Transport<A, I> {
   private readonly loggedOnce = new Set<string>()
   private server: Server | undefined
   private wss: WebSocketServer | undefined
+  /** The liveness sweep's fallback timer (see `liveness`). */
   private sweep: NodeJS.Timeout | undefined
+  /** The fallback timer is armed for pingIntervalMs: no send ran the sweep lately. */
+  private sweepIdle = true
+  /** monotonicNow() of the last liveness sweep. */
+  private lastSweepAt = 0
+  /** How long the fallback timer waits after a sweep run by a send (see `liveness`). */
+  private readonly sweepFallbackMs: number
   private readonly inboundIdentity = new WeakMap<object, { name: string; tls: string | null }>()
   private stopping = false
   private udp: UdpSocket | undefined
@@ -465,6 +474,13 @@ class Transport<A, I> {
     this.queueMaxAgeMs = options.queueMaxAgeMs ?? 10_000
     this.pingIntervalMs = options.pingIntervalMs ?? 1_000
     this.deadAfterMs = options.deadAfterMs ?? 3_000
+    // Longer than the time between two sweeps run by sends at rest (a
+    // heartbeat every 500 ms: at most pingIntervalMs + 500 ms), so that at
+    // rest the timer never fires; and short enough that, once sends stop, this
+    // end's next ping reaches a peer (whose last word from us is the send of
+    // that sweep) a ping period before its deadAfterMs runs out (with the
+    // defaults 1 s, the margin the former interval timer left).
+    this.sweepFallbackMs = Math.max(2 * this.pingIntervalMs, this.deadAfterMs - this.pingIntervalMs)
     this.connectTimeoutMs = options.connectTimeoutMs ?? 2_000
     this.backoffInitialMs = options.backoff?.initialMs ?? 100
     this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoff?.maxMs ?? 5_000)
@@ -594,8 +610,8 @@ class Transport<A, I> {
       server.listen(listen.port, listen.host, () => {
         server.off("error", onError)
         server.on("error", (e) => this.log("error", `mesh listener error: ${errorText(e)}`, {}))
-        this.sweep = setInterval(() => this.liveness(), this.pingIntervalMs)
-        this.sweep.unref()
+        this.lastSweepAt = monotonicNow()
+        this.armSweep(this.pingIntervalMs, true)
         for (const p of this.peers.values()) if (p.dialer) this.dial(p)
         this.startDatagrams().then(resolve, resolve)
       })
@@ -644,7 +660,8 @@ class Transport<A, I> {
 
   async stop(): Promise<void> {
     this.stopping = true
-    if (this.sweep) clearInterval(this.sweep)
+    if (this.sweep) clearTimeout(this.sweep)
+    this.sweep = undefined
     this.udp?.close()
     this.udp = undefined
     const sockets: Array<WebSocket> = []
@@ -1133,9 +1150,47 @@ class Transport<A, I> {
     this.deliver({ from, message, receivedAt: Date.now(), receivedAtMonotonic: monotonicNow() })
   }
 
-  private liveness() {
+  /**
+   * Runs the liveness sweep if one is due (pingIntervalMs since the last):
+   * called after every send. At rest the agent sends a heartbeat to every
+   * peer every 500 ms, so the sweep rides on those sends and wakes the
+   * process on no timer of its own (issue 12: a wake-up is what an agent at
+   * rest pays for, not the work in it).
+   */
+  sent() {
+    if (this.stopping) return
+    const sinceSweep = monotonicNow() - this.lastSweepAt
+    if (sinceSweep >= this.pingIntervalMs) this.liveness(false)
+    // Sends resume while the timer sweeps every pingIntervalMs: the sends take
+    // over, else the timer, always due first, would keep its own wake-ups.
+    else if (this.sweepIdle) this.armSweep(this.sweepFallbackMs - sinceSweep, false)
+  }
+
+  /** (Re)arms the fallback sweep `ms` from now, replacing the armed one. */
+  private armSweep(ms: number, idle: boolean) {
+    this.sweepIdle = idle
+    // Cleared and set again, not refresh()ed: a refreshed Node timer still
+    // wakes the process at its old expiry (to re-queue itself); a cleared one
+    // is forgotten as soon as another timer (a heartbeat's) wakes the loop.
+    if (this.sweep !== undefined) clearTimeout(this.sweep)
+    this.sweep = setTimeout(() => this.liveness(true), ms)
+    this.sweep.unref()
+  }
+
+  /**
+   * The liveness sweep: cuts a peer silent beyond deadAfterMs and pings the
+   * others unless messages flow both ways. It runs from sends (`sent`) while
+   * there are any; the fallback timer runs it when no send did for
+   * sweepFallbackMs, and every pingIntervalMs from then on while none does,
+   * as the interval timer it replaces did, so that a dead connection is cut
+   * and an idle one kept alive when nothing is sent.
+   */
+  private liveness(fromTimer: boolean) {
+    if (this.stopping) return
     // Monotonic: a wall-clock step must neither cut a healthy peer nor stop watching a silent one.
     const now = monotonicNow()
+    this.lastSweepAt = now
+    this.armSweep(fromTimer ? this.pingIntervalMs : this.sweepFallbackMs, fromTimer)
     for (const p of this.peers.values()) {
       const c = p.conn
       if (c === undefined || c.ws.readyState !== WebSocket.OPEN) continue
@@ -1356,6 +1411,7 @@ export const makeMesh = <A, I>(
       if (frame instanceof MeshSendError) return frame
       transport.enqueue(p, frame)
       transport.sendDatagram(p, lastPayload)
+      transport.sent()
       return undefined
     }
 
@@ -1379,6 +1435,7 @@ export const makeMesh = <A, I>(
           transport.enqueue(p, frame)
           transport.sendDatagram(p, payload)
         }
+        transport.sent()
         return Effect.void
       })
 

@@ -280,6 +280,11 @@ export class HttpStartError extends Schema.TaggedError<HttpStartError>()("HttpSt
 
 export interface HttpOptions {
   readonly config: () => Config
+  /**
+   * Calls `listener` after every replacement of the config (a reload);
+   * returns its removal. Without it a new `http.listen` is not followed.
+   */
+  readonly onConfigReplaced?: (listener: () => void) => () => void
   readonly state: () => AgentState | undefined
   readonly log: pino.Logger
   /** Counter sources for `/metrics`; each is optional. */
@@ -470,8 +475,8 @@ const closeServer = (server: Server): Promise<void> =>
 /**
  * Serves HTTP on `config.http.listen` until the scope closes; fails with
  * HttpStartError when the address cannot be bound at start. A later change of
- * `http.listen` (SIGHUP) moves the listener; if the new address cannot be
- * bound the old one stays and the error is logged.
+ * `http.listen` (SIGHUP; `onConfigReplaced` tells) moves the listener; if the
+ * new address cannot be bound the old one stays and the error is logged.
  */
 export const serveHttp = (options: HttpOptions) =>
   Effect.gen(function* () {
@@ -488,35 +493,48 @@ export const serveHttp = (options: HttpOptions) =>
     /** The last value of http.listen acted on (bound, or tried and refused). */
     let tried = listen
     let moving = false
-    const follow = Effect.promise(async () => {
-      const wanted = options.config().http.listen
-      if (wanted === tried || moving) return
-      tried = wanted
+    let closed = false
+    const follow = async (): Promise<void> => {
+      if (moving) return
       moving = true
       try {
-        const next = await listenOn(options, wanted)
-        const old = server
-        server = next
-        options.log.info({ event: "http-listening" }, `HTTP moved from ${listen} to ${wanted}`)
-        listen = wanted
-        await closeServer(old)
-      } catch (e) {
-        options.log.error(
-          { event: "http-error" },
-          `HTTP stays on ${listen}: ${wanted} could not be bound: ${e instanceof Error ? e.message : String(e)}`,
-        )
+        // Again while a reload during the move changed http.listen once more.
+        for (let wanted = options.config().http.listen; wanted !== tried && !closed; ) {
+          tried = wanted
+          try {
+            const next = await listenOn(options, wanted)
+            if (closed) {
+              await closeServer(next)
+              return
+            }
+            const old = server
+            server = next
+            options.log.info({ event: "http-listening" }, `HTTP moved from ${listen} to ${wanted}`)
+            listen = wanted
+            await closeServer(old)
+          } catch (e) {
+            options.log.error(
+              { event: "http-error" },
+              `HTTP stays on ${listen}: ${wanted} could not be bound: ${e instanceof Error ? e.message : String(e)}`,
+            )
+          }
+          wanted = options.config().http.listen
+        }
       } finally {
         moving = false
       }
-    })
-    // A plain timer that looks at the config once a second and does nothing when
-    // http.listen is unchanged: an Effect sleep loop cost more at rest (issue 12).
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        setInterval(() => {
-          if (options.config().http.listen !== tried && !moving) Effect.runFork(follow)
-        }, 1_000),
-      ),
-      (timer) => Effect.sync(() => clearInterval(timer)),
-    )
+    }
+    // Told by the reload that replaced the config, not a timer that looks at
+    // it: a timer woke the agent at rest once a second for nothing (issue 12).
+    const onReplaced = options.onConfigReplaced
+    if (onReplaced !== undefined) {
+      yield* Effect.acquireRelease(
+        Effect.sync(() => onReplaced(() => void follow())),
+        (remove) =>
+          Effect.sync(() => {
+            closed = true
+            remove()
+          }),
+      )
+    }
   })

@@ -124,8 +124,10 @@ export class AgentConfig extends Context.Service<
     readonly log: pino.Logger
     readonly current: () => Config
     readonly secrets: () => Secrets
-    /** A reload's accepted config and passwords. */
+    /** A reload's accepted config and passwords; calls the `onReplaced` listeners. */
     readonly replace: (config: Config, secrets: Secrets) => void
+    /** Calls `listener` after every `replace`; returns its removal. */
+    readonly onReplaced: (listener: () => void) => () => void
     readonly self: string
     /** False on a witness: no mysqld, no VIP. */
     readonly isData: boolean
@@ -146,6 +148,7 @@ const makeAgentConfig = Effect.fn("daemon.config")(function* (
 ) {
   let config = config0
   let secrets = yield* readSecrets(config)
+  const replaced = new Set<() => void>()
   const self = config.node
   const member = config.cluster.members.find((m) => m.name === self)
   return AgentConfig.of({
@@ -156,6 +159,11 @@ const makeAgentConfig = Effect.fn("daemon.config")(function* (
     replace: (next, nextSecrets) => {
       config = next
       secrets = nextSecrets
+      for (const listener of replaced) listener()
+    },
+    onReplaced: (listener) => {
+      replaced.add(listener)
+      return () => replaced.delete(listener)
     },
     self,
     isData: member?.kind !== "witness",
@@ -658,7 +666,7 @@ const reloadLayer = Layer.effect(Reload, makeReload())
 // Control socket and HTTP
 
 const serveControl = Effect.fn("daemon.control")(function* () {
-  const { current, log } = yield* AgentConfig
+  const { current, log, onReplaced } = yield* AgentConfig
   const { ask } = yield* Inbox
   const { state, onPublish } = yield* AgentView
   const { reload } = yield* Reload
@@ -682,7 +690,17 @@ const serveControl = Effect.fn("daemon.control")(function* () {
           : [],
       ),
   })
-  yield* serveHttp({ config: current, state, log, mesh, vip, hooks, certificates, onPublish })
+  yield* serveHttp({
+    config: current,
+    onConfigReplaced: onReplaced,
+    state,
+    log,
+    mesh,
+    vip,
+    hooks,
+    certificates,
+    onPublish,
+  })
 })
 
 const controlLayer = Layer.effectDiscard(serveControl())
