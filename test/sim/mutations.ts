@@ -388,7 +388,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // pending vote the candidate gets no answer (L3) until the STOP returns.
     expect: ["L3", "L1"],
     reducer: voterWaitsForFreeze,
-    caughtBy: 3017,
+    caughtBy: 185,
   },
   {
     name: "no-completeness-check",
@@ -398,7 +398,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // isolates the voter that answers at once (its STOP would hang behind a full disk).
     expect: ["I3"],
     reducer: noCompletenessCheck,
-    caughtBy: 418,
+    caughtBy: 632,
   },
   {
     name: "rank-by-count",
@@ -407,7 +407,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // lacking candidate the larger count.
     expect: ["I3"],
     reducer: rankByCount,
-    caughtBy: 115,
+    caughtBy: 49,
   },
 ]
 
