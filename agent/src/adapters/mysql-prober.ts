@@ -311,27 +311,41 @@ export const parseHeartbeats = (rows: ReadonlyArray<Row>): Array<LagHeartbeatRow
  * The heartbeat table, read after the probe's batch (one statement of its
  * own: a table not created yet fails only this read, never the probe).
  */
-const readHeartbeats = (session: MysqlSession, table: string | undefined) =>
+const readHeartbeats = (session: MysqlSession, table: string | undefined, timeoutMs: number) =>
   table === undefined
     ? Effect.succeed(undefined)
-    : session.query("probe-heartbeat", heartbeatSql(table)).pipe(
+    : session.query("probe-heartbeat", heartbeatSql(table), undefined, timeoutMs).pipe(
         Effect.map(parseHeartbeats),
         Effect.catch((e: MysqlError) =>
           e.kind === "server" ? Effect.succeed(undefined) : Effect.fail(e),
         ),
       )
 
-/** The queries of one local probe on an open session (each bounded by the query timeout). */
-const observe = Effect.fnUntraced(function* (session: MysqlSession, heartbeatTable?: string) {
+/**
+ * The queries of one local probe on an open session, together bounded by
+ * `timeoutMs`: each statement by its own timer (the session's), the second
+ * by what the first left. A statement that times out fails with kind
+ * `timeout` and leaves the session broken.
+ */
+const observe = Effect.fnUntraced(function* (
+  session: MysqlSession,
+  timeoutMs: number,
+  heartbeatTable?: string,
+) {
   const target = session.target
+  const start = performance.now()
   // One round trip for all of them (the session allows multiple statements).
-  const batch = yield* session.queryBatch("probe", [
-    LOCAL_SQL,
-    "SHOW REPLICA STATUS",
-    "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'",
-    "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
-    COMMIT_WAIT_SQL,
-  ])
+  const batch = yield* session.queryBatch(
+    "probe",
+    [
+      LOCAL_SQL,
+      "SHOW REPLICA STATUS",
+      "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'",
+      "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'",
+      COMMIT_WAIT_SQL,
+    ],
+    timeoutMs,
+  )
   // queryBatch returns exactly one row set per statement.
   const [[vars], replicaRows, semiVars, semiStatus, [waits]] = batch as [
     Row[],
@@ -343,7 +357,8 @@ const observe = Effect.fnUntraced(function* (session: MysqlSession, heartbeatTab
   if (vars === undefined)
     return yield* unexpected("probe", target, "SELECT @@server_uuid returned no row")
   const uptime = nameValueMap(semiStatus).get("uptime")
-  const heartbeats = yield* readHeartbeats(session, heartbeatTable)
+  const left = Math.max(1, Math.floor(timeoutMs - (performance.now() - start)))
+  const heartbeats = yield* readHeartbeats(session, heartbeatTable, left)
   const serverUuid = str(vars, "server_uuid").toLowerCase()
   return {
     ...(heartbeats === undefined ? {} : { heartbeats }),
@@ -463,7 +478,28 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
 
   const hostBoot = options.hostBoot ?? makeHostBoot()
   const deadline = settings.connectTimeoutMs + settings.queryTimeoutMs
-  const probeLocal: Effect.Effect<LocalObservation, MysqlError> = Effect.gen(function* () {
+  const timedOut = (action: string, what: string, ms: number) =>
+    new MysqlError({
+      action,
+      target: what,
+      kind: "timeout",
+      code: "ETIMEDOUT",
+      errno: null,
+      sqlState: null,
+      reason: `the probe did not finish within ${ms} ms`,
+    })
+  /** Probes (and resets) holding the lock or waiting for it: at 0 the next one takes it at once. */
+  let lockUsers = 0
+  const usingLock = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      lockUsers++
+      return Effect.onExit(effect, () =>
+        Effect.sync(() => {
+          lockUsers--
+        }),
+      )
+    })
+  const attemptLocal: Effect.Effect<LocalObservation, MysqlError> = Effect.gen(function* () {
     const start = performance.now()
     let reconnected = false
     if (kept === undefined || kept.isBroken()) {
@@ -472,24 +508,7 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
       kept = yield* openSession("probe", local, settings, { multipleStatements: true })
       reconnected = true
     }
-    const session = kept
-    const seen = yield* observe(session, options.lagHeartbeatTable?.()).pipe(
-      Effect.timeoutOrElse({
-        duration: Duration.millis(settings.queryTimeoutMs),
-        orElse: () =>
-          Effect.fail(
-            new MysqlError({
-              action: "probe",
-              target,
-              kind: "timeout",
-              code: "ETIMEDOUT",
-              errno: null,
-              sqlState: null,
-              reason: `the probe queries did not finish within ${settings.queryTimeoutMs} ms`,
-            }),
-          ),
-      }),
-    )
+    const seen = yield* observe(kept, settings.queryTimeoutMs, options.lagHeartbeatTable?.())
     // Read right after the answer: Uptime and /proc/uptime a moment apart.
     const started = mysqldStart(hostBoot(), seen.uptimeSeconds)
     return { ...seen, started, durationMs: elapsed(start), reconnected }
@@ -497,26 +516,27 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
     // A failure, a timeout or an interruption leaves the connection unusable.
     Effect.onExit((exit) => (exit._tag === "Failure" ? drop : Effect.void)),
     Semaphore.withPermit(lock),
-    // The deadline covers the wait for an earlier probe too: a probe queued
-    // behind one stuck on a hung server fails at its deadline, never later.
-    Effect.timeoutOrElse({
-      duration: Duration.millis(deadline),
-      orElse: () =>
-        Effect.fail(
-          new MysqlError({
-            action: "probe",
-            target,
-            kind: "timeout",
-            code: "ETIMEDOUT",
-            errno: null,
-            sqlState: null,
-            reason: `the probe did not finish within ${deadline} ms`,
+  )
+  const probeLocal: Effect.Effect<LocalObservation, MysqlError> = Effect.suspend(() => {
+    // At rest the lock is free and the connection kept: the probe is its
+    // statements, bounded by their own timers (queryTimeoutMs in all, within
+    // the deadline), and needs no race with a timer (two fibers and a sleep,
+    // two to four probes a second: issue 12).
+    const atOnce = lockUsers === 0 && kept !== undefined && !kept.isBroken()
+    const probe = usingLock(attemptLocal)
+    return atOnce
+      ? probe
+      : // The deadline covers the wait for an earlier probe and the connect too: a
+        // probe queued behind one stuck on a hung server fails at its deadline, never later.
+        probe.pipe(
+          Effect.timeoutOrElse({
+            duration: Duration.millis(deadline),
+            orElse: () => Effect.fail(timedOut("probe", target, deadline)),
           }),
-        ),
-    }),
+        )
     // No tracing span (nor in probeRemote): no tracer is installed, and a span per
     // probe, two to four a second at rest, showed in the agent's profile (issue 12).
-  )
+  })
 
   // The remote probe's kept connection (planRemoteProbe), and whether a
   // probe is using it (or renewing it) now.
@@ -535,94 +555,110 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
     }),
   )
 
-  const remoteAttempt = (endpoint: MysqlEndpoint, remote: string) =>
-    Effect.suspend(() => {
-      const kept = remoteKept
-      const plan = planRemoteProbe(
-        kept === undefined
-          ? undefined
-          : { target: kept.target, openedAt: kept.openedAt, broken: kept.session.isBroken() },
-        remoteInUse,
-        remote,
-        performance.now(),
-        freshEveryMs,
+  /**
+   * One remote probe's plan (planRemoteProbe) and its SELECT. A kept
+   * connection is the statement alone, bounded by its own timer; if it fails
+   * otherwise (the connection died) a fresh one is opened at once, bounded
+   * by what is left of the deadline.
+   */
+  const remoteAttempt = (endpoint: MysqlEndpoint, remote: string, start: number) => {
+    const kept = remoteKept
+    const plan = planRemoteProbe(
+      kept === undefined
+        ? undefined
+        : { target: kept.target, openedAt: kept.openedAt, broken: kept.session.isBroken() },
+      remoteInUse,
+      remote,
+      performance.now(),
+      freshEveryMs,
+    )
+    if (plan === "OneShot")
+      return { plan, run: withSession("probe-remote", endpoint, settings, remoteQuery) }
+    remoteInUse = true
+    const renew = Effect.gen(function* () {
+      const session = yield* openSession("probe-remote", endpoint, settings)
+      const old = remoteKept
+      remoteKept = { target: remote, session, openedAt: performance.now() }
+      // The old one is closed politely (COM_QUIT) without delaying the probe.
+      if (old !== undefined) yield* Effect.forkDetach(old.session.close)
+      return yield* remoteQuery(session)
+    })
+    const renewWithinDeadline = Effect.suspend(() => {
+      const left = Math.max(1, Math.floor(deadline - (performance.now() - start)))
+      return renew.pipe(
+        Effect.timeoutOrElse({
+          duration: Duration.millis(left),
+          orElse: () => Effect.fail(timedOut("probe-remote", remote, deadline)),
+        }),
       )
-      if (plan === "OneShot") return withSession("probe-remote", endpoint, settings, remoteQuery)
-      remoteInUse = true
-      const renew = Effect.gen(function* () {
-        const session = yield* openSession("probe-remote", endpoint, settings)
-        const old = remoteKept
-        remoteKept = { target: remote, session, openedAt: performance.now() }
-        // The old one is closed politely (COM_QUIT) without delaying the probe.
-        if (old !== undefined) yield* Effect.forkDetach(old.session.close)
-        return yield* remoteQuery(session)
-      })
-      const run =
-        plan === "Renew" || kept === undefined
-          ? renew
-          : remoteQuery(kept.session).pipe(
-              Effect.catch((e: MysqlError) =>
-                e.kind === "timeout"
-                  ? Effect.fail(e)
-                  : Effect.andThen(Effect.sync(dropRemote), renew),
-              ),
-            )
-      return run.pipe(
+    })
+    const run =
+      plan === "Renew" || kept === undefined
+        ? renew
+        : remoteQuery(kept.session).pipe(
+            Effect.catch((e: MysqlError) =>
+              e.kind === "timeout"
+                ? Effect.fail(e)
+                : Effect.andThen(Effect.sync(dropRemote), renewWithinDeadline),
+            ),
+          )
+    return {
+      plan,
+      run: run.pipe(
         Effect.onExit((exit) =>
           Effect.sync(() => {
             remoteInUse = false
             if (exit._tag === "Failure") dropRemote()
           }),
         ),
+      ),
+    }
+  }
+
+  const probeRemote = (endpoint: MysqlEndpoint): Effect.Effect<RemoteProbe> =>
+    Effect.suspend(() => {
+      const remote = describeEndpoint(endpoint)
+      const start = performance.now()
+      const { plan, run } = remoteAttempt(endpoint, remote, start)
+      // On the kept connection the SELECT's own timer bounds it (as probeLocal's):
+      // no race with a timer at rest; a connect is raced with the deadline.
+      const bounded =
+        plan === "Kept"
+          ? run
+          : run.pipe(
+              Effect.timeoutOrElse({
+                duration: Duration.millis(deadline),
+                orElse: () => Effect.fail(timedOut("probe-remote", remote, deadline)),
+              }),
+            )
+      return bounded.pipe(
+        Effect.flatMap(([row]) =>
+          row === undefined || num(row, "ok") !== 1
+            ? Effect.fail(unexpected("probe-remote", remote, "SELECT 1 returned no row"))
+            : Effect.succeed<RemoteProbe>({
+                _tag: "Reachable",
+                target: remote,
+                serverUuid: str(row, "server_uuid").toLowerCase(),
+                readOnly: bool(row, "read_only"),
+                superReadOnly: bool(row, "super_read_only"),
+                latencyMs: elapsed(start),
+              }),
+        ),
+        Effect.catch((error: MysqlError) =>
+          Effect.succeed<RemoteProbe>({
+            _tag: "Unreachable",
+            target: remote,
+            error,
+            latencyMs: elapsed(start),
+          }),
+        ),
       )
     })
-
-  const probeRemote = (endpoint: MysqlEndpoint): Effect.Effect<RemoteProbe> => {
-    const remote = describeEndpoint(endpoint)
-    const start = performance.now()
-    return remoteAttempt(endpoint, remote).pipe(
-      Effect.timeoutOrElse({
-        duration: Duration.millis(deadline),
-        orElse: () =>
-          Effect.fail(
-            new MysqlError({
-              action: "probe-remote",
-              target: remote,
-              kind: "timeout",
-              code: "ETIMEDOUT",
-              errno: null,
-              sqlState: null,
-              reason: `the probe did not finish within ${deadline} ms`,
-            }),
-          ),
-      }),
-      Effect.flatMap(([row]) =>
-        row === undefined || num(row, "ok") !== 1
-          ? Effect.fail(unexpected("probe-remote", remote, "SELECT 1 returned no row"))
-          : Effect.succeed<RemoteProbe>({
-              _tag: "Reachable",
-              target: remote,
-              serverUuid: str(row, "server_uuid").toLowerCase(),
-              readOnly: bool(row, "read_only"),
-              superReadOnly: bool(row, "super_read_only"),
-              latencyMs: elapsed(start),
-            }),
-      ),
-      Effect.catch((error: MysqlError) =>
-        Effect.succeed<RemoteProbe>({
-          _tag: "Unreachable",
-          target: remote,
-          error,
-          latencyMs: elapsed(start),
-        }),
-      ),
-    )
-  }
 
   const service: MysqlProberService = {
     probeLocal,
     probeRemote,
-    reset: Semaphore.withPermit(lock)(drop),
+    reset: usingLock(Semaphore.withPermit(lock)(drop)),
   }
   return service
 })
