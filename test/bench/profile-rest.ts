@@ -1,10 +1,10 @@
 // Where an agent's CPU goes at rest (issue 12): a lab cluster as the bench's
 // "rest" scenario has it, every agent under `--cpu-prof` (NODE_OPTIONS: the
-// source tree, or the binary given in MHA_AGENT_BIN), 10 s settling, a
+// source tree, or the binary given in MHA_AGENT_BIN), settling (10 s), a
 // window, then the agents stopped gracefully so that they write their
 // profiles. Prints, per agent, the samples inside the window: self time by
 // function and by package, and the time under a few entry points.
-//   bash scripts/node24.sh test/bench/profile-rest.ts [--hosts 3] [--window 60] [--top 25]
+//   bash scripts/node24.sh test/bench/profile-rest.ts [--hosts 3] [--settle 10] [--window 60] [--top 25]
 // Not part of `npm test`; run it under the lab lock like the bench.
 import { mkdirSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -16,6 +16,8 @@ const { values } = parseArgs({
   options: {
     hosts: { type: "string", default: "3" },
     window: { type: "string", default: "60" },
+    // Seconds after the writer stops before the window opens (V8 still compiles in the first minute).
+    settle: { type: "string", default: "10" },
     top: { type: "string", default: "25" },
     dir: { type: "string", default: `/tmp/mha-profile-rest-${process.pid}` },
   },
@@ -104,7 +106,7 @@ let toUs = 0
 try {
   await c.lab.stopProcess("client", "writer")
   await c.lab.stopProcess("client", "sampler")
-  await sleep(10_000)
+  await sleep(Number(values.settle) * 1000)
   fromUs = Number(process.hrtime.bigint() / 1000n)
   await sleep(windowS * 1000)
   toUs = Number(process.hrtime.bigint() / 1000n)

@@ -369,7 +369,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // pends behind a commit it cannot kill; the demotion releases it with OK.
     expect: ["I3"],
     reducer: releaseOnDemotion,
-    caughtBy: 651,
+    caughtBy: 6,
   },
   {
     name: "pre-vote-grants-all",
@@ -388,7 +388,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // pending vote the candidate gets no answer (L3) until the STOP returns.
     expect: ["L3", "L1"],
     reducer: voterWaitsForFreeze,
-    caughtBy: 185,
+    caughtBy: 2701,
   },
   {
     name: "no-completeness-check",
@@ -398,7 +398,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // isolates the voter that answers at once (its STOP would hang behind a full disk).
     expect: ["I3"],
     reducer: noCompletenessCheck,
-    caughtBy: 632,
+    caughtBy: 418,
   },
   {
     name: "rank-by-count",
@@ -407,7 +407,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // lacking candidate the larger count.
     expect: ["I3"],
     reducer: rankByCount,
-    caughtBy: 49,
+    caughtBy: 707,
   },
 ]
 

@@ -96,18 +96,18 @@ test("a failing run prints the faults and the last events of every node", () => 
   assert.match(trace, /-- db3 /)
 })
 
-test("seed 651: the demotion of dfc83b6 (semi-sync off as a source while a commit waits) gives a lost write OK; the real one stops mysqld hard once its fence pends for fence_timeout", () => {
-  // Seed 651 under the dfc83b6 demotion: db1, cut off with commits waiting, turns semi-sync
+test("seed 115: the demotion of dfc83b6 (semi-sync off as a source while a commit waits) gives a lost write OK; the real one stops mysqld hard once its fence pends for fence_timeout", () => {
+  // Seed 115 under the dfc83b6 demotion: db1, cut off with commits waiting, turns semi-sync
   // off as a source on seeing the new leader while its own fence still pends (SYSTEM_USER
   // sessions cannot be killed): the waiters get OK and the new primary lacks them (I3).
-  const bad = randomRun(651, {
+  const bad = randomRun(115, {
     reducer: mutants.find((m) => m.name === "semi-sync-release-on-demotion")?.reducer,
   })
   assert.match(bad.violations.map((v) => `${v.invariant}: ${v.detail}`).join("; "), /^I3: /)
   assert.match(bad.trace(), /semi-sync off as a source released \d+ waiting commit/)
   // The real demotion waits for the fence: the pending fence fails at fence_timeout and the
   // executor's kill_command stops mysqld hard (fencing.ts onFenceFailed), nobody gets OK.
-  const good = randomRun(651)
+  const good = randomRun(115)
   assert.deepEqual(good.violations, [])
   assert.match(good.trace(), /fence-escalated/)
 })

@@ -2,7 +2,8 @@
 // (core/heartbeat.ts followLeaderPhase, issue 12): due within half an
 // interval, they go in the same step as the acknowledgement; while it
 // follows a live leader its own timer waits a quarter interval more, so the
-// leader's next heartbeat, a little late, still starts them.
+// leader's next heartbeat, a little late, still starts them. A member's own
+// round and probe go in one step (roundWithProbe): the leader's keep one phase.
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { buildHeartbeat } from "../../agent/src/core/heartbeat.ts"
@@ -55,4 +56,38 @@ test("with no live leader promised, a round's own timer has no slack", () => {
   node.tick(0)
   assert.deepEqual(roundTo(node.out), ["db1", "db3"])
   assert.equal(node.s.nextHeartbeatAt, replica.now + replica.config.timings.heartbeatIntervalMs)
+})
+
+// The leader's own round and probe go in one step (core/heartbeat.ts roundWithProbe).
+const leaderStep = (roundInMs: number, probeInMs: number) => {
+  const { primary } = settledCluster()
+  assert.equal(primary.role._tag, "Leader")
+  const node = new CoreNode({
+    ...primary,
+    nextHeartbeatAt: primary.now + roundInMs,
+    nextProbeAt: primary.now + probeInMs,
+  })
+  node.tick(0)
+  return { node, at: primary.now, t: primary.config.timings }
+}
+
+test("a leader's round takes along a probe due within half an interval, and the other way round", () => {
+  for (const [round, probe] of [
+    [0, 200],
+    [200, 0],
+  ] as const) {
+    const { node, at, t } = leaderStep(round, probe)
+    assert.deepEqual(roundTo(node.out), ["db2", "db3"], `round in ${round}, probe in ${probe}`)
+    assert.ok(probed(node.out), `round in ${round}, probe in ${probe}`)
+    // From now on both keep the same phase.
+    assert.equal(node.s.nextHeartbeatAt, at + t.heartbeatIntervalMs)
+    assert.equal(node.s.nextProbeAt, at + t.probeIntervalMs)
+  }
+})
+
+test("a leader's probe due later than half an interval keeps its own time", () => {
+  const { node, at } = leaderStep(0, 300)
+  assert.deepEqual(roundTo(node.out), ["db2", "db3"])
+  assert.ok(!probed(node.out))
+  assert.equal(node.s.nextProbeAt, at + 300)
 })

@@ -3,9 +3,12 @@
  * timer of its own, and still cuts a peer that never answers. A real mesh
  * (db2) on 127.0.0.1 and a hand-made peer dialling it as db1 (a WebSocket
  * client with db1's certificate) that answers nothing: no pong, no message.
+ * Also what the peer receives per write: the frames of one turn arrive in
+ * one TLS record (mesh.ts cork).
  */
 import assert from "node:assert/strict"
 import { readFile } from "node:fs/promises"
+import type { IncomingMessage } from "node:http"
 import { test } from "node:test"
 import { Effect, Schema } from "effect"
 import WebSocket from "ws"
@@ -20,6 +23,8 @@ interface SilentPeer {
   /** Pings and messages received from the mesh so far. */
   readonly pings: () => number
   readonly messages: () => number
+  /** Chunks of decrypted data read from the TLS socket: one per TLS record. */
+  readonly records: () => number
   readonly closed: () => boolean
   readonly close: () => void
 }
@@ -39,7 +44,13 @@ const dialSilent = async (certs: LabCerts, port: number): Promise<SilentPeer> =>
   } as unknown as WebSocket.ClientOptions)
   let pings = 0
   let messages = 0
+  let records = 0
   let closed = false
+  ws.on("upgrade", (res: IncomingMessage) => {
+    res.socket.on("data", () => {
+      records += 1
+    })
+  })
   ws.on("ping", () => {
     pings += 1
   })
@@ -57,6 +68,7 @@ const dialSilent = async (certs: LabCerts, port: number): Promise<SilentPeer> =>
   return {
     pings: () => pings,
     messages: () => messages,
+    records: () => records,
     closed: () => closed,
     close: () => ws.terminate(),
   }
@@ -186,6 +198,29 @@ test("the sweep runs from sends: pings go out while messages are sent to a silen
         yield* Effect.sleep(1_000)
         assert.equal(peer.pings(), after, "no sweep without sends before the fallback is due")
         assert.equal(yield* connected(mesh), true, "not cut: deadAfterMs is 60 s")
+      } finally {
+        peer.close()
+      }
+    }),
+  )
+})
+
+test("the frames sent to a peer in one turn reach it in one TLS record", async () => {
+  await withMesh({ pingIntervalMs: 60_000, deadAfterMs: 120_000 }, (mesh, certs, port) =>
+    Effect.gen(function* () {
+      const peer = yield* Effect.promise(() => dialSilent(certs, port))
+      try {
+        yield* waitUntil("db2 to see db1 connected", connected(mesh))
+        for (const batch of [1, 2, 3]) {
+          const messages = peer.messages()
+          const records = peer.records()
+          for (let i = 0; i < batch; i++) mesh.sendNow("db1", { text: `${batch}.${i}` })
+          yield* waitUntil(
+            `${batch} messages to arrive`,
+            Effect.sync(() => peer.messages() === messages + batch),
+          )
+          assert.equal(peer.records() - records, 1, `${batch} frames sent in one turn`)
+        }
       } finally {
         peer.close()
       }

@@ -336,6 +336,9 @@ interface Conn {
   readonly openedAt: number
   /** monotonicNow() at open: durations and the silent-peer cut use this. */
   readonly openedAtMonotonic: number
+  /** The TLS socket under `ws`: corked while a turn's frames to the peer gather (`pump`). */
+  readonly socket: TLSSocket | undefined
+  corked: boolean
 }
 
 interface PeerRuntime {
@@ -949,6 +952,8 @@ class Transport<A, I> {
       protocol,
       openedAt: now,
       openedAtMonotonic: monotonicNow(),
+      socket: tlsSocket,
+      corked: false,
     }
     peer.conn = conn
     peer.lastSeenAt = now
@@ -1264,6 +1269,7 @@ class Transport<A, I> {
     const c = peer.conn
     if (c === undefined || c.ws.readyState !== WebSocket.OPEN) return
     const now = monotonicNow()
+    this.cork(c)
     while (peer.queue.length > 0 && c.ws.bufferedAmount < this.highWater) {
       const frame = peer.queue.shift() as Queued
       if (now - frame.at > this.queueMaxAgeMs) {
@@ -1277,6 +1283,25 @@ class Transport<A, I> {
         if (peer.queue.length > 0) this.pump(peer)
       })
     }
+  }
+
+  /**
+   * Holds the frames sent to a peer in this turn of the event loop, and
+   * writes them together at its end: one TLS record and one write instead of
+   * one per frame. A follower acknowledges its leader's heartbeat and sends
+   * its own round in the same step (core/heartbeat.ts followLeaderPhase); at
+   * rest a write, and the wake-up it causes at the peer, costs more than the
+   * frame (issue 12). A microtask later is no later for the peer.
+   */
+  private cork(c: Conn) {
+    const socket = c.socket
+    if (socket === undefined || c.corked) return
+    c.corked = true
+    socket.cork()
+    queueMicrotask(() => {
+      c.corked = false
+      socket.uncork()
+    })
   }
 
   isStopping(): boolean {

@@ -94,6 +94,27 @@ export const followLeaderPhase = (s: AgentState): AgentState => {
 }
 
 /**
+ * A member's own round and its probes go in one step (issue 12): when either
+ * is due and the other is due within half its interval, both go now. The
+ * leader, whose rounds no heartbeat of another starts, then wakes once per
+ * interval for both instead of at two phases of its own; the probe's answer
+ * comes back in the burst of acknowledgements its round starts. Going early
+ * costs nothing: a round sent earlier renews the lease from an earlier send
+ * time, and a probe taken earlier is fresher.
+ */
+export const roundWithProbe = (s: AgentState): AgentState => {
+  const roundDue = s.now >= s.nextHeartbeatAt
+  const probeDue = s.now >= s.nextProbeAt
+  if (roundDue === probeDue) return s
+  const t = s.config.timings
+  if (roundDue && s.nextProbeAt - s.now <= t.probeIntervalMs / 2)
+    return { ...s, nextProbeAt: s.now }
+  if (probeDue && s.nextHeartbeatAt - s.now <= t.heartbeatIntervalMs / 2)
+    return { ...s, nextHeartbeatAt: s.now }
+  return s
+}
+
+/**
  * How much later than its interval a follower's next round or probe is due
  * while it follows a live leader: time for the leader's next heartbeat, a
  * little late, to start it (followLeaderPhase), rather than its own timer

@@ -36,7 +36,13 @@ import {
   onOperatorInput,
   routeReplies,
 } from "./forwarding.ts"
-import { heartbeatTimer, leaderPhaseSlack, onHeartbeat, onHeartbeatAck } from "./heartbeat.ts"
+import {
+  heartbeatTimer,
+  leaderPhaseSlack,
+  onHeartbeat,
+  onHeartbeatAck,
+  roundWithProbe,
+} from "./heartbeat.ts"
 import { watchLag, watchPrimaryFailure, watchRole } from "./hook-events.ts"
 import { lagHeartbeatDue } from "./lag-heartbeat.ts"
 import { leaseValid, promiseTo } from "./lease.ts"
@@ -337,7 +343,7 @@ const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState 
 
 /** Timers and guards, run after every input. */
 const afterInput = (state: AgentState, out: Outputs, random: number): AgentState => {
-  let s = probesDue(state, out)
+  let s = probesDue(roundWithProbe(state), out)
   s = privilegeCheckDue(s, out)
   s = heartbeatTimer(s, out)
   s = leaseCheck(s, out)
