@@ -478,10 +478,10 @@ export const makeMysqlProber = Effect.fnUntraced(function* (options: MysqlProber
 
   const hostBoot = options.hostBoot ?? makeHostBoot()
   const deadline = settings.connectTimeoutMs + settings.queryTimeoutMs
-  const timedOut = (action: string, what: string, ms: number) =>
+  const timedOut = (action: string, target: string, ms: number) =>
     new MysqlError({
       action,
-      target: what,
+      target,
       kind: "timeout",
       code: "ETIMEDOUT",
       errno: null,
