@@ -59,11 +59,16 @@ test("with no live leader promised, a round's own timer has no slack", () => {
 })
 
 // The leader's own round and probe go in one step (core/heartbeat.ts roundWithProbe).
-const leaderStep = (roundInMs: number, probeInMs: number) => {
+const leaderStep = (roundInMs: number, probeInMs: number, probeIntervalMs?: number) => {
   const { primary } = settledCluster()
   assert.equal(primary.role._tag, "Leader")
+  const config =
+    probeIntervalMs === undefined
+      ? primary.config
+      : { ...primary.config, timings: { ...primary.config.timings, probeIntervalMs } }
   const node = new CoreNode({
     ...primary,
+    config,
     nextHeartbeatAt: primary.now + roundInMs,
     nextProbeAt: primary.now + probeInMs,
   })
@@ -90,4 +95,12 @@ test("a leader's probe due later than half an interval keeps its own time", () =
   assert.deepEqual(roundTo(node.out), ["db2", "db3"])
   assert.ok(!probed(node.out))
   assert.equal(node.s.nextProbeAt, at + 300)
+})
+
+test("with a probe interval other than the heartbeat interval, neither pulls the other (each keeps its own rate)", () => {
+  // Probes every 1000 ms, rounds every 500: a pull at each round would probe every 500 ms.
+  const { node, at } = leaderStep(0, 400, 1000)
+  assert.deepEqual(roundTo(node.out), ["db2", "db3"])
+  assert.ok(!probed(node.out))
+  assert.equal(node.s.nextProbeAt, at + 400)
 })

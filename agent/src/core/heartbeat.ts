@@ -100,13 +100,15 @@ export const followLeaderPhase = (s: AgentState): AgentState => {
  * interval for both instead of at two phases of its own; the probe's answer
  * comes back in the burst of acknowledgements its round starts. Going early
  * costs nothing: a round sent earlier renews the lease from an earlier send
- * time, and a probe taken earlier is fresher.
+ * time, and a probe taken earlier is fresher. Only while both have the same
+ * interval (the default): once in phase they stay so. With different ones,
+ * each pull would start the slower one at the faster one's rate.
  */
 export const roundWithProbe = (s: AgentState): AgentState => {
   const roundDue = s.now >= s.nextHeartbeatAt
   const probeDue = s.now >= s.nextProbeAt
-  if (roundDue === probeDue) return s
   const t = s.config.timings
+  if (roundDue === probeDue || t.probeIntervalMs !== t.heartbeatIntervalMs) return s
   if (roundDue && s.nextProbeAt - s.now <= t.probeIntervalMs / 2)
     return { ...s, nextProbeAt: s.now }
   if (probeDue && s.nextHeartbeatAt - s.now <= t.heartbeatIntervalMs / 2)
