@@ -142,6 +142,36 @@ export class LabCluster extends WatchedCluster {
     throw new Error(`no errant transaction could be written on ${host}: fenced every time`)
   }
 
+  /**
+   * Waits until the agent on `primary` sees `member` (or, without it, any member)
+   * as a STANDBY replicating from it, as `status` shows it, and returns that
+   * member: a switchover's target must be one, and right after the cluster
+   * comes up, or after a failover, a replica may still be connecting.
+   */
+  async standbyOf(primary: string, member?: string, timeoutMs = 30_000): Promise<string> {
+    let found = ""
+    await waitFor(
+      `${primary}'s agent to see ${member ?? "a replica"} replicating from it`,
+      async () => {
+        const r = await this.agents.cli(primary, ["status", "--json"]).catch(() => undefined)
+        if (r === undefined) return false
+        const view = JSON.parse(r.stdout) as {
+          status: { members: Array<{ name: string; role: string; source: string | null }> }
+        }
+        found =
+          view.status.members.find(
+            (m) =>
+              m.role === "STANDBY" &&
+              m.source === primary &&
+              (member === undefined || m.name === member),
+          )?.name ?? ""
+        return found !== ""
+      },
+      timeoutMs,
+    )
+    return found
+  }
+
   /** The role of `member` as the agent on `on` reports it (status --json). */
   async agentRole(on: string, member: string): Promise<string> {
     // An agent just (re)started has no control socket yet: that is an answer too, not an error.
