@@ -6,6 +6,7 @@
 // SEA asset, with its own V8 code cache, compiled only for those two commands.
 import { getAsset } from "node:sea"
 import { compileFunction } from "node:vm"
+import { gunzipSync } from "node:zlib"
 
 /** The CommonJS wrapper's parameters: build.sh makes the code cache with the same ones. */
 const PARAMS = ["exports", "require", "module", "__filename", "__dirname"]
@@ -19,10 +20,11 @@ if (command !== undefined && WHOLE_AGENT.has(command)) {
   // later): the agent's file and DNS work is light, and every thread that
   // allocates keeps a malloc arena of its own (issue 12). The operator's setting wins.
   process.env.UV_THREADPOOL_SIZE ??= "2"
-  const code = getAsset("mha-agent.cjs", "utf8")
+  // Gzipped in the binary (build.sh): what an agent reads of it stays resident.
+  const code = gunzipSync(getAsset("mha-agent.cjs.gz")).toString("utf8")
   const wrapper = compileFunction(code, PARAMS, {
     filename: "mha-agent.cjs",
-    cachedData: Buffer.from(getAsset("mha-agent.cache")),
+    cachedData: gunzipSync(getAsset("mha-agent.cache.gz")),
   }) as ((...args: Array<unknown>) => void) & { cachedDataRejected?: boolean }
   if (wrapper.cachedDataRejected === true) {
     process.stderr.write("mha-agent: V8 rejected the agent's code cache (a slower start)\n")

@@ -262,6 +262,28 @@ describe("the /metrics page", () => {
     assert.equal(sampleValue(f, "mha_replication_repairs_total", { kind: "semi_sync" }), 0)
   })
 
+  test("a scrape compares no text by locale: a collator would load ICU's data into the agent (+4 MB RSS)", () => {
+    countEvent({ event: "self-fenced" })
+    countEvent({ event: "election" })
+    countEvent({ event: "repoint" })
+    const localeCompare = String.prototype.localeCompare
+    String.prototype.localeCompare = () => {
+      throw new Error("localeCompare called while rendering /metrics")
+    }
+    let text: string
+    try {
+      text = renderMetrics(full())
+    } finally {
+      String.prototype.localeCompare = localeCompare
+    }
+    const events = parsePromText(text)
+      .get("mha_events_total")
+      ?.samples.map((x) => x.labels.event ?? "")
+      .filter((e) => e !== "")
+    assert.ok(events !== undefined && events.length >= 3)
+    assert.deepEqual(events, [...events].sort(), "by code unit")
+  })
+
   test("label values are escaped and read back unchanged", () => {
     const weird = 'a "quoted" back\\slash\nnew line, {braces}=x'
     const f = parsePromText(renderMetrics(full({ cluster: weird })))

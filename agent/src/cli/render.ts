@@ -164,7 +164,9 @@ export const renderErrant = (s: StatusView): string => {
 /** `mha-agent history`: oldest first, newest last. */
 export const renderHistory = (entries: ReadonlyArray<HistoryEntry>): string => {
   if (entries.length === 0) return "no failovers or switchovers recorded"
-  const sorted = [...entries].sort((a, b) => a.at.localeCompare(b.at) || a.term - b.term)
+  const sorted = [...entries].sort(
+    (a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0) || a.term - b.term,
+  )
   return table([
     ["TIME", "KIND", "TERM", "OLD -> NEW", "DURATION", "REASON"],
     ...sorted.map((e) => [

@@ -727,8 +727,10 @@ const counterMetrics = (x: Exposition): void => {
   x.counter(
     "mha_events_total",
     "Events of the decision core (the `event` of its log lines), by name.",
+    // By code unit, not localeCompare: a collator loads ICU's data into every
+    // agent on its first scrape (+4 MB RSS, issue 12), and event names are ASCII.
     [...c.events]
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([event, n]) => ({ labels: { event }, value: n })),
   )
 }
