@@ -5,7 +5,9 @@ import { test } from "node:test"
 import {
   cpuPercent,
   failoverTimes,
+  heapAllocKiBPerSecond,
   parseAgentLog,
+  parseTraceGc,
   quantile,
   rssMiB,
   statTicks,
@@ -102,4 +104,32 @@ test("CPU ticks and RSS from /proc", () => {
   assert.equal(statTicks(stat), 300)
   assert.equal(cpuPercent(100, 160, 60_000, 100), 1)
   assert.equal(rssMiB("Name:\tnode\nVmRSS:\t   81920 kB\n"), 80)
+})
+
+test("heap allocation from --trace-gc lines: in use before each collection minus what the one before left, over the time between", () => {
+  const gcs = parseTraceGc(
+    [
+      "[4242:0x2a5e3000]     1000 ms: Scavenge 4.8 (5.8) -> 3.9 (6.8) MB, pooled: 0 MB, 0.40 / 0.00 ms  (average mu = 1.000, current mu = 1.000) allocation failure; ",
+      line(1500, "heartbeat"),
+      "[4242:0x2a5e3000]     2000 ms: Scavenge 4.9 (6.8) -> 3.9 (6.8) MB, pooled: 0 MB, 0.23 / 0.00 ms  (average mu = 1.000, current mu = 1.000) allocation failure; ",
+      "[4242:0x2a5e3000]     3000 ms: Mark-Compact (reduce) 5.0 (6.8) -> 3.0 (5.8) MB, pooled: 0 MB, 2.10 / 0.00 ms  (+ 1.2 ms in 3 steps since start of marking, biggest step 0.5 ms, walltime since start of marking 40 ms) finalize incremental marking via task; GC in old space requested",
+      "[4242:0x2a5e3000]     5000 ms: Scavenge 5.0 (5.8) -> 4.1 (6.8) MB, pooled: 0 MB, 0.30 / 0.00 ms  (average mu = 1.000, current mu = 1.000) allocation failure; ",
+      "not a collection: 9000 ms: Scavenge 1.0 (1.0) -> 0.5 (1.0) MB",
+    ].join("\n"),
+  )
+  assert.deepEqual(
+    gcs.map((g) => [g.ms, g.beforeMiB, g.afterMiB]),
+    [
+      [1000, 4.8, 3.9],
+      [2000, 4.9, 3.9],
+      [3000, 5.0, 3.0],
+      [5000, 5.0, 4.1],
+    ],
+  )
+  // From the first: (4.9-3.9) + (5.0-3.9) + (5.0-3.0) = 4.1 MiB in 4 s.
+  assert.ok(Math.abs((heapAllocKiBPerSecond(gcs, 0) as number) - (4.1 * 1024) / 4) < 1e-9)
+  // From the third: 2.0 MiB in 2 s.
+  assert.ok(Math.abs((heapAllocKiBPerSecond(gcs, 2) as number) - 1024) < 1e-9)
+  assert.equal(heapAllocKiBPerSecond(gcs, 3), undefined, "one collection gives no interval")
+  assert.equal(heapAllocKiBPerSecond([], 0), undefined)
 })

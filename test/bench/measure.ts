@@ -228,3 +228,44 @@ export const rssMiB = (status: string): number => {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
   return m ? Number(m[1]) / 1024 : Number.NaN
 }
+
+/** One collection as V8's --trace-gc prints it: ms since the isolate started, heap in use (MiB) before and after. */
+export interface TracedGc {
+  readonly ms: number
+  readonly beforeMiB: number
+  readonly afterMiB: number
+}
+
+/**
+ * The collections in a log of an agent run with NODE_OPTIONS=--trace-gc (a line
+ * such as "[123:0x2a] 16 ms: Scavenge 4.8 (5.8) -> 3.9 (6.8) MB, ..."; every
+ * other line is skipped).
+ */
+export const parseTraceGc = (text: string): TracedGc[] => {
+  const out: TracedGc[] = []
+  for (const m of text.matchAll(
+    /^\[\d+:0x[0-9a-f]+\]\s+(\d+) ms: [A-Za-z() -]+? ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/gm,
+  ))
+    out.push({ ms: Number(m[1]), beforeMiB: Number(m[2]), afterMiB: Number(m[3]) })
+  return out
+}
+
+/**
+ * KiB/s allocated on the V8 heap from the collection `from` (index into `gcs`) to
+ * the last one: what each collection found in use minus what the one before
+ * left, over the time between the two ends. Undefined without two collections.
+ * The heap sizes are printed in 0.1 MiB steps; over tens of collections the
+ * rounding evens out.
+ */
+export const heapAllocKiBPerSecond = (
+  gcs: ReadonlyArray<TracedGc>,
+  from: number,
+): number | undefined => {
+  const first = gcs[Math.max(0, from)]
+  const last = gcs[gcs.length - 1]
+  if (first === undefined || last === undefined || last.ms <= first.ms) return undefined
+  let mib = 0
+  for (let k = Math.max(0, from) + 1; k < gcs.length; k++)
+    mib += Math.max(0, (gcs[k] as TracedGc).beforeMiB - (gcs[k - 1] as TracedGc).afterMiB)
+  return (mib * 1024) / ((last.ms - first.ms) / 1000)
+}

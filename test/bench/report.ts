@@ -50,7 +50,7 @@ export interface RunRecord {
     anonMiB?: number
     fileMiB?: number
     rssSeriesMiB?: ReadonlyArray<number>
-    /** V8 heap bytes allocated per second through the window (KiB/s; the agent's own counter). */
+    /** V8 heap bytes allocated per second through the window (KiB/s): the agent's own counter until 2026-12-06, then its --trace-gc lines. */
     heapAllocKiBPerSecond?: number
   }>
 }
@@ -84,6 +84,8 @@ const NAMES: Record<string, string> = {
   "rest-3-bin-haproxy": "at rest, 3 members, packaged binary, HAProxy checking every agent",
   "rest-3-bin-warm180": "at rest after 3 minutes, 3 members, packaged binary",
   "rest-7-bin-warm180": "at rest after 3 minutes, 7 members, packaged binary",
+  "rest-3-bin-warm840": "at rest after 14 minutes, 3 members, packaged binary",
+  "rest-7-bin-warm840": "at rest after 14 minutes, 7 members, packaged binary",
 }
 // Explicit: an object's integer-like keys would come first.
 const ORDER = [
@@ -105,6 +107,8 @@ const ORDER = [
   "rest-3-bin-haproxy",
   "rest-3-bin-warm180",
   "rest-7-bin-warm180",
+  "rest-3-bin-warm840",
+  "rest-7-bin-warm840",
 ]
 
 const fmt = (x: number, digits = 0): string => (Number.isNaN(x) ? "–" : x.toFixed(digits))
@@ -352,6 +356,8 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
       "rest-3-bin-haproxy",
       "rest-3-bin-warm180",
       "rest-7-bin-warm180",
+      "rest-3-bin-warm840",
+      "rest-7-bin-warm840",
     ].filter((k) => by(k).length > 0)) {
       const agents = by(s).flatMap((r) => r.agents ?? [])
       const cpu = agents.map((a) => a.cpuPercent)

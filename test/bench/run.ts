@@ -1,7 +1,7 @@
 // The benchmark of lab.md: repeats scenarios on the real lab and appends one
 // record per run to bench/results.json; bench/results.md is regenerated from
 // all records after every run (and alone with --report).
-//   npm run bench -- [--runs N] [--only 1,2,hung,3,5,6,8,rest] [--report] [--keep-logs]
+//   npm run bench -- [--runs N] [--only 1,2,hung,3,5,6,8,rest,rest-3,rest-7] [--report] [--keep-logs]
 //                    [--commit REV | --working-tree] [--packaged] [--profile default|fast] [--haproxy]
 //                    [--rest-warmup S] [--results bench/results.json] [--out bench/results.md]
 // --profile fast runs the agents with the documented fast timings (FAST_TIMINGS) and
@@ -11,9 +11,9 @@
 // hung, 3, 8): their records then hold the downtime through HAProxy too; and for
 // "rest" (3 members, key rest-3-haproxy): what its checks cost the agents.
 // --rest-warmup S waits S seconds (default 10) before the rest window; another value
-// records under its own key (e.g. rest-7-bin-warm180: the steady state).
+// records under its own key (e.g. rest-7-bin-warm180: the steady state; warm840: after a quarter of an hour, where a slow growth of native memory shows).
 // Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
-// --runs defaults to 5 for the scenarios and to 1 for "rest" (one run is 2 × 70 s of measuring).
+// --runs defaults to 5 for the scenarios and to 1 for "rest", "rest-3" and "rest-7" (one run of "rest" is 2 × 70 s of measuring).
 import { execSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
@@ -36,10 +36,13 @@ import {
 import {
   cpuPercent,
   failoverTimes,
+  heapAllocKiBPerSecond,
   type LogLine,
   parseAgentLog,
+  parseTraceGc,
   reportsFailure,
   switchoverPhases,
+  type TracedGc,
 } from "./measure.ts"
 import { type RunRecord, renderReport } from "./report.ts"
 import {
@@ -340,18 +343,14 @@ const stressRun =
       }
     })
 
-/** KiB/s between two readings of an agent's heap allocation counter; nothing when it has none. */
+/** The heap allocation rate from the collection `from` on, rounded; nothing without two collections. */
 const allocRate = (
-  from: { bytes: number; at: number } | undefined,
-  to: { bytes: number; at: number } | undefined,
-): { heapAllocKiBPerSecond?: number } =>
-  from === undefined || to === undefined || !Number.isFinite(from.bytes + to.bytes)
-    ? {}
-    : {
-        heapAllocKiBPerSecond: Number(
-          ((to.bytes - from.bytes) / 1024 / ((to.at - from.at) / 1000)).toFixed(1),
-        ),
-      }
+  gcs: ReadonlyArray<TracedGc>,
+  from: number,
+): { heapAllocKiBPerSecond?: number } => {
+  const rate = heapAllocKiBPerSecond(gcs, from)
+  return rate === undefined ? {} : { heapAllocKiBPerSecond: Number(rate.toFixed(1)) }
+}
 
 /**
  * The binary as after a boot: out of the page cache, so that the agents fault its
@@ -373,7 +372,9 @@ const restRun = (hosts: number) => (run: number) => {
   return onCluster(
     `rest-${hosts}${binaryAgent ? "-bin" : ""}${values.haproxy ? "-haproxy" : ""}${REST_WARMUP_S === 10 ? "" : `-warm${REST_WARMUP_S}`}`,
     run,
-    { hosts },
+    // --trace-gc: each agent's log holds a line per collection, which gives the
+    // bytes it allocated on its heap (one printf per collection, about one a second).
+    { hosts, env: { NODE_OPTIONS: "--trace-gc" } },
     async (c) => {
       // At rest: no client traffic, only the agents and their mysqlds.
       await c.lab.stopProcess("client", "writer")
@@ -389,17 +390,15 @@ const restRun = (hosts: number) => (run: number) => {
             await c.lab.query<{ Value: string }>(primary, "SHOW GLOBAL STATUS LIKE 'Connections'")
           )[0]?.Value,
         )
-      // Each agent's own count of the bytes it allocated on its heap (absent before 2026-12-06).
-      const allocated = () =>
-        Promise.all(
-          c.lab.hosts.map(async (h) => {
-            const page = (await agentHttp(c.lab, h.name, "/metrics")).body
-            const m = /^mha_process_heap_allocated_bytes_total (\S+)$/m.exec(page)
-            return { bytes: m ? Number(m[1]) : Number.NaN, at: Date.now() }
-          }),
-        )
+      // Each agent's collections so far (--trace-gc lines in its log).
+      const collections = () =>
+        c.lab.hosts.map((h) => parseTraceGc(readFileSync(c.agents.logPath(h.name), "utf8")))
+      // Every agent scraped at both ends of the window, as Prometheus would (a
+      // scrape brings code and data of its own into memory).
+      const scrape = () => Promise.all(c.lab.hosts.map((h) => agentHttp(c.lab, h.name, "/metrics")))
       const connectionsBefore = await connections()
-      const allocatedBefore = await allocated()
+      await scrape()
+      const collectionsBefore = collections()
       const t0 = Date.now()
       const before = agentCosts(c)
       // RSS every 10 s through the window: a steady climb and a sawtooth look alike at the ends.
@@ -410,7 +409,8 @@ const restRun = (hosts: number) => (run: number) => {
       }
       const after = agentCosts(c)
       const ms = Date.now() - t0
-      const allocatedAfter = await allocated()
+      await scrape()
+      const collectionsAfter = collections()
       const newConnections = (await connections()) - connectionsBefore - 1
       const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
       return {
@@ -426,7 +426,8 @@ const restRun = (hosts: number) => (run: number) => {
           anonMiB: Number(a.anonMiB.toFixed(1)),
           fileMiB: Number(a.fileMiB.toFixed(1)),
           rssSeriesMiB: (series[i] ?? []).map((x) => Math.round(x)),
-          ...allocRate(allocatedBefore[i], allocatedAfter[i]),
+          // From the last collection before the window to the last one in it.
+          ...allocRate(collectionsAfter[i] ?? [], (collectionsBefore[i]?.length ?? 0) - 1),
         })),
       }
     },
@@ -449,6 +450,9 @@ const PLAN: Record<string, ReadonlyArray<(run: number) => Promise<RunRecord>>> =
   ],
   "6": [stressRun("6", (c) => randomLossEverywhere(c, LOSS_PERCENT, LOSS_MS))],
   rest: values.haproxy ? [restRun(3)] : [restRun(3), restRun(7)],
+  // One size alone (a long --rest-warmup takes a quarter of an hour per run).
+  "rest-3": [restRun(3)],
+  "rest-7": [restRun(7)],
 }
 
 if (values.report) {
@@ -463,7 +467,7 @@ if (values.report) {
       throw new Error(`unknown --only item '${k}' (known: ${Object.keys(PLAN).join(", ")})`)
   }
   for (const k of keys) {
-    const runs = Number(values.runs ?? (k === "rest" ? 1 : 5))
+    const runs = Number(values.runs ?? (k.startsWith("rest") ? 1 : 5))
     for (let i = 1; i <= runs; i++) {
       for (const step of PLAN[k]!) {
         const r = await step(i)

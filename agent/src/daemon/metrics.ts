@@ -27,7 +27,6 @@ import { nodeRole } from "../core/status.ts"
 import type { AgentState, Output } from "../core/types.ts"
 import { reportedWritesBlocked } from "../core/writes-blocked.ts"
 import type { CertificateExpiry } from "./cert-expiry.ts"
-import { heapAllocatedBytes } from "./heap-allocation.ts"
 import { statusView } from "./status-view.ts"
 
 /** Filled in at build time by packaging/build.sh, as in main.ts (not imported from there: no cycle). */
@@ -372,13 +371,18 @@ const processMetrics = (x: Exposition): void => {
   )
   x.gauge("mha_process_resident_memory_bytes", "Resident memory of the agent process.", mem.rss)
   x.gauge("mha_process_heap_used_bytes", "V8 heap in use.", mem.heapUsed)
-  const allocated = heapAllocatedBytes(mem.heapUsed)
-  if (allocated !== undefined)
-    x.counter(
-      "mha_process_heap_allocated_bytes_total",
-      "Bytes allocated on the V8 heap since the agent started (garbage included).",
-      allocated,
-    )
+  // Memory outside V8's heap that JavaScript objects hold (Buffers, TLS and
+  // zlib state): heapUsed does not count it, and only a full GC frees it.
+  x.gauge(
+    "mha_process_external_memory_bytes",
+    "Memory held outside V8's heap by JavaScript objects (Buffers and native wrappers), as V8 counts it.",
+    mem.external,
+  )
+  x.gauge(
+    "mha_process_array_buffers_bytes",
+    "Memory of ArrayBuffers and Buffers, part of the external memory.",
+    mem.arrayBuffers,
+  )
   x.gauge(
     "mha_process_start_time_seconds",
     "Start time of the agent process, seconds since the epoch.",

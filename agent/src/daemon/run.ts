@@ -54,7 +54,6 @@ import {
 } from "./decision-loop.ts"
 import { makeExecutor, type PendingInput } from "./executor.ts"
 import { HARD_STATE_FORMAT } from "./hard-state-format.ts"
-import { startHeapAllocationCount } from "./heap-allocation.ts"
 import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
 import { noteLoopDelay, notePublished } from "./metrics.ts"
@@ -813,7 +812,6 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
     process.stderr.write(`mha-agent run: mysql.tls: ${tls.refusal}; not starting\n`)
     return 78
   }
-  startHeapAllocationCount()
   const program = runAgent.pipe(
     Effect.provide(agentLayer(configPath, config, log)),
     Effect.provide(effectLoggerLayer(log)),
