@@ -237,7 +237,7 @@ export interface TracedGc {
 }
 
 /**
- * The collections in a log of an agent run with NODE_OPTIONS=--trace-gc (a line
+ * The collections in a log of an agent run with MHA_AGENT_TRACE_GC=1 (V8's --trace-gc: a line
  * such as "[123:0x2a] 16 ms: Scavenge 4.8 (5.8) -> 3.9 (6.8) MB, ..."; every
  * other line is skipped).
  */

@@ -372,9 +372,9 @@ const restRun = (hosts: number) => (run: number) => {
   return onCluster(
     `rest-${hosts}${binaryAgent ? "-bin" : ""}${values.haproxy ? "-haproxy" : ""}${REST_WARMUP_S === 10 ? "" : `-warm${REST_WARMUP_S}`}`,
     run,
-    // --trace-gc: each agent's log holds a line per collection, which gives the
-    // bytes it allocated on its heap (one printf per collection, about one a second).
-    { hosts, env: { NODE_OPTIONS: "--trace-gc" } },
+    // V8's --trace-gc (MHA_AGENT_TRACE_GC): each agent's log holds a line per collection,
+    // which gives the bytes it allocated on its heap (one printf per collection, about one a second).
+    { hosts, env: { MHA_AGENT_TRACE_GC: "1" } },
     async (c) => {
       // At rest: no client traffic, only the agents and their mysqlds.
       await c.lab.stopProcess("client", "writer")
@@ -390,7 +390,7 @@ const restRun = (hosts: number) => (run: number) => {
             await c.lab.query<{ Value: string }>(primary, "SHOW GLOBAL STATUS LIKE 'Connections'")
           )[0]?.Value,
         )
-      // Each agent's collections so far (--trace-gc lines in its log).
+      // Each agent's collections so far (the --trace-gc lines in its log).
       const collections = () =>
         c.lab.hosts.map((h) => parseTraceGc(readFileSync(c.agents.logPath(h.name), "utf8")))
       // Every agent scraped at both ends of the window, as Prometheus would (a

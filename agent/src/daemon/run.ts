@@ -6,6 +6,7 @@
 // hands over or resigns (protocol.md section 14) and exits 0; a fiber
 // restarted too often exits 1 so that systemd restarts the whole agent.
 import { join } from "node:path"
+import { setFlagsFromString } from "node:v8"
 import { Context, Deferred, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
 import type pino from "pino"
 import type { Config } from "../../../shared/config.ts"
@@ -812,6 +813,10 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
     process.stderr.write(`mha-agent run: mysql.tls: ${tls.refusal}; not starting\n`)
     return 78
   }
+  // MHA_AGENT_TRACE_GC=1: a line per garbage collection on stdout (V8's
+  // --trace-gc, which NODE_OPTIONS does not take): the heap in use before and
+  // after each one, from which the bench reads the allocation rate.
+  if (process.env.MHA_AGENT_TRACE_GC === "1") setFlagsFromString("--trace-gc")
   const program = runAgent.pipe(
     Effect.provide(agentLayer(configPath, config, log)),
     Effect.provide(effectLoggerLayer(log)),
