@@ -132,4 +132,18 @@ test("heap allocation from --trace-gc lines: in use before each collection minus
   assert.ok(Math.abs((heapAllocKiBPerSecond(gcs, 2) as number) - 1024) < 1e-9)
   assert.equal(heapAllocKiBPerSecond(gcs, 3), undefined, "one collection gives no interval")
   assert.equal(heapAllocKiBPerSecond([], 0), undefined)
+  // An agent restarted inside the window: two processes' collections give no rate.
+  const restarted = parseTraceGc(
+    [
+      "[4242:0x2a5e3000]     1000 ms: Scavenge 4.8 (5.8) -> 3.9 (6.8) MB, pooled: 0 MB, 0.40 / 0.00 ms",
+      "[4242:0x2a5e3000]     2000 ms: Scavenge 4.9 (6.8) -> 3.9 (6.8) MB, pooled: 0 MB, 0.23 / 0.00 ms",
+      "[5151:0x3b000000]     3000 ms: Scavenge 4.9 (6.8) -> 3.9 (6.8) MB, pooled: 0 MB, 0.23 / 0.00 ms",
+    ].join("\n"),
+  )
+  assert.deepEqual(
+    restarted.map((g) => g.pid),
+    [4242, 4242, 5151],
+  )
+  assert.equal(heapAllocKiBPerSecond(restarted, 0), undefined)
+  assert.ok(heapAllocKiBPerSecond(restarted.slice(0, 2), 0) !== undefined)
 })

@@ -229,8 +229,9 @@ export const rssMiB = (status: string): number => {
   return m ? Number(m[1]) / 1024 : Number.NaN
 }
 
-/** One collection as V8's --trace-gc prints it: ms since the isolate started, heap in use (MiB) before and after. */
+/** One collection as V8's --trace-gc prints it: the process, ms since its isolate started, heap in use (MiB) before and after. */
 export interface TracedGc {
+  readonly pid: number
   readonly ms: number
   readonly beforeMiB: number
   readonly afterMiB: number
@@ -244,16 +245,23 @@ export interface TracedGc {
 export const parseTraceGc = (text: string): TracedGc[] => {
   const out: TracedGc[] = []
   for (const m of text.matchAll(
-    /^\[\d+:0x[0-9a-f]+\]\s+(\d+) ms: [A-Za-z() -]+? ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/gm,
+    /^\[(\d+):0x[0-9a-f]+\]\s+(\d+) ms: [A-Za-z() -]+? ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/gm,
   ))
-    out.push({ ms: Number(m[1]), beforeMiB: Number(m[2]), afterMiB: Number(m[3]) })
+    out.push({
+      pid: Number(m[1]),
+      ms: Number(m[2]),
+      beforeMiB: Number(m[3]),
+      afterMiB: Number(m[4]),
+    })
   return out
 }
 
 /**
  * KiB/s allocated on the V8 heap from the collection `from` (index into `gcs`) to
  * the last one: what each collection found in use minus what the one before
- * left, over the time between the two ends. Undefined without two collections.
+ * left, over the time between the two ends. Undefined without two collections,
+ * or when they are of more than one process (the agent restarted in between:
+ * its clock and its heap started again).
  * The heap sizes are printed in 0.1 MiB steps; over tens of collections the
  * rounding evens out.
  */
@@ -264,6 +272,7 @@ export const heapAllocKiBPerSecond = (
   const first = gcs[Math.max(0, from)]
   const last = gcs[gcs.length - 1]
   if (first === undefined || last === undefined || last.ms <= first.ms) return undefined
+  if (gcs.slice(Math.max(0, from)).some((g) => g.pid !== last.pid)) return undefined
   let mib = 0
   for (let k = Math.max(0, from) + 1; k < gcs.length; k++)
     mib += Math.max(0, (gcs[k] as TracedGc).beforeMiB - (gcs[k - 1] as TracedGc).afterMiB)

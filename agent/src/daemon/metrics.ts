@@ -372,7 +372,8 @@ const processMetrics = (x: Exposition): void => {
   x.gauge("mha_process_resident_memory_bytes", "Resident memory of the agent process.", mem.rss)
   x.gauge("mha_process_heap_used_bytes", "V8 heap in use.", mem.heapUsed)
   // Memory outside V8's heap that JavaScript objects hold (Buffers, TLS and
-  // zlib state): heapUsed does not count it, and only a full GC frees it.
+  // zlib state): heapUsed does not count it. A scavenge frees what young
+  // objects held; what old objects hold waits for a full GC.
   x.gauge(
     "mha_process_external_memory_bytes",
     "Memory held outside V8's heap by JavaScript objects (Buffers and native wrappers), as V8 counts it.",
