@@ -12,7 +12,6 @@
 //     the other replica is elected without ack-recovery.
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
-import { join } from "node:path"
 import { test } from "node:test"
 import { setTimeout as sleep } from "node:timers/promises"
 import { type LabCluster, runScenario } from "./cluster.ts"
@@ -148,38 +147,18 @@ test(
       // Ranking puts more data first, then the smaller backlog, then priority:
       // with the writer running, either replica may hold or have applied the
       // last commit when db1 stops, and db3 then wins (seen once in CI). The
-      // writer waits (SIGSTOP) until every node has applied the same commits,
+      // writer waits (SIGSTOP) until both replicas have applied what db1 has,
       // and a second more so that every agent has probed that, so priority
       // decides.
-      const writerPid = Number(
-        readFileSync(join(c.lab.runDir(), "client", "writer.pid"), "utf8").trim(),
-      )
       let faultAt = 0
-      process.kill(writerPid, "SIGSTOP")
+      await c.lab.signalProcess("client", "writer", "STOP")
       try {
-        await waitFor(
-          "every node to have applied the same commits",
-          async () => {
-            const sets = await Promise.all(
-              [first, winner, other].map(async (h) =>
-                (
-                  await c.lab.query<{ executed: string }>(
-                    h,
-                    "SELECT @@GLOBAL.gtid_executed AS executed",
-                  )
-                )[0]?.executed.replace(/\s/g, ""),
-              ),
-            )
-            return sets.every((set) => set !== undefined && set === sets[0])
-          },
-          10_000,
-          100,
-        )
+        await c.lab.waitReplicasCaughtUp(first, 10_000)
         await sleep(1_000)
         faultAt = Date.now()
         await c.lab.inject({ _tag: "StopMysqld", host: first })
       } finally {
-        process.kill(writerPid, "SIGCONT")
+        await c.lab.signalProcess("client", "writer", "CONT")
       }
       await waitFor(
         `${winner} to abort its promotion`,

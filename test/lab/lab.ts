@@ -596,6 +596,13 @@ export class Lab {
     await rm(file, { force: true })
   }
 
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) a process started with spawn, such as the client's writer. */
+  async signalProcess(where: string, name: string, signal: "STOP" | "CONT"): Promise<void> {
+    const file = join(this.processDir(where), `${name}.pid`)
+    if (!existsSync(file)) throw new LabError(`no ${name} was started on ${where}`)
+    await this.signal(Number((await readFile(file, "utf8")).trim()), signal)
+  }
+
   processLog(where: string, name: string): string {
     return join(this.processDir(where), `${name}.log`)
   }
