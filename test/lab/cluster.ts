@@ -5,7 +5,7 @@
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { type AgentsOptions, LabAgents } from "./agents.ts"
-import { waitFor } from "./exec.ts"
+import { sleep, waitFor } from "./exec.ts"
 import { Lab } from "./lab.ts"
 import { VIP } from "./network.ts"
 import { type Invariants, WatchedCluster } from "./watched-cluster.ts"
@@ -90,6 +90,27 @@ export class LabCluster extends WatchedCluster {
     const file = join(this.lab.runDir(), host, "state", "hard-state.json")
     if (!existsSync(file)) return 0
     return (JSON.parse(readFileSync(file, "utf8")) as { term: number }).term
+  }
+
+  /**
+   * Stops `primary`'s mysqld (it cannot restart) with every replica level with
+   * it: the writer pauses (SIGSTOP) until each replica has applied what the
+   * primary has, and a second more so that every agent has probed that, then
+   * resumes. For tests whose outcome needs priority to decide the winner:
+   * ranking puts more data first, and with the writer running either replica
+   * may hold the last commit when mysqld stops. Returns the time of the fault.
+   */
+  async stopMysqldLevel(primary: string): Promise<number> {
+    await this.lab.signalProcess("client", "writer", "STOP")
+    try {
+      await this.lab.waitReplicasCaughtUp(primary, 10_000)
+      await sleep(1_000)
+      const faultAt = Date.now()
+      await this.lab.inject({ _tag: "StopMysqld", host: primary })
+      return faultAt
+    } finally {
+      await this.lab.signalProcess("client", "writer", "CONT")
+    }
   }
 
   /**

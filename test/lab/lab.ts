@@ -536,10 +536,17 @@ export class Lab {
     const [row] = await this.query<{ g: string }>(source, "SELECT @@gtid_executed AS g")
     const target = row?.g ?? ""
     for (const h of this.hosts.filter((x) => x.name !== source)) {
-      await this.query(h.name, "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS w", [
-        target,
-        timeoutMs / 1000,
-      ])
+      // 0 once applied, 1 on timeout (no error): a test must not go on believing it caught up.
+      const [wait] = await this.query<{ w: number | string }>(
+        h.name,
+        "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS w",
+        [target, timeoutMs / 1000],
+      )
+      if (Number(wait?.w) !== 0) {
+        throw new LabError(
+          `${h.name} did not apply ${source}'s gtid_executed (${target}) within ${timeoutMs} ms`,
+        )
+      }
     }
   }
 

@@ -30,10 +30,19 @@ export const mysqldKilledRestarts: Scenario = async (c) => {
 }
 
 /** 2: the primary's mysqld cannot restart: failover without lease wait. */
-export const mysqldCannotRestart: Scenario = async (c) => {
+export const mysqldCannotRestart: Scenario = (c) => cannotRestart(c, false)
+
+/**
+ * 2 with the replicas level when mysqld stops (`LabCluster.stopMysqldLevel`),
+ * so that priority decides the winner.
+ */
+export const mysqldCannotRestartLevel: Scenario = (c) => cannotRestart(c, true)
+
+const cannotRestart = async (c: LabCluster, level: boolean): Promise<number> => {
   const primary = await c.waitForPrimary(10_000)
-  const faultAt = Date.now()
-  await c.lab.inject({ _tag: "StopMysqld", host: primary })
+  let faultAt = Date.now()
+  if (level) faultAt = await c.stopMysqldLevel(primary)
+  else await c.lab.inject({ _tag: "StopMysqld", host: primary })
   const next = await c.waitForPrimary(60_000, primary)
   assert.notEqual(next, primary)
   await c.waitForWritesAfter(faultAt, 30_000)
