@@ -10,6 +10,10 @@
 //    post_unsuccessful_failover; it is never writable; it does not stand again
 //    (protocol: its refusal makes it ineligible until a primary is ACTIVE), so
 //    db3 wins the next term. The invariants hold.
+// 3. As 2, but db3 lacks commits db2 holds (MySQL traffic between db1 and db3
+//    cut): db2 refuses to vote for it, and would stall the cluster. db3
+//    fetches them from db2 (catch-up.ts: it replicates from it, auto-position
+//    from a replica's binlog) and wins; no acknowledged write is lost.
 import assert from "node:assert/strict"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -271,6 +275,78 @@ test("hooks: pre_failover exits 1 on db2: its promotion aborts (fenced, never wr
         )
         console.log(
           `hooks: db2's pre_failover refused term ${pre2.MHA_TERM}; db3 ACTIVE in term ${pre3?.MHA_TERM}; downtime ${result.downtimeMs} ms`,
+        )
+      },
+    )
+  } finally {
+    rmSync(h.dir, { recursive: true, force: true })
+  }
+})
+
+test("hooks: pre_failover exits 1 on db2, which holds commits db3 lacks: db3 fetches them from db2 and wins, nothing acknowledged lost", {
+  timeout: 300_000,
+}, async () => {
+  const h = hookDir()
+  writeFileSync(join(h.dir, "refuse-db2"), "")
+  try {
+    await runScenario(
+      {
+        slug: "hooks-catch-up",
+        timings: { restart_timeout: "10s", apply_timeout: "10s" },
+        extra: hookConfig(h.script),
+      },
+      async (c) => {
+        assert.equal(await c.waitForPrimary(10_000), "db1")
+        // db3 stops receiving; db2 acknowledges what the writer commits meanwhile.
+        await c.lab.inject({ _tag: "CutReplication", a: "db1", b: "db3" })
+        const executed = async (host: string): Promise<string> =>
+          (await c.lab.query<{ g: string }>(host, "SELECT @@GLOBAL.gtid_executed AS g"))[0]?.g ?? ""
+        await waitFor(
+          "db2 to hold commits db3 lacks",
+          async () => {
+            const [row] = await c.lab.query<{ sub: number }>(
+              "db3",
+              "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed) AS sub",
+              [await executed("db2")],
+            )
+            return Number(row?.sub) === 0
+          },
+          10_000,
+          200,
+        )
+        const faultAt = Date.now()
+        await c.lab.inject({ _tag: "StopMysqld", host: "db1" })
+        const next = await c.waitForPrimary(60_000, "db1")
+        assert.equal(next, "db3", "db3 wins after db2's abort")
+        await c.waitForWritesAfter(faultAt, 30_000)
+        // An operator mends the network and db1's mysqld: it comes back as a replica.
+        await c.lab.inject({ _tag: "Heal", hosts: [] })
+        await c.lab.inject({ _tag: "StartMysqld", host: "db1" })
+        const result = await c.check(faultAt)
+        assert.deepEqual(result.problems, [], result.problems.join("; "))
+        const [lacking] = await c.lab.query<{ sub: number }>(
+          "db3",
+          "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed) AS sub",
+          [await executed("db2")],
+        )
+        assert.equal(Number(lacking?.sub), 1, "db3 holds everything db2 holds")
+        const db3Log = readFileSync(c.agents.logPath("db3"), "utf8")
+        assert.ok(
+          db3Log
+            .split("\n")
+            .some((l) => l.includes('"catch-up"') && l.includes("replicating from db2")),
+          "db3 said it caught up from db2",
+        )
+        const db2 = h.events("db2")
+        const [pre2] = find(db2, "pre_failover")
+        assert.ok(pre2 !== undefined, `db2 won first and ran pre_failover:\n${show(db2)}`)
+        assert.equal(find(db2, "post_failover").length, 0)
+        const writable = readSamplerLog(c.samplerLog).filter(
+          (r) => r.t >= faultAt && r.nodes.db2 === "writable",
+        )
+        assert.deepEqual(writable, [], "db2 was never writable")
+        console.log(
+          `hooks: db3 caught up from db2 and is ACTIVE in term ${c.term("db3")}; downtime ${result.downtimeMs} ms`,
         )
       },
     )

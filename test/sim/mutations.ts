@@ -398,7 +398,7 @@ export const mutants: ReadonlyArray<Mutant & { readonly caughtBy: number }> = [
     // isolates the voter that answers at once (its STOP would hang behind a full disk).
     expect: ["I3"],
     reducer: noCompletenessCheck,
-    caughtBy: 418,
+    caughtBy: 3524,
   },
   {
     name: "rank-by-count",

@@ -10,6 +10,7 @@ import type { VoteKind } from "../../../shared/peer-messages.ts"
 /** Events that carry nothing beyond their name and reason. */
 export type PlainEventName =
   | "agent-start"
+  | "catch-up"
   | "clone-failed"
   | "clone-rejoined"
   | "clone-started"

@@ -9,6 +9,7 @@
  * if ACTIVE", then "replicas follow the active primary".
  */
 import type { PeerMessage } from "../../../shared/peer-messages.ts"
+import { guardCatchUp } from "./catch-up.ts"
 import { cloneProgress } from "./clone.ts"
 import { initialRecord } from "./cluster-record.ts"
 import { knownPrimary } from "./cluster-view.ts"
@@ -350,6 +351,7 @@ const afterInput = (state: AgentState, out: Outputs, random: number): AgentState
   s = electionTimers(s, out)
   s = onVoteProbe(s, out) // a pending vote times out
   s = electionClock(s, out, random)
+  s = guardCatchUp(s, out)
   s = promotionTimers(s, out)
   s = switchoverTimers(s, out)
   s = transferStandingTimer(s, out)

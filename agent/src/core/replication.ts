@@ -33,7 +33,9 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     return s
   }
   const replica = probe.replica
-  if (replica === null || replica.source !== leader) {
+  // Pointed at the leader while catching up (catch-up.ts): not judged against it yet.
+  const caughtUpFromLeader = (s.catchingUpFrom ?? null) === leader
+  if (replica === null || replica.source !== leader || caughtUpFromLeader) {
     const view = s.peers.get(leader)
     if (view === undefined || view.serverUuid === null) return s
     // Judge errant transactions only against the record that names this
@@ -50,7 +52,7 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
         "diverged",
         `holds ${formatGtidSet(errant)} that ${leader} lacks: run rejoin --force or clone`,
       )
-      return { ...s, local: { ...s.local, diverged: true, errant } }
+      return { ...s, catchingUpFrom: null, local: { ...s.local, diverged: true, errant } }
     }
     const wasPrimary = s.hard.record.lineage.includes(probe.serverUuid)
     // The operator's clone asked for the rejoin.
@@ -74,7 +76,11 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     const was = replica === null ? "replicated from no source" : `replicated from ${replica.source}`
     event(out, "info", "repoint", `replicating from ${leader} with auto-position (it ${was})`)
     next = credentialsApplied(next)
-    return { ...next, local: { ...next.local, rejoinForced: false, rejoinRequested: false } }
+    return {
+      ...next,
+      catchingUpFrom: null,
+      local: { ...next.local, rejoinForced: false, rejoinRequested: false },
+    }
   }
   // Already pointed at the primary: a changed password file, `rejoin`, or an
   // IO thread that cannot log in has the channel configured again, with the

@@ -978,6 +978,12 @@ export interface AgentState {
   readonly failureSeen: string | null
   /** A forced failover to this node asked `from` (the live primary) to resign; until then it waits. */
   readonly forcedFailover?: { readonly from: string; readonly until: number } | null
+  /**
+   * The peer this node was repointed to while standing, to fetch what it lacked
+   * (catch-up.ts); undefined or null: none. Should that peer win, replication.ts
+   * still judges the node against it as on any repoint (errant, DIVERGED).
+   */
+  readonly catchingUpFrom?: string | null
   /** This primary resigned for `to` at the operator's request: it does not stand until `until`. */
   readonly handedOver?: { readonly to: string; readonly until: number } | null
   /** Commits stuck on the local mysqld (undefined: none seen). */

@@ -218,6 +218,7 @@ const countFacts = (c: Counters, e: CoreEvent): void => {
       return
     // Counted by name only.
     case "agent-start":
+    case "catch-up":
     case "clone-failed":
     case "clone-rejoined":
     case "clone-started":
