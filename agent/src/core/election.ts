@@ -760,5 +760,12 @@ export const electionClock = (s: AgentState, out: Outputs, random: number): Agen
 /** The reason an election is not running, for status. */
 export const whyNoElection = (s: AgentState): string => {
   const t = electionTrigger(s)
-  return t.ok ? `election due (${t.kind})` : t.why
+  if (!t.ok) return t.why
+  // Standing while it fetches what it lacks (catch-up.ts): its pre-votes fail until then.
+  const source = s.local.probe?.replica?.source ?? null
+  const catchingUp =
+    s.catchingUpFrom !== undefined && s.catchingUpFrom !== null && source === s.catchingUpFrom
+      ? `; replicating from ${source} for transactions it holds and this node lacks`
+      : ""
+  return `election due (${t.kind})${catchingUp}`
 }
