@@ -178,6 +178,49 @@ test(
 const within = <T>(ms: number, p: Promise<T>, fallback: T): Promise<T> =>
   Promise.race([p, sleep(ms).then(() => fallback)])
 
+/** A statement's outcome, recorded when it settles (never awaited blindly). */
+interface PendingInsert {
+  settled: { readonly ok: boolean; readonly error?: string; readonly at: number } | undefined
+  readonly done: Promise<void>
+}
+const pendingInsert = (lab: Lab, host: string, id: number): PendingInsert => {
+  const p: PendingInsert = {
+    settled: undefined,
+    done: lab.query(host, "INSERT INTO ackorder.t VALUES (?)", [id]).then(
+      () => {
+        p.settled = { ok: true, at: Date.now() }
+      },
+      (e: unknown) => {
+        p.settled = { ok: false, error: String(e), at: Date.now() }
+      },
+    ),
+  }
+  return p
+}
+/** Read through a function: the compiler must not narrow a field that a callback sets. */
+const settledOf = (p: PendingInsert) => p.settled
+const processlist = (lab: Lab, host: string) =>
+  lab
+    .query<Record<string, unknown>>(
+      host,
+      "SELECT ID, USER, COMMAND, TIME, STATE, INFO FROM performance_schema.processlist",
+    )
+    .catch((e: Error) => `(failed: ${e.message})`)
+/** A read on a fresh connection, taken once more if the server closed the first one. */
+const queryOnce = async <T = Record<string, unknown>>(
+  lab: Lab,
+  host: string,
+  sql: string,
+): Promise<T[]> => {
+  try {
+    return await lab.query<T>(host, sql)
+  } catch (e) {
+    if ((e as { code?: string }).code !== "PROTOCOL_CONNECTION_LOST") throw e
+    console.log(`${host}: ${sql.slice(0, 60)}...: connection lost, read again`)
+    return lab.query<T>(host, sql)
+  }
+}
+
 /**
  * The full-relay-disk scenario's cluster; with the lag from the heartbeat table
  * (issue 15 item 7, checked in its step 1), whose schema the agent's user may write.
@@ -342,20 +385,33 @@ test(
         //    healthy replica's MySQL port cut, only the stuck one could acknowledge: a commit
         //    waits; once the disk is freed it gets OK, and the row is on the stuck replica only.
         await c.lab.inject({ _tag: "CutReplication", a: primary, b: healthy })
-        const insertAt = Date.now()
-        let okAt = 0
-        const insert = c.lab.query(primary, "INSERT INTO ackorder.t VALUES (1)").then(() => {
-          okAt = Date.now()
-        })
+        // Once in CI (320a0b8) a root connection over db1's socket was closed by the server
+        // during this step, cause unknown (no agent action was logged; not reproduced in a
+        // lab that loops the same statements). The outcome is recorded, never left as an
+        // unhandled rejection; a lost session is reported with the processlist and the step
+        // is taken again with a new row, once.
+        let rowId = 1
+        let insertAt = Date.now()
+        let insert = pendingInsert(c.lab, primary, rowId)
         await sleep(6_000)
-        const [waits] = await c.lab.query<{ v: string }>(
+        if (settledOf(insert)?.ok === false && rowId === 1) {
+          console.log(
+            `the INSERT of row 1 failed before the disk was freed (${settledOf(insert)?.error}); processlist of ${primary}: ${JSON.stringify(await processlist(c.lab, primary))}; again with row 2`,
+          )
+          rowId = 2
+          insertAt = Date.now()
+          insert = pendingInsert(c.lab, primary, rowId)
+          await sleep(6_000)
+        }
+        const [waits] = await queryOnce(
+          c.lab,
           primary,
           "SELECT VARIABLE_VALUE AS v FROM performance_schema.global_status WHERE VARIABLE_NAME = 'Rpl_semi_sync_source_wait_sessions'",
         )
         assert.equal(
-          okAt,
-          0,
-          "no OK while the only possible acknowledger cannot write its relay log",
+          settledOf(insert),
+          undefined,
+          "no OK (nor error) while the only possible acknowledger cannot write its relay log",
         )
         assert.ok(Number(waits?.v) >= 1, "the commit waits for an acknowledgement")
         const stateWhileWaiting = await ioState()
@@ -404,21 +460,17 @@ test(
         const freedAt = Date.now()
         await free()
         // mysqld retries a full disk every 60 s.
-        assert.equal(
-          await within(
-            150_000,
-            insert.then(() => true),
-            false,
-          ),
-          true,
-          "OK once written",
-        )
+        await within(150_000, insert.done, undefined)
+        const settled = settledOf(insert)
+        assert.equal(settled?.ok, true, `OK once written: ${JSON.stringify(settled)}`)
+        const okAt = settled?.at ?? 0
         await waitFor(
           `the row on ${stuck}`,
           async () => {
             const [row] = await c.lab.query<{ n: number }>(
               stuck,
-              "SELECT COUNT(*) AS n FROM ackorder.t WHERE id = 1",
+              "SELECT COUNT(*) AS n FROM ackorder.t WHERE id = ?",
+              [rowId],
             )
             return Number(row?.n) === 1
           },
@@ -426,7 +478,8 @@ test(
         )
         const [lacks] = await c.lab.query<{ n: number }>(
           healthy,
-          "SELECT COUNT(*) AS n FROM ackorder.t WHERE id = 1",
+          "SELECT COUNT(*) AS n FROM ackorder.t WHERE id = ?",
+          [rowId],
         )
         assert.equal(Number(lacks?.n), 0, `${healthy} (cut) did not acknowledge it`)
         console.log(
