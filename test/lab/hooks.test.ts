@@ -18,7 +18,7 @@ import assert from "node:assert/strict"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { test } from "node:test"
-import { runScenario } from "./cluster.ts"
+import { type LabCluster, runScenario } from "./cluster.ts"
 import { waitFor } from "./exec.ts"
 import { readSamplerLog } from "./invariants.ts"
 import type { Lab } from "./lab.ts"
@@ -218,139 +218,140 @@ test("hooks: lag exceeded and recovered, then a failover runs on_failure_detecte
   }
 })
 
-test("hooks: pre_failover exits 1 on db2: its promotion aborts (fenced, never writable, post_unsuccessful_failover) and db3 wins", {
-  timeout: 300_000,
-}, async () => {
+/** A cluster whose db2 refuses its promotion in pre_failover (the hooks' directory removed after). */
+const refusedOnDb2 = async (
+  slug: string,
+  body: (c: LabCluster, h: ReturnType<typeof hookDir>) => Promise<void>,
+): Promise<void> => {
   const h = hookDir()
   writeFileSync(join(h.dir, "refuse-db2"), "")
   try {
     await runScenario(
       {
-        slug: "hooks-refused",
+        slug,
         timings: { restart_timeout: "10s", apply_timeout: "10s" },
         extra: hookConfig(h.script),
       },
-      async (c) => {
-        assert.equal(await c.waitForPrimary(10_000), "db1")
-        // Level replicas: db3 must not lack a commit that db2 holds (db2 would refuse to vote
-        // for it, and db3 could not win while db2 does not stand: seen once in CI).
-        const faultAt = await mysqldCannotRestartLevel(c)
-        const result = await c.check(faultAt)
-        assert.deepEqual(result.problems, [], result.problems.join("; "))
-        assert.equal(await c.waitForPrimary(10_000), "db3", "db3 wins after db2's abort")
-        await waitFor(
-          "db3's post_failover",
-          () => find(h.events("db3"), "post_failover").length > 0,
-          20_000,
-        )
-        const db2 = h.events("db2")
-        const db3 = h.events("db3")
-        const [pre2] = find(db2, "pre_failover")
-        assert.ok(pre2 !== undefined, `db2 won first and ran pre_failover:\n${show(db2)}`)
-        const [unsuccessful] = find(db2, "post_unsuccessful_failover")
-        assert.equal(unsuccessful?.MHA_TERM, pre2.MHA_TERM, show(db2))
-        assert.match(unsuccessful?.MHA_REASON ?? "", /pre_failover hook: exit 1/)
-        assert.ok(
-          find(db2, "on_fence", (l) => /pre_failover/.test(l.MHA_REASON ?? "")).length > 0,
-          "db2 fenced itself",
-        )
-        assert.equal(find(db2, "post_failover").length, 0)
-        assert.equal(find(db2, "pre_failover").length, 1, "db2 did not stand again")
-        const [pre3] = find(db3, "pre_failover")
-        const [post3] = find(db3, "post_failover")
-        assert.ok(Number(pre3?.MHA_TERM) > Number(pre2.MHA_TERM), "db3 won a later term")
-        assert.equal(post3?.MHA_TERM, pre3?.MHA_TERM)
-        assert.equal(post3?.MHA_NEW_PRIMARY, "db3")
-        assert.equal(post3?.MHA_OLD_PRIMARY, "db1")
-        // Never writable: no sample of the sampler saw db2 writable after the fault.
-        const writable = readSamplerLog(c.samplerLog).filter(
-          (r) => r.t >= faultAt && r.nodes.db2 === "writable",
-        )
-        assert.deepEqual(writable, [], "db2 was never writable")
-        // Its log says why.
-        const log = readFileSync(c.agents.logPath("db2"), "utf8")
-        assert.match(
-          log,
-          /promotion-aborted.*pre_failover hook: exit 1|pre_failover hook: exit 1.*promotion-aborted/,
-        )
-        console.log(
-          `hooks: db2's pre_failover refused term ${pre2.MHA_TERM}; db3 ACTIVE in term ${pre3?.MHA_TERM}; downtime ${result.downtimeMs} ms`,
-        )
-      },
+      (c) => body(c, h),
     )
   } finally {
     rmSync(h.dir, { recursive: true, force: true })
   }
-})
+}
 
-test("hooks: pre_failover exits 1 on db2, which holds commits db3 lacks: db3 fetches them from db2 and wins, nothing acknowledged lost", {
-  timeout: 300_000,
-}, async () => {
-  const h = hookDir()
-  writeFileSync(join(h.dir, "refuse-db2"), "")
-  try {
-    await runScenario(
-      {
-        slug: "hooks-catch-up",
-        timings: { restart_timeout: "10s", apply_timeout: "10s" },
-        extra: hookConfig(h.script),
-      },
-      async (c) => {
-        assert.equal(await c.waitForPrimary(10_000), "db1")
-        // db3 stops receiving; db2 acknowledges what the writer commits meanwhile.
-        await c.lab.inject({ _tag: "CutReplication", a: "db1", b: "db3" })
-        const executed = async (host: string): Promise<string> =>
-          (await c.lab.query<{ g: string }>(host, "SELECT @@GLOBAL.gtid_executed AS g"))[0]?.g ?? ""
-        await waitFor(
-          "db2 to hold commits db3 lacks",
-          async () => {
-            const [row] = await c.lab.query<{ sub: number }>(
-              "db3",
-              "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed) AS sub",
-              [await executed("db2")],
-            )
-            return Number(row?.sub) === 0
-          },
-          10_000,
-          200,
-        )
-        const faultAt = Date.now()
-        await c.lab.inject({ _tag: "StopMysqld", host: "db1" })
-        const next = await c.waitForPrimary(60_000, "db1")
-        assert.equal(next, "db3", "db3 wins after db2's abort")
-        await c.waitForWritesAfter(faultAt, 30_000)
-        // An operator mends the network and db1's mysqld: it comes back as a replica.
-        await c.lab.inject({ _tag: "Heal", hosts: [] })
-        await c.lab.inject({ _tag: "StartMysqld", host: "db1" })
-        const result = await c.check(faultAt)
-        assert.deepEqual(result.problems, [], result.problems.join("; "))
-        const [lacking] = await c.lab.query<{ sub: number }>(
-          "db3",
-          "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed) AS sub",
-          [await executed("db2")],
-        )
-        assert.equal(Number(lacking?.sub), 1, "db3 holds everything db2 holds")
-        const db3Log = readFileSync(c.agents.logPath("db3"), "utf8")
-        assert.ok(
-          db3Log
-            .split("\n")
-            .some((l) => l.includes('"catch-up"') && l.includes("replicating from db2")),
-          "db3 said it caught up from db2",
-        )
-        const db2 = h.events("db2")
-        const [pre2] = find(db2, "pre_failover")
-        assert.ok(pre2 !== undefined, `db2 won first and ran pre_failover:\n${show(db2)}`)
-        assert.equal(find(db2, "post_failover").length, 0)
-        const writable = readSamplerLog(c.samplerLog).filter(
-          (r) => r.t >= faultAt && r.nodes.db2 === "writable",
-        )
-        assert.deepEqual(writable, [], "db2 was never writable")
-        console.log(
-          `hooks: db3 caught up from db2 and is ACTIVE in term ${c.term("db3")}; downtime ${result.downtimeMs} ms`,
-        )
-      },
-    )
-  } finally {
-    rmSync(h.dir, { recursive: true, force: true })
-  }
-})
+test(
+  "hooks: pre_failover exits 1 on db2: its promotion aborts (fenced, never writable, post_unsuccessful_failover) and db3 wins",
+  {
+    timeout: 300_000,
+  },
+  () =>
+    refusedOnDb2("hooks-refused", async (c, h) => {
+      assert.equal(await c.waitForPrimary(10_000), "db1")
+      // Level replicas: db3 must not lack a commit that db2 holds (db2 would refuse to vote
+      // for it, and db3 could not win while db2 does not stand: seen once in CI).
+      const faultAt = await mysqldCannotRestartLevel(c)
+      const result = await c.check(faultAt)
+      assert.deepEqual(result.problems, [], result.problems.join("; "))
+      assert.equal(await c.waitForPrimary(10_000), "db3", "db3 wins after db2's abort")
+      await waitFor(
+        "db3's post_failover",
+        () => find(h.events("db3"), "post_failover").length > 0,
+        20_000,
+      )
+      const db2 = h.events("db2")
+      const db3 = h.events("db3")
+      const [pre2] = find(db2, "pre_failover")
+      assert.ok(pre2 !== undefined, `db2 won first and ran pre_failover:\n${show(db2)}`)
+      const [unsuccessful] = find(db2, "post_unsuccessful_failover")
+      assert.equal(unsuccessful?.MHA_TERM, pre2.MHA_TERM, show(db2))
+      assert.match(unsuccessful?.MHA_REASON ?? "", /pre_failover hook: exit 1/)
+      assert.ok(
+        find(db2, "on_fence", (l) => /pre_failover/.test(l.MHA_REASON ?? "")).length > 0,
+        "db2 fenced itself",
+      )
+      assert.equal(find(db2, "post_failover").length, 0)
+      assert.equal(find(db2, "pre_failover").length, 1, "db2 did not stand again")
+      const [pre3] = find(db3, "pre_failover")
+      const [post3] = find(db3, "post_failover")
+      assert.ok(Number(pre3?.MHA_TERM) > Number(pre2.MHA_TERM), "db3 won a later term")
+      assert.equal(post3?.MHA_TERM, pre3?.MHA_TERM)
+      assert.equal(post3?.MHA_NEW_PRIMARY, "db3")
+      assert.equal(post3?.MHA_OLD_PRIMARY, "db1")
+      // Never writable: no sample of the sampler saw db2 writable after the fault.
+      const writable = readSamplerLog(c.samplerLog).filter(
+        (r) => r.t >= faultAt && r.nodes.db2 === "writable",
+      )
+      assert.deepEqual(writable, [], "db2 was never writable")
+      // Its log says why.
+      const log = readFileSync(c.agents.logPath("db2"), "utf8")
+      assert.match(
+        log,
+        /promotion-aborted.*pre_failover hook: exit 1|pre_failover hook: exit 1.*promotion-aborted/,
+      )
+      console.log(
+        `hooks: db2's pre_failover refused term ${pre2.MHA_TERM}; db3 ACTIVE in term ${pre3?.MHA_TERM}; downtime ${result.downtimeMs} ms`,
+      )
+    }),
+)
+
+test(
+  "hooks: pre_failover exits 1 on db2, which holds commits db3 lacks: db3 fetches them from db2 and wins, nothing acknowledged lost",
+  {
+    timeout: 300_000,
+  },
+  () =>
+    refusedOnDb2("hooks-catch-up", async (c, h) => {
+      assert.equal(await c.waitForPrimary(10_000), "db1")
+      // db3 stops receiving; db2 acknowledges what the writer commits meanwhile.
+      await c.lab.inject({ _tag: "CutReplication", a: "db1", b: "db3" })
+      const executed = async (host: string): Promise<string> =>
+        (await c.lab.query<{ g: string }>(host, "SELECT @@GLOBAL.gtid_executed AS g"))[0]?.g ?? ""
+      await waitFor(
+        "db2 to hold commits db3 lacks",
+        async () => {
+          const [row] = await c.lab.query<{ sub: number }>(
+            "db3",
+            "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed) AS sub",
+            [await executed("db2")],
+          )
+          return Number(row?.sub) === 0
+        },
+        10_000,
+        200,
+      )
+      const faultAt = Date.now()
+      await c.lab.inject({ _tag: "StopMysqld", host: "db1" })
+      const next = await c.waitForPrimary(60_000, "db1")
+      assert.equal(next, "db3", "db3 wins after db2's abort")
+      await c.waitForWritesAfter(faultAt, 30_000)
+      // An operator mends the network and db1's mysqld: it comes back as a replica.
+      await c.lab.inject({ _tag: "Heal", hosts: [] })
+      await c.lab.inject({ _tag: "StartMysqld", host: "db1" })
+      const result = await c.check(faultAt)
+      assert.deepEqual(result.problems, [], result.problems.join("; "))
+      const [lacking] = await c.lab.query<{ sub: number }>(
+        "db3",
+        "SELECT GTID_SUBSET(?, @@GLOBAL.gtid_executed) AS sub",
+        [await executed("db2")],
+      )
+      assert.equal(Number(lacking?.sub), 1, "db3 holds everything db2 holds")
+      const db3Log = readFileSync(c.agents.logPath("db3"), "utf8")
+      assert.ok(
+        db3Log
+          .split("\n")
+          .some((l) => l.includes('"catch-up"') && l.includes("replicating from db2")),
+        "db3 said it caught up from db2",
+      )
+      const db2 = h.events("db2")
+      const [pre2] = find(db2, "pre_failover")
+      assert.ok(pre2 !== undefined, `db2 won first and ran pre_failover:\n${show(db2)}`)
+      assert.equal(find(db2, "post_failover").length, 0)
+      const writable = readSamplerLog(c.samplerLog).filter(
+        (r) => r.t >= faultAt && r.nodes.db2 === "writable",
+      )
+      assert.deepEqual(writable, [], "db2 was never writable")
+      console.log(
+        `hooks: db3 caught up from db2 and is ACTIVE in term ${c.term("db3")}; downtime ${result.downtimeMs} ms`,
+      )
+    }),
+)
