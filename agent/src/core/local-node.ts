@@ -60,17 +60,46 @@ export const initialLocal: LocalNode = {
  * what the active primary has now, and other than the primary's own GTIDs
  * (it may simply be ahead of its last heartbeat). This also catches what an
  * old primary committed that its successor never received.
+ *
+ * A successor that never became ACTIVE is no successor: the record names the
+ * winner of an election before it is writable and keeps naming it when its
+ * promotion aborts (`primary` differs from `lastActive`). Such a winner wrote
+ * nothing, so the history still ends with the last ACTIVE primary, and that
+ * primary's own commits beyond the winner's base (those it wrote while cut
+ * off, which no one acknowledged and no one else holds) are of the lineage,
+ * not errant: otherwise the last primary, the only node holding them, could
+ * never stand again (section 10: it may reclaim the role). Only while no
+ * primary is known ACTIVE: once one is, it is the reference as before, and
+ * the old primary's commits it lacks are errant (DIVERGED).
  */
-export const errantOf = (s: AgentState, executed: GtidSet): GtidSet => {
+export const errantOf = (
+  s: AgentState,
+  probe: Pick<MysqlProbe, "executed" | "serverUuid">,
+): GtidSet => {
   const record = s.hard.record
   if (s.role._tag === "Leader" || record.term === 0) return emptyGtidSet
-  let extra = subtract(executed, parseOrEmpty(record.base))
+  let extra = subtract(probe.executed, parseOrEmpty(record.base))
   const active = activeLeaderOf(s)
   const leader = active === null ? undefined : s.peers.get(active)
   if (leader !== undefined) extra = subtract(extra, leader.executed)
   const primaryUuids = new Set([record.primaryUuid, leader?.serverUuid])
+  if (active === null) primaryUuids.add(lastActiveUuid(s, probe.serverUuid))
   const others = new Set([...uuidsOf(extra)].filter((u) => !primaryUuids.has(u)))
   return restrictToUuids(extra, others)
+}
+
+/**
+ * The server_uuid of the last ACTIVE primary when the record names another
+ * node that never became ACTIVE (its promotion aborted or has not finished);
+ * null otherwise, or when unknown.
+ */
+const lastActiveUuid = (s: AgentState, ownUuid: string): string | null => {
+  const record = s.hard.record
+  const last = record.lastActive
+  if (last === null || last === record.primary) return null
+  const uuid = last === s.self ? ownUuid : (s.peers.get(last)?.serverUuid ?? null)
+  // Only a uuid of the lineage: a re-seeded server's new uuid never wrote as primary.
+  return uuid !== null && record.lineage.includes(uuid) ? uuid : null
 }
 
 const parseOrEmpty = (text: string): GtidSet => {
@@ -301,7 +330,7 @@ const withProbe = (s: AgentState, out: Outputs, probe: MysqlProbe): AgentState =
     sameExecuted && sameRetrieved && sameCommitting && s.local.up
       ? s.local.received
       : union(union(probe.executed, retrieved), committing)
-  const errant = errantOf(s, probe.executed)
+  const errant = errantOf(s, probe)
   if (isEmpty(s.local.errant) && !isEmpty(errant)) {
     event(out, "warn", "errant-transactions", formatGtidSet(errant))
   }

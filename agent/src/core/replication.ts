@@ -44,7 +44,7 @@ export const guardReplication = (s: AgentState, out: Outputs): AgentState => {
     if (s.hard.record.primary !== leader) return s
     // Section 9, "never release a waiting commit": an old primary is fenced first.
     if (!fencedQuietly(s, probe)) return s
-    const errant = errantOf(s, probe.executed)
+    const errant = errantOf(s, probe)
     if (!isEmpty(errant) && !s.local.rejoinForced) {
       event(
         out,
