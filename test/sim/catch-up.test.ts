@@ -96,6 +96,24 @@ test("catch-up: nothing foreign comes in: not when the holder's extra includes i
   assert.equal(catchUpFrom(withPeer(s, "db2", foreign), "db1", new Set([db1])), null)
 })
 
+test("catch-up: not from a holder that lacks commits this node holds (two histories, never merged)", () => {
+  const { s, db1 } = replica()
+  const last = lastOf(s, db1)
+  // This node holds db1's last commits; db2 lacks them but holds commits of another primary
+  // of the lineage: each has what the other lacks.
+  const other = "00000000-0000-4000-8000-0000000e1de7"
+  const mine = union(s.local.received, singleton(db1, last + 1, last + 3))
+  const theirs = union(s.local.received, singleton(other, 1, 2))
+  const lineage = new Set([db1, other])
+  const node = { ...s, local: { ...s.local, received: mine } }
+  assert.equal(catchUpFrom(withPeer(node, "db2", theirs), null, lineage), null)
+  // Once the holder has this node's commits too, it is a holder again.
+  assert.equal(
+    catchUpFrom(withPeer(node, "db2", union(theirs, mine)), null, lineage)?.holder,
+    "db2",
+  )
+})
+
 test("catch-up: of two holders, the more complete", () => {
   const { s, db1 } = replica()
   // Commits of an earlier primary (lineage), which neither holder wrote itself.

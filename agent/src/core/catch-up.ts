@@ -16,6 +16,11 @@
  * - only transactions of the primary lineage that the holder received from
  *   others: its own (an old primary's commits that no one acknowledged, or
  *   errant ones) stay out;
+ * - only from a holder that holds everything this node holds: one history,
+ *   the holder ahead on it. A node with commits the holder lacks (the last
+ *   ACTIVE primary's cut-off commits, which errantOf counts as lineage while
+ *   its successor never became ACTIVE) would otherwise end with two histories
+ *   merged, in an order no other node applied them in;
  * - only once this node's own relay log is applied, so that the repoint
  *   (which may discard the relay log) costs it nothing it held.
  */
@@ -64,7 +69,7 @@ export const catchUpFrom = (
     if (!v.mysqlUp || v.writable || v.errant || v.role === "DIVERGED" || v.serverUuid === null)
       continue
     const extra = subtract(v.received, mine)
-    if (isEmpty(restrictToUuids(extra, lineage))) continue
+    if (isEmpty(restrictToUuids(extra, lineage)) || !isSubset(mine, v.received)) continue
     // Auto-position sends everything the holder has that this node lacks: all of it must be
     // lineage, and none the holder's own.
     const uuids = [...uuidsOf(extra)]
