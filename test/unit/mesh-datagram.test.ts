@@ -281,6 +281,34 @@ test("two meshes naming their messages from the JSON too: the second copy is dro
   )
 })
 
+test("a mesh with a fast decoder: what it answers is delivered as it answered, what it leaves goes to the Schema", async () => {
+  // The fast decoder marks what it decoded; it answers for even sequence numbers only.
+  const fast = (json: unknown): Beat | undefined => {
+    const j = json as { from?: unknown; seq?: unknown }
+    return typeof j.seq === "number" && j.seq % 2 === 0 && typeof j.from === "string"
+      ? { _tag: "Beat", from: j.from, seq: j.seq, via: "fast" }
+      : undefined
+  }
+  await withMeshPair(Beat, { db1: {}, db2: { fastDecode: fast } }, (m1, m2) =>
+    Effect.gen(function* () {
+      yield* connected(m1, m2)
+      for (const seq of [1, 2, 3, 4])
+        yield* m1.send("db2", { _tag: "Beat", from: "db1", seq }).pipe(Effect.orDie)
+      yield* waitUntil(
+        "db2 to have the four",
+        Effect.map(Queue.size(m2.inboundQueue), (n) => n === 4),
+      )
+      const got = [yield* Queue.takeAll(m2.inboundQueue)].flat().map((m) => m.message)
+      assert.deepEqual(got.map((m) => `${m.seq} ${m.via ?? "schema"}`).sort(), [
+        "1 schema",
+        "2 fast",
+        "3 schema",
+        "4 fast",
+      ])
+    }),
+  )
+})
+
 const heartbeat = (from: string, leader: string | null) =>
   Schema.decodeUnknownSync(PeerMessage)({
     _tag: "Heartbeat",

@@ -177,6 +177,12 @@ export interface MeshOptions<A, I> {
    * `datagramId` names it once decoded.
    */
   readonly encodedDatagramId?: (json: object) => string | undefined
+  /**
+   * A faster decoder for the most frequent messages, tried before the Schema:
+   * the message, or undefined to leave the JSON to the Schema. Where it
+   * answers it must answer as the Schema would.
+   */
+  readonly fastDecode?: (json: unknown) => A | undefined
 }
 
 export interface Inbound<A> {
@@ -1132,7 +1138,8 @@ class Transport<A, I> {
     if (this.seenEncoded(from, json)) return
     let decoded: Result.Result<A, Schema.SchemaError>
     try {
-      decoded = this.decode(json)
+      const fast = this.options.fastDecode?.(json)
+      decoded = fast === undefined ? this.decode(json) : Result.succeed(fast)
     } catch (e) {
       // A Schema whose transformation throws: still only this message is lost.
       return this.drop(from, "schema", `decoding threw: ${errorText(e)}`)

@@ -13,6 +13,7 @@ import type { Config } from "../../../shared/config.ts"
 import type { ControlReply } from "../../../shared/control.ts"
 import { ClusterRecord, PeerMessage, type RecordMember } from "../../../shared/peer-messages.ts"
 import { formatVersion, speaksMemberList } from "../../../shared/protocol-version.ts"
+import { decodeRoundMessage } from "../../../shared/round-decode.ts"
 import { etcdOptionsFromConfig, makeEtcdClient, makePrimaryPublisher } from "../adapters/etcd.ts"
 import { HardStateFile } from "../adapters/hard-state-file.ts"
 import { HookRunner, hookSettingsFromConfig } from "../adapters/hook-runner.ts"
@@ -369,6 +370,8 @@ const meshLayer = Layer.unwrap(
       datagramId: copyName,
       // The same name from the JSON as received: a second copy is not decoded at all.
       encodedDatagramId: copyName,
+      // Heartbeats and acknowledgements without Schema's generic machinery (round-decode.ts).
+      fastDecode: decodeRoundMessage,
       deliver: (m) =>
         deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
       // A vote request or heartbeat older than the rpc timeout is useless.
