@@ -6,7 +6,7 @@ import assert from "node:assert/strict"
 import { describe, test } from "node:test"
 import { Result, Schema } from "effect"
 import fc from "fast-check"
-import { PeerMessage } from "../../shared/peer-messages.ts"
+import { Heartbeat, HeartbeatAck, Observation, PeerMessage } from "../../shared/peer-messages.ts"
 import { decodeRoundMessage } from "../../shared/round-decode.ts"
 
 const schemaDecode = Schema.decodeUnknownResult(PeerMessage)
@@ -233,6 +233,13 @@ describe("round-decode: the hand decoder of heartbeats and acknowledgements", ()
 
   test("any JSON at all: the Schema's answer or none", () => {
     fc.assert(fc.property(fc.jsonValue(), agrees), { numRuns: 2000 })
+  })
+
+  test("knows every field the Schema has: a field added there fails here until the decoder and these tests take it", () => {
+    const sorted = (keys: ReadonlyArray<string>) => [...keys].sort()
+    assert.deepEqual(sorted(Object.keys(Heartbeat.fields)), sorted(HEARTBEAT_KEYS))
+    assert.deepEqual(sorted(Object.keys(Observation.fields)), sorted(OBSERVATION_KEYS))
+    assert.deepEqual(sorted(Object.keys(HeartbeatAck.fields)), ["_tag", "from", "round", "term"])
   })
 
   test("leaves to the Schema a heartbeat with its record, and every other message", () => {
