@@ -11,7 +11,7 @@
  * answers, it gives what the Schema gives (unknown keys left out), as the
  * property tests in test/unit/round-decode.test.ts hold it to.
  */
-import type { HeartbeatMessage, PeerMessage } from "./peer-messages.ts"
+import { Health, type HeartbeatMessage, NodeRole, type PeerMessage } from "./peer-messages.ts"
 
 type Json = Record<string, unknown>
 
@@ -25,15 +25,8 @@ const isFiniteNumber = (v: unknown): v is number => Number.isFinite(v)
 const isStringOrNull = (v: unknown): v is string | null => v === null || typeof v === "string"
 const isBooleanOrNull = (v: unknown): v is boolean | null => v === null || typeof v === "boolean"
 
-const ROLES: ReadonlySet<unknown> = new Set([
-  "ACTIVE",
-  "STANDBY",
-  "FENCED",
-  "DIVERGED",
-  "FAIL",
-  "UNKNOWN",
-])
-const HEALTHS: ReadonlySet<unknown> = new Set(["OK", "INFO", "WARN", "CRITICAL", "FAIL"])
+const ROLES: ReadonlySet<unknown> = new Set(NodeRole.literals)
+const HEALTHS: ReadonlySet<unknown> = new Set(Health.literals)
 
 /** Thrown inside, to give up on the input (never escapes). */
 const DOUBT = Symbol("doubt")

@@ -29,6 +29,57 @@ const extra = fc.dictionary(
   },
 )
 
+const OBSERVATION_KEYS = [
+  "role",
+  "health",
+  "mysqlUp",
+  "serverUuid",
+  "writable",
+  "superReadOnly",
+  "executed",
+  "retrieved",
+  "source",
+  "ioRunning",
+  "sqlRunning",
+  "replicationError",
+  "backlog",
+  "lagSeconds",
+  "errant",
+  "eligible",
+  "quiet",
+  "writesBlocked",
+  "semiSyncFallback",
+] as const
+const HEARTBEAT_KEYS = [
+  "_tag",
+  "from",
+  "bootId",
+  "term",
+  "leader",
+  "round",
+  "active",
+  "observation",
+  "probedPrimary",
+  "primaryReachable",
+  "primaryFenced",
+  "heardFrom",
+  "standsOnOwnProbe",
+  "recordVersion",
+  "record",
+] as const
+/** Optional keys (Schema.optionalKey): the arbitraries leave them out at times. */
+const OPTIONAL: ReadonlySet<string> = new Set([
+  "lagSeconds",
+  "quiet",
+  "writesBlocked",
+  "semiSyncFallback",
+  "standsOnOwnProbe",
+  "recordVersion",
+  "record",
+])
+const required = <K extends string>(keys: ReadonlyArray<K>): Array<K> =>
+  keys.filter((k) => !OPTIONAL.has(k))
+
 const observation = fc.record(
   {
     role: fc.constantFrom("ACTIVE", "STANDBY", "FENCED", "DIVERGED", "FAIL", "UNKNOWN"),
@@ -52,23 +103,7 @@ const observation = fc.record(
     semiSyncFallback: text,
   },
   {
-    requiredKeys: [
-      "role",
-      "health",
-      "mysqlUp",
-      "serverUuid",
-      "writable",
-      "superReadOnly",
-      "executed",
-      "retrieved",
-      "source",
-      "ioRunning",
-      "sqlRunning",
-      "replicationError",
-      "backlog",
-      "errant",
-      "eligible",
-    ],
+    requiredKeys: required(OBSERVATION_KEYS),
   },
 )
 
@@ -95,20 +130,7 @@ const heartbeat = fc
         recordVersion: fc.record({ term: int, seq: int }),
       },
       {
-        requiredKeys: [
-          "_tag",
-          "from",
-          "bootId",
-          "term",
-          "leader",
-          "round",
-          "active",
-          "observation",
-          "probedPrimary",
-          "primaryReachable",
-          "primaryFenced",
-          "heardFrom",
-        ],
+        requiredKeys: required(HEARTBEAT_KEYS.filter((k) => k !== "record")),
       },
     ),
     extra,
@@ -119,44 +141,6 @@ const ack = fc
   .tuple(fc.record({ _tag: fc.constant("HeartbeatAck"), from: text, term: int, round: int }), extra)
   .map(([m, x]) => viaJson({ ...x, ...m }))
 
-const OBSERVATION_KEYS = [
-  "role",
-  "health",
-  "mysqlUp",
-  "serverUuid",
-  "writable",
-  "superReadOnly",
-  "executed",
-  "retrieved",
-  "source",
-  "ioRunning",
-  "sqlRunning",
-  "replicationError",
-  "backlog",
-  "lagSeconds",
-  "errant",
-  "eligible",
-  "quiet",
-  "writesBlocked",
-  "semiSyncFallback",
-]
-const HEARTBEAT_KEYS = [
-  "_tag",
-  "from",
-  "bootId",
-  "term",
-  "leader",
-  "round",
-  "active",
-  "observation",
-  "probedPrimary",
-  "primaryReachable",
-  "primaryFenced",
-  "heardFrom",
-  "standsOnOwnProbe",
-  "recordVersion",
-  "record",
-]
 /** Where a mutation may strike, every field: a path of keys (an index into heardFrom is 0). */
 const PATHS: ReadonlyArray<ReadonlyArray<string | number>> = [
   ...HEARTBEAT_KEYS.map((k) => [k]),
