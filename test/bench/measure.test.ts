@@ -6,6 +6,7 @@ import {
   cpuPercent,
   failoverTimes,
   heapAllocKiBPerSecond,
+  machineBusyTicks,
   parseAgentLog,
   parseTraceGc,
   quantile,
@@ -146,4 +147,10 @@ test("heap allocation from --trace-gc lines: in use before each collection minus
   )
   assert.equal(heapAllocKiBPerSecond(restarted, 0), undefined)
   assert.ok(heapAllocKiBPerSecond(restarted.slice(0, 2), 0) !== undefined)
+})
+
+test("machineBusyTicks: user, nice, system, irq, softirq and steal of /proc/stat's first line", () => {
+  const stat = "cpu  100 5 40 9000 70 3 2 1 0 0\ncpu0 50 2 20 4500 35 1 1 0 0 0\n"
+  assert.equal(machineBusyTicks(stat), 151)
+  assert.ok(Number.isNaN(machineBusyTicks("intr 1 2 3\n")))
 })

@@ -223,6 +223,18 @@ export const statTicks = (stat: string): number => {
   return Number(rest[11]) + Number(rest[12])
 }
 
+/**
+ * The machine's busy clock ticks, all cores, from the text of /proc/stat
+ * (its first line: user nice system idle iowait irq softirq steal ...):
+ * everything but idle and iowait.
+ */
+export const machineBusyTicks = (procStat: string): number => {
+  const fields = (procStat.split("\n")[0] ?? "").trim().split(/\s+/)
+  if (fields[0] !== "cpu") return Number.NaN
+  const [user, nice, system, , , irq, softirq, steal] = fields.slice(1, 9).map(Number)
+  return [user, nice, system, irq, softirq, steal].reduce<number>((a, b) => a + (b ?? 0), 0)
+}
+
 /** VmRSS in MiB from the text of /proc/PID/status. */
 export const rssMiB = (status: string): number => {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)

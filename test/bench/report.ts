@@ -42,6 +42,12 @@ export interface RunRecord {
   readonly agentCommand?: string
   /** At rest: new connections per second accepted by the primary's mysqld (its Connections counter). */
   readonly primaryConnectionsPerSecond?: number
+  /**
+   * At rest: CPU the machine spent through the window beyond the agents
+   * measured (their mysqlds, the kernel, anything else running), % of one
+   * core. A row with much more than its neighbours was not taken at rest.
+   */
+  readonly othersCpuPercent?: number
   readonly agents?: ReadonlyArray<{
     host: string
     cpuPercent: number
@@ -372,13 +378,13 @@ export const renderReport = (records: ReadonlyArray<RunRecord>): string => {
       "",
       "### At rest by agent commit (issue 12 targets: packaged binary ≤ 96 MB RSS and ≤ 0.8 % of one core, every agent; no new connection to the primary per replica per probe interval)",
       "",
-      "| agent | commit | at | load avg (1 min) | agents | RSS MiB: median | max | anon MiB: median | CPU %: median | max | heap allocated KiB/s: median | max | new connections/s to the primary's mysqld |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+      "| agent | commit | at | load avg (1 min) | agents | RSS MiB: median | max | anon MiB: median | CPU %: median | max | heap allocated KiB/s: median | max | new connections/s to the primary's mysqld | machine CPU % beyond the agents (one core = 100) |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     )
     for (const r of rest) {
       const agents = r.agents ?? []
       out.push(
-        `| ${NAMES[r.scenario] ?? r.scenario} | ${r.commit} | ${r.at.slice(0, 16)}Z | ${fmt(r.loadavg[0] ?? Number.NaN, 1)} | ${agents.length} | ${fmt(median(agents.map((a) => a.rssMiB)), 1)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.rssMiB)) : Number.NaN, 1)} | ${fmt(median(defined(agents.map((a) => a.anonMiB))), 1)} | ${fmt(median(agents.map((a) => a.cpuPercent)), 2)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.cpuPercent)) : Number.NaN, 2)} | ${allocCells(agents)} | ${r.primaryConnectionsPerSecond === undefined ? "not measured" : fmt(r.primaryConnectionsPerSecond, 2)} |`,
+        `| ${NAMES[r.scenario] ?? r.scenario} | ${r.commit} | ${r.at.slice(0, 16)}Z | ${fmt(r.loadavg[0] ?? Number.NaN, 1)} | ${agents.length} | ${fmt(median(agents.map((a) => a.rssMiB)), 1)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.rssMiB)) : Number.NaN, 1)} | ${fmt(median(defined(agents.map((a) => a.anonMiB))), 1)} | ${fmt(median(agents.map((a) => a.cpuPercent)), 2)} | ${fmt(agents.length ? Math.max(...agents.map((a) => a.cpuPercent)) : Number.NaN, 2)} | ${allocCells(agents)} | ${r.primaryConnectionsPerSecond === undefined ? "not measured" : fmt(r.primaryConnectionsPerSecond, 2)} | ${r.othersCpuPercent === undefined ? "not measured" : fmt(r.othersCpuPercent, 1)} |`,
       )
     }
     out.push(

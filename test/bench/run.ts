@@ -38,6 +38,7 @@ import {
   failoverTimes,
   heapAllocKiBPerSecond,
   type LogLine,
+  machineBusyTicks,
   parseAgentLog,
   parseTraceGc,
   reportsFailure,
@@ -400,6 +401,7 @@ const restRun = (hosts: number) => (run: number) => {
       await scrape()
       const collectionsBefore = collections()
       const t0 = Date.now()
+      const machineBefore = machineBusyTicks(readFileSync("/proc/stat", "utf8"))
       const before = agentCosts(c)
       // RSS every 10 s through the window: a steady climb and a sawtooth look alike at the ends.
       const series: number[][] = before.map((a) => [a.rssMiB])
@@ -408,6 +410,7 @@ const restRun = (hosts: number) => (run: number) => {
         agentCosts(c).forEach((a, i) => series[i]?.push(a.rssMiB))
       }
       const after = agentCosts(c)
+      const machineAfter = machineBusyTicks(readFileSync("/proc/stat", "utf8"))
       const ms = Date.now() - t0
       await scrape()
       const collectionsAfter = collections()
@@ -418,6 +421,16 @@ const restRun = (hosts: number) => (run: number) => {
         windowMs: ms,
         agentCommand: agentComm(c, "db1"),
         primaryConnectionsPerSecond: Number((newConnections / (ms / 1000)).toFixed(2)),
+        // What else ran through the window: a busy machine inflates every agent's CPU.
+        othersCpuPercent: Number(
+          (
+            cpuPercent(machineBefore, machineAfter, ms, hz) -
+            after.reduce(
+              (sum, a, i) => sum + cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz),
+              0,
+            )
+          ).toFixed(1),
+        ),
         agents: after.map((a, i) => ({
           host: a.host,
           cpuPercent: Number(cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),
