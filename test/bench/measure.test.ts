@@ -6,6 +6,7 @@ import {
   cpuPercent,
   failoverTimes,
   heapAllocKiBPerSecond,
+  loopDelayMs,
   machineBusyTicks,
   parseAgentLog,
   parseTraceGc,
@@ -153,4 +154,17 @@ test("machineBusyTicks: user, nice, system, irq, softirq and steal of /proc/stat
   const stat = "cpu  100 5 40 9000 70 3 2 1 0 0\ncpu0 50 2 20 4500 35 1 1 0 0 0\n"
   assert.equal(machineBusyTicks(stat), 151)
   assert.ok(Number.isNaN(machineBusyTicks("intr 1 2 3\n")))
+})
+
+test("the event-loop delay comes from the agent's /metrics page, in ms", () => {
+  const page = [
+    "# TYPE mha_event_loop_delay_seconds summary",
+    'mha_event_loop_delay_seconds{quantile="0.5"} 0.0011',
+    'mha_event_loop_delay_seconds{quantile="0.99"} 0.0123',
+    "mha_event_loop_delay_seconds_sum 1.5",
+    "mha_event_loop_delay_max_seconds 0.0456",
+  ].join("\n")
+  const d = loopDelayMs(page)
+  assert.ok(Math.abs(d.p99 - 12.3) < 1e-9 && Math.abs(d.max - 45.6) < 1e-9)
+  assert.ok(Number.isNaN(loopDelayMs("mha_up 1").p99), "a page without it gives NaN")
 })

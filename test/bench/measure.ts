@@ -235,6 +235,22 @@ export const machineBusyTicks = (procStat: string): number => {
   return [user, nice, system, irq, softirq, steal].reduce<number>((a, b) => a + (b ?? 0), 0)
 }
 
+/**
+ * The agent's event-loop delay since it started, in ms, from its /metrics
+ * page: the 0.99 quantile of `mha_event_loop_delay_seconds` and the max.
+ * NaN for a value the page lacks.
+ */
+export const loopDelayMs = (page: string): { p99: number; max: number } => {
+  const value = (re: RegExp) => {
+    const m = re.exec(page)
+    return m ? Number(m[1]) * 1000 : Number.NaN
+  }
+  return {
+    p99: value(/^mha_event_loop_delay_seconds\{quantile="0\.99"\} (\S+)$/m),
+    max: value(/^mha_event_loop_delay_max_seconds (\S+)$/m),
+  }
+}
+
 /** VmRSS in MiB from the text of /proc/PID/status. */
 export const rssMiB = (status: string): number => {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)

@@ -10,10 +10,13 @@
 // namespace and a second writer through it, for the failover scenarios (1, 2,
 // hung, 3, 8): their records then hold the downtime through HAProxy too; and for
 // "rest" (3 members, key rest-3-haproxy): what its checks cost the agents.
-// --rest-warmup S waits S seconds (default 10) before the rest window; another value
-// records under its own key (e.g. rest-7-bin-warm180: the steady state; warm840: after a quarter of an hour, where a slow growth of native memory shows).
+// --rest-warmup S waits S seconds (default 180: the steady state, key e.g. rest-7-bin-warm180)
+// before the rest window; a run that waits 70 s or more also records each agent's CPU
+// through the first minute after start (10 to 70 s), when V8 still compiles the agent's
+// code. --rest-warmup 10 gives the rows of before (keys without "-warm"); warm840: after
+// a quarter of an hour, where a slow growth of native memory shows.
 // Run every chunk under the lab lock: flock /tmp/mha-lab.lock npm run bench -- --only 3 --runs 5
-// --runs defaults to 5 for the scenarios and to 1 for "rest", "rest-3" and "rest-7" (one run of "rest" is 2 × 70 s of measuring).
+// --runs defaults to 5 for the scenarios and to 1 for "rest", "rest-3" and "rest-7" (one run of "rest" is 2 × 4 minutes).
 import { execSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
@@ -38,6 +41,7 @@ import {
   failoverTimes,
   heapAllocKiBPerSecond,
   type LogLine,
+  loopDelayMs,
   machineBusyTicks,
   parseAgentLog,
   parseTraceGc,
@@ -74,6 +78,11 @@ const PAUSE_MS = 3000
 const LOSS_PERCENT = 30
 const LOSS_MS = 60_000
 const REST_WINDOW_MS = 60_000
+/** Clock ticks per second of /proc's CPU times. */
+const clockTicks = (): number =>
+  Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
+/** The first minute after start, recorded beside a later window: 10 to 70 s after the lab is up. */
+const FIRST_MINUTE = { fromS: 10, toS: 70 } as const
 
 const { values } = parseArgs({
   options: {
@@ -86,10 +95,11 @@ const { values } = parseArgs({
     commit: { type: "string", default: "HEAD" },
     profile: { type: "string", default: "default" },
     haproxy: { type: "boolean", default: false },
-    // Seconds between the lab coming up and the rest window (10: the rows since issue 6).
-    // V8 still compiles hot code in the background for a minute or two and RSS climbs
-    // to a plateau: --rest-warmup 180 measures the steady state (its own rows).
-    "rest-warmup": { type: "string", default: "10" },
+    // Seconds between the lab coming up and the rest window. V8 still compiles hot
+    // code for a minute or two after start and RSS climbs to a plateau: 180 measures
+    // the steady state, what an agent costs for as long as it runs (issue 12), and
+    // the first minute is recorded beside it. 10 gives the rows of issues 6 to 12.
+    "rest-warmup": { type: "string", default: "180" },
     results: { type: "string", default: join(repo, "bench/results.json") },
     out: { type: "string", default: join(repo, "bench/results.md") },
   },
@@ -381,7 +391,22 @@ const restRun = (hosts: number) => (run: number) => {
       await c.lab.stopProcess("client", "writer")
       await c.lab.stopProcess("client", "sampler")
       if (values.haproxy) await startHaproxy(c.lab)
-      await sleep(REST_WARMUP_S * 1000)
+      const upAt = Date.now()
+      // The first minute after start, when the steady window comes later.
+      let firstMinute: ReadonlyArray<number> | undefined
+      if (REST_WARMUP_S >= FIRST_MINUTE.toS) {
+        await sleep(FIRST_MINUTE.fromS * 1000)
+        const from = agentCosts(c)
+        const fromAt = Date.now()
+        await sleep((FIRST_MINUTE.toS - FIRST_MINUTE.fromS) * 1000)
+        const to = agentCosts(c)
+        const ms = Date.now() - fromAt
+        const hz = clockTicks()
+        firstMinute = to.map((a, i) =>
+          Number(cpuPercent(from[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),
+        )
+      }
+      await sleep(Math.max(0, upAt + REST_WARMUP_S * 1000 - Date.now()))
       // New connections the primary's mysqld accepted through the window (its
       // Connections status counter; our own two readings are one of them).
       const primary = await c.waitForPrimary(10_000)
@@ -412,10 +437,17 @@ const restRun = (hosts: number) => (run: number) => {
       const after = agentCosts(c)
       const machineAfter = machineBusyTicks(readFileSync("/proc/stat", "utf8"))
       const ms = Date.now() - t0
-      await scrape()
+      const pagesAfter = await scrape()
+      // Each agent's event-loop delay since it started, startup included (its own histogram).
+      const loopDelays = pagesAfter.map((page) => {
+        const { p99, max } = loopDelayMs(page.body)
+        return Number.isFinite(p99) && Number.isFinite(max)
+          ? { loopDelayP99Ms: Number(p99.toFixed(2)), loopDelayMaxMs: Number(max.toFixed(2)) }
+          : {}
+      })
       const collectionsAfter = collections()
       const newConnections = (await connections()) - connectionsBefore - 1
-      const hz = Number(execSync("getconf CLK_TCK", { encoding: "utf8" }).trim()) || 100
+      const hz = clockTicks()
       return {
         ok: true,
         windowMs: ms,
@@ -434,6 +466,8 @@ const restRun = (hosts: number) => (run: number) => {
         agents: after.map((a, i) => ({
           host: a.host,
           cpuPercent: Number(cpuPercent(before[i]!.cpuTicks, a.cpuTicks, ms, hz).toFixed(3)),
+          ...(firstMinute === undefined ? {} : { firstMinuteCpuPercent: firstMinute[i] }),
+          ...loopDelays[i],
           rssMiB: Number(a.rssMiB.toFixed(1)),
           rssStartMiB: Number(before[i]!.rssMiB.toFixed(1)),
           anonMiB: Number(a.anonMiB.toFixed(1)),
