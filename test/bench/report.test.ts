@@ -42,7 +42,10 @@ test("issue 12: met only when every agent of every steady-state run of a commit 
   const row = (commit: string) => rows.find((r) => r.includes(`| ${commit} |`)) ?? ""
   assert.match(row("aaa (packaged)"), /\*\*met\*\*/)
   assert.match(row("aaa (packaged)"), /2 runs, 3 agents/)
-  assert.match(row("aaa (packaged)"), /first minute after start \(median \/ max\): 0\.70 \/ 0\.90 %/)
+  assert.match(
+    row("aaa (packaged)"),
+    /first minute after start \(median \/ max\): 0\.70 \/ 0\.90 %/,
+  )
   const delay = rows.find((r) => r.includes("event-loop delay") && r.includes("| aaa")) ?? ""
   assert.match(delay, /max 6\.5 ms \(longest single delay 13\.0 ms\).*\*\*met\*\*/)
   assert.ok(

@@ -6,7 +6,14 @@ import assert from "node:assert/strict"
 import { describe, test } from "node:test"
 import { Result, Schema } from "effect"
 import fc from "fast-check"
-import { Heartbeat, HeartbeatAck, Observation, PeerMessage } from "../../shared/peer-messages.ts"
+import {
+  Health,
+  Heartbeat,
+  HeartbeatAck,
+  NodeRole,
+  Observation,
+  PeerMessage,
+} from "../../shared/peer-messages.ts"
 import { decodeRoundMessage } from "../../shared/round-decode.ts"
 
 const schemaDecode = Schema.decodeUnknownResult(PeerMessage)
@@ -82,8 +89,8 @@ const required = <K extends string>(keys: ReadonlyArray<K>): Array<K> =>
 
 const observation = fc.record(
   {
-    role: fc.constantFrom("ACTIVE", "STANDBY", "FENCED", "DIVERGED", "FAIL", "UNKNOWN"),
-    health: fc.constantFrom("OK", "INFO", "WARN", "CRITICAL", "FAIL"),
+    role: fc.constantFrom(...NodeRole.literals),
+    health: fc.constantFrom(...Health.literals),
     mysqlUp: fc.boolean(),
     serverUuid: orNull(fc.uuid()),
     writable: fc.boolean(),
