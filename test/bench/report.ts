@@ -480,10 +480,6 @@ const selfFenced = (r: RunRecord): boolean =>
 /** orchestrator's medians on our lab (design/peers.md), ms. */
 const ORCHESTRATOR_MS: Readonly<Record<string, number>> = { "2": 1590, "3": 8350, "8": 930 }
 
-/**
- * Issue 13's downtime goals, judged per agent commit (a median over runs of
- * different code says nothing), with the ratio to orchestrator's median.
- */
 /** The agents' CPU through the first minute after start, "median / max", or "not measured". */
 const firstMinuteCell = (
   agents: ReadonlyArray<{ firstMinuteCpuPercent?: number }>,
@@ -512,14 +508,15 @@ export const issue12Targets = (records: ReadonlyArray<RunRecord>): string[] => {
     const key = `rest-${hosts}-bin-warm180`
     const rs = records.filter((r) => r.scenario === key)
     for (const c of [...new Set(rs.map((r) => r.commit))]) {
-      const agents = rs.filter((r) => r.commit === c).flatMap((r) => r.agents ?? [])
+      const ofCommit = rs.filter((r) => r.commit === c)
+      const agents = ofCommit.flatMap((r) => r.agents ?? [])
       if (agents.length === 0) continue
       const cpu = agents.map((a) => a.cpuPercent)
       const rssMB = agents.map((a) => a.rssMiB * MIB_IN_MB)
       const met = Math.max(...cpu) <= ISSUE_12.cpuPercent && Math.max(...rssMB) <= ISSUE_12.rssMB
       const delays = defined(agents.map((a) => a.loopDelayP99Ms))
       rows.push(
-        `| packaged agent at rest, ${hosts} members, steady state: every agent ≤ ${ISSUE_12.cpuPercent} % of one core and ≤ ${ISSUE_12.rssMB} MB RSS | ${c} | CPU median ${fmt(median(cpu), 2)} %, max ${fmt(Math.max(...cpu), 2)} %; RSS max ${fmt(Math.max(...rssMB), 1)} MB; first minute after start (median / max): ${firstMinuteCell(agents, " %")} | ${runs(rs.filter((r) => r.commit === c).length)}, ${agents.length} agents | ${status(met)} |`,
+        `| packaged agent at rest, ${hosts} members, steady state: every agent ≤ ${ISSUE_12.cpuPercent} % of one core and ≤ ${ISSUE_12.rssMB} MB RSS | ${c} | CPU median ${fmt(median(cpu), 2)} %, max ${fmt(Math.max(...cpu), 2)} %; RSS max ${fmt(Math.max(...rssMB), 1)} MB; first minute after start (median / max): ${firstMinuteCell(agents, " %")} | ${runs(ofCommit.length)}, ${agents.length} agents | ${status(met)} |`,
       )
       if (delays.length > 0)
         rows.push(
@@ -538,6 +535,10 @@ export const issue12Targets = (records: ReadonlyArray<RunRecord>): string[] => {
   ]
 }
 
+/**
+ * Issue 13's downtime goals, judged per agent commit (a median over runs of
+ * different code says nothing), with the ratio to orchestrator's median.
+ */
 const issue13Targets = (records: ReadonlyArray<RunRecord>): string[] => {
   const goals: ReadonlyArray<{
     readonly key: string
