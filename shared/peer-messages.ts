@@ -191,6 +191,15 @@ export const Heartbeat = Schema.TaggedStruct("Heartbeat", {
    * agents): the sender gets the record in every heartbeat, as before.
    */
   recordVersion: Schema.optionalKey(Schema.Struct({ term: Term, seq: Schema.Int })),
+  /**
+   * An acknowledgement riding on this heartbeat (protocol 1.5): the sender
+   * acknowledges round `round` of `term`, as a HeartbeatAck would. A follower
+   * sends one heartbeat to its leader instead of an acknowledgement and a
+   * heartbeat when both leave in one step (core/heartbeat.ts). Absent: no
+   * acknowledgement. Never sent to an older peer, which would not count it
+   * (daemon/peer-datagrams.ts splits it in two there).
+   */
+  ack: Schema.optionalKey(Schema.Struct({ term: Term, round: Schema.Int })),
 })
 
 export const HeartbeatAck = Schema.TaggedStruct("HeartbeatAck", {

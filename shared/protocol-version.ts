@@ -38,8 +38,15 @@ export interface ProtocolVersion {
  * that may lack it (one that reported an older version, none, or was not
  * heard lately), so a peer that sends no `recordVersion` (1.3 and older,
  * whose 1.0 and 1.1 decoders require the record) still gets it every time.
+ * 1.5: the heartbeat's `ack`, an acknowledgement riding on a follower's
+ * heartbeat to its leader; a peer older than 1.5 would ignore it, so it gets
+ * the acknowledgement as a message of its own (daemon/peer-datagrams.ts).
  */
-export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 4 }
+export const MESH_PROTOCOL: ProtocolVersion = { major: 1, minor: 5 }
+
+/** Does a peer speaking `v` count an acknowledgement riding on a heartbeat (protocol 1.5)? */
+export const takesAckInHeartbeat = (v: ProtocolVersion): boolean =>
+  v.major > 1 || (v.major === 1 && v.minor >= 5)
 
 /** Does a peer speaking `v` count the cluster record's member list (protocol 1.3)? */
 export const speaksMemberList = (v: ProtocolVersion): boolean =>

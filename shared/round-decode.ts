@@ -108,6 +108,10 @@ const heartbeatOf = (m: Json): HeartbeatMessage => {
       ? { term: check(v.term, isInt), seq: check(v.seq, isInt) }
       : doubt()
   }
+  if (Object.hasOwn(m, "ack")) {
+    const a = m.ack
+    out.ack = isObject(a) ? { term: check(a.term, isInt), round: check(a.round, isInt) } : doubt()
+  }
   return out as HeartbeatMessage
 }
 

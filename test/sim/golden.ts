@@ -66,7 +66,7 @@ const rec = (r: ClusterRecord): string =>
 export const renderMessage = (m: PeerMessage): string => {
   switch (m._tag) {
     case "Heartbeat":
-      return `Heartbeat term=${m.term} leader=${m.leader ?? "none"}`
+      return `Heartbeat term=${m.term} leader=${m.leader ?? "none"}${m.ack === undefined ? "" : ` ack=${m.ack.term}`}`
     case "HeartbeatAck":
       return `HeartbeatAck term=${m.term}`
     case "PreVoteRequest":

@@ -4,6 +4,8 @@
 // follows a live leader its own timer waits a quarter interval more, so the
 // leader's next heartbeat, a little late, still starts them. A member's own
 // round and probe go in one step (roundWithProbe): the leader's keep one phase.
+// In that step the acknowledgement rides on the heartbeat to the leader
+// (acksRideHeartbeats, protocol 1.5); otherwise it goes alone.
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { buildHeartbeat } from "../../agent/src/core/heartbeat.ts"
@@ -12,8 +14,19 @@ import { CoreNode, settledCluster } from "../support/core-node.ts"
 
 const roundTo = (out: ReadonlyArray<Output>) =>
   out.flatMap((o) => (o._tag === "Send" && o.message._tag === "Heartbeat" ? [o.to] : [])).sort()
-const acked = (out: ReadonlyArray<Output>) =>
+/** How db2's acknowledgement of db1's heartbeat left: alone, riding on its own heartbeat, or not. */
+const acked = (out: ReadonlyArray<Output>): "alone" | "riding" | "no" =>
   out.some((o) => o._tag === "Send" && o.message._tag === "HeartbeatAck" && o.to === "db1")
+    ? "alone"
+    : out.some(
+          (o) =>
+            o._tag === "Send" &&
+            o.message._tag === "Heartbeat" &&
+            o.message.ack !== undefined &&
+            o.to === "db1",
+        )
+      ? "riding"
+      : "no"
 const probed = (out: ReadonlyArray<Output>) => out.some((o) => o._tag === "ProbeLocal")
 
 /** db2 following db1, its own round and probe due in `dueInMs`, hearing db1's heartbeat now. */
@@ -33,7 +46,7 @@ const hearLeader = (dueInMs: number) => {
 
 test("a round and a probe due within half an interval go with the leader's heartbeat", () => {
   const { node, t, at } = hearLeader(200)
-  assert.ok(acked(node.out))
+  assert.equal(acked(node.out), "riding")
   assert.deepEqual(roundTo(node.out), ["db1", "db3"])
   assert.ok(probed(node.out))
   // The next ones wait a quarter interval more for the leader's next heartbeat.
@@ -43,7 +56,7 @@ test("a round and a probe due within half an interval go with the leader's heart
 
 test("a round due later than half an interval keeps its own time", () => {
   const { node, at } = hearLeader(300)
-  assert.ok(acked(node.out))
+  assert.equal(acked(node.out), "alone")
   assert.deepEqual(roundTo(node.out), [])
   assert.ok(!probed(node.out))
   assert.equal(node.s.nextHeartbeatAt, at + 300)

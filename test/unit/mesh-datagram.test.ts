@@ -9,7 +9,7 @@ import { test } from "node:test"
 import { Effect, Queue, Schema } from "effect"
 import type { MeshService } from "../../agent/src/adapters/mesh.ts"
 import { DatagramKeys } from "../../agent/src/adapters/mesh-datagram.ts"
-import { copyName, datagramCopy } from "../../agent/src/daemon/peer-datagrams.ts"
+import { copyName, datagramCopy, forPeerVersion } from "../../agent/src/daemon/peer-datagrams.ts"
 import { PeerMessage } from "../../shared/peer-messages.ts"
 import type { ProtocolVersion } from "../../shared/protocol-version.ts"
 import { bothConnected, type MeshExtra, waitUntil, withMeshPair } from "../support/mesh-pair.ts"
@@ -366,4 +366,59 @@ test("the agent's datagrams: a leader's heartbeats and acknowledgements have a c
   assert.equal(datagramCopy(ack), ack)
   assert.equal(datagramCopy(heartbeat("db2", "db1")), undefined)
   assert.notEqual(datagramCopy(heartbeat("db2", null)), undefined)
+  // A follower's heartbeat carrying its acknowledgement (protocol 1.5): the lease lives on it.
+  const riding = withAck(heartbeat("db2", "db1"))
+  const copy = datagramCopy(riding)
+  assert.ok(copy?._tag === "Heartbeat" && copy.record === undefined)
+  assert.deepEqual(copy.ack, { term: 3, round: 7 })
+  assert.equal(copyName(copy), copyName(lean(riding)), "named as its lean TLS copy")
+})
+
+const withAck = (m: PeerMessage): PeerMessage =>
+  m._tag === "Heartbeat" ? { ...m, ack: { term: m.term, round: m.round } } : m
+const lean = (m: PeerMessage): PeerMessage => {
+  if (m._tag !== "Heartbeat") return m
+  const { record: _, ...rest } = m
+  return rest
+}
+
+test("an acknowledgement riding on a heartbeat is split in two for a peer older than 1.5 or not yet connected, the acknowledgement first", () => {
+  const riding = lean(withAck(heartbeat("db2", "db1")))
+  for (const version of [{ major: 1, minor: 4 }, { major: 1, minor: 0 }, undefined]) {
+    const split = forPeerVersion(riding, version)
+    assert.deepEqual(
+      split,
+      [{ _tag: "HeartbeatAck", from: "db2", term: 3, round: 7 }, lean(heartbeat("db2", "db1"))],
+      `for ${JSON.stringify(version)}`,
+    )
+  }
+  assert.equal(forPeerVersion(riding, { major: 1, minor: 5 }), undefined, "1.5 takes it whole")
+  assert.equal(forPeerVersion(riding, { major: 2, minor: 0 }), undefined)
+  assert.equal(forPeerVersion(heartbeat("db2", "db1"), undefined), undefined, "no ack: as it is")
+})
+
+test("two meshes: a heartbeat carrying an acknowledgement reaches a 1.5 peer whole and a 1.4 peer as the two messages", async () => {
+  const riding = lean(withAck(heartbeat("db1", "db2")))
+  for (const [minor, expected] of [
+    [5, [riding]],
+    [4, forPeerVersion(riding, { major: 1, minor: 4 })],
+  ] as const) {
+    // The agent's own messages (their encoded form only differs in defaults the record has).
+    await withMeshPair(
+      PeerMessage as unknown as Schema.Codec<PeerMessage, PeerMessage>,
+      { db1: { forPeerVersion }, db2: { protocol: { major: 1, minor } } },
+      (m1, m2) =>
+        Effect.gen(function* () {
+          yield* waitUntil("db1 and db2 connected", bothConnected(m1, m2))
+          yield* m1.send("db2", riding).pipe(Effect.orDie)
+          yield* waitUntil(
+            `db2 (1.${minor}) to have ${expected?.length} messages`,
+            Effect.map(Queue.size(m2.inboundQueue), (n) => n === expected?.length),
+          )
+          yield* Effect.sleep(100)
+          const got = [yield* Queue.takeAll(m2.inboundQueue)].flat().map((m) => m.message)
+          assert.deepEqual(got, expected, `to a 1.${minor} peer`)
+        }),
+    )
+  }
 })

@@ -73,6 +73,7 @@ const HEARTBEAT_KEYS = [
   "standsOnOwnProbe",
   "recordVersion",
   "record",
+  "ack",
 ] as const
 /** Optional keys (Schema.optionalKey): the arbitraries leave them out at times. */
 const OPTIONAL: ReadonlySet<string> = new Set([
@@ -83,6 +84,7 @@ const OPTIONAL: ReadonlySet<string> = new Set([
   "standsOnOwnProbe",
   "recordVersion",
   "record",
+  "ack",
 ])
 const required = <K extends string>(keys: ReadonlyArray<K>): Array<K> =>
   keys.filter((k) => !OPTIONAL.has(k))
@@ -135,6 +137,7 @@ const heartbeat = fc
         ),
         standsOnOwnProbe: fc.boolean(),
         recordVersion: fc.record({ term: int, seq: int }),
+        ack: fc.record({ term: int, round: int }),
       },
       {
         requiredKeys: required(HEARTBEAT_KEYS.filter((k) => k !== "record")),
@@ -157,6 +160,8 @@ const PATHS: ReadonlyArray<ReadonlyArray<string | number>> = [
   ["heardFrom", 0, "agoMs"],
   ["recordVersion", "term"],
   ["recordVersion", "seq"],
+  ["ack", "term"],
+  ["ack", "round"],
 ]
 
 /** A copy of `json` with the value at `path` replaced, or deleted when `value` is undefined. */

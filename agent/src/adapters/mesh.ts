@@ -183,6 +183,15 @@ export interface MeshOptions<A, I> {
    * answers it must answer as the Schema would.
    */
   readonly fastDecode?: (json: unknown) => A | undefined
+  /**
+   * What a peer speaking `version` (undefined while not connected) gets in
+   * place of a message it could not take, undefined for the message itself:
+   * a newer message in the words of an older protocol.
+   */
+  readonly forPeerVersion?: (
+    message: A,
+    version: ProtocolVersion | undefined,
+  ) => ReadonlyArray<A> | undefined
 }
 
 export interface Inbound<A> {
@@ -1439,10 +1448,13 @@ export const makeMesh = <A, I>(
           detail: `${peer} is not a peer of ${options.self}`,
         })
       }
-      const frame = frameOf(message, peer)
-      if (frame instanceof MeshSendError) return frame
-      transport.enqueue(p, frame)
-      transport.sendDatagram(p, lastPayload)
+      const older = options.forPeerVersion?.(message, p.conn?.protocol)
+      for (const m of older ?? [message]) {
+        const frame = frameOf(m, peer)
+        if (frame instanceof MeshSendError) return frame
+        transport.enqueue(p, frame)
+        transport.sendDatagram(p, lastPayload)
+      }
       transport.sent()
       return undefined
     }

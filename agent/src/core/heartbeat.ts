@@ -218,3 +218,65 @@ export const onHeartbeatAck = (
   if (switchoverOf(s)?.phase === "transferring") return s
   return asLeader(s, (r) => ({ lease: roundAcked(r.lease, s.config, round, from) }))
 }
+
+/**
+ * A follower's acknowledgement rides on its own heartbeat to the leader when
+ * both leave in one step (protocol 1.5, issue 12). At rest they always do:
+ * the leader's heartbeat starts the follower's round (followLeaderPhase), so
+ * the leader took two messages from every follower each round, and their
+ * handling was most of what made it the busiest agent. Now it takes one.
+ *
+ * Only when nothing lies between the two that could change what the leader
+ * sees first: no other message to the same peer (the per-peer order of the
+ * TLS stream is kept) and no hard-state write (durability.ts holds messages
+ * behind one; moving the acknowledgement later never lets it leave earlier,
+ * but this keeps that reasoning where it was). Otherwise the acknowledgement
+ * goes alone, as before. The receiver steps the acknowledgement first, then
+ * the heartbeat, as it would the two messages (core/reducer.ts).
+ */
+export const acksRideHeartbeats = (out: Outputs): Outputs => {
+  /** Index of an acknowledgement that may still ride, by recipient. */
+  let waiting: Map<string, number> | undefined
+  let riding: Map<number, number> | undefined
+  for (let i = 0; i < out.length; i++) {
+    const o = out[i] as Outputs[number]
+    if (o._tag === "PersistHardState") {
+      waiting?.clear()
+      continue
+    }
+    if (o._tag !== "Send") continue
+    const ack = waiting?.get(o.to)
+    if (o.message._tag === "Heartbeat" && ack !== undefined && o.message.ack === undefined) {
+      riding ??= new Map()
+      riding.set(i, ack)
+      waiting?.delete(o.to)
+      continue
+    }
+    waiting?.delete(o.to)
+    if (o.message._tag === "HeartbeatAck") {
+      waiting ??= new Map()
+      waiting.set(o.to, i)
+    }
+  }
+  if (riding === undefined) return out
+  const carried = new Set(riding.values())
+  const merged: Outputs = []
+  for (let i = 0; i < out.length; i++) {
+    if (carried.has(i)) continue
+    const o = out[i] as Outputs[number]
+    const at = riding.get(i)
+    const ack = at === undefined ? undefined : out[at]
+    if (
+      o._tag === "Send" &&
+      o.message._tag === "Heartbeat" &&
+      ack?._tag === "Send" &&
+      ack.message._tag === "HeartbeatAck"
+    )
+      merged.push({
+        ...o,
+        message: { ...o.message, ack: { term: ack.message.term, round: ack.message.round } },
+      })
+    else merged.push(o)
+  }
+  return merged
+}

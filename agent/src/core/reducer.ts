@@ -38,6 +38,7 @@ import {
   routeReplies,
 } from "./forwarding.ts"
 import {
+  acksRideHeartbeats,
   heartbeatTimer,
   leaderPhaseSlack,
   onHeartbeat,
@@ -244,7 +245,7 @@ export const step = (state: AgentState, input: Input): StepResult => {
   s = syncMembers(s)
   s = afterInput(s, out, random)
   s = routeReplies(s, out)
-  const [readied, leaving] = ready(s, out)
+  const [readied, leaving] = ready(s, acksRideHeartbeats(out))
   return { state: readied, outputs: leaving }
 }
 
@@ -298,7 +299,12 @@ const onStart = (
 const onPeerMessage = (s: AgentState, out: Outputs, m: PeerMessage): AgentState => {
   switch (m._tag) {
     case "Heartbeat":
-      return onHeartbeat(s, out, m)
+      // An acknowledgement riding on it (acksRideHeartbeats) first, as the two messages came.
+      return onHeartbeat(
+        m.ack === undefined ? s : onHeartbeatAck(s, out, m.from, m.ack.term, m.ack.round),
+        out,
+        m,
+      )
     case "HeartbeatAck":
       return onHeartbeatAck(s, out, m.from, m.term, m.round)
     case "PreVoteRequest":

@@ -60,7 +60,7 @@ import { serveHttp } from "./http.ts"
 import { effectLoggerLayer, makeLogger, underJournald } from "./log.ts"
 import { noteLoopDelay, notePublished } from "./metrics.ts"
 import { checkMysqlTlsAtStart } from "./mysql-tls.ts"
-import { copyName, datagramCopy } from "./peer-datagrams.ts"
+import { copyName, datagramCopy, forPeerVersion } from "./peer-datagrams.ts"
 import { supervise } from "./supervision.ts"
 
 const DEFAULT_CONFIG = "/etc/mha-agent/config.yaml"
@@ -372,6 +372,8 @@ const meshLayer = Layer.unwrap(
       encodedDatagramId: copyName,
       // Heartbeats and acknowledgements without Schema's generic machinery (round-decode.ts).
       fastDecode: decodeRoundMessage,
+      // An acknowledgement riding on a heartbeat goes apart to a peer older than protocol 1.5.
+      forPeerVersion,
       deliver: (m) =>
         deliver((now) => ({ _tag: "PeerReceived", now, from: m.from, message: m.message })),
       // A vote request or heartbeat older than the rpc timeout is useless.
