@@ -19,7 +19,7 @@ import { test } from "node:test"
 import { ensurePreviousRelease } from "../support/prev-release.ts"
 import { agentCommand } from "./agents.ts"
 import { type LabCluster, runScenario } from "./cluster.ts"
-import { waitFor } from "./exec.ts"
+import { sleep, waitFor } from "./exec.ts"
 
 type Version = "previous" | "current"
 
@@ -63,6 +63,14 @@ test("rolling upgrade from the previous release and back, with a failover in the
       note("db3 upgraded")
       await setVersion(c, versions, "db2", "current", first)
       note("db2 upgraded")
+      // The previous release leads agents of this one only. Theirs ride their acknowledgements
+      // on heartbeats (protocol 1.5) only to a peer that takes them: the previous release gets
+      // them apart, and its lease holds for two lease lengths (4 s each), with writes going on.
+      const held = Date.now()
+      await sleep(8_000)
+      assert.equal(await c.primary(), "db1", "the previous release's primary kept its lease")
+      assert.ok(c.writesAfter(held + 4_000) > 5, "writes went on")
+      note("db1 (dfc83b6) kept its lease for 8 s, followed by current agents only")
       await switchover(c, first, "db2")
       note("switchover db1 -> db2 (planned handover 1)")
       await setVersion(c, versions, "db1", "current", "db2")
