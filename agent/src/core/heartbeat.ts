@@ -12,7 +12,7 @@ import { type Outputs, peersOf, persist, send } from "./outputs.ts"
 import { asLeader, isActivePrimary, leaderOf, switchoverOf, withLeader } from "./roles.ts"
 import { observation } from "./status.ts"
 import { adoptTerm, stepDown } from "./term.ts"
-import type { AgentState } from "./types.ts"
+import type { AgentState, Output } from "./types.ts"
 
 /**
  * This round's heartbeat, with our cluster record (`withRecord`, for a peer
@@ -235,48 +235,28 @@ export const onHeartbeatAck = (
  * the heartbeat, as it would the two messages (core/reducer.ts).
  */
 export const acksRideHeartbeats = (out: Outputs): Outputs => {
-  /** Index of an acknowledgement that may still ride, by recipient. */
-  let waiting: Map<string, number> | undefined
-  let riding: Map<number, number> | undefined
-  for (let i = 0; i < out.length; i++) {
-    const o = out[i] as Outputs[number]
-    if (o._tag === "PersistHardState") {
-      waiting?.clear()
-      continue
+  // Most steps send no acknowledgement: nothing to build for them.
+  if (!out.some((o) => o._tag === "Send" && o.message._tag === "HeartbeatAck")) return out
+  /** An acknowledgement that may still ride, by recipient: its index and what it says. */
+  const waiting = new Map<
+    string,
+    { readonly at: number; readonly term: number; readonly round: number }
+  >()
+  /** The heartbeats that carry one, by index, and the indices of the acknowledgements they carry. */
+  const carrying = new Map<number, Output>()
+  const carried = new Set<number>()
+  out.forEach((o, i) => {
+    if (o._tag === "PersistHardState") waiting.clear()
+    if (o._tag !== "Send") return
+    const ack = waiting.get(o.to)
+    waiting.delete(o.to)
+    const m = o.message
+    if (m._tag === "HeartbeatAck") waiting.set(o.to, { at: i, term: m.term, round: m.round })
+    else if (m._tag === "Heartbeat" && ack !== undefined && m.ack === undefined) {
+      carrying.set(i, { ...o, message: { ...m, ack: { term: ack.term, round: ack.round } } })
+      carried.add(ack.at)
     }
-    if (o._tag !== "Send") continue
-    const ack = waiting?.get(o.to)
-    if (o.message._tag === "Heartbeat" && ack !== undefined && o.message.ack === undefined) {
-      riding ??= new Map()
-      riding.set(i, ack)
-      waiting?.delete(o.to)
-      continue
-    }
-    waiting?.delete(o.to)
-    if (o.message._tag === "HeartbeatAck") {
-      waiting ??= new Map()
-      waiting.set(o.to, i)
-    }
-  }
-  if (riding === undefined) return out
-  const carried = new Set(riding.values())
-  const merged: Outputs = []
-  for (let i = 0; i < out.length; i++) {
-    if (carried.has(i)) continue
-    const o = out[i] as Outputs[number]
-    const at = riding.get(i)
-    const ack = at === undefined ? undefined : out[at]
-    if (
-      o._tag === "Send" &&
-      o.message._tag === "Heartbeat" &&
-      ack?._tag === "Send" &&
-      ack.message._tag === "HeartbeatAck"
-    )
-      merged.push({
-        ...o,
-        message: { ...o.message, ack: { term: ack.message.term, round: ack.message.round } },
-      })
-    else merged.push(o)
-  }
-  return merged
+  })
+  if (carried.size === 0) return out
+  return out.flatMap((o, i) => (carried.has(i) ? [] : [carrying.get(i) ?? o]))
 }
